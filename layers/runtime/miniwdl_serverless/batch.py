@@ -1,0 +1,178 @@
+"""AWS Batch adapter: shared job definitions, deterministic job names, submit/find/terminate."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+TAG_RUN = "miniwdl-serverless:run"
+TAG_JOB = "miniwdl-serverless:job"
+TAG_ATTEMPT = "miniwdl-serverless:attempt"
+NAME_LIMIT = 128
+DEFAULT_IMAGE = "ubuntu:22.04"
+MIN_MEMORY_MIB = 991  # miniwdl-aws's floor, after its -33 MiB Batch overhead delta
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a task asks for, in Batch's units."""
+
+    vcpus: int = 1
+    memory_mib: int = MIN_MEMORY_MIB
+    gpus: int = 0
+
+    def requirements(self) -> list[dict[str, str]]:
+        found = [
+            {"type": "VCPU", "value": str(self.vcpus)},
+            {"type": "MEMORY", "value": str(self.memory_mib)},
+        ]
+        if self.gpus:
+            found.append({"type": "GPU", "value": str(self.gpus)})
+        return found
+
+
+def resources_for(runtime: dict[str, Any], raw_runtime: dict[str, Any], memory_delta_mib: int = -33, gpu_value: int = 1) -> Resources:
+    """miniwdl runtime values (cpu, memory_reservation, gpu, acceleratorType) → Batch resources."""
+    vcpus = max(1, int(runtime.get("cpu") or 1))
+    reservation = int(runtime.get("memory_reservation") or 0)
+    memory = max(math.ceil(reservation / 2**20) + memory_delta_mib, MIN_MEMORY_MIB) if reservation else MIN_MEMORY_MIB
+    gpus = 0
+    accelerator = str(raw_runtime.get("acceleratorType") or "")
+    if runtime.get("gpu") or accelerator.lower().startswith("nvidia"):
+        gpus = int(raw_runtime.get("acceleratorCount") or raw_runtime.get("gpuCount") or gpu_value)
+    return Resources(vcpus=vcpus, memory_mib=memory, gpus=gpus)
+
+
+def job_name(run_id: str, job_id: str, attempt: int) -> str:
+    """Deterministic Batch job name within the 128-character limit ([A-Za-z0-9_-])."""
+    raw = f"{run_id}-{job_id}-try{attempt + 1}"
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", raw)
+    if len(name) <= NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:12]
+    return f"{name[: NAME_LIMIT - 13]}-{digest}"
+
+
+def job_definition_name(prefix: str, image: str, resources: Resources) -> str:
+    """One definition per image (and GPU shape): registered once, reused by every task."""
+    shape = f"gpu{resources.gpus}" if resources.gpus else "cpu"
+    slug = re.sub(r"[^A-Za-z0-9_-]", "_", image)[:60]
+    digest = hashlib.sha256(f"{image}|{shape}".encode()).hexdigest()[:10]
+    return f"{prefix}-{slug}-{shape}-{digest}"[:NAME_LIMIT]
+
+
+@dataclass
+class EfsVolume:
+    """The EFS file system as the task jobs mount it (same path as in the Lambdas)."""
+
+    mount_path: str
+    file_system_id: str | None = None
+    access_point_id: str | None = None
+
+    def volume(self) -> dict[str, Any]:
+        if not self.file_system_id:  # local mode / no EFS: a host path
+            return {"name": "efs", "host": {"sourcePath": self.mount_path}}
+        config: dict[str, Any] = {"fileSystemId": self.file_system_id, "transitEncryption": "ENABLED"}
+        if self.access_point_id:
+            config["authorizationConfig"] = {"accessPointId": self.access_point_id, "iam": "ENABLED"}
+        return {"name": "efs", "efsVolumeConfiguration": config}
+
+
+@dataclass
+class BatchAdapter:
+    client: Any
+    efs: EfsVolume
+    definition_prefix: str = "miniwdl-serverless"
+    job_role_arn: str | None = None
+    _definitions: dict[str, str] = field(default_factory=dict)
+
+    def job_definition(self, image: str, resources: Resources) -> str:
+        """ARN of the shared definition for this image, registering it the first time."""
+        name = job_definition_name(self.definition_prefix, image, resources)
+        if name in self._definitions:
+            return self._definitions[name]
+        found = self.client.describe_job_definitions(jobDefinitionName=name, status="ACTIVE").get("jobDefinitions", [])
+        if found:
+            arn = max(found, key=lambda d: d["revision"])["jobDefinitionArn"]
+        else:
+            properties: dict[str, Any] = {
+                "image": image,
+                "command": ["/bin/bash", "-c", "echo no command given; exit 1"],
+                "resourceRequirements": Resources(gpus=resources.gpus).requirements(),
+                "volumes": [self.efs.volume()],
+                "mountPoints": [{"sourceVolume": "efs", "containerPath": self.efs.mount_path, "readOnly": False}],
+            }
+            if self.job_role_arn:
+                properties["jobRoleArn"] = self.job_role_arn
+            arn = self.client.register_job_definition(
+                jobDefinitionName=name,
+                type="container",
+                containerProperties=properties,
+                tags={"miniwdl-serverless:image": image[:256]},
+                propagateTags=True,
+            )["jobDefinitionArn"]
+        self._definitions[name] = arn
+        return arn
+
+    def find(self, name: str, queue: str) -> str | None:
+        """The id of an already submitted job with this name (so nothing is submitted twice)."""
+        pages = self.client.get_paginator("list_jobs").paginate(
+            jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [name]}]
+        )
+        for page in pages:
+            for summary in page.get("jobSummaryList", []):
+                if summary.get("jobName") == name:
+                    return str(summary["jobId"])
+        return None
+
+    def submit(
+        self,
+        *,
+        name: str,
+        queue: str,
+        image: str,
+        resources: Resources,
+        script: str,
+        environment: dict[str, str],
+        tags: dict[str, str],
+        timeout_seconds: int,
+        check_existing: bool = True,
+    ) -> str:
+        existing = self.find(name, queue) if check_existing else None
+        if existing:
+            return existing
+        response = self.client.submit_job(
+            jobName=name,
+            jobQueue=queue,
+            jobDefinition=self.job_definition(image, resources),
+            containerOverrides={
+                "command": ["/bin/bash", "-ec", script],
+                "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+                "resourceRequirements": resources.requirements(),
+            },
+            tags={k[:128]: v[:256] for k, v in tags.items()},
+            propagateTags=True,
+            timeout={"attemptDurationSeconds": max(60, timeout_seconds)},
+        )
+        return str(response["jobId"])
+
+    def terminate(self, job_id: str, reason: str) -> None:
+        self.client.terminate_job(jobId=job_id, reason=reason[:1024])
+
+
+def adapter_from_environment(client: Any) -> BatchAdapter:
+    """The adapter as the Lambdas configure it (template.yaml sets these variables)."""
+    return BatchAdapter(
+        client=client,
+        efs=EfsVolume(
+            mount_path=os.environ.get("MSLS_EFS_ROOT", "/mnt/efs"),
+            file_system_id=os.environ.get("EFS_FILE_SYSTEM_ID") or None,
+            access_point_id=os.environ.get("EFS_ACCESS_POINT_ID") or None,
+        ),
+        definition_prefix=os.environ.get("JOB_DEFINITION_PREFIX", "miniwdl-serverless"),
+        job_role_arn=os.environ.get("TASK_JOB_ROLE_ARN") or None,
+    )

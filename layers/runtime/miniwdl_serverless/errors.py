@@ -1,0 +1,63 @@
+"""Errors the engine reports to users, in miniwdl's error-JSON shape."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import WDL
+from WDL.runtime.error import error_json as _miniwdl_error_json
+
+
+class RunError(Exception):
+    """A run-level failure with a name (the Step Functions error) and a miniwdl-style cause."""
+
+    def __init__(self, name: str, info: dict[str, Any]):
+        super().__init__(info.get("message") or name)
+        self.name = name
+        self.info = info
+
+    @property
+    def cause(self) -> str:
+        return json.dumps(self.info, sort_keys=True)
+
+
+class BadSubmission(RunError):
+    """The execution input itself is malformed (schema, URI, options)."""
+
+    def __init__(self, message: str):
+        super().__init__("InvalidSubmission", {"error": "InvalidSubmission", "message": message})
+
+
+class TaskFailed(RunError):
+    """A task call failed for good (retries exhausted)."""
+
+
+def describe_exception(exn: BaseException) -> dict[str, Any]:
+    """miniwdl's error JSON for an exception, with a readable message and `file:line:col`."""
+    info = _miniwdl_error_json(exn)
+    if isinstance(exn, WDL.Error.MultipleValidationErrors):
+        info["message"] = "; ".join(_located(e) for e in exn.exceptions)
+        info["errors"] = [describe_exception(e) for e in exn.exceptions]
+    elif isinstance(exn, (WDL.Error.ValidationError, WDL.Error.SyntaxError, WDL.Error.ImportError)):
+        info["message"] = _located(exn)
+    else:
+        info.setdefault("message", str(exn) or type(exn).__name__)
+    return info
+
+
+def _located(exn: BaseException) -> str:
+    """'file:line:col message' like miniwdl check prints."""
+    pos = getattr(exn, "pos", None)
+    text = str(exn)
+    if pos is not None:
+        return f"{pos.abspath}:{pos.line}:{pos.column}: {text}"
+    return text
+
+
+def as_run_error(exn: BaseException) -> RunError:
+    """Wrap any exception raised while planning or evaluating a run."""
+    if isinstance(exn, RunError):
+        return exn
+    info = describe_exception(exn)
+    return RunError(str(info.get("error") or type(exn).__name__), info)

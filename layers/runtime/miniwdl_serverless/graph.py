@@ -1,0 +1,286 @@
+"""The planner: miniwdl's workflow graph as independent job records (pure; no AWS, no clock).
+
+miniwdl's ``StateMachine`` keeps the whole expanded graph in memory. Here each job is a record
+with its dependencies, the jobs waiting on it (``dependents``) and a pending-dependency count,
+so the store can hold one item per job and each event only touches what it changes.
+Evaluating a ready job reuses miniwdl's own ``StateMachine._do_job`` on a shell that holds
+just that job and its dependencies' outputs (see research/miniwdl-internals.md §1.4).
+
+Job ids are miniwdl's (``call-t-07``, ``gather-call-t``, ``decl-x``, ``outputs``), prefixed
+with the calling job's id and ``/`` inside sub-workflows (``call-sub/call-t-07``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import WDL
+from WDL import Env, Tree, Type, Value
+from WDL.runtime._workflow_state import StateMachine, WorkflowOutputs, _Job
+from WDL.runtime.cache import CallCacheAddPaths
+from WDL.runtime._stdlib import WorkflowStdLib
+
+OUTPUTS = "outputs"
+TASK_CALL_PREFIX = "call-"
+
+
+@dataclass
+class JobSpec:
+    """A job to create in the store (ids are local to the scope)."""
+
+    id: str
+    node_id: str
+    deps: list[str]
+    dependents: list[str]
+    scatter_stack: list[list[Any]] = field(default_factory=list)  # [index, variable, value JSON]
+    pending: int = 0
+
+
+@dataclass
+class Evaluation:
+    """What evaluating one ready job produced."""
+
+    outputs: Env.Bindings[Value.Base] | None = None
+    call: StateMachine.CallInstructions | None = None
+    new_jobs: list[JobSpec] = field(default_factory=list)
+
+
+class PathAllowlist(set):
+    """miniwdl's fspath allowlist without a global set: paths under the run directory (outputs
+    of this run's calls) plus the workflow's input paths."""
+
+    def __init__(self, run_dir: str, paths: Iterable[str]):
+        super().__init__(paths)
+        self.run_dir = run_dir.rstrip("/") + "/"
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and (path.startswith(self.run_dir) or set.__contains__(self, path))
+
+
+class Scope:
+    """One workflow being run: the top-level workflow, a sub-workflow call, or a lone task."""
+
+    def __init__(self, target: Tree.Workflow | Tree.Task, inputs: Env.Bindings[Value.Base], prefix: str = ""):
+        self.target = target
+        self.inputs = inputs
+        self.prefix = prefix
+        self.nodes: dict[str, Tree.WorkflowNode] = {}
+        self.scatters: dict[str, list[Tree.Scatter]] = {}
+        self.dependents: dict[str, list[Tree.WorkflowNode]] = {}
+        if isinstance(target, Tree.Workflow):
+            self._index(target)
+
+    @property
+    def is_task(self) -> bool:
+        return isinstance(self.target, Tree.Task)
+
+    @property
+    def task_call_id(self) -> str:
+        return TASK_CALL_PREFIX + self.target.name
+
+    def _index(self, workflow: Tree.Workflow) -> None:
+        def visit(nodes: Iterable[Tree.WorkflowNode], enclosing: list[Tree.Scatter]) -> None:
+            for node in nodes:
+                self.nodes[node.workflow_node_id] = node
+                self.scatters[node.workflow_node_id] = enclosing
+                if isinstance(node, Tree.WorkflowSection):
+                    inner = enclosing + [node] if isinstance(node, Tree.Scatter) else enclosing
+                    visit(node.body, inner)
+                    for gather in node.gathers.values():
+                        self.nodes[gather.workflow_node_id] = gather
+                        self.scatters[gather.workflow_node_id] = enclosing
+
+        visit((workflow.inputs or []) + workflow.body + (workflow.outputs or []), [])
+        outputs = WorkflowOutputs(workflow)
+        self.nodes[OUTPUTS] = outputs
+        self.scatters[OUTPUTS] = []
+        for node in self.nodes.values():
+            for dep in node.workflow_node_dependencies:
+                self.dependents.setdefault(dep, []).append(node)
+
+    def node(self, node_id: str) -> Tree.WorkflowNode:
+        return self.nodes[node_id]
+
+
+def initial_jobs(scope: Scope) -> list[JobSpec]:
+    """The jobs scheduled before anything runs (sections expand later, when they run)."""
+    if scope.is_task:
+        call = scope.task_call_id
+        return [
+            JobSpec(id=call, node_id=call, deps=[], dependents=[OUTPUTS]),
+            JobSpec(id=OUTPUTS, node_id=OUTPUTS, deps=[call], dependents=[], pending=1),
+        ]
+    assert isinstance(scope.target, Tree.Workflow)
+    machine = StateMachine("wdl", "/nonexistent", scope.target, scope.inputs)
+    return [_spec(scope, job, set()) for job in machine.jobs.values()]
+
+
+def dependents_of(scope: Scope, node_id: str, indices: list[str]) -> list[str]:
+    """Ids of the jobs that will wait on the job for ``node_id`` at these scatter indices.
+
+    Nodes nested deeper than the job are left out: their jobs are created only when the
+    enclosing section runs, which is after this job finished (the section depends on it).
+    """
+    found = []
+    for node in scope.dependents.get(node_id, []):
+        depth = len(scope.scatters[node.workflow_node_id])
+        if node.workflow_node_id == OUTPUTS:
+            depth = 0
+        if depth <= len(indices):
+            found.append("-".join([node.workflow_node_id] + indices[:depth]))
+    return sorted(set(found))
+
+
+def _spec(scope: Scope, job: _Job, finished: set[str]) -> JobSpec:
+    indices = [index for index, _ in job.scatter_stack]
+    stack = [[index, binding.name, binding.value.json] for index, binding in job.scatter_stack]
+    deps = sorted(job.dependencies)
+    return JobSpec(
+        id=job.id,
+        node_id=job.node.workflow_node_id,
+        deps=deps,
+        dependents=dependents_of(scope, job.node.workflow_node_id, indices),
+        scatter_stack=stack,
+        pending=len([d for d in deps if d not in finished]),
+    )
+
+
+def output_types(scope: Scope, node_id: str) -> Env.Bindings[Type.Base]:
+    """The types of a job's outputs, to read its stored WDL JSON back into values."""
+    if scope.is_task:
+        task = scope.target
+        assert isinstance(task, Tree.Task)
+        outputs: Env.Bindings[Type.Base] = Env.Bindings()
+        for decl in task.outputs:
+            outputs = outputs.bind(decl.name, decl.type)
+        return outputs.wrap_namespace(task.name)
+    node = scope.node(node_id)
+    return _node_types(node)
+
+
+def _node_types(node: Tree.WorkflowNode) -> Env.Bindings[Type.Base]:
+    if isinstance(node, Tree.Decl):
+        return Env.Bindings(Env.Binding(node.name, node.type))
+    if isinstance(node, Tree.Call):
+        return node.effective_outputs
+    if isinstance(node, Tree.Gather):
+        inner = _node_types(node.referee)
+        if isinstance(node.section, Tree.Scatter):
+            return inner.map(lambda b: Env.Binding(b.name, Type.Array(b.value)))
+        return inner.map(lambda b: Env.Binding(b.name, b.value.copy(optional=True)))
+    return Env.Bindings()
+
+
+def values_from_json(types: Env.Bindings[Type.Base], data: dict[str, Any]) -> Env.Bindings[Value.Base]:
+    env: Env.Bindings[Value.Base] = Env.Bindings()
+    for binding in types:
+        if binding.name in data:
+            env = env.bind(binding.name, Value.from_json(binding.value, data[binding.name]))
+    return env
+
+
+def values_to_json(env: Env.Bindings[Value.Base]) -> dict[str, Any]:
+    return WDL.values_to_json(env)  # type: ignore[no-any-return]
+
+
+def scatter_stack_values(scope: Scope, node_id: str, stack: list[list[Any]]) -> list[tuple[str, Env.Binding[Value.Base]]]:
+    """Rebuild miniwdl's scatter stack (index, variable binding) from its JSON form."""
+    sections = scope.scatters[node_id]
+    assert len(sections) == len(stack), (node_id, stack)
+    rebuilt = []
+    for section, (index, variable, value) in zip(sections, stack, strict=True):
+        item_type = section.expr.type.item_type  # type: ignore[attr-defined]
+        rebuilt.append((index, Env.Binding(variable, Value.from_json(item_type, value))))
+    return rebuilt
+
+
+def evaluate(
+    cfg: WDL.runtime.config.Loader,
+    scope: Scope,
+    run_dir: str,
+    allowlist: PathAllowlist,
+    job_id: str,
+    node_id: str,
+    deps: list[str],
+    scatter_stack: list[list[Any]],
+    dep_outputs: dict[str, Env.Bindings[Value.Base]],
+) -> Evaluation:
+    """Evaluate one ready job with miniwdl, given its dependencies' outputs.
+
+    Returns the job's outputs (decls, gathers, sections, workflow outputs), the instructions
+    for a call, and any jobs that a scatter or conditional schedules.
+    """
+    if scope.is_task:
+        return _evaluate_task_scope(scope, job_id, dep_outputs)
+    workflow = scope.target
+    assert isinstance(workflow, Tree.Workflow)
+    node = scope.node(node_id)
+    job = _Job(id=job_id, node=node, dependencies=set(deps), scatter_stack=scatter_stack_values(scope, node_id, scatter_stack))
+    machine = StateMachine.__new__(StateMachine)
+    machine.logger_id = "wdl.serverless"
+    machine._logger = logging.getLogger("wdl.serverless")
+    machine.run_dir = run_dir
+    machine.workflow = workflow
+    machine.inputs = scope.inputs
+    machine.values_to_json = WDL.values_to_json  # type: ignore[assignment]
+    machine.fspath_allowlist = allowlist
+    machine.cache_add_paths = CallCacheAddPaths()
+    machine.jobs = {job_id: job}
+    machine.job_outputs = dict(dep_outputs)
+    machine.finished, machine.running, machine.waiting, machine.runnable = set(), {job_id}, set(), []
+    stdlib = WorkflowStdLib(cfg, workflow.effective_wdl_version, machine, _NoCache(cfg))  # type: ignore[arg-type]
+    result = machine._do_job(cfg, stdlib, job)
+    if isinstance(result, StateMachine.CallInstructions):
+        return Evaluation(call=result)
+    new_jobs = [_spec(scope, j, set()) for jid, j in machine.jobs.items() if jid != job_id]
+    new_ids = {j.id for j in new_jobs}
+    for spec in new_jobs:  # dependencies outside the section finished before it ran
+        spec.pending = len([d for d in spec.deps if d in new_ids])
+    return Evaluation(outputs=result, new_jobs=new_jobs)
+
+
+def _evaluate_task_scope(scope: Scope, job_id: str, dep_outputs: dict[str, Env.Bindings[Value.Base]]) -> Evaluation:
+    task = scope.target
+    assert isinstance(task, Tree.Task)
+    if job_id == OUTPUTS:
+        return Evaluation(outputs=dep_outputs[scope.task_call_id])
+    return Evaluation(call=StateMachine.CallInstructions(id=job_id, callee=task, inputs=scope.inputs))
+
+
+class _NoCache:
+    """The parts of miniwdl's CallCache that workflow-level stdlib functions touch."""
+
+    def __init__(self, cfg: WDL.runtime.config.Loader):
+        self._cfg = cfg
+
+    def get_download(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def get(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def put(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(name)
+
+
+def workflow_at(doc: WDL.Document, call_path: list[str]) -> Tree.Workflow:
+    """The (sub-)workflow reached by following call node ids from the document's workflow."""
+    workflow = doc.workflow
+    assert workflow is not None
+    for node_id in call_path:
+        call = Scope(workflow, Env.Bindings()).node(node_id)
+        assert isinstance(call, Tree.Call) and isinstance(call.callee, Tree.Workflow), node_id
+        workflow = call.callee
+    return workflow
+
+
+def call_dir(run_dir: str, job_id: str) -> str:
+    """Directory of a call: ``<run>/call-x-0`` or ``<run>/call-sub/call-x`` in sub-workflows."""
+    return os.path.join(run_dir, *job_id.split("/"))

@@ -1,0 +1,81 @@
+"""What every handler shares: powertools Logger/Tracer/Metrics, typed events, AWS clients.
+
+Handlers in functions/ stay thin: parse the event into a model here, call the engine, return.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from functools import lru_cache
+from typing import Any, Literal
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, Field
+
+from .batch import adapter_from_environment
+from .engine import Services
+
+SERVICE = "miniwdl-serverless"
+
+# In the embedded local mode stdout carries only the run's result, so logs go to stderr.
+logger = Logger(service=SERVICE, stream=sys.stderr if os.environ.get("MSLS_LOCAL") else None)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MiniwdlServerless"), service=SERVICE)
+
+
+class StartEvent(BaseModel):
+    """Payload of the Start state (lambda:invoke.waitForTaskToken)."""
+
+    input: dict[str, Any]
+    task_token: str
+    execution_arn: str
+    started_at: str | None = None
+
+
+class FinishEvent(BaseModel):
+    """Payload of the Finish state: the whole state ({run, result} or {run, error})."""
+
+    state: dict[str, Any]
+    execution_name: str
+
+
+class BatchJobDetail(BaseModel):
+    """The "Batch Job State Change" detail (the DescribeJobs shape) — what the engine reads."""
+
+    jobName: str
+    jobId: str
+    jobQueue: str | None = None
+    status: Literal["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"]
+    statusReason: str | None = None
+    container: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    attempts: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class BatchJobStateChange(EventBridgeModel):
+    detail: BatchJobDetail
+
+
+def count_metric(name: str, value: int) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+@lru_cache(maxsize=1)
+def services() -> Services:
+    """AWS clients and adapters, created once per Lambda container."""
+    return Services(
+        batch=adapter_from_environment(boto3.client("batch")),
+        sfn=boto3.client("stepfunctions"),
+        default_queue=os.environ.get("TASK_QUEUE") or None,
+        default_fallback_queue=os.environ.get("TASK_QUEUE_FALLBACK") or None,
+        metric=count_metric,
+    )
+
+
+@lru_cache(maxsize=1)
+def s3_client() -> Any:
+    return boto3.client("s3")

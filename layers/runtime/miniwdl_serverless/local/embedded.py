@@ -1,0 +1,360 @@
+"""An embedded AWS in process: moto runs the real ASL, our handlers serve the Lambda invocations,
+and a local Batch executor runs each job's command with bash and emits the EventBridge
+"Batch Job State Change" events that AWS would send.
+
+moto internals are patched here and only here (moto is pinned; see local-test-stack.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .project import Project, matches
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+LOCAL_QUEUE = "miniwdl-serverless-local"
+TERMINAL = ("SUCCEEDED", "FAILED")
+
+
+@dataclass
+class FakeContext:
+    """The Lambda context object the handlers' powertools decorators read."""
+
+    function_name: str
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = ""
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+def _environment(efs_root: str) -> dict[str, str]:
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "MSLS_LOCAL": "1",
+        "MSLS_EFS_ROOT": efs_root,
+        "TASK_QUEUE": LOCAL_QUEUE,
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        "POWERTOOLS_SERVICE_NAME": "miniwdl-serverless",
+    }
+
+
+class LocalBatch:
+    """Runs submitted Batch jobs with bash, in parallel (bounded), and reports their changes."""
+
+    def __init__(self, workers: int, emit: Callable[[Any], None]):
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
+        self.emit = emit
+        self.log_dir: str | None = None
+
+    def accept(self, job: Any) -> None:
+        job.status = "RUNNABLE"
+        self.pool.submit(self._run, job)
+
+    def _run(self, job: Any) -> None:
+        try:
+            self._execute(job)
+        except Exception:  # never leave a job hanging: report it failed
+            logging.getLogger(__name__).exception("local batch job crashed")
+            job.job_stopped_reason = "local executor error"
+            job._mark_stopped(success=False)
+            self.emit(job)
+
+    def _execute(self, job: Any) -> None:
+        if job.stop:
+            job._mark_stopped(success=False)
+            self.emit(job)
+            return
+        job.job_started_at = datetime.now()
+        job.log_stream_name = job._stream_name
+        job._start_attempt()
+        job.status = "RUNNING"
+        self.emit(job)
+        properties = job.job_definition.container_properties or {}
+        command = job.container_overrides.get("command") or properties.get("command")
+        env = dict(os.environ)
+        for item in properties.get("environment", []) + job.container_overrides.get("environment", []):
+            env[item["name"]] = item["value"]
+        env["AWS_BATCH_JOB_ID"] = job.job_id
+        with open(os.devnull, "wb") as devnull:
+            process = subprocess.Popen(command, stdout=devnull, stderr=devnull, env=env, start_new_session=True)
+            while process.poll() is None:
+                if job.stop:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+                    break
+                time.sleep(0.02)
+        if job.stop:
+            job._mark_stopped(success=False)
+        else:
+            job.exit_code = process.returncode
+            job.job_stopped_reason = "Essential container in task exited"
+            job._mark_stopped(success=process.returncode == 0)
+        self.emit(job)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class EmbeddedAWS:
+    """moto with the project's tables, functions, state machine and a local Batch queue."""
+
+    def __init__(self, efs_root: str = "/", workers: int | None = None, event_workers: int = 4):
+        self.project = Project()
+        self.efs_root = efs_root
+        self.workers = workers or os.cpu_count() or 2
+        self.event_pool = ThreadPoolExecutor(max_workers=event_workers, thread_name_prefix="eventbridge")
+        self.handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
+        self.patterns: dict[str, list[dict[str, Any]]] = {}
+        self._saved_env: dict[str, str | None] = {}
+        self._restore: list[Callable[[], None]] = []
+        self._pending_events = 0
+        self._events_lock = threading.Lock()
+        self.state_machine_arn = ""
+        self.delivered: list[dict[str, Any]] = []
+        self.handler_errors: list[BaseException] = []
+
+    # -- lifecycle --
+    def __enter__(self) -> EmbeddedAWS:
+        for key, value in _environment(self.efs_root).items():
+            self._saved_env[key] = os.environ.get(key)
+            os.environ[key] = value
+        import moto
+        from moto.moto_api import state_manager
+
+        self.mock = moto.mock_aws(
+            config={"batch": {"use_docker": False}, "lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
+        )
+        self.mock.start()
+        state_manager.set_transition(model_name="batch::job", transition={"progression": "manual", "times": 10**9})
+        for name in ("moto", "werkzeug", "botocore", "aws_lambda_powertools"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        self.batch_executor = LocalBatch(self.workers, self._emit_batch_event)
+        self._patch_moto()
+        self._create_resources()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.batch_executor.shutdown()
+        self.event_pool.shutdown(wait=False, cancel_futures=True)
+        for undo in reversed(self._restore):
+            undo()
+        self.mock.stop()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    # -- moto patches --
+    def _patch_moto(self) -> None:
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+        from moto.batch_simple.models import BatchSimpleBackend
+        from moto.core.botocore_stubber import BotocoreStubber
+
+        embedded = self
+
+        def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:
+            return embedded._invoke(function_name.split(":")[-1], body, response_headers)
+
+        def accept(backend: Any, include_start_attempt: bool, job: Any) -> None:
+            backend.backend._jobs[job.job_id] = job
+            embedded.batch_executor.accept(job)
+
+        # DynamoDB applies each request atomically; moto in process does not lock, so requests
+        # from concurrent handler threads are serialized here like the real service would.
+        dynamodb_lock = threading.RLock()
+        original_call = BotocoreStubber.__call__
+
+        def call(stubber: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+            if ".dynamodb." in event_name:
+                with dynamodb_lock:
+                    return original_call(stubber, event_name, request, **kwargs)
+            return original_call(stubber, event_name, request, **kwargs)
+
+        # Step Functions notices a task token's callback by polling every 0.5 s; locally, 20 ms.
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+            state_task_service_callback as callback,
+        )
+
+        delay = callback._DELAY_SECONDS_SYNC_CONDITION_CHECK
+        callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.02  # type: ignore[misc]
+        self._restore.append(lambda: setattr(callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", delay))
+
+        for cls, name, new in (
+            (LambdaSimpleBackend, "invoke", invoke),
+            (BatchSimpleBackend, "_mark_job_as_finished", accept),
+            (BotocoreStubber, "__call__", call),
+        ):
+            old = cls.__dict__[name]
+            setattr(cls, name, new)
+            self._restore.append(lambda cls=cls, name=name, old=old: setattr(cls, name, old))
+
+    def _invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
+        handler = self.handlers[function_name]
+        try:
+            result = handler(json.loads(body or "{}"), FakeContext(function_name, aws_request_id=str(uuid.uuid4())))
+        except Exception as exn:  # as Lambda reports an unhandled error: errorType → States error
+            self.handler_errors.append(exn)
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(exn).__name__, "errorMessage": str(exn)}).encode()
+        return json.dumps(result).encode()
+
+    # -- resources from template.yaml --
+    def _create_resources(self) -> None:
+        import boto3
+
+        from .. import store
+
+        dynamodb = boto3.client("dynamodb")
+        names = {}
+        for table in self.project.tables():
+            name = f"local-{table.logical_id}"
+            names[table.logical_id] = name
+            dynamodb.create_table(
+                TableName=name, KeySchema=table.key_schema, AttributeDefinitions=table.attributes, BillingMode="PAY_PER_REQUEST"
+            )
+        runs, jobs = names[self.project.table_for_env("RUNS_TABLE")], names[self.project.table_for_env("JOBS_TABLE")]
+        os.environ["RUNS_TABLE"], os.environ["JOBS_TABLE"] = runs, jobs
+        self._saved_env.setdefault("RUNS_TABLE", None)
+        self._saved_env.setdefault("JOBS_TABLE", None)
+        store.configure(runs, jobs)
+
+        role = boto3.client("iam").create_role(RoleName="local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        batch = boto3.client("batch")
+        environment = batch.create_compute_environment(
+            computeEnvironmentName="local", type="UNMANAGED", state="ENABLED", serviceRole=role
+        )
+        batch.create_job_queue(
+            jobQueueName=LOCAL_QUEUE, state="ENABLED", priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}],
+        )
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="miniwdl-serverless-local")
+
+        awslambda = boto3.client("lambda")
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("app.py", "def handler(event, context):\n    return event\n")
+        for function in self.project.functions():
+            module_name, attribute = function.handler.rsplit(".", 1)
+            path = function.code_dir / f"{module_name}.py"
+            spec = importlib.util.spec_from_file_location(f"msls_functions.{function.logical_id}", path)
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            self.handlers[function.logical_id] = getattr(module, attribute)
+            self.patterns[function.logical_id] = function.event_patterns
+            awslambda.create_function(
+                FunctionName=function.logical_id, Runtime="python3.11", Role=role, Handler=function.handler,
+                Code={"ZipFile": archive.getvalue()},
+            )
+
+        def resolve(value: Any) -> Any:
+            if isinstance(value, dict) and "GetAtt" in value:
+                logical_id = value["GetAtt"].split(".")[0]
+                return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}"
+            if isinstance(value, dict) and "Ref" in value:
+                return self.project.parameter_default(value["Ref"])
+            return value
+
+        sfn = boto3.client("stepfunctions")
+        self.state_machine_arn = sfn.create_state_machine(
+            name="RunWorkflow", definition=json.dumps(self.project.definition(resolve)),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/local",
+        )["stateMachineArn"]
+        self.sfn = sfn
+
+    # -- EventBridge --
+    def batch_event(self, job: Any) -> dict[str, Any]:
+        """The "Batch Job State Change" event as EventBridge delivers it (detail = DescribeJobs)."""
+        detail = job.describe()
+        detail["jobQueue"] = job.job_queue.arn
+        if job.exit_code is not None and job.status in TERMINAL:
+            detail.setdefault("container", {})["exitCode"] = job.exit_code
+        if job.job_stopped_reason:
+            detail["statusReason"] = job.job_stopped_reason
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Batch Job State Change",
+            "source": "aws.batch",
+            "account": ACCOUNT,
+            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION,
+            "resources": [job.arn],
+            "detail": detail,
+        }
+
+    def _emit_batch_event(self, job: Any) -> None:
+        self.put_event(self.batch_event(job))
+
+    def put_event(self, event: dict[str, Any]) -> None:
+        """Deliver to every function whose rule matches, asynchronously, like EventBridge."""
+        for name, patterns in self.patterns.items():
+            if any(matches(self._local_pattern(p), event) for p in patterns):
+                with self._events_lock:
+                    self._pending_events += 1
+                self.event_pool.submit(self._deliver, name, event)
+
+    def _local_pattern(self, pattern: dict[str, Any]) -> dict[str, Any]:
+        detail = {k: v for k, v in pattern.get("detail", {}).items() if k != "jobQueue"}  # one local queue
+        return {**pattern, "detail": detail}
+
+    def _deliver(self, name: str, event: dict[str, Any]) -> None:
+        try:
+            self.handlers[name](event, FakeContext(name, aws_request_id=str(uuid.uuid4())))
+            self.delivered.append(event)
+        except Exception as exn:
+            self.handler_errors.append(exn)
+            logging.getLogger(__name__).exception("event handler %s failed", name)
+        finally:
+            with self._events_lock:
+                self._pending_events -= 1
+
+    # -- running --
+    def start(self, execution_input: dict[str, Any], name: str | None = None) -> str:
+        name = name or f"run-{uuid.uuid4().hex[:12]}"
+        return str(self.sfn.start_execution(stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(execution_input))["executionArn"])
+
+    def wait(self, execution_arn: str, progress: Callable[[], None] | None = None, poll: float = 0.1) -> dict[str, Any]:
+        while True:
+            description = self.sfn.describe_execution(executionArn=execution_arn)
+            if description["status"] != "RUNNING":
+                return dict(description)
+            if progress is not None:
+                progress()
+            time.sleep(poll)

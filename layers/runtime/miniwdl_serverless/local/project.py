@@ -1,0 +1,123 @@
+"""What the embedded mode reads from the project (template.yaml, the ASL) instead of repeating it."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that turns CloudFormation short tags (!Ref, !GetAtt, ...) into dicts."""
+
+
+def _construct_tag(loader: yaml.Loader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {suffix: value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_tag)
+
+
+def project_root() -> Path:
+    """The checkout holding template.yaml (MSLS_PROJECT_ROOT overrides)."""
+    if os.environ.get("MSLS_PROJECT_ROOT"):
+        return Path(os.environ["MSLS_PROJECT_ROOT"])
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "template.yaml").exists() and (parent / "statemachine").is_dir():
+            return parent
+    raise FileNotFoundError("cannot find the project's template.yaml (set MSLS_PROJECT_ROOT)")
+
+
+@dataclass
+class FunctionSpec:
+    logical_id: str
+    code_dir: Path
+    handler: str
+    event_patterns: list[dict[str, Any]]
+
+
+@dataclass
+class TableSpec:
+    logical_id: str
+    key_schema: list[dict[str, str]]
+    attributes: list[dict[str, str]]
+
+
+class Project:
+    """template.yaml and the state machine definition, parsed."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = root or project_root()
+        with open(self.root / "template.yaml") as infile:
+            self.template: dict[str, Any] = yaml.load(infile, Loader=_CfnLoader)  # noqa: S506 (SafeLoader subclass)
+        self.resources: dict[str, Any] = self.template["Resources"]
+
+    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == kind}
+
+    def functions(self) -> list[FunctionSpec]:
+        found = []
+        for logical_id, resource in self.of_type("AWS::Serverless::Function").items():
+            props = resource["Properties"]
+            patterns = [
+                event["Properties"]["Pattern"]
+                for event in (props.get("Events") or {}).values()
+                if event.get("Type") == "EventBridgeRule"
+            ]
+            found.append(FunctionSpec(logical_id, self.root / props["CodeUri"], props["Handler"], patterns))
+        return found
+
+    def tables(self) -> list[TableSpec]:
+        return [
+            TableSpec(logical_id, r["Properties"]["KeySchema"], r["Properties"]["AttributeDefinitions"])
+            for logical_id, r in self.of_type("AWS::DynamoDB::Table").items()
+        ]
+
+    def table_for_env(self, variable: str) -> str:
+        """Logical id of the table that the functions' environment variable refers to."""
+        value = self.template["Globals"]["Function"]["Environment"]["Variables"][variable]
+        return str(value["Ref"])
+
+    def state_machine(self) -> tuple[str, dict[str, Any]]:
+        (logical_id, resource), *_ = self.of_type("AWS::Serverless::StateMachine").items()
+        props = resource["Properties"]
+        with open(self.root / props["DefinitionUri"]) as infile:
+            definition = infile.read()
+        return definition, props.get("DefinitionSubstitutions") or {}
+
+    def parameter_default(self, name: str) -> Any:
+        return self.template["Parameters"][name].get("Default")
+
+    def definition(self, resolve: Any) -> dict[str, Any]:
+        """The ASL with DefinitionSubstitutions applied (``resolve`` maps {Ref|GetAtt: ...})."""
+        text, substitutions = self.state_machine()
+        for key, value in substitutions.items():
+            text = text.replace("${" + key + "}", str(resolve(value)))
+        return json.loads(text)  # type: ignore[no-any-return]
+
+
+def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+    """EventBridge pattern matching for the plain forms template.yaml uses (lists of values)."""
+    for key, expected in pattern.items():
+        if key not in event:
+            return False
+        actual = event[key]
+        if isinstance(expected, dict):
+            if not isinstance(actual, dict) or not matches(expected, actual):
+                return False
+        elif isinstance(expected, list):
+            plain = [e for e in expected if isinstance(e, (str, int, float, bool))]
+            if len(plain) == len(expected) and actual not in plain:
+                return False
+    return True

@@ -1,0 +1,323 @@
+"""DynamoDB adapter (pynamodb): a runs table and a jobs table with one partition per run.
+
+Concurrency rules (DESIGN.md principle 4):
+- a job's completion and the decrements of its dependents' ``pending`` counters commit in one
+  transaction, conditional on the job not being complete yet, so a repeated event cannot
+  decrement twice;
+- a ready job is claimed with a conditional write (``pending <= 0`` and still waiting, or
+  already claimed by the same claimant, so a re-delivered event can resume its own work);
+- a Batch submission is recorded with a conditional write on the job's claim and attempt.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pynamodb.attributes import (
+    JSONAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+# Job statuses
+WAITING, CLAIMED, RUNNING, DONE, FAILED = "waiting", "claimed", "running", "done", "failed"
+# Run statuses
+RUN_PLANNING, RUN_RUNNING, RUN_SUCCEEDED, RUN_FAILED = "planning", "running", "succeeded", "failed"
+TRANSACTION_LIMIT = 100
+FINISHED_RUN_TTL_SECONDS = 90 * 24 * 3600
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+class RunModel(Model):
+    """One workflow run (one Step Functions execution)."""
+
+    class Meta:
+        table_name = os.environ.get("RUNS_TABLE", "miniwdl-serverless-runs")
+        region = _region()
+
+    run_id = UnicodeAttribute(hash_key=True)
+    status = UnicodeAttribute(default=RUN_PLANNING)
+    workflow_name = UnicodeAttribute(null=True)
+    run_dir = UnicodeAttribute(null=True)
+    execution_arn = UnicodeAttribute(null=True)
+    task_token = UnicodeAttribute(null=True)
+    options = JSONAttribute(null=True)
+    bundle_path = UnicodeAttribute(null=True)
+    bundle_digest = UnicodeAttribute(null=True)
+    inputs = JSONAttribute(null=True)
+    outputs = JSONAttribute(null=True)
+    error = JSONAttribute(null=True)
+    created_at = NumberAttribute(default=lambda: time.time())
+    finished_at = NumberAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # TTL once finished
+    jobs_total = NumberAttribute(default=0)
+    jobs_done = NumberAttribute(default=0)
+    calls_submitted = NumberAttribute(default=0)
+    calls_running = NumberAttribute(default=0)
+    calls_succeeded = NumberAttribute(default=0)
+    calls_failed = NumberAttribute(default=0)
+    calls_retried = NumberAttribute(default=0)
+
+
+class JobModel(Model):
+    """One job of the expanded workflow graph."""
+
+    class Meta:
+        table_name = os.environ.get("JOBS_TABLE", "miniwdl-serverless-jobs")
+        region = _region()
+
+    run_id = UnicodeAttribute(hash_key=True)
+    job_id = UnicodeAttribute(range_key=True)
+    node_id = UnicodeAttribute()
+    scope = UnicodeAttribute(default="")  # "" or the sub-workflow call's job id
+    call_path = ListAttribute(of=UnicodeAttribute, default=list)  # call node ids to the scope's workflow
+    deps = ListAttribute(of=UnicodeAttribute, default=list)
+    dependents = ListAttribute(of=UnicodeAttribute, default=list)
+    pending = NumberAttribute(default=0)
+    status = UnicodeAttribute(default=WAITING)
+    claimed_by = UnicodeAttribute(null=True)
+    scatter_stack = JSONAttribute(default=list)
+    outputs = JSONAttribute(null=True)
+    call_inputs = JSONAttribute(null=True)
+    task_state = JSONAttribute(null=True)
+    runtime = JSONAttribute(null=True)
+    attempt = NumberAttribute(default=0)
+    interruptions = NumberAttribute(default=0)
+    batch_job_id = UnicodeAttribute(null=True)
+    batch_job_name = UnicodeAttribute(null=True)
+    queue = UnicodeAttribute(null=True)
+    log_stream = UnicodeAttribute(null=True)
+    submitted_at = NumberAttribute(null=True)
+    started_at = NumberAttribute(null=True)
+    finished_at = NumberAttribute(null=True)
+    error = JSONAttribute(null=True)
+
+
+def configure(runs_table: str, jobs_table: str) -> None:
+    """Point the models at these tables (the Lambdas read them from the environment)."""
+    RunModel.Meta.table_name = runs_table
+    JobModel.Meta.table_name = jobs_table
+    for model in (RunModel, JobModel):
+        model.Meta.region = _region()
+        model._connection = None
+
+
+def create_tables() -> None:
+    """For tests and the local mode: tables as template.yaml declares them (on-demand)."""
+    for model in (RunModel, JobModel):
+        if not model.exists():
+            model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+
+
+# ---- runs --------------------------------------------------------------------------------
+
+
+def create_run(run: RunModel) -> bool:
+    """Create the run item; False if it already exists (a retried start)."""
+    try:
+        run.save(condition=RunModel.run_id.does_not_exist())
+        return True
+    except PutError as exn:
+        if _is_conditional_failure(exn):
+            return False
+        raise
+
+
+def get_run(run_id: str) -> RunModel:
+    return RunModel.get(run_id, consistent_read=True)
+
+
+def set_run_status(run: RunModel, status: str, expected: Iterable[str], **fields: Any) -> bool:
+    """Move the run to ``status`` if it is in one of ``expected``; False if it was not."""
+    actions = [RunModel.status.set(status)] + [getattr(RunModel, k).set(v) for k, v in fields.items()]
+    if status in (RUN_SUCCEEDED, RUN_FAILED):
+        now = time.time()
+        actions += [RunModel.finished_at.set(now), RunModel.expires_at.set(int(now) + FINISHED_RUN_TTL_SECONDS)]
+    try:
+        run.update(actions=actions, condition=RunModel.status.is_in(*expected))
+        return True
+    except UpdateError as exn:
+        if _is_conditional_failure(exn):
+            return False
+        raise
+
+
+def count(run_id: str, **deltas: int) -> None:
+    """Best-effort progress counters on the run item (not part of any transaction)."""
+    actions = [getattr(RunModel, k).add(v) for k, v in deltas.items() if v]
+    if actions:
+        RunModel(run_id).update(actions=actions)
+
+
+# ---- jobs --------------------------------------------------------------------------------
+
+
+def put_new_jobs(jobs: list[JobModel]) -> None:
+    """Create jobs that do not exist yet; existing ones are left as they are (idempotent)."""
+    for chunk in _chunks(jobs, TRANSACTION_LIMIT):
+        try:
+            with TransactWrite(connection=_connection(JobModel)) as transaction:
+                for job in chunk:
+                    transaction.save(job, condition=JobModel.job_id.does_not_exist())
+        except TransactWriteError:
+            for job in chunk:  # some exist already: a resumed expansion
+                try:
+                    job.save(condition=JobModel.job_id.does_not_exist())
+                except PutError as exn:
+                    if not _is_conditional_failure(exn):
+                        raise
+
+
+def get_job(run_id: str, job_id: str) -> JobModel | None:
+    try:
+        return JobModel.get(run_id, job_id, consistent_read=True)
+    except JobModel.DoesNotExist:
+        return None
+
+
+def get_jobs(run_id: str, job_ids: Iterable[str]) -> dict[str, JobModel]:
+    keys = [(run_id, job_id) for job_id in sorted(set(job_ids))]
+    found: dict[str, JobModel] = {}
+    for chunk in _chunks(keys, 100):
+        for job in JobModel.batch_get(chunk, consistent_read=True):
+            found[job.job_id] = job
+    return found
+
+
+def query_jobs(run_id: str, statuses: Iterable[str] | None = None) -> Iterator[JobModel]:
+    """All jobs of a run (optionally only in some statuses): for failure and cancel paths only."""
+    condition = JobModel.status.is_in(*statuses) if statuses else None
+    return JobModel.query(run_id, filter_condition=condition, consistent_read=True)
+
+
+def claim(job: JobModel, claimant: str) -> bool:
+    """Claim a ready job for evaluation. True if this claimant holds it now."""
+    try:
+        job.update(
+            actions=[JobModel.status.set(CLAIMED), JobModel.claimed_by.set(claimant)],
+            condition=(JobModel.pending <= 0)
+            & ((JobModel.status == WAITING) | ((JobModel.status == CLAIMED) & (JobModel.claimed_by == claimant))),
+        )
+        return True
+    except UpdateError as exn:
+        if _is_conditional_failure(exn):
+            return False
+        raise
+
+
+def mark_running(job: JobModel, attempt: int, **fields: Any) -> bool:
+    """Record a submission for ``attempt``; False if another invocation got there first."""
+    actions = [JobModel.status.set(RUNNING), JobModel.attempt.set(attempt)]
+    actions += [getattr(JobModel, k).set(v) for k, v in fields.items()]
+    condition = (JobModel.status == CLAIMED) | (
+        (JobModel.status == RUNNING) & (JobModel.attempt == attempt - 1)
+    )
+    if attempt == 0:
+        condition = JobModel.status == CLAIMED
+    try:
+        job.update(actions=actions, condition=condition)
+        return True
+    except UpdateError as exn:
+        if _is_conditional_failure(exn):
+            return False
+        raise
+
+
+def update_job(job: JobModel, **fields: Any) -> None:
+    job.update(actions=[getattr(JobModel, k).set(v) for k, v in fields.items()])
+
+
+def complete(job: JobModel, outputs: Any, expected_attempt: int | None = None) -> bool:
+    """Mark the job done with its outputs and decrement its dependents, atomically.
+
+    False if the job was already completed (a repeated or late event): nothing changes then.
+    """
+    condition = JobModel.status.is_in(CLAIMED, RUNNING)
+    if expected_attempt is not None:
+        condition = condition & (JobModel.attempt == expected_attempt)
+    chunks = list(_chunks(job.dependents, TRANSACTION_LIMIT - 1)) or [[]]
+    done_fields = [JobModel.status.set(DONE), JobModel.outputs.set(outputs), JobModel.finished_at.set(time.time())]
+    # More than 99 dependents: several transactions, each guarded by the job's progress marker
+    # ("completing-1", "completing-2", ...), so a re-delivered event continues where one stopped.
+    start = int(job.status.split("-")[1]) if job.status.startswith("completing-") else 0
+    for index in range(start, len(chunks)):
+        last = index == len(chunks) - 1
+        guard = condition if index == 0 else JobModel.status == f"completing-{index}"
+        actions = done_fields if last else [JobModel.status.set(f"completing-{index + 1}"), JobModel.outputs.set(outputs)]
+        try:
+            with TransactWrite(connection=_connection(JobModel)) as transaction:
+                transaction.update(job, actions=actions, condition=guard)
+                _decrement(transaction, job.run_id, chunks[index])
+        except TransactWriteError as exn:
+            if _cancelled_by_condition(exn):
+                return False
+            raise
+    return True
+
+
+def _decrement(transaction: TransactWrite, run_id: str, job_ids: list[str]) -> None:
+    for dependent in job_ids:
+        transaction.update(
+            JobModel(run_id, dependent),
+            actions=[JobModel.pending.add(-1)],
+            condition=JobModel.job_id.exists(),
+        )
+
+
+def fail_job(job: JobModel, error: dict[str, Any]) -> bool:
+    try:
+        job.update(
+            actions=[JobModel.status.set(FAILED), JobModel.error.set(error), JobModel.finished_at.set(time.time())],
+            condition=JobModel.status.is_in(CLAIMED, RUNNING),
+        )
+        return True
+    except UpdateError as exn:
+        if _is_conditional_failure(exn):
+            return False
+        raise
+
+
+# ---- helpers -----------------------------------------------------------------------------
+
+
+def item_size(model: Model) -> int:
+    """Approximate DynamoDB item size in bytes (attribute names + serialized values)."""
+    import json
+
+    size = 0
+    for name, value in model.serialize().items():
+        size += len(name.encode()) + len(json.dumps(value).encode())
+    return size
+
+
+def _connection(model: type[Model]) -> Connection:
+    """The model's own (cached) low-level connection, so transactions reuse its client."""
+    return model._get_connection().connection  # type: ignore[no-any-return]
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _is_conditional_failure(exn: Exception) -> bool:
+    cause = getattr(exn, "cause_response_code", None) or ""
+    return "ConditionalCheckFailed" in str(cause) or "ConditionalCheckFailed" in str(exn)
+
+
+def _cancelled_by_condition(exn: TransactWriteError) -> bool:
+    reasons = getattr(exn, "cancellation_reasons", None) or []
+    return any(getattr(r, "code", None) == "ConditionalCheckFailed" for r in reasons if r) or (
+        "ConditionalCheckFailed" in str(exn)
+    )

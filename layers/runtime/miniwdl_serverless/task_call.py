@@ -1,0 +1,188 @@
+"""A task call split in two around the Batch job: prepare (in Lambda) and collect (in Lambda).
+
+``prepare`` evaluates inputs, runtime and command with miniwdl, writes ``command`` and links
+the inputs under ``work/_miniwdl_inputs``; the Batch job runs only bash; ``collect`` applies
+miniwdl's output rules (stdout(), stderr(), glob, read_*, optional outputs, returnCodes).
+The call directory is mounted at the same path in Lambda and in the job (container_dir ==
+host_dir), as in miniwdl-aws. Uses private miniwdl functions: miniwdl is pinned and
+tests/unit/test_miniwdl_contract.py fails loudly if a signature changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+import WDL
+from WDL import Env, Tree, Value
+from WDL._util import WDLVersion, symlink_force, wdl_version_geq
+from WDL.runtime._stdlib import TaskInputStdLib
+from WDL.runtime.cache import CallCacheAddPaths
+from WDL.runtime.task import (
+    _eval_task_command,
+    _eval_task_inputs,
+    _eval_task_outputs,
+    _eval_task_runtime,
+)
+from WDL.runtime.task_container import TaskContainer
+
+TASK_STATE = "task_state.json"
+
+
+class ExternalContainer(TaskContainer):
+    """A TaskContainer whose command is run elsewhere (an AWS Batch job), never by miniwdl."""
+
+    @classmethod
+    def global_init(cls, cfg: WDL.runtime.config.Loader, logger: logging.Logger) -> None:
+        pass
+
+    @classmethod
+    def detect_resource_limits(cls, cfg: WDL.runtime.config.Loader, logger: logging.Logger) -> dict[str, int]:
+        return {"cpu": 9999, "mem_bytes": 999_999_999_999_999}  # Batch enforces, don't clamp
+
+    def __init__(self, cfg: WDL.runtime.config.Loader, run_id: str, host_dir: str):
+        os.makedirs(host_dir, exist_ok=True)
+        try:
+            super().__init__(cfg, run_id, host_dir)
+        except FileExistsError:  # base __init__ ends with os.makedirs(work/)
+            pass
+        self.container_dir = host_dir
+        self.raw_runtime: dict[str, Any] = {}
+
+    def host_work_dir(self) -> str:
+        return os.path.join(self.host_dir, "work")
+
+    def host_stdout_txt(self) -> str:
+        return os.path.join(self.host_dir, "stdout.txt")
+
+    def host_stderr_txt(self) -> str:
+        return os.path.join(self.host_dir, "stderr.txt")
+
+    def process_runtime(self, logger: logging.Logger, runtime_eval: dict[str, Value.Base]) -> None:
+        super().process_runtime(logger, runtime_eval)
+        self.raw_runtime = {k: v.json for k, v in runtime_eval.items()}
+
+    def _run(self, logger: logging.Logger, terminating: Any, command: str) -> int:
+        raise NotImplementedError("task commands run as AWS Batch jobs")
+
+
+@dataclass
+class PreparedCall:
+    """What a Batch job needs, and what collect needs back (kept digest-checked)."""
+
+    script: str
+    runtime: dict[str, Any]
+    raw_runtime: dict[str, Any]
+    state: dict[str, Any]
+
+
+def _decls(task: Tree.Task) -> Env.Bindings[Tree.Decl]:
+    env: Env.Bindings[Tree.Decl] = Env.Bindings()
+    for decl in (task.inputs or []) + task.postinputs:
+        env = env.bind(decl.name, decl)
+    return env
+
+
+def archive_attempt(call_dir: str, attempt: int) -> None:
+    """Move a finished attempt's files aside so the next try starts fresh (kept for debugging)."""
+    target = os.path.join(call_dir, f"attempt-{attempt}")
+    os.makedirs(target, exist_ok=True)
+    for name in ("work", "stdout.txt", "stderr.txt", "command"):
+        path = os.path.join(call_dir, name)
+        if os.path.lexists(path):
+            os.replace(path, os.path.join(target, name))
+
+
+def prepare(
+    cfg: WDL.runtime.config.Loader,
+    task: Tree.Task,
+    inputs: Env.Bindings[Value.Base],
+    run_id: str,
+    call_dir: str,
+    attempt: int,
+    logger: logging.Logger,
+) -> PreparedCall:
+    """Evaluate a task's inputs, runtime and command; write the command and input links."""
+    container = ExternalContainer(cfg, run_id, call_dir)
+    os.makedirs(container.host_work_dir(), exist_ok=True)
+    add_paths = CallCacheAddPaths()
+    env = _eval_task_inputs(logger, task, inputs, container, add_paths)
+    stdlib = TaskInputStdLib(
+        task.effective_wdl_version, logger, container, source_dir=task.source_dir, cache_add_paths=add_paths
+    )
+    _eval_task_runtime(cfg, logger, run_id, task, inputs, container, env, stdlib)
+    if wdl_version_geq(task.effective_wdl_version, WDLVersion.V1_2):
+        container.try_counter = attempt + 1
+        container.build_task_runtime_info_struct(logger, run_id, task)
+        env = env.bind("task", container.task_runtime_info_struct)
+    command = _eval_task_command(cfg, task, logger, container, env, attempt, add_paths)
+    with open(os.path.join(call_dir, "command"), "w") as outfile:
+        outfile.write(command)
+    for host_path, container_path in container.input_path_map.items():
+        link = container_path.rstrip("/")
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if cfg["file_io"].get_bool("copy_input_files") and not host_path.endswith("/"):
+            shutil.copyfile(host_path, link)
+        else:
+            symlink_force(host_path.rstrip("/"), link)
+    for name in ("stdout.txt", "stderr.txt"):
+        open(os.path.join(call_dir, name), "w").close()
+    state = {
+        "env": WDL.values_to_json(env.filter(lambda b: b.name != "task")),
+        "input_path_map": container.input_path_map,
+        "runtime_values": container.runtime_values,
+        "attempt": attempt,
+    }
+    return PreparedCall(
+        script=job_script(cfg, call_dir),
+        runtime=dict(container.runtime_values),
+        raw_runtime=container.raw_runtime,
+        state=state,
+    )
+
+
+def job_script(cfg: WDL.runtime.config.Loader, call_dir: str) -> str:
+    """The Batch job's bash script (DESIGN.md "The Batch job contract")."""
+    shell = cfg.get("task_runtime", "command_shell") or "/bin/bash"
+    work = shlex.quote(os.path.join(call_dir, "work"))
+    return (
+        f"cd {work}\n"
+        "exit_code=0\n"
+        f"{shell} ../command >> ../stdout.txt 2> >(tee -a ../stderr.txt >&2) || exit_code=$?\n"
+        "exit $exit_code\n"
+    )
+
+
+def collect(
+    cfg: WDL.runtime.config.Loader,
+    task: Tree.Task,
+    run_id: str,
+    call_dir: str,
+    state: dict[str, Any],
+    exit_code: int,
+    logger: logging.Logger,
+) -> Env.Bindings[Value.Base]:
+    """Apply miniwdl's output rules after the command exited with ``exit_code``.
+
+    Raises ``WDL.runtime.CommandFailed`` for an exit code the task does not accept.
+    """
+    container = ExternalContainer(cfg, run_id, call_dir)
+    container.input_path_map = state["input_path_map"]
+    container.input_path_map_rev = {v: k for k, v in state["input_path_map"].items()}
+    container.runtime_values = state["runtime_values"]
+    container.last_exit_code = exit_code
+    if not container.success_exit_code(exit_code):
+        raise WDL.runtime.CommandFailed(exit_code, container.host_stderr_txt(), container.host_stdout_txt())
+    env = WDL.values_from_json(state["env"], _decls(task))
+    if wdl_version_geq(task.effective_wdl_version, WDLVersion.V1_2):
+        container.try_counter = int(state["attempt"]) + 1
+        container.build_task_runtime_info_struct(logger, run_id, task)
+        container.update_task_runtime_info_struct(
+            task, output_section=True, attempt=Value.Int(state["attempt"]), return_code=Value.Int(exit_code)
+        )
+        env = env.bind("task", container.task_runtime_info_struct)
+    return _eval_task_outputs(logger, run_id, task, env, container)  # type: ignore[no-any-return]

@@ -1,0 +1,126 @@
+"""Loading WDL documents: fetch once at start into a digest-checked bundle, parse from it later.
+
+The bundle (every document's text keyed by its resolved URI or path) is written to the run
+directory. Tasks can write anywhere on EFS, so the controller checks the bundle's SHA-256,
+kept in DynamoDB, before it trusts it again (DESIGN.md principle 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import posixpath
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import WDL
+
+from .errors import RunError
+
+INLINE_KEY = "/inline/workflow.wdl"
+MAX_SOURCE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class SourceBundle:
+    """The text of a workflow's main document and all its imports."""
+
+    main: str
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"main": self.main, "sources": self.sources}, sort_keys=True)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    @classmethod
+    def from_json(cls, text: str, digest: str) -> SourceBundle:
+        if hashlib.sha256(text.encode()).hexdigest() != digest:
+            raise RunError(
+                "TamperedState",
+                {"error": "TamperedState", "message": "the run's WDL bundle on EFS changed after submission"},
+            )
+        data = json.loads(text)
+        return cls(main=data["main"], sources=data["sources"])
+
+
+def resolve_import(uri: str, importer: WDL.Document | None) -> str:
+    """The key of an imported document: absolute URI or normalized absolute path."""
+    if "://" in uri:
+        return uri
+    base = importer.pos.abspath if importer is not None else None
+    if base and "://" in base:
+        return urllib.parse.urljoin(base, uri)
+    if os.path.isabs(uri):
+        return posixpath.normpath(uri)
+    return posixpath.normpath(posixpath.join(posixpath.dirname(base) if base else os.getcwd(), uri))
+
+
+def fetch_text(key: str, s3_client_factory: Callable[[], Any] | None = None) -> str:
+    """Read one document from a local path, https:// or s3:// URI."""
+    if key.startswith(("http://", "https://")):
+        with urllib.request.urlopen(key, timeout=30) as response:  # noqa: S310 (scheme checked)
+            return response.read(MAX_SOURCE_BYTES + 1).decode()
+    if key.startswith("s3://"):
+        bucket, _, object_key = key[5:].partition("/")
+        if s3_client_factory is None:
+            import boto3
+
+            client = boto3.client("s3")
+        else:
+            client = s3_client_factory()
+        return client.get_object(Bucket=bucket, Key=object_key)["Body"].read().decode()
+    with open(key) as infile:
+        return infile.read(MAX_SOURCE_BYTES + 1)
+
+
+def load_document(bundle: SourceBundle) -> WDL.Document:
+    """Parse and typecheck the bundle's main document, resolving imports inside the bundle."""
+
+    async def read_source(uri: str, path: list[str], importer: WDL.Document | None) -> WDL.ReadSourceResult:
+        key = uri if importer is None and uri == bundle.main else resolve_import(uri, importer)
+        if key not in bundle.sources:
+            raise FileNotFoundError(key)
+        return WDL.ReadSourceResult(source_text=bundle.sources[key], abspath=key)
+
+    return _load(bundle.main, read_source)
+
+
+def fetch_and_load(
+    workflow: str | None, inline_source: str | None, fetch: Callable[[str], str] = fetch_text
+) -> tuple[WDL.Document, SourceBundle]:
+    """Fetch the main document and its imports, then parse and typecheck them."""
+    main = INLINE_KEY if inline_source is not None else resolve_import(workflow or "", None)
+    bundle = SourceBundle(main=main)
+    if inline_source is not None:
+        bundle.sources[main] = inline_source
+
+    async def read_source(uri: str, path: list[str], importer: WDL.Document | None) -> WDL.ReadSourceResult:
+        key = main if importer is None else resolve_import(uri, importer)
+        if key not in bundle.sources:
+            try:
+                text = fetch(key)
+            except Exception as exn:
+                if importer is None:
+                    raise RunError(
+                        "WorkflowNotFound",
+                        {"error": "WorkflowNotFound", "message": f"cannot read workflow {key}: {exn}"},
+                    ) from exn
+                raise
+            if len(text) > MAX_SOURCE_BYTES:
+                raise RunError("WorkflowTooLarge", {"error": "WorkflowTooLarge", "message": f"{key} exceeds 16 MiB"})
+            bundle.sources[key] = text
+        return WDL.ReadSourceResult(source_text=bundle.sources[key], abspath=key)
+
+    return _load(main, read_source), bundle
+
+
+def _load(main: str, read_source: Any) -> WDL.Document:
+    return asyncio.run(WDL.Tree._load_async(main, path=[], read_source=read_source, check_quant=True))
