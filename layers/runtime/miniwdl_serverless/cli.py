@@ -21,6 +21,13 @@ EXIT_USAGE = 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    if args.command == "run":
+        return run_local(args)
+    return EXIT_USAGE  # pragma: no cover
+
+
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="miniwdl-serverless", description="WDL on AWS Batch + EFS, event-driven")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
@@ -44,10 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--timeout", type=int, metavar="SECONDS", help="fail the run after this long")
     run.add_argument("--workers", type=int, help="parallel task commands (default: CPU count)")
     run.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
-    args = parser.parse_args(argv)
-    if args.command == "run":
-        return run_local(args)
-    return EXIT_USAGE  # pragma: no cover
+    return parser
 
 
 def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
@@ -96,20 +100,25 @@ def run_local(args: argparse.Namespace) -> int:
     from .local.embedded import EmbeddedAWS
 
     with EmbeddedAWS(efs_root="/", workers=args.workers) as aws:
-        if args.s3upload:
-            _create_upload_bucket(args.s3upload)
-        arn = aws.start(execution_input)
-        progress = Progress(arn.rsplit(":", 1)[-1], enabled=not args.no_progress and sys.stderr is not None)
-        description = aws.wait(arn, progress.show)
-        progress.done()
-        if description["status"] == "SUCCEEDED":
-            result = json.loads(description.get("output") or "{}")
-            report = {"dir": result.get("dir"), "outputs": result.get("outputs", {})}
-            if result.get("s3upload"):
-                report["s3upload"] = result["s3upload"]
-            print(json.dumps(report, indent=2))
-            return 0
-        return _report_failure(description)
+        return execute(aws, execution_input, show_progress=not args.no_progress)
+
+
+def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = True) -> int:
+    """Run one execution on an embedded AWS; print like `miniwdl run`; return the exit code."""
+    if execution_input.get("s3upload"):
+        _create_upload_bucket(execution_input["s3upload"])
+    arn = aws.start(execution_input)
+    progress = Progress(arn.rsplit(":", 1)[-1], enabled=show_progress and sys.stderr is not None)
+    description = aws.wait(arn, progress.show)
+    progress.done()
+    if description["status"] == "SUCCEEDED":
+        result = json.loads(description.get("output") or "{}")
+        report = {"dir": result.get("dir"), "outputs": result.get("outputs", {})}
+        if result.get("s3upload"):
+            report["s3upload"] = result["s3upload"]
+        print(json.dumps(report, indent=2))
+        return 0
+    return _report_failure(description)
 
 
 def _report_failure(description: dict[str, Any]) -> int:

@@ -66,8 +66,14 @@ class Scope:
 
     def __init__(self, target: Tree.Workflow | Tree.Task, inputs: Env.Bindings[Value.Base], prefix: str = ""):
         self.target = target
-        self.inputs = inputs
         self.prefix = prefix
+        self.initial: dict[str, _Job] = {}
+        if isinstance(target, Tree.Workflow):
+            # miniwdl's constructor also normalizes the inputs (None for a defaulted input
+            # that is not optional means "use the default"): reuse it for both.
+            machine = StateMachine("wdl", "/nonexistent", target, inputs)
+            inputs, self.initial = machine.inputs, machine.jobs
+        self.inputs = inputs
         self.nodes: dict[str, Tree.WorkflowNode] = {}
         self.scatters: dict[str, list[Tree.Scatter]] = {}
         self.dependents: dict[str, list[Tree.WorkflowNode]] = {}
@@ -114,9 +120,7 @@ def initial_jobs(scope: Scope) -> list[JobSpec]:
             JobSpec(id=call, node_id=call, deps=[], dependents=[OUTPUTS]),
             JobSpec(id=OUTPUTS, node_id=OUTPUTS, deps=[call], dependents=[], pending=1),
         ]
-    assert isinstance(scope.target, Tree.Workflow)
-    machine = StateMachine("wdl", "/nonexistent", scope.target, scope.inputs)
-    return [_spec(scope, job, set()) for job in machine.jobs.values()]
+    return [_spec(scope, job, set()) for job in scope.initial.values()]
 
 
 def dependents_of(scope: Scope, node_id: str, indices: list[str]) -> list[str]:

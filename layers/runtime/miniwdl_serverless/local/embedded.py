@@ -78,11 +78,18 @@ class LocalBatch:
     def __init__(self, workers: int, emit: Callable[[Any], None]):
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
         self.emit = emit
-        self.log_dir: str | None = None
+        self.lock = threading.Lock()
+        self.active = 0
 
     def accept(self, job: Any) -> None:
         job.status = "RUNNABLE"
+        with self.lock:
+            self.active += 1
         self.pool.submit(self._run, job)
+
+    def idle(self) -> bool:
+        with self.lock:
+            return self.active == 0
 
     def _run(self, job: Any) -> None:
         try:
@@ -92,6 +99,9 @@ class LocalBatch:
             job.job_stopped_reason = "local executor error"
             job._mark_stopped(success=False)
             self.emit(job)
+        finally:
+            with self.lock:
+                self.active -= 1
 
     def _execute(self, job: Any) -> None:
         if job.stop:
@@ -168,6 +178,7 @@ class EmbeddedAWS:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.drain()
         self.batch_executor.shutdown()
         self.event_pool.shutdown(wait=False, cancel_futures=True)
         for undo in reversed(self._restore):
@@ -190,7 +201,11 @@ class EmbeddedAWS:
         def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:
             return embedded._invoke(function_name.split(":")[-1], body, response_headers)
 
+        original_accept = BatchSimpleBackend.__dict__["_mark_job_as_finished"]
+
         def accept(backend: Any, include_start_attempt: bool, job: Any) -> None:
+            if job.job_queue.name != LOCAL_QUEUE:  # other queues keep moto's own behaviour
+                return original_accept(backend, include_start_attempt, job)  # type: ignore[no-any-return]
             backend.backend._jobs[job.job_id] = job
             embedded.batch_executor.accept(job)
 
@@ -344,6 +359,16 @@ class EmbeddedAWS:
         finally:
             with self._events_lock:
                 self._pending_events -= 1
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Let in-flight events finish (late RUNNING/terminated events) before AWS goes away."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._events_lock:
+                pending = self._pending_events
+            if pending == 0 and self.batch_executor.idle():
+                return
+            time.sleep(0.02)
 
     # -- running --
     def start(self, execution_input: dict[str, Any], name: str | None = None) -> str:

@@ -1,0 +1,45 @@
+"""Shared fixtures. moto is imported before anything creates a boto3 client (moto gotcha)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+
+import moto  # noqa: E402,F401
+import pytest  # noqa: E402
+
+from miniwdl_serverless.local.embedded import EmbeddedAWS  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def embedded():
+    """One embedded AWS per test process: tables, functions, state machine, local Batch."""
+    with EmbeddedAWS(efs_root="/", workers=4) as aws:
+        yield aws
+
+
+@pytest.fixture
+def run_cli(embedded, capsys, monkeypatch):
+    """Run `miniwdl-serverless run ARGS...` in process (in ``cwd``); returns (exit code, stdout, stderr)."""
+    from miniwdl_serverless import cli
+
+    def run(args: list[str], cwd: str | None = None) -> tuple[int, str, str]:
+        if cwd:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        parsed = cli.make_parser().parse_args(["run", *args])
+        try:
+            execution_input = cli.build_execution_input(parsed)
+        except Exception as exn:  # same path as the CLI: a one-line error, exit 2
+            code = cli._input_error(exn)
+        else:
+            code = cli.execute(embedded, execution_input, show_progress=False)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
