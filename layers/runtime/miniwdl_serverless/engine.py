@@ -179,13 +179,9 @@ def start_run(execution_input: Any, task_token: str, execution_arn: str, started
         run.save()
     ctx = load_context(run, services)
     ctx.log(f"run {run_id} started: {options.workflow or '(inline source)'}")
-    scope = ctx.scope("", [])
-    specs = graph.initial_jobs(scope)
-    store.put_new_jobs([_job_model(run_id, "", [], spec) for spec in specs])
-    store.count(run_id, jobs_total=len(specs))
     store.set_run_status(run, store.RUN_RUNNING, [store.RUN_PLANNING])
-    ready = [s.id for s in specs if s.pending == 0]
-    _drive(ctx, "start", list(store.get_jobs(run_id, ready).values()))
+    ready = _create_jobs(ctx, "", [], graph.initial_jobs(ctx.scope("", [])), claimant="start")
+    _drive(ctx, "start", ready)
     return {"run_id": run_id, "dir": run_dir}
 
 
@@ -309,7 +305,9 @@ def _drive(ctx: RunContext, claimant: str, candidates: list[store.JobModel]) -> 
 
 
 def _ready_dependents(job: store.JobModel) -> list[store.JobModel]:
-    found = store.get_jobs(job.run_id, job.dependents)
+    """Dependents and waiters that this job's completion left with nothing pending."""
+    current = store.get_job(job.run_id, job.job_id) or job  # waiters may have registered since
+    found = store.get_jobs(job.run_id, list(current.dependents) + list(current.waiters or []))
     return [j for j in found.values() if j.pending <= 0 and (j.status == store.WAITING or j.claimed_by == job.job_id)]
 
 
@@ -334,15 +332,7 @@ def _process(ctx: RunContext, job: store.JobModel) -> list[store.JobModel]:
             return _start_subworkflow(ctx, job, evaluation.call.callee, evaluation.call.inputs)
         submit_task(ctx, job, evaluation.call.inputs, attempt=0)
         return []
-    ready: list[store.JobModel] = []
-    if evaluation.new_jobs:
-        models = [_job_model(ctx.run_id, job.scope, list(job.call_path), spec) for spec in evaluation.new_jobs]
-        store.put_new_jobs(models)
-        store.count(ctx.run_id, jobs_total=len(models))
-        starters = [m.job_id for m in models if m.pending == 0]
-        for child in store.get_jobs(ctx.run_id, starters).values():
-            if store.claim(child, job.job_id):
-                ready.append(child)
+    ready = _create_jobs(ctx, job.scope, list(job.call_path), evaluation.new_jobs, claimant=job.job_id)
     assert evaluation.outputs is not None
     outputs = graph.values_to_json(evaluation.outputs)
     _complete(ctx, job, outputs, scope)
@@ -385,14 +375,29 @@ def _start_subworkflow(ctx: RunContext, job: store.JobModel, callee: Tree.Workfl
     os.makedirs(graph.call_dir(ctx.run_dir, job.job_id), exist_ok=True)
     scope = graph.Scope(callee, inputs, prefix=job.job_id)
     ctx.scopes[job.job_id] = scope
+    ctx.log(f"sub-workflow {job.job_id} started ({callee.name})")
     call_path = list(job.call_path) + [job.node_id]
-    specs = graph.initial_jobs(scope)
-    models = [_job_model(ctx.run_id, job.job_id, call_path, spec) for spec in specs]
-    store.put_new_jobs(models)
-    store.count(ctx.run_id, jobs_total=len(models))
-    ctx.log(f"sub-workflow {job.job_id} started ({callee.name}, {len(models)} jobs)")
-    starters = store.get_jobs(ctx.run_id, [m.job_id for m in models if m.pending == 0])
-    return [child for child in starters.values() if store.claim(child, job.job_id)]
+    return _create_jobs(ctx, job.job_id, call_path, graph.initial_jobs(scope), claimant=job.job_id)
+
+
+def _create_jobs(ctx: RunContext, scope: str, call_path: list[str], specs: list[graph.JobSpec], claimant: str) -> list[store.JobModel]:
+    """Store new jobs, register them as waiters on outside dependencies, claim the ready ones."""
+    if not specs:
+        return []
+    prefix = scope + "/" if scope else ""
+    models = {prefix + spec.id: _job_model(ctx.run_id, scope, call_path, spec) for spec in specs}
+    for spec in specs:  # counted optimistically: an outside dependency that is done gives it back
+        models[prefix + spec.id].pending += len(spec.external)
+    created = store.put_new_jobs(list(models.values()))
+    if created:
+        store.count(ctx.run_id, jobs_total=len(created))
+    for spec in specs:
+        job_id = prefix + spec.id
+        for dependency in spec.external:
+            if not store.register_waiter(ctx.run_id, prefix + dependency, job_id) and job_id in created:
+                store.add_pending(models[job_id], -1)
+    candidates = store.get_jobs(ctx.run_id, list(models))
+    return [job for job in candidates.values() if job.pending <= 0 and store.claim(job, claimant)]
 
 
 # ---- task calls -----------------------------------------------------------------------------

@@ -37,7 +37,8 @@ class JobSpec:
     deps: list[str]
     dependents: list[str]
     scatter_stack: list[list[Any]] = field(default_factory=list)  # [index, variable, value JSON]
-    pending: int = 0
+    pending: int = 0  # dependencies that will decrement this job through their ``dependents``
+    external: list[str] = field(default_factory=list)  # dependencies to register with as a waiter
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Scope:
         self.inputs = inputs
         self.nodes: dict[str, Tree.WorkflowNode] = {}
         self.scatters: dict[str, list[Tree.Scatter]] = {}
+        self.sections: dict[str, list[str]] = {}  # enclosing scatters and conditionals
         self.dependents: dict[str, list[Tree.WorkflowNode]] = {}
         if isinstance(target, Tree.Workflow):
             self._index(target)
@@ -89,24 +91,24 @@ class Scope:
         return TASK_CALL_PREFIX + self.target.name
 
     def _index(self, workflow: Tree.Workflow) -> None:
-        def visit(nodes: Iterable[Tree.WorkflowNode], enclosing: list[Tree.Scatter]) -> None:
+        def visit(nodes: Iterable[Tree.WorkflowNode], enclosing: list[Tree.WorkflowSection]) -> None:
             for node in nodes:
-                self.nodes[node.workflow_node_id] = node
-                self.scatters[node.workflow_node_id] = enclosing
+                self._place(node, enclosing)
                 if isinstance(node, Tree.WorkflowSection):
-                    inner = enclosing + [node] if isinstance(node, Tree.Scatter) else enclosing
-                    visit(node.body, inner)
+                    visit(node.body, enclosing + [node])
                     for gather in node.gathers.values():
-                        self.nodes[gather.workflow_node_id] = gather
-                        self.scatters[gather.workflow_node_id] = enclosing
+                        self._place(gather, enclosing)
 
         visit((workflow.inputs or []) + workflow.body + (workflow.outputs or []), [])
-        outputs = WorkflowOutputs(workflow)
-        self.nodes[OUTPUTS] = outputs
-        self.scatters[OUTPUTS] = []
+        self._place(WorkflowOutputs(workflow), [])
         for node in self.nodes.values():
             for dep in node.workflow_node_dependencies:
                 self.dependents.setdefault(dep, []).append(node)
+
+    def _place(self, node: Tree.WorkflowNode, enclosing: list[Tree.WorkflowSection]) -> None:
+        self.nodes[node.workflow_node_id] = node
+        self.sections[node.workflow_node_id] = [s.workflow_node_id for s in enclosing]
+        self.scatters[node.workflow_node_id] = [s for s in enclosing if isinstance(s, Tree.Scatter)]
 
     def node(self, node_id: str) -> Tree.WorkflowNode:
         return self.nodes[node_id]
@@ -120,37 +122,55 @@ def initial_jobs(scope: Scope) -> list[JobSpec]:
             JobSpec(id=call, node_id=call, deps=[], dependents=[OUTPUTS]),
             JobSpec(id=OUTPUTS, node_id=OUTPUTS, deps=[call], dependents=[], pending=1),
         ]
-    return [_spec(scope, job, set()) for job in scope.initial.values()]
+    return [_spec(scope, job) for job in scope.initial.values()]
 
 
 def dependents_of(scope: Scope, node_id: str, indices: list[str]) -> list[str]:
     """Ids of the jobs that will wait on the job for ``node_id`` at these scatter indices.
 
-    Nodes nested deeper than the job are left out: their jobs are created only when the
-    enclosing section runs, which is after this job finished (the section depends on it).
+    Only dependents in the same section or an enclosing one count: a node inside a section
+    that does not enclose this job gets its job when that section runs, and the section
+    itself waits for this job.
     """
+    mine = set(scope.sections[node_id])
     found = []
     for node in scope.dependents.get(node_id, []):
-        depth = len(scope.scatters[node.workflow_node_id])
-        if node.workflow_node_id == OUTPUTS:
-            depth = 0
-        if depth <= len(indices):
+        if set(scope.sections[node.workflow_node_id]) <= mine:
+            depth = len(scope.scatters[node.workflow_node_id])
             found.append("-".join([node.workflow_node_id] + indices[:depth]))
     return sorted(set(found))
 
 
-def _spec(scope: Scope, job: _Job, finished: set[str]) -> JobSpec:
+def _spec(scope: Scope, job: _Job) -> JobSpec:
+    """The record of one miniwdl job.
+
+    ``dependents`` are the jobs in the same section or an enclosing one that depend on it:
+    those exist whenever it finishes. A dependency in an enclosing section may however still
+    be waiting when a section's body is created (miniwdl lets a body start before its outside
+    dependencies finish), and such a dependency may not even exist yet (a gather of another
+    section). Those are listed in ``external``: the driver registers the job as their waiter.
+    """
     indices = [index for index, _ in job.scatter_stack]
     stack = [[index, binding.name, binding.value.json] for index, binding in job.scatter_stack]
     deps = sorted(job.dependencies)
+    mine = set(scope.sections[job.node.workflow_node_id])
+    external = [d for d in deps if not mine <= set(scope.sections[_dep_node(job.node, d)])]
     return JobSpec(
         id=job.id,
         node_id=job.node.workflow_node_id,
         deps=deps,
         dependents=dependents_of(scope, job.node.workflow_node_id, indices),
         scatter_stack=stack,
-        pending=len([d for d in deps if d not in finished]),
+        pending=len(deps) - len(external),
+        external=external,
     )
+
+
+def _dep_node(node: Tree.WorkflowNode, dep_job_id: str) -> str:
+    """The node id of one of ``node``'s dependency jobs (job id = node id + scatter indices)."""
+    candidates = [n for n in node.workflow_node_dependencies if dep_job_id == n or dep_job_id.startswith(n + "-")]
+    assert candidates, (node.workflow_node_id, dep_job_id)
+    return max(candidates, key=len)
 
 
 def output_types(scope: Scope, node_id: str) -> Env.Bindings[Type.Base]:
@@ -240,10 +260,7 @@ def evaluate(
     result = machine._do_job(cfg, stdlib, job)
     if isinstance(result, StateMachine.CallInstructions):
         return Evaluation(call=result)
-    new_jobs = [_spec(scope, j, set()) for jid, j in machine.jobs.items() if jid != job_id]
-    new_ids = {j.id for j in new_jobs}
-    for spec in new_jobs:  # dependencies outside the section finished before it ran
-        spec.pending = len([d for d in spec.deps if d in new_ids])
+    new_jobs = [_spec(scope, j) for jid, j in machine.jobs.items() if jid != job_id]
     return Evaluation(outputs=result, new_jobs=new_jobs)
 
 

@@ -84,6 +84,8 @@ class JobModel(Model):
     call_path = ListAttribute(of=UnicodeAttribute, default=list)  # call node ids to the scope's workflow
     deps = ListAttribute(of=UnicodeAttribute, default=list)
     dependents = ListAttribute(of=UnicodeAttribute, default=list)
+    waiters = ListAttribute(of=UnicodeAttribute, null=True)  # registered by later jobs (see graph)
+    waiters_version = NumberAttribute(null=True)
     pending = NumberAttribute(default=0)
     status = UnicodeAttribute(default=WAITING)
     claimed_by = UnicodeAttribute(null=True)
@@ -163,20 +165,57 @@ def count(run_id: str, **deltas: int) -> None:
 # ---- jobs --------------------------------------------------------------------------------
 
 
-def put_new_jobs(jobs: list[JobModel]) -> None:
-    """Create jobs that do not exist yet; existing ones are left as they are (idempotent)."""
+def put_new_jobs(jobs: list[JobModel]) -> set[str]:
+    """Create jobs that do not exist yet (idempotent); returns the ids created by this call.
+
+    Written as updates, not puts: a later job may already have registered as a waiter on one
+    of these (a stub item holding only ``waiters``), and that registration must survive.
+    """
+    created: set[str] = set()
     for chunk in _chunks(jobs, TRANSACTION_LIMIT):
         try:
             with TransactWrite(connection=_connection(JobModel)) as transaction:
                 for job in chunk:
-                    transaction.save(job, condition=JobModel.job_id.does_not_exist())
+                    transaction.update(job, actions=_creation(job), condition=JobModel.status.does_not_exist())
+            created |= {job.job_id for job in chunk}
         except TransactWriteError:
             for job in chunk:  # some exist already: a resumed expansion
                 try:
-                    job.save(condition=JobModel.job_id.does_not_exist())
-                except PutError as exn:
+                    job.update(actions=_creation(job), condition=JobModel.status.does_not_exist())
+                    created.add(job.job_id)
+                except UpdateError as exn:
                     if not _is_conditional_failure(exn):
                         raise
+    return created
+
+
+def _creation(job: JobModel) -> list[Any]:
+    keys = ("run_id", "job_id", "waiters", "waiters_version")
+    return [
+        getattr(JobModel, name).set(value)
+        for name, value in job.attribute_values.items()
+        if name not in keys and value is not None
+    ]
+
+
+def register_waiter(run_id: str, job_id: str, waiter: str) -> bool:
+    """Ask to be decremented when ``job_id`` completes. False if it has completed already.
+
+    Works before the job exists (the item starts as a stub with only ``waiters``).
+    """
+    target = JobModel(run_id, job_id)
+    try:
+        target.update(
+            actions=[JobModel.waiters.set((JobModel.waiters | []).append([waiter])), JobModel.waiters_version.add(1)],
+            condition=(JobModel.status.does_not_exist() | JobModel.status.is_in(WAITING, CLAIMED, RUNNING))
+            & ~JobModel.waiters.contains(waiter),
+        )
+        return True
+    except UpdateError as exn:
+        if not _is_conditional_failure(exn):
+            raise
+    current = get_job(run_id, job_id)
+    return current is not None and waiter in (current.waiters or [])
 
 
 def get_job(run_id: str, job_id: str) -> JobModel | None:
@@ -234,21 +273,46 @@ def mark_running(job: JobModel, attempt: int, **fields: Any) -> bool:
         raise
 
 
+def add_pending(job: JobModel, delta: int) -> None:
+    job.update(actions=[JobModel.pending.add(delta)])
+
+
 def update_job(job: JobModel, **fields: Any) -> None:
     job.update(actions=[getattr(JobModel, k).set(v) for k, v in fields.items()])
 
 
 def complete(job: JobModel, outputs: Any, expected_attempt: int | None = None) -> bool:
-    """Mark the job done with its outputs and decrement its dependents, atomically.
+    """Mark the job done with its outputs and decrement its dependents and waiters, atomically.
 
     False if the job was already completed (a repeated or late event): nothing changes then.
+    A waiter registering meanwhile changes ``waiters_version``; the transaction is then
+    retried with the new list, so no waiter is missed.
     """
+    for _ in range(20):
+        outcome = _complete_once(job, outputs, expected_attempt)
+        if outcome is not None:
+            return outcome
+        fresh = get_job(job.run_id, job.job_id)
+        if fresh is None:
+            return False
+        job = fresh
+    raise RuntimeError(f"could not complete {job.job_id}: waiters kept changing")
+
+
+def _complete_once(job: JobModel, outputs: Any, expected_attempt: int | None) -> bool | None:
+    if job.status == DONE:
+        return False
     condition = JobModel.status.is_in(CLAIMED, RUNNING)
     if expected_attempt is not None:
         condition = condition & (JobModel.attempt == expected_attempt)
-    chunks = list(_chunks(job.dependents, TRANSACTION_LIMIT - 1)) or [[]]
+    version = job.waiters_version
+    condition = condition & (
+        JobModel.waiters_version.does_not_exist() if version is None else JobModel.waiters_version == version
+    )
+    targets = list(job.dependents) + list(job.waiters or [])
+    chunks = list(_chunks(targets, TRANSACTION_LIMIT - 1)) or [[]]
     done_fields = [JobModel.status.set(DONE), JobModel.outputs.set(outputs), JobModel.finished_at.set(time.time())]
-    # More than 99 dependents: several transactions, each guarded by the job's progress marker
+    # More than 99 to decrement: several transactions, each guarded by the job's progress marker
     # ("completing-1", "completing-2", ...), so a re-delivered event continues where one stopped.
     start = int(job.status.split("-")[1]) if job.status.startswith("completing-") else 0
     for index in range(start, len(chunks)):
@@ -260,9 +324,15 @@ def complete(job: JobModel, outputs: Any, expected_attempt: int | None = None) -
                 transaction.update(job, actions=actions, condition=guard)
                 _decrement(transaction, job.run_id, chunks[index])
         except TransactWriteError as exn:
-            if _cancelled_by_condition(exn):
+            if not _cancelled_by_condition(exn):
+                raise
+            if index > 0:
                 return False
-            raise
+            fresh = get_job(job.run_id, job.job_id)
+            still_open = fresh is not None and fresh.status in (CLAIMED, RUNNING) and (
+                expected_attempt is None or fresh.attempt == expected_attempt
+            )
+            return None if still_open and fresh.waiters_version != version else False
     return True
 
 
