@@ -30,7 +30,7 @@ def test_case(case, run_cli, tmp_path):
         pytest.skip(f"{CASES} is absent: the shared conformance cases are not checked out beside the repo")
     work = tmp_path / "case"
     shutil.copytree(CASES / case["path"], work)
-    args = ["workflow.wdl", "-i", "inputs.json", "--dir", str(tmp_path / "runs")]
+    args = ["workflow.wdl", "-i", "inputs.json", "--dir", str(tmp_path / "runs"), "--timeout", "90"]
     if case["type"] == "task":
         args += ["--task", case["target"]]
     code, stdout, stderr = run_cli(args, cwd=str(work))

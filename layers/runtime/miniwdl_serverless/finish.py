@@ -44,7 +44,9 @@ def finish_run(state: dict[str, Any], execution_name: str, services: Services, s
 def _stop_unfinished(run: store.RunModel, error: dict[str, Any], services: Services) -> None:
     """Start crashed, the run timed out or was stopped: fail it and terminate its jobs."""
     name = str(error.get("Error") or "RunFailed")
-    message = {"States.Timeout": "the run exceeded its timeout"}.get(name) or str(error.get("Cause") or name)
+    message = str(error.get("Cause") or name)
+    if name == "States.Timeout":  # error names may not start with "States." when we send them
+        name, message = "RunTimeout", "the run exceeded its timeout (timeout_seconds)"
     info = {"error": name, "message": message}
     if run.run_dir and run.bundle_path:
         fail_run(load_context(run, services), RunError(name, info))

@@ -78,6 +78,8 @@ class Scope:
         self.nodes: dict[str, Tree.WorkflowNode] = {}
         self.scatters: dict[str, list[Tree.Scatter]] = {}
         self.sections: dict[str, list[str]] = {}  # enclosing scatters and conditionals
+        self.output_deps: set[str] = set()
+        self.completion_deps: set[str] = set()
         self.dependents: dict[str, list[Tree.WorkflowNode]] = {}
         if isinstance(target, Tree.Workflow):
             self._index(target)
@@ -99,11 +101,23 @@ class Scope:
                     for gather in node.gathers.values():
                         self._place(gather, enclosing)
 
-        visit((workflow.inputs or []) + workflow.body + (workflow.outputs or []), [])
-        self._place(WorkflowOutputs(workflow), [])
+        top_level = (workflow.inputs or []) + workflow.body + (workflow.outputs or [])
+        visit(top_level, [])
+        outputs = WorkflowOutputs(workflow)
+        self._place(outputs, [])
         for node in self.nodes.values():
             for dep in node.workflow_node_dependencies:
                 self.dependents.setdefault(dep, []).append(node)
+        # As in miniwdl, a workflow is done only when all its jobs are (a failing declaration
+        # nobody reads still fails the run): the outputs job also waits for every top-level job.
+        self.output_deps = set(outputs.workflow_node_dependencies)
+        everything = {n.workflow_node_id for n in top_level}
+        for node in top_level:
+            if isinstance(node, Tree.WorkflowSection):
+                everything |= {g.workflow_node_id for g in node.gathers.values()}
+        self.completion_deps = everything - self.output_deps
+        for dep in self.completion_deps:
+            self.dependents.setdefault(dep, []).append(outputs)
 
     def _place(self, node: Tree.WorkflowNode, enclosing: list[Tree.WorkflowSection]) -> None:
         self.nodes[node.workflow_node_id] = node
@@ -122,7 +136,12 @@ def initial_jobs(scope: Scope) -> list[JobSpec]:
             JobSpec(id=call, node_id=call, deps=[], dependents=[OUTPUTS]),
             JobSpec(id=OUTPUTS, node_id=OUTPUTS, deps=[call], dependents=[], pending=1),
         ]
-    return [_spec(scope, job) for job in scope.initial.values()]
+    specs = [_spec(scope, job) for job in scope.initial.values()]
+    for spec in specs:
+        if spec.id == OUTPUTS:
+            spec.deps = sorted(set(spec.deps) | scope.completion_deps)
+            spec.pending = len(spec.deps)
+    return specs
 
 
 def dependents_of(scope: Scope, node_id: str, indices: list[str]) -> list[str]:
@@ -154,7 +173,7 @@ def _spec(scope: Scope, job: _Job) -> JobSpec:
     stack = [[index, binding.name, binding.value.json] for index, binding in job.scatter_stack]
     deps = sorted(job.dependencies)
     mine = set(scope.sections[job.node.workflow_node_id])
-    external = [d for d in deps if not mine <= set(scope.sections[_dep_node(job.node, d)])]
+    external = [d for d in deps if mine and not mine <= set(scope.sections[_dep_node(job.node, d)])]
     return JobSpec(
         id=job.id,
         node_id=job.node.workflow_node_id,
@@ -203,8 +222,33 @@ def values_from_json(types: Env.Bindings[Type.Base], data: dict[str, Any]) -> En
     env: Env.Bindings[Value.Base] = Env.Bindings()
     for binding in types:
         if binding.name in data:
-            env = env.bind(binding.name, Value.from_json(binding.value, data[binding.name]))
+            env = env.bind(binding.name, value_from_json(binding.value, data[binding.name]))
     return env
+
+
+def value_from_json(wdl_type: Type.Base, data: Any) -> Value.Base:
+    """``Value.from_json``, also for values miniwdl holds with nulls inside non-optional types
+    (a WDL 1.2 File that does not exist becomes null inside a Pair, for instance)."""
+    try:
+        return Value.from_json(wdl_type, data)
+    except WDL.Error.InputError:
+        return _with_nulls(wdl_type, data)
+
+
+def _with_nulls(wdl_type: Type.Base, data: Any) -> Value.Base:
+    if data is None:
+        return Value.Null()
+    if isinstance(wdl_type, Type.Array) and isinstance(data, list):
+        return Value.Array(wdl_type.item_type, [_with_nulls(wdl_type.item_type, item) for item in data])
+    if isinstance(wdl_type, Type.Pair) and isinstance(data, dict):
+        left = _with_nulls(wdl_type.left_type, data.get("left"))
+        right = _with_nulls(wdl_type.right_type, data.get("right"))
+        return Value.Pair(wdl_type.left_type, wdl_type.right_type, (left, right))
+    if isinstance(wdl_type, Type.Map) and isinstance(data, dict):
+        key_type, value_type = wdl_type.item_type
+        items = [(Value.from_json(key_type, k), _with_nulls(value_type, v)) for k, v in data.items()]
+        return Value.Map(wdl_type.item_type, items)
+    return Value.from_json(wdl_type, data)
 
 
 def values_to_json(env: Env.Bindings[Value.Base]) -> dict[str, Any]:
@@ -218,7 +262,7 @@ def scatter_stack_values(scope: Scope, node_id: str, stack: list[list[Any]]) -> 
     rebuilt = []
     for section, (index, variable, value) in zip(sections, stack, strict=True):
         item_type = section.expr.type.item_type  # type: ignore[attr-defined]
-        rebuilt.append((index, Env.Binding(variable, Value.from_json(item_type, value))))
+        rebuilt.append((index, Env.Binding(variable, value_from_json(item_type, value))))
     return rebuilt
 
 
@@ -243,6 +287,9 @@ def evaluate(
     workflow = scope.target
     assert isinstance(workflow, Tree.Workflow)
     node = scope.node(node_id)
+    if node_id == OUTPUTS:  # only what the output section reads (see Scope.completion_deps)
+        deps = [d for d in deps if d in scope.output_deps]
+        dep_outputs = {d: v for d, v in dep_outputs.items() if d in scope.output_deps}
     job = _Job(id=job_id, node=node, dependencies=set(deps), scatter_stack=scatter_stack_values(scope, node_id, scatter_stack))
     machine = StateMachine.__new__(StateMachine)
     machine.logger_id = "wdl.serverless"

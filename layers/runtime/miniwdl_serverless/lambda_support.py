@@ -61,6 +61,8 @@ class BatchJobStateChange(EventBridgeModel):
 
 
 def count_metric(name: str, value: int) -> None:
+    if os.environ.get("MSLS_LOCAL"):  # EMF goes to stdout, which the local CLI keeps for results
+        return
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 

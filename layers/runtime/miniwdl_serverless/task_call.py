@@ -66,6 +66,21 @@ class ExternalContainer(TaskContainer):
         super().process_runtime(logger, runtime_eval)
         self.raw_runtime = {k: v.json for k, v in runtime_eval.items()}
 
+    def host_path(self, container_path: str, inputs_only: bool = False) -> str | None:
+        """miniwdl's rule (outputs only from the working directory), except that an output may
+        be a symlink to one of the task's own inputs: inputs are linked, not copied, here."""
+        try:
+            return super().host_path(container_path, inputs_only)  # type: ignore[no-any-return]
+        except WDL.runtime.error.OutputError:
+            relative = container_path
+            if os.path.isabs(container_path):
+                relative = os.path.relpath(container_path, os.path.join(self.container_dir, "work"))
+            candidate = os.path.join(self.host_work_dir(), relative)
+            inputs = {os.path.realpath(host.rstrip("/")) for host in self.input_path_map}
+            if not relative.startswith("../") and os.path.realpath(candidate) in inputs:
+                return candidate
+            raise
+
     def _run(self, logger: logging.Logger, terminating: Any, command: str) -> int:
         raise NotImplementedError("task commands run as AWS Batch jobs")
 
