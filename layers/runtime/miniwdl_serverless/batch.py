@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
@@ -15,6 +16,7 @@ TAG_ATTEMPT = "miniwdl-serverless:attempt"
 NAME_LIMIT = 128
 DEFAULT_IMAGE = "ubuntu:22.04"
 MIN_MEMORY_MIB = 991  # miniwdl-aws's floor, after its -33 MiB Batch overhead delta
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 @dataclass(frozen=True)
@@ -48,21 +50,35 @@ def resources_for(runtime: dict[str, Any], raw_runtime: dict[str, Any], memory_d
 
 
 def job_name(run_id: str, job_id: str, attempt: int) -> str:
-    """Deterministic Batch job name within the 128-character limit ([A-Za-z0-9_-])."""
+    """Deterministic Batch job name: up to 128 characters of [A-Za-z0-9_-], the first alphanumeric.
+
+    When the ids are already such characters the name is just them; otherwise (a character
+    replaced, a leading '-' or '_', or too long) a digest of the exact ids keeps distinct jobs
+    apart, e.g. the runs "sample.1" and "sample_1".
+    """
     raw = f"{run_id}-{job_id}-try{attempt + 1}"
-    name = re.sub(r"[^A-Za-z0-9_-]", "_", raw)
-    if len(name) <= NAME_LIMIT:
+    name = _UNSAFE.sub("_", raw)
+    if name == raw and len(name) <= NAME_LIMIT and name[0].isalnum():
         return name
+    if not name[0].isalnum():
+        name = "j" + name
     digest = hashlib.sha256(raw.encode()).hexdigest()[:12]
     return f"{name[: NAME_LIMIT - 13]}-{digest}"
 
 
-def job_definition_name(prefix: str, image: str, resources: Resources) -> str:
-    """One definition per image (and GPU shape): registered once, reused by every task."""
+def job_definition_name(prefix: str, image: str, resources: Resources, config: str = "") -> str:
+    """One definition per image (and GPU shape): registered once, reused by every task.
+
+    ``config`` is the rest of what the definition holds (volume, mount, role): when it changes,
+    e.g. a redeployed stack with another file system, so does the name. The digest is always
+    kept whole, however long the prefix and image are.
+    """
     shape = f"gpu{resources.gpus}" if resources.gpus else "cpu"
-    slug = re.sub(r"[^A-Za-z0-9_-]", "_", image)[:60]
-    digest = hashlib.sha256(f"{image}|{shape}".encode()).hexdigest()[:10]
-    return f"{prefix}-{slug}-{shape}-{digest}"[:NAME_LIMIT]
+    slug = _UNSAFE.sub("_", image)[:60]
+    key = f"{image}|{shape}" + (f"|{config}" if config else "")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    head = f"{prefix}-{slug}-{shape}"[: NAME_LIMIT - 11]
+    return f"{head}-{digest}"
 
 
 @dataclass
@@ -90,9 +106,14 @@ class BatchAdapter:
     job_role_arn: str | None = None
     _definitions: dict[str, str] = field(default_factory=dict)
 
+    def _config(self) -> str:
+        """What every definition shares besides image and shape (part of its name's digest)."""
+        shared = {"volume": self.efs.volume(), "mount": self.efs.mount_path}
+        return json.dumps({**shared, "role": self.job_role_arn}, sort_keys=True)
+
     def job_definition(self, image: str, resources: Resources) -> str:
         """ARN of the shared definition for this image, registering it the first time."""
-        name = job_definition_name(self.definition_prefix, image, resources)
+        name = job_definition_name(self.definition_prefix, image, resources, self._config())
         if name in self._definitions:
             return self._definitions[name]
         found = self.client.describe_job_definitions(jobDefinitionName=name, status="ACTIVE").get("jobDefinitions", [])
