@@ -304,10 +304,15 @@ def _drive(ctx: RunContext, claimant: str, candidates: list[store.JobModel]) -> 
             return
 
 
-def _ready_dependents(job: store.JobModel) -> list[store.JobModel]:
-    """Dependents and waiters that this job's completion left with nothing pending."""
-    current = store.get_job(job.run_id, job.job_id) or job  # waiters may have registered since
-    found = store.get_jobs(job.run_id, list(current.dependents) + list(current.waiters or []))
+def _ready_dependents(job: store.JobModel, targets: list[str] | None = None) -> list[store.JobModel]:
+    """Dependents and waiters that this job's completion left with nothing pending.
+
+    ``targets``: those the completion decremented; else read afresh (waiters may have come).
+    """
+    if targets is None:
+        current = store.get_job(job.run_id, job.job_id) or job
+        targets = list(current.dependents) + list(current.waiters or [])
+    found = store.get_jobs(job.run_id, targets)
     return [j for j in found.values() if j.pending <= 0 and (j.status == store.WAITING or j.claimed_by == job.job_id)]
 
 
@@ -335,15 +340,19 @@ def _process(ctx: RunContext, job: store.JobModel) -> list[store.JobModel]:
     ready = _create_jobs(ctx, job.scope, list(job.call_path), evaluation.new_jobs, claimant=job.job_id)
     assert evaluation.outputs is not None
     outputs = graph.values_to_json(evaluation.outputs)
-    _complete(ctx, job, outputs, scope)
-    return ready + _ready_dependents(job)
+    targets = _complete(ctx, job, outputs, scope)
+    return ready + _ready_dependents(job, targets)
 
 
-def _complete(ctx: RunContext, job: store.JobModel, outputs: dict[str, Any], scope: graph.Scope, attempt: int | None = None) -> bool:
+def _complete(
+    ctx: RunContext, job: store.JobModel, outputs: dict[str, Any], scope: graph.Scope,
+    attempt: int | None = None, **counters: int,
+) -> list[str] | None:
+    """Complete a job (see store.complete); returns what it decremented, None if done before."""
     stored = spill.dump(outputs, os.path.join(ctx.run_dir, ".state"), job.job_id + ".outputs")
     done = store.complete(job, stored, expected_attempt=attempt)
-    if done:
-        store.count(ctx.run_id, jobs_done=1)
+    if done is not None:
+        store.count(ctx.run_id, jobs_done=1, **counters)
     local_id = job.job_id[len(job.scope) + 1 :] if job.scope else job.job_id
     if local_id == graph.OUTPUTS:
         _scope_finished(ctx, job, outputs, scope)
@@ -362,9 +371,10 @@ def _scope_finished(ctx: RunContext, job: store.JobModel, outputs: dict[str, Any
     call = parent_scope.node(parent.node_id)
     assert isinstance(call, Tree.Call)
     parent_outputs = {f"{call.name}.{k}": v for k, v in outputs.items()}
-    if _complete(ctx, parent, parent_outputs, parent_scope):
+    targets = _complete(ctx, parent, parent_outputs, parent_scope)
+    if targets is not None:
         ctx.log(f"sub-workflow {parent.job_id} finished")
-    _drive(ctx, parent.job_id, _ready_dependents(parent))
+    _drive(ctx, parent.job_id, _ready_dependents(parent, targets))
 
 
 def _start_subworkflow(ctx: RunContext, job: store.JobModel, callee: Tree.Workflow, inputs: Env.Bindings[Value.Base]) -> list[store.JobModel]:
@@ -419,8 +429,7 @@ def submit_task(ctx: RunContext, job: store.JobModel, inputs: Env.Bindings[Value
     cdir = graph.call_dir(ctx.run_dir, job.job_id)
     if inputs is None:
         inputs = WDL.values_from_json(spill.load(job.call_inputs), task.available_inputs)
-    else:
-        store.update_job(job, call_inputs=spill.dump(WDL.values_to_json(inputs), os.path.join(cdir, ".state"), "call_inputs"))
+    call_inputs = spill.dump(WDL.values_to_json(inputs), os.path.join(cdir, ".state"), "call_inputs")
     if attempt > 0:
         task_call.archive_attempt(cdir, attempt - 1)
     prepared = task_call.prepare(ctx.cfg, task, inputs, job.job_id, cdir, attempt, logging.getLogger(f"wdl.{job.job_id}"))
@@ -443,6 +452,7 @@ def submit_task(ctx: RunContext, job: store.JobModel, inputs: Env.Bindings[Value
     recorded = store.mark_running(
         job, attempt, batch_job_id=batch_job_id, batch_job_name=name, queue=queue,
         task_state=state, runtime=_runtime_summary(runtime, prepared.raw_runtime, resources), submitted_at=time.time(),
+        call_inputs=call_inputs, started_at=None, log_stream=None,
     )
     if recorded:
         store.count(ctx.run_id, calls_submitted=1)
@@ -541,11 +551,11 @@ def _collect(ctx: RunContext, job: store.JobModel, change: BatchJobChange, exit_
         return _attempt_failed(ctx, job, exn, interrupted=False)
     data = WDL.values_to_json(outputs.wrap_namespace(call_name))
     scope = ctx.scope(job.scope, list(job.call_path))
-    if _complete(ctx, job, data, scope, attempt=int(job.attempt)):
-        store.count(ctx.run_id, calls_succeeded=1)
+    targets = _complete(ctx, job, data, scope, attempt=int(job.attempt), calls_succeeded=1)
+    if targets is not None:
         ctx.services.count("TasksSucceeded")
         ctx.log(f"finished {job.job_id} (exit status {exit_code})")
-    _drive(ctx, job.job_id, _ready_dependents(job))
+    _drive(ctx, job.job_id, _ready_dependents(job, targets))
     return "collected"
 
 

@@ -142,7 +142,7 @@ def get_run(run_id: str) -> RunModel:
 
 def set_run_status(run: RunModel, status: str, expected: Iterable[str], **fields: Any) -> bool:
     """Move the run to ``status`` if it is in one of ``expected``; False if it was not."""
-    actions = [RunModel.status.set(status)] + [getattr(RunModel, k).set(v) for k, v in fields.items()]
+    actions = [RunModel.status.set(status)] + _assignments(RunModel, fields)
     if status in (RUN_SUCCEEDED, RUN_FAILED):
         now = time.time()
         actions += [RunModel.finished_at.set(now), RunModel.expires_at.set(int(now) + FINISHED_RUN_TTL_SECONDS)]
@@ -258,7 +258,7 @@ def claim(job: JobModel, claimant: str) -> bool:
 def mark_running(job: JobModel, attempt: int, **fields: Any) -> bool:
     """Record a submission for ``attempt``; False if another invocation got there first."""
     actions = [JobModel.status.set(RUNNING), JobModel.attempt.set(attempt)]
-    actions += [getattr(JobModel, k).set(v) for k, v in fields.items()]
+    actions += _assignments(JobModel, fields)
     condition = (JobModel.status == CLAIMED) | (
         (JobModel.status == RUNNING) & (JobModel.attempt == attempt - 1)
     )
@@ -278,28 +278,34 @@ def add_pending(job: JobModel, delta: int) -> None:
 
 
 def update_job(job: JobModel, **fields: Any) -> None:
-    job.update(actions=[getattr(JobModel, k).set(v) for k, v in fields.items()])
+    job.update(actions=_assignments(JobModel, fields))
 
 
-def complete(job: JobModel, outputs: Any, expected_attempt: int | None = None) -> bool:
+def _assignments(model: type[Model], fields: dict[str, Any]) -> list[Any]:
+    """SET for values, REMOVE for None."""
+    return [getattr(model, k).remove() if v is None else getattr(model, k).set(v) for k, v in fields.items()]
+
+
+def complete(job: JobModel, outputs: Any, expected_attempt: int | None = None) -> list[str] | None:
     """Mark the job done with its outputs and decrement its dependents and waiters, atomically.
 
-    False if the job was already completed (a repeated or late event): nothing changes then.
-    A waiter registering meanwhile changes ``waiters_version``; the transaction is then
+    Returns the ids it decremented; None if the job was already completed (a repeated or late
+    event): nothing changes then. A waiter registering meanwhile changes ``waiters_version``; the transaction is then
     retried with the new list, so no waiter is missed.
     """
     for _ in range(20):
         outcome = _complete_once(job, outputs, expected_attempt)
-        if outcome is not None:
-            return outcome
+        if outcome is not True:
+            return None if outcome is False else outcome
         fresh = get_job(job.run_id, job.job_id)
         if fresh is None:
-            return False
+            return None
         job = fresh
     raise RuntimeError(f"could not complete {job.job_id}: waiters kept changing")
 
 
-def _complete_once(job: JobModel, outputs: Any, expected_attempt: int | None) -> bool | None:
+def _complete_once(job: JobModel, outputs: Any, expected_attempt: int | None) -> list[str] | bool:
+    """The targets decremented; False if already complete; True to retry (waiters changed)."""
     if job.status == DONE:
         return False
     condition = JobModel.status.is_in(CLAIMED, RUNNING)
@@ -324,7 +330,7 @@ def _complete_once(job: JobModel, outputs: Any, expected_attempt: int | None) ->
                 transaction.update(job, actions=actions, condition=guard)
                 _decrement(transaction, job.run_id, chunks[index])
         except TransactWriteError as exn:
-            if not _cancelled_by_condition(exn):
+            if not _first_condition_failed(exn):  # a dependent that does not exist: a bug, loudly
                 raise
             if index > 0:
                 return False
@@ -332,8 +338,8 @@ def _complete_once(job: JobModel, outputs: Any, expected_attempt: int | None) ->
             still_open = fresh is not None and fresh.status in (CLAIMED, RUNNING) and (
                 expected_attempt is None or fresh.attempt == expected_attempt
             )
-            return None if still_open and fresh.waiters_version != version else False
-    return True
+            return bool(still_open and fresh.waiters_version != version)
+    return targets
 
 
 def _decrement(transaction: TransactWrite, run_id: str, job_ids: list[str]) -> None:
@@ -386,8 +392,7 @@ def _is_conditional_failure(exn: Exception) -> bool:
     return "ConditionalCheckFailed" in str(cause) or "ConditionalCheckFailed" in str(exn)
 
 
-def _cancelled_by_condition(exn: TransactWriteError) -> bool:
+def _first_condition_failed(exn: TransactWriteError) -> bool:
+    """Whether the transaction was cancelled by the condition on its first item (the job)."""
     reasons = getattr(exn, "cancellation_reasons", None) or []
-    return any(getattr(r, "code", None) == "ConditionalCheckFailed" for r in reasons if r) or (
-        "ConditionalCheckFailed" in str(exn)
-    )
+    return bool(reasons) and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed"

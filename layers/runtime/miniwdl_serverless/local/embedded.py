@@ -154,6 +154,7 @@ class EmbeddedAWS:
         self._pending_events = 0
         self._events_lock = threading.Lock()
         self.state_machine_arn = ""
+        self.last_execution_arn = ""
         self.delivered: list[dict[str, Any]] = []
         self.handler_errors: list[BaseException] = []
 
@@ -229,6 +230,8 @@ class EmbeddedAWS:
         callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.02  # type: ignore[misc]
         self._restore.append(lambda: setattr(callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", delay))
 
+        self._patch_transaction_snapshots()
+
         for cls, name, new in (
             (LambdaSimpleBackend, "invoke", invoke),
             (BatchSimpleBackend, "_mark_job_as_finished", accept),
@@ -237,6 +240,60 @@ class EmbeddedAWS:
             old = cls.__dict__[name]
             setattr(cls, name, new)
             self._restore.append(lambda cls=cls, name=name, old=old: setattr(cls, name, old))
+
+    def _patch_transaction_snapshots(self) -> None:
+        """moto snapshots the whole table (once per item!) for a transaction's rollback, which
+        makes every completion O(size of the run). Snapshot only the items the transaction
+        names; the rest of the table cannot change under the DynamoDB lock."""
+        import copy as copy_module
+        from collections import defaultdict
+        from types import SimpleNamespace
+
+        from moto.dynamodb import models as dynamodb_models
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        touched: dict[str, set[tuple[Any, Any]]] = {}
+        backend_class = dynamodb_models.DynamoDBBackend
+        original = backend_class.transact_write_items
+
+        def snapshot(table: Any, memo: Any = None) -> Any:
+            if not isinstance(table, dynamodb_models.Table):
+                return copy_module.deepcopy(table, memo)
+            keys = touched.get(table.name, set())
+            hashes = {h for h, _ in keys}
+            clone = copy_module.copy(table)
+            clone.items = defaultdict(dict)
+            for hash_key, partition in table.items.items():
+                if hash_key not in hashes:
+                    clone.items[hash_key] = partition
+                elif table.has_range_key:
+                    clone.items[hash_key] = {
+                        r: copy_module.deepcopy(item) if (hash_key, r) in keys else item for r, item in partition.items()
+                    }
+                else:
+                    clone.items[hash_key] = copy_module.deepcopy(partition)
+            return clone
+
+        def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> Any:
+            touched.clear()
+            for entry in transact_items:
+                _, op = next(iter(entry.items()))
+                table = backend.tables.get(op.get("TableName"))
+                key = op.get("Key") or op.get("Item") or {}
+                if table is None or table.hash_key_attr not in key:
+                    continue
+                range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr in key else None
+                touched.setdefault(table.name, set()).add((DynamoType(key[table.hash_key_attr]), range_value))
+            return original(backend, transact_items)
+
+        dynamodb_models.copy = SimpleNamespace(deepcopy=snapshot, copy=copy_module.copy)  # type: ignore[attr-defined]
+        backend_class.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+        def restore() -> None:
+            dynamodb_models.copy = copy_module  # type: ignore[attr-defined]
+            backend_class.transact_write_items = original  # type: ignore[method-assign]
+
+        self._restore.append(restore)
 
     def _invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
         handler = self.handlers[function_name]
@@ -373,7 +430,9 @@ class EmbeddedAWS:
     # -- running --
     def start(self, execution_input: dict[str, Any], name: str | None = None) -> str:
         name = name or f"run-{uuid.uuid4().hex[:12]}"
-        return str(self.sfn.start_execution(stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(execution_input))["executionArn"])
+        arn = self.sfn.start_execution(stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(execution_input))
+        self.last_execution_arn = str(arn["executionArn"])
+        return self.last_execution_arn
 
     def wait(self, execution_arn: str, progress: Callable[[], None] | None = None, poll: float = 0.1) -> dict[str, Any]:
         while True:

@@ -1,0 +1,206 @@
+"""`miniwdl-serverless run` end to end on the embedded AWS: outputs like `miniwdl run`,
+failures with miniwdl's error JSON, bad input rejected before any job, retries, S3 upload."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import boto3
+import pytest
+
+from miniwdl_serverless import store
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "viral_pipeline"
+
+
+def write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def run_items(embedded) -> list[store.JobModel]:
+    return list(store.query_jobs(embedded.last_execution_arn.rsplit(":", 1)[-1]))
+
+
+def test_demo_pipeline(run_cli, tmp_path):
+    work = tmp_path / "example"
+    shutil.copytree(EXAMPLE, work)
+    code, stdout, stderr = run_cli(["pipeline.wdl", "-i", "inputs.json", "--dir", str(tmp_path / "runs")], cwd=str(work))
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    outputs = result["outputs"]
+    assert outputs["viral_pipeline.qc_verdicts"] == ["PASS", "PASS", "FAIL_LOW_COVERAGE"]
+    assert outputs["viral_pipeline.total_reads"] == 60
+    assert outputs["viral_pipeline.samples_with_consensus"] == 2
+    summary = Path(outputs["viral_pipeline.summary_tsv"])
+    assert summary.is_file() and "sampleB" in summary.read_text()
+    run_dir = Path(result["dir"])
+    assert run_dir.name.endswith("_viral_pipeline") and run_dir.parent == tmp_path / "runs"
+    for name in ("inputs.json", "outputs.json", "workflow.log", "wdl/bundle.json"):
+        assert (run_dir / name).exists(), name
+    assert json.loads((run_dir / "outputs.json").read_text()) == outputs
+    # sub-workflow calls run as child graphs under the parent run directory
+    assert list(run_dir.glob("call-sample_qc-0*/call-read_stats/stdout.txt"))
+
+
+def test_task_failure_fails_the_run_with_miniwdl_error(run_cli, embedded, tmp_path):
+    wdl = write(tmp_path / "fail.wdl", """
+version 1.0
+workflow w {
+  scatter (i in [1, 2, 3]) { call t { input: i = i } }
+}
+task t {
+  input { Int i }
+  command <<< echo "boom ~{i}" >&2; if [ ~{i} -eq 2 ]; then exit 42; fi; sleep 30 >>>
+}
+""")
+    code, stdout, stderr = run_cli([wdl, "--dir", str(tmp_path)], cwd=str(tmp_path))
+    assert code == 42  # like miniwdl: the failed task's exit status
+    assert stdout == ""
+    error = json.loads(stderr[: stderr.rindex("}") + 1])
+    assert error["error"] == "RunFailed"
+    assert error["cause"]["error"] == "CommandFailed" and error["cause"]["exit_status"] == 42
+    assert Path(error["cause"]["stderr_file"]).read_text() == "boom 2\n"
+    assert json.loads((Path(error["dir"]) / "error.json").read_text())["cause"]["exit_status"] == 42
+    # fail fast: the sleeping siblings were terminated, nothing is left running
+    embedded.drain()
+    statuses = {j.job_id: j.status for j in run_items(embedded)}
+    assert statuses["call-t-1-2"] == store.FAILED  # miniwdl's ids: index, then the value tag
+    batch = boto3.client("batch")
+    ids = [j.batch_job_id for j in run_items(embedded) if j.batch_job_id]
+    described = batch.describe_jobs(jobs=ids)["jobs"]
+    assert all(d["status"] in ("SUCCEEDED", "FAILED") for d in described)
+
+
+def test_retries_with_fresh_attempt_state(run_cli, tmp_path):
+    wdl = write(tmp_path / "retry.wdl", """
+version 1.1
+task flaky {
+  command <<<
+    echo "attempt" >> ../attempts.log
+    echo "try $(wc -l < ../attempts.log)" > out.txt
+    touch leftover
+    [ "$(wc -l < ../attempts.log)" -ge 3 ] || exit 1
+  >>>
+  output { String msg = read_string("out.txt")  Array[File] leftovers = glob("leftover*") }
+  runtime { maxRetries: 3 }
+}
+""")
+    code, stdout, stderr = run_cli([wdl, "--task", "flaky", "--dir", str(tmp_path)], cwd=str(tmp_path))
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    assert result["outputs"]["flaky.msg"] == "try 3"
+    call = Path(result["dir"]) / "call-flaky"
+    assert sorted(p.name for p in call.iterdir() if p.name.startswith("attempt-")) == ["attempt-0", "attempt-1"]
+    assert (call / "attempt-0" / "work" / "leftover").exists()
+
+
+def test_task_attempt_is_honoured(run_cli, tmp_path):
+    wdl = write(tmp_path / "attempt.wdl", """
+version 1.2
+task t {
+  command <<< echo ~{task.attempt}; exit ~{if task.attempt < 1 then 1 else 0} >>>
+  output { Int seen = read_int(stdout()) }
+  requirements { max_retries: 2 }
+}
+""")
+    code, stdout, stderr = run_cli([wdl, "--task", "t", "--dir", str(tmp_path)], cwd=str(tmp_path))
+    assert code == 0, stderr
+    assert json.loads(stdout)["outputs"]["t.seen"] == 1
+
+
+@pytest.mark.parametrize(
+    "source, args, message",
+    [
+        ("version 1.0\nworkflow w {\n  call t { input: x = 1 \n}\n", [], ":4:1: "),
+        ("version 1.0\nworkflow w { Int x = \"a\" + 1.5 * [] }\n", [], ":2:"),
+        ("version 1.0\nworkflow w { input { Int n } }\n", [], "missing required inputs for w: n"),
+        ("version 1.0\nworkflow w { input { Int n } }\n", ["m=1"], "No such input to w: m"),
+        ("version 1.0\nworkflow w { input { File f } }\n", ["f=/nonexistent/reads.bam"], "/nonexistent/reads.bam"),
+        ("version 1.0\nworkflow w { input { Int n } }\n", ["n=abc"], "n"),
+    ],
+)
+def test_bad_input_fails_before_any_job(run_cli, tmp_path, source, args, message):
+    wdl = write(tmp_path / "bad.wdl", source)
+    code, stdout, stderr = run_cli([wdl, *args, "--dir", str(tmp_path)], cwd=str(tmp_path))
+    assert code == 2
+    assert stdout == ""
+    assert message in stderr
+
+
+def _execution_fails(embedded, execution_input) -> dict:
+    arn = embedded.start(execution_input)
+    description = embedded.wait(arn)
+    assert description["status"] == "FAILED"
+    assert not run_items(embedded)  # nothing was planned, nothing submitted
+    return description
+
+
+@pytest.mark.parametrize(
+    "execution_input, error, message",
+    [
+        ({"workflow": "/nonexistent/wf.wdl"}, "WorkflowNotFound", "/nonexistent/wf.wdl"),
+        ({"workflow": "https://127.0.0.1:9/wf.wdl"}, "WorkflowNotFound", "127.0.0.1:9"),
+        ({"workflow_source": "version 1.0\nworkflow w {\n call nope\n}"}, "NoSuchTask", ":3:"),
+        ({"workflow_source": "version 1.0\nworkflow w { input { Int n } }", "inputs": {"w.n": "x"}}, "InputError", "w.n"),
+        ({"workflow_source": "version 1.0\nworkflow w { input { Int n } }"}, "InputError", "missing required"),
+        ({"workflow_source": "version 1.0\nworkflow w { input { Int n } }", "inputs": {"w.n": 1, "w.zz": 2}}, "InputError", "zz"),
+        ({"workflow": "relative.wdl"}, "InvalidSubmission", "absolute path"),
+        ({"workflow": "/x.wdl", "delete_after": "always"}, "InvalidSubmission", "requires s3upload"),
+    ],
+)
+def test_start_execution_rejects_bad_submissions(embedded, execution_input, error, message):
+    description = _execution_fails(embedded, execution_input)
+    assert description["error"] == error
+    assert message in description["cause"]
+
+
+def test_s3upload_and_delete_after(run_cli, embedded, tmp_path):
+    wdl = write(tmp_path / "up.wdl", """
+version 1.0
+workflow up {
+  call t
+  output { File report = t.report  Int n = t.n }
+}
+task t { command <<< echo hello > report.txt >>> output { File report = "report.txt"  Int n = 3 } }
+""")
+    code, stdout, stderr = run_cli(
+        [wdl, "--dir", str(tmp_path), "--s3upload", "s3://uploads/results", "--delete-after", "success"], cwd=str(tmp_path)
+    )
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    folder = f"s3://uploads/results/{os.path.basename(result['dir'])}/"
+    assert result["s3upload"] == folder
+    assert result["outputs"] == {"up.report": folder + "up.report/report.txt", "up.n": 3}
+    s3 = boto3.client("s3")
+    prefix = folder[len("s3://uploads/") :]
+    body = s3.get_object(Bucket="uploads", Key=prefix + "up.report/report.txt")["Body"].read()
+    assert body == b"hello\n"
+    uploaded = json.loads(s3.get_object(Bucket="uploads", Key=prefix + "outputs.json")["Body"].read())
+    assert uploaded == result["outputs"]
+    assert not os.path.exists(result["dir"])  # deleted after the successful upload
+
+
+def test_failed_run_uploads_error_and_stderr(run_cli, tmp_path):
+    wdl = write(tmp_path / "f.wdl", "version 1.0\ntask t { command <<< echo bad >&2; exit 3 >>> }\n")
+    code, _, stderr = run_cli([wdl, "--task", "t", "--dir", str(tmp_path), "--s3upload", "s3://failures/x/"], cwd=str(tmp_path))
+    assert code == 3
+    s3 = boto3.client("s3")
+    error = json.loads(s3.get_object(Bucket="failures", Key="x/error.json")["Body"].read())
+    assert error["cause"]["exit_status"] == 3
+    assert error["cause"]["stderr_s3file"] == "s3://failures/x/CommandFailed_stderr.txt"
+    assert s3.get_object(Bucket="failures", Key="x/CommandFailed_stderr.txt")["Body"].read() == b"bad\n"
+
+
+def test_run_timeout_stops_the_run(run_cli, embedded, tmp_path):
+    wdl = write(tmp_path / "slow.wdl", "version 1.0\ntask t { command <<< sleep 60 >>> }\n")
+    code, _, stderr = run_cli([wdl, "--task", "t", "--dir", str(tmp_path), "--timeout", "2"], cwd=str(tmp_path))
+    assert code == 2
+    assert "RunTimeout" in stderr
+    embedded.drain()
+    job = next(j for j in run_items(embedded) if j.job_id == "call-t")
+    assert boto3.client("batch").describe_jobs(jobs=[job.batch_job_id])["jobs"][0]["status"] == "FAILED"
