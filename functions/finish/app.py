@@ -4,7 +4,14 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from miniwdl_serverless.finish import finish_run
-from miniwdl_serverless.lambda_support import FinishEvent, logger, metrics, s3_client, services, tracer
+from miniwdl_serverless.lambda_support import (
+    FinishEvent,
+    logger,
+    metrics,
+    s3_client,
+    services,
+    tracer,
+)
 
 
 @logger.inject_lambda_context(clear_state=True)

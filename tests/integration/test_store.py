@@ -7,6 +7,7 @@ import threading
 import uuid
 
 import pytest
+from pynamodb.exceptions import TransactWriteError
 
 from miniwdl_serverless import store
 
@@ -33,7 +34,7 @@ def test_tables_match_template(embedded):
 
 
 def test_completion_decrements_dependents_once(run_id):
-    gather = make(run_id, "gather", pending=2)
+    make(run_id, "gather", pending=2)
     shard = make(run_id, "shard-0", dependents=["gather"], status=store.RUNNING)
     assert store.complete(shard, {"x": 1}) == ["gather"]
     assert store.complete(shard, {"x": 1}) is None  # a repeated event changes nothing
@@ -44,7 +45,7 @@ def test_completion_decrements_dependents_once(run_id):
 
 def test_completion_is_atomic(run_id):
     shard = make(run_id, "shard-0", dependents=["missing-dependent"], status=store.RUNNING)
-    with pytest.raises(Exception):
+    with pytest.raises(TransactWriteError):
         store.complete(shard, {"x": 1})  # the dependent must exist: the whole transaction fails
     assert store.get_job(run_id, "shard-0").status == store.RUNNING
 

@@ -4,7 +4,8 @@ through ``dependents``), to test the graph logic without AWS."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import WDL
 from WDL import Env, Tree, Value

@@ -87,7 +87,7 @@ workflow w {
   Int c = m["c"]
 }
 """)
-    with pytest.raises(Exception):
+    with pytest.raises(WDL.Error.EvalError):
         run(doc, {}, double)
 
 

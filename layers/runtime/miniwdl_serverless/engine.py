@@ -435,15 +435,14 @@ def submit_task(ctx: RunContext, job: store.JobModel, inputs: Env.Bindings[Value
     prepared = task_call.prepare(ctx.cfg, task, inputs, job.job_id, cdir, attempt, logging.getLogger(f"wdl.{job.job_id}"))
     runtime = prepared.runtime
     image = str(runtime.get("docker") or DEFAULT_IMAGE)
-    aws = ctx.cfg["aws"] if ctx.cfg.has_section("aws") else None
-    memory_delta = aws.get_int("memory_delta") if aws is not None and aws.has_option("memory_delta") else -33
+    memory_delta = ctx.cfg.get_int("aws", "memory_delta") if ctx.cfg.has_option("aws", "memory_delta") else -33
     resources = resources_for(runtime, prepared.raw_runtime, memory_delta_mib=memory_delta)
     queue = _queue_for(ctx, job, runtime)
     name = job_name(ctx.run_id, job.job_id, attempt)
     tags = dict(ctx.options.tags)
     tags.update({TAG_RUN: ctx.run_id, TAG_JOB: job.job_id, TAG_ATTEMPT: str(attempt)})
     environment = {str(k): str(v) for k, v in (runtime.get("env") or {}).items()}
-    job_timeout = aws.get_int("job_timeout") if aws is not None and aws.has_option("job_timeout") else 86400
+    job_timeout = ctx.cfg.get_int("aws", "job_timeout") if ctx.cfg.has_option("aws", "job_timeout") else 86400
     batch_job_id = ctx.services.batch.submit(
         name=name, queue=queue, image=image, resources=resources, script=prepared.script,
         environment=environment, tags=tags, timeout_seconds=job_timeout,

@@ -20,9 +20,9 @@ from typing import Any
 
 import WDL
 from WDL import Env, Tree, Type, Value
+from WDL.runtime._stdlib import WorkflowStdLib
 from WDL.runtime._workflow_state import StateMachine, WorkflowOutputs, _Job
 from WDL.runtime.cache import CallCacheAddPaths
-from WDL.runtime._stdlib import WorkflowStdLib
 
 OUTPUTS = "outputs"
 TASK_CALL_PREFIX = "call-"

@@ -24,6 +24,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -81,10 +82,12 @@ class JobModel(Model):
     job_id = UnicodeAttribute(range_key=True)
     node_id = UnicodeAttribute()
     scope = UnicodeAttribute(default="")  # "" or the sub-workflow call's job id
-    call_path = ListAttribute(of=UnicodeAttribute, default=list)  # call node ids to the scope's workflow
-    deps = ListAttribute(of=UnicodeAttribute, default=list)
-    dependents = ListAttribute(of=UnicodeAttribute, default=list)
-    waiters = ListAttribute(of=UnicodeAttribute, null=True)  # registered by later jobs (see graph)
+    # call node ids from the document's workflow to the scope's (sub-)workflow
+    call_path: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
+    deps: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
+    dependents: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
+    # registered by later jobs that wait on this one (see graph.JobSpec.external)
+    waiters: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     waiters_version = NumberAttribute(null=True)
     pending = NumberAttribute(default=0)
     status = UnicodeAttribute(default=WAITING)
@@ -257,7 +260,7 @@ def claim(job: JobModel, claimant: str) -> bool:
 
 def mark_running(job: JobModel, attempt: int, **fields: Any) -> bool:
     """Record a submission for ``attempt``; False if another invocation got there first."""
-    actions = [JobModel.status.set(RUNNING), JobModel.attempt.set(attempt)]
+    actions: list[Action] = [JobModel.status.set(RUNNING), JobModel.attempt.set(attempt)]
     actions += _assignments(JobModel, fields)
     condition = (JobModel.status == CLAIMED) | (
         (JobModel.status == RUNNING) & (JobModel.attempt == attempt - 1)
@@ -281,9 +284,9 @@ def update_job(job: JobModel, **fields: Any) -> None:
     job.update(actions=_assignments(JobModel, fields))
 
 
-def _assignments(model: type[Model], fields: dict[str, Any]) -> list[Any]:
+def _assignments(model: type[Model], fields: dict[str, Any]) -> list[Action]:
     """SET for values, REMOVE for None."""
-    return [getattr(model, k).remove() if v is None else getattr(model, k).set(v) for k, v in fields.items()]
+    return [getattr(model, k).remove() if v is None else getattr(model, k).set(v) for k, v in fields.items()]  # type: ignore[no-any-return]
 
 
 def complete(job: JobModel, outputs: Any, expected_attempt: int | None = None) -> list[str] | None:
@@ -315,16 +318,17 @@ def _complete_once(job: JobModel, outputs: Any, expected_attempt: int | None) ->
     condition = condition & (
         JobModel.waiters_version.does_not_exist() if version is None else JobModel.waiters_version == version
     )
-    targets = list(job.dependents) + list(job.waiters or [])
+    targets: list[str] = list(job.dependents) + list(job.waiters or [])
     chunks = list(_chunks(targets, TRANSACTION_LIMIT - 1)) or [[]]
-    done_fields = [JobModel.status.set(DONE), JobModel.outputs.set(outputs), JobModel.finished_at.set(time.time())]
+    done_fields: list[Action] = [JobModel.status.set(DONE), JobModel.outputs.set(outputs), JobModel.finished_at.set(time.time())]
     # More than 99 to decrement: several transactions, each guarded by the job's progress marker
     # ("completing-1", "completing-2", ...), so a re-delivered event continues where one stopped.
     start = int(job.status.split("-")[1]) if job.status.startswith("completing-") else 0
     for index in range(start, len(chunks)):
         last = index == len(chunks) - 1
         guard = condition if index == 0 else JobModel.status == f"completing-{index}"
-        actions = done_fields if last else [JobModel.status.set(f"completing-{index + 1}"), JobModel.outputs.set(outputs)]
+        progress: list[Action] = [JobModel.status.set(f"completing-{index + 1}"), JobModel.outputs.set(outputs)]
+        actions = done_fields if last else progress
         try:
             with TransactWrite(connection=_connection(JobModel)) as transaction:
                 transaction.update(job, actions=actions, condition=guard)
@@ -338,7 +342,7 @@ def _complete_once(job: JobModel, outputs: Any, expected_attempt: int | None) ->
             still_open = fresh is not None and fresh.status in (CLAIMED, RUNNING) and (
                 expected_attempt is None or fresh.attempt == expected_attempt
             )
-            return bool(still_open and fresh.waiters_version != version)
+            return bool(still_open and fresh is not None and fresh.waiters_version != version)
     return targets
 
 

@@ -133,7 +133,7 @@ def prepare(
     if wdl_version_geq(task.effective_wdl_version, WDLVersion.V1_2):
         container.try_counter = attempt + 1
         container.build_task_runtime_info_struct(logger, run_id, task)
-        env = env.bind("task", container.task_runtime_info_struct)
+        env = env.bind("task", container.task_runtime_info_struct)  # type: ignore[arg-type]
     command = _eval_task_command(cfg, task, logger, container, env, attempt, add_paths)
     with open(os.path.join(call_dir, "command"), "w") as outfile:
         outfile.write(command)
@@ -199,5 +199,5 @@ def collect(
         container.update_task_runtime_info_struct(
             task, output_section=True, attempt=Value.Int(state["attempt"]), return_code=Value.Int(exit_code)
         )
-        env = env.bind("task", container.task_runtime_info_struct)
+        env = env.bind("task", container.task_runtime_info_struct)  # type: ignore[arg-type]
     return _eval_task_outputs(logger, run_id, task, env, container)  # type: ignore[no-any-return]

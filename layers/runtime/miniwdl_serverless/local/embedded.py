@@ -120,7 +120,7 @@ class LocalBatch:
             env[item["name"]] = item["value"]
         env["AWS_BATCH_JOB_ID"] = job.job_id
         with open(os.devnull, "wb") as devnull:
-            process = subprocess.Popen(command, stdout=devnull, stderr=devnull, env=env, start_new_session=True)
+            process = subprocess.Popen(list(command or []), stdout=devnull, stderr=devnull, env=env, start_new_session=True)
             while process.poll() is None:
                 if job.stop:
                     os.killpg(process.pid, signal.SIGKILL)
@@ -239,7 +239,7 @@ class EmbeddedAWS:
         ):
             old = cls.__dict__[name]
             setattr(cls, name, new)
-            self._restore.append(lambda cls=cls, name=name, old=old: setattr(cls, name, old))
+            self._restore.append(lambda cls=cls, name=name, old=old: setattr(cls, name, old))  # type: ignore[misc]
 
     def _patch_transaction_snapshots(self) -> None:
         """moto snapshots the whole table (once per item!) for a transaction's rollback, which
@@ -286,8 +286,8 @@ class EmbeddedAWS:
                 touched.setdefault(table.name, set()).add((DynamoType(key[table.hash_key_attr]), range_value))
             return original(backend, transact_items)
 
-        dynamodb_models.copy = SimpleNamespace(deepcopy=snapshot, copy=copy_module.copy)  # type: ignore[attr-defined]
-        backend_class.transact_write_items = transact_write_items  # type: ignore[method-assign]
+        dynamodb_models.copy = SimpleNamespace(deepcopy=snapshot, copy=copy_module.copy)  # type: ignore[assignment]
+        backend_class.transact_write_items = transact_write_items  # type: ignore[assignment]
 
         def restore() -> None:
             dynamodb_models.copy = copy_module  # type: ignore[attr-defined]
