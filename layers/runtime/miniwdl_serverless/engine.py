@@ -312,7 +312,7 @@ def _ready_dependents(job: store.JobModel, targets: list[str] | None = None) -> 
     if targets is None:
         current = store.get_job(job.run_id, job.job_id) or job
         targets = list(current.dependents) + list(current.waiters or [])
-    found = store.get_jobs(job.run_id, targets)
+    found = store.get_jobs(job.run_id, targets, attributes=store.READINESS)
     return [j for j in found.values() if j.pending <= 0 and (j.status == store.WAITING or j.claimed_by == job.job_id)]
 
 
@@ -405,9 +405,10 @@ def _create_jobs(ctx: RunContext, scope: str, call_path: list[str], specs: list[
         job_id = prefix + spec.id
         for dependency in spec.external:
             if not store.register_waiter(ctx.run_id, prefix + dependency, job_id) and job_id in created:
-                store.add_pending(models[job_id], -1)
-    candidates = store.get_jobs(ctx.run_id, list(models))
-    return [job for job in candidates.values() if job.pending <= 0 and store.claim(job, claimant)]
+                store.add_pending(models[job_id], -1)  # updates models[job_id].pending too
+    # claim what is ready as far as we know (the claim's condition checks it in the store);
+    # a job that others made ready meanwhile is claimed by them
+    return [job for job in models.values() if job.pending <= 0 and store.claim(job, claimant)]
 
 
 # ---- task calls -----------------------------------------------------------------------------
@@ -506,7 +507,7 @@ class BatchJobChange:
             graph_job_id=tags.get(TAG_JOB),
             attempt=int(attempt) if attempt is not None and str(attempt).isdigit() else None,
             exit_code=container.get("exitCode"),
-            status_reason=detail.get("statusReason") or "",
+            status_reason=" - ".join(r for r in (detail.get("statusReason"), container.get("reason")) if r),
             log_stream=container.get("logStreamName"),
         )
 

@@ -228,11 +228,16 @@ def get_job(run_id: str, job_id: str) -> JobModel | None:
         return None
 
 
-def get_jobs(run_id: str, job_ids: Iterable[str]) -> dict[str, JobModel]:
+READINESS = ["run_id", "job_id", "pending", "status", "claimed_by", "node_id"]
+
+
+def get_jobs(run_id: str, job_ids: Iterable[str], attributes: list[str] | None = None) -> dict[str, JobModel]:
+    """Read jobs in batches; ``attributes`` (e.g. READINESS) reads only those, so checking a
+    gather with thousands of dependencies stays cheap."""
     keys = [(run_id, job_id) for job_id in sorted(set(job_ids))]
     found: dict[str, JobModel] = {}
     for chunk in _chunks(keys, 100):
-        for job in JobModel.batch_get(chunk, consistent_read=True):
+        for job in JobModel.batch_get(chunk, consistent_read=True, attributes_to_get=attributes):
             found[job.job_id] = job
     return found
 

@@ -80,11 +80,13 @@ class LocalBatch:
         self.emit = emit
         self.lock = threading.Lock()
         self.active = 0
+        self.running: set[Any] = set()
 
     def accept(self, job: Any) -> None:
         job.status = "RUNNABLE"
         with self.lock:
             self.active += 1
+            self.running.add(job)
         self.pool.submit(self._run, job)
 
     def idle(self) -> bool:
@@ -102,6 +104,7 @@ class LocalBatch:
         finally:
             with self.lock:
                 self.active -= 1
+                self.running.discard(job)
 
     def _execute(self, job: Any) -> None:
         if job.stop:
@@ -136,6 +139,9 @@ class LocalBatch:
         self.emit(job)
 
     def shutdown(self) -> None:
+        with self.lock:
+            for job in self.running:
+                job.stop = True  # their processes are killed
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -155,6 +161,7 @@ class EmbeddedAWS:
         self._events_lock = threading.Lock()
         self.state_machine_arn = ""
         self.last_execution_arn = ""
+        self.closing = False
         self.delivered: list[dict[str, Any]] = []
         self.handler_errors: list[BaseException] = []
 
@@ -180,6 +187,7 @@ class EmbeddedAWS:
 
     def __exit__(self, *exc: Any) -> None:
         self.drain()
+        self.closing = True
         self.batch_executor.shutdown()
         self.event_pool.shutdown(wait=False, cancel_futures=True)
         for undo in reversed(self._restore):
@@ -379,7 +387,7 @@ class EmbeddedAWS:
             detail.setdefault("container", {})["exitCode"] = job.exit_code
         if job.job_stopped_reason:
             detail["statusReason"] = job.job_stopped_reason
-        return {
+        event = {
             "version": "0",
             "id": str(uuid.uuid4()),
             "detail-type": "Batch Job State Change",
@@ -390,12 +398,15 @@ class EmbeddedAWS:
             "resources": [job.arn],
             "detail": detail,
         }
+        return json.loads(json.dumps(event))  # plain JSON, exactly as delivered
 
     def _emit_batch_event(self, job: Any) -> None:
         self.put_event(self.batch_event(job))
 
     def put_event(self, event: dict[str, Any]) -> None:
         """Deliver to every function whose rule matches, asynchronously, like EventBridge."""
+        if self.closing:
+            return
         for name, patterns in self.patterns.items():
             if any(matches(self._local_pattern(p), event) for p in patterns):
                 with self._events_lock:

@@ -1,0 +1,101 @@
+"""The advance handler under EventBridge's delivery model: at least once, out of order,
+concurrently. Runs real workflows on the embedded AWS and injects extra events."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+from miniwdl_serverless import store
+from miniwdl_serverless.local.embedded import FakeContext
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+
+GATED = """
+version 1.0
+workflow gated {
+  call quick
+  call slow { input: after = quick.n }
+  output { Int total = slow.n }
+}
+task quick { command <<< echo 1 >>> output { Int n = read_int(stdout()) } }
+task slow {
+  input { Int after }
+  command <<< while [ ! -e "~{gate}" ]; do sleep 0.05; done; echo $(( ~{after} + 1 )) >>>
+  output { Int n = read_int(stdout()) }
+  runtime { preemptible: 2 }
+}
+"""
+
+
+def wait_for(predicate, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def start_gated(embedded, tmp_path):
+    gate = tmp_path / "gate"
+    source = GATED.replace("~{gate}", str(gate))
+    arn = embedded.start({"workflow_source": source, "dir": str(tmp_path)})
+    run_id = arn.rsplit(":", 1)[-1]
+    slow = wait_for(lambda: (j := store.get_job(run_id, "call-slow")) and j.status == store.RUNNING and j)
+    return arn, run_id, gate, slow
+
+
+def advance(embedded, event) -> str:
+    return str(embedded.handlers["AdvanceFunction"](copy.deepcopy(event), FakeContext("AdvanceFunction"))["outcome"])
+
+
+def test_repeated_and_late_events_change_nothing(embedded, tmp_path):
+    arn, run_id, gate, slow = start_gated(embedded, tmp_path)
+    def quick_events():
+        events = [e for e in embedded.delivered if e["detail"]["tags"].get("miniwdl-serverless:run") == run_id]
+        events = [e for e in events if e["detail"]["tags"].get("miniwdl-serverless:job") == "call-quick"]
+        return events if {e["detail"]["status"] for e in events} >= {"RUNNING", "SUCCEEDED"} else None
+
+    quick_events = wait_for(quick_events)
+    before = store.get_job(run_id, "call-slow")
+    for event in reversed(quick_events):  # again, and out of order (RUNNING after SUCCEEDED)
+        assert advance(embedded, event) == "resumed"
+    after = store.get_job(run_id, "call-slow")
+    assert (after.batch_job_id, after.attempt, after.pending) == (before.batch_job_id, before.attempt, before.pending)
+    gate.touch()
+    description = embedded.wait(arn)
+    assert description["status"] == "SUCCEEDED"
+    assert json.loads(description["output"])["outputs"] == {"gated.total": 2}
+    for event in quick_events:  # after the run: ignored
+        assert advance(embedded, event) == "ignored: run not running"
+
+
+def test_spot_interruption_is_retried_with_fresh_state(embedded, tmp_path):
+    arn, run_id, gate, slow = start_gated(embedded, tmp_path)
+    interrupted = json.loads((EVENTS / "batch_job_spot_interrupted.json").read_text())
+    interrupted["detail"].update(jobId=slow.batch_job_id, jobName=slow.batch_job_name)
+    interrupted["detail"]["tags"] = {
+        "miniwdl-serverless:run": run_id, "miniwdl-serverless:job": "call-slow", "miniwdl-serverless:attempt": "0",
+    }
+    assert advance(embedded, interrupted) == "retried"
+    retried = store.get_job(run_id, "call-slow")
+    assert (retried.attempt, retried.interruptions) == (1, 1)
+    assert retried.batch_job_id != slow.batch_job_id
+    gate.touch()
+    description = embedded.wait(arn)
+    assert description["status"] == "SUCCEEDED", description.get("cause")
+    run_dir = Path(json.loads(description["output"])["dir"])
+    assert (run_dir / "call-slow" / "attempt-0" / "work").is_dir()  # the first try kept aside
+    # the interrupted job's own SUCCEEDED event came later: stale, ignored
+    assert store.get_job(run_id, "call-slow").attempt == 1
+
+
+def test_events_for_other_jobs_are_ignored(embedded):
+    event = json.loads((EVENTS / "batch_job_succeeded.json").read_text())
+    assert advance(embedded, event) == "ignored: run not running"
+    event["detail"]["tags"] = {}
+    assert advance(embedded, event) == "ignored: not a miniwdl-serverless job"
