@@ -28,7 +28,7 @@ def test_thousand_shard_scatter(run_cli, embedded, tmp_path):
 
     run_id = embedded.last_execution_arn.rsplit(":", 1)[-1]
     jobs = list(store.query_jobs(run_id))
-    assert len(jobs) == SHARDS + 5  # decl-n, scatter, gather, output-total, output-squares... + outputs
+    assert len(jobs) == SHARDS + 6  # decl-n, scatter, gather, output-total, output-squares, outputs
     sizes = [store.item_size(job) for job in jobs] + [store.item_size(store.get_run(run_id))]
     largest = max(sizes)
     print(f"\n{SHARDS}-shard scatter: {len(jobs)} job items, largest item {largest} bytes")
