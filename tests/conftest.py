@@ -32,7 +32,7 @@ def run_cli(embedded, capsys, monkeypatch):
         if cwd:
             monkeypatch.chdir(cwd)
         capsys.readouterr()
-        parsed = cli.make_parser().parse_args(["run", *args])
+        parsed = cli.parse_run_args(args)
         try:
             execution_input = cli.build_execution_input(parsed)
         except Exception as exn:  # same path as the CLI: a one-line error, exit 2

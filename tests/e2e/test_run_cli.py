@@ -204,3 +204,19 @@ def test_run_timeout_stops_the_run(run_cli, embedded, tmp_path):
     embedded.drain()
     job = next(j for j in run_items(embedded) if j.job_id == "call-t")
     assert boto3.client("batch").describe_jobs(jobs=[job.batch_job_id])["jobs"][0]["status"] == "FAILED"
+
+
+def test_copy_input_files(run_cli, tmp_path):
+    data = tmp_path / "data.txt"
+    data.write_text("original\n")
+    wdl = write(tmp_path / "copy.wdl", """
+version 1.0
+task t {
+  input { File f }
+  command <<< test ! -L ~{f} && echo copied > out.txt >>>
+  output { String how = read_string("out.txt") }
+}
+""")
+    code, stdout, stderr = run_cli([wdl, "--task", "t", f"f={data}", "--copy-input-files", "--dir", str(tmp_path)], cwd=str(tmp_path))
+    assert code == 0, stderr
+    assert json.loads(stdout)["outputs"]["t.how"] == "copied"

@@ -82,6 +82,18 @@ def test_submission_recorded_once(run_id):
     assert store.get_job(run_id, "call").batch_job_id == "b3"
 
 
+def test_submission_recorded_before_the_batch_job_id(run_id):
+    job = make(run_id, "call", status=store.CLAIMED)
+    assert store.mark_running(job, 0, batch_job_name="n0")
+    # a submitter that died before learning the Batch job id can be resumed...
+    assert store.mark_running(store.get_job(run_id, "call"), 0, batch_job_name="n0")
+    store.record_batch_job(store.get_job(run_id, "call"), 0, "b1")
+    store.record_batch_job(store.get_job(run_id, "call"), 0, "b2")  # first one wins
+    assert store.get_job(run_id, "call").batch_job_id == "b1"
+    # ...but not once the id is known
+    assert not store.mark_running(store.get_job(run_id, "call"), 0, batch_job_name="n0")
+
+
 def test_creation_is_idempotent_and_keeps_registered_waiters(run_id):
     assert store.register_waiter(run_id, "later", "shard-0")  # before "later" exists
     job = store.JobModel(run_id, "later", node_id="later", pending=0)

@@ -21,21 +21,36 @@ EXIT_USAGE = 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
-    if args.command == "run":
-        return run_local(args)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "run":
+        return run_local(parse_run_args(argv[1:]))
+    make_parser().parse_args(argv)  # help, or a usage error naming the problem
     return EXIT_USAGE  # pragma: no cover
+
+
+RUN_DESCRIPTION = (
+    "Run WORKFLOW locally: the real Step Functions definition and Lambda handlers on an "
+    "embedded AWS (moto), task commands with bash. Inputs as for `miniwdl run`."
+)
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="miniwdl-serverless", description="WDL on AWS Batch + EFS, event-driven")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser(
-        "run",
-        help="run a workflow locally on the embedded AWS (no account needed)",
-        description="Run WORKFLOW locally: the real Step Functions definition and Lambda handlers on an "
-        "embedded AWS (moto), task commands with bash. Inputs as for `miniwdl run`.",
-    )
+    _add_run_arguments(commands.add_parser(
+        "run", help="run a workflow locally on the embedded AWS (no account needed)", description=RUN_DESCRIPTION
+    ))
+    return parser
+
+
+def parse_run_args(argv: list[str]) -> argparse.Namespace:
+    """`run` arguments; inputs (key=value) may come before or after the options, as with miniwdl."""
+    parser = argparse.ArgumentParser(prog="miniwdl-serverless run", description=RUN_DESCRIPTION)
+    _add_run_arguments(parser)
+    return parser.parse_intermixed_args(argv)
+
+
+def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("wdl", metavar="WORKFLOW", help="WDL file (local path, https:// or s3:// URI)")
     run.add_argument("inputs", nargs="*", metavar="input_key=value", help="workflow inputs")
     run.add_argument("-i", "--input", metavar="INPUT.json", help="file with Cromwell-style input JSON")
@@ -51,7 +66,6 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=int, metavar="SECONDS", help="fail the run after this long")
     run.add_argument("--workers", type=int, help="parallel task commands (default: CPU count)")
     run.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
-    return parser
 
 
 def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,7 +98,6 @@ def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
             data[key] = getattr(args, key)
     if args.copy_input_files:
         data["copy_input_files"] = True
-        config.setdefault("MINIWDL__FILE_IO__COPY_INPUT_FILES", "true")
     if config:
         data["config"] = config
     if args.timeout:

@@ -129,6 +129,8 @@ def make_config(options: RunOptions) -> WDL.runtime.config.Loader:
     for key, value in options.config_overrides().items():
         _, section, name = key.split("__", 2)
         overrides.setdefault(section.lower(), {})[name.lower()] = value
+    if options.copy_input_files:
+        overrides.setdefault("file_io", {})["copy_input_files"] = "true"
     cfg = WDL.runtime.config.Loader(logging.getLogger("miniwdl_serverless.config"), overrides=overrides)
     return cfg
 
@@ -444,20 +446,22 @@ def submit_task(ctx: RunContext, job: store.JobModel, inputs: Env.Bindings[Value
     tags.update({TAG_RUN: ctx.run_id, TAG_JOB: job.job_id, TAG_ATTEMPT: str(attempt)})
     environment = {str(k): str(v) for k, v in (runtime.get("env") or {}).items()}
     job_timeout = ctx.cfg.get_int("aws", "job_timeout") if ctx.cfg.has_option("aws", "job_timeout") else 86400
+    state = spill.dump(prepared.state, os.path.join(cdir, ".state"), f"task_state-{attempt}")
+    # Recorded before the submission: a short job's events may arrive before submit_job returns.
+    if not store.mark_running(
+        job, attempt, batch_job_name=name, queue=queue, batch_job_id=None,
+        task_state=state, runtime=_runtime_summary(runtime, prepared.raw_runtime, resources), submitted_at=time.time(),
+        call_inputs=call_inputs, started_at=None, log_stream=None,
+    ):
+        return  # another invocation is submitting this attempt
     batch_job_id = ctx.services.batch.submit(
         name=name, queue=queue, image=image, resources=resources, script=prepared.script,
         environment=environment, tags=tags, timeout_seconds=job_timeout,
     )
-    state = spill.dump(prepared.state, os.path.join(cdir, ".state"), f"task_state-{attempt}")
-    recorded = store.mark_running(
-        job, attempt, batch_job_id=batch_job_id, batch_job_name=name, queue=queue,
-        task_state=state, runtime=_runtime_summary(runtime, prepared.raw_runtime, resources), submitted_at=time.time(),
-        call_inputs=call_inputs, started_at=None, log_stream=None,
-    )
-    if recorded:
-        store.count(ctx.run_id, calls_submitted=1)
-        ctx.services.count("TasksSubmitted")
-        ctx.log(f"submitted {job.job_id} attempt {attempt + 1} as Batch job {batch_job_id} ({image}, {queue})")
+    store.record_batch_job(job, attempt, batch_job_id)
+    store.count(ctx.run_id, calls_submitted=1)
+    ctx.services.count("TasksSubmitted")
+    ctx.log(f"submitted {job.job_id} attempt {attempt + 1} as Batch job {batch_job_id} ({image}, {queue})")
 
 
 def _queue_for(ctx: RunContext, job: store.JobModel, runtime: dict[str, Any]) -> str:
@@ -487,6 +491,7 @@ class BatchJobChange:
     """The parts of an EventBridge "Batch Job State Change" detail the controller uses."""
 
     job_id: str
+    job_name: str
     status: str
     run_id: str | None
     graph_job_id: str | None
@@ -502,6 +507,7 @@ class BatchJobChange:
         attempt = tags.get(TAG_ATTEMPT)
         return cls(
             job_id=detail.get("jobId", ""),
+            job_name=detail.get("jobName", ""),
             status=detail.get("status", ""),
             run_id=tags.get(TAG_RUN),
             graph_job_id=tags.get(TAG_JOB),
@@ -526,7 +532,12 @@ def on_batch_event(change: BatchJobChange, services: Services) -> str:
     if job.status == store.DONE:
         _drive(ctx, job.job_id, _ready_dependents(job))  # finish what a crashed attempt left
         return "resumed"
-    if job.status != store.RUNNING or job.attempt != change.attempt or job.batch_job_id != change.job_id:
+    if (
+        job.status != store.RUNNING
+        or job.attempt != change.attempt
+        or job.batch_job_name != change.job_name
+        or job.batch_job_id not in (None, change.job_id)
+    ):
         return "ignored: stale event"
     if change.status in ("STARTING", "RUNNING"):
         if job.started_at is None:

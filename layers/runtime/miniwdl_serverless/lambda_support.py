@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -21,6 +22,8 @@ from .engine import Services
 
 SERVICE = "miniwdl-serverless"
 
+# Functions that count nothing in an invocation are normal here (RUNNING events, Finish).
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 # In the embedded local mode stdout carries only the run's result, so logs go to stderr.
 logger = Logger(service=SERVICE, stream=sys.stderr if os.environ.get("MSLS_LOCAL") else None)
 tracer = Tracer(service=SERVICE)

@@ -264,14 +264,17 @@ def claim(job: JobModel, claimant: str) -> bool:
 
 
 def mark_running(job: JobModel, attempt: int, **fields: Any) -> bool:
-    """Record a submission for ``attempt``; False if another invocation got there first."""
+    """Record that ``attempt`` is being submitted; False if another invocation submitted it.
+
+    Allowed from the claim, from the previous attempt (a retry), or again for the same attempt
+    while its Batch job id is unknown (a submitter that crashed; Batch names are looked up).
+    """
     actions: list[Action] = [JobModel.status.set(RUNNING), JobModel.attempt.set(attempt)]
     actions += _assignments(JobModel, fields)
-    condition = (JobModel.status == CLAIMED) | (
-        (JobModel.status == RUNNING) & (JobModel.attempt == attempt - 1)
-    )
-    if attempt == 0:
-        condition = JobModel.status == CLAIMED
+    same_attempt_unsubmitted = (JobModel.status == RUNNING) & (JobModel.attempt == attempt) & JobModel.batch_job_id.does_not_exist()
+    condition = (JobModel.status == CLAIMED) | same_attempt_unsubmitted
+    if attempt > 0:
+        condition = condition | ((JobModel.status == RUNNING) & (JobModel.attempt == attempt - 1))
     try:
         job.update(actions=actions, condition=condition)
         return True
@@ -279,6 +282,18 @@ def mark_running(job: JobModel, attempt: int, **fields: Any) -> bool:
         if _is_conditional_failure(exn):
             return False
         raise
+
+
+def record_batch_job(job: JobModel, attempt: int, batch_job_id: str) -> None:
+    """The submitted job's id, unless the attempt moved on meanwhile."""
+    try:
+        job.update(
+            actions=[JobModel.batch_job_id.set(batch_job_id)],
+            condition=(JobModel.attempt == attempt) & JobModel.batch_job_id.does_not_exist(),
+        )
+    except UpdateError as exn:
+        if not _is_conditional_failure(exn):
+            raise
 
 
 def add_pending(job: JobModel, delta: int) -> None:
