@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +27,9 @@ from miniwdl_serverless.batch import (
 
 REGION = "us-east-1"
 QUEUE = "msls-test-queue"
+# Other tests in the same process may hold an embedded AWS (moto state is shared while any
+# mock is active), so every name here is unique to the test.
+PREFIX = "msls-test"
 MOUNT = "/mnt/efs"
 FILE_SYSTEM = "fs-0123456789abcdef0"
 ACCESS_POINT = "fsap-0123456789abcdef0"
@@ -49,6 +53,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("MOTO_SIMPLE_BATCH_FAIL_AFTER", raising=False)
+    global PREFIX, QUEUE
+    suffix = uuid.uuid4().hex[:8]
+    PREFIX, QUEUE = f"msls-test-{suffix}", f"msls-test-queue-{suffix}"
     with mock_aws(config={"batch": {"use_docker": False}}):
         yield
 
@@ -63,11 +70,11 @@ def queue(batch: Any) -> str:
     """An UNMANAGED compute environment (with its service role) and a job queue on it."""
     iam = boto3.client("iam", region_name=REGION)
     role = iam.create_role(
-        RoleName="msls-batch-service",
+        RoleName=f"msls-batch-service-{PREFIX}",
         AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}',
     )["Role"]["Arn"]
     environment = batch.create_compute_environment(
-        computeEnvironmentName="msls-test-env", type="UNMANAGED", state="ENABLED", serviceRole=role
+        computeEnvironmentName=f"{PREFIX}-env", type="UNMANAGED", state="ENABLED", serviceRole=role
     )
     batch.create_job_queue(
         jobQueueName=QUEUE,
@@ -85,7 +92,7 @@ def make_adapter(batch: Any, **overrides: Any) -> BatchAdapter:
         "efs": EfsVolume(
             mount_path=MOUNT, file_system_id=FILE_SYSTEM, access_point_id=ACCESS_POINT
         ),
-        "definition_prefix": "msls-test",
+        "definition_prefix": PREFIX,
         "job_role_arn": JOB_ROLE,
     }
     arguments.update(overrides)
@@ -108,7 +115,8 @@ def submit(adapter: BatchAdapter, queue: str, name: str, **overrides: Any) -> st
 
 
 def definitions(batch: Any, **filters: Any) -> list[dict[str, Any]]:
-    return list(batch.describe_job_definitions(**filters)["jobDefinitions"])
+    found = batch.describe_job_definitions(**filters)["jobDefinitions"]
+    return [d for d in found if d["jobDefinitionName"].startswith(PREFIX + "-")]
 
 
 def describe(batch: Any, job_id: str) -> dict[str, Any]:
@@ -202,12 +210,12 @@ def test_adapter_from_environment_uses_the_lambda_mount(
     monkeypatch.setenv("MSLS_EFS_ROOT", "/mnt/efs")
     monkeypatch.setenv("EFS_FILE_SYSTEM_ID", FILE_SYSTEM)
     monkeypatch.setenv("EFS_ACCESS_POINT_ID", ACCESS_POINT)
-    monkeypatch.setenv("JOB_DEFINITION_PREFIX", "my-stack")
+    monkeypatch.setenv("JOB_DEFINITION_PREFIX", f"{PREFIX}-my-stack")
     monkeypatch.setenv("TASK_JOB_ROLE_ARN", "")
     adapter = adapter_from_environment(batch)
     arn = adapter.job_definition("ubuntu:22.04", Resources())
     (definition,) = definitions(batch, jobDefinitions=[arn])
-    assert definition["jobDefinitionName"].startswith("my-stack-")
+    assert definition["jobDefinitionName"].startswith(f"{PREFIX}-my-stack-")
     properties = definition["containerProperties"]
     assert properties["mountPoints"][0]["containerPath"] == "/mnt/efs"
     config = properties["volumes"][0]["efsVolumeConfiguration"]
@@ -228,7 +236,7 @@ def test_changed_efs_or_role_gets_a_new_definition(batch: Any, queue: str) -> No
     moved = BatchAdapter(
         client=batch,
         efs=EfsVolume(mount_path=MOUNT, file_system_id="fs-0fedcba987654321f"),
-        definition_prefix="msls-test",
+        definition_prefix=PREFIX,
         job_role_arn=JOB_ROLE,
     )
     new = moved.job_definition("ubuntu:22.04", Resources())

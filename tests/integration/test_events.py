@@ -45,7 +45,7 @@ def start_gated(embedded, tmp_path):
     source = GATED.replace("~{gate}", str(gate))
     arn = embedded.start({"workflow_source": source, "dir": str(tmp_path)})
     run_id = arn.rsplit(":", 1)[-1]
-    slow = wait_for(lambda: (j := store.get_job(run_id, "call-slow")) and j.status == store.RUNNING and j)
+    slow = wait_for(lambda: (j := store.get_job(run_id, "call-slow")) and j.status == store.RUNNING and j.batch_job_id and j)
     return arn, run_id, gate, slow
 
 

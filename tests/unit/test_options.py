@@ -9,7 +9,8 @@ from miniwdl_serverless.finish import upload_folder
 from miniwdl_serverless.options import parse_run_options
 
 
-def test_minimal_input():
+def test_minimal_input(monkeypatch):
+    monkeypatch.delenv("MSLS_EFS_ROOT", raising=False)
     options = parse_run_options({"workflow": "s3://bucket/wf.wdl"})
     assert options.run_root == "/mnt/efs/miniwdl_run"
     assert options.timeout_seconds == 7 * 24 * 3600
