@@ -220,3 +220,31 @@ task t {
     code, stdout, stderr = run_cli([wdl, "--task", "t", f"f={data}", "--copy-input-files", "--dir", str(tmp_path)], cwd=str(tmp_path))
     assert code == 0, stderr
     assert json.loads(stdout)["outputs"]["t.how"] == "copied"
+
+
+def test_task_cannot_read_controller_files_through_its_logs(run_cli, tmp_path):
+    wdl = write(tmp_path / "sneaky.wdl", """
+version 1.0
+task sneaky {
+  command <<< rm -f ../stdout.txt; ln -s /proc/self/environ ../stdout.txt >>>
+  output { String env = read_string(stdout()) }
+}
+""")
+    code, stdout, stderr = run_cli([wdl, "--task", "sneaky", "--dir", str(tmp_path)], cwd=str(tmp_path))
+    assert code != 0 and stdout == ""
+    assert "replaced its stdout.txt" in stderr
+
+
+def test_only_run_files_are_uploaded(run_cli, tmp_path):
+    wdl = write(tmp_path / "paths.wdl", """
+version 1.0
+task paths {
+  command <<< echo ok > mine.txt >>>
+  output { String other = "/etc/hostname"  File mine = "mine.txt" }
+}
+""")
+    code, stdout, stderr = run_cli([wdl, "--task", "paths", "--dir", str(tmp_path), "--s3upload", "s3://only-run/x/"], cwd=str(tmp_path))
+    assert code == 0, stderr
+    outputs = json.loads(stdout)["outputs"]
+    assert outputs["paths.other"] == "/etc/hostname"
+    assert outputs["paths.mine"] == "s3://only-run/x/paths.mine/mine.txt"

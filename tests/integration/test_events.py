@@ -99,3 +99,37 @@ def test_events_for_other_jobs_are_ignored(embedded):
     assert advance(embedded, event) == "ignored: run not running"
     event["detail"]["tags"] = {}
     assert advance(embedded, event) == "ignored: not a miniwdl-serverless job"
+
+
+class LambdaDied(BaseException):
+    """Stands in for a Lambda killed mid-invocation (timeout, out of memory)."""
+
+
+def test_redelivered_event_resubmits_after_a_submitter_died(embedded, tmp_path, monkeypatch):
+    from miniwdl_serverless.batch import BatchAdapter
+
+    original = BatchAdapter.submit
+    died = []
+
+    def dies_once(self, **kwargs):
+        if kwargs["name"].endswith("call-slow-try1") and not died:
+            died.append(kwargs["name"])
+            raise LambdaDied()
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(BatchAdapter, "submit", dies_once)
+    monkeypatch.setattr(store, "SUBMIT_LEASE_SECONDS", 0)
+    gate = tmp_path / "gate"
+    gate.touch()
+    arn = embedded.start({"workflow_source": GATED.replace("~{gate}", str(gate)), "dir": str(tmp_path)})
+    run_id = arn.rsplit(":", 1)[-1]
+    stuck = wait_for(lambda: died and (j := store.get_job(run_id, "call-slow")) and j.status == store.RUNNING and j)
+    assert stuck.batch_job_id is None  # marked, never submitted: no event will ever come for it
+    succeeded = wait_for(lambda: [
+        e for e in embedded.sent
+        if e["detail"]["tags"].get("miniwdl-serverless:run") == run_id and e["detail"]["status"] == "SUCCEEDED"
+    ])
+    assert advance(embedded, succeeded[0]) == "resumed"  # EventBridge retries the quick event
+    description = embedded.wait(arn)
+    assert description["status"] == "SUCCEEDED", description.get("cause")
+    assert json.loads(description["output"])["outputs"] == {"gated.total": 2}

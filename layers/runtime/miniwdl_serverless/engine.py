@@ -294,16 +294,43 @@ def _drive(ctx: RunContext, claimant: str, candidates: list[store.JobModel]) -> 
         if ctx.run.status == store.RUN_FAILED:
             return
         who, job = work.pop()
-        if job.status == store.DONE:
-            work += [(job.job_id, j) for j in _ready_dependents(job)]
-            continue
-        if job.pending > 0 or not store.claim(job, who):
-            continue
         try:
-            work += [(job.job_id, j) for j in _process(ctx, job)]
+            if job.status == store.DONE or job.status.startswith("completing"):
+                work += [(job.job_id, j) for j in _resume_done(ctx, job)]
+                continue
+            if job.pending <= 0 and store.claim(job, who):
+                work += [(job.job_id, j) for j in _process(ctx, job)]
+            elif job.status == store.RUNNING and job.claimed_by == who and not job.batch_job_id:
+                _resume_running(ctx, store.get_job(ctx.run_id, job.job_id) or job)
         except Exception as exn:
             fail_run(ctx, _job_error(ctx, job, exn))
             return
+
+
+def _resume_done(ctx: RunContext, job: store.JobModel) -> list[store.JobModel]:
+    """What a crashed invocation may have left after this job completed (all idempotent)."""
+    job = store.get_job(ctx.run_id, job.job_id) or job
+    targets = None
+    if job.status.startswith("completing"):  # stopped between completion transactions
+        targets = store.complete(job, job.outputs)
+    if _local_id(job) == graph.OUTPUTS:  # the scope's end: complete the parent call / the run
+        _scope_finished(ctx, job, spill.load(job.outputs) or {}, ctx.scope(job.scope, list(job.call_path)))
+    return _ready_dependents(job, targets)
+
+
+def _resume_running(ctx: RunContext, job: store.JobModel) -> None:
+    """A call marked running whose submission never completed (its submitter died)."""
+    scope = ctx.scope(job.scope, list(job.call_path))
+    node = None if scope.is_task else scope.node(job.node_id)
+    if isinstance(node, Tree.Call) and isinstance(node.callee, Tree.Workflow):
+        inputs = WDL.values_from_json(spill.load(job.call_inputs), node.callee.available_inputs)
+        _drive(ctx, job.job_id, _start_subworkflow(ctx, job, node.callee, inputs))
+    else:
+        submit_task(ctx, job, None, int(job.attempt), resubmit=True)
+
+
+def _local_id(job: store.JobModel) -> str:
+    return job.job_id[len(job.scope) + 1 :] if job.scope else job.job_id
 
 
 def _ready_dependents(job: store.JobModel, targets: list[str] | None = None) -> list[store.JobModel]:
@@ -426,14 +453,24 @@ def _task_of(ctx: RunContext, job: store.JobModel) -> tuple[Tree.Task, str]:
     return call.callee, call.name
 
 
-def submit_task(ctx: RunContext, job: store.JobModel, inputs: Env.Bindings[Value.Base] | None, attempt: int) -> None:
-    """Prepare the call directory for ``attempt`` and submit its Batch job (once)."""
+def submit_task(ctx: RunContext, job: store.JobModel, inputs: Env.Bindings[Value.Base] | None, attempt: int, resubmit: bool = False) -> None:
+    """Prepare the call directory for ``attempt`` and submit its Batch job, exactly once.
+
+    The attempt is marked running first (exclusively), so a duplicate invocation never
+    prepares over the winner's files, and a short job's events may come before submit returns.
+    """
     task, _ = _task_of(ctx, job)
     cdir = graph.call_dir(ctx.run_dir, job.job_id)
+    name = job_name(ctx.run_id, job.job_id, attempt)
     if inputs is None:
         inputs = WDL.values_from_json(spill.load(job.call_inputs), task.available_inputs)
     call_inputs = spill.dump(WDL.values_to_json(inputs), os.path.join(cdir, ".state"), "call_inputs")
-    if attempt > 0:
+    if not store.mark_running(
+        job, attempt, batch_job_name=name, batch_job_id=None, call_inputs=call_inputs,
+        submitted_at=time.time(), started_at=None, log_stream=None, resubmit=resubmit,
+    ):
+        return  # another invocation is submitting this attempt
+    if attempt > 0 and not resubmit:
         task_call.archive_attempt(cdir, attempt - 1)
     prepared = task_call.prepare(ctx.cfg, task, inputs, job.job_id, cdir, attempt, logging.getLogger(f"wdl.{job.job_id}"))
     runtime = prepared.runtime
@@ -441,19 +478,12 @@ def submit_task(ctx: RunContext, job: store.JobModel, inputs: Env.Bindings[Value
     memory_delta = ctx.cfg.get_int("aws", "memory_delta") if ctx.cfg.has_option("aws", "memory_delta") else -33
     resources = resources_for(runtime, prepared.raw_runtime, memory_delta_mib=memory_delta)
     queue = _queue_for(ctx, job, runtime)
-    name = job_name(ctx.run_id, job.job_id, attempt)
     tags = dict(ctx.options.tags)
     tags.update({TAG_RUN: ctx.run_id, TAG_JOB: job.job_id, TAG_ATTEMPT: str(attempt)})
     environment = {str(k): str(v) for k, v in (runtime.get("env") or {}).items()}
     job_timeout = ctx.cfg.get_int("aws", "job_timeout") if ctx.cfg.has_option("aws", "job_timeout") else 86400
     state = spill.dump(prepared.state, os.path.join(cdir, ".state"), f"task_state-{attempt}")
-    # Recorded before the submission: a short job's events may arrive before submit_job returns.
-    if not store.mark_running(
-        job, attempt, batch_job_name=name, queue=queue, batch_job_id=None,
-        task_state=state, runtime=_runtime_summary(runtime, prepared.raw_runtime, resources), submitted_at=time.time(),
-        call_inputs=call_inputs, started_at=None, log_stream=None,
-    ):
-        return  # another invocation is submitting this attempt
+    store.update_job(job, task_state=state, queue=queue, runtime=_runtime_summary(runtime, prepared.raw_runtime, resources))
     batch_job_id = ctx.services.batch.submit(
         name=name, queue=queue, image=image, resources=resources, script=prepared.script,
         environment=environment, tags=tags, timeout_seconds=job_timeout,
@@ -462,6 +492,8 @@ def submit_task(ctx: RunContext, job: store.JobModel, inputs: Env.Bindings[Value
     store.count(ctx.run_id, calls_submitted=1)
     ctx.services.count("TasksSubmitted")
     ctx.log(f"submitted {job.job_id} attempt {attempt + 1} as Batch job {batch_job_id} ({image}, {queue})")
+    if store.get_run(ctx.run_id).status != store.RUN_RUNNING:  # the run ended meanwhile
+        ctx.services.batch.terminate(batch_job_id, "miniwdl-serverless: run already ended")
 
 
 def _queue_for(ctx: RunContext, job: store.JobModel, runtime: dict[str, Any]) -> str:
@@ -523,14 +555,26 @@ def on_batch_event(change: BatchJobChange, services: Services) -> str:
     if not change.run_id or not change.graph_job_id:
         return "ignored: not a miniwdl-serverless job"
     run = _existing_run(change.run_id)
+    if run is not None and run.status == store.RUN_FAILED and change.status in ("STARTING", "RUNNING"):
+        services.batch.terminate(change.job_id, "miniwdl-serverless: run failed")  # a straggler
+        return "terminated: run failed"
     if run is None or run.status != store.RUN_RUNNING:
         return "ignored: run not running"
     job = store.get_job(change.run_id, change.graph_job_id)
     if job is None:
         return "ignored: unknown job"
     ctx = load_context(run, services)
-    if job.status == store.DONE:
-        _drive(ctx, job.job_id, _ready_dependents(job))  # finish what a crashed attempt left
+    try:
+        return _on_job_change(ctx, job, change)
+    except Exception as exn:  # a failure to advance ends the run rather than stalling it
+        log.exception("advancing %s failed", job.job_id)
+        fail_run(ctx, _job_error(ctx, job, exn))
+        return "failed: " + type(exn).__name__
+
+
+def _on_job_change(ctx: RunContext, job: store.JobModel, change: BatchJobChange) -> str:
+    if job.status == store.DONE or job.status.startswith("completing"):
+        _drive(ctx, job.job_id, [job])  # finish what a crashed attempt left
         return "resumed"
     if (
         job.status != store.RUNNING

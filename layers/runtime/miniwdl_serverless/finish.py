@@ -11,6 +11,7 @@ from typing import Any
 from . import spill, store
 from .engine import RunContext, Services, fail_run, load_context, write_json
 from .errors import RunError
+from .task_call import is_own_file
 
 log = logging.getLogger("miniwdl_serverless.finish")
 
@@ -61,8 +62,8 @@ def _succeeded(run: store.RunModel, outputs: dict[str, Any], s3: Any) -> dict[st
     result = {"status": "succeeded", "dir": run_dir, "outputs": outputs}
     if options.get("s3upload"):
         folder = upload_folder(options["s3upload"], run_dir)
-        uploaded = _upload_outputs(s3, run_dir, outputs, folder)
-        _upload_file(s3, os.path.join(run_dir, "workflow.log"), folder + "workflow.log")
+        uploaded = _upload_outputs(s3, run, outputs, folder)
+        _upload_file(s3, os.path.join(run_dir, "workflow.log"), folder + "workflow.log", root=run_dir)
         _put_json(s3, folder + "outputs.json", uploaded)
         result.update(outputs=uploaded, s3upload=folder)
         if options.get("delete_after") in ("success", "always"):
@@ -80,19 +81,26 @@ def _after_failure(run: store.RunModel, info: dict[str, Any], s3: Any) -> None:
         folder = upload_folder(options["s3upload"], run_dir)
         cause = info.get("cause") or {}
         for key, name in (("stderr_file", "CommandFailed_stderr.txt"), ("stdout_file", "CommandFailed_stdout.txt")):
-            if cause.get(key) and _upload_file(s3, cause[key], folder + name):
+            if cause.get(key) and _upload_file(s3, cause[key], folder + name, root=run_dir):
                 cause[key.replace("_file", "_s3file")] = folder + name
-        _upload_file(s3, os.path.join(run_dir, "workflow.log"), folder + "workflow.log")
+        _upload_file(s3, os.path.join(run_dir, "workflow.log"), folder + "workflow.log", root=run_dir)
         _put_json(s3, folder + "error.json", info)
         if options.get("delete_after") in ("failure", "always"):
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _upload_outputs(s3: Any, run_dir: str, outputs: dict[str, Any], folder: str) -> dict[str, Any]:
-    """Upload each output file under <folder>/<output name>/ and rewrite it to its s3:// URI."""
+def _upload_outputs(s3: Any, run: store.RunModel, outputs: dict[str, Any], folder: str) -> dict[str, Any]:
+    """Upload each output file under <folder>/<output name>/ and rewrite it to its s3:// URI.
+
+    Only files of the run (or its inputs) are uploaded: an output string naming another file
+    on the Lambda's file system stays a string."""
+    run_dir = os.path.realpath(str(run.run_dir)).rstrip("/") + "/"
+    inputs = _input_paths(spill.load(run.inputs) or {})
 
     def rewrite(value: Any, name: str) -> Any:
-        if isinstance(value, str) and os.path.isabs(value) and os.path.isfile(value):
+        if isinstance(value, str) and os.path.isabs(value) and os.path.isfile(value) and (
+            os.path.realpath(value).startswith(run_dir) or value in inputs
+        ):
             target = f"{folder}{name}/{os.path.basename(value)}"
             _upload_file(s3, value, target)
             return target
@@ -105,13 +113,21 @@ def _upload_outputs(s3: Any, run_dir: str, outputs: dict[str, Any], folder: str)
     return {key: rewrite(value, key) for key, value in outputs.items()}
 
 
+def _input_paths(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return {value} if os.path.isabs(value) else set()
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    return set().union(*(_input_paths(v) for v in items)) if items else set()
+
+
 def _split(uri: str) -> tuple[str, str]:
     bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
 
 
-def _upload_file(s3: Any, path: str, uri: str) -> bool:
-    if not os.path.isfile(path):
+def _upload_file(s3: Any, path: str, uri: str, root: str | None = None) -> bool:
+    """Upload a file; with ``root``, only a regular file inside it (logs a task could replace)."""
+    if not os.path.isfile(path) or (root is not None and not is_own_file(path, root)):
         return False
     bucket, key = _split(uri)
     s3.upload_file(path, bucket, key)

@@ -56,10 +56,13 @@ class PathAllowlist(set):
 
     def __init__(self, run_dir: str, paths: Iterable[str]):
         super().__init__(paths)
-        self.run_dir = run_dir.rstrip("/") + "/"
+        self.run_dir = os.path.realpath(run_dir).rstrip("/") + "/"
 
     def __contains__(self, path: object) -> bool:
-        return isinstance(path, str) and (path.startswith(self.run_dir) or set.__contains__(self, path))
+        if not isinstance(path, str):
+            return False
+        # resolved, so neither '..' nor a symlink planted by a task leads outside the run
+        return set.__contains__(self, path) or os.path.realpath(path).startswith(self.run_dir)
 
 
 class Scope:

@@ -263,18 +263,27 @@ def claim(job: JobModel, claimant: str) -> bool:
         raise
 
 
-def mark_running(job: JobModel, attempt: int, **fields: Any) -> bool:
-    """Record that ``attempt`` is being submitted; False if another invocation submitted it.
+SUBMIT_LEASE_SECONDS = 900  # a Lambda invocation lives at most 15 minutes
 
-    Allowed from the claim, from the previous attempt (a retry), or again for the same attempt
-    while its Batch job id is unknown (a submitter that crashed; Batch names are looked up).
+
+def mark_running(job: JobModel, attempt: int, resubmit: bool = False, **fields: Any) -> bool:
+    """Mark ``attempt`` as being submitted; False if another invocation holds it.
+
+    Allowed from the claim or from the previous attempt (a retry). With ``resubmit``, also
+    for the same attempt while its Batch job id is unknown and the previous submitter's lease
+    has expired (it died; the Batch job name is looked up before submitting again).
     """
+    now = time.time()
     actions: list[Action] = [JobModel.status.set(RUNNING), JobModel.attempt.set(attempt)]
     actions += _assignments(JobModel, fields)
-    same_attempt_unsubmitted = (JobModel.status == RUNNING) & (JobModel.attempt == attempt) & JobModel.batch_job_id.does_not_exist()
-    condition = (JobModel.status == CLAIMED) | same_attempt_unsubmitted
+    condition = JobModel.status == CLAIMED
     if attempt > 0:
         condition = condition | ((JobModel.status == RUNNING) & (JobModel.attempt == attempt - 1))
+    if resubmit:
+        condition = condition | (
+            (JobModel.status == RUNNING) & (JobModel.attempt == attempt) & JobModel.batch_job_id.does_not_exist()
+            & (JobModel.submitted_at < now - SUBMIT_LEASE_SECONDS)
+        )
     try:
         job.update(actions=actions, condition=condition)
         return True

@@ -102,6 +102,14 @@ def _decls(task: Tree.Task) -> Env.Bindings[Tree.Decl]:
     return env
 
 
+def is_own_file(path: str, root: str) -> bool:
+    """A regular file, not a symlink, whose real path lies under ``root`` (tasks are untrusted)."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return False
+    real_root = os.path.realpath(root).rstrip("/") + "/"
+    return os.path.realpath(path).startswith(real_root)
+
+
 def archive_attempt(call_dir: str, attempt: int) -> None:
     """Move a finished attempt's files aside so the next try starts fresh (kept for debugging)."""
     target = os.path.join(call_dir, f"attempt-{attempt}")
@@ -185,6 +193,9 @@ def collect(
 
     Raises ``WDL.runtime.CommandFailed`` for an exit code the task does not accept.
     """
+    for name in ("stdout.txt", "stderr.txt"):  # the task may not swap these for links
+        if not is_own_file(os.path.join(call_dir, name), call_dir):
+            raise WDL.runtime.error.OutputError(f"task replaced its {name} with a link or non-file")
     container = ExternalContainer(cfg, run_id, call_dir)
     container.input_path_map = state["input_path_map"]
     container.input_path_map_rev = {v: k for k, v in state["input_path_map"].items()}

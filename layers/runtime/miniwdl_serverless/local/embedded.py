@@ -162,7 +162,8 @@ class EmbeddedAWS:
         self.state_machine_arn = ""
         self.last_execution_arn = ""
         self.closing = False
-        self.delivered: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []  # every event put on the bus
+        self.delivered: list[dict[str, Any]] = []  # those a handler processed without error
         self.handler_errors: list[BaseException] = []
 
     # -- lifecycle --
@@ -407,6 +408,7 @@ class EmbeddedAWS:
         """Deliver to every function whose rule matches, asynchronously, like EventBridge."""
         if self.closing:
             return
+        self.sent.append(event)
         for name, patterns in self.patterns.items():
             if any(matches(self._local_pattern(p), event) for p in patterns):
                 with self._events_lock:
