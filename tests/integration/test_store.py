@@ -4,6 +4,7 @@ concurrent completions (the gather of a scatter is claimed exactly once)."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -84,14 +85,17 @@ def test_submission_recorded_once(run_id):
 
 def test_submission_recorded_before_the_batch_job_id(run_id):
     job = make(run_id, "call", status=store.CLAIMED)
-    assert store.mark_running(job, 0, batch_job_name="n0")
-    # a submitter that died before learning the Batch job id can be resumed...
-    assert store.mark_running(store.get_job(run_id, "call"), 0, batch_job_name="n0")
+    assert store.mark_running(job, 0, batch_job_name="n0", submitted_at=time.time())
+    # a duplicate invocation does not submit the same attempt again...
+    assert not store.mark_running(store.get_job(run_id, "call"), 0, resubmit=True, batch_job_name="n0")
+    # ...unless the submitter's lease expired without a Batch job id (it died)
+    store.update_job(store.get_job(run_id, "call"), submitted_at=time.time() - store.SUBMIT_LEASE_SECONDS - 1)
+    assert store.mark_running(store.get_job(run_id, "call"), 0, resubmit=True, batch_job_name="n0", submitted_at=time.time())
     store.record_batch_job(store.get_job(run_id, "call"), 0, "b1")
     store.record_batch_job(store.get_job(run_id, "call"), 0, "b2")  # first one wins
     assert store.get_job(run_id, "call").batch_job_id == "b1"
-    # ...but not once the id is known
-    assert not store.mark_running(store.get_job(run_id, "call"), 0, batch_job_name="n0")
+    store.update_job(store.get_job(run_id, "call"), submitted_at=0)
+    assert not store.mark_running(store.get_job(run_id, "call"), 0, resubmit=True)  # id known
 
 
 def test_creation_is_idempotent_and_keeps_registered_waiters(run_id):
