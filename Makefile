@@ -31,6 +31,7 @@ conformance: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check layers functions tests bench
 	$(BIN)/mypy layers/runtime/miniwdl_serverless
+	AWS_DEFAULT_REGION=us-east-1 $(BIN)/cfn-lint template.yaml
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_scatter.py
