@@ -150,6 +150,7 @@ def _execution_fails(embedded, execution_input) -> dict:
         ({"workflow_source": "version 1.0\nworkflow w { input { Int n } }"}, "InputError", "missing required"),
         ({"workflow_source": "version 1.0\nworkflow w { input { Int n } }", "inputs": {"w.n": 1, "w.zz": 2}}, "InputError", "zz"),
         ({"workflow": "relative.wdl"}, "InvalidSubmission", "absolute path"),
+        ({"workflow_source": "version 1.0\nworkflow w { input { File f } }", "inputs": {"w.f": "s3://b/k"}}, "InputError", "s3://b/k"),
         ({"workflow": "/x.wdl", "delete_after": "always"}, "InvalidSubmission", "requires s3upload"),
     ],
 )

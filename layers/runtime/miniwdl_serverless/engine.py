@@ -202,9 +202,8 @@ def _check_inputs(target: Tree.Workflow | Tree.Task, options: RunOptions) -> dic
 
     def check(value: Value.Base) -> str:
         path = value.value
-        if "://" in path:
-            if not WDL.runtime.download.able(WDL.runtime.config.Loader(log), path, directory=isinstance(value, Value.Directory)):
-                missing.append(f"{path} (unsupported URI scheme)")
+        if "://" in path:  # not downloaded yet: say so now rather than fail in a task later
+            missing.append(f"{path} (URI inputs are not localized yet; copy the file to EFS)")
             return str(path)
         if not os.path.isabs(path):
             missing.append(f"{path} (input paths must be absolute)")
