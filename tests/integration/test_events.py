@@ -56,8 +56,8 @@ def advance(embedded, event) -> str:
 def test_repeated_and_late_events_change_nothing(embedded, tmp_path):
     arn, run_id, gate, slow = start_gated(embedded, tmp_path)
     def quick_events():
-        events = [e for e in embedded.delivered if e["detail"]["tags"].get("miniwdl-serverless:run") == run_id]
-        events = [e for e in events if e["detail"]["tags"].get("miniwdl-serverless:job") == "call-quick"]
+        events = [e for e in embedded.delivered if e["detail"].get("tags", {}).get("miniwdl-serverless:run") == run_id]
+        events = [e for e in events if e["detail"].get("tags", {}).get("miniwdl-serverless:job") == "call-quick"]
         return events if {e["detail"]["status"] for e in events} >= {"RUNNING", "SUCCEEDED"} else None
 
     quick_events = wait_for(quick_events)
@@ -127,9 +127,33 @@ def test_redelivered_event_resubmits_after_a_submitter_died(embedded, tmp_path, 
     assert stuck.batch_job_id is None  # marked, never submitted: no event will ever come for it
     succeeded = wait_for(lambda: [
         e for e in embedded.sent
-        if e["detail"]["tags"].get("miniwdl-serverless:run") == run_id and e["detail"]["status"] == "SUCCEEDED"
+        if e["detail"].get("tags", {}).get("miniwdl-serverless:run") == run_id and e["detail"]["status"] == "SUCCEEDED"
     ])
     assert advance(embedded, succeeded[0]) == "resumed"  # EventBridge retries the quick event
     description = embedded.wait(arn)
     assert description["status"] == "SUCCEEDED", description.get("cause")
     assert json.loads(description["output"])["outputs"] == {"gated.total": 2}
+
+
+def test_stopped_execution_terminates_the_runs_jobs(embedded, tmp_path):
+    import boto3
+
+    arn, run_id, gate, slow = start_gated(embedded, tmp_path)
+    # what EventBridge sends when the execution is stopped (moto's StopExecution leaves a
+    # waiting execution running, so the event is delivered here directly)
+    event = json.loads((EVENTS / "sfn_execution_aborted.json").read_text())
+    event["detail"].update(executionArn=arn, name=run_id)
+    result = embedded.handlers["CancelFunction"](event, FakeContext("CancelFunction"))
+    assert result == {"run_id": run_id, "terminated": 1}
+    batch = boto3.client("batch")
+    wait_for(lambda: batch.describe_jobs(jobs=[slow.batch_job_id])["jobs"][0]["status"] == "FAILED")
+    run = store.get_run(run_id)
+    assert run.status == store.RUN_FAILED and run.error["error"] == "RunStopped"
+    assert embedded.handlers["CancelFunction"](event, FakeContext("CancelFunction"))["run_id"] == run_id
+    gate.touch()
+
+
+def test_cancel_event_fixture_for_an_unknown_run(embedded):
+    event = json.loads((EVENTS / "sfn_execution_aborted.json").read_text())
+    result = embedded.handlers["CancelFunction"](event, FakeContext("CancelFunction"))
+    assert result == {"run_id": "run-0123456789ab", "terminated": 0}

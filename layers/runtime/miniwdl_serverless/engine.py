@@ -691,6 +691,18 @@ def fail_run(ctx: RunContext, error: RunError) -> None:
     _send_failure(ctx.services, str(ctx.run.task_token), error)
 
 
+def stop_run(run_id: str, execution_status: str, services: Services) -> int:
+    """The execution ended without the run ending (stopped, timed out): fail the run and
+    terminate its Batch jobs. Returns how many were terminated. Idempotent."""
+    run = _existing_run(run_id)
+    if run is None or run.status in (store.RUN_SUCCEEDED,):
+        return 0
+    info = {"error": "RunStopped", "message": f"the Step Functions execution ended: {execution_status}"}
+    if run.status != store.RUN_FAILED:
+        store.set_run_status(run, store.RUN_FAILED, [store.RUN_PLANNING, store.RUN_RUNNING], error=info)
+    return terminate_run_jobs(run_id, services, f"miniwdl-serverless: execution {execution_status}")
+
+
 def terminate_run_jobs(run_id: str, services: Services, reason: str) -> int:
     count = 0
     for job in store.query_jobs(run_id, [store.RUNNING]):

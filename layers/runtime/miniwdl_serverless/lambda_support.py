@@ -63,6 +63,19 @@ class BatchJobStateChange(EventBridgeModel):
     detail: BatchJobDetail
 
 
+class ExecutionStatusDetail(BaseModel):
+    """The "Step Functions Execution Status Change" detail."""
+
+    executionArn: str
+    stateMachineArn: str
+    name: str
+    status: Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"]
+
+
+class ExecutionStatusChange(EventBridgeModel):
+    detail: ExecutionStatusDetail
+
+
 def count_metric(name: str, value: int) -> None:
     if os.environ.get("MSLS_LOCAL"):  # EMF goes to stdout, which the local CLI keeps for results
         return

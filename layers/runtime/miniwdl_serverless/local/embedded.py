@@ -401,6 +401,36 @@ class EmbeddedAWS:
         }
         return json.loads(json.dumps(event))  # plain JSON, exactly as delivered
 
+    def execution_event(self, description: dict[str, Any]) -> dict[str, Any]:
+        """The "Step Functions Execution Status Change" event EventBridge delivers at the end."""
+
+        def millis(value: Any) -> int | None:
+            return int(value.timestamp() * 1000) if isinstance(value, datetime) else None
+
+        detail = {
+            "executionArn": description["executionArn"],
+            "stateMachineArn": description["stateMachineArn"],
+            "name": description["name"],
+            "status": description["status"],
+            "startDate": millis(description.get("startDate")),
+            "stopDate": millis(description.get("stopDate")),
+            "input": description.get("input"),
+            "output": description.get("output"),
+            "error": description.get("error"),
+            "cause": description.get("cause"),
+        }
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Step Functions Execution Status Change",
+            "source": "aws.states",
+            "account": ACCOUNT,
+            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION,
+            "resources": [description["executionArn"]],
+            "detail": detail,
+        }
+
     def _emit_batch_event(self, job: Any) -> None:
         self.put_event(self.batch_event(job))
 
@@ -451,6 +481,7 @@ class EmbeddedAWS:
         while True:
             description = self.sfn.describe_execution(executionArn=execution_arn)
             if description["status"] != "RUNNING":
+                self.put_event(self.execution_event(description))
                 return dict(description)
             if progress is not None:
                 progress()
