@@ -1,23 +1,18 @@
 """Finish state: outputs.json / error.json, upload to S3, delete the run directory per delete_after."""
 
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from miniwdl_serverless.finish import finish_run
 from miniwdl_serverless.lambda_support import (
     FinishEvent,
+    lambda_handler,
     logger,
-    metrics,
     s3_client,
     services,
-    tracer,
 )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-@event_parser(model=FinishEvent)
+@lambda_handler(FinishEvent)
 def handler(event: FinishEvent, context: LambdaContext) -> dict:
     logger.append_keys(run_id=event.execution_name)
     result = finish_run(event.state, event.execution_name, services(), s3_client())

@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Literal
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, Field
 
@@ -74,6 +76,19 @@ class ExecutionStatusDetail(BaseModel):
 
 class ExecutionStatusChange(EventBridgeModel):
     detail: ExecutionStatusDetail
+
+
+def lambda_handler(model: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The cross-cutting concerns of every handler: logging context, metrics, tracing, and
+    parsing the event into ``model`` (a bad event fails with a pydantic ValidationError)."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        parsed = event_parser(model=model)(function)
+        return logger.inject_lambda_context(clear_state=True)(  # type: ignore[no-any-return]
+            metrics.log_metrics(tracer.capture_lambda_handler(parsed))
+        )
+
+    return decorate
 
 
 def count_metric(name: str, value: int) -> None:

@@ -72,6 +72,22 @@ def _environment(efs_root: str) -> dict[str, str]:
     }
 
 
+def _envelope(detail_type: str, source: str, resource: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """An EventBridge event as delivered to a target (plain JSON)."""
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [resource],
+        "detail": detail,
+    }
+    return json.loads(json.dumps(event))  # type: ignore[no-any-return]
+
+
 class LocalBatch:
     """Runs submitted Batch jobs with bash, in parallel (bounded), and reports their changes."""
 
@@ -388,18 +404,7 @@ class EmbeddedAWS:
             detail.setdefault("container", {})["exitCode"] = job.exit_code
         if job.job_stopped_reason:
             detail["statusReason"] = job.job_stopped_reason
-        event = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Batch Job State Change",
-            "source": "aws.batch",
-            "account": ACCOUNT,
-            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": REGION,
-            "resources": [job.arn],
-            "detail": detail,
-        }
-        return json.loads(json.dumps(event))  # plain JSON, exactly as delivered
+        return _envelope("Batch Job State Change", "aws.batch", job.arn, detail)
 
     def execution_event(self, description: dict[str, Any]) -> dict[str, Any]:
         """The "Step Functions Execution Status Change" event EventBridge delivers at the end."""
@@ -419,17 +424,7 @@ class EmbeddedAWS:
             "error": description.get("error"),
             "cause": description.get("cause"),
         }
-        return {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Step Functions Execution Status Change",
-            "source": "aws.states",
-            "account": ACCOUNT,
-            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": REGION,
-            "resources": [description["executionArn"]],
-            "detail": detail,
-        }
+        return _envelope("Step Functions Execution Status Change", "aws.states", description["executionArn"], detail)
 
     def _emit_batch_event(self, job: Any) -> None:
         self.put_event(self.batch_event(job))
