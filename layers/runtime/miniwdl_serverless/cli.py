@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 from typing import Any
 
@@ -181,7 +180,6 @@ class Progress:
         self.tty = enabled and sys.stderr.isatty()
         self.last = 0.0
         self.last_line = ""
-        self.lock = threading.Lock()
 
     def show(self) -> None:
         now = time.monotonic()

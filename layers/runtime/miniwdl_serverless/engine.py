@@ -21,13 +21,20 @@ import WDL
 from WDL import Env, Tree, Value
 
 from . import graph, spill, store, task_call
-from .batch import TAG_ATTEMPT, TAG_JOB, TAG_RUN, BatchAdapter, job_name, resources_for
+from .batch import (
+    DEFAULT_IMAGE,
+    TAG_ATTEMPT,
+    TAG_JOB,
+    TAG_RUN,
+    BatchAdapter,
+    job_name,
+    resources_for,
+)
 from .errors import RunError, as_run_error, describe_exception
-from .options import RunOptions, efs_root, parse_run_options
+from .options import RunOptions, parse_run_options
 from .wdl_source import SourceBundle, fetch_and_load, load_document
 
 log = logging.getLogger("miniwdl_serverless.engine")
-DEFAULT_IMAGE = "ubuntu:22.04"
 INTERRUPTION = re.compile(r"Host EC2 .*terminated", re.IGNORECASE)
 
 
@@ -731,5 +738,3 @@ def write_json(path: str, data: Any) -> None:
     except OSError as exn:
         log.warning("cannot write %s: %s", path, exn)
 
-
-__all__ = ["Services", "start_run", "on_batch_event", "BatchJobChange", "fail_run", "load_context", "efs_root"]

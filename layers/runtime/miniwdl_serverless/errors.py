@@ -29,10 +29,6 @@ class BadSubmission(RunError):
         super().__init__("InvalidSubmission", {"error": "InvalidSubmission", "message": message})
 
 
-class TaskFailed(RunError):
-    """A task call failed for good (retries exhausted)."""
-
-
 def describe_exception(exn: BaseException) -> dict[str, Any]:
     """miniwdl's error JSON for an exception, with a readable message and `file:line:col`."""
     info = _miniwdl_error_json(exn)

@@ -9,7 +9,7 @@ import shutil
 from typing import Any
 
 from . import spill, store
-from .engine import RunContext, Services, fail_run, load_context, write_json
+from .engine import Services, fail_run, load_context, write_json
 from .errors import RunError
 from .task_call import is_own_file
 
@@ -142,5 +142,3 @@ def _put_json(s3: Any, uri: str, data: Any) -> None:
 def _failed(name: str, info: dict[str, Any]) -> dict[str, Any]:
     return {"status": "failed", "error": name[:256], "cause": json.dumps(info, sort_keys=True)[:32768]}
 
-
-__all__ = ["finish_run", "upload_folder", "RunContext"]
