@@ -14,9 +14,11 @@ import logging
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
+import warnings
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +31,10 @@ from .project import Project, matches
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 LOCAL_QUEUE = "miniwdl-serverless-local"
+LOCAL_BUCKET = "miniwdl-serverless-local"
+LOCAL_STACK = "miniwdl-serverless-local"
+LOCAL_ACCESS_POINT = "fsap-0123456789abcdef0"
+BATCH_LOG_GROUP = "/aws/batch/job"
 TERMINAL = ("SUCCEEDED", "FAILED")
 
 
@@ -91,9 +97,10 @@ def _envelope(detail_type: str, source: str, resource: str, detail: dict[str, An
 class LocalBatch:
     """Runs submitted Batch jobs with bash, in parallel (bounded), and reports their changes."""
 
-    def __init__(self, workers: int, emit: Callable[[Any], None]):
+    def __init__(self, workers: int, emit: Callable[[Any], None], log: Callable[[Any, bytes], None] | None = None):
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
         self.emit = emit
+        self.log = log
         self.lock = threading.Lock()
         self.active = 0
         self.running: set[Any] = set()
@@ -138,14 +145,19 @@ class LocalBatch:
         for item in properties.get("environment", []) + job.container_overrides.get("environment", []):
             env[item["name"]] = item["value"]
         env["AWS_BATCH_JOB_ID"] = job.job_id
-        with open(os.devnull, "wb") as devnull:
-            process = subprocess.Popen(list(command or []), stdout=devnull, stderr=devnull, env=env, start_new_session=True)
+        with tempfile.TemporaryFile() as output:  # the container's output, as the awslogs driver keeps it
+            process = subprocess.Popen(
+                list(command or []), stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
             while process.poll() is None:
                 if job.stop:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
                     break
                 time.sleep(0.02)
+            if self.log is not None:
+                output.seek(0)
+                self.log(job, output.read(1 << 20))
         if job.stop:
             job._mark_stopped(success=False)
         else:
@@ -164,8 +176,15 @@ class LocalBatch:
 class EmbeddedAWS:
     """moto with the project's tables, functions, state machine and a local Batch queue."""
 
-    def __init__(self, efs_root: str = "/", workers: int | None = None, event_workers: int = 4):
+    def __init__(self, efs_root: str = "/", workers: int | None = None, event_workers: int = 4, server: bool = False):
         self.project = Project()
+        self.serve_http = server
+        self.server: Any = None
+        self.endpoint_url = ""  # http://127.0.0.1:PORT once serving (start_server)
+        self.stack_name = ""
+        self.bucket = LOCAL_BUCKET
+        self._emitted: set[str] = set()  # executions whose end was announced on the bus
+        self._watcher: threading.Thread | None = None
         self.efs_root = efs_root
         self.workers = workers or os.cpu_count() or 2
         self.event_pool = ThreadPoolExecutor(max_workers=event_workers, thread_name_prefix="eventbridge")
@@ -197,14 +216,21 @@ class EmbeddedAWS:
         state_manager.set_transition(model_name="batch::job", transition={"progression": "manual", "times": 10**9})
         for name in ("moto", "werkzeug", "botocore", "aws_lambda_powertools"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
-        self.batch_executor = LocalBatch(self.workers, self._emit_batch_event)
+        self.batch_executor = LocalBatch(self.workers, self._emit_batch_event, self._batch_log)
         self._patch_moto()
         self._create_resources()
+        if self.serve_http:
+            self.start_server()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.drain()
         self.closing = True
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
         self.batch_executor.shutdown()
         self.event_pool.shutdown(wait=False, cancel_futures=True)
         for undo in reversed(self._restore):
@@ -246,6 +272,15 @@ class EmbeddedAWS:
                     return original_call(stubber, event_name, request, **kwargs)
             return original_call(stubber, event_name, request, **kwargs)
 
+        # the same for requests that come over HTTP (server mode)
+        from moto.dynamodb.responses import DynamoHandler
+
+        original_action = DynamoHandler.__dict__["call_action"]
+
+        def call_action(handler: Any) -> Any:
+            with dynamodb_lock:
+                return original_action(handler)
+
         # Step Functions notices a task token's callback by polling every 0.5 s; locally, 20 ms.
         from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
             state_task_service_callback as callback,
@@ -261,6 +296,7 @@ class EmbeddedAWS:
             (LambdaSimpleBackend, "invoke", invoke),
             (BatchSimpleBackend, "_mark_job_as_finished", accept),
             (BotocoreStubber, "__call__", call),
+            (DynamoHandler, "call_action", call_action),
         ):
             old = cls.__dict__[name]
             setattr(cls, name, new)
@@ -360,7 +396,10 @@ class EmbeddedAWS:
             computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}],
         )
         s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="miniwdl-serverless-local")
+        s3.create_bucket(Bucket=LOCAL_BUCKET)
+        self.queue_arn = batch.describe_job_queues(jobQueues=[LOCAL_QUEUE])["jobQueues"][0]["jobQueueArn"]
+        self.tables = {"runs": runs, "jobs": jobs}
+        boto3.client("logs").create_log_group(logGroupName=BATCH_LOG_GROUP)
 
         awslambda = boto3.client("lambda")
         archive = io.BytesIO()
@@ -378,6 +417,7 @@ class EmbeddedAWS:
             awslambda.create_function(
                 FunctionName=function.logical_id, Runtime="python3.11", Role=role, Handler=function.handler,
                 Code={"ZipFile": archive.getvalue()},
+                Environment={"Variables": {"MSLS_EFS_ROOT": self.efs_root, "EFS_ACCESS_POINT_ID": LOCAL_ACCESS_POINT}},
             )
 
         def resolve(value: Any) -> Any:
@@ -429,6 +469,94 @@ class EmbeddedAWS:
     def _emit_batch_event(self, job: Any) -> None:
         self.put_event(self.batch_event(job))
 
+    def _batch_log(self, job: Any, output: bytes) -> None:
+        """A finished job's output in CloudWatch Logs, where the awslogs driver puts it."""
+        if self.closing or not job.log_stream_name:
+            return
+        import boto3
+
+        logs = boto3.client("logs")
+        try:
+            logs.create_log_stream(logGroupName=BATCH_LOG_GROUP, logStreamName=job.log_stream_name)
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        now = int(time.time() * 1000)
+        lines = output.decode(errors="replace").splitlines() or [""]
+        events = [{"timestamp": now, "message": line} for line in lines[-5000:]]
+        logs.put_log_events(logGroupName=BATCH_LOG_GROUP, logStreamName=job.log_stream_name, logEvents=events)
+
+    # -- server mode: the same AWS over HTTP, for CLIs in other processes --
+    def start_server(self) -> str:
+        """Serve this embedded AWS on 127.0.0.1 (a free port) and create a CloudFormation stack
+        whose outputs name its resources, as a deployed stack's do. Returns the endpoint URL."""
+        if self.server is not None:
+            return self.endpoint_url
+        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        self._create_stack()
+        for arn in self._execution_arns(ended=True):
+            self._emitted.add(arn)
+        self._watcher = threading.Thread(target=self._watch_executions, name="execution-events", daemon=True)
+        self._watcher.start()
+        return self.endpoint_url
+
+    def stack_outputs(self) -> dict[str, str]:
+        return {
+            "StateMachineArn": self.state_machine_arn,
+            "BucketName": self.bucket,
+            "RunsTableName": self.tables["runs"],
+            "JobsTableName": self.tables["jobs"],
+            "TaskQueueArn": self.queue_arn,
+            "TaskQueueFallbackArn": "",
+            "LogsFunctionName": "LogsFunction",
+        }
+
+    def _create_stack(self) -> None:
+        import boto3
+
+        outputs = {k: {"Value": v} for k, v in self.stack_outputs().items() if v}
+        template = {
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+            "Outputs": outputs,
+        }
+        self.stack_name = LOCAL_STACK
+        with warnings.catch_warnings():  # moto does not model the placeholder resource; only Outputs matter
+            warnings.simplefilter("ignore")
+            boto3.client("cloudformation").create_stack(StackName=self.stack_name, TemplateBody=json.dumps(template))
+        self.sfn.tag_resource(
+            resourceArn=self.state_machine_arn, tags=[{"key": "aws:cloudformation:stack-name", "value": self.stack_name}]
+        )
+
+    def _execution_arns(self, ended: bool) -> list[str]:
+        pages = self.sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn)
+        return [e["executionArn"] for page in pages for e in page["executions"] if (e["status"] != "RUNNING") == ended]
+
+    def _watch_executions(self) -> None:
+        """EventBridge's "Execution Status Change" for executions started over HTTP (and any
+        other whose end nobody announced): stopped, timed out or failed runs reach the cancel
+        function, as on AWS."""
+        while not self.closing:
+            try:
+                for arn in self._execution_arns(ended=True):
+                    if arn not in self._emitted:
+                        self._announce_end(self.sfn.describe_execution(executionArn=arn))
+            except Exception:  # noqa: S110 (the bus keeps going; next tick retries)
+                if self.closing:
+                    return
+            time.sleep(0.2)
+
+    def _announce_end(self, description: dict[str, Any]) -> None:
+        with self._events_lock:
+            if description["executionArn"] in self._emitted:
+                return
+            self._emitted.add(description["executionArn"])
+        self.put_event(self.execution_event(description))
+
     def put_event(self, event: dict[str, Any]) -> None:
         """Deliver to every function whose rule matches, asynchronously, like EventBridge."""
         if self.closing:
@@ -476,7 +604,7 @@ class EmbeddedAWS:
         while True:
             description = self.sfn.describe_execution(executionArn=execution_arn)
             if description["status"] != "RUNNING":
-                self.put_event(self.execution_event(description))
+                self._announce_end(description)
                 return dict(description)
             if progress is not None:
                 progress()
