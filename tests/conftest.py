@@ -43,3 +43,11 @@ def run_cli(embedded, capsys, monkeypatch):
         return code, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def aws_server(embedded):
+    """The session's embedded AWS also served over HTTP (moto server mode on 127.0.0.1), with a
+    CloudFormation stack whose outputs name its resources: what `--stack` finds on AWS."""
+    embedded.start_server()
+    return embedded

@@ -12,13 +12,17 @@ import hashlib
 import json
 import os
 import posixpath
+import re
+import tempfile
 import urllib.parse
 import urllib.request
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import WDL
+import WDL.Zip
 
 from .errors import RunError
 
@@ -65,9 +69,14 @@ def resolve_import(uri: str, importer: WDL.Document | None) -> str:
 
 def fetch_text(key: str, s3_client_factory: Callable[[], Any] | None = None) -> str:
     """Read one document from a local path, https:// or s3:// URI."""
+    return fetch_bytes(key, s3_client_factory).decode()
+
+
+def fetch_bytes(key: str, s3_client_factory: Callable[[], Any] | None = None, limit: int = MAX_SOURCE_BYTES) -> bytes:
+    """Read a local path, https:// or s3:// URI (at most ``limit`` + 1 bytes)."""
     if key.startswith(("http://", "https://")):
         with urllib.request.urlopen(key, timeout=30) as response:  # noqa: S310 (scheme checked)
-            return response.read(MAX_SOURCE_BYTES + 1).decode()
+            return response.read(limit + 1)  # type: ignore[no-any-return]
     if key.startswith("s3://"):
         bucket, _, object_key = key[5:].partition("/")
         if s3_client_factory is None:
@@ -76,9 +85,9 @@ def fetch_text(key: str, s3_client_factory: Callable[[], Any] | None = None) -> 
             client = boto3.client("s3")
         else:
             client = s3_client_factory()
-        return client.get_object(Bucket=bucket, Key=object_key)["Body"].read().decode()
-    with open(key) as infile:
-        return infile.read(MAX_SOURCE_BYTES + 1)
+        return client.get_object(Bucket=bucket, Key=object_key)["Body"].read(limit + 1)  # type: ignore[no-any-return]
+    with open(key, "rb") as infile:
+        return infile.read(limit + 1)
 
 
 def load_document(bundle: SourceBundle) -> WDL.Document:
@@ -96,7 +105,11 @@ def load_document(bundle: SourceBundle) -> WDL.Document:
 def fetch_and_load(
     workflow: str | None, inline_source: str | None, fetch: Callable[[str], str] = fetch_text
 ) -> tuple[WDL.Document, SourceBundle]:
-    """Fetch the main document and its imports, then parse and typecheck them."""
+    """Fetch the main document and its imports, then parse and typecheck them. A workflow
+    ending in ``.zip`` is a miniwdl source archive (``miniwdl zip``: MANIFEST.json, main WDL,
+    imports), unpacked and loaded as if its files were local."""
+    if workflow and urllib.parse.urlparse(workflow).path.endswith(".zip"):
+        return _fetch_and_load_zip(workflow)
     main = INLINE_KEY if inline_source is not None else resolve_import(workflow or "", None)
     bundle = SourceBundle(main=main)
     if inline_source is not None:
@@ -120,6 +133,41 @@ def fetch_and_load(
         return WDL.ReadSourceResult(source_text=bundle.sources[key], abspath=key)
 
     return _load(main, read_source), bundle
+
+
+def _fetch_and_load_zip(workflow: str) -> tuple[WDL.Document, SourceBundle]:
+    """Documents from a miniwdl zip, keyed ``/<archive name>/<path in the archive>``."""
+    try:
+        data = fetch_bytes(workflow, limit=MAX_SOURCE_BYTES)
+    except Exception as exn:
+        raise RunError("WorkflowNotFound", {"error": "WorkflowNotFound", "message": f"cannot read workflow {workflow}: {exn}"}) from exn
+    if len(data) > MAX_SOURCE_BYTES:
+        raise RunError("WorkflowTooLarge", {"error": "WorkflowTooLarge", "message": f"{workflow} exceeds 16 MiB"})
+    with tempfile.TemporaryDirectory(prefix="msls_zip_") as tmp:
+        archive = os.path.join(tmp, "source.zip")
+        with open(archive, "wb") as outfile:
+            outfile.write(data)
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                if sum(info.file_size for info in zf.infolist()) > 4 * MAX_SOURCE_BYTES:
+                    raise RunError("WorkflowTooLarge", {"error": "WorkflowTooLarge", "message": f"{workflow} unpacks to more than 64 MiB"})
+        except zipfile.BadZipFile as exn:
+            raise RunError("WorkflowNotFound", {"error": "WorkflowNotFound", "message": f"{workflow} is not a zip archive"}) from exn
+        with WDL.Zip.unpack(archive, tempdir_parent=tmp) as unpacked:
+            root = os.path.realpath(unpacked.dir)
+            prefix = "/" + re.sub(r"[^A-Za-z0-9_.-]", "_", posixpath.basename(urllib.parse.urlparse(workflow).path))
+            main = prefix + "/" + os.path.relpath(unpacked.main_wdl, unpacked.dir).replace(os.sep, "/")
+
+            def read_inside(key: str) -> str:
+                if not key.startswith(prefix + "/"):
+                    raise FileNotFoundError(f"{key} (imports must be inside the archive)")
+                path = os.path.realpath(os.path.join(root, key[len(prefix) + 1 :]))
+                if os.path.commonpath([root, path]) != root:
+                    raise FileNotFoundError(f"{key} (outside the archive)")
+                with open(path) as infile:
+                    return infile.read(MAX_SOURCE_BYTES + 1)
+
+            return fetch_and_load(main, None, fetch=read_inside)
 
 
 def _load(main: str, read_source: Any) -> WDL.Document:

@@ -1,0 +1,246 @@
+"""The CLI's AWS side (imperative shell): find a deployed stack, stage a workflow, start, stop
+and describe executions, read run state and logs. Small functions over boto3 clients; every
+one works against AWS or any endpoint given by ``AWS_ENDPOINT_URL``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .submit import UsageError
+
+BATCH_LOG_GROUP = "/aws/batch/job"
+STACK_TAG = "aws:cloudformation:stack-name"
+
+
+@dataclass
+class Stack:
+    """What the CLI needs of a deployed stack (its CloudFormation outputs)."""
+
+    state_machine_arn: str
+    name: str | None = None
+    bucket: str | None = None
+    runs_table: str | None = None
+    jobs_table: str | None = None
+    task_queue_arn: str | None = None
+    task_queue_fallback_arn: str | None = None
+    logs_function: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    _function_env: dict[str, str] | None = None
+
+    @classmethod
+    def from_outputs(cls, name: str | None, outputs: dict[str, str]) -> Stack:
+        if not outputs.get("StateMachineArn"):
+            raise UsageError(f"stack {name} has no StateMachineArn output (is it a miniwdl-serverless stack?)")
+        return cls(
+            state_machine_arn=outputs["StateMachineArn"], name=name, bucket=outputs.get("BucketName") or None,
+            runs_table=outputs.get("RunsTableName") or None, jobs_table=outputs.get("JobsTableName") or None,
+            task_queue_arn=outputs.get("TaskQueueArn") or None,
+            task_queue_fallback_arn=outputs.get("TaskQueueFallbackArn") or None,
+            logs_function=outputs.get("LogsFunctionName") or None, outputs=outputs,
+        )
+
+    def require(self, attribute: str, what: str) -> str:
+        value = getattr(self, attribute)
+        if not value:
+            source = f"stack {self.name}" if self.name else f"state machine {self.state_machine_arn}"
+            raise UsageError(f"cannot find the {what} of {source}: give --stack NAME (its outputs name it)")
+        return str(value)
+
+    def function_env(self, clients: Clients) -> dict[str, str]:
+        """The stack functions' environment (EFS mount path, access point), read from the logs function."""
+        if self._function_env is None:
+            self._function_env = {}
+            if self.logs_function:
+                try:
+                    config = clients.client("lambda").get_function_configuration(FunctionName=self.logs_function)
+                    self._function_env = dict((config.get("Environment") or {}).get("Variables") or {})
+                except Exception:  # best effort: only used for checks
+                    self._function_env = {}
+        return self._function_env
+
+
+class Clients:
+    """boto3 clients, created on first use (region and endpoint from the usual environment)."""
+
+    def __init__(self, region: str | None = None):
+        self.region = region
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            import boto3
+
+            self._clients[service] = boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+        return self._clients[service]
+
+
+def find_stack(clients: Clients, stack_name: str | None, state_machine_arn: str | None) -> Stack:
+    """--stack NAME (its outputs), or --state-machine ARN (then the stack named by the state
+    machine's ``aws:cloudformation:stack-name`` tag, which CloudFormation sets)."""
+    if stack_name:
+        return Stack.from_outputs(stack_name, stack_outputs(clients, stack_name))
+    assert state_machine_arn
+    sfn = clients.client("stepfunctions")
+    try:
+        sfn.describe_state_machine(stateMachineArn=state_machine_arn)
+    except sfn.exceptions.StateMachineDoesNotExist as exn:
+        raise UsageError(f"no state machine {state_machine_arn}") from exn
+    except sfn.exceptions.InvalidArn as exn:
+        raise UsageError(f"not a state machine ARN: {state_machine_arn}") from exn
+    tags = {t["key"]: t["value"] for t in sfn.list_tags_for_resource(resourceArn=state_machine_arn).get("tags", [])}
+    if tags.get(STACK_TAG):
+        stack = Stack.from_outputs(tags[STACK_TAG], stack_outputs(clients, tags[STACK_TAG]))
+        if stack.state_machine_arn != state_machine_arn:
+            raise UsageError(f"state machine {state_machine_arn} is not the StateMachineArn output of stack {stack.name}")
+        return stack
+    return Stack(state_machine_arn=state_machine_arn)
+
+
+def stack_outputs(clients: Clients, stack_name: str) -> dict[str, str]:
+    from botocore.exceptions import ClientError
+
+    try:
+        stacks = clients.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as exn:
+        if exn.response.get("Error", {}).get("Code") == "ValidationError":
+            raise UsageError(f"no CloudFormation stack named {stack_name!r} in this account/region") from exn
+        raise
+    return {o["OutputKey"]: o.get("OutputValue", "") for o in stacks[0].get("Outputs", [])}
+
+
+# ---- submit --------------------------------------------------------------------------------
+
+
+def stage_archive(clients: Clients, bucket: str, key: str, archive: bytes) -> str:
+    """Upload the workflow's zip once (content-addressed); returns its s3:// URI."""
+    s3 = clients.client("s3")
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except Exception:
+        s3.put_object(Bucket=bucket, Key=key, Body=archive, ContentType="application/zip")
+    return f"s3://{bucket}/{key}"
+
+
+def start_execution(clients: Clients, stack: Stack, name: str, execution_input: dict[str, Any]) -> str:
+    response = clients.client("stepfunctions").start_execution(
+        stateMachineArn=stack.state_machine_arn, name=name, input=json.dumps(execution_input)
+    )
+    return str(response["executionArn"])
+
+
+# ---- runs ----------------------------------------------------------------------------------
+
+
+def execution_arn(stack: Stack, run: str) -> str:
+    """A run id (the execution name) or an execution ARN, as an execution ARN."""
+    if run.startswith("arn:"):
+        return run
+    prefix, _, machine = stack.state_machine_arn.rpartition(":stateMachine:")
+    return f"{prefix}:execution:{machine}:{run}"
+
+
+def run_id_of(run: str) -> str:
+    return run.rsplit(":", 1)[-1]
+
+
+def describe_execution(clients: Clients, stack: Stack, run: str) -> dict[str, Any]:
+    sfn = clients.client("stepfunctions")
+    try:
+        return dict(sfn.describe_execution(executionArn=execution_arn(stack, run)))
+    except (sfn.exceptions.ExecutionDoesNotExist, sfn.exceptions.InvalidArn) as exn:
+        raise UsageError(f"no run {run} of state machine {stack.state_machine_arn}") from exn
+
+
+def list_executions(clients: Clients, stack: Stack, limit: int, status: str | None = None) -> list[dict[str, Any]]:
+    kwargs: dict[str, Any] = {"stateMachineArn": stack.state_machine_arn}
+    if status:
+        kwargs["statusFilter"] = status
+    found: list[dict[str, Any]] = []
+    for page in clients.client("stepfunctions").get_paginator("list_executions").paginate(**kwargs):
+        found.extend(page["executions"])
+    found.sort(key=lambda e: e.get("startDate") or 0, reverse=True)
+    return found[:limit]
+
+
+def stop_execution(clients: Clients, stack: Stack, run: str, cause: str) -> None:
+    clients.client("stepfunctions").stop_execution(
+        executionArn=execution_arn(stack, run), error="RunCancelled", cause=cause[:32768]
+    )
+
+
+def _store(stack: Stack) -> Any:
+    from . import store
+
+    store.configure(stack.require("runs_table", "runs table"), stack.require("jobs_table", "jobs table"))
+    return store
+
+
+def get_run(stack: Stack, run_id: str) -> Any | None:
+    """The run's item in the runs table (None before the start function wrote it)."""
+    store = _store(stack)
+    try:
+        return store.get_run(run_id)
+    except store.RunModel.DoesNotExist:
+        return None
+
+
+def run_jobs(stack: Stack, run_id: str) -> list[Any]:
+    return list(_store(stack).query_jobs(run_id))
+
+
+def terminate_jobs(clients: Clients, jobs: list[Any], reason: str) -> tuple[int, list[str]]:
+    """Terminate the Batch jobs of these graph jobs that may still run; (count, problems)."""
+    batch = clients.client("batch")
+    count, problems = 0, []
+    for job in jobs:
+        if job.status == "running" and job.batch_job_id:
+            try:
+                batch.terminate_job(jobId=job.batch_job_id, reason=reason)
+                count += 1
+            except Exception as exn:
+                problems.append(f"{job.batch_job_id}: {exn}")
+    return count, problems
+
+
+# ---- logs ----------------------------------------------------------------------------------
+
+
+def read_run_file(clients: Clients, stack: Stack, run_id: str, path: str, tail_bytes: int | None = None, offset: int | None = None) -> dict[str, Any]:
+    """Through the stack's read-only logs function: {path, size, offset, next_offset, data} or {error, message}."""
+    function = stack.require("logs_function", "logs function (LogsFunctionName output)")
+    payload: dict[str, Any] = {"run_id": run_id, "path": path}
+    if tail_bytes is not None:
+        payload["tail_bytes"] = tail_bytes
+    if offset is not None:
+        payload["offset"] = offset
+    response = clients.client("lambda").invoke(FunctionName=function, Payload=json.dumps(payload).encode())
+    body = json.loads(response["Payload"].read() or b"{}")
+    if response.get("FunctionError"):
+        return {"error": str(body.get("errorType") or "FunctionError"), "message": str(body.get("errorMessage") or body)}
+    return dict(body)
+
+
+def cloudwatch_events(clients: Clients, stream: str, start_time: int | None = None, seen: set[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Events of one /aws/batch/job stream (after ``start_time`` ms, skipping ids in ``seen``)."""
+    logs = clients.client("logs")
+    kwargs: dict[str, Any] = {"logGroupName": BATCH_LOG_GROUP, "logStreamNames": [stream]}
+    if start_time:
+        kwargs["startTime"] = start_time
+    try:
+        for page in logs.get_paginator("filter_log_events").paginate(**kwargs):
+            for event in page.get("events", []):
+                if seen is not None:
+                    if event["eventId"] in seen:
+                        continue
+                    seen.add(event["eventId"])
+                yield event
+    except logs.exceptions.ResourceNotFoundException:
+        return
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

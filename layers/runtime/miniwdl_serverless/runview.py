@@ -1,0 +1,149 @@
+"""What `status`, `list` and `submit --follow` show, computed from plain values (pure)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+STATUS_NAMES = {"waiting": "waiting", "claimed": "waiting", "running": "running", "done": "succeeded", "failed": "failed"}
+
+
+def is_call(job_id: str) -> bool:
+    """Call jobs (tasks and sub-workflows) among the graph's jobs (decls, scatters, gathers...)."""
+    return job_id.rsplit("/", 1)[-1].startswith("call-")
+
+
+def call_row(job: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """One call's status row from its jobs-table item (as a dict)."""
+    now = time.time() if now is None else now
+    status = STATUS_NAMES.get(str(job.get("status")), str(job.get("status")))
+    if str(job.get("status", "")).startswith("completing"):
+        status = "running"
+    started, finished = job.get("started_at"), job.get("finished_at")
+    if status == "running" and job.get("batch_job_name") and not started:
+        status = "queued"
+    duration = None
+    if started:
+        duration = float(finished or (now if status == "running" else started)) - float(started)
+    submitted = job.get("batch_job_name") is not None
+    return {
+        "call": job["job_id"],
+        "status": status,
+        "attempts": int(job.get("attempt") or 0) + 1 if submitted else 0,
+        "duration_seconds": round(duration, 1) if duration is not None else None,
+        "batch_job_id": job.get("batch_job_id"),
+        "log_stream": job.get("log_stream") or None,
+    }
+
+
+def call_rows(jobs: list[dict[str, Any]], now: float | None = None) -> list[dict[str, Any]]:
+    return [call_row(job, now) for job in sorted(jobs, key=lambda j: str(j["job_id"])) if is_call(str(job["job_id"]))]
+
+
+@dataclass(frozen=True)
+class Counts:
+    done: int = 0
+    running: int = 0
+    queued: int = 0
+    waiting: int = 0
+    failed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.done + self.running + self.queued + self.waiting + self.failed
+
+
+def count_calls(rows: list[dict[str, Any]]) -> Counts:
+    tally = {"succeeded": 0, "running": 0, "queued": 0, "waiting": 0, "failed": 0}
+    for row in rows:
+        tally[row["status"] if row["status"] in tally else "waiting"] += 1
+    return Counts(tally["succeeded"], tally["running"], tally["queued"], tally["waiting"], tally["failed"])
+
+
+def progress_line(counts: Counts, width: int | None = None) -> str:
+    """'calls: 3 done, 2 running, 1 queued' (+ waiting/failed), with a bar when ``width`` is given."""
+    text = f"calls: {counts.done} done, {counts.running} running, {counts.queued} queued"
+    if counts.waiting:
+        text += f", {counts.waiting} waiting"
+    if counts.failed:
+        text += f", {counts.failed} failed"
+    if width:
+        filled = int(width * counts.done / counts.total) if counts.total else 0
+        text = f"[{'#' * filled}{'.' * (width - filled)}] {text}"
+    return text
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def status_report(execution: dict[str, Any], run: dict[str, Any] | None, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Everything `status --json` prints."""
+    report: dict[str, Any] = {
+        "run_id": execution.get("name"),
+        "execution_arn": execution.get("executionArn"),
+        "status": execution.get("status"),
+        "started": _iso(execution.get("startDate")),
+        "stopped": _iso(execution.get("stopDate")),
+    }
+    if run:
+        report.update({
+            "workflow": run.get("workflow_name"), "dir": run.get("run_dir"), "run_status": run.get("status"),
+        })
+        if run.get("error"):
+            report["error"] = run["error"]
+    report["calls"] = rows
+    return report
+
+
+def format_status(report: dict[str, Any]) -> str:
+    lines = [f"run {report['run_id']}: {report['status']}"]
+    for key in ("workflow", "dir", "started", "stopped"):
+        if report.get(key):
+            lines.append(f"  {key}: {report[key]}")
+    if report.get("error"):
+        lines.append(f"  error: {report['error'].get('error')}: {report['error'].get('message')}")
+    rows = report["calls"]
+    if rows:
+        lines.append(progress_line(count_calls(rows)))
+        lines.append(table(
+            ["CALL", "STATUS", "ATTEMPTS", "DURATION", "BATCH JOB", "LOG STREAM"],
+            [[r["call"], r["status"], str(r["attempts"]), format_duration(r["duration_seconds"]),
+              r["batch_job_id"] or "-", r["log_stream"] or "-"] for r in rows],
+        ))
+    else:
+        lines.append("no calls yet")
+    return "\n".join(lines)
+
+
+def format_list(executions: list[dict[str, Any]]) -> str:
+    if not executions:
+        return "no runs"
+    rows = []
+    for e in executions:
+        started, stopped = e.get("startDate"), e.get("stopDate")
+        duration = (stopped - started).total_seconds() if isinstance(started, datetime) and isinstance(stopped, datetime) else None
+        rows.append([e["name"], e["status"], _iso(started) or "-", format_duration(duration)])
+    return table(["RUN", "STATUS", "STARTED", "DURATION"], rows)
+
+
+def _iso(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value) if value else None

@@ -1,0 +1,287 @@
+"""`miniwdl-serverless submit`, the pure part: options (flags, then miniwdl-aws's environment
+variables), inputs parsed and typechecked with miniwdl's own rules, the miniwdl zip of a local
+workflow, and the Step Functions execution input. No AWS calls here (see aws_ops.py)."""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .options import DELETE_AFTER
+
+# miniwdl-aws's variables for options that are not miniwdl settings: read here, never passed
+# through to the run as configuration.
+ENV_TASK_QUEUE = "MINIWDL__AWS__TASK_QUEUE"
+ENV_TASK_QUEUE_FALLBACK = "MINIWDL__AWS__TASK_QUEUE_FALLBACK"
+ENV_FSAP = "MINIWDL__AWS__FSAP"
+ENV_S3UPLOAD = "MINIWDL__AWS__S3_UPLOAD_FOLDER"
+ENV_DELETE_AFTER = ("MINIWDL__AWS__DELETE_AFTER_S3_UPLOAD", "MINIWDL__AWS__S3_UPLOAD_DELETE_AFTER")
+ENV_JOB_TAGS = "MINIWDL__AWS__JOB_TAGS"
+LAUNCH_ONLY = {
+    ENV_TASK_QUEUE, ENV_TASK_QUEUE_FALLBACK, ENV_FSAP, ENV_S3UPLOAD, *ENV_DELETE_AFTER, ENV_JOB_TAGS,
+    "MINIWDL__AWS__FS", "MINIWDL__AWS__WORKFLOW_QUEUE", "MINIWDL__AWS__WORKFLOW_ROLE",
+    "MINIWDL__AWS__WORKFLOW_IMAGE", "MINIWDL__FILE_IO__ROOT",
+}
+ENV_STACK = "MINIWDL_SERVERLESS_STACK"
+ENV_STATE_MACHINE = "MINIWDL_SERVERLESS_STATE_MACHINE"
+S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
+_TIMEOUT = re.compile(r"^(\d+)\s*([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class UsageError(Exception):
+    """Bad input on the laptop: one line, exit status 2, nothing started."""
+
+
+@dataclass(frozen=True)
+class SubmitSettings:
+    """Every submit option after flags and environment variables are combined."""
+
+    s3upload: str | None = None
+    delete_after: str | None = None
+    task_queue: str | None = None
+    task_queue_fallback: str | None = None
+    fsap: str | None = None
+    fsap_from_flag: bool = False
+    dir: str | None = None
+    copy_input_files: bool = False
+    config: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    timeout_seconds: int | None = None
+    name: str | None = None
+    task: str | None = None
+
+
+def resolve_settings(args: Any, env: Mapping[str, str]) -> SubmitSettings:
+    """Flags win over environment variables (as in miniwdl-aws). Checks that need no AWS."""
+    s3upload = args.s3upload or env.get(ENV_S3UPLOAD) or None
+    if s3upload is not None and not S3_URI.match(s3upload):
+        raise UsageError(f"--s3upload must be an s3://bucket/folder URI, not {s3upload!r}")
+    delete_after = args.delete_after or next((env[k] for k in ENV_DELETE_AFTER if env.get(k)), None)
+    if delete_after is not None:
+        delete_after = delete_after.strip().lower()
+        if delete_after not in DELETE_AFTER:
+            raise UsageError(f"--delete-after must be one of {', '.join(DELETE_AFTER)}, not {delete_after!r}")
+        if not s3upload:  # checked after reading both flags and their variables
+            raise UsageError(f"--delete-after needs an upload folder: give --s3upload or set {ENV_S3UPLOAD}")
+    directory = args.dir
+    if directory is not None and not directory.startswith("/"):
+        raise UsageError(f"--dir must be an absolute path on the stack's file system, not {directory!r}")
+    fsap = args.fsap or env.get(ENV_FSAP) or None
+    if fsap is not None and not fsap.startswith("fsap-"):
+        raise UsageError(f"--fsap must be an EFS access point id (fsap-...), not {fsap!r}")
+    return SubmitSettings(
+        s3upload=s3upload,
+        delete_after=delete_after,
+        task_queue=args.task_queue or env.get(ENV_TASK_QUEUE) or None,
+        task_queue_fallback=args.task_queue_fallback or env.get(ENV_TASK_QUEUE_FALLBACK) or None,
+        fsap=fsap,
+        fsap_from_flag=bool(args.fsap),
+        dir=directory,
+        copy_input_files=bool(args.copy_input_files),
+        config=run_config(args.cfg, env, args.no_env, args.no_cache, args.runtime_defaults),
+        tags=parse_tags(args.tags, env.get(ENV_JOB_TAGS)),
+        timeout_seconds=parse_timeout(args.timeout) if args.timeout is not None else None,
+        name=args.name,
+        task=args.task,
+    )
+
+
+def run_config(cfg_items: list[str], env: Mapping[str, str], no_env: bool, no_cache: bool, runtime_defaults: str | None) -> dict[str, str]:
+    """miniwdl settings for the run, later sources winning: --cfg files/KEY=VALUE, then every
+    MINIWDL__* variable (unless --no-env), then --runtime-defaults and --no-cache."""
+    config: dict[str, str] = {}
+    for item in cfg_items or []:
+        if os.path.isfile(item):
+            config.update(read_cfg_file(item))
+        elif "=" in item and "__" in item.partition("=")[0]:
+            key, _, value = item.partition("=")
+            config[_config_key(key)] = value
+        else:
+            raise UsageError(f"--cfg wants a miniwdl .cfg file or SECTION__KEY=VALUE; cannot read {item!r}")
+    if not no_env:
+        for key, value in env.items():
+            if key.upper().startswith("MINIWDL__") and key.upper() not in LAUNCH_ONLY and key.count("__") >= 2:
+                config[_config_key(key)] = value
+    if runtime_defaults is not None:
+        try:
+            defaults = json.loads(runtime_defaults)
+        except ValueError as exn:
+            raise UsageError(f"--runtime-defaults must be a JSON object: {exn}") from exn
+        if not isinstance(defaults, dict):
+            raise UsageError("--runtime-defaults must be a JSON object, e.g. '{\"docker\": \"ubuntu:22.04\"}'")
+        merged: dict[str, Any] = {}
+        if "TASK_RUNTIME__DEFAULTS" in config:
+            try:
+                merged = dict(json.loads(config["TASK_RUNTIME__DEFAULTS"]))
+            except (ValueError, TypeError):
+                merged = {}
+        merged.update(defaults)
+        config["TASK_RUNTIME__DEFAULTS"] = json.dumps(merged)
+    if no_cache:
+        config["CALL_CACHE__GET"] = "false"
+        config["CALL_CACHE__PUT"] = "false"
+    return config
+
+
+def read_cfg_file(path: str) -> dict[str, str]:
+    """A miniwdl .cfg file (INI) as SECTION__KEY settings."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path) as infile:
+            parser.read_file(infile)
+    except (OSError, configparser.Error) as exn:
+        raise UsageError(f"cannot read --cfg {path}: {exn}") from exn
+    return {_config_key(f"{section}__{key}"): value for section in parser.sections() for key, value in parser.items(section)}
+
+
+def _config_key(key: str) -> str:
+    key = key.strip().upper()
+    key = key[len("MINIWDL__") :] if key.startswith("MINIWDL__") else key
+    if not re.match(r"^[A-Z0-9_]+__[A-Z0-9_]+$", key):
+        raise UsageError(f"not a miniwdl setting (SECTION__KEY): {key!r}")
+    return key
+
+
+def parse_tags(items: list[str] | None, env_json: str | None) -> dict[str, str]:
+    """--tags k=v (repeatable), over miniwdl-aws's [aws] job_tags JSON from the environment."""
+    tags: dict[str, str] = {}
+    if env_json:
+        try:
+            base = json.loads(env_json)
+        except ValueError as exn:
+            raise UsageError(f"{ENV_JOB_TAGS} must be a JSON object: {exn}") from exn
+        if not isinstance(base, dict):
+            raise UsageError(f"{ENV_JOB_TAGS} must be a JSON object")
+        tags.update({str(k): str(v) for k, v in base.items()})
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--tags wants KEY=VALUE, got {item!r}")
+        if key.strip().lower().startswith("aws:"):
+            raise UsageError(f"tag keys may not start with 'aws:': {key!r}")
+        tags[key.strip()] = value
+    return tags
+
+
+def parse_timeout(text: str) -> int:
+    """Seconds, or a number with s/m/h/d."""
+    match = _TIMEOUT.match(str(text).strip().lower())
+    if not match or int(match.group(1)) <= 0:
+        raise UsageError(f"--timeout wants a positive number of seconds (or 30m, 12h, 2d), not {text!r}")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+# ---- the workflow and its inputs -----------------------------------------------------------
+
+
+@dataclass
+class LoadedWorkflow:
+    doc: Any  # WDL.Document
+    uri: str  # what the start function will load: a URI, or "" until a local one is staged
+    archive: bytes | None = None  # the miniwdl zip to stage (local workflows)
+
+
+def is_uri(workflow: str) -> bool:
+    return workflow.startswith(("s3://", "https://", "http://"))
+
+
+def load_workflow(workflow: str) -> LoadedWorkflow:
+    """Parse and typecheck the workflow here, so mistakes fail on the laptop. A local .wdl is
+    packaged with its imports as a miniwdl zip; a local .zip is sent as it is; URIs pass through."""
+    import WDL
+
+    from .wdl_source import fetch_and_load
+
+    if is_uri(workflow):
+        doc, _ = fetch_and_load(workflow, None)
+        return LoadedWorkflow(doc, workflow)
+    path = os.path.abspath(os.path.expanduser(workflow))
+    if not os.path.isfile(path):
+        raise UsageError(f"cannot read workflow {workflow}: no such file")
+    if path.endswith(".zip"):
+        doc, _ = fetch_and_load(path, None)
+        with open(path, "rb") as infile:
+            return LoadedWorkflow(doc, "", infile.read())
+    doc, _ = fetch_and_load(path, None)
+    with tempfile.TemporaryDirectory(prefix="msls_submit_") as tmp:
+        archive = os.path.join(tmp, os.path.basename(path) + ".zip")
+        WDL.Zip.build(doc, archive, _quiet_logger(), meta={"miniwdl_serverless": True})
+        with open(archive, "rb") as infile:
+            return LoadedWorkflow(doc, "", infile.read())
+
+
+def staged_key(archive: bytes) -> str:
+    """Where a packaged workflow goes in the stack's bucket: content-addressed."""
+    return f"wdl/{hashlib.sha256(archive).hexdigest()}.zip"
+
+
+def parse_inputs(doc: Any, inputs: list[str], input_file: str | None, empty: list[str], none: list[str], task: str | None) -> tuple[Any, dict[str, Any]]:
+    """`miniwdl run`'s input syntax and checks, except that File/Directory inputs name paths on
+    the stack's file system (or URIs), so they are not looked for on this machine; they must be
+    absolute. Returns (target, namespaced input JSON)."""
+    import WDL
+    import WDL.CLI
+
+    target, env, input_json = WDL.CLI.runner_input(
+        doc, inputs, input_file, empty, none, task=task, downloadable=lambda uri, directory: True, root="/"
+    )
+    relative: list[str] = []
+
+    def check(value: Any) -> str:
+        path = str(value.value)
+        if "://" not in path and not path.startswith("/"):
+            relative.append(path)
+        return path
+
+    WDL.Value.rewrite_env_paths(env, check)
+    if relative:
+        raise UsageError(
+            "File/Directory inputs must be absolute paths on the stack's file system (or URIs): " + ", ".join(relative)
+        )
+    return target, input_json
+
+
+def execution_name(workflow: str, name: str | None, target_name: str) -> str:
+    """Step Functions execution name (the run id): --name or the workflow's name, made unique
+    with a random suffix (as miniwdl-aws makes job names unique)."""
+    base = name or target_name or os.path.basename(workflow).split(".")[0]
+    base = re.sub(r"[^A-Za-z0-9_-]", "_", base).strip("_-") or "run"
+    suffix = base64.b32encode(secrets.token_bytes(5)).decode().lower()
+    return f"{base[:71]}-{suffix}"
+
+
+def execution_input(settings: SubmitSettings, workflow_uri: str, inputs: dict[str, Any], task: str | None) -> dict[str, Any]:
+    """The execution input (options.RunOptions fields) for these settings."""
+    data: dict[str, Any] = {"workflow": workflow_uri, "inputs": inputs}
+    if task:
+        data["task"] = task
+    for key in ("dir", "s3upload", "delete_after", "task_queue", "task_queue_fallback", "name"):
+        value = getattr(settings, key)
+        if value:
+            data[key] = value
+    if settings.copy_input_files:
+        data["copy_input_files"] = True
+    if settings.config:
+        data["config"] = dict(settings.config)
+    if settings.tags:
+        data["tags"] = dict(settings.tags)
+    if settings.timeout_seconds:
+        data["timeout_seconds"] = settings.timeout_seconds
+    return data
+
+
+def _quiet_logger() -> logging.Logger:
+    logger = logging.getLogger("miniwdl_serverless.submit")
+    logger.setLevel(logging.WARNING)
+    return logger
