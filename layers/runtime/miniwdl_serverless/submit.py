@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import configparser
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -233,9 +235,10 @@ def parse_inputs(doc: Any, inputs: list[str], input_file: str | None, empty: lis
     import WDL
     import WDL.CLI
 
-    target, env, input_json = WDL.CLI.runner_input(
-        doc, inputs, input_file, empty, none, task=task, downloadable=lambda uri, directory: True, root="/"
-    )
+    with contextlib.redirect_stderr(io.StringIO()):  # miniwdl prints the inputs' help; one line is enough
+        target, env, input_json = WDL.CLI.runner_input(
+            doc, inputs, input_file, empty, none, task=task, downloadable=lambda uri, directory: True, root="/"
+        )
     relative: list[str] = []
 
     def check(value: Any) -> str:

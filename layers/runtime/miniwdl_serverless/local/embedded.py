@@ -157,7 +157,10 @@ class LocalBatch:
                 time.sleep(0.02)
             if self.log is not None:
                 output.seek(0)
-                self.log(job, output.read(1 << 20))
+                try:
+                    self.log(job, output.read(1 << 20))
+                except Exception:  # the logs are a convenience; the job's outcome stands
+                    logging.getLogger(__name__).warning("cannot put the job's output in CloudWatch Logs", exc_info=True)
         if job.stop:
             job._mark_stopped(success=False)
         else:
@@ -291,6 +294,7 @@ class EmbeddedAWS:
         self._restore.append(lambda: setattr(callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", delay))
 
         self._patch_transaction_snapshots()
+        self._patch_stopped_executions()
 
         for cls, name, new in (
             (LambdaSimpleBackend, "invoke", invoke),
@@ -301,6 +305,23 @@ class EmbeddedAWS:
             old = cls.__dict__[name]
             setattr(cls, name, new)
             self._restore.append(lambda cls=cls, name=name, old=old: setattr(cls, name, old))  # type: ignore[misc]
+
+    def _patch_stopped_executions(self) -> None:
+        """On AWS a stopped execution is ABORTED for good; moto lets a state that was still
+        evaluating (a task failure arriving just after the stop) turn it into FAILED."""
+        from moto.stepfunctions.parser.asl.eval.environment import Environment
+        from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+
+        for name in ("set_error", "set_ended", "set_timed_out"):
+            original = Environment.__dict__[name]
+
+            def guarded(env: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+                if isinstance(env._program_state, ProgramStopped):
+                    return None
+                return _original(env, *args, **kwargs)
+
+            setattr(Environment, name, guarded)
+            self._restore.append(lambda name=name, original=original: setattr(Environment, name, original))  # type: ignore[misc]
 
     def _patch_transaction_snapshots(self) -> None:
         """moto snapshots the whole table (once per item!) for a transaction's rollback, which
@@ -481,9 +502,10 @@ class EmbeddedAWS:
         except logs.exceptions.ResourceAlreadyExistsException:
             pass
         now = int(time.time() * 1000)
-        lines = output.decode(errors="replace").splitlines() or [""]
+        lines = [line or " " for line in output.decode(errors="replace").splitlines()]
         events = [{"timestamp": now, "message": line} for line in lines[-5000:]]
-        logs.put_log_events(logGroupName=BATCH_LOG_GROUP, logStreamName=job.log_stream_name, logEvents=events)
+        if events:
+            logs.put_log_events(logGroupName=BATCH_LOG_GROUP, logStreamName=job.log_stream_name, logEvents=events)
 
     # -- server mode: the same AWS over HTTP, for CLIs in other processes --
     def start_server(self) -> str:
