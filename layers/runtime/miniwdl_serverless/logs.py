@@ -75,10 +75,11 @@ def read_file(run_dir: str, path: str, tail_bytes: int | None = None, offset: in
         raise LogsRefused("NotFound", f"no such file in the run directory: {path}") from exn
     except OSError as exn:  # a symlink swapped in after realpath, or unreadable
         raise LogsRefused("Forbidden", f"cannot read {path}: {exn.strerror}") from exn
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise LogsRefused("Forbidden", f"not a regular file: {path}")
     with os.fdopen(fd, "rb") as infile:
-        info = os.fstat(infile.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise LogsRefused("Forbidden", f"not a regular file: {path}")
         size = info.st_size
         if offset is None:
             offset = max(0, size - (DEFAULT_TAIL_BYTES if tail_bytes is None else tail_bytes))

@@ -1,0 +1,68 @@
+"""The read-only logs function: the tail of a file inside one run's directory, and nothing
+outside it (absolute paths, '..', symlinks planted by a task)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from miniwdl_serverless import logs, store
+from miniwdl_serverless.local.embedded import FakeContext
+
+
+@pytest.fixture
+def run_dir(embedded, tmp_path):
+    directory = tmp_path / "20260101_000000_w"
+    (directory / "call-t").mkdir(parents=True)
+    (directory / "workflow.log").write_text("".join(f"line {i}\n" for i in range(100)))
+    (directory / "call-t" / "stderr.txt").write_text("oops\n")
+    (tmp_path / "secret.txt").write_text("not yours\n")
+    os.symlink(tmp_path / "secret.txt", directory / "call-t" / "stdout.txt")  # a task's escape attempt
+    os.symlink(tmp_path, directory / "call-t" / "up")
+    run = store.RunModel("logs-run-1", run_dir=str(directory), status=store.RUN_RUNNING)
+    run.save()
+    return directory
+
+
+def invoke(embedded, **event):
+    return embedded.handlers["LogsFunction"](event, FakeContext("LogsFunction"))
+
+
+def test_tail_and_offsets(embedded, run_dir):
+    size = (run_dir / "workflow.log").stat().st_size
+    tail = invoke(embedded, run_id="logs-run-1", tail_bytes=16)
+    assert tail == {"path": "workflow.log", "size": size, "offset": size - 16, "next_offset": size, "data": "line 98\nline 99\n"}
+    head = invoke(embedded, run_id="logs-run-1", offset=0, max_bytes=14)
+    assert head["data"] == "line 0\nline 1\n" and head["next_offset"] == 14
+    assert invoke(embedded, run_id="logs-run-1", offset=size)["data"] == ""
+    assert invoke(embedded, run_id="logs-run-1", path="call-t/stderr.txt")["data"] == "oops\n"
+
+
+@pytest.mark.parametrize(
+    "path, error",
+    [
+        ("../secret.txt", "Forbidden"),
+        ("/etc/passwd", "Forbidden"),
+        ("call-t/stdout.txt", "Forbidden"),  # symlink to outside
+        ("call-t/up/secret.txt", "Forbidden"),  # through a symlinked directory
+        ("call-t", "Forbidden"),  # not a regular file
+        ("call-t/missing.txt", "NotFound"),
+    ],
+)
+def test_refuses_anything_outside_the_run(embedded, run_dir, path, error):
+    result = invoke(embedded, run_id="logs-run-1", path=path)
+    assert result["error"] == error, result
+    assert "data" not in result
+
+
+def test_unknown_run_and_bad_requests(embedded, run_dir):
+    assert invoke(embedded, run_id="no-such-run")["error"] == "NotFound"
+    assert invoke(embedded)["error"] == "BadRequest"
+    assert invoke(embedded, run_id="logs-run-1", tail_bytes=-1)["error"] == "BadRequest"
+
+
+def test_resolve_inside_is_pure_path_logic(tmp_path):
+    assert logs.resolve_inside(str(tmp_path), "a/../b.txt") == os.path.realpath(tmp_path / "b.txt")
+    with pytest.raises(logs.LogsRefused):
+        logs.resolve_inside(str(tmp_path), "a/../../b.txt")
