@@ -166,6 +166,8 @@ def test_status_logs_and_list(aws_server, tmp_path):
 
     workflow_log = cli(aws_server, "logs", run, "--stack", STACK)
     assert workflow_log.returncode == 0 and "workflow finished" in workflow_log.stdout
+    followed = cli(aws_server, "logs", run, "--follow", "--stack", STACK)  # the run has ended: prints, returns
+    assert followed.returncode == 0 and followed.stdout == workflow_log.stdout
     stderr = cli(aws_server, "logs", run, "greet-0", "--stack", STACK)
     assert stderr.returncode == 0, stderr.stderr
     assert stderr.stdout == "greeting 0\n"
@@ -196,6 +198,12 @@ def test_cancel_stops_the_execution_and_its_batch_jobs(aws_server, tmp_path):
     assert started.returncode == 0, started.stderr
     run = started.stdout.strip()
     wait_until(lambda: _running_call(aws_server, run), message="the call to run")
+    follower = subprocess.Popen(  # streams the call's stderr until the run ends
+        [CLI, "logs", run, "slow", "--follow", "--stack", STACK], env=environment(aws_server),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert follower.stdout is not None
+    assert follower.stdout.readline() == "started\n"
     cancelled = cli(aws_server, "cancel", run, "--stack", STACK)
     assert cancelled.returncode == 0, cancelled.stderr
     assert f"cancelled run {run} (1 Batch jobs terminated)" in cancelled.stdout
@@ -207,6 +215,7 @@ def test_cancel_stops_the_execution_and_its_batch_jobs(aws_server, tmp_path):
     batch = boto3.client("batch")
     wait_until(lambda: batch.describe_jobs(jobs=[job.batch_job_id])["jobs"][0]["status"] == "FAILED", message="termination")
     wait_until(lambda: store.get_run(run).status == store.RUN_FAILED, message="the cancel function")  # via the execution event
+    assert follower.wait(timeout=30) == 0  # the run ended, so did the follower
     again = cli(aws_server, "cancel", run, "--stack", STACK)
     assert again.returncode == 0 and "already ended: ABORTED" in again.stderr
 

@@ -520,8 +520,6 @@ class EmbeddedAWS:
         host, port = self.server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
         self._create_stack()
-        for arn in self._execution_arns(ended=True):
-            self._emitted.add(arn)
         self._watcher = threading.Thread(target=self._watch_executions, name="execution-events", daemon=True)
         self._watcher.start()
         return self.endpoint_url
@@ -554,23 +552,26 @@ class EmbeddedAWS:
             resourceArn=self.state_machine_arn, tags=[{"key": "aws:cloudformation:stack-name", "value": self.stack_name}]
         )
 
-    def _execution_arns(self, ended: bool) -> list[str]:
-        pages = self.sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn)
-        return [e["executionArn"] for page in pages for e in page["executions"] if (e["status"] != "RUNNING") == ended]
+    def _running_executions(self) -> set[str]:
+        pages = self.sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")
+        return {e["executionArn"] for page in pages for e in page["executions"]}
 
     def _watch_executions(self) -> None:
-        """EventBridge's "Execution Status Change" for executions started over HTTP (and any
-        other whose end nobody announced): stopped, timed out or failed runs reach the cancel
-        function, as on AWS."""
+        """EventBridge's "Execution Status Change" for executions that end while the server runs
+        (stopped, timed out, failed, or started over HTTP): their runs reach the cancel
+        function, as on AWS. Watches the running set, so it costs little per tick."""
+        running: set[str] = set()
         while not self.closing:
             try:
-                for arn in self._execution_arns(ended=True):
+                now = self._running_executions()
+                for arn in running - now:
                     if arn not in self._emitted:
                         self._announce_end(self.sfn.describe_execution(executionArn=arn))
-            except Exception:  # noqa: S110 (the bus keeps going; next tick retries)
+                running = now
+            except Exception:  # noqa: S110 (the bus keeps going; the next tick retries)
                 if self.closing:
                     return
-            time.sleep(0.2)
+            time.sleep(0.3)
 
     def _announce_end(self, description: dict[str, Any]) -> None:
         with self._events_lock:
