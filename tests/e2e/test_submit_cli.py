@@ -306,3 +306,14 @@ def test_delete_after_reads_the_folder_from_the_environment(aws_server, tmp_path
     assert report["outputs"] == {"t.s": "hi"}
     assert not os.path.exists(report["dir"])  # deleted after the upload
     assert boto3.client("s3").get_object(Bucket="env-folder", Key="x/outputs.json")
+
+
+def test_s3_workflow_uri_passes_through(aws_server, tmp_path):
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=aws_server.bucket, Key="src/hello.wdl", Body=GOOD.encode())
+    s3.put_object(Bucket=aws_server.bucket, Key="src/lib/greet.wdl", Body=LIB.encode())
+    uri = f"s3://{aws_server.bucket}/src/hello.wdl"
+    result = cli(aws_server, "submit", uri, "who=s3", "n=1", "--wait", "--stack", STACK, "--dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["outputs"]["hello.lines"] == ["hello s3 0"]
+    assert json.loads(latest_execution(aws_server)["input"])["workflow"] == uri  # not re-staged

@@ -161,8 +161,9 @@ def list_executions(clients: Clients, stack: Stack, limit: int, status: str | No
         kwargs["statusFilter"] = status
     found: list[dict[str, Any]] = []
     for page in clients.client("stepfunctions").get_paginator("list_executions").paginate(**kwargs):
-        found.extend(page["executions"])
-    found.sort(key=lambda e: e.get("startDate") or 0, reverse=True)
+        found.extend(page["executions"])  # newest first
+        if len(found) >= limit:
+            break
     return found[:limit]
 
 

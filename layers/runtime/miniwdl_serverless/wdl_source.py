@@ -60,6 +60,8 @@ def resolve_import(uri: str, importer: WDL.Document | None) -> str:
     if "://" in uri:
         return uri
     base = importer.pos.abspath if importer is not None else None
+    if base and base.startswith("s3://"):  # urljoin does not resolve relative to s3:// URIs
+        return "s3://" + posixpath.normpath(posixpath.join(posixpath.dirname(base[len("s3://") :]), uri))
     if base and "://" in base:
         return urllib.parse.urljoin(base, uri)
     if os.path.isabs(uri):

@@ -1,0 +1,65 @@
+"""The CLI shell's behaviour that needs no AWS: AWS errors as one line and exit 2, the
+progress bar on a terminal, and Ctrl-C's question on a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import io
+
+import pytest
+from botocore.exceptions import ClientError
+
+from miniwdl_serverless import remote
+from miniwdl_serverless.aws_ops import Stack
+
+
+@pytest.mark.parametrize(
+    "code, expected",
+    [
+        ("UnrecognizedClientException", "AWS rejected the credentials (UnrecognizedClientException): nope"),
+        ("ExpiredToken", "AWS rejected the credentials (ExpiredToken): nope"),
+        ("AccessDeniedException", "AWS error (AccessDeniedException): nope"),
+    ],
+)
+def test_aws_errors_are_one_line(monkeypatch, capsys, code, expected):
+    def command(args, clients):
+        raise ClientError({"Error": {"Code": code, "Message": "nope"}}, "DescribeStacks")
+
+    monkeypatch.setitem(remote.COMMANDS, "list", command)
+    assert remote.main("list", argparse.Namespace()) == 2
+    assert capsys.readouterr().err == f"miniwdl-serverless: error: {expected}\n"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def job(job_id: str, status: str, started: bool = True):
+    values = {"job_id": job_id, "status": status, "batch_job_name": "n", "started_at": 1.0 if started else None}
+    return type("Job", (), {"attribute_values": values})()
+
+
+def test_progress_bar_on_a_terminal(monkeypatch):
+    monkeypatch.setattr(remote.aws_ops, "run_jobs", lambda stack, run: [job("call-a", "done"), job("call-b", "running", False)])
+    err = Terminal()
+    watcher = remote.RunWatcher(None, Stack("arn:aws:states:us-east-1:1:stateMachine:s"), "r", follow=True, err=err)  # type: ignore[arg-type]
+    watcher._show_progress()
+    assert err.getvalue() == "\r[###############...............] calls: 1 done, 0 running, 1 queued\x1b[K"
+    watcher._clear_bar()
+    assert err.getvalue().endswith("\r\x1b[K")
+
+
+@pytest.mark.parametrize("answer, cancelled", [("y", True), ("", False)])
+def test_ctrl_c_on_a_terminal_asks(monkeypatch, answer, cancelled):
+    calls = []
+    monkeypatch.setattr(remote.sys, "stdin", Terminal())
+    monkeypatch.setattr("builtins.input", lambda prompt: answer)
+    monkeypatch.setattr(remote, "cancel_run", lambda clients, stack, run, cause: calls.append(run) or 2)
+    err = Terminal()
+    watcher = remote.RunWatcher(None, Stack("arn:aws:states:us-east-1:1:stateMachine:s", name="st"), "r1", follow=True, err=err)  # type: ignore[arg-type]
+    assert watcher._interrupted() == 130
+    assert calls == (["r1"] if cancelled else [])
+    text = err.getvalue()
+    assert ("cancelled run r1 (2 Batch jobs terminated)" in text) == cancelled
+    assert ("run r1 keeps running" in text) != cancelled
