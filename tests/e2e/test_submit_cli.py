@@ -299,9 +299,16 @@ def test_delete_after_reads_the_folder_from_the_environment(aws_server, tmp_path
     """miniwdl-aws checked --delete-after before reading MINIWDL__AWS__S3_UPLOAD_FOLDER; we don't."""
     boto3.client("s3").create_bucket(Bucket="env-folder")
     (tmp_path / "ok.wdl").write_text("version 1.0\ntask t { command <<< echo hi >>> output { String s = read_string(stdout()) } }\n")
-    env = environment(aws_server, MINIWDL__AWS__S3_UPLOAD_FOLDER="s3://env-folder/x/", MINIWDL__AWS__DELETE_AFTER_S3_UPLOAD="success")
+    env = environment(
+        aws_server, MINIWDL__AWS__S3_UPLOAD_FOLDER="s3://env-folder/x/", MINIWDL__AWS__DELETE_AFTER_S3_UPLOAD="success",
+        MINIWDL__AWS__FSAP="fsap-0000000000000000a", MINIWDL__TASK_RUNTIME__DEFAULTS='{"maxRetries": 0}',
+    )
     result = cli(aws_server, "submit", str(tmp_path / "ok.wdl"), "--task", "t", "--wait", "--stack", STACK, "--dir", str(tmp_path), env=env)
     assert result.returncode == 0, result.stderr
+    assert "warning: ignoring MINIWDL__AWS__FSAP=fsap-0000000000000000a; the stack uses fsap-0123456789abcdef0" in result.stderr
+    sent = json.loads(latest_execution(aws_server)["input"])
+    assert sent["config"] == {"TASK_RUNTIME__DEFAULTS": '{"maxRetries": 0}'}  # MINIWDL__* settings, not launch options
+    assert sent["s3upload"] == "s3://env-folder/x/" and sent["delete_after"] == "success"
     report = json.loads(result.stdout)
     assert report["outputs"] == {"t.s": "hi"}
     assert not os.path.exists(report["dir"])  # deleted after the upload

@@ -154,21 +154,38 @@ class RunWatcher:
         self.bar_shown = False
 
     def watch(self) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             while True:
                 description = aws_ops.describe_execution(self.clients, self.stack, self.run_id)
                 if self.follow:
-                    self._show_log()
-                    self._show_progress()
+                    self._best_effort(self._show_log)
+                    self._best_effort(self._show_progress)
                 if description["status"] != "RUNNING":
                     break
                 time.sleep(poll_seconds())
             if self.follow:
-                self._show_log()
+                self._best_effort(self._show_log)
                 self._clear_bar()
             return self._report(description)
         except KeyboardInterrupt:
             return self._interrupted()
+        except (ClientError, BotoCoreError) as exn:  # the run was started: say so, not "bad input"
+            self._clear_bar()
+            print(f"miniwdl-serverless: error: lost track of run {self.run_id} ({exn}); it may still be running: "
+                  f"miniwdl-serverless status {self.run_id}{_stack_flag(self.stack)}", file=self.err)
+            return 1
+
+    @staticmethod
+    def _best_effort(show: Callable[[], None]) -> None:
+        """Progress and log lines are extras: a failed read is skipped (retried next poll)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            show()
+        except (ClientError, BotoCoreError, UsageError):
+            pass
 
     def _interrupted(self) -> int:
         self._clear_bar()
@@ -256,7 +273,10 @@ class RunWatcher:
             info = {"error": error, "message": cause or f"the execution ended {status}"}
         if not isinstance(info, dict):
             info = {"error": error, "message": str(info)}
-        self._add_log_locations(info)
+        try:
+            self._add_log_locations(info)
+        except Exception:  # noqa: S110 (the error JSON stands without them)
+            pass
         print(json.dumps(info, indent=2), file=self.err)
         message = info.get("message") or (info.get("cause") or {}).get("message") or error
         print(f"miniwdl-serverless: {error}: {message}", file=self.err)
