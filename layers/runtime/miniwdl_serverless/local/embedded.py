@@ -281,9 +281,10 @@ class EmbeddedAWS:
 
         def send_event(account_id: str, event_name: Any, bucket: Any, key: Any) -> None:
             original(account_id, event_name, bucket, key)
+            name = str(getattr(event_name, "value", event_name))  # "s3:ObjectCreated:Put"
             configuration = bucket.notification_configuration
-            if configuration is not None and configuration.event_bridge is not None and "ObjectCreated" in str(event_name):
-                embedded.put_event(embedded.s3_object_created_event(str(event_name), bucket.name, key))
+            if configuration is not None and configuration.event_bridge is not None and name.startswith("s3:ObjectCreated:"):
+                embedded.put_event(embedded.s3_object_created_event(name, bucket.name, key))
 
         notifications.send_event = send_event  # type: ignore[assignment]
         self._restore.append(lambda: setattr(notifications, "send_event", original))
