@@ -127,7 +127,7 @@ def test_a_new_version_of_the_same_key_is_a_new_run(embedded, s3, tmp_path):
         ("submit/broken.json", b'{"workflow_source": "version 1.0",', "the submission is not valid JSON: Expecting property name enclosed in double quotes"),
         ("submit/team a/schema.json", b'{"workflow": "/w.wdl", "s3upload": "x"}', 's3upload: must be an s3://bucket/prefix URI, got "x"'),
         ("submit/two.json", b'{"workflow": "/w.wdl", "workflow_source": "version 1.0"}', "give exactly one of 'workflow' (URI or EFS path) or 'workflow_source'"),
-        ("submit/huge.json", b'{"workflow": "/w.wdl", "inputs": {"x": "' + b"a" * MAX_SUBMISSION_BYTES + b'"}}', "more than the limit of 1048576 bytes"),
+        ("submit/huge.json", b'{"workflow": "/w.wdl", "inputs": {"x": "' + b"a" * MAX_SUBMISSION_BYTES + b'"}}', "more than the limit of 258048 bytes"),
     ],
 )
 def test_an_invalid_submission_starts_nothing_and_leaves_an_error(embedded, s3, key, body, problem):

@@ -116,7 +116,7 @@ def test_keys():
         (b"\xff\xfe{}", "not UTF-8"),
         (b"[1, 2]", "the execution input must be a JSON object"),
         (b'{"workflow": "w.wdl"}', 'workflow: must be an s3://, https:// URI or an absolute path, got "w.wdl"'),
-        (b"{" + b" " * MAX_SUBMISSION_BYTES + b"}", "larger than 1048576 bytes"),
+        (b"{" + b" " * MAX_SUBMISSION_BYTES + b"}", "larger than 258048 bytes"),
     ],
 )
 def test_bad_submissions_are_named(body, message):
@@ -173,14 +173,14 @@ def test_invalid_submission_writes_a_readable_error_and_starts_nothing():
 def test_oversized_submission_is_not_read():
     result, store, executions = submit("submit/big.json", None, size=MAX_SUBMISSION_BYTES + 1)
     assert result.outcome == "rejected" and store.reads == [] and not executions.started
-    assert "1048577 bytes, more than the limit of 1048576 bytes" in store.errors["errors/big.json.error.json"]["message"]
+    assert "258049 bytes, more than the limit of 258048 bytes" in store.errors["errors/big.json.error.json"]["message"]
 
 
 def test_size_unknown_or_understated_reads_at_most_limit_plus_one():
     big = b"{" + b" " * (2 * MAX_SUBMISSION_BYTES) + b"}"
     result, store, _ = submit("submit/big.json", big, size=10)
     assert store.reads == [("submit/big.json", MAX_SUBMISSION_BYTES + 1)]
-    assert result.outcome == "rejected" and "larger than 1048576 bytes" in str(result.message)
+    assert result.outcome == "rejected" and "larger than 258048 bytes" in str(result.message)
 
 
 def test_url_encoded_key_falls_back_to_the_decoded_key():
@@ -249,3 +249,20 @@ def test_matches_prefix_suffix_and_unevaluable_operators():
     assert not matches({"detail": {"n": [{"prefix": "3"}]}}, event)
     assert matches({"detail": {"key": [{"anything-but": "x"}]}}, event)  # not evaluated: matches
     assert matches({"detail": {"key": [{"Ref": "Bucket"}, "other"]}}, event)
+
+
+def test_the_execution_input_is_compact_and_keeps_unicode():
+    body = b'{\n  "workflow": "/w.wdl",\n  "inputs": {"w.who": "\\u00e9 \xc3\xa9"}\n}'
+    _, _, executions = submit("submit/u.json", body)
+    (started,) = executions.started.values()
+    assert started == '{"workflow":"/w.wdl","inputs":{"w.who":"\u00e9 \u00e9"}}'  # é é, not escaped
+
+
+def test_step_functions_refusing_the_input_is_recorded():
+    class Refusing(Executions):
+        def start(self, name: str, execution_input: str) -> tuple[str, bool]:
+            raise Rejected("Step Functions refused the execution input: too large")
+
+    result, store, _ = submit("submit/a.json", json.dumps(VALID).encode(), executions=Refusing())
+    assert result.outcome == "rejected"
+    assert store.errors["errors/a.json.error.json"]["message"] == "Step Functions refused the execution input: too large"

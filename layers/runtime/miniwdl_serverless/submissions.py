@@ -33,7 +33,9 @@ from .options import schema_problem
 SUBMIT_PREFIX = "submit/"
 ERRORS_PREFIX = "errors/"
 ERROR_SUFFIX = ".error.json"
-MAX_SUBMISSION_BYTES = 1024 * 1024  # a submission is a small JSON document; workflows go by reference
+# Step Functions takes at most 256 KiB of execution input (and state); 4 KiB are left for the
+# state machine's own fields. Larger workflows and inputs go by reference (s3://, EFS paths).
+MAX_SUBMISSION_BYTES = 252 * 1024
 MAX_EXECUTION_NAME = 80  # Step Functions' limit
 _DIGEST_CHARS = 16  # 64 bits of sha256: collisions are not a practical concern here
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -122,7 +124,13 @@ def parse_submission(body: bytes, limit: int = MAX_SUBMISSION_BYTES) -> dict[str
     problem = schema_problem(data)
     if problem:
         raise Rejected(problem)
+    if len(execution_input(data).encode()) > limit:  # escapes can make the JSON grow
+        raise Rejected(f"the execution input is larger than {limit} bytes; give the workflow by reference (workflow: s3://...)")
     return dict(data)
+
+
+def execution_input(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def error_document(obj: SubmittedObject, key: str, message: str, now: datetime) -> dict[str, Any]:
@@ -148,7 +156,8 @@ class SubmissionStore(Protocol):
 
 class Executions(Protocol):
     def start(self, name: str, execution_input: str) -> tuple[str, bool]:
-        """Start the named execution; (its ARN, False if it already existed)."""
+        """Start the named execution; (its ARN, False if it already existed). `Rejected` if
+        Step Functions refuses the input."""
 
 
 def handle_submission(
@@ -178,12 +187,12 @@ def handle_submission(
         if body is None:
             raise Rejected(f"the submission is {obj.size} bytes, more than the limit of {limit} bytes; give the workflow by reference (workflow: s3://...)")
         data = parse_submission(body, limit)
+        arn, started = executions.start(name, execution_input(data))
     except Rejected as exn:
         target = error_key(key)
         store.write_error(obj.bucket, target, error_document(obj, key, str(exn), now()))
         log("submission rejected", {"submission": where, "error_key": target, "problem": str(exn)})
         return SubmissionResult("rejected", where, name, error_key=target, message=str(exn))
-    arn, started = executions.start(name, json.dumps(data))
     log("execution started" if started else "duplicate submission: execution exists", {"submission": where, "execution_arn": arn})
     return SubmissionResult("started" if started else "duplicate", where, name, arn)
 
@@ -236,4 +245,6 @@ class StepFunctionsExecutions:
             response = self.sfn.start_execution(stateMachineArn=self.state_machine_arn, name=name, input=execution_input)
         except self.sfn.exceptions.ExecutionAlreadyExists:
             return arn, False
+        except self.sfn.exceptions.InvalidExecutionInput as exn:
+            raise Rejected(f"Step Functions refused the execution input: {exn.response['Error'].get('Message')}") from None
         return str(response["executionArn"]), True
