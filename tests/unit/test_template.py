@@ -37,7 +37,7 @@ NO_RESOURCE_LEVEL = {
     "xray:GetSamplingTargets",
     "xray:GetSamplingStatisticSummaries",
 }
-ASYNC_FUNCTIONS = ("AdvanceFunction", "CancelFunction")
+ASYNC_FUNCTIONS = ("AdvanceFunction", "CancelFunction", "SubmitFunction")
 EFS_FUNCTIONS = ("StartFunction", "AdvanceFunction", "FinishFunction", "CancelFunction")
 
 
@@ -114,6 +114,19 @@ def test_execution_status_rule_invokes_cancel(resources):
     assert rule["EventPattern"]["detail"]["stateMachineArn"] == [{"Ref": "RunWorkflowStateMachine"}]
     assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["CancelFunction", "Arn"]}
     assert "DeadLetterConfig" in rule["Targets"][0]
+
+
+def test_s3_drop_rule_invokes_submit_for_submit_prefix(resources):
+    rules = of_type(resources, "AWS::Events::Rule")
+    (rule,) = [r["Properties"] for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.s3"]]
+    pattern = rule["EventPattern"]
+    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"]["name"] == [{"Ref": "Bucket"}]
+    assert pattern["detail"]["object"]["key"] == [{"prefix": "submit/"}]
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["SubmitFunction", "Arn"]}
+    assert "DeadLetterConfig" in rule["Targets"][0]
+    env = resources["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["STATE_MACHINE_ARN"] == {"Ref": "RunWorkflowStateMachine"}
 
 
 def test_every_rule_target_may_invoke_its_function(resources):
