@@ -5,7 +5,18 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= /tmp/miniwdl-serverless-demo
 
-.PHONY: venv demo test unit conformance lint typecheck bench clean
+# Template tools live in their own environments (aws-sam-cli pins its own boto3; checkov is large).
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+NODE_DIR := build/node
+ASL_VALIDATOR := $(NODE_DIR)/node_modules/.bin/asl-validator
+CFN_JSON := build/template.cfn.json
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: venv demo test unit conformance lint lint-python lint-template typecheck bench clean
 
 venv: $(STAMP)
 
@@ -28,13 +39,37 @@ unit: $(STAMP)
 conformance: $(STAMP)
 	$(BIN)/pytest -q -n 2 tests/e2e/test_conformance.py
 
-lint: $(STAMP)
-	$(BIN)/ruff check layers functions tests bench
+$(SAM_STAMP):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet 'aws-sam-cli==1.170.0'
+	touch $(SAM_STAMP)
+
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov==3.3.30'
+	touch $(CHECKOV_STAMP)
+
+$(ASL_VALIDATOR):
+	mkdir -p $(NODE_DIR)
+	npm install --silent --no-save --no-audit --no-fund --prefix $(NODE_DIR) asl-validator@4.0.0
+
+lint: lint-python lint-template
+
+lint-python: $(STAMP)
+	$(BIN)/ruff check layers functions tests bench tools
 	$(BIN)/mypy layers/runtime/miniwdl_serverless
-	AWS_DEFAULT_REGION=us-east-1 $(BIN)/cfn-lint template.yaml
+
+# The SAM source, then what SAM turns it into (offline), the state machine, and a security scan.
+lint-template: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(ASL_VALIDATOR)
+	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
+	$(BIN)/python tools/sam_transform.py template.yaml -o $(CFN_JSON)
+	$(BIN)/cfn-lint template.yaml $(CFN_JSON)
+	$(ASL_VALIDATOR) --json-path statemachine/run_workflow.asl.json
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+		-f template.yaml -f $(CFN_JSON)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_scatter.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) build .aws-sam .pytest_cache .ruff_cache .mypy_cache

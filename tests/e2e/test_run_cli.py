@@ -152,6 +152,8 @@ def _execution_fails(embedded, execution_input) -> dict:
         ({"workflow": "relative.wdl"}, "InvalidSubmission", "absolute path"),
         ({"workflow_source": "version 1.0\nworkflow w { input { File f } }", "inputs": {"w.f": "s3://b/k"}}, "InputError", "s3://b/k"),
         ({"workflow": "/x.wdl", "delete_after": "always"}, "InvalidSubmission", "requires s3upload"),
+        ({"workflow": "/x.wdl", "s3upload": "x"}, "InvalidSubmission", 's3upload: must be an s3://bucket/prefix URI, got \\"x\\"'),
+        ({"workflow": "/x.wdl", "input": {}}, "InvalidSubmission", "unknown field(s) in execution input: input"),
     ],
 )
 def test_start_execution_rejects_bad_submissions(embedded, execution_input, error, message):

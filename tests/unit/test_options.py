@@ -34,7 +34,7 @@ def test_config_map_accepts_both_forms():
         ({"workflow": "a.wdl"}, "absolute path"),
         ({"workflow": "/a.wdl", "workflow_source": "x"}, "exactly one of"),
         ({"workflow": "/a.wdl", "bogus": 1}, "unknown field"),
-        ({"workflow": "/a.wdl", "inputs": []}, "'inputs' must be a dict"),
+        ({"workflow": "/a.wdl", "inputs": []}, "inputs: must be a JSON object"),
         ({"workflow": "/a.wdl", "s3upload": "http://x"}, "s3upload"),
         ({"workflow": "/a.wdl", "delete_after": "always"}, "requires s3upload"),
         ({"workflow": "/a.wdl", "s3upload": "s3://bkt/x/", "delete_after": "sometimes"}, "delete_after"),
@@ -43,7 +43,7 @@ def test_config_map_accepts_both_forms():
         ({"workflow": "/a.wdl", "config": {"lower": "x"}}, "SECTION__KEY"),
         ({"workflow": "/a.wdl", "tags": {"k": 1}}, "invalid tag"),
         ({"workflow": "/a.wdl", "dir": "relative"}, "absolute"),
-        ({"workflow": "/a.wdl", "copy_input_files": "yes"}, "bool"),
+        ({"workflow": "/a.wdl", "copy_input_files": "yes"}, "copy_input_files: must be true or false"),
     ],
 )
 def test_bad_inputs_are_named(data, message):

@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .batch import adapter_from_environment
 from .engine import Services
@@ -78,6 +78,42 @@ class ExecutionStatusChange(EventBridgeModel):
     detail: ExecutionStatusDetail
 
 
+class S3Bucket(BaseModel):
+    name: str
+
+
+class S3Object(BaseModel):
+    """detail.object of an S3 event on EventBridge (the key as stored, not URL-encoded)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    key: str
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = Field(default=None, alias="version-id")
+    sequencer: str | None = None
+
+
+class S3ObjectCreatedDetail(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    version: str
+    bucket: S3Bucket
+    object: S3Object
+    request_id: str | None = Field(default=None, alias="request-id")
+    requester: str | None = None
+    source_ip_address: str | None = Field(default=None, alias="source-ip-address")
+    reason: str | None = None
+
+
+class S3ObjectCreated(EventBridgeModel):
+    """EventBridge "Object Created" from S3 (the bucket has EventBridge notifications on)."""
+
+    detail_type: Literal["Object Created"] = Field(alias="detail-type")
+    source: Literal["aws.s3"]
+    detail: S3ObjectCreatedDetail
+
+
 def lambda_handler(model: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The cross-cutting concerns of every handler: logging context, metrics, tracing, and
     parsing the event into ``model`` (a bad event fails with a pydantic ValidationError)."""
@@ -112,3 +148,15 @@ def services() -> Services:
 @lru_cache(maxsize=1)
 def s3_client() -> Any:
     return boto3.client("s3")
+
+
+@lru_cache(maxsize=1)
+def sfn_client() -> Any:
+    return boto3.client("stepfunctions")
+
+
+def submission_adapters() -> tuple[Any, Any]:
+    """The S3 store and the executions of the stack's state machine (STATE_MACHINE_ARN)."""
+    from .submissions import S3SubmissionStore, StepFunctionsExecutions
+
+    return S3SubmissionStore(s3_client()), StepFunctionsExecutions(sfn_client(), os.environ["STATE_MACHINE_ARN"])

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
+
+import fastjsonschema
 
 from .errors import BadSubmission
 
 DELETE_AFTER = ("success", "failure", "always")
 DEFAULT_TIMEOUT_SECONDS = 7 * 24 * 3600
-_CONFIG_KEY = re.compile(r"^(MINIWDL__)?[A-Z0-9_]+__[A-Z0-9_]+$")
-_TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 
 
 def efs_root() -> str:
@@ -49,52 +53,62 @@ class RunOptions:
 
 
 def parse_run_options(data: Any) -> RunOptions:
-    """Validate the execution input; every problem is named in a `BadSubmission`."""
-    if not isinstance(data, dict):
-        raise BadSubmission("execution input must be a JSON object")
-    known = set(RunOptions.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise BadSubmission(f"unknown field(s) in execution input: {', '.join(unknown)}")
-    workflow, source = data.get("workflow"), data.get("workflow_source")
-    if bool(workflow) == bool(source):
-        raise BadSubmission("give exactly one of 'workflow' (URI or EFS path) or 'workflow_source'")
-    _check_type(data, "workflow", str)
-    _check_type(data, "workflow_source", str)
-    _check_type(data, "inputs", dict)
-    for key in ("task", "dir", "s3upload", "task_queue", "task_queue_fallback", "name"):
-        _check_type(data, key, str)
-    _check_type(data, "copy_input_files", bool)
-    _check_type(data, "config", dict)
-    _check_type(data, "tags", dict)
-    if isinstance(workflow, str) and not re.match(r"^(s3://|https?://|/)", workflow):
-        raise BadSubmission(f"workflow must be an s3://, https:// URI or an absolute path: {workflow!r}")
-    if data.get("dir") is not None and not os.path.isabs(data["dir"]):
-        raise BadSubmission(f"dir must be an absolute path: {data['dir']!r}")
-    s3upload = data.get("s3upload")
-    if s3upload is not None and not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", s3upload):
-        raise BadSubmission(f"s3upload must be an s3://bucket/prefix URI: {s3upload!r}")
-    delete_after = data.get("delete_after")
-    if delete_after is not None:
-        if delete_after not in DELETE_AFTER:
-            raise BadSubmission(f"delete_after must be one of {', '.join(DELETE_AFTER)}: {delete_after!r}")
-        if not s3upload:
-            raise BadSubmission("delete_after requires s3upload (the run directory is deleted only after upload)")
-    timeout = data.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
-    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= 31_536_000:
-        raise BadSubmission("timeout_seconds must be an integer between 1 and 31536000")
-    config = data.get("config") or {}
-    for key, value in config.items():
-        if not _CONFIG_KEY.match(key) or not isinstance(value, str):
-            raise BadSubmission(f"config keys must look like SECTION__KEY with string values: {key!r}")
-    tags = data.get("tags") or {}
-    for key, value in tags.items():
-        if not _TAG_KEY.match(key) or not isinstance(value, str) or len(value) > 256:
-            raise BadSubmission(f"invalid tag {key!r}: keys up to 128 chars, string values up to 256")
-    return RunOptions(**{k: v for k, v in data.items() if v is not None})
+    """Validate the execution input against the JSON Schema; every problem is named in a
+    `BadSubmission` ("s3upload: must be an s3://bucket/prefix URI, got \"x\"")."""
+    problem = schema_problem(data)
+    if problem:
+        raise BadSubmission(problem)
+    values = {k: v for k, v in data.items() if v is not None}
+    if "timeout_seconds" in values:  # JSON Schema counts 60.0 as an integer
+        values["timeout_seconds"] = int(values["timeout_seconds"])
+    return RunOptions(**values)
 
 
-def _check_type(data: dict[str, Any], key: str, kind: type) -> None:
-    value = data.get(key)
-    if value is not None and not isinstance(value, kind):
-        raise BadSubmission(f"'{key}' must be a {kind.__name__}, not {type(value).__name__}")
+def schema_path() -> Path:
+    """The execution-input JSON Schema (draft-07), shipped inside the package and the layer."""
+    return Path(__file__).resolve().parent / "schemas" / "execution_input.schema.json"
+
+
+@lru_cache(maxsize=1)
+def execution_input_schema() -> dict[str, Any]:
+    return dict(json.loads(schema_path().read_text()))
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Callable[[Any], Any]:
+    # fastjsonschema is what powertools' validation utility runs; compiled once per container.
+    return fastjsonschema.compile(execution_input_schema())  # type: ignore[no-any-return]
+
+
+def schema_problem(data: Any) -> str | None:
+    """None if ``data`` is a valid execution input, else the first problem in plain words."""
+    try:
+        _validator()(data)
+    except fastjsonschema.JsonSchemaValueException as exn:
+        return _describe(exn, data)
+    return None
+
+
+def _describe(exn: fastjsonschema.JsonSchemaValueException, data: Any) -> str:
+    """The schema's `errorMessage` for the violated rule, naming the field and the value."""
+    texts = exn.definition.get("errorMessage") if isinstance(exn.definition, dict) else None
+    text = texts.get(exn.rule) if isinstance(texts, dict) else texts
+    path = [str(part) for part in exn.path[1:]]  # drop fastjsonschema's leading "data"
+    if exn.rule == "additionalProperties" and not path and isinstance(data, dict):
+        unknown = sorted(set(data) - set(execution_input_schema()["properties"]))
+        return f"unknown field(s) in execution input: {', '.join(unknown)}"
+    if exn.rule == "propertyNames":  # fastjsonschema does not say which name failed
+        pattern = re.compile(str(exn.rule_definition.get("pattern", "")) if isinstance(exn.rule_definition, dict) else "")
+        bad = [k for k in (exn.value or {}) if not pattern.search(k)]
+        nested = (exn.rule_definition or {}).get("errorMessage") if isinstance(exn.rule_definition, dict) else None
+        return f"{'.'.join(path)}: {nested or 'invalid key'}, got {_show(bad[0] if bad else exn.value)}"
+    if not text:
+        text = exn.message.replace("data.", "", 1).replace("data ", "", 1)
+    if not path:
+        return str(text)
+    return f"{'.'.join(path)}: {text}, got {_show(exn.value)}"
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

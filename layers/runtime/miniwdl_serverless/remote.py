@@ -128,7 +128,7 @@ def _check_against_stack(settings: Any, stack: Stack, clients: Clients) -> None:
                 "reach the stack"
             )
     env = stack.function_env(clients)
-    access_point = env.get("EFS_ACCESS_POINT_ID")
+    access_point = stack.outputs.get("AccessPointId") or env.get("EFS_ACCESS_POINT_ID")
     if settings.fsap and access_point and settings.fsap != access_point:
         if settings.fsap_from_flag:
             raise UsageError(f"--fsap {settings.fsap}: this stack's runs use access point {access_point} (leave --fsap out)")

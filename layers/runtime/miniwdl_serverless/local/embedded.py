@@ -200,6 +200,8 @@ class EmbeddedAWS:
         self.state_machine_arn = ""
         self.last_execution_arn = ""
         self.closing = False
+        self.refs: dict[str, str] = {}  # template logical id → local physical name (for event patterns)
+        self._sequencer = 0
         self.sent: list[dict[str, Any]] = []  # every event put on the bus
         self.delivered: list[dict[str, Any]] = []  # those a handler processed without error
         self.handler_errors: list[BaseException] = []
@@ -295,6 +297,7 @@ class EmbeddedAWS:
 
         self._patch_transaction_snapshots()
         self._patch_stopped_executions()
+        self._patch_s3_notifications()
 
         for cls, name, new in (
             (LambdaSimpleBackend, "invoke", invoke),
@@ -322,6 +325,25 @@ class EmbeddedAWS:
 
             setattr(Environment, name, guarded)
             self._restore.append(lambda name=name, original=original: setattr(Environment, name, original))  # type: ignore[misc]
+
+    def _patch_s3_notifications(self) -> None:
+        """S3 → EventBridge as AWS does it: a bucket with EventBridge notifications on emits
+        "Object Created" for every new object, delivered to the functions whose rule matches.
+        (moto's own EventBridge message has the wrong shape and cannot reach Lambda targets.)"""
+        from moto.s3 import notifications
+
+        original = notifications.send_event
+        embedded = self
+
+        def send_event(account_id: str, event_name: Any, bucket: Any, key: Any) -> None:
+            original(account_id, event_name, bucket, key)
+            name = str(getattr(event_name, "value", event_name))  # "s3:ObjectCreated:Put"
+            configuration = bucket.notification_configuration
+            if configuration is not None and configuration.event_bridge is not None and name.startswith("s3:ObjectCreated:"):
+                embedded.put_event(embedded.s3_object_created_event(name, bucket.name, key))
+
+        notifications.send_event = send_event  # type: ignore[assignment]
+        self._restore.append(lambda: setattr(notifications, "send_event", original))
 
     def _patch_transaction_snapshots(self) -> None:
         """moto snapshots the whole table (once per item!) for a transaction's rollback, which
@@ -421,6 +443,15 @@ class EmbeddedAWS:
         self.queue_arn = batch.describe_job_queues(jobQueues=[LOCAL_QUEUE])["jobQueues"][0]["jobQueueArn"]
         self.tables = {"runs": runs, "jobs": jobs}
         boto3.client("logs").create_log_group(logGroupName=BATCH_LOG_GROUP)
+        for logical_id, props in self.project.buckets().items():  # all of them are the local bucket
+            self.refs[logical_id] = LOCAL_BUCKET
+            if (props.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
+                s3.put_bucket_versioning(Bucket=LOCAL_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+            notification = props.get("NotificationConfiguration") or {}
+            if (notification.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled"):
+                s3.put_bucket_notification_configuration(
+                    Bucket=LOCAL_BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+                )
 
         awslambda = boto3.client("lambda")
         archive = io.BytesIO()
@@ -455,6 +486,8 @@ class EmbeddedAWS:
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/local",
         )["stateMachineArn"]
         self.sfn = sfn
+        self._saved_env.setdefault("STATE_MACHINE_ARN", os.environ.get("STATE_MACHINE_ARN"))
+        os.environ["STATE_MACHINE_ARN"] = self.state_machine_arn  # the submit function starts executions
 
     # -- EventBridge --
     def batch_event(self, job: Any) -> dict[str, Any]:
@@ -486,6 +519,27 @@ class EmbeddedAWS:
             "cause": description.get("cause"),
         }
         return _envelope("Step Functions Execution Status Change", "aws.states", description["executionArn"], detail)
+
+    def s3_object_created_event(self, event_name: str, bucket: str, key: Any) -> dict[str, Any]:
+        """The "Object Created" event S3 sends to EventBridge (key as stored, not URL-encoded)."""
+        reasons = {"Put": "PutObject", "Post": "POST Object", "Copy": "CopyObject", "CompleteMultipartUpload": "CompleteMultipartUpload"}
+        with self._events_lock:
+            self._sequencer += 1
+            sequencer = f"{time.time_ns() // 1000:014X}{self._sequencer:04X}"
+        obj: dict[str, Any] = {"key": key.name, "size": key.size, "etag": key.etag.strip('"')}
+        if key.version_id and key.version_id != "null":  # unversioned buckets send no version-id
+            obj["version-id"] = key.version_id
+        obj["sequencer"] = sequencer
+        detail = {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": obj,
+            "request-id": uuid.uuid4().hex[:16].upper(),
+            "requester": ACCOUNT,
+            "source-ip-address": "127.0.0.1",
+            "reason": reasons.get(event_name.rsplit(":", 1)[-1], "PutObject"),
+        }
+        return _envelope("Object Created", "aws.s3", f"arn:aws:s3:::{bucket}", detail)
 
     def _emit_batch_event(self, job: Any) -> None:
         self.put_event(self.batch_event(job))
@@ -533,6 +587,7 @@ class EmbeddedAWS:
             "TaskQueueArn": self.queue_arn,
             "TaskQueueFallbackArn": "",
             "LogsFunctionName": "LogsFunction",
+            "AccessPointId": LOCAL_ACCESS_POINT,
         }
 
     def _create_stack(self) -> None:
@@ -593,7 +648,17 @@ class EmbeddedAWS:
 
     def _local_pattern(self, pattern: dict[str, Any]) -> dict[str, Any]:
         detail = {k: v for k, v in pattern.get("detail", {}).items() if k != "jobQueue"}  # one local queue
-        return {**pattern, "detail": detail}
+        return self._resolve_refs({**pattern, "detail": detail})
+
+    def _resolve_refs(self, value: Any) -> Any:
+        """{Ref: Bucket} → the local bucket's name (other references stay, and match anything)."""
+        if isinstance(value, dict):
+            if set(value) == {"Ref"} and value["Ref"] in self.refs:
+                return self.refs[value["Ref"]]
+            return {k: self._resolve_refs(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._resolve_refs(v) for v in value]
+        return value
 
     def _deliver(self, name: str, event: dict[str, Any]) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,10 @@ class Project:
             for logical_id, r in self.of_type("AWS::DynamoDB::Table").items()
         ]
 
+    def buckets(self) -> dict[str, dict[str, Any]]:
+        """S3 buckets: logical id → properties."""
+        return {k: v.get("Properties") or {} for k, v in self.of_type("AWS::S3::Bucket").items()}
+
     def table_for_env(self, variable: str) -> str:
         """Logical id of the table that the functions' environment variable refers to."""
         value = self.template["Globals"]["Function"]["Environment"]["Variables"][variable]
@@ -108,7 +113,9 @@ class Project:
 
 
 def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
-    """EventBridge pattern matching for the plain forms template.yaml uses (lists of values)."""
+    """EventBridge pattern matching for the forms template.yaml uses: lists of values and the
+    ``prefix`` / ``suffix`` operators. A list holding anything else (``!Ref``, ``!If``, operators
+    not evaluated here) is not evaluated: it matches."""
     for key, expected in pattern.items():
         if key not in event:
             return False
@@ -117,7 +124,20 @@ def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
             if not isinstance(actual, dict) or not matches(expected, actual):
                 return False
         elif isinstance(expected, list):
-            plain = [e for e in expected if isinstance(e, (str, int, float, bool))]
-            if len(plain) == len(expected) and actual not in plain:
+            tests = [_value_test(e) for e in expected]
+            if all(t is not None for t in tests) and not any(t(actual) for t in tests if t is not None):
                 return False
     return True
+
+
+def _value_test(expected: Any) -> Callable[[Any], bool] | None:
+    """A test for one element of a pattern's value list, or None if it cannot be evaluated here."""
+    if isinstance(expected, (str, int, float, bool)):
+        return lambda actual: bool(actual == expected)
+    if isinstance(expected, dict) and len(expected) == 1:
+        (operator, operand), = expected.items()
+        if operator == "prefix" and isinstance(operand, str):
+            return lambda actual: isinstance(actual, str) and actual.startswith(operand)
+        if operator == "suffix" and isinstance(operand, str):
+            return lambda actual: isinstance(actual, str) and actual.endswith(operand)
+    return None

@@ -1,0 +1,222 @@
+"""The deployed shape: template.yaml transformed offline by SAM (as `sam deploy` would), then
+its resources and their wiring asserted: rules → functions, functions → EFS access point, DLQs,
+log groups, and IAM statements without wildcards except where AWS offers no resource-level
+permission."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from sam_transform import transform  # noqa: E402
+
+# Actions allowed on Resource "*", each because the AWS API has no resource-level permission.
+NO_RESOURCE_LEVEL = {
+    "batch:DescribeJobDefinitions",
+    "batch:ListJobs",
+    "batch:DescribeJobs",
+    "states:SendTaskSuccess",
+    "states:SendTaskFailure",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries",
+}
+ASYNC_FUNCTIONS = ("AdvanceFunction", "CancelFunction", "SubmitFunction")
+EFS_FUNCTIONS = ("StartFunction", "AdvanceFunction", "FinishFunction", "CancelFunction")
+
+
+@pytest.fixture(scope="module")
+def cfn() -> dict[str, Any]:
+    return transform(ROOT / "template.yaml")
+
+
+@pytest.fixture(scope="module")
+def resources(cfn: dict[str, Any]) -> dict[str, Any]:
+    return cfn["Resources"]  # type: ignore[no-any-return]
+
+
+def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {k: v for k, v in resources.items() if v["Type"] == kind}
+
+
+def rule_targets(resources: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return {k: v["Properties"]["Targets"] for k, v in of_type(resources, "AWS::Events::Rule").items()}
+
+
+def test_every_engine_resource_is_declared(resources):
+    kinds = {v["Type"] for v in resources.values()}
+    for kind in (
+        "AWS::Lambda::LayerVersion", "AWS::Lambda::Function", "AWS::StepFunctions::StateMachine",
+        "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::Events::Rule", "AWS::SQS::Queue", "AWS::Logs::LogGroup",
+        "AWS::EC2::VPC", "AWS::EC2::NatGateway", "AWS::EFS::FileSystem", "AWS::EFS::AccessPoint", "AWS::EFS::MountTarget",
+        "AWS::Batch::ComputeEnvironment", "AWS::Batch::JobQueue", "AWS::IAM::Role",
+    ):
+        assert kind in kinds, kind
+    for name in EFS_FUNCTIONS:
+        assert resources[name]["Type"] == "AWS::Lambda::Function"
+
+
+def test_tables_on_demand_with_recovery_and_ttl(resources):
+    tables = of_type(resources, "AWS::DynamoDB::Table")
+    assert set(tables) == {"RunsTable", "JobsTable"}
+    for table in tables.values():
+        props = table["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert props["TimeToLiveSpecification"]["Enabled"] is True
+
+
+def test_bucket_private_encrypted_with_eventbridge(resources):
+    props = resources["Bucket"]["Properties"]
+    assert props["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    policy = resources["BucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in str(s["Condition"]) for s in policy)
+
+
+def test_batch_rule_invokes_advance_for_our_queues_only(resources):
+    rules = of_type(resources, "AWS::Events::Rule")
+    batch_rules = [r for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.batch"]]
+    assert len(batch_rules) == 1
+    rule = batch_rules[0]["Properties"]
+    pattern = rule["EventPattern"]
+    assert pattern["detail-type"] == ["Batch Job State Change"]
+    assert set(pattern["detail"]["status"]) == {"RUNNING", "SUCCEEDED", "FAILED"}
+    queues = str(pattern["detail"]["jobQueue"])
+    assert "SpotQueue" in queues and "OnDemandQueue" in queues and "TaskQueueArn" in queues
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["AdvanceFunction", "Arn"]}
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400
+
+
+def test_execution_status_rule_invokes_cancel(resources):
+    rules = of_type(resources, "AWS::Events::Rule")
+    (rule,) = [r["Properties"] for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.states"]]
+    assert set(rule["EventPattern"]["detail"]["status"]) == {"ABORTED", "TIMED_OUT", "FAILED"}
+    assert rule["EventPattern"]["detail"]["stateMachineArn"] == [{"Ref": "RunWorkflowStateMachine"}]
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["CancelFunction", "Arn"]}
+    assert "DeadLetterConfig" in rule["Targets"][0]
+
+
+def test_s3_drop_rule_invokes_submit_for_submit_prefix(resources):
+    rules = of_type(resources, "AWS::Events::Rule")
+    (rule,) = [r["Properties"] for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.s3"]]
+    pattern = rule["EventPattern"]
+    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"]["name"] == [{"Ref": "Bucket"}]
+    assert pattern["detail"]["object"]["key"] == [{"prefix": "submit/"}]
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["SubmitFunction", "Arn"]}
+    assert "DeadLetterConfig" in rule["Targets"][0]
+    env = resources["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["STATE_MACHINE_ARN"] == {"Ref": "RunWorkflowStateMachine"}
+
+
+def test_every_rule_target_may_invoke_its_function(resources):
+    permissions = of_type(resources, "AWS::Lambda::Permission")
+    for name, targets in rule_targets(resources).items():
+        function = targets[0]["Arn"]["Fn::GetAtt"][0]
+        assert any(
+            p["Properties"]["Principal"] == "events.amazonaws.com"
+            and p["Properties"]["SourceArn"] == {"Fn::GetAtt": [name, "Arn"]}
+            and p["Properties"]["FunctionName"] == {"Ref": function}
+            for p in permissions.values()
+        ), name
+
+
+def test_async_functions_have_a_dead_letter_queue(resources):
+    for name in ASYNC_FUNCTIONS:
+        props = resources[name]["Properties"]
+        assert props["DeadLetterConfig"]["TargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}, name
+    configs = of_type(resources, "AWS::Lambda::EventInvokeConfig")
+    assert {c["Properties"]["FunctionName"]["Ref"] for c in configs.values()} >= set(ASYNC_FUNCTIONS)
+
+
+def test_efs_functions_mount_the_access_point_at_mnt_efs(resources):
+    for name in EFS_FUNCTIONS:
+        resource = resources[name]
+        (mount,) = resource["Properties"]["FileSystemConfigs"]
+        assert mount["LocalMountPath"] == "/mnt/efs"
+        arn = mount["Arn"]["Fn::If"]
+        assert arn[0] == "CreateAccessPoint" and arn[1] == {"Fn::GetAtt": ["AccessPoint", "Arn"]}
+        assert "FileSystemReady" in resource["DependsOn"]  # mount targets exist first
+        assert resource["Properties"]["VpcConfig"]["SubnetIds"]
+
+
+def test_access_point_enforces_a_non_root_user_and_owned_root(resources):
+    props = resources["AccessPoint"]["Properties"]
+    assert props["PosixUser"]["Uid"] != "0" and props["PosixUser"]["Gid"] != "0"
+    assert props["RootDirectory"]["Path"] != "/"
+    assert props["RootDirectory"]["CreationInfo"]["OwnerUid"] == props["PosixUser"]["Uid"]
+    assert resources["FileSystem"]["Properties"]["Encrypted"] is True
+
+
+def test_batch_spot_with_on_demand_fallback(resources):
+    spot = resources["SpotComputeEnvironment"]["Properties"]["ComputeResources"]
+    assert spot["Type"] == "SPOT" and spot["AllocationStrategy"] == "SPOT_CAPACITY_OPTIMIZED"
+    assert spot["MinvCpus"] == 0
+    assert resources["OnDemandComputeEnvironment"]["Properties"]["ComputeResources"]["Type"] == "EC2"
+    for name in ("SpotComputeEnvironment", "OnDemandComputeEnvironment", "SpotQueue", "OnDemandQueue", "InstanceRole"):
+        assert resources[name]["Condition"] == "CreateBatch", name
+    for name in ("Vpc", "NatGateway", "PrivateSubnetA", "PrivateSubnetB"):
+        assert resources[name]["Condition"] == "CreateNetwork", name
+    assert resources["FileSystem"]["Condition"] == "CreateFileSystem"
+    assert resources["AccessPoint"]["Condition"] == "CreateAccessPoint"
+
+
+def test_log_groups_have_retention_and_functions_use_them(resources):
+    groups = of_type(resources, "AWS::Logs::LogGroup")
+    assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
+    for name in EFS_FUNCTIONS:
+        log_group = resources[name]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert log_group in groups
+    logging = resources["RunWorkflowStateMachine"]["Properties"]["LoggingConfiguration"]
+    assert logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"] == {"Fn::GetAtt": ["StateMachineLogGroup", "Arn"]}
+
+
+def _statements(resources: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for name, role in of_type(resources, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                if isinstance(statement, dict) and "Fn::If" in statement:
+                    statement = statement["Fn::If"][1]
+                found.append((name, statement))
+    return found
+
+
+def test_iam_has_no_wildcard_actions_and_star_resources_only_where_unavoidable(resources):
+    for role, statement in _statements(resources):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert "*" not in actions and not any(a.endswith(":*") for a in actions), (role, actions)
+        resource = statement.get("Resource")
+        if resource == "*" or resource == ["*"]:
+            assert set(actions) <= NO_RESOURCE_LEVEL, (role, actions)
+
+
+def test_state_machine_definition_is_substituted(resources):
+    props = resources["RunWorkflowStateMachine"]["Properties"]
+    substitutions = props["DefinitionSubstitutions"]
+    assert substitutions["StartFunctionArn"] == {"Fn::GetAtt": ["StartFunction", "Arn"]}
+    assert substitutions["FinishFunctionArn"] == {"Fn::GetAtt": ["FinishFunction", "Arn"]}
+
+
+def test_outputs_name_what_the_cli_needs(cfn):
+    assert {"StateMachineArn", "BucketName", "RunsTableName", "JobsTableName", "TaskQueueArn", "TaskQueueFallbackArn"} <= set(cfn["Outputs"])
