@@ -38,7 +38,7 @@ NO_RESOURCE_LEVEL = {
     "xray:GetSamplingStatisticSummaries",
 }
 ASYNC_FUNCTIONS = ("AdvanceFunction", "CancelFunction", "SubmitFunction")
-EFS_FUNCTIONS = ("StartFunction", "AdvanceFunction", "FinishFunction", "CancelFunction")
+EFS_FUNCTIONS = ("StartFunction", "AdvanceFunction", "FinishFunction", "CancelFunction", "LogsFunction")
 
 
 @pytest.fixture(scope="module")
@@ -219,4 +219,4 @@ def test_state_machine_definition_is_substituted(resources):
 
 
 def test_outputs_name_what_the_cli_needs(cfn):
-    assert {"StateMachineArn", "BucketName", "RunsTableName", "JobsTableName", "TaskQueueArn", "TaskQueueFallbackArn"} <= set(cfn["Outputs"])
+    assert {"StateMachineArn", "BucketName", "RunsTableName", "JobsTableName", "TaskQueueArn", "TaskQueueFallbackArn", "LogsFunctionName"} <= set(cfn["Outputs"])
