@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from pathlib import Path
 
 from miniwdl_serverless import store
 from miniwdl_serverless.local.embedded import FakeContext
+from tests.polling import wait_for
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -28,16 +28,6 @@ task slow {
   runtime { preemptible: 2 }
 }
 """
-
-
-def wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def start_gated(embedded, tmp_path):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import threading
-import time
 from typing import Any
 
 import boto3
@@ -15,6 +14,7 @@ import pytest
 
 from miniwdl_serverless.local.embedded import LOCAL_BUCKET, FakeContext
 from miniwdl_serverless.submissions import MAX_SUBMISSION_BYTES, error_key, execution_name
+from tests.polling import wait_for
 
 HELLO = """
 version 1.0
@@ -60,16 +60,6 @@ def submit_handler(embedded, event: dict[str, Any]) -> dict[str, Any]:
 
 def read_error(s3, key: str) -> dict[str, Any]:
     return dict(json.loads(s3.get_object(Bucket=LOCAL_BUCKET, Key=error_key(key))["Body"].read()))
-
-
-def wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_a_dropped_submission_starts_one_execution_that_completes(embedded, s3, tmp_path):

@@ -86,6 +86,16 @@ task's stderr tail and log locations) and a non-zero exit (the task's exit statu
 """
 
 
+def _add_workflow_arguments(parser: argparse.ArgumentParser, workflow_help: str) -> None:
+    """The workflow and its inputs, as `miniwdl run` takes them (shared by run and submit)."""
+    parser.add_argument("wdl", metavar="WORKFLOW", help=workflow_help)
+    parser.add_argument("inputs", nargs="*", metavar="input_key=value", help="workflow inputs, as for `miniwdl run`")
+    parser.add_argument("-i", "--input", metavar="INPUT.json", help="file with Cromwell-style input JSON")
+    parser.add_argument("--empty", metavar="input_key", action="append", default=[], help="supply an empty array for this input")
+    parser.add_argument("--none", metavar="input_key", action="append", default=[], help="supply None for this optional input")
+    parser.add_argument("--task", metavar="TASK_NAME", help="run this task (instead of the workflow)")
+
+
 def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("stack")
     group.add_argument("--stack", metavar="NAME", help="CloudFormation stack name (env MINIWDL_SERVERLESS_STACK)")
@@ -94,12 +104,7 @@ def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_submit_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("wdl", metavar="WORKFLOW", help="local .wdl or miniwdl .zip, or an s3:// or https:// URI")
-    parser.add_argument("inputs", nargs="*", metavar="input_key=value", help="workflow inputs, as for `miniwdl run`")
-    parser.add_argument("-i", "--input", metavar="INPUT.json", help="file with Cromwell-style input JSON")
-    parser.add_argument("--empty", metavar="input_key", action="append", default=[], help="supply an empty array for this input")
-    parser.add_argument("--none", metavar="input_key", action="append", default=[], help="supply None for this optional input")
-    parser.add_argument("--task", metavar="TASK_NAME", help="run this task (instead of the workflow)")
+    _add_workflow_arguments(parser, "local .wdl or miniwdl .zip, or an s3:// or https:// URI")
     _add_stack_arguments(parser)
     where = parser.add_argument_group("where and how the run goes (miniwdl-aws-submit's options)")
     where.add_argument("--task-queue", metavar="QUEUE",
@@ -204,12 +209,7 @@ def parse_run_args(argv: list[str]) -> argparse.Namespace:
 
 
 def _add_run_arguments(run: argparse.ArgumentParser) -> None:
-    run.add_argument("wdl", metavar="WORKFLOW", help="WDL file (local path, https:// or s3:// URI)")
-    run.add_argument("inputs", nargs="*", metavar="input_key=value", help="workflow inputs")
-    run.add_argument("-i", "--input", metavar="INPUT.json", help="file with Cromwell-style input JSON")
-    run.add_argument("--empty", metavar="input_key", action="append", default=[], help="supply an empty array for this input")
-    run.add_argument("--none", metavar="input_key", action="append", default=[], help="supply None for this optional input")
-    run.add_argument("--task", metavar="TASK_NAME", help="run this task (instead of the workflow)")
+    _add_workflow_arguments(run, "WDL file (local path, https:// or s3:// URI)")
     run.add_argument("-d", "--dir", metavar="DIR", help="directory under which to create the timestamped run directory "
                      "(default: current directory); 'DIR/.' runs in DIR exactly")
     run.add_argument("--s3upload", metavar="s3://BUCKET/FOLDER/", help="upload outputs and logs here (embedded S3 locally)")
