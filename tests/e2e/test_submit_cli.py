@@ -9,11 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
 import pytest
+
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.xdist_group("server")
 
@@ -88,12 +89,10 @@ def latest_execution(aws) -> dict:
 
 
 def wait_until(predicate, timeout: float = 60, message: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {message}")
+    try:
+        wait_for(predicate, timeout)
+    except AssertionError:
+        raise AssertionError(f"timed out waiting for {message}") from None
 
 
 def test_submit_wait_succeeds_with_staged_zip_upload_and_tags(aws_server, tmp_path):
@@ -141,6 +140,23 @@ def test_submit_follow_failure_reports_stderr_tail_and_logs(aws_server, tmp_path
     assert error["cause"]["stderr_tail"] == "something went wrong\n"
     assert error["logs"]["workflow_log"].endswith("/workflow.log")
     assert error["logs"]["cloudwatch"]["group"] == "/aws/batch/job" and error["logs"]["cloudwatch"]["stream"]
+    assert result.stderr.rstrip().splitlines()[-1].startswith("miniwdl-serverless: RunFailed: ")
+
+
+def test_submit_follow_success_prints_outputs_and_progress(aws_server, tmp_path):
+    wdl = write_workflow(tmp_path)
+    result = cli(aws_server, "submit", str(wdl), "who=x", "n=1", "--follow", "--stack", STACK, "--dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["outputs"]["hello.lines"] == ["hello x 0"]
+    assert "calls: " in result.stderr and "submitted call-greet-0 attempt 1" in result.stderr
+
+
+def test_submit_wait_failure_exits_with_the_task_status(aws_server, tmp_path):
+    (tmp_path / "broken.wdl").write_text(FAILING)
+    result = cli(aws_server, "submit", str(tmp_path / "broken.wdl"), "--wait", "--stack", STACK, "--dir", str(tmp_path))
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == "" and "calls: " not in result.stderr  # --wait shows no progress
+    assert '"stderr_tail": "something went wrong\\n"' in result.stderr
     assert result.stderr.rstrip().splitlines()[-1].startswith("miniwdl-serverless: RunFailed: ")
 
 
