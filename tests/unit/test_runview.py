@@ -46,3 +46,11 @@ def test_status_table_and_list():
     listed = runview.format_list([{"name": "r1", "status": "SUCCEEDED", "startDate": start, "stopDate": start + timedelta(seconds=3725)}])
     assert listed.splitlines()[1].split() == ["r1", "SUCCEEDED", "2026-01-02T03:04:05+00:00", "1h02m"]
     assert runview.format_list([]) == "no runs"
+
+
+def test_large_runs_count_calls_from_the_run_counters():
+    run = {"calls_submitted": 120, "calls_succeeded": 90, "calls_failed": 1, "calls_retried": 4, "jobs_total": 10_006}
+    counts = runview.counts_from_run(run)
+    assert (counts.done, counts.running, counts.failed, counts.queued) == (90, 25, 1, 0)
+    assert runview.progress_line(counts) == "calls: 90 done, 25 running, 0 queued, 1 failed"
+    assert runview.counts_from_run({}).total == 0

@@ -230,10 +230,14 @@ class RunWatcher:
 
     def _show_progress(self) -> None:
         try:
-            jobs = [j.attribute_values for j in aws_ops.run_jobs(self.stack, self.run_id)]
+            run = aws_ops.get_run(self.stack, self.run_id)
+            if run is not None and int(run.jobs_total or 0) > runview.LARGE_RUN_JOBS:
+                counts = runview.counts_from_run(run.attribute_values)  # one read, not thousands
+            else:
+                jobs = [j.attribute_values for j in aws_ops.run_jobs(self.stack, self.run_id)]
+                counts = runview.count_calls(runview.call_rows(jobs))
         except UsageError:
             return
-        counts = runview.count_calls(runview.call_rows(jobs))
         if not counts.total:
             return
         if self.tty:

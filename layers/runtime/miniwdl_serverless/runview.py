@@ -62,6 +62,19 @@ def count_calls(rows: list[dict[str, Any]]) -> Counts:
     return Counts(tally["succeeded"], tally["running"], tally["queued"], tally["waiting"], tally["failed"])
 
 
+# Above this many jobs, --follow reads the run's counters (one item) instead of every job item.
+LARGE_RUN_JOBS = 2000
+
+
+def counts_from_run(run: dict[str, Any]) -> Counts:
+    """Approximate call counts from the run item's counters (large runs): submitted calls not yet
+    finished count as running (queued ones included); calls not yet submitted are not known
+    apart from other pending graph jobs, so they are left out."""
+    submitted, succeeded = int(run.get("calls_submitted") or 0), int(run.get("calls_succeeded") or 0)
+    failed, retried = int(run.get("calls_failed") or 0), int(run.get("calls_retried") or 0)
+    return Counts(done=succeeded, running=max(0, submitted - succeeded - failed - retried), failed=failed)
+
+
 def progress_line(counts: Counts, width: int | None = None) -> str:
     """'calls: 3 done, 2 running, 1 queued' (+ waiting/failed), with a bar when ``width`` is given."""
     text = f"calls: {counts.done} done, {counts.running} running, {counts.queued} queued"
