@@ -66,3 +66,19 @@ def test_resolve_inside_is_pure_path_logic(tmp_path):
     assert logs.resolve_inside(str(tmp_path), "a/../b.txt") == os.path.realpath(tmp_path / "b.txt")
     with pytest.raises(logs.LogsRefused):
         logs.resolve_inside(str(tmp_path), "a/../../b.txt")
+
+
+def test_a_directory_swapped_for_a_symlink_after_the_check_is_refused(embedded, run_dir, tmp_path, monkeypatch):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "stderr.txt").write_text("not yours either\n")
+    checked = logs.resolve_inside
+
+    def check_then_swap(root: str, path: str) -> str:
+        real = checked(root, path)  # the check passes on the real directory...
+        os.rename(run_dir / "call-t", run_dir / "call-t.old")  # ...then a task swaps it for a symlink
+        os.symlink(tmp_path / "elsewhere", run_dir / "call-t")
+        return real
+
+    monkeypatch.setattr(logs, "resolve_inside", check_then_swap)
+    result = invoke(embedded, run_id="logs-run-1", path="call-t/stderr.txt")
+    assert result["error"] == "Forbidden" and "data" not in result

@@ -3,7 +3,7 @@ run's directory, never anything outside it.
 
 Tasks can write anything on EFS, including symlinks out of their directory (DESIGN.md
 principle 5), so a path is resolved with realpath and must stay inside the run directory's
-own realpath; the file is then opened without following a final symlink.
+own realpath; the file is then opened component by component without following any symlink.
 """
 
 from __future__ import annotations
@@ -65,12 +65,29 @@ def resolve_inside(run_dir: str, path: str) -> str:
     return real
 
 
+def _open_beneath(root: str, relative: str) -> int:
+    """Open ``root/relative`` one component at a time, following no symlink on the way, so a
+    directory swapped for a symlink between the realpath check and the open is refused too."""
+    parts = [part for part in relative.split(os.sep) if part not in ("", ".")]
+    if not parts or ".." in parts:
+        raise IsADirectoryError(21, "not a file")
+    directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=directory)
+            os.close(directory)
+            directory = inner
+        return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=directory)
+    finally:
+        os.close(directory)
+
+
 def read_file(run_dir: str, path: str, tail_bytes: int | None = None, offset: int | None = None, max_bytes: int = MAX_BYTES) -> dict[str, Any]:
     """``{"path", "size", "offset", "next_offset", "data"}``: bytes from ``offset`` (or the last
     ``tail_bytes``, default 64 KiB when neither is given), at most ``max_bytes`` of them."""
     real = resolve_inside(run_dir, path)
     try:
-        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = _open_beneath(os.path.realpath(run_dir), os.path.relpath(real, os.path.realpath(run_dir)))
     except FileNotFoundError as exn:
         raise LogsRefused("NotFound", f"no such file in the run directory: {path}") from exn
     except OSError as exn:  # a symlink swapped in after realpath, or unreadable
