@@ -63,3 +63,35 @@ def test_ctrl_c_on_a_terminal_asks(monkeypatch, answer, cancelled):
     text = err.getvalue()
     assert ("cancelled run r1 (2 Batch jobs terminated)" in text) == cancelled
     assert ("run r1 keeps running" in text) != cancelled
+
+
+def test_large_runs_show_progress_from_the_run_counters(monkeypatch):
+    run = type("Run", (), {"jobs_total": 10_006, "attribute_values": {"calls_submitted": 50, "calls_succeeded": 20}})()
+    monkeypatch.setattr(remote.aws_ops, "get_run", lambda stack, run_id: run)
+    monkeypatch.setattr(remote.aws_ops, "run_jobs", lambda stack, run_id: pytest.fail("read every job of a large run"))
+    err = io.StringIO()
+    watcher = remote.RunWatcher(None, Stack("arn:aws:states:us-east-1:1:stateMachine:s"), "r", follow=True, err=err)  # type: ignore[arg-type]
+    watcher._show_progress()
+    assert err.getvalue() == "calls: 20 done, 30 running, 0 queued\n"
+
+
+@pytest.mark.parametrize(
+    "outputs, s3upload, problem",
+    [
+        ({"UploadBuckets": "stack-bucket,"}, "s3://stack-bucket/results/", None),
+        ({"UploadBuckets": "stack-bucket,shared-results"}, "s3://shared-results/x", None),
+        ({"UploadBuckets": "stack-bucket,"}, "s3://elsewhere/results/", "may not write to bucket elsewhere"),
+        ({}, "s3://elsewhere/results/", None),  # a stack without the output: not checked
+    ],
+)
+def test_s3upload_bucket_must_be_writable_by_the_stack(outputs, s3upload, problem):
+    from miniwdl_serverless.submit import UsageError
+
+    stack = Stack("arn:aws:states:us-east-1:1:stateMachine:s", name="st", outputs=outputs)
+    stack._function_env = {}
+    settings = argparse.Namespace(task_queue=None, task_queue_fallback=None, fsap=None, dir=None, s3upload=s3upload)
+    if problem is None:
+        remote._check_against_stack(settings, stack, None)  # type: ignore[arg-type]
+    else:
+        with pytest.raises(UsageError, match=problem):
+            remote._check_against_stack(settings, stack, None)  # type: ignore[arg-type]

@@ -43,6 +43,12 @@ class Stack:
             logs_function=outputs.get("LogsFunctionName") or None, outputs=outputs,
         )
 
+    def upload_buckets(self) -> set[str] | None:
+        """Buckets the stack's finish function may write (its UploadBuckets output); None if unknown."""
+        if "UploadBuckets" not in self.outputs:
+            return None
+        return {name.strip() for name in self.outputs["UploadBuckets"].split(",") if name.strip()}
+
     def require(self, attribute: str, what: str) -> str:
         value = getattr(self, attribute)
         if not value:

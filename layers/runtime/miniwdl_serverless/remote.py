@@ -136,6 +136,13 @@ def _check_against_stack(settings: Any, stack: Stack, clients: Clients) -> None:
     root = env.get("MSLS_EFS_ROOT")
     if settings.dir and root and not (settings.dir + "/").startswith(root.rstrip("/") + "/"):
         raise UsageError(f"--dir {settings.dir} is not on the stack's file system (mounted at {root})")
+    writable = stack.upload_buckets()
+    bucket = settings.s3upload[len("s3://") :].split("/", 1)[0] if settings.s3upload else None
+    if bucket and writable is not None and bucket not in writable:
+        raise UsageError(
+            f"--s3upload: the stack may not write to bucket {bucket} (it writes {', '.join(sorted(writable))}; "
+            "add the bucket to the stack's UploadBucketNames parameter)"
+        )
 
 
 # ---- waiting and following -----------------------------------------------------------------
@@ -231,6 +238,9 @@ class RunWatcher:
     def _show_progress(self) -> None:
         try:
             run = aws_ops.get_run(self.stack, self.run_id)
+        except UsageError:
+            run = None
+        try:
             if run is not None and int(run.jobs_total or 0) > runview.LARGE_RUN_JOBS:
                 counts = runview.counts_from_run(run.attribute_values)  # one read, not thousands
             else:
