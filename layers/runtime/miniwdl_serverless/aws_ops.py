@@ -143,10 +143,9 @@ def start_execution(clients: Clients, stack: Stack, name: str, execution_input: 
 
 def execution_arn(stack: Stack, run: str) -> str:
     """A run id (the execution name) or an execution ARN, as an execution ARN."""
-    if run.startswith("arn:"):
-        return run
-    prefix, _, machine = stack.state_machine_arn.rpartition(":stateMachine:")
-    return f"{prefix}:execution:{machine}:{run}"
+    from .submissions import execution_arn as arn_of
+
+    return run if run.startswith("arn:") else arn_of(stack.state_machine_arn, run)
 
 
 def run_id_of(run: str) -> str:
@@ -193,6 +192,11 @@ def get_run(stack: Stack, run_id: str) -> Any | None:
         return store.get_run(run_id)
     except store.RunModel.DoesNotExist:
         return None
+
+
+def get_job(stack: Stack, run_id: str, job_id: str) -> Any | None:
+    """One job's item (one read, however large the run)."""
+    return _store(stack).get_job(run_id, job_id)
 
 
 def run_jobs(stack: Stack, run_id: str) -> list[Any]:

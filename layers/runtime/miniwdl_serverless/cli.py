@@ -226,9 +226,11 @@ def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
     import WDL
     import WDL.CLI
 
+    from .submit import quiet_logger
+
     wdl = args.wdl if "://" in args.wdl else os.path.abspath(args.wdl)
     doc = WDL.load(wdl, read_source=WDL.CLI.make_read_source(False))
-    cfg = WDL.runtime.config.Loader(_quiet_logger())
+    cfg = WDL.runtime.config.Loader(quiet_logger())
     target, _, input_json = WDL.CLI.runner_input(
         doc, args.inputs, args.input, args.empty, args.none, task=args.task,
         downloadable=lambda uri, directory: WDL.runtime.download.able(cfg, uri, directory=directory), root="/",
@@ -277,27 +279,15 @@ def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = Tru
     progress = Progress(arn.rsplit(":", 1)[-1], enabled=show_progress and sys.stderr is not None)
     description = aws.wait(arn, progress.show)
     progress.done()
+    from . import runview
+
     if description["status"] == "SUCCEEDED":
-        result = json.loads(description.get("output") or "{}")
-        report = {"dir": result.get("dir"), "outputs": result.get("outputs", {})}
-        if result.get("s3upload"):
-            report["s3upload"] = result["s3upload"]
-        print(json.dumps(report, indent=2))
+        print(json.dumps(runview.success_report(description), indent=2))
         return 0
-    return _report_failure(description)
-
-
-def _report_failure(description: dict[str, Any]) -> int:
-    error, cause = description.get("error") or "RunFailed", description.get("cause") or ""
-    try:
-        info = json.loads(cause)
-    except ValueError:
-        info = {"error": error, "message": cause}
+    error, info = runview.failure_info(description)
     print(json.dumps(info, indent=2), file=sys.stderr)
-    message = info.get("message") or (info.get("cause") or {}).get("message") or error
-    print(f"miniwdl-serverless: {error}: {message}", file=sys.stderr)
-    status = (info.get("cause") or {}).get("exit_status") or info.get("exit_status")
-    return int(status) if isinstance(status, int) and 0 < status < 256 else 2
+    print(runview.failure_line(error, info), file=sys.stderr)
+    return runview.failure_exit_status(info)
 
 
 def _input_error(exn: Exception) -> int:
@@ -316,14 +306,6 @@ def _create_upload_bucket(uri: str) -> None:
         boto3.client("s3").create_bucket(Bucket=bucket)
     except Exception:
         pass
-
-
-def _quiet_logger() -> Any:
-    import logging
-
-    logger = logging.getLogger("miniwdl_serverless.cli")
-    logger.setLevel(logging.WARNING)
-    return logger
 
 
 class Progress:

@@ -138,7 +138,7 @@ def services() -> Services:
     """AWS clients and adapters, created once per Lambda container."""
     return Services(
         batch=adapter_from_environment(boto3.client("batch")),
-        sfn=boto3.client("stepfunctions"),
+        sfn=sfn_client(),
         default_queue=os.environ.get("TASK_QUEUE") or None,
         default_fallback_queue=os.environ.get("TASK_QUEUE_FALLBACK") or None,
         metric=count_metric,

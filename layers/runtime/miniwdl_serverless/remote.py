@@ -269,40 +269,23 @@ class RunWatcher:
 
     def _report(self, description: dict[str, Any]) -> int:
         if description["status"] == "SUCCEEDED":
-            result = json.loads(description.get("output") or "{}")
-            report = {"dir": result.get("dir"), "outputs": result.get("outputs", {})}
-            if result.get("s3upload"):
-                report["s3upload"] = result["s3upload"]
-            print(json.dumps(report, indent=2), file=self.out)
+            print(json.dumps(runview.success_report(description), indent=2), file=self.out)
             return 0
-        return self._report_failure(description)
-
-    def _report_failure(self, description: dict[str, Any]) -> int:
-        status = description["status"]
-        error = description.get("error") or ("RunCancelled" if status == "ABORTED" else "RunFailed")
-        cause = description.get("cause") or ""
-        try:
-            info = json.loads(cause)
-        except ValueError:
-            info = {"error": error, "message": cause or f"the execution ended {status}"}
-        if not isinstance(info, dict):
-            info = {"error": error, "message": str(info)}
+        error, info = runview.failure_info(description)
         try:
             self._add_log_locations(info)
         except Exception:  # noqa: S110 (the error JSON stands without them)
             pass
         print(json.dumps(info, indent=2), file=self.err)
-        message = info.get("message") or (info.get("cause") or {}).get("message") or error
-        print(f"miniwdl-serverless: {error}: {message}", file=self.err)
-        exit_status = (info.get("cause") or {}).get("exit_status") or info.get("exit_status")
-        return int(exit_status) if isinstance(exit_status, int) and 0 < exit_status < 256 else 2
+        print(runview.failure_line(error, info), file=self.err)
+        return runview.failure_exit_status(info)
 
     def _add_log_locations(self, info: dict[str, Any]) -> None:
         """The failed task's stderr tail and where its logs are (EFS files, CloudWatch stream)."""
         run_dir = info.get("dir")
         try:
             run = aws_ops.get_run(self.stack, self.run_id)
-        except (UsageError, Exception):
+        except Exception:
             run = None
         if run is not None and run.run_dir:
             run_dir = str(run.run_dir)
@@ -323,10 +306,9 @@ class RunWatcher:
                     cause["stderr_tail"] = tail["data"]
             if job_id:
                 try:
-                    jobs = {j.job_id: j for j in aws_ops.run_jobs(self.stack, self.run_id)}
+                    job = aws_ops.get_job(self.stack, self.run_id, job_id)
                 except Exception:
-                    jobs = {}
-                job = jobs.get(job_id)
+                    job = None
                 if job is not None and job.log_stream:
                     logs["cloudwatch"] = {"group": aws_ops.BATCH_LOG_GROUP, "stream": job.log_stream}
                 if job is not None and job.batch_job_id:
@@ -388,12 +370,12 @@ def _print_chunk(result: dict[str, Any], offset: int | None) -> int | None:
 
 
 def _find_call(stack: Stack, run_id: str, call: str) -> Any:
-    jobs = {j.job_id: j for j in aws_ops.run_jobs(stack, run_id)}
     candidates = [call, "/".join(p if p.startswith("call-") else "call-" + p for p in call.split("/"))]
-    for candidate in candidates:
-        if candidate in jobs and runview.is_call(candidate):
-            return jobs[candidate]
-    calls = sorted(j for j in jobs if runview.is_call(j))
+    for candidate in dict.fromkeys(candidates):
+        job = aws_ops.get_job(stack, run_id, candidate) if runview.is_call(candidate) else None
+        if job is not None:
+            return job
+    calls = sorted(j.job_id for j in aws_ops.run_jobs(stack, run_id) if runview.is_call(j.job_id))
     raise UsageError(f"run {run_id} has no call {call!r}" + (f"; its calls: {', '.join(calls[:20])}" if calls else ""))
 
 
@@ -442,7 +424,7 @@ def list_runs(args: argparse.Namespace, clients: Clients) -> int:
     if args.json:
         print(json.dumps([
             {"run_id": e["name"], "status": e["status"], "execution_arn": e["executionArn"],
-             "started": runview._iso(e.get("startDate")), "stopped": runview._iso(e.get("stopDate"))}
+             "started": runview.iso(e.get("startDate")), "stopped": runview.iso(e.get("stopDate"))}
             for e in executions
         ], indent=2))
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -112,8 +113,8 @@ def status_report(execution: dict[str, Any], run: dict[str, Any] | None, rows: l
         "run_id": execution.get("name"),
         "execution_arn": execution.get("executionArn"),
         "status": execution.get("status"),
-        "started": _iso(execution.get("startDate")),
-        "stopped": _iso(execution.get("stopDate")),
+        "started": iso(execution.get("startDate")),
+        "stopped": iso(execution.get("stopDate")),
     }
     if run:
         report.update({
@@ -152,11 +153,48 @@ def format_list(executions: list[dict[str, Any]]) -> str:
     for e in executions:
         started, stopped = e.get("startDate"), e.get("stopDate")
         duration = (stopped - started).total_seconds() if isinstance(started, datetime) and isinstance(stopped, datetime) else None
-        rows.append([e["name"], e["status"], _iso(started) or "-", format_duration(duration)])
+        rows.append([e["name"], e["status"], iso(started) or "-", format_duration(duration)])
     return table(["RUN", "STATUS", "STARTED", "DURATION"], rows)
 
 
-def _iso(value: Any) -> str | None:
+def iso(value: Any) -> str | None:
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
     return str(value) if value else None
+
+
+# ---- a finished execution, printed like `miniwdl run` (local `run` and `submit --wait`) --------
+
+
+def success_report(description: dict[str, Any]) -> dict[str, Any]:
+    """stdout of a succeeded run: {"dir", "outputs"} (+ "s3upload")."""
+    result = json.loads(description.get("output") or "{}")
+    report = {"dir": result.get("dir"), "outputs": result.get("outputs", {})}
+    if result.get("s3upload"):
+        report["s3upload"] = result["s3upload"]
+    return report
+
+
+def failure_info(description: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(error name, miniwdl's error JSON) of a run that did not succeed."""
+    status = description["status"]
+    error = description.get("error") or ("RunCancelled" if status == "ABORTED" else "RunFailed")
+    cause = description.get("cause") or ""
+    try:
+        info = json.loads(cause)
+    except ValueError:
+        info = {"error": error, "message": cause or f"the execution ended {status}"}
+    if not isinstance(info, dict):
+        info = {"error": error, "message": str(info)}
+    return error, info
+
+
+def failure_line(error: str, info: dict[str, Any]) -> str:
+    message = info.get("message") or (info.get("cause") or {}).get("message") or error
+    return f"miniwdl-serverless: {error}: {message}"
+
+
+def failure_exit_status(info: dict[str, Any]) -> int:
+    """The failed task's exit status, as `miniwdl run` exits; else 2."""
+    status = (info.get("cause") or {}).get("exit_status") or info.get("exit_status")
+    return int(status) if isinstance(status, int) and 0 < status < 256 else 2

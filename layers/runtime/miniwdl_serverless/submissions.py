@@ -101,6 +101,12 @@ def execution_name(bucket: str, key: str, version_id: str | None, etag: str | No
     return f"{stem}-{digest}"
 
 
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of the execution ``name`` of a (standard) state machine."""
+    prefix, _, machine = state_machine_arn.rpartition(":stateMachine:")
+    return f"{prefix}:execution:{machine}:{name}"
+
+
 def error_key(key: str) -> str:
     """errors/<key without submit/>.error.json"""
     relative = key[len(SUBMIT_PREFIX) :] if key.startswith(SUBMIT_PREFIX) else key
@@ -231,11 +237,8 @@ class StepFunctionsExecutions:
         self.sfn = sfn
         self.state_machine_arn = state_machine_arn
 
-    def execution_arn(self, name: str) -> str:
-        return self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
-
     def start(self, name: str, execution_input: str) -> tuple[str, bool]:
-        arn = self.execution_arn(name)
+        arn = execution_arn(self.state_machine_arn, name)
         try:  # a standard workflow's StartExecution succeeds again for a *running* same-named one
             self.sfn.describe_execution(executionArn=arn)
             return arn, False

@@ -218,7 +218,7 @@ def load_workflow(workflow: str) -> LoadedWorkflow:
     doc, _ = fetch_and_load(path, None)
     with tempfile.TemporaryDirectory(prefix="msls_submit_") as tmp:
         archive = os.path.join(tmp, os.path.basename(path) + ".zip")
-        WDL.Zip.build(doc, archive, _quiet_logger(), meta={"miniwdl_serverless": True})
+        WDL.Zip.build(doc, archive, quiet_logger(), meta={"miniwdl_serverless": True})
         with open(archive, "rb") as infile:
             return LoadedWorkflow(doc, "", infile.read())
 
@@ -284,7 +284,7 @@ def execution_input(settings: SubmitSettings, workflow_uri: str, inputs: dict[st
     return data
 
 
-def _quiet_logger() -> logging.Logger:
+def quiet_logger() -> logging.Logger:
     logger = logging.getLogger("miniwdl_serverless.submit")
     logger.setLevel(logging.WARNING)
     return logger

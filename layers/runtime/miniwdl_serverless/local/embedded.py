@@ -7,6 +7,7 @@ moto internals are patched here and only here (moto is pinned; see local-test-st
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import json
@@ -465,7 +466,7 @@ class EmbeddedAWS:
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             self.handlers[function.logical_id] = getattr(module, attribute)
-            self.patterns[function.logical_id] = function.event_patterns
+            self.patterns[function.logical_id] = [self._local_pattern(p) for p in function.event_patterns]
             awslambda.create_function(
                 FunctionName=function.logical_id, Runtime="python3.11", Role=role, Handler=function.handler,
                 Code={"ZipFile": archive.getvalue()},
@@ -544,13 +545,17 @@ class EmbeddedAWS:
     def _emit_batch_event(self, job: Any) -> None:
         self.put_event(self.batch_event(job))
 
+    @functools.cached_property
+    def _logs_client(self) -> Any:  # one client for every finished job (boto3 clients are thread-safe)
+        import boto3
+
+        return boto3.client("logs")
+
     def _batch_log(self, job: Any, output: bytes) -> None:
         """A finished job's output in CloudWatch Logs, where the awslogs driver puts it."""
         if self.closing or not job.log_stream_name:
             return
-        import boto3
-
-        logs = boto3.client("logs")
+        logs = self._logs_client
         try:
             logs.create_log_stream(logGroupName=BATCH_LOG_GROUP, logStreamName=job.log_stream_name)
         except logs.exceptions.ResourceAlreadyExistsException:
@@ -641,7 +646,7 @@ class EmbeddedAWS:
             return
         self.sent.append(event)
         for name, patterns in self.patterns.items():
-            if any(matches(self._local_pattern(p), event) for p in patterns):
+            if any(matches(p, event) for p in patterns):
                 with self._events_lock:
                     self._pending_events += 1
                 self.event_pool.submit(self._deliver, name, event)
