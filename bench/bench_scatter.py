@@ -19,7 +19,7 @@ from pathlib import Path
 
 from moto.core.botocore_stubber import BotocoreStubber
 
-from miniwdl_serverless import cli
+from miniwdl_serverless.cli import main as cli
 from miniwdl_serverless.local.embedded import EmbeddedAWS
 
 WDL = Path(__file__).resolve().parents[1] / "tests" / "e2e" / "data" / "scatter_square.wdl"

@@ -26,7 +26,7 @@ def embedded():
 @pytest.fixture
 def run_cli(embedded, capsys, monkeypatch):
     """Run `miniwdl-serverless run ARGS...` in process (in ``cwd``); returns (exit code, stdout, stderr)."""
-    from miniwdl_serverless import cli
+    from miniwdl_serverless.cli import main as cli
 
     def run(args: list[str], cwd: str | None = None) -> tuple[int, str, str]:
         if cwd:

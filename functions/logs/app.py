@@ -5,8 +5,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from miniwdl_serverless.controller.logs import read_run_file
 from miniwdl_serverless.lambda_support import logger, metrics, tracer
-from miniwdl_serverless.logs import read_run_file
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -3,6 +3,7 @@ execution, named after the object version; an invalid one starts nothing and get
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from miniwdl_serverless.controller.submit import SubmittedObject, handle_submission
 from miniwdl_serverless.lambda_support import (
     S3ObjectCreated,
     count_metric,
@@ -10,7 +11,6 @@ from miniwdl_serverless.lambda_support import (
     logger,
     submission_adapters,
 )
-from miniwdl_serverless.submissions import SubmittedObject, handle_submission
 
 METRICS = {"started": "SubmissionsStarted", "rejected": "SubmissionsRejected", "duplicate": "SubmissionsDuplicate"}
 

@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from miniwdl_serverless import logs, store
+from miniwdl_serverless import store
+from miniwdl_serverless.controller import logs
 from miniwdl_serverless.local.embedded import FakeContext
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import boto3
 import pytest
 
+from miniwdl_serverless.controller.submit import MAX_SUBMISSION_BYTES, error_key, execution_name
 from miniwdl_serverless.local.embedded import LOCAL_BUCKET, FakeContext
-from miniwdl_serverless.submissions import MAX_SUBMISSION_BYTES, error_key, execution_name
 from tests.polling import wait_for
 
 HELLO = """

@@ -10,7 +10,7 @@ from typing import Any
 import WDL
 from WDL import Env, Tree, Value
 
-from miniwdl_serverless import graph
+from miniwdl_serverless.core import planner
 
 TaskRunner = Callable[[Tree.Task, Env.Bindings[Value.Base]], dict[str, Any]]
 
@@ -22,11 +22,11 @@ def run(doc: WDL.Document, inputs: dict[str, Any], run_task: TaskRunner, run_dir
     assert workflow is not None
     env = WDL.values_from_json(inputs, workflow.available_inputs, workflow.required_inputs)
     jobs: dict[str, dict[str, Any]] = {}
-    scopes: dict[str, graph.Scope] = {"": graph.Scope(workflow, env)}
-    allow = graph.PathAllowlist(run_dir, [])
+    scopes: dict[str, planner.Scope] = {"": planner.Scope(workflow, env)}
+    allow = planner.PathAllowlist(run_dir, [])
     final: dict[str, Any] = {}
 
-    def add(scope_id: str, specs: list[graph.JobSpec]) -> list[str]:
+    def add(scope_id: str, specs: list[planner.JobSpec]) -> list[str]:
         prefix = scope_id + "/" if scope_id else ""
         for spec in specs:
             jid = prefix + spec.id
@@ -55,7 +55,7 @@ def run(doc: WDL.Document, inputs: dict[str, Any], run_task: TaskRunner, run_dir
                 ready.append(dep)
         return ready
 
-    work = add("", graph.initial_jobs(scopes[""]))
+    work = add("", planner.initial_jobs(scopes[""]))
     while work:
         jid = work.pop()
         job = jobs[jid]
@@ -66,24 +66,24 @@ def run(doc: WDL.Document, inputs: dict[str, Any], run_task: TaskRunner, run_dir
         for dep in spec.deps:
             dep_job = jobs[prefix + dep]
             assert dep_job["status"] == "done", f"{jid} ran before its dependency {dep}"
-            dep_outputs[dep] = graph.values_from_json(graph.output_types(scope, dep_job["spec"].node_id), dep_job["outputs"])
-        evaluation = graph.evaluate(cfg, scope, run_dir, allow, spec.id, spec.node_id, spec.deps, spec.scatter_stack, dep_outputs)
+            dep_outputs[dep] = planner.values_from_json(planner.output_types(scope, dep_job["spec"].node_id), dep_job["outputs"])
+        evaluation = planner.evaluate(cfg, scope, run_dir, allow, spec.id, spec.node_id, spec.deps, spec.scatter_stack, dep_outputs)
         if evaluation.call is not None:
             callee = evaluation.call.callee
             name = scope.node(spec.node_id).name
             if isinstance(callee, Tree.Workflow):
-                child = graph.Scope(callee, evaluation.call.inputs, prefix=jid)
+                child = planner.Scope(callee, evaluation.call.inputs, prefix=jid)
                 scopes[jid] = child
                 job["status"] = "running"
-                work += add(jid, graph.initial_jobs(child))
+                work += add(jid, planner.initial_jobs(child))
                 continue
             outputs = {f"{name}.{k}": v for k, v in run_task(callee, evaluation.call.inputs).items()}
             work += complete(jid, outputs)
             continue
         work += add(scope_id, evaluation.new_jobs)
-        outputs = graph.values_to_json(evaluation.outputs)
+        outputs = planner.values_to_json(evaluation.outputs)
         work += complete(jid, outputs)
-        if spec.id == graph.OUTPUTS:
+        if spec.id == planner.OUTPUTS:
             if not scope_id:
                 final = {f"{workflow.name}.{k}": v for k, v in outputs.items()}
             else:

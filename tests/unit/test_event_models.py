@@ -171,7 +171,7 @@ def test_start_payload_parses() -> None:
 
 
 def test_start_payload_input_is_a_valid_run() -> None:
-    from miniwdl_serverless.options import parse_run_options
+    from miniwdl_serverless.core.options import parse_run_options
 
     options = parse_run_options(load("start_payload.json")["input"])
     assert options.s3upload == "s3://my-results-bucket/runs/"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import WDL
 
-from miniwdl_serverless import graph
-from miniwdl_serverless.wdl_source import fetch_and_load
+from miniwdl_serverless.core import planner
+from miniwdl_serverless.core.wdl_source import fetch_and_load
 
 from .planner_sim import run
 
@@ -102,11 +102,11 @@ workflow w {
 }
 task t { input { Int x } command {} output { Int y = x * 2 } }
 """)
-    scope = graph.Scope(doc.workflow, WDL.Env.Bindings())
+    scope = planner.Scope(doc.workflow, WDL.Env.Bindings())
     cfg = WDL.runtime.config.Loader(__import__("logging").getLogger("t"))
-    scatter = next(s for s in graph.initial_jobs(scope) if s.id.startswith("scatter-"))
+    scatter = next(s for s in planner.initial_jobs(scope) if s.id.startswith("scatter-"))
     assert scatter.deps == []  # a section only waits for its expression's inputs
-    evaluation = graph.evaluate(cfg, scope, "/tmp/r", graph.PathAllowlist("/tmp/r", []), scatter.id, scatter.node_id, [], [], {})
+    evaluation = planner.evaluate(cfg, scope, "/tmp/r", planner.PathAllowlist("/tmp/r", []), scatter.id, scatter.node_id, [], [], {})
     shards = [j for j in evaluation.new_jobs if j.node_id == "call-t"]
     assert [s.external for s in shards] == [["call-slow"], ["call-slow"]]
     assert run(doc, {}, double) == {"w.ys": [6, 8]}
@@ -122,10 +122,10 @@ workflow w {{
 }}
 task t {{ input {{ Int x }} command {{}} output {{ Int y = x * 2 }} }}
 """)
-    scope = graph.Scope(doc.workflow, WDL.Env.Bindings())
+    scope = planner.Scope(doc.workflow, WDL.Env.Bindings())
     cfg = WDL.runtime.config.Loader(__import__("logging").getLogger("t"))
-    scatter = next(s for s in graph.initial_jobs(scope) if s.id.startswith("scatter-"))
-    decl = graph.evaluate(cfg, scope, "/tmp/r", graph.PathAllowlist("/tmp/r", []), scatter.id, scatter.node_id, [], [], {})
+    scatter = next(s for s in planner.initial_jobs(scope) if s.id.startswith("scatter-"))
+    decl = planner.evaluate(cfg, scope, "/tmp/r", planner.PathAllowlist("/tmp/r", []), scatter.id, scatter.node_id, [], [], {})
     shards = [j for j in decl.new_jobs if j.node_id == "call-t"]
     assert len(shards) == width
     assert all(j.dependents == ["gather-call-t"] and j.pending == 0 for j in shards)
@@ -133,17 +133,17 @@ task t {{ input {{ Int x }} command {{}} output {{ Int y = x * 2 }} }}
 
 def test_job_ids_are_miniwdls():
     doc = load(NESTED)
-    ids = {s.id for s in graph.initial_jobs(graph.Scope(doc.workflow, WDL.Env.Bindings()))}
+    ids = {s.id for s in planner.initial_jobs(planner.Scope(doc.workflow, WDL.Env.Bindings()))}
     assert {"decl-offset", "output-ys", "outputs"} <= ids
     assert any(i.startswith("scatter-L") for i in ids)
 
 
 def test_call_dir_layout():
-    assert graph.call_dir("/efs/run", "call-t-2") == "/efs/run/call-t-2"
-    assert graph.call_dir("/efs/run", "call-sub-0/call-t") == "/efs/run/call-sub-0/call-t"
+    assert planner.call_dir("/efs/run", "call-t-2") == "/efs/run/call-t-2"
+    assert planner.call_dir("/efs/run", "call-sub-0/call-t") == "/efs/run/call-sub-0/call-t"
 
 
 def test_values_with_nulls_in_non_optional_types_round_trip():
     pair_type = WDL.Type.Pair(WDL.Type.File(), WDL.Type.File())
-    value = graph.value_from_json(WDL.Type.Map((WDL.Type.String(), pair_type)), {"a": {"left": None, "right": None}})
+    value = planner.value_from_json(WDL.Type.Map((WDL.Type.String(), pair_type)), {"a": {"left": None, "right": None}})
     assert value.json == {"a": {"left": None, "right": None}}

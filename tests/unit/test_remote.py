@@ -9,8 +9,8 @@ import io
 import pytest
 from botocore.exceptions import ClientError
 
-from miniwdl_serverless import remote
-from miniwdl_serverless.aws_ops import Stack
+from miniwdl_serverless.cli import remote
+from miniwdl_serverless.cli.stack import Stack
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_large_runs_show_progress_from_the_run_counters(monkeypatch):
     ],
 )
 def test_s3upload_bucket_must_be_writable_by_the_stack(outputs, s3upload, problem):
-    from miniwdl_serverless.submit import UsageError
+    from miniwdl_serverless.cli.submit import UsageError
 
     stack = Stack("arn:aws:states:us-east-1:1:stateMachine:s", name="st", outputs=outputs)
     stack._function_env = {}

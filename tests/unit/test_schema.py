@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from miniwdl_serverless.errors import BadSubmission
-from miniwdl_serverless.options import (
+from miniwdl_serverless.core.errors import BadSubmission
+from miniwdl_serverless.core.options import (
     RunOptions,
     execution_input_schema,
     parse_run_options,

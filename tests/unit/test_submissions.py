@@ -11,9 +11,7 @@ from typing import Any
 
 import pytest
 
-from miniwdl_serverless.lambda_support import S3ObjectCreated
-from miniwdl_serverless.local.project import Project, matches
-from miniwdl_serverless.submissions import (
+from miniwdl_serverless.controller.submit import (
     MAX_SUBMISSION_BYTES,
     Rejected,
     SubmittedObject,
@@ -25,6 +23,8 @@ from miniwdl_serverless.submissions import (
     key_from_notification_record,
     parse_submission,
 )
+from miniwdl_serverless.lambda_support import S3ObjectCreated
+from miniwdl_serverless.local.project import Project, matches
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 NOW = datetime(2026, 11, 26, 14, 0, tzinfo=timezone.utc)

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from miniwdl_serverless import submit
-from miniwdl_serverless.cli import parse_remote_args
-from miniwdl_serverless.options import parse_run_options
-from miniwdl_serverless.submit import UsageError, resolve_settings
+from miniwdl_serverless.cli import submit
+from miniwdl_serverless.cli.main import parse_remote_args
+from miniwdl_serverless.cli.submit import UsageError, resolve_settings
+from miniwdl_serverless.core.options import parse_run_options
 
 
 def args(*argv: str) -> argparse.Namespace:

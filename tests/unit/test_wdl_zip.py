@@ -11,8 +11,8 @@ import pytest
 import WDL
 import WDL.Zip
 
-from miniwdl_serverless.errors import RunError
-from miniwdl_serverless.wdl_source import fetch_and_load, load_document
+from miniwdl_serverless.core.errors import RunError
+from miniwdl_serverless.core.wdl_source import fetch_and_load, load_document
 
 
 def make_zip(tmp_path):

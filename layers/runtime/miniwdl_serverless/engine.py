@@ -20,8 +20,8 @@ from typing import Any
 import WDL
 from WDL import Env, Tree, Value
 
-from . import graph, spill, store, task_call
-from .batch import (
+from miniwdl_serverless import spill, store, task_call
+from miniwdl_serverless.batch import (
     DEFAULT_IMAGE,
     TAG_ATTEMPT,
     TAG_JOB,
@@ -30,9 +30,10 @@ from .batch import (
     job_name,
     resources_for,
 )
-from .errors import RunError, as_run_error, describe_exception
-from .options import RunOptions, parse_run_options
-from .wdl_source import SourceBundle, fetch_and_load, load_document
+from miniwdl_serverless.core import planner
+from miniwdl_serverless.core.errors import RunError, as_run_error, describe_exception
+from miniwdl_serverless.core.options import RunOptions, parse_run_options
+from miniwdl_serverless.core.wdl_source import SourceBundle, fetch_and_load, load_document
 
 log = logging.getLogger("miniwdl_serverless.engine")
 INTERRUPTION = re.compile(r"Host EC2 .*terminated", re.IGNORECASE)
@@ -68,8 +69,8 @@ class RunContext:
     cfg: WDL.runtime.config.Loader
     doc: WDL.Document
     services: Services
-    scopes: dict[str, graph.Scope] = field(default_factory=dict)
-    allowlist: graph.PathAllowlist | None = None
+    scopes: dict[str, planner.Scope] = field(default_factory=dict)
+    allowlist: planner.PathAllowlist | None = None
 
     @property
     def run_id(self) -> str:
@@ -85,26 +86,26 @@ class RunContext:
         assert self.doc.workflow is not None
         return self.doc.workflow
 
-    def scope(self, prefix: str, call_path: list[str]) -> graph.Scope:
+    def scope(self, prefix: str, call_path: list[str]) -> planner.Scope:
         if prefix not in self.scopes:
             if not prefix:
                 target = self.target()
                 inputs = _inputs_from_json(target, spill.load(self.run.inputs))
-                self.scopes[prefix] = graph.Scope(target, inputs)
+                self.scopes[prefix] = planner.Scope(target, inputs)
             else:
-                workflow = graph.workflow_at(self.doc, call_path)
+                workflow = planner.workflow_at(self.doc, call_path)
                 parent = store.get_job(self.run_id, prefix)
                 assert parent is not None and parent.call_inputs is not None
                 inputs = WDL.values_from_json(spill.load(parent.call_inputs), workflow.available_inputs)
-                self.scopes[prefix] = graph.Scope(workflow, inputs, prefix=prefix)
+                self.scopes[prefix] = planner.Scope(workflow, inputs, prefix=prefix)
         return self.scopes[prefix]
 
-    def paths_allowed(self) -> graph.PathAllowlist:
+    def paths_allowed(self) -> planner.PathAllowlist:
         if self.allowlist is None:
             top = self.scope("", [])
             paths: set[str] = set()
             Value.rewrite_env_paths(top.inputs, lambda v: paths.add(v.value) or v.value)  # type: ignore[func-returns-value]
-            self.allowlist = graph.PathAllowlist(self.run_dir, paths)
+            self.allowlist = planner.PathAllowlist(self.run_dir, paths)
         return self.allowlist
 
     def log(self, message: str) -> None:
@@ -189,7 +190,7 @@ def start_run(execution_input: Any, task_token: str, execution_arn: str, started
     ctx = load_context(run, services)
     ctx.log(f"run {run_id} started: {options.workflow or '(inline source)'}")
     store.set_run_status(run, store.RUN_RUNNING, [store.RUN_PLANNING])
-    ready = _create_jobs(ctx, "", [], graph.initial_jobs(ctx.scope("", [])), claimant="start")
+    ready = _create_jobs(ctx, "", [], planner.initial_jobs(ctx.scope("", [])), claimant="start")
     _drive(ctx, "start", ready)
     return {"run_id": run_id, "dir": run_dir}
 
@@ -274,7 +275,7 @@ def _fail_unplanned_run(run_id: str, execution_arn: str, token: str, execution_i
     _send_failure(services, token, error)
 
 
-def _job_model(run_id: str, scope: str, call_path: list[str], spec: graph.JobSpec) -> store.JobModel:
+def _job_model(run_id: str, scope: str, call_path: list[str], spec: planner.JobSpec) -> store.JobModel:
     prefix = scope + "/" if scope else ""
     return store.JobModel(
         run_id,
@@ -319,7 +320,7 @@ def _resume_done(ctx: RunContext, job: store.JobModel) -> list[store.JobModel]:
     targets = None
     if job.status.startswith("completing"):  # stopped between completion transactions
         targets = store.complete(job, job.outputs)
-    if _local_id(job) == graph.OUTPUTS:  # the scope's end: complete the parent call / the run
+    if _local_id(job) == planner.OUTPUTS:  # the scope's end: complete the parent call / the run
         _scope_finished(ctx, job, spill.load(job.outputs) or {}, ctx.scope(job.scope, list(job.call_path)))
     return _ready_dependents(job, targets)
 
@@ -359,11 +360,11 @@ def _process(ctx: RunContext, job: store.JobModel) -> list[store.JobModel]:
     dep_outputs = {}
     for dep_id, dep in deps.items():
         local_dep = dep_id[len(job.scope) + 1 :] if job.scope else dep_id
-        types = graph.output_types(scope, dep.node_id)
-        dep_outputs[local_dep] = graph.values_from_json(types, spill.load(dep.outputs) or {})
+        types = planner.output_types(scope, dep.node_id)
+        dep_outputs[local_dep] = planner.values_from_json(types, spill.load(dep.outputs) or {})
     local_deps = [d[len(job.scope) + 1 :] if job.scope else d for d in job.deps]
-    scope_dir = graph.call_dir(ctx.run_dir, job.scope) if job.scope else ctx.run_dir
-    evaluation = graph.evaluate(
+    scope_dir = planner.call_dir(ctx.run_dir, job.scope) if job.scope else ctx.run_dir
+    evaluation = planner.evaluate(
         ctx.cfg, scope, scope_dir, ctx.paths_allowed(), local_id, job.node_id, local_deps,
         job.scatter_stack or [], dep_outputs,
     )
@@ -374,13 +375,13 @@ def _process(ctx: RunContext, job: store.JobModel) -> list[store.JobModel]:
         return []
     ready = _create_jobs(ctx, job.scope, list(job.call_path), evaluation.new_jobs, claimant=job.job_id)
     assert evaluation.outputs is not None
-    outputs = graph.values_to_json(evaluation.outputs)
+    outputs = planner.values_to_json(evaluation.outputs)
     targets = _complete(ctx, job, outputs, scope)
     return ready + _ready_dependents(job, targets)
 
 
 def _complete(
-    ctx: RunContext, job: store.JobModel, outputs: dict[str, Any], scope: graph.Scope,
+    ctx: RunContext, job: store.JobModel, outputs: dict[str, Any], scope: planner.Scope,
     attempt: int | None = None, **counters: int,
 ) -> list[str] | None:
     """Complete a job (see store.complete); returns what it decremented, None if done before."""
@@ -389,12 +390,12 @@ def _complete(
     if done is not None:
         store.count(ctx.run_id, jobs_done=1, **counters)
     local_id = job.job_id[len(job.scope) + 1 :] if job.scope else job.job_id
-    if local_id == graph.OUTPUTS:
+    if local_id == planner.OUTPUTS:
         _scope_finished(ctx, job, outputs, scope)
     return done
 
 
-def _scope_finished(ctx: RunContext, job: store.JobModel, outputs: dict[str, Any], scope: graph.Scope) -> None:
+def _scope_finished(ctx: RunContext, job: store.JobModel, outputs: dict[str, Any], scope: planner.Scope) -> None:
     if not job.scope:
         target = scope.target
         final = outputs if scope.is_task else {f"{target.name}.{k}": v for k, v in outputs.items()}
@@ -417,15 +418,15 @@ def _start_subworkflow(ctx: RunContext, job: store.JobModel, callee: Tree.Workfl
     stored = spill.dump(WDL.values_to_json(inputs), os.path.join(ctx.run_dir, ".state"), job.job_id + ".inputs")
     store.update_job(job, call_inputs=stored)
     store.mark_running(job, 0)
-    os.makedirs(graph.call_dir(ctx.run_dir, job.job_id), exist_ok=True)
-    scope = graph.Scope(callee, inputs, prefix=job.job_id)
+    os.makedirs(planner.call_dir(ctx.run_dir, job.job_id), exist_ok=True)
+    scope = planner.Scope(callee, inputs, prefix=job.job_id)
     ctx.scopes[job.job_id] = scope
     ctx.log(f"sub-workflow {job.job_id} started ({callee.name})")
     call_path = list(job.call_path) + [job.node_id]
-    return _create_jobs(ctx, job.job_id, call_path, graph.initial_jobs(scope), claimant=job.job_id)
+    return _create_jobs(ctx, job.job_id, call_path, planner.initial_jobs(scope), claimant=job.job_id)
 
 
-def _create_jobs(ctx: RunContext, scope: str, call_path: list[str], specs: list[graph.JobSpec], claimant: str) -> list[store.JobModel]:
+def _create_jobs(ctx: RunContext, scope: str, call_path: list[str], specs: list[planner.JobSpec], claimant: str) -> list[store.JobModel]:
     """Store new jobs, register them as waiters on outside dependencies, claim the ready ones."""
     if not specs:
         return []
@@ -466,7 +467,7 @@ def submit_task(ctx: RunContext, job: store.JobModel, inputs: Env.Bindings[Value
     prepares over the winner's files, and a short job's events may come before submit returns.
     """
     task, _ = _task_of(ctx, job)
-    cdir = graph.call_dir(ctx.run_dir, job.job_id)
+    cdir = planner.call_dir(ctx.run_dir, job.job_id)
     name = job_name(ctx.run_id, job.job_id, attempt)
     if inputs is None:
         inputs = WDL.values_from_json(spill.load(job.call_inputs), task.available_inputs)
@@ -604,7 +605,7 @@ def _on_job_change(ctx: RunContext, job: store.JobModel, change: BatchJobChange)
 
 def _collect(ctx: RunContext, job: store.JobModel, change: BatchJobChange, exit_code: int) -> str:
     task, call_name = _task_of(ctx, job)
-    cdir = graph.call_dir(ctx.run_dir, job.job_id)
+    cdir = planner.call_dir(ctx.run_dir, job.job_id)
     try:
         state = spill.load(job.task_state)
         outputs = task_call.collect(ctx.cfg, task, job.job_id, cdir, state, exit_code, logging.getLogger(f"wdl.{job.job_id}"))
@@ -655,7 +656,7 @@ def _job_error(ctx: RunContext, job: store.JobModel, exn: BaseException) -> RunE
     cause = describe_exception(exn)
     cause.setdefault("node", job.job_id)
     cause["run"] = job.job_id
-    cause["dir"] = graph.call_dir(ctx.run_dir, job.job_id)
+    cause["dir"] = planner.call_dir(ctx.run_dir, job.job_id)
     target = ctx.target()
     info = {
         "error": "RunFailed",

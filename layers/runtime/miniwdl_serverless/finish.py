@@ -8,10 +8,10 @@ import os
 import shutil
 from typing import Any
 
-from . import spill, store
-from .engine import Services, fail_run, load_context, write_json
-from .errors import RunError
-from .task_call import is_own_file
+from miniwdl_serverless import spill, store
+from miniwdl_serverless.core.errors import RunError
+from miniwdl_serverless.engine import Services, fail_run, load_context, write_json
+from miniwdl_serverless.task_call import is_own_file
 
 log = logging.getLogger("miniwdl_serverless.finish")
 

@@ -19,8 +19,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
-from .batch import adapter_from_environment
-from .engine import Services
+from miniwdl_serverless.batch import adapter_from_environment
+from miniwdl_serverless.engine import Services
 
 SERVICE = "miniwdl-serverless"
 
@@ -157,6 +157,6 @@ def sfn_client() -> Any:
 
 def submission_adapters() -> tuple[Any, Any]:
     """The S3 store and the executions of the stack's state machine (STATE_MACHINE_ARN)."""
-    from .submissions import S3SubmissionStore, StepFunctionsExecutions
+    from miniwdl_serverless.controller.submit import S3SubmissionStore, StepFunctionsExecutions
 
     return S3SubmissionStore(s3_client()), StepFunctionsExecutions(sfn_client(), os.environ["STATE_MACHINE_ARN"])

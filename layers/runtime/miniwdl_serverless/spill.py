@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from .errors import RunError
+from miniwdl_serverless.core.errors import RunError
 
 INLINE_LIMIT = 32 * 1024
 SPILL_KEY = "$spill"

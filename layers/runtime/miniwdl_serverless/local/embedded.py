@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .project import Project, matches
+from miniwdl_serverless.local.project import Project, matches
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -414,7 +414,7 @@ class EmbeddedAWS:
     def _create_resources(self) -> None:
         import boto3
 
-        from .. import store
+        from miniwdl_serverless import store
 
         dynamodb = boto3.client("dynamodb")
         names = {}

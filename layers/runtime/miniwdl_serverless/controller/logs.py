@@ -13,7 +13,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from . import store
+from miniwdl_serverless import store
 
 DEFAULT_PATH = "workflow.log"
 DEFAULT_TAIL_BYTES = 64 * 1024

@@ -1,5 +1,5 @@
 """`submit`, `status`, `logs`, `cancel`, `list`: the CLI against a deployed stack (imperative
-shell over submit.py, runview.py and aws_ops.py)."""
+shell over submit.py, views.py and aws_ops.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import aws_ops, runview
-from .aws_ops import Clients, Stack
-from .submit import ENV_FSAP, ENV_STACK, ENV_STATE_MACHINE, UsageError
+from miniwdl_serverless.cli import stack as aws_ops
+from miniwdl_serverless.cli import views
+from miniwdl_serverless.cli.stack import Clients, Stack
+from miniwdl_serverless.cli.submit import ENV_FSAP, ENV_STACK, ENV_STATE_MACHINE, UsageError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -73,8 +74,8 @@ def _stack(args: argparse.Namespace, clients: Clients) -> Stack:
 
 
 def submit(args: argparse.Namespace, clients: Clients) -> int:
-    from . import submit as core
-    from .errors import RunError, describe_exception
+    from miniwdl_serverless.cli import submit as core
+    from miniwdl_serverless.core.errors import RunError, describe_exception
 
     settings = core.resolve_settings(args, os.environ)
     passing: tuple[type[BaseException], ...] = (UsageError, *aws_ops_errors())
@@ -241,22 +242,22 @@ class RunWatcher:
         except UsageError:
             run = None
         try:
-            if run is not None and int(run.jobs_total or 0) > runview.LARGE_RUN_JOBS:
-                counts = runview.counts_from_run(run.attribute_values)  # one read, not thousands
+            if run is not None and int(run.jobs_total or 0) > views.LARGE_RUN_JOBS:
+                counts = views.counts_from_run(run.attribute_values)  # one read, not thousands
             else:
                 jobs = [j.attribute_values for j in aws_ops.run_jobs(self.stack, self.run_id)]
-                counts = runview.count_calls(runview.call_rows(jobs))
+                counts = views.count_calls(views.call_rows(jobs))
         except UsageError:
             return
         if not counts.total:
             return
         if self.tty:
-            line = runview.progress_line(counts, width=30)
+            line = views.progress_line(counts, width=30)
             self.err.write("\r" + line + "\x1b[K")
             self.err.flush()
             self.bar_shown = True
         else:
-            line = runview.progress_line(counts)
+            line = views.progress_line(counts)
             if line != self.last_progress:
                 print(line, file=self.err, flush=True)
         self.last_progress = line
@@ -269,16 +270,16 @@ class RunWatcher:
 
     def _report(self, description: dict[str, Any]) -> int:
         if description["status"] == "SUCCEEDED":
-            print(json.dumps(runview.success_report(description), indent=2), file=self.out)
+            print(json.dumps(views.success_report(description), indent=2), file=self.out)
             return 0
-        error, info = runview.failure_info(description)
+        error, info = views.failure_info(description)
         try:
             self._add_log_locations(info)
         except Exception:  # noqa: S110 (the error JSON stands without them)
             pass
         print(json.dumps(info, indent=2), file=self.err)
-        print(runview.failure_line(error, info), file=self.err)
-        return runview.failure_exit_status(info)
+        print(views.failure_line(error, info), file=self.err)
+        return views.failure_exit_status(info)
 
     def _add_log_locations(self, info: dict[str, Any]) -> None:
         """The failed task's stderr tail and where its logs are (EFS files, CloudWatch stream)."""
@@ -326,8 +327,8 @@ def status(args: argparse.Namespace, clients: Clients) -> int:
     run_id = str(execution.get("name") or aws_ops.run_id_of(args.run))
     run = aws_ops.get_run(stack, run_id)
     jobs = [j.attribute_values for j in aws_ops.run_jobs(stack, run_id)]
-    report = runview.status_report(execution, run.attribute_values if run is not None else None, runview.call_rows(jobs))
-    print(json.dumps(report, indent=2, default=str) if args.json else runview.format_status(report))
+    report = views.status_report(execution, run.attribute_values if run is not None else None, views.call_rows(jobs))
+    print(json.dumps(report, indent=2, default=str) if args.json else views.format_status(report))
     return 0
 
 
@@ -372,10 +373,10 @@ def _print_chunk(result: dict[str, Any], offset: int | None) -> int | None:
 def _find_call(stack: Stack, run_id: str, call: str) -> Any:
     candidates = [call, "/".join(p if p.startswith("call-") else "call-" + p for p in call.split("/"))]
     for candidate in dict.fromkeys(candidates):
-        job = aws_ops.get_job(stack, run_id, candidate) if runview.is_call(candidate) else None
+        job = aws_ops.get_job(stack, run_id, candidate) if views.is_call(candidate) else None
         if job is not None:
             return job
-    calls = sorted(j.job_id for j in aws_ops.run_jobs(stack, run_id) if runview.is_call(j.job_id))
+    calls = sorted(j.job_id for j in aws_ops.run_jobs(stack, run_id) if views.is_call(j.job_id))
     raise UsageError(f"run {run_id} has no call {call!r}" + (f"; its calls: {', '.join(calls[:20])}" if calls else ""))
 
 
@@ -424,11 +425,11 @@ def list_runs(args: argparse.Namespace, clients: Clients) -> int:
     if args.json:
         print(json.dumps([
             {"run_id": e["name"], "status": e["status"], "execution_arn": e["executionArn"],
-             "started": runview.iso(e.get("startDate")), "stopped": runview.iso(e.get("stopDate"))}
+             "started": views.iso(e.get("startDate")), "stopped": views.iso(e.get("stopDate"))}
             for e in executions
         ], indent=2))
     else:
-        print(runview.format_list(executions))
+        print(views.format_list(executions))
     return 0
 
 

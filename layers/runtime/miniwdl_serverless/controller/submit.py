@@ -28,7 +28,7 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
-from .options import schema_problem
+from miniwdl_serverless.core.options import schema_problem
 
 SUBMIT_PREFIX = "submit/"
 ERRORS_PREFIX = "errors/"

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from .options import DELETE_AFTER
+from miniwdl_serverless.core.options import DELETE_AFTER
 
 EXIT_USAGE = 2
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "run":
         return run_local(parse_run_args(argv[1:]))
     if argv and argv[0] in REMOTE_COMMANDS:
-        from . import remote
+        from miniwdl_serverless.cli import remote
 
         return remote.main(argv[0], parse_remote_args(argv[0], argv[1:]))
     make_parser().parse_args(argv)  # help, or a usage error naming the problem
@@ -226,7 +226,7 @@ def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
     import WDL
     import WDL.CLI
 
-    from .submit import quiet_logger
+    from miniwdl_serverless.cli.submit import quiet_logger
 
     wdl = args.wdl if "://" in args.wdl else os.path.abspath(args.wdl)
     doc = WDL.load(wdl, read_source=WDL.CLI.make_read_source(False))
@@ -265,7 +265,7 @@ def run_local(args: argparse.Namespace) -> int:
         execution_input = build_execution_input(args)
     except Exception as exn:
         return _input_error(exn)
-    from .local.embedded import EmbeddedAWS
+    from miniwdl_serverless.local.embedded import EmbeddedAWS
 
     with EmbeddedAWS(efs_root="/", workers=args.workers) as aws:
         return execute(aws, execution_input, show_progress=not args.no_progress)
@@ -279,19 +279,19 @@ def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = Tru
     progress = Progress(arn.rsplit(":", 1)[-1], enabled=show_progress and sys.stderr is not None)
     description = aws.wait(arn, progress.show)
     progress.done()
-    from . import runview
+    from miniwdl_serverless.cli import views
 
     if description["status"] == "SUCCEEDED":
-        print(json.dumps(runview.success_report(description), indent=2))
+        print(json.dumps(views.success_report(description), indent=2))
         return 0
-    error, info = runview.failure_info(description)
+    error, info = views.failure_info(description)
     print(json.dumps(info, indent=2), file=sys.stderr)
-    print(runview.failure_line(error, info), file=sys.stderr)
-    return runview.failure_exit_status(info)
+    print(views.failure_line(error, info), file=sys.stderr)
+    return views.failure_exit_status(info)
 
 
 def _input_error(exn: Exception) -> int:
-    from .errors import describe_exception
+    from miniwdl_serverless.core.errors import describe_exception
 
     info = describe_exception(exn)
     print(f"miniwdl-serverless: {info.get('error')}: {info.get('message')}", file=sys.stderr)
@@ -322,7 +322,7 @@ class Progress:
         if not self.enabled or now - self.last < (0.5 if self.tty else 5.0):
             return
         self.last = now
-        from . import store
+        from miniwdl_serverless import store
 
         try:
             run = store.get_run(self.run_id)

@@ -24,7 +24,7 @@ from typing import Any
 import WDL
 import WDL.Zip
 
-from .errors import RunError
+from miniwdl_serverless.core.errors import RunError
 
 INLINE_KEY = "/inline/workflow.wdl"
 MAX_SOURCE_BYTES = 16 * 1024 * 1024

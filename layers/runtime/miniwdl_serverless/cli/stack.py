@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .submit import UsageError
+from miniwdl_serverless.cli.submit import UsageError
 
 BATCH_LOG_GROUP = "/aws/batch/job"
 STACK_TAG = "aws:cloudformation:stack-name"
@@ -143,7 +143,7 @@ def start_execution(clients: Clients, stack: Stack, name: str, execution_input: 
 
 def execution_arn(stack: Stack, run: str) -> str:
     """A run id (the execution name) or an execution ARN, as an execution ARN."""
-    from .submissions import execution_arn as arn_of
+    from miniwdl_serverless.controller.submit import execution_arn as arn_of
 
     return run if run.startswith("arn:") else arn_of(stack.state_machine_arn, run)
 
@@ -179,7 +179,7 @@ def stop_execution(clients: Clients, stack: Stack, run: str, cause: str) -> None
 
 
 def _store(stack: Stack) -> Any:
-    from . import store
+    from miniwdl_serverless import store
 
     store.configure(stack.require("runs_table", "runs table"), stack.require("jobs_table", "jobs table"))
     return store

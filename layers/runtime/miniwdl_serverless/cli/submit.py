@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .options import DELETE_AFTER
+from miniwdl_serverless.core.options import DELETE_AFTER
 
 # miniwdl-aws's variables for options that are not miniwdl settings: read here, never passed
 # through to the run as configuration.
@@ -203,7 +203,7 @@ def load_workflow(workflow: str) -> LoadedWorkflow:
     packaged with its imports as a miniwdl zip; a local .zip is sent as it is; URIs pass through."""
     import WDL
 
-    from .wdl_source import fetch_and_load
+    from miniwdl_serverless.core.wdl_source import fetch_and_load
 
     if is_uri(workflow):
         doc, _ = fetch_and_load(workflow, None)
@@ -285,6 +285,6 @@ def execution_input(settings: SubmitSettings, workflow_uri: str, inputs: dict[st
 
 
 def quiet_logger() -> logging.Logger:
-    logger = logging.getLogger("miniwdl_serverless.submit")
+    logger = logging.getLogger("miniwdl_serverless.cli.submit")
     logger.setLevel(logging.WARNING)
     return logger

@@ -13,7 +13,7 @@ from typing import Any
 
 import fastjsonschema
 
-from .errors import BadSubmission
+from miniwdl_serverless.core.errors import BadSubmission
 
 DELETE_AFTER = ("success", "failure", "always")
 DEFAULT_TIMEOUT_SECONDS = 7 * 24 * 3600
@@ -66,7 +66,7 @@ def parse_run_options(data: Any) -> RunOptions:
 
 def schema_path() -> Path:
     """The execution-input JSON Schema (draft-07), shipped inside the package and the layer."""
-    return Path(__file__).resolve().parent / "schemas" / "execution_input.schema.json"
+    return Path(__file__).resolve().parents[1] / "schemas" / "execution_input.schema.json"
 
 
 @lru_cache(maxsize=1)
