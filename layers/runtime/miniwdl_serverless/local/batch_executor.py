@@ -1,0 +1,141 @@
+"""The local Batch executor: runs each job submitted to the local queue with bash, reports its
+state changes (as AWS Batch's "Batch Job State Change" events would), and keeps its output in
+CloudWatch Logs, where the awslogs driver puts it."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+BATCH_LOG_GROUP = "/aws/batch/job"
+
+
+class LocalBatch:
+    """Runs submitted Batch jobs with bash, in parallel (bounded), and reports their changes."""
+
+    def __init__(
+        self, workers: int, emit: Callable[[Any], None],
+        log: Callable[[Any, bytes], None] | None = None,
+    ):
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
+        self.emit = emit
+        self.log = log
+        self.lock = threading.Lock()
+        self.active = 0
+        self.running: set[Any] = set()
+
+    def accept(self, job: Any) -> None:
+        job.status = "RUNNABLE"
+        with self.lock:
+            self.active += 1
+            self.running.add(job)
+        self.pool.submit(self._run, job)
+
+    def idle(self) -> bool:
+        with self.lock:
+            return self.active == 0
+
+    def _run(self, job: Any) -> None:
+        try:
+            self._execute(job)
+        except Exception:  # never leave a job hanging: report it failed
+            logging.getLogger(__name__).exception("local batch job crashed")
+            job.job_stopped_reason = "local executor error"
+            job._mark_stopped(success=False)
+            self.emit(job)
+        finally:
+            with self.lock:
+                self.active -= 1
+                self.running.discard(job)
+
+    def _execute(self, job: Any) -> None:
+        if job.stop:
+            job._mark_stopped(success=False)
+            self.emit(job)
+            return
+        job.job_started_at = datetime.now()
+        job.log_stream_name = job._stream_name
+        job._start_attempt()
+        job.status = "RUNNING"
+        self.emit(job)
+        properties = job.job_definition.container_properties or {}
+        command = job.container_overrides.get("command") or properties.get("command")
+        env = dict(os.environ)
+        overrides = job.container_overrides.get("environment", [])
+        for item in properties.get("environment", []) + overrides:
+            env[item["name"]] = item["value"]
+        env["AWS_BATCH_JOB_ID"] = job.job_id
+        # the container's output, as the awslogs driver keeps it
+        with tempfile.TemporaryFile() as output:
+            process = subprocess.Popen(
+                list(command or []), stdout=output, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True,
+            )
+            while process.poll() is None:
+                if job.stop:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+                    break
+                time.sleep(0.02)
+            if self.log is not None:
+                output.seek(0)
+                try:
+                    self.log(job, output.read(1 << 20))
+                except Exception:  # the logs are a convenience; the job's outcome stands
+                    logging.getLogger(__name__).warning(
+                        "cannot put the job's output in CloudWatch Logs", exc_info=True
+                    )
+        if job.stop:
+            job._mark_stopped(success=False)
+        else:
+            job.exit_code = process.returncode
+            job.job_stopped_reason = "Essential container in task exited"
+            job._mark_stopped(success=process.returncode == 0)
+        self.emit(job)
+
+    def shutdown(self) -> None:
+        with self.lock:
+            for job in self.running:
+                job.stop = True  # their processes are killed
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class JobLogs:
+    """A finished job's output in CloudWatch Logs, where the awslogs driver puts it (nothing
+    once ``closing()`` says the embedded AWS is going away)."""
+
+    def __init__(self, closing: Callable[[], bool]):
+        self.closing = closing
+
+    @functools.cached_property
+    def client(self) -> Any:  # one client for every finished job (boto3 clients are thread-safe)
+        import boto3
+
+        return boto3.client("logs")
+
+    def __call__(self, job: Any, output: bytes) -> None:
+        if self.closing() or not job.log_stream_name:
+            return
+        logs = self.client
+        stream = job.log_stream_name
+        try:
+            logs.create_log_stream(logGroupName=BATCH_LOG_GROUP, logStreamName=stream)
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        now = int(time.time() * 1000)
+        lines = [line or " " for line in output.decode(errors="replace").splitlines()]
+        events = [{"timestamp": now, "message": line} for line in lines[-5000:]]
+        if events:
+            logs.put_log_events(
+                logGroupName=BATCH_LOG_GROUP, logStreamName=stream, logEvents=events
+            )

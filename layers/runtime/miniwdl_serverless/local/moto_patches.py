@@ -1,0 +1,202 @@
+"""Every patch of moto internals the embedded AWS needs, each a function that applies one patch
+and returns its undo (call the undos in reverse order to put moto back).
+
+moto is pinned (see local-test-stack.md) and this is the one place its internals are touched:
+moto is imported inside each function, once the embedded AWS has started its mock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+Undo = Callable[[], None]
+
+
+def _replace(cls: Any, name: str, new: Any) -> Undo:
+    """Set ``cls.name`` to ``new``; the undo puts back what the class itself defined."""
+    old = cls.__dict__[name]
+    setattr(cls, name, new)
+    return lambda: setattr(cls, name, old)
+
+
+def patch_lambda_invoke(invoke: Callable[[str, Any, dict[str, str]], bytes]) -> Undo:
+    """Lambda invocations (the state machine's tasks) call ``invoke(function name, request body,
+    response headers)`` instead of moto's stub; it returns the response payload."""
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    def hook(
+        backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
+        response_headers: Any,
+    ) -> bytes:
+        return invoke(function_name.split(":")[-1], body, response_headers)
+
+    return _replace(LambdaSimpleBackend, "invoke", hook)
+
+
+def patch_batch_jobs(queue: str, accept: Callable[[Any], None]) -> Undo:
+    """Jobs submitted to ``queue`` go to ``accept`` (the local executor) instead of being
+    finished by moto; other queues keep moto's own behaviour."""
+    from moto.batch_simple.models import BatchSimpleBackend
+
+    original = BatchSimpleBackend.__dict__["_mark_job_as_finished"]
+
+    def hook(backend: Any, include_start_attempt: bool, job: Any) -> None:
+        if job.job_queue.name != queue:
+            return original(backend, include_start_attempt, job)  # type: ignore[no-any-return]
+        backend.backend._jobs[job.job_id] = job
+        accept(job)
+
+    return _replace(BatchSimpleBackend, "_mark_job_as_finished", hook)
+
+
+def patch_dynamodb_lock() -> Undo:
+    """DynamoDB applies each request atomically; moto in process does not lock, so requests
+    from concurrent handler threads are serialized here like the real service would, both
+    in process (BotocoreStubber) and over HTTP (server mode, DynamoHandler)."""
+    from moto.core.botocore_stubber import BotocoreStubber
+    from moto.dynamodb.responses import DynamoHandler
+
+    dynamodb_lock = threading.RLock()
+    original_call = BotocoreStubber.__call__
+
+    def call(stubber: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        if ".dynamodb." in event_name:
+            with dynamodb_lock:
+                return original_call(stubber, event_name, request, **kwargs)
+        return original_call(stubber, event_name, request, **kwargs)
+
+    original_action = DynamoHandler.__dict__["call_action"]
+
+    def call_action(handler: Any) -> Any:
+        with dynamodb_lock:
+            return original_action(handler)
+
+    undo_call = _replace(BotocoreStubber, "__call__", call)
+    undo_action = _replace(DynamoHandler, "call_action", call_action)
+
+    def undo() -> None:
+        undo_action()
+        undo_call()
+
+    return undo
+
+
+def patch_callback_delay(seconds: float = 0.02) -> Undo:
+    """Step Functions notices a task token's callback by polling every 0.5 s; locally, 20 ms."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback,
+    )
+
+    delay = callback._DELAY_SECONDS_SYNC_CONDITION_CHECK
+    callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = seconds  # type: ignore[misc]
+    return lambda: setattr(callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", delay)
+
+
+def patch_stopped_executions() -> Undo:
+    """On AWS a stopped execution is ABORTED for good; moto lets a state that was still
+    evaluating (a task failure arriving just after the stop) turn it into FAILED."""
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+
+    undos: list[Undo] = []
+    for name in ("set_error", "set_ended", "set_timed_out"):
+        original = Environment.__dict__[name]
+
+        def guarded(env: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            if isinstance(env._program_state, ProgramStopped):
+                return None
+            return _original(env, *args, **kwargs)
+
+        undos.append(_replace(Environment, name, guarded))
+
+    def undo() -> None:
+        for each in reversed(undos):
+            each()
+
+    return undo
+
+
+def patch_s3_notifications(object_created: Callable[[str, str, Any], None]) -> Undo:
+    """S3 → EventBridge as AWS does it: a bucket with EventBridge notifications on calls
+    ``object_created(event name, bucket name, key)`` for every new object, to put its
+    "Object Created" event on the bus. (moto's own EventBridge message has the wrong shape and
+    cannot reach Lambda targets.)"""
+    from moto.s3 import notifications
+
+    original = notifications.send_event
+
+    def send_event(account_id: str, event_name: Any, bucket: Any, key: Any) -> None:
+        original(account_id, event_name, bucket, key)
+        name = str(getattr(event_name, "value", event_name))  # "s3:ObjectCreated:Put"
+        configuration = bucket.notification_configuration
+        if (
+            configuration is not None
+            and configuration.event_bridge is not None
+            and name.startswith("s3:ObjectCreated:")
+        ):
+            object_created(name, bucket.name, key)
+
+    notifications.send_event = send_event  # type: ignore[assignment]
+    return lambda: setattr(notifications, "send_event", original)
+
+
+def patch_transaction_snapshots() -> Undo:
+    """moto snapshots the whole table (once per item!) for a transaction's rollback, which
+    makes every completion O(size of the run). Snapshot only the items the transaction
+    names; the rest of the table cannot change under the DynamoDB lock."""
+    import copy as copy_module
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from moto.dynamodb import models as dynamodb_models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    touched: dict[str, set[tuple[Any, Any]]] = {}
+    backend_class = dynamodb_models.DynamoDBBackend
+    original = backend_class.transact_write_items
+
+    def snapshot(table: Any, memo: Any = None) -> Any:
+        if not isinstance(table, dynamodb_models.Table):
+            return copy_module.deepcopy(table, memo)
+        keys = touched.get(table.name, set())
+        hashes = {h for h, _ in keys}
+        clone = copy_module.copy(table)
+        clone.items = defaultdict(dict)
+        for hash_key, partition in table.items.items():
+            if hash_key not in hashes:
+                clone.items[hash_key] = partition
+            elif table.has_range_key:
+                clone.items[hash_key] = {
+                    r: copy_module.deepcopy(item) if (hash_key, r) in keys else item
+                    for r, item in partition.items()
+                }
+            else:
+                clone.items[hash_key] = copy_module.deepcopy(partition)
+        return clone
+
+    def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> Any:
+        touched.clear()
+        for entry in transact_items:
+            _, op = next(iter(entry.items()))
+            table = backend.tables.get(op.get("TableName"))
+            key = op.get("Key") or op.get("Item") or {}
+            if table is None or table.hash_key_attr not in key:
+                continue
+            range_value = (
+                DynamoType(key[table.range_key_attr]) if table.range_key_attr in key else None
+            )
+            hash_value = DynamoType(key[table.hash_key_attr])
+            touched.setdefault(table.name, set()).add((hash_value, range_value))
+        return original(backend, transact_items)
+
+    snapshots = SimpleNamespace(deepcopy=snapshot, copy=copy_module.copy)
+    dynamodb_models.copy = snapshots  # type: ignore[assignment]
+    backend_class.transact_write_items = transact_write_items  # type: ignore[assignment]
+
+    def restore() -> None:
+        dynamodb_models.copy = copy_module  # type: ignore[attr-defined]
+        backend_class.transact_write_items = original  # type: ignore[method-assign]
+
+    return restore

@@ -1,0 +1,164 @@
+"""The embedded account and the resources template.yaml declares, created in it as a deploy
+would: the tables, the Batch queue, the bucket, the jobs' log group, the Lambda functions (their
+handlers imported from the project) and the state machine; for server mode, the CloudFormation
+stack whose outputs name them."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import warnings
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from miniwdl_serverless.local.batch_executor import BATCH_LOG_GROUP
+from miniwdl_serverless.local.project import Project
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+LOCAL_QUEUE = "miniwdl-serverless-local"
+LOCAL_BUCKET = "miniwdl-serverless-local"
+LOCAL_STACK = "miniwdl-serverless-local"
+LOCAL_ACCESS_POINT = "fsap-0123456789abcdef0"
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class Resources:
+    """What ``create_resources`` made."""
+
+    tables: dict[str, str]  # "runs", "jobs" → table name
+    queue_arn: str
+    state_machine_arn: str
+    sfn: Any  # the Step Functions client that created the state machine
+    handlers: dict[str, Handler]  # function logical id → its handler
+    rules: dict[str, list[dict[str, Any]]]  # function logical id → its EventBridge patterns
+    refs: dict[str, str]  # template logical id → local physical name (for event patterns)
+    environment: dict[str, str | None]  # variables set → the value to restore (None: unset)
+
+
+def create_resources(project: Project, efs_root: str) -> Resources:
+    """Everything template.yaml declares, in the embedded account. Sets in this process the
+    variables the handlers read for them (RUNS_TABLE, JOBS_TABLE, STATE_MACHINE_ARN)."""
+    import boto3
+
+    from miniwdl_serverless import store
+
+    environment: dict[str, str | None] = {}
+    dynamodb = boto3.client("dynamodb")
+    names = {}
+    for table in project.tables():
+        name = f"local-{table.logical_id}"
+        names[table.logical_id] = name
+        dynamodb.create_table(
+            TableName=name, KeySchema=table.key_schema, AttributeDefinitions=table.attributes,
+            BillingMode="PAY_PER_REQUEST",
+        )
+    runs = names[project.table_for_env("RUNS_TABLE")]
+    jobs = names[project.table_for_env("JOBS_TABLE")]
+    os.environ["RUNS_TABLE"], os.environ["JOBS_TABLE"] = runs, jobs
+    environment["RUNS_TABLE"], environment["JOBS_TABLE"] = None, None
+    store.configure(runs, jobs)
+
+    iam = boto3.client("iam")
+    role = iam.create_role(RoleName="local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    batch = boto3.client("batch")
+    compute = batch.create_compute_environment(
+        computeEnvironmentName="local", type="UNMANAGED", state="ENABLED", serviceRole=role
+    )
+    batch.create_job_queue(
+        jobQueueName=LOCAL_QUEUE, state="ENABLED", priority=1,
+        computeEnvironmentOrder=[
+            {"order": 1, "computeEnvironment": compute["computeEnvironmentArn"]}
+        ],
+    )
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=LOCAL_BUCKET)
+    queue_arn = batch.describe_job_queues(jobQueues=[LOCAL_QUEUE])["jobQueues"][0]["jobQueueArn"]
+    tables = {"runs": runs, "jobs": jobs}
+    boto3.client("logs").create_log_group(logGroupName=BATCH_LOG_GROUP)
+    refs: dict[str, str] = {}
+    for logical_id, props in project.buckets().items():  # all of them are the local bucket
+        refs[logical_id] = LOCAL_BUCKET
+        if (props.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
+            s3.put_bucket_versioning(
+                Bucket=LOCAL_BUCKET, VersioningConfiguration={"Status": "Enabled"}
+            )
+        notification = props.get("NotificationConfiguration") or {}
+        if (notification.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled"):
+            s3.put_bucket_notification_configuration(
+                Bucket=LOCAL_BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+            )
+
+    awslambda = boto3.client("lambda")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("app.py", "def handler(event, context):\n    return event\n")
+    handlers: dict[str, Handler] = {}
+    rules: dict[str, list[dict[str, Any]]] = {}
+    for function in project.functions():
+        module_name, attribute = function.handler.rsplit(".", 1)
+        path = function.code_dir / f"{module_name}.py"
+        spec = importlib.util.spec_from_file_location(
+            f"msls_functions.{function.logical_id}", path
+        )
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        handlers[function.logical_id] = getattr(module, attribute)
+        rules[function.logical_id] = function.event_patterns
+        variables = {"MSLS_EFS_ROOT": efs_root, "EFS_ACCESS_POINT_ID": LOCAL_ACCESS_POINT}
+        awslambda.create_function(
+            FunctionName=function.logical_id, Runtime="python3.11", Role=role,
+            Handler=function.handler, Code={"ZipFile": archive.getvalue()},
+            Environment={"Variables": variables},
+        )
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, dict) and "GetAtt" in value:
+            logical_id = value["GetAtt"].split(".")[0]
+            return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}"
+        if isinstance(value, dict) and "Ref" in value:
+            return project.parameter_default(value["Ref"])
+        return value
+
+    sfn = boto3.client("stepfunctions")
+    state_machine_arn = sfn.create_state_machine(
+        name="RunWorkflow", definition=json.dumps(project.definition(resolve)),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/local",
+    )["stateMachineArn"]
+    environment["STATE_MACHINE_ARN"] = os.environ.get("STATE_MACHINE_ARN")
+    os.environ["STATE_MACHINE_ARN"] = state_machine_arn  # the submit function starts executions
+    return Resources(
+        tables=tables, queue_arn=queue_arn, state_machine_arn=state_machine_arn, sfn=sfn,
+        handlers=handlers, rules=rules, refs=refs, environment=environment,
+    )
+
+
+def create_stack(
+    stack_name: str, outputs: dict[str, str], sfn: Any, state_machine_arn: str
+) -> None:
+    """A CloudFormation stack with these outputs (the empty ones left out), tagged on the state
+    machine as a deploy tags it: what the CLI's ``--stack`` finds."""
+    import boto3
+
+    template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {k: {"Value": v} for k, v in outputs.items() if v},
+    }
+    # moto does not model the placeholder resource; only Outputs matter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        boto3.client("cloudformation").create_stack(
+            StackName=stack_name, TemplateBody=json.dumps(template)
+        )
+    sfn.tag_resource(
+        resourceArn=state_machine_arn,
+        tags=[{"key": "aws:cloudformation:stack-name", "value": stack_name}],
+    )
