@@ -19,7 +19,8 @@ from pathlib import Path
 
 from moto.core.botocore_stubber import BotocoreStubber
 
-from miniwdl_serverless.cli import main as cli
+from miniwdl_serverless.cli import local_run
+from miniwdl_serverless.cli.main import parse_run_args
 from miniwdl_serverless.local.embedded import EmbeddedAWS
 
 WDL = Path(__file__).resolve().parents[1] / "tests" / "e2e" / "data" / "scatter_square.wdl"
@@ -34,14 +35,14 @@ def _counting(self, event_name, request, **kwargs):  # type: ignore[no-untyped-d
 
 def measure(aws: EmbeddedAWS, width: int) -> tuple[float, float]:
     workdir = tempfile.mkdtemp(prefix="msls-bench-")
-    args = cli.parse_run_args([str(WDL), f"n={width}", "--dir", workdir])
-    execution_input = cli.build_execution_input(args)
+    args = parse_run_args([str(WDL), f"n={width}", "--dir", workdir])
+    execution_input = local_run.build_execution_input(args)
     calls.clear()
     started = time.perf_counter()
     with open(os.devnull, "w") as devnull:
         stdout, sys.stdout = sys.stdout, devnull
         try:
-            code = cli.execute(aws, execution_input, show_progress=False)
+            code = local_run.execute(aws, execution_input, show_progress=False)
         finally:
             sys.stdout = stdout
     elapsed = time.perf_counter() - started

@@ -26,19 +26,20 @@ def embedded():
 @pytest.fixture
 def run_cli(embedded, capsys, monkeypatch):
     """Run `miniwdl-serverless run ARGS...` in process (in ``cwd``); returns (exit code, stdout, stderr)."""
-    from miniwdl_serverless.cli import main as cli
+    from miniwdl_serverless.cli import local_run
+    from miniwdl_serverless.cli.main import parse_run_args
 
     def run(args: list[str], cwd: str | None = None) -> tuple[int, str, str]:
         if cwd:
             monkeypatch.chdir(cwd)
         capsys.readouterr()
-        parsed = cli.parse_run_args(args)
+        parsed = parse_run_args(args)
         try:
-            execution_input = cli.build_execution_input(parsed)
+            execution_input = local_run.build_execution_input(parsed)
         except Exception as exn:  # same path as the CLI: a one-line error, exit 2
-            code = cli._input_error(exn)
+            code = local_run._input_error(exn)
         else:
-            code = cli.execute(embedded, execution_input, show_progress=False)
+            code = local_run.execute(embedded, execution_input, show_progress=False)
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

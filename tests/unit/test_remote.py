@@ -1,5 +1,5 @@
 """The CLI shell's behaviour that needs no AWS: AWS errors as one line and exit 2, the
-progress bar on a terminal, and Ctrl-C's question on a terminal."""
+progress bar on a terminal, and Ctrl-C's question on a terminal (remote.py and watch.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import io
 import pytest
 from botocore.exceptions import ClientError
 
-from miniwdl_serverless.cli import remote
+from miniwdl_serverless.cli import remote, watch
 from miniwdl_serverless.cli.stack import Stack
 
 
@@ -41,9 +41,11 @@ def job(job_id: str, status: str, started: bool = True):
 
 
 def test_progress_bar_on_a_terminal(monkeypatch):
-    monkeypatch.setattr(remote.aws_ops, "run_jobs", lambda stack, run: [job("call-a", "done"), job("call-b", "running", False)])
+    jobs = [job("call-a", "done"), job("call-b", "running", False)]
+    monkeypatch.setattr(watch, "run_jobs", lambda stack, run: jobs)
     err = Terminal()
-    watcher = remote.RunWatcher(None, Stack("arn:aws:states:us-east-1:1:stateMachine:s"), "r", follow=True, err=err)  # type: ignore[arg-type]
+    stack = Stack("arn:aws:states:us-east-1:1:stateMachine:s")
+    watcher = watch.RunWatcher(None, stack, "r", follow=True, err=err)  # type: ignore[arg-type]
     watcher._show_progress()
     assert err.getvalue() == "\r[###############...............] calls: 1 done, 0 running, 1 queued\x1b[K"
     watcher._clear_bar()
@@ -53,11 +55,13 @@ def test_progress_bar_on_a_terminal(monkeypatch):
 @pytest.mark.parametrize("answer, cancelled", [("y", True), ("", False)])
 def test_ctrl_c_on_a_terminal_asks(monkeypatch, answer, cancelled):
     calls = []
-    monkeypatch.setattr(remote.sys, "stdin", Terminal())
+    monkeypatch.setattr(watch.sys, "stdin", Terminal())
     monkeypatch.setattr("builtins.input", lambda prompt: answer)
-    monkeypatch.setattr(remote, "cancel_run", lambda clients, stack, run, cause: calls.append(run) or 2)
+    monkeypatch.setattr(watch, "cancel_run",
+                        lambda clients, stack, run, cause: calls.append(run) or 2)
     err = Terminal()
-    watcher = remote.RunWatcher(None, Stack("arn:aws:states:us-east-1:1:stateMachine:s", name="st"), "r1", follow=True, err=err)  # type: ignore[arg-type]
+    stack = Stack("arn:aws:states:us-east-1:1:stateMachine:s", name="st")
+    watcher = watch.RunWatcher(None, stack, "r1", follow=True, err=err)  # type: ignore[arg-type]
     assert watcher._interrupted() == 130
     assert calls == (["r1"] if cancelled else [])
     text = err.getvalue()
@@ -67,10 +71,12 @@ def test_ctrl_c_on_a_terminal_asks(monkeypatch, answer, cancelled):
 
 def test_large_runs_show_progress_from_the_run_counters(monkeypatch):
     run = type("Run", (), {"jobs_total": 10_006, "attribute_values": {"calls_submitted": 50, "calls_succeeded": 20}})()
-    monkeypatch.setattr(remote.aws_ops, "get_run", lambda stack, run_id: run)
-    monkeypatch.setattr(remote.aws_ops, "run_jobs", lambda stack, run_id: pytest.fail("read every job of a large run"))
+    monkeypatch.setattr(watch, "get_run", lambda stack, run_id: run)
+    monkeypatch.setattr(watch, "run_jobs",
+                        lambda stack, run_id: pytest.fail("read every job of a large run"))
     err = io.StringIO()
-    watcher = remote.RunWatcher(None, Stack("arn:aws:states:us-east-1:1:stateMachine:s"), "r", follow=True, err=err)  # type: ignore[arg-type]
+    stack = Stack("arn:aws:states:us-east-1:1:stateMachine:s")
+    watcher = watch.RunWatcher(None, stack, "r", follow=True, err=err)  # type: ignore[arg-type]
     watcher._show_progress()
     assert err.getvalue() == "calls: 20 done, 30 running, 0 queued\n"
 

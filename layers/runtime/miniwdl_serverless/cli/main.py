@@ -1,20 +1,17 @@
-"""`miniwdl-serverless` command line.
+"""`miniwdl-serverless` command line: the entry point and the argparse parsers of every command.
 
-``run`` executes a workflow locally on the embedded AWS (moto runs the real ASL; the real
-handlers serve the Lambda calls; a local Batch executor runs task commands with bash).
-Its inputs and stdout follow ``miniwdl run``.
+``run`` executes a workflow locally on the embedded AWS (see local_run.py); its inputs and stdout
+follow ``miniwdl run``.
 
-``submit``, ``status``, ``logs``, ``cancel`` and ``list`` talk to a deployed stack
-(see remote.py); ``submit`` takes miniwdl-aws-submit's options.
+``submit``, ``status``, ``logs``, ``cancel`` and ``list`` talk to a deployed stack (see
+remote.py, and watch.py for ``submit --wait/--follow``); ``submit`` takes miniwdl-aws-submit's
+options.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import time
 from typing import Any
 
 from miniwdl_serverless.core.options import DELETE_AFTER
@@ -25,7 +22,9 @@ EXIT_USAGE = 2
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "run":
-        return run_local(parse_run_args(argv[1:]))
+        from miniwdl_serverless.cli import local_run
+
+        return local_run.run_local(parse_run_args(argv[1:]))
     if argv and argv[0] in REMOTE_COMMANDS:
         from miniwdl_serverless.cli import remote
 
@@ -41,10 +40,13 @@ RUN_DESCRIPTION = (
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="miniwdl-serverless", description="WDL on AWS Batch + EFS, event-driven")
+    parser = argparse.ArgumentParser(
+        prog="miniwdl-serverless", description="WDL on AWS Batch + EFS, event-driven"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run_arguments(commands.add_parser(
-        "run", help="run a workflow locally on the embedded AWS (no account needed)", description=RUN_DESCRIPTION
+        "run", help="run a workflow locally on the embedded AWS (no account needed)",
+        description=RUN_DESCRIPTION,
     ))
     for name, (summary, description, add) in REMOTE_COMMANDS.items():
         add(commands.add_parser(name, help=summary, description=description, epilog=STACK_EPILOG,
@@ -64,7 +66,8 @@ def parse_remote_args(command: str, argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-STACK_EPILOG = """The stack: --stack NAME (its CloudFormation outputs name the state machine, bucket, tables and
+STACK_EPILOG = """\
+The stack: --stack NAME (its CloudFormation outputs name the state machine, bucket, tables and
 logs function), or --state-machine ARN (the stack is then found from the state machine's
 aws:cloudformation:stack-name tag), or the environment variables MINIWDL_SERVERLESS_STACK /
 MINIWDL_SERVERLESS_STATE_MACHINE. Credentials and region come from the usual AWS environment
@@ -72,7 +75,8 @@ MINIWDL_SERVERLESS_STATE_MACHINE. Credentials and region come from the usual AWS
 Bad input exits with status 2 and one line naming the problem; nothing is started.
 """
 
-SUBMIT_DESCRIPTION = """Start WORKFLOW on a deployed miniwdl-serverless stack (one Step Functions execution).
+SUBMIT_DESCRIPTION = """\
+Start WORKFLOW on a deployed miniwdl-serverless stack (one Step Functions execution).
 
 WORKFLOW is a local .wdl (packaged with its imports as a miniwdl zip and staged to the stack's
 bucket under wdl/), a local miniwdl .zip, or an s3:// or https:// URI (passed through). Inputs
@@ -89,18 +93,25 @@ task's stderr tail and log locations) and a non-zero exit (the task's exit statu
 def _add_workflow_arguments(parser: argparse.ArgumentParser, workflow_help: str) -> None:
     """The workflow and its inputs, as `miniwdl run` takes them (shared by run and submit)."""
     parser.add_argument("wdl", metavar="WORKFLOW", help=workflow_help)
-    parser.add_argument("inputs", nargs="*", metavar="input_key=value", help="workflow inputs, as for `miniwdl run`")
-    parser.add_argument("-i", "--input", metavar="INPUT.json", help="file with Cromwell-style input JSON")
-    parser.add_argument("--empty", metavar="input_key", action="append", default=[], help="supply an empty array for this input")
-    parser.add_argument("--none", metavar="input_key", action="append", default=[], help="supply None for this optional input")
-    parser.add_argument("--task", metavar="TASK_NAME", help="run this task (instead of the workflow)")
+    parser.add_argument("inputs", nargs="*", metavar="input_key=value",
+                        help="workflow inputs, as for `miniwdl run`")
+    parser.add_argument("-i", "--input", metavar="INPUT.json",
+                        help="file with Cromwell-style input JSON")
+    parser.add_argument("--empty", metavar="input_key", action="append", default=[],
+                        help="supply an empty array for this input")
+    parser.add_argument("--none", metavar="input_key", action="append", default=[],
+                        help="supply None for this optional input")
+    parser.add_argument("--task", metavar="TASK_NAME",
+                        help="run this task (instead of the workflow)")
 
 
 def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("stack")
-    group.add_argument("--stack", metavar="NAME", help="CloudFormation stack name (env MINIWDL_SERVERLESS_STACK)")
+    group.add_argument("--stack", metavar="NAME",
+                       help="CloudFormation stack name (env MINIWDL_SERVERLESS_STACK)")
     group.add_argument("--state-machine", metavar="ARN",
-                       help="the stack's state machine ARN, instead of --stack (env MINIWDL_SERVERLESS_STATE_MACHINE)")
+                       help="the stack's state machine ARN, instead of --stack "
+                            "(env MINIWDL_SERVERLESS_STATE_MACHINE)")
 
 
 def _add_submit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,53 +119,67 @@ def _add_submit_arguments(parser: argparse.ArgumentParser) -> None:
     _add_stack_arguments(parser)
     where = parser.add_argument_group("where and how the run goes (miniwdl-aws-submit's options)")
     where.add_argument("--task-queue", metavar="QUEUE",
-                       help="Batch queue (name or ARN) for the tasks; must be one of the stack's queues, whose job "
-                            "events reach it [env MINIWDL__AWS__TASK_QUEUE; default: the stack's TaskQueue]")
+                       help="Batch queue (name or ARN) for the tasks; must be one of the stack's "
+                            "queues, whose job events reach it [env MINIWDL__AWS__TASK_QUEUE; "
+                            "default: the stack's TaskQueue]")
     where.add_argument("--task-queue-fallback", metavar="QUEUE",
-                       help="queue for a task after its spot interruptions use up runtime.preemptible "
-                            "[env MINIWDL__AWS__TASK_QUEUE_FALLBACK; default: the stack's]")
+                       help="queue for a task after its spot interruptions use up "
+                            "runtime.preemptible [env MINIWDL__AWS__TASK_QUEUE_FALLBACK; "
+                            "default: the stack's]")
     where.add_argument("--fsap", metavar="fsap-...",
-                       help="EFS access point; runs always use the stack's (tasks and functions mount it), so this "
-                            "only checks that it is the stack's: a different one is an error "
-                            "[env MINIWDL__AWS__FSAP: a different one is ignored with a warning]")
+                       help="EFS access point; runs always use the stack's (tasks and functions "
+                            "mount it), so this only checks that it is the stack's: a different "
+                            "one is an error [env MINIWDL__AWS__FSAP: a different one is ignored "
+                            "with a warning]")
     where.add_argument("--dir", metavar="DIR",
-                       help="run directory root on the stack's EFS, under its mount (default /mnt/efs/miniwdl_run); "
-                            "'DIR/.' runs in DIR exactly")
+                       help="run directory root on the stack's EFS, under its mount (default "
+                            "/mnt/efs/miniwdl_run); 'DIR/.' runs in DIR exactly")
     where.add_argument("--s3upload", metavar="s3://BUCKET/FOLDER",
-                       help="upload outputs, error.json and logs here when the run ends: with a trailing '/' into "
-                            "that folder, without it into FOLDER/<run name>/ [env MINIWDL__AWS__S3_UPLOAD_FOLDER]")
+                       help="upload outputs, error.json and logs here when the run ends: with a "
+                            "trailing '/' into that folder, without it into FOLDER/<run name>/ "
+                            "[env MINIWDL__AWS__S3_UPLOAD_FOLDER]")
     where.add_argument("--delete-after", choices=DELETE_AFTER,
-                       help="delete the run directory after the upload on success, failure or always; needs an "
-                            "upload folder (--s3upload or its env) [env MINIWDL__AWS__DELETE_AFTER_S3_UPLOAD]")
-    where.add_argument("--copy-input-files", action="store_true", help="copy input files for each task instead of linking")
-    where.add_argument("--no-cache", action="store_true", help="neither read nor write the call cache (CALL_CACHE__GET/PUT=false)")
+                       help="delete the run directory after the upload on success, failure or "
+                            "always; needs an upload folder (--s3upload or its env) "
+                            "[env MINIWDL__AWS__DELETE_AFTER_S3_UPLOAD]")
+    where.add_argument("--copy-input-files", action="store_true",
+                       help="copy input files for each task instead of linking")
+    where.add_argument("--no-cache", action="store_true",
+                       help="neither read nor write the call cache (CALL_CACHE__GET/PUT=false)")
     where.add_argument("--name", metavar="NAME",
-                       help="run name (the execution name gets a random suffix; default: the workflow's name)")
+                       help="run name (the execution name gets a random suffix; default: the "
+                            "workflow's name)")
     where.add_argument("--no-env", action="store_true",
-                       help="do not pass this shell's MINIWDL__* variables to the run (by default each one is a "
-                            "miniwdl setting for the run, except miniwdl-aws's launch options)")
+                       help="do not pass this shell's MINIWDL__* variables to the run (by default "
+                            "each one is a miniwdl setting for the run, except miniwdl-aws's "
+                            "launch options)")
     where.add_argument("--cfg", metavar="FILE", action="append", default=[],
-                       help="miniwdl .cfg file whose settings apply to the run (repeatable; SECTION__KEY=VALUE "
-                            "also accepted); MINIWDL__* variables and the flags below win over it")
+                       help="miniwdl .cfg file whose settings apply to the run (repeatable; "
+                            "SECTION__KEY=VALUE also accepted); MINIWDL__* variables and the "
+                            "flags below win over it")
     where.add_argument("--tags", metavar="KEY=VALUE", action="append", default=[],
                        help="cost-allocation tag on every Batch job of the run (repeatable) [env "
                             "MINIWDL__AWS__JOB_TAGS as a JSON object, which --tags extend]")
     where.add_argument("--timeout", metavar="SECONDS",
-                       help="fail the run, terminating its jobs, after this long (seconds, or 30m, 12h, 2d; "
-                            "default: the stack's, 7 days)")
+                       help="fail the run, terminating its jobs, after this long (seconds, or "
+                            "30m, 12h, 2d; default: the stack's, 7 days)")
     where.add_argument("--runtime-defaults", metavar="JSON",
-                       help="default task runtime values, e.g. '{\"docker\": \"ubuntu:22.04\", \"preemptible\": 2}' "
-                            "(TASK_RUNTIME__DEFAULTS, merged over the configured ones)")
+                       help="default task runtime values, e.g. '{\"docker\": \"ubuntu:22.04\", "
+                            "\"preemptible\": 2}' (TASK_RUNTIME__DEFAULTS, merged over the "
+                            "configured ones)")
     after = parser.add_argument_group("after starting")
     after.add_argument("-w", "--wait", action="store_true",
-                       help="wait for the run to end; print its outputs and exit like `miniwdl run`")
+                       help="wait for the run to end; print its outputs and exit like "
+                            "`miniwdl run`")
     after.add_argument("-f", "--follow", action="store_true",
-                       help="--wait, showing progress (calls done/running/queued) and the run's workflow.log on stderr; "
-                            "Ctrl-C asks whether to cancel the run (without a terminal it keeps running)")
+                       help="--wait, showing progress (calls done/running/queued) and the run's "
+                            "workflow.log on stderr; Ctrl-C asks whether to cancel the run "
+                            "(without a terminal it keeps running)")
 
 
 def _add_run_id(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN", help="run id (printed by submit; the execution name) or execution ARN")
+    parser.add_argument("run", metavar="RUN",
+                        help="run id (printed by submit; the execution name) or execution ARN")
 
 
 def _add_status_arguments(parser: argparse.ArgumentParser) -> None:
@@ -166,13 +191,17 @@ def _add_status_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_logs_arguments(parser: argparse.ArgumentParser) -> None:
     _add_run_id(parser)
     parser.add_argument("call", metavar="CALL", nargs="?",
-                        help="a call's id (call-x, call-x-0, call-sub/call-x; the 'call-' may be left out): its stderr "
-                             "(default: the run's workflow.log)")
-    parser.add_argument("--stdout", action="store_true", help="the call's stdout.txt instead of stderr.txt")
+                        help="a call's id (call-x, call-x-0, call-sub/call-x; the 'call-' may be "
+                             "left out): its stderr (default: the run's workflow.log)")
+    parser.add_argument("--stdout", action="store_true",
+                        help="the call's stdout.txt instead of stderr.txt")
     parser.add_argument("--cloudwatch", action="store_true",
-                        help="read the call's Batch job log from CloudWatch /aws/batch/job instead of its file on EFS")
-    parser.add_argument("--tail", metavar="BYTES", type=int, default=64 * 1024, help="start this many bytes from the end (default 65536)")
-    parser.add_argument("-f", "--follow", action="store_true", help="keep streaming until the run ends")
+                        help="read the call's Batch job log from CloudWatch /aws/batch/job "
+                             "instead of its file on EFS")
+    parser.add_argument("--tail", metavar="BYTES", type=int, default=64 * 1024,
+                        help="start this many bytes from the end (default 65536)")
+    parser.add_argument("-f", "--follow", action="store_true",
+                        help="keep streaming until the run ends")
     _add_stack_arguments(parser)
 
 
@@ -182,22 +211,30 @@ def _add_cancel_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_list_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-n", "--limit", type=int, default=20, help="how many runs, newest first (default 20)")
-    parser.add_argument("--status", choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"], help="only runs in this state")
+    parser.add_argument("-n", "--limit", type=int, default=20,
+                        help="how many runs, newest first (default 20)")
+    parser.add_argument("--status",
+                        choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"],
+                        help="only runs in this state")
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     _add_stack_arguments(parser)
 
 
 REMOTE_COMMANDS: dict[str, tuple[str, str, Any]] = {
-    "submit": ("start a workflow on a deployed stack (miniwdl-aws-submit's options)", SUBMIT_DESCRIPTION, _add_submit_arguments),
+    "submit": ("start a workflow on a deployed stack (miniwdl-aws-submit's options)",
+               SUBMIT_DESCRIPTION, _add_submit_arguments),
     "status": ("a run's state and its calls (status, attempts, duration, Batch job, log stream)",
-               "Show a run's state and a table of its calls, from the stack's DynamoDB tables.", _add_status_arguments),
+               "Show a run's state and a table of its calls, from the stack's DynamoDB tables.",
+               _add_status_arguments),
     "logs": ("a run's workflow.log or one call's stderr/stdout",
-             "Print the tail of the run's workflow.log, or of one call's stderr.txt/stdout.txt, read through the "
-             "stack's read-only logs function (or CloudWatch /aws/batch/job with --cloudwatch).", _add_logs_arguments),
+             "Print the tail of the run's workflow.log, or of one call's stderr.txt/stdout.txt, "
+             "read through the stack's read-only logs function (or CloudWatch /aws/batch/job "
+             "with --cloudwatch).", _add_logs_arguments),
     "cancel": ("stop a run and terminate its Batch jobs",
-               "Stop the run's Step Functions execution; every Batch job of the run is terminated.", _add_cancel_arguments),
-    "list": ("recent runs with their status", "List the stack's recent runs (newest first).", _add_list_arguments),
+               "Stop the run's Step Functions execution; every Batch job of the run is "
+               "terminated.", _add_cancel_arguments),
+    "list": ("recent runs with their status", "List the stack's recent runs (newest first).",
+             _add_list_arguments),
 }
 
 
@@ -210,135 +247,20 @@ def parse_run_args(argv: list[str]) -> argparse.Namespace:
 
 def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     _add_workflow_arguments(run, "WDL file (local path, https:// or s3:// URI)")
-    run.add_argument("-d", "--dir", metavar="DIR", help="directory under which to create the timestamped run directory "
-                     "(default: current directory); 'DIR/.' runs in DIR exactly")
-    run.add_argument("--s3upload", metavar="s3://BUCKET/FOLDER/", help="upload outputs and logs here (embedded S3 locally)")
-    run.add_argument("--delete-after", choices=DELETE_AFTER, help="delete the run directory after the upload")
-    run.add_argument("--copy-input-files", action="store_true", help="copy input files for each task instead of linking")
-    run.add_argument("--cfg", metavar="KEY=VALUE", action="append", default=[], help="miniwdl setting SECTION__KEY=VALUE (repeatable)")
+    run.add_argument("-d", "--dir", metavar="DIR",
+                     help="directory under which to create the timestamped run directory "
+                          "(default: current directory); 'DIR/.' runs in DIR exactly")
+    run.add_argument("--s3upload", metavar="s3://BUCKET/FOLDER/",
+                     help="upload outputs and logs here (embedded S3 locally)")
+    run.add_argument("--delete-after", choices=DELETE_AFTER,
+                     help="delete the run directory after the upload")
+    run.add_argument("--copy-input-files", action="store_true",
+                     help="copy input files for each task instead of linking")
+    run.add_argument("--cfg", metavar="KEY=VALUE", action="append", default=[],
+                     help="miniwdl setting SECTION__KEY=VALUE (repeatable)")
     run.add_argument("--timeout", type=int, metavar="SECONDS", help="fail the run after this long")
     run.add_argument("--workers", type=int, help="parallel task commands (default: CPU count)")
     run.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
-
-
-def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
-    """Parse inputs exactly as `miniwdl run` does, into the execution input."""
-    import WDL
-    import WDL.CLI
-
-    from miniwdl_serverless.cli.submit import quiet_logger
-
-    wdl = args.wdl if "://" in args.wdl else os.path.abspath(args.wdl)
-    doc = WDL.load(wdl, read_source=WDL.CLI.make_read_source(False))
-    cfg = WDL.runtime.config.Loader(quiet_logger())
-    target, _, input_json = WDL.CLI.runner_input(
-        doc, args.inputs, args.input, args.empty, args.none, task=args.task,
-        downloadable=lambda uri, directory: WDL.runtime.download.able(cfg, uri, directory=directory), root="/",
-    )
-    config = {}
-    for item in args.cfg:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--cfg wants SECTION__KEY=VALUE, got {item!r}")
-        config[key.upper()] = value
-    data: dict[str, Any] = {"workflow": wdl, "inputs": input_json}
-    directory = os.path.abspath(args.dir or os.getcwd())
-    if args.dir and args.dir.rstrip("/").endswith("/."):
-        directory += "/."
-    data["dir"] = directory
-    if args.task:
-        data["task"] = target.name
-    for key in ("s3upload", "delete_after"):
-        if getattr(args, key):
-            data[key] = getattr(args, key)
-    if args.copy_input_files:
-        data["copy_input_files"] = True
-    if config:
-        data["config"] = config
-    if args.timeout:
-        data["timeout_seconds"] = args.timeout
-    return data
-
-
-def run_local(args: argparse.Namespace) -> int:
-    try:
-        execution_input = build_execution_input(args)
-    except Exception as exn:
-        return _input_error(exn)
-    from miniwdl_serverless.local.embedded import EmbeddedAWS
-
-    with EmbeddedAWS(efs_root="/", workers=args.workers) as aws:
-        return execute(aws, execution_input, show_progress=not args.no_progress)
-
-
-def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = True) -> int:
-    """Run one execution on an embedded AWS; print like `miniwdl run`; return the exit code."""
-    if execution_input.get("s3upload"):
-        _create_upload_bucket(execution_input["s3upload"])
-    arn = aws.start(execution_input)
-    progress = Progress(arn.rsplit(":", 1)[-1], enabled=show_progress and sys.stderr is not None)
-    description = aws.wait(arn, progress.show)
-    progress.done()
-    from miniwdl_serverless.cli import views
-
-    if description["status"] == "SUCCEEDED":
-        print(json.dumps(views.success_report(description), indent=2))
-        return 0
-    error, info = views.failure_info(description)
-    print(json.dumps(info, indent=2), file=sys.stderr)
-    print(views.failure_line(error, info), file=sys.stderr)
-    return views.failure_exit_status(info)
-
-
-def _input_error(exn: Exception) -> int:
-    from miniwdl_serverless.core.errors import describe_exception
-
-    info = describe_exception(exn)
-    print(f"miniwdl-serverless: {info.get('error')}: {info.get('message')}", file=sys.stderr)
-    return EXIT_USAGE
-
-
-def _create_upload_bucket(uri: str) -> None:
-    import boto3
-
-    bucket = uri[len("s3://") :].split("/", 1)[0]
-    try:
-        boto3.client("s3").create_bucket(Bucket=bucket)
-    except Exception:
-        pass
-
-
-class Progress:
-    """'jobs done/running/waiting' on stderr while the run goes on (one line on a terminal)."""
-
-    def __init__(self, run_id: str, enabled: bool):
-        self.run_id, self.enabled = run_id, enabled
-        self.tty = enabled and sys.stderr.isatty()
-        self.last = 0.0
-        self.last_line = ""
-
-    def show(self) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self.last < (0.5 if self.tty else 5.0):
-            return
-        self.last = now
-        from miniwdl_serverless import store
-
-        try:
-            run = store.get_run(self.run_id)
-        except Exception:
-            return
-        total, done = int(run.jobs_total or 0), int(run.jobs_done or 0)
-        running = max(0, int(run.calls_submitted or 0) - int(run.calls_succeeded or 0) - int(run.calls_failed or 0) - int(run.calls_retried or 0))
-        line = f"jobs: {done} done, {running} running, {max(0, total - done - running)} waiting"
-        if line == self.last_line and not self.tty:
-            return
-        self.last_line = line
-        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self.tty and self.last_line:
-            print(file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ one works against AWS or any endpoint given by ``AWS_ENDPOINT_URL``."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -215,6 +216,21 @@ def terminate_jobs(clients: Clients, jobs: list[Any], reason: str) -> tuple[int,
             except Exception as exn:
                 problems.append(f"{job.batch_job_id}: {exn}")
     return count, problems
+
+
+def cancel_run(clients: Clients, stack: Stack, run: str, cause: str) -> int:
+    """Stop the execution and terminate the run's Batch jobs (the stack's cancel function does
+    the same on the execution's ABORTED event, catching any submitted meanwhile)."""
+    stop_execution(clients, stack, run, cause)
+    run_id = run_id_of(run)
+    if not stack.jobs_table:
+        return 0
+    terminated, problems = terminate_jobs(clients, run_jobs(stack, run_id),
+                                          "miniwdl-serverless: run cancelled")
+    for problem in problems:
+        print(f"miniwdl-serverless: warning: cannot terminate {problem} (the stack's cancel "
+              "function will)", file=sys.stderr)
+    return terminated
 
 
 # ---- logs ----------------------------------------------------------------------------------

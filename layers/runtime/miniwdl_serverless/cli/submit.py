@@ -1,6 +1,6 @@
 """`miniwdl-serverless submit`, the pure part: options (flags, then miniwdl-aws's environment
 variables), inputs parsed and typechecked with miniwdl's own rules, the miniwdl zip of a local
-workflow, and the Step Functions execution input. No AWS calls here (see aws_ops.py)."""
+workflow, and the Step Functions execution input. No AWS calls here (see stack.py)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,139 @@
+"""`miniwdl-serverless run`: a workflow executed locally on the embedded AWS (moto runs the real
+ASL; the real handlers serve the Lambda calls; a local Batch executor runs task commands with
+bash). Its inputs and stdout follow ``miniwdl run``; the arguments are parsed in main.py."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+EXIT_USAGE = 2
+
+
+def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
+    """Parse inputs exactly as `miniwdl run` does, into the execution input."""
+    import WDL
+    import WDL.CLI
+
+    from miniwdl_serverless.cli.submit import quiet_logger
+
+    wdl = args.wdl if "://" in args.wdl else os.path.abspath(args.wdl)
+    doc = WDL.load(wdl, read_source=WDL.CLI.make_read_source(False))
+    cfg = WDL.runtime.config.Loader(quiet_logger())
+    target, _, input_json = WDL.CLI.runner_input(
+        doc, args.inputs, args.input, args.empty, args.none, task=args.task,
+        downloadable=lambda uri, directory: WDL.runtime.download.able(
+            cfg, uri, directory=directory
+        ),
+        root="/",
+    )
+    config = {}
+    for item in args.cfg:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--cfg wants SECTION__KEY=VALUE, got {item!r}")
+        config[key.upper()] = value
+    data: dict[str, Any] = {"workflow": wdl, "inputs": input_json}
+    directory = os.path.abspath(args.dir or os.getcwd())
+    if args.dir and args.dir.rstrip("/").endswith("/."):
+        directory += "/."
+    data["dir"] = directory
+    if args.task:
+        data["task"] = target.name
+    for key in ("s3upload", "delete_after"):
+        if getattr(args, key):
+            data[key] = getattr(args, key)
+    if args.copy_input_files:
+        data["copy_input_files"] = True
+    if config:
+        data["config"] = config
+    if args.timeout:
+        data["timeout_seconds"] = args.timeout
+    return data
+
+
+def run_local(args: argparse.Namespace) -> int:
+    try:
+        execution_input = build_execution_input(args)
+    except Exception as exn:
+        return _input_error(exn)
+    from miniwdl_serverless.local.embedded import EmbeddedAWS
+
+    with EmbeddedAWS(efs_root="/", workers=args.workers) as aws:
+        return execute(aws, execution_input, show_progress=not args.no_progress)
+
+
+def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = True) -> int:
+    """Run one execution on an embedded AWS; print like `miniwdl run`; return the exit code."""
+    if execution_input.get("s3upload"):
+        _create_upload_bucket(execution_input["s3upload"])
+    arn = aws.start(execution_input)
+    progress = Progress(arn.rsplit(":", 1)[-1], enabled=show_progress and sys.stderr is not None)
+    description = aws.wait(arn, progress.show)
+    progress.done()
+    from miniwdl_serverless.cli import views
+
+    if description["status"] == "SUCCEEDED":
+        print(json.dumps(views.success_report(description), indent=2))
+        return 0
+    error, info = views.failure_info(description)
+    print(json.dumps(info, indent=2), file=sys.stderr)
+    print(views.failure_line(error, info), file=sys.stderr)
+    return views.failure_exit_status(info)
+
+
+def _input_error(exn: Exception) -> int:
+    from miniwdl_serverless.core.errors import describe_exception
+
+    info = describe_exception(exn)
+    print(f"miniwdl-serverless: {info.get('error')}: {info.get('message')}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _create_upload_bucket(uri: str) -> None:
+    import boto3
+
+    bucket = uri[len("s3://") :].split("/", 1)[0]
+    try:
+        boto3.client("s3").create_bucket(Bucket=bucket)
+    except Exception:
+        pass
+
+
+class Progress:
+    """'jobs done/running/waiting' on stderr while the run goes on (one line on a terminal)."""
+
+    def __init__(self, run_id: str, enabled: bool):
+        self.run_id, self.enabled = run_id, enabled
+        self.tty = enabled and sys.stderr.isatty()
+        self.last = 0.0
+        self.last_line = ""
+
+    def show(self) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < (0.5 if self.tty else 5.0):
+            return
+        self.last = now
+        from miniwdl_serverless import store
+
+        try:
+            run = store.get_run(self.run_id)
+        except Exception:
+            return
+        total, done = int(run.jobs_total or 0), int(run.jobs_done or 0)
+        running = max(0, int(run.calls_submitted or 0) - int(run.calls_succeeded or 0)
+                      - int(run.calls_failed or 0) - int(run.calls_retried or 0))
+        line = f"jobs: {done} done, {running} running, {max(0, total - done - running)} waiting"
+        if line == self.last_line and not self.tty:
+            return
+        self.last_line = line
+        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr,
+              flush=True)
+
+    def done(self) -> None:
+        if self.tty and self.last_line:
+            print(file=sys.stderr)
