@@ -1,4 +1,5 @@
-"""Shared fixtures. moto is imported before anything creates a boto3 client (moto gotcha)."""
+"""Shared fixtures. The embedded AWS imports moto before it creates any boto3 client (a client
+made before moto is imported is not mocked); unit tests need neither and import neither."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
-import moto  # noqa: E402,F401
 import pytest  # noqa: E402
 
 from miniwdl_serverless.local.embedded import EmbeddedAWS  # noqa: E402

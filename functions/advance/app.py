@@ -2,14 +2,14 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from miniwdl_serverless.engine import BatchJobChange, on_batch_event
-from miniwdl_serverless.lambda_support import BatchJobStateChange, lambda_handler, logger, services
+from miniwdl_serverless.controller.advance import on_batch_event
+from miniwdl_serverless.core.events import BatchJobDetail
+from miniwdl_serverless.handlers.wiring import EventBridgeDetail, lambda_handler, logger, ports
 
 
-@lambda_handler(BatchJobStateChange)
-def handler(event: BatchJobStateChange, context: LambdaContext) -> dict:
-    change = BatchJobChange.from_detail(event.detail.model_dump())
-    logger.append_keys(run_id=change.run_id, job_id=change.graph_job_id, batch_job_id=change.job_id)
-    outcome = on_batch_event(change, services())
-    logger.info("batch event handled", extra={"status": change.status, "outcome": outcome})
+@lambda_handler(BatchJobDetail, envelope=EventBridgeDetail)
+def handler(detail: BatchJobDetail, context: LambdaContext) -> dict:
+    logger.append_keys(run_id=detail.run_id, job_id=detail.job_id, batch_job_id=detail.jobId)
+    outcome = on_batch_event(detail, ports())
+    logger.info("batch event handled", extra={"status": detail.status, "outcome": outcome})
     return {"outcome": outcome}

@@ -3,19 +3,15 @@ run: mark it failed and terminate its Batch jobs (a stopped execution runs no Fi
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from miniwdl_serverless.engine import stop_run
-from miniwdl_serverless.lambda_support import (
-    ExecutionStatusChange,
-    lambda_handler,
-    logger,
-    services,
-)
+from miniwdl_serverless.controller.end import stop_run
+from miniwdl_serverless.handlers.events import ExecutionStatusChange
+from miniwdl_serverless.handlers.wiring import lambda_handler, logger, ports
 
 
 @lambda_handler(ExecutionStatusChange)
 def handler(event: ExecutionStatusChange, context: LambdaContext) -> dict:
     run_id = event.detail.name
     logger.append_keys(run_id=run_id)
-    terminated = stop_run(run_id, event.detail.status, services())
+    terminated = stop_run(run_id, event.detail.status, ports())
     logger.info("run stopped", extra={"status": event.detail.status, "terminated": terminated})
     return {"run_id": run_id, "terminated": terminated}

@@ -2,19 +2,14 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from miniwdl_serverless.finish import finish_run
-from miniwdl_serverless.lambda_support import (
-    FinishEvent,
-    lambda_handler,
-    logger,
-    s3_client,
-    services,
-)
+from miniwdl_serverless.controller.finish import finish_run
+from miniwdl_serverless.handlers.events import FinishEvent
+from miniwdl_serverless.handlers.wiring import lambda_handler, logger, ports
 
 
 @lambda_handler(FinishEvent)
 def handler(event: FinishEvent, context: LambdaContext) -> dict:
     logger.append_keys(run_id=event.execution_name)
-    result = finish_run(event.state, event.execution_name, services(), s3_client())
+    result = finish_run(event.state, event.execution_name, ports())
     logger.info("finish done", extra={"status": result["status"]})
     return result

@@ -2,13 +2,15 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from miniwdl_serverless.engine import start_run
-from miniwdl_serverless.lambda_support import StartEvent, lambda_handler, logger, services
+from miniwdl_serverless.controller.start import start_run
+from miniwdl_serverless.core.ids import run_id_of
+from miniwdl_serverless.handlers.events import StartEvent
+from miniwdl_serverless.handlers.wiring import lambda_handler, logger, ports
 
 
 @lambda_handler(StartEvent)
 def handler(event: StartEvent, context: LambdaContext) -> dict:
-    logger.append_keys(run_id=event.execution_arn.rsplit(":", 1)[-1])
-    result = start_run(event.input, event.task_token, event.execution_arn, event.started_at, services())
+    logger.append_keys(run_id=run_id_of(event.execution_arn))
+    result = start_run(event.input, event.task_token, event.execution_arn, event.started_at, ports())
     logger.info("start done", extra=result)
     return result

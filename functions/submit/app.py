@@ -4,8 +4,8 @@ execution, named after the object version; an invalid one starts nothing and get
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from miniwdl_serverless.controller.submit import SubmittedObject, handle_submission
-from miniwdl_serverless.lambda_support import (
-    S3ObjectCreated,
+from miniwdl_serverless.handlers.events import S3ObjectCreated
+from miniwdl_serverless.handlers.wiring import (
     count_metric,
     lambda_handler,
     logger,

@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from miniwdl_serverless import store
+from miniwdl_serverless.core.records import FAILED, Job
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "viral_pipeline"
@@ -22,8 +22,8 @@ def write(path: Path, text: str) -> str:
     return str(path)
 
 
-def run_items(embedded) -> list[store.JobModel]:
-    return list(store.query_jobs(embedded.last_execution_arn.rsplit(":", 1)[-1]))
+def run_items(embedded) -> list[Job]:
+    return list(embedded.store.query_jobs(embedded.last_execution_arn.rsplit(":", 1)[-1]))
 
 
 def test_demo_pipeline(run_cli, tmp_path):
@@ -69,7 +69,7 @@ task t {
     # fail fast: the sleeping siblings were terminated, nothing is left running
     embedded.drain()
     statuses = {j.job_id: j.status for j in run_items(embedded)}
-    assert statuses["call-t-1-2"] == store.FAILED  # miniwdl's ids: index, then the value tag
+    assert statuses["call-t-1-2"] == FAILED  # miniwdl's ids: index, then the value tag
     batch = boto3.client("batch")
     ids = [j.batch_job_id for j in run_items(embedded) if j.batch_job_id]
     described = batch.describe_jobs(jobs=ids)["jobs"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from miniwdl_serverless import store
+from miniwdl_serverless.adapters.dynamodb import item_size
 
 DATA = Path(__file__).parent / "data"
 SHARDS = int(os.environ.get("MSLS_SCALE_SHARDS", "1000"))
@@ -27,9 +27,9 @@ def test_thousand_shard_scatter(run_cli, embedded, tmp_path):
     assert outputs["big.squares"] == [i * i for i in range(SHARDS)]
 
     run_id = embedded.last_execution_arn.rsplit(":", 1)[-1]
-    jobs = list(store.query_jobs(run_id))
+    jobs = list(embedded.store.jobs.query(run_id))
     assert len(jobs) == SHARDS + 6  # decl-n, scatter, gather, output-total, output-squares, outputs
-    sizes = [store.item_size(job) for job in jobs] + [store.item_size(store.get_run(run_id))]
+    sizes = [item_size(job) for job in jobs] + [item_size(embedded.store.runs.get(run_id))]
     largest = max(sizes)
     print(f"\n{SHARDS}-shard scatter: {len(jobs)} job items, largest item {largest} bytes")
     assert largest < ITEM_LIMIT

@@ -119,10 +119,8 @@ def test_submit_wait_succeeds_with_staged_zip_upload_and_tags(aws_server, tmp_pa
     assert sent["workflow"].startswith(f"s3://{aws_server.bucket}/wdl/") and sent["workflow"].endswith(".zip")
     assert sent["config"] == {"TASK_RUNTIME__DEFAULTS": '{"maxRetries": 1}'}
     # cost-allocation tags on every Batch job of the run
-    from miniwdl_serverless import store
-
     run = execution["name"]
-    batch_ids = [j.batch_job_id for j in store.query_jobs(run) if j.batch_job_id]
+    batch_ids = [j.batch_job_id for j in aws_server.store.query_jobs(run) if j.batch_job_id]
     assert len(batch_ids) == 2
     for job in boto3.client("batch").describe_jobs(jobs=batch_ids)["jobs"]:
         assert job["tags"]["team"] == "genomics" and job["tags"]["project"] == "p1"
@@ -203,9 +201,7 @@ def test_status_logs_and_list(aws_server, tmp_path):
 
 
 def _running_call(aws, run: str) -> bool:
-    from miniwdl_serverless import store
-
-    return any(j.started_at for j in store.query_jobs(run) if j.batch_job_id)
+    return any(j.started_at for j in aws.store.query_jobs(run) if j.batch_job_id)
 
 
 def test_cancel_stops_the_execution_and_its_batch_jobs(aws_server, tmp_path):
@@ -225,12 +221,10 @@ def test_cancel_stops_the_execution_and_its_batch_jobs(aws_server, tmp_path):
     assert f"cancelled run {run} (1 Batch jobs terminated)" in cancelled.stdout
     arn = next(a for a in executions(aws_server) if a.endswith(":" + run))
     assert aws_server.sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
-    from miniwdl_serverless import store
-
-    (job,) = [j for j in store.query_jobs(run) if j.batch_job_id]
+    (job,) = [j for j in aws_server.store.query_jobs(run) if j.batch_job_id]
     batch = boto3.client("batch")
     wait_until(lambda: batch.describe_jobs(jobs=[job.batch_job_id])["jobs"][0]["status"] == "FAILED", message="termination")
-    wait_until(lambda: store.get_run(run).status == store.RUN_FAILED, message="the cancel function")  # via the execution event
+    wait_until(lambda: aws_server.store.get_run(run).status == "failed", message="the cancel function")  # via the execution event
     assert follower.wait(timeout=30) == 0  # the run ended, so did the follower
     again = cli(aws_server, "cancel", run, "--stack", STACK)
     assert again.returncode == 0 and "already ended: ABORTED" in again.stderr

@@ -11,17 +11,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from miniwdl_serverless.batch import (
+from miniwdl_serverless.adapters.batch import BatchAdapter, EfsVolume, adapter_from_environment
+from miniwdl_serverless.core.ids import BATCH_NAME_LIMIT as NAME_LIMIT
+from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN
+from miniwdl_serverless.core.ids import batch_job_name as job_name
+from miniwdl_serverless.core.resources import (
     MIN_MEMORY_MIB,
-    NAME_LIMIT,
-    TAG_ATTEMPT,
-    TAG_JOB,
-    TAG_RUN,
-    BatchAdapter,
-    EfsVolume,
     Resources,
-    adapter_from_environment,
-    job_name,
+    TaskSubmission,
     resources_for,
 )
 
@@ -111,7 +108,7 @@ def submit(adapter: BatchAdapter, queue: str, name: str, **overrides: Any) -> st
         "timeout_seconds": 3600,
     }
     arguments.update(overrides)
-    return adapter.submit(**arguments)
+    return adapter.submit(TaskSubmission(**arguments))
 
 
 def definitions(batch: Any, **filters: Any) -> list[dict[str, Any]]:
@@ -423,12 +420,6 @@ def test_find_is_exact(batch: Any, queue: str) -> None:
     second = submit(adapter, queue, "run-1-call-hello-try2")
     assert second != first
     assert adapter.find("run-1-call-hello-try2", queue) == second
-
-
-def test_submit_without_check_submits_again(batch: Any, queue: str) -> None:
-    adapter = make_adapter(batch)
-    first = submit(adapter, queue, "run-1-call-x-try1")
-    assert submit(adapter, queue, "run-1-call-x-try1", check_existing=False) != first
 
 
 def test_terminate(batch: Any, queue: str) -> None:

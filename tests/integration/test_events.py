@@ -7,7 +7,8 @@ import copy
 import json
 from pathlib import Path
 
-from miniwdl_serverless import store
+from miniwdl_serverless.core.records import RUN_FAILED, RUNNING
+from miniwdl_serverless.handlers import wiring
 from miniwdl_serverless.local.embedded import FakeContext
 from tests.polling import wait_for
 
@@ -35,7 +36,7 @@ def start_gated(embedded, tmp_path):
     source = GATED.replace("~{gate}", str(gate))
     arn = embedded.start({"workflow_source": source, "dir": str(tmp_path)})
     run_id = arn.rsplit(":", 1)[-1]
-    slow = wait_for(lambda: (j := store.get_job(run_id, "call-slow")) and j.status == store.RUNNING and j.batch_job_id and j)
+    slow = wait_for(lambda: (j := embedded.store.get_job(run_id, "call-slow")) and j.status == RUNNING and j.batch_job_id and j)
     return arn, run_id, gate, slow
 
 
@@ -51,10 +52,10 @@ def test_repeated_and_late_events_change_nothing(embedded, tmp_path):
         return events if {e["detail"]["status"] for e in events} >= {"RUNNING", "SUCCEEDED"} else None
 
     quick_events = wait_for(quick_events)
-    before = store.get_job(run_id, "call-slow")
+    before = embedded.store.get_job(run_id, "call-slow")
     for event in reversed(quick_events):  # again, and out of order (RUNNING after SUCCEEDED)
         assert advance(embedded, event) == "resumed"
-    after = store.get_job(run_id, "call-slow")
+    after = embedded.store.get_job(run_id, "call-slow")
     assert (after.batch_job_id, after.attempt, after.pending) == (before.batch_job_id, before.attempt, before.pending)
     gate.touch()
     description = embedded.wait(arn)
@@ -72,7 +73,7 @@ def test_spot_interruption_is_retried_with_fresh_state(embedded, tmp_path):
         "miniwdl-serverless:run": run_id, "miniwdl-serverless:job": "call-slow", "miniwdl-serverless:attempt": "0",
     }
     assert advance(embedded, interrupted) == "retried"
-    retried = store.get_job(run_id, "call-slow")
+    retried = embedded.store.get_job(run_id, "call-slow")
     assert (retried.attempt, retried.interruptions) == (1, 1)
     assert retried.batch_job_id != slow.batch_job_id
     gate.touch()
@@ -81,7 +82,7 @@ def test_spot_interruption_is_retried_with_fresh_state(embedded, tmp_path):
     run_dir = Path(json.loads(description["output"])["dir"])
     assert (run_dir / "call-slow" / "attempt-0" / "work").is_dir()  # the first try kept aside
     # the interrupted job's own SUCCEEDED event came later: stale, ignored
-    assert store.get_job(run_id, "call-slow").attempt == 1
+    assert embedded.store.get_job(run_id, "call-slow").attempt == 1
 
 
 def test_events_for_other_jobs_are_ignored(embedded):
@@ -96,24 +97,24 @@ class LambdaDied(BaseException):
 
 
 def test_redelivered_event_resubmits_after_a_submitter_died(embedded, tmp_path, monkeypatch):
-    from miniwdl_serverless.batch import BatchAdapter
+    from miniwdl_serverless.adapters.batch import BatchAdapter
 
     original = BatchAdapter.submit
     died = []
 
-    def dies_once(self, **kwargs):
-        if kwargs["name"].endswith("call-slow-try1") and not died:
-            died.append(kwargs["name"])
+    def dies_once(self, submission):
+        if submission.name.endswith("call-slow-try1") and not died:
+            died.append(submission.name)
             raise LambdaDied()
-        return original(self, **kwargs)
+        return original(self, submission)
 
     monkeypatch.setattr(BatchAdapter, "submit", dies_once)
-    monkeypatch.setattr(store, "SUBMIT_LEASE_SECONDS", 0)
+    monkeypatch.setattr(wiring.run_store(), "submit_lease_seconds", 0)
     gate = tmp_path / "gate"
     gate.touch()
     arn = embedded.start({"workflow_source": GATED.replace("~{gate}", str(gate)), "dir": str(tmp_path)})
     run_id = arn.rsplit(":", 1)[-1]
-    stuck = wait_for(lambda: died and (j := store.get_job(run_id, "call-slow")) and j.status == store.RUNNING and j)
+    stuck = wait_for(lambda: died and (j := embedded.store.get_job(run_id, "call-slow")) and j.status == RUNNING and j)
     assert stuck.batch_job_id is None  # marked, never submitted: no event will ever come for it
     succeeded = wait_for(lambda: [
         e for e in embedded.sent
@@ -137,8 +138,8 @@ def test_stopped_execution_terminates_the_runs_jobs(embedded, tmp_path):
     assert result == {"run_id": run_id, "terminated": 1}
     batch = boto3.client("batch")
     wait_for(lambda: batch.describe_jobs(jobs=[slow.batch_job_id])["jobs"][0]["status"] == "FAILED")
-    run = store.get_run(run_id)
-    assert run.status == store.RUN_FAILED and run.error["error"] == "RunStopped"
+    run = embedded.store.get_run(run_id)
+    assert run.status == RUN_FAILED and run.error["error"] == "RunStopped"
     assert embedded.handlers["CancelFunction"](event, FakeContext("CancelFunction"))["run_id"] == run_id
     gate.touch()
 

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from miniwdl_serverless import store
 from miniwdl_serverless.controller import logs
+from miniwdl_serverless.core.records import RUN_RUNNING, Run
 from miniwdl_serverless.local.embedded import FakeContext
 
 
@@ -21,8 +21,7 @@ def run_dir(embedded, tmp_path):
     (tmp_path / "secret.txt").write_text("not yours\n")
     os.symlink(tmp_path / "secret.txt", directory / "call-t" / "stdout.txt")  # a task's escape attempt
     os.symlink(tmp_path, directory / "call-t" / "up")
-    run = store.RunModel("logs-run-1", run_dir=str(directory), status=store.RUN_RUNNING)
-    run.save()
+    embedded.store.put_run(Run("logs-run-1", run_dir=str(directory), status=RUN_RUNNING))
     return directory
 
 

@@ -1,4 +1,4 @@
-"""The event fixtures parse with the handlers' models, and BatchJobChange reads them right."""
+"""The event fixtures parse with the handlers' models, and the Batch detail model reads them right."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from miniwdl_serverless.batch import TAG_ATTEMPT, TAG_JOB, TAG_RUN
-from miniwdl_serverless.engine import INTERRUPTION, BatchJobChange
-from miniwdl_serverless.lambda_support import BatchJobStateChange, FinishEvent, StartEvent
+from miniwdl_serverless.core.events import INTERRUPTION, BatchJobDetail
+from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN
+from miniwdl_serverless.handlers.events import BatchJobStateChange, FinishEvent, StartEvent
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 RUN = "6f1c2b7e-3d4a-4c59-9e8f-2a7b0c1d5e93"
@@ -70,14 +70,14 @@ def test_batch_fixture_parses(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_batch_job_change_from_fixture(name: str) -> None:
-    """The same path as functions/advance/app.py: model → model_dump() → BatchJobChange."""
+    """The detail as functions/advance/app.py receives it (parsed once, in the envelope)."""
     status, graph_job_id, attempt, exit_code, reason = EXPECTED[name]
     event = BatchJobStateChange.model_validate(load(name))
-    change = BatchJobChange.from_detail(event.detail.model_dump())
-    assert change.job_id == event.detail.jobId
+    change = event.detail
+    assert change.batch_job_id == event.detail.jobId
     assert change.status == status
     assert change.run_id == RUN
-    assert change.graph_job_id == graph_job_id
+    assert change.job_id == graph_job_id
     assert change.attempt == attempt
     assert change.exit_code == exit_code
     assert change.status_reason == reason
@@ -95,16 +95,16 @@ def test_fixtures_are_consistent_with_their_tags() -> None:
 
 def test_running_has_a_log_stream_and_no_attempts() -> None:
     event = BatchJobStateChange.model_validate(load("batch_job_running.json"))
-    change = BatchJobChange.from_detail(event.detail.model_dump())
+    change = event.detail
     assert change.log_stream is not None and "/default/" in change.log_stream
     assert event.detail.attempts == []
 
 
 def test_spot_interruption_is_recognised() -> None:
-    change = BatchJobChange.from_detail(load("batch_job_spot_interrupted.json")["detail"])
+    change = BatchJobDetail.model_validate(load("batch_job_spot_interrupted.json")["detail"])
     assert INTERRUPTION.search(change.status_reason)
     for name in ("batch_job_failed_exit.json", "batch_job_cannot_pull.json"):
-        other = BatchJobChange.from_detail(load(name)["detail"])
+        other = BatchJobDetail.model_validate(load(name)["detail"])
         assert not INTERRUPTION.search(other.status_reason)
 
 
@@ -150,14 +150,14 @@ def test_malformed_event_is_rejected(path: tuple[str, ...], value: Any) -> None:
 def test_attempt_tag_that_is_not_a_number() -> None:
     detail = load("batch_job_succeeded.json")["detail"]
     detail["tags"][TAG_ATTEMPT] = "first"
-    assert BatchJobChange.from_detail(detail).attempt is None
+    assert BatchJobDetail.model_validate(detail).attempt is None
 
 
 def test_foreign_job_has_no_run() -> None:
     detail = load("batch_job_succeeded.json")["detail"]
     detail["tags"] = {}
-    change = BatchJobChange.from_detail(detail)
-    assert change.run_id is None and change.graph_job_id is None and change.attempt is None
+    change = BatchJobDetail.model_validate(detail)
+    assert change.run_id is None and change.job_id is None and change.attempt is None
 
 
 def test_start_payload_parses() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from miniwdl_serverless.controller.finish import upload_folder
 from miniwdl_serverless.core.errors import BadSubmission
 from miniwdl_serverless.core.options import parse_run_options
-from miniwdl_serverless.finish import upload_folder
 
 
 def test_minimal_input(monkeypatch):

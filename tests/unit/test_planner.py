@@ -1,4 +1,5 @@
-"""The planner without AWS: miniwdl's graph as job records, driven by the store's rules."""
+"""The planner alone: miniwdl's graph as job records (the controller runs it in
+test_controller.py)."""
 
 from __future__ import annotations
 
@@ -8,87 +9,9 @@ import WDL
 from miniwdl_serverless.core import planner
 from miniwdl_serverless.core.wdl_source import fetch_and_load
 
-from .planner_sim import run
-
 
 def load(source: str) -> WDL.Document:
     return fetch_and_load(None, source)[0]
-
-
-def double(task, inputs):
-    return {"y": inputs["x"].value * 2}
-
-
-NESTED = """
-version 1.1
-workflow w {
-  input { Array[Int] xs = [1, 2, 3]  Boolean go = true }
-  Int offset = 10
-  scatter (x in xs) {
-    if (x > 1) { call t { input: x = x + offset } }
-    scatter (k in range(x)) { Int kk = k * x }
-    Int? maybe = t.y
-  }
-  if (go) { scatter (z in xs) { call t as t2 { input: x = z } } }
-  output {
-    Array[Int?] ys = t.y
-    Array[Array[Int]] kks = kk
-    Array[Int]? zs = t2.y
-    Array[Int?] maybes = maybe
-  }
-}
-task t { input { Int x } command {} output { Int y = x * 2 } }
-"""
-
-
-def test_nested_sections_give_miniwdl_results():
-    outputs = run(load(NESTED), {}, double)
-    assert outputs == {
-        "w.ys": [None, 24, 26],
-        "w.kks": [[0], [0, 2], [0, 3, 6]],
-        "w.zs": [2, 4, 6],
-        "w.maybes": [None, 24, 26],
-    }
-
-
-SUBWORKFLOW = """
-version 1.0
-import "sub.wdl" as sub
-workflow main {
-  input { Array[Int] xs = [1, 2] }
-  scatter (x in xs) { call sub.inner { input: x = x } }
-  output { Array[Int] doubled = inner.out }
-}
-"""
-INNER = """
-version 1.0
-workflow inner {
-  input { Int x  Int unused = 5 }
-  call t { input: x = x }
-  output { Int out = t.y }
-}
-task t { input { Int x } command {} output { Int y = x * 2 } }
-"""
-
-
-def test_subworkflow_runs_as_child_graph(tmp_path):
-    (tmp_path / "main.wdl").write_text(SUBWORKFLOW)
-    (tmp_path / "sub.wdl").write_text(INNER)
-    doc, bundle = fetch_and_load(str(tmp_path / "main.wdl"), None)
-    assert set(bundle.sources) == {str(tmp_path / "main.wdl"), str(tmp_path / "sub.wdl")}
-    assert run(doc, {}, double) == {"main.doubled": [2, 4]}
-
-
-def test_outputs_wait_for_every_job_so_failing_decls_fail_the_run():
-    doc = load("""
-version 1.1
-workflow w {
-  Map[String, Int] m = {"a": 1}
-  Int c = m["c"]
-}
-""")
-    with pytest.raises(WDL.Error.EvalError):
-        run(doc, {}, double)
 
 
 def test_section_body_may_wait_on_an_outside_job_that_is_still_running():
@@ -109,7 +32,6 @@ task t { input { Int x } command {} output { Int y = x * 2 } }
     evaluation = planner.evaluate(cfg, scope, "/tmp/r", planner.PathAllowlist("/tmp/r", []), scatter.id, scatter.node_id, [], [], {})
     shards = [j for j in evaluation.new_jobs if j.node_id == "call-t"]
     assert [s.external for s in shards] == [["call-slow"], ["call-slow"]]
-    assert run(doc, {}, double) == {"w.ys": [6, 8]}
 
 
 @pytest.mark.parametrize("width", [10, 1000])
@@ -132,7 +54,16 @@ task t {{ input {{ Int x }} command {{}} output {{ Int y = x * 2 }} }}
 
 
 def test_job_ids_are_miniwdls():
-    doc = load(NESTED)
+    doc = load("""
+version 1.1
+workflow w {
+  input { Array[Int] xs = [1, 2, 3] }
+  Int offset = 10
+  scatter (x in xs) { call t { input: x = x + offset } }
+  output { Array[Int] ys = t.y }
+}
+task t { input { Int x } command {} output { Int y = x * 2 } }
+""")
     ids = {s.id for s in planner.initial_jobs(planner.Scope(doc.workflow, WDL.Env.Bindings()))}
     assert {"decl-offset", "output-ys", "outputs"} <= ids
     assert any(i.startswith("scatter-L") for i in ids)

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from miniwdl_serverless.cli import remote, watch
 from miniwdl_serverless.cli.stack import Stack
+from miniwdl_serverless.core.records import Job, Run
 
 
 @pytest.mark.parametrize(
@@ -35,9 +36,8 @@ class Terminal(io.StringIO):
         return True
 
 
-def job(job_id: str, status: str, started: bool = True):
-    values = {"job_id": job_id, "status": status, "batch_job_name": "n", "started_at": 1.0 if started else None}
-    return type("Job", (), {"attribute_values": values})()
+def job(job_id: str, status: str, started: bool = True) -> Job:
+    return Job("run", job_id, status=status, batch_job_name="n", started_at=1.0 if started else None)
 
 
 def test_progress_bar_on_a_terminal(monkeypatch):
@@ -70,7 +70,7 @@ def test_ctrl_c_on_a_terminal_asks(monkeypatch, answer, cancelled):
 
 
 def test_large_runs_show_progress_from_the_run_counters(monkeypatch):
-    run = type("Run", (), {"jobs_total": 10_006, "attribute_values": {"calls_submitted": 50, "calls_succeeded": 20}})()
+    run = Run("run", jobs_total=10_006, calls_submitted=50, calls_succeeded=20)
     monkeypatch.setattr(watch, "get_run", lambda stack, run_id: run)
     monkeypatch.setattr(watch, "run_jobs",
                         lambda stack, run_id: pytest.fail("read every job of a large run"))

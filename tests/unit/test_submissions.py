@@ -23,7 +23,7 @@ from miniwdl_serverless.controller.submit import (
     key_from_notification_record,
     parse_submission,
 )
-from miniwdl_serverless.lambda_support import S3ObjectCreated
+from miniwdl_serverless.handlers.events import S3ObjectCreated
 from miniwdl_serverless.local.project import Project, matches
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"

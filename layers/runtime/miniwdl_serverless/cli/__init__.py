@@ -1,1 +1,1 @@
-
+"""The command line: local run, commands against a deployed stack, stack lookup, views."""

@@ -11,6 +11,9 @@ import sys
 import time
 from typing import Any
 
+from miniwdl_serverless.controller.ports import RunStore
+from miniwdl_serverless.core.ids import run_id_of
+
 EXIT_USAGE = 2
 
 
@@ -72,7 +75,8 @@ def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = Tru
     if execution_input.get("s3upload"):
         _create_upload_bucket(execution_input["s3upload"])
     arn = aws.start(execution_input)
-    progress = Progress(arn.rsplit(":", 1)[-1], enabled=show_progress and sys.stderr is not None)
+    enabled = show_progress and sys.stderr is not None
+    progress = Progress(aws.store, run_id_of(arn), enabled=enabled)
     description = aws.wait(arn, progress.show)
     progress.done()
     from miniwdl_serverless.cli import views
@@ -107,8 +111,8 @@ def _create_upload_bucket(uri: str) -> None:
 class Progress:
     """'jobs done/running/waiting' on stderr while the run goes on (one line on a terminal)."""
 
-    def __init__(self, run_id: str, enabled: bool):
-        self.run_id, self.enabled = run_id, enabled
+    def __init__(self, store: RunStore, run_id: str, enabled: bool):
+        self.store, self.run_id, self.enabled = store, run_id, enabled
         self.tty = enabled and sys.stderr.isatty()
         self.last = 0.0
         self.last_line = ""
@@ -118,11 +122,11 @@ class Progress:
         if not self.enabled or now - self.last < (0.5 if self.tty else 5.0):
             return
         self.last = now
-        from miniwdl_serverless import store
-
         try:
-            run = store.get_run(self.run_id)
-        except Exception:
+            run = self.store.get_run(self.run_id)
+        except Exception:  # the display is best effort
+            return
+        if run is None:
             return
         total, done = int(run.jobs_total or 0), int(run.jobs_done or 0)
         running = max(0, int(run.calls_submitted or 0) - int(run.calls_succeeded or 0)

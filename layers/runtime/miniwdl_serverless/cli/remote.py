@@ -178,8 +178,8 @@ def status(args: argparse.Namespace, clients: Clients) -> int:
     execution = describe_execution(clients, stack, args.run)
     run_id = str(execution.get("name") or run_id_of(args.run))
     run = get_run(stack, run_id)
-    jobs = [j.attribute_values for j in run_jobs(stack, run_id)]
-    report = views.status_report(execution, run.attribute_values if run is not None else None,
+    jobs = [j.as_dict() for j in run_jobs(stack, run_id)]
+    report = views.status_report(execution, run.as_dict() if run is not None else None,
                                  views.call_rows(jobs))
     print(json.dumps(report, indent=2, default=str) if args.json else views.format_status(report))
     return 0

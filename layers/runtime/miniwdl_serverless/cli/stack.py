@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from miniwdl_serverless.adapters.dynamodb import DynamoStore
 from miniwdl_serverless.cli.submit import UsageError
+from miniwdl_serverless.core.ids import run_id_of
+from miniwdl_serverless.core.records import Job, Run
 
 BATCH_LOG_GROUP = "/aws/batch/job"
 STACK_TAG = "aws:cloudformation:stack-name"
@@ -149,10 +152,6 @@ def execution_arn(stack: Stack, run: str) -> str:
     return run if run.startswith("arn:") else arn_of(stack.state_machine_arn, run)
 
 
-def run_id_of(run: str) -> str:
-    return run.rsplit(":", 1)[-1]
-
-
 def describe_execution(clients: Clients, stack: Stack, run: str) -> dict[str, Any]:
     sfn = clients.client("stepfunctions")
     try:
@@ -179,29 +178,24 @@ def stop_execution(clients: Clients, stack: Stack, run: str, cause: str) -> None
     )
 
 
-def _store(stack: Stack) -> Any:
-    from miniwdl_serverless import store
+def run_store(stack: Stack) -> DynamoStore:
+    """The stack's runs and jobs tables (read only here)."""
+    runs = stack.require("runs_table", "runs table")
+    return DynamoStore(runs, stack.require("jobs_table", "jobs table"))
 
-    store.configure(stack.require("runs_table", "runs table"), stack.require("jobs_table", "jobs table"))
-    return store
 
-
-def get_run(stack: Stack, run_id: str) -> Any | None:
+def get_run(stack: Stack, run_id: str) -> Run | None:
     """The run's item in the runs table (None before the start function wrote it)."""
-    store = _store(stack)
-    try:
-        return store.get_run(run_id)
-    except store.RunModel.DoesNotExist:
-        return None
+    return run_store(stack).get_run(run_id)
 
 
-def get_job(stack: Stack, run_id: str, job_id: str) -> Any | None:
+def get_job(stack: Stack, run_id: str, job_id: str) -> Job | None:
     """One job's item (one read, however large the run)."""
-    return _store(stack).get_job(run_id, job_id)
+    return run_store(stack).get_job(run_id, job_id)
 
 
-def run_jobs(stack: Stack, run_id: str) -> list[Any]:
-    return list(_store(stack).query_jobs(run_id))
+def run_jobs(stack: Stack, run_id: str) -> list[Job]:
+    return list(run_store(stack).query_jobs(run_id))
 
 
 def terminate_jobs(clients: Clients, jobs: list[Any], reason: str) -> tuple[int, list[str]]:

@@ -145,9 +145,9 @@ class RunWatcher:
             run = None
         try:
             if run is not None and int(run.jobs_total or 0) > views.LARGE_RUN_JOBS:
-                counts = views.counts_from_run(run.attribute_values)  # one read, not thousands
+                counts = views.counts_from_run(run.as_dict())  # one read, not thousands
             else:
-                jobs = [j.attribute_values for j in run_jobs(self.stack, self.run_id)]
+                jobs = [j.as_dict() for j in run_jobs(self.stack, self.run_id)]
                 counts = views.count_calls(views.call_rows(jobs))
         except UsageError:
             return

@@ -13,7 +13,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from miniwdl_serverless import store
+from miniwdl_serverless.controller.ports import RunStore
 
 DEFAULT_PATH = "workflow.log"
 DEFAULT_TAIL_BYTES = 64 * 1024
@@ -112,15 +112,14 @@ def read_file(run_dir: str, path: str, tail_bytes: int | None = None, offset: in
     }
 
 
-def read_run_file(event: dict[str, Any]) -> dict[str, Any]:
+def read_run_file(event: dict[str, Any], store: RunStore) -> dict[str, Any]:
     """The logs function: find the run directory in the runs table, read inside it. Expected
     problems come back as ``{"error", "message"}`` rather than as a failed invocation."""
     try:
         request = LogsRequest.from_event(event)
-        try:
-            run = store.get_run(request.run_id)
-        except store.RunModel.DoesNotExist as exn:
-            raise LogsRefused("NotFound", f"no run {request.run_id}") from exn
+        run = store.get_run(request.run_id)
+        if run is None:
+            raise LogsRefused("NotFound", f"no run {request.run_id}")
         if not run.run_dir:
             raise LogsRefused("NotFound", f"run {request.run_id} has no run directory (yet)")
         return read_file(str(run.run_dir), request.path, request.tail_bytes, request.offset, request.max_bytes)

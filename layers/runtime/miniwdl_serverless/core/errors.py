@@ -17,6 +17,11 @@ class RunError(Exception):
         self.name = name
         self.info = info
 
+    @classmethod
+    def of(cls, name: str, message: str, **details: Any) -> RunError:
+        """The common shape: ``{"error": name, "message": message, ...details}``."""
+        return cls(name, {"error": name, "message": message, **details})
+
     @property
     def cause(self) -> str:
         return json.dumps(self.info, sort_keys=True)

@@ -47,10 +47,8 @@ class SourceBundle:
     @classmethod
     def from_json(cls, text: str, digest: str) -> SourceBundle:
         if hashlib.sha256(text.encode()).hexdigest() != digest:
-            raise RunError(
-                "TamperedState",
-                {"error": "TamperedState", "message": "the run's WDL bundle on EFS changed after submission"},
-            )
+            message = "the run's WDL bundle on EFS changed after submission"
+            raise RunError.of("TamperedState", message)
         data = json.loads(text)
         return cls(main=data["main"], sources=data["sources"])
 
@@ -124,13 +122,11 @@ def fetch_and_load(
                 text = fetch(key)
             except Exception as exn:
                 if importer is None:
-                    raise RunError(
-                        "WorkflowNotFound",
-                        {"error": "WorkflowNotFound", "message": f"cannot read workflow {key}: {exn}"},
-                    ) from exn
+                    message = f"cannot read workflow {key}: {exn}"
+                    raise RunError.of("WorkflowNotFound", message) from exn
                 raise
             if len(text) > MAX_SOURCE_BYTES:
-                raise RunError("WorkflowTooLarge", {"error": "WorkflowTooLarge", "message": f"{key} exceeds 16 MiB"})
+                raise RunError.of("WorkflowTooLarge", f"{key} exceeds 16 MiB")
             bundle.sources[key] = text
         return WDL.ReadSourceResult(source_text=bundle.sources[key], abspath=key)
 
@@ -142,9 +138,9 @@ def _fetch_and_load_zip(workflow: str) -> tuple[WDL.Document, SourceBundle]:
     try:
         data = fetch_bytes(workflow, limit=MAX_SOURCE_BYTES)
     except Exception as exn:
-        raise RunError("WorkflowNotFound", {"error": "WorkflowNotFound", "message": f"cannot read workflow {workflow}: {exn}"}) from exn
+        raise RunError.of("WorkflowNotFound", f"cannot read workflow {workflow}: {exn}") from exn
     if len(data) > MAX_SOURCE_BYTES:
-        raise RunError("WorkflowTooLarge", {"error": "WorkflowTooLarge", "message": f"{workflow} exceeds 16 MiB"})
+        raise RunError.of("WorkflowTooLarge", f"{workflow} exceeds 16 MiB")
     with tempfile.TemporaryDirectory(prefix="msls_zip_") as tmp:
         archive = os.path.join(tmp, "source.zip")
         with open(archive, "wb") as outfile:
@@ -152,9 +148,9 @@ def _fetch_and_load_zip(workflow: str) -> tuple[WDL.Document, SourceBundle]:
         try:
             with zipfile.ZipFile(archive) as zf:
                 if sum(info.file_size for info in zf.infolist()) > 4 * MAX_SOURCE_BYTES:
-                    raise RunError("WorkflowTooLarge", {"error": "WorkflowTooLarge", "message": f"{workflow} unpacks to more than 64 MiB"})
+                    raise RunError.of("WorkflowTooLarge", f"{workflow} unpacks to more than 64 MiB")
         except zipfile.BadZipFile as exn:
-            raise RunError("WorkflowNotFound", {"error": "WorkflowNotFound", "message": f"{workflow} is not a zip archive"}) from exn
+            raise RunError.of("WorkflowNotFound", f"{workflow} is not a zip archive") from exn
         with WDL.Zip.unpack(archive, tempdir_parent=tmp) as unpacked:
             root = os.path.realpath(unpacked.dir)
             prefix = "/" + re.sub(r"[^A-Za-z0-9_.-]", "_", posixpath.basename(urllib.parse.urlparse(workflow).path))

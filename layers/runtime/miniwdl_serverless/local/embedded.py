@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from miniwdl_serverless.adapters.dynamodb import DynamoStore
 from miniwdl_serverless.local import moto_patches
 from miniwdl_serverless.local.batch_executor import BATCH_LOG_GROUP, JobLogs, LocalBatch
 from miniwdl_serverless.local.event_bus import TERMINAL, EventBus
@@ -214,6 +215,7 @@ class EmbeddedAWS:
         for key, value in resources.environment.items():
             self._saved_env.setdefault(key, value)
         self.tables = resources.tables
+        self.store = DynamoStore(self.tables["runs"], self.tables["jobs"])  # for tests and the CLI
         self.queue_arn = resources.queue_arn
         self.handlers.update(resources.handlers)
         self.events.refs.update(resources.refs)

@@ -47,7 +47,7 @@ def create_resources(project: Project, efs_root: str) -> Resources:
     variables the handlers read for them (RUNS_TABLE, JOBS_TABLE, STATE_MACHINE_ARN)."""
     import boto3
 
-    from miniwdl_serverless import store
+    from miniwdl_serverless.handlers import wiring
 
     environment: dict[str, str | None] = {}
     dynamodb = boto3.client("dynamodb")
@@ -63,7 +63,7 @@ def create_resources(project: Project, efs_root: str) -> Resources:
     jobs = names[project.table_for_env("JOBS_TABLE")]
     os.environ["RUNS_TABLE"], os.environ["JOBS_TABLE"] = runs, jobs
     environment["RUNS_TABLE"], environment["JOBS_TABLE"] = None, None
-    store.configure(runs, jobs)
+    wiring.forget_clients()  # the handlers' ports read the tables' names from there
 
     iam = boto3.client("iam")
     role = iam.create_role(RoleName="local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]

@@ -1,69 +1,15 @@
-"""AWS Batch adapter: shared job definitions, deterministic job names, submit/find/terminate."""
+"""The BatchJobs port on AWS Batch: shared job definitions, find by name, submit, terminate."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-TAG_RUN = "miniwdl-serverless:run"
-TAG_JOB = "miniwdl-serverless:job"
-TAG_ATTEMPT = "miniwdl-serverless:attempt"
-NAME_LIMIT = 128
-DEFAULT_IMAGE = "ubuntu:22.04"
-MIN_MEMORY_MIB = 991  # miniwdl-aws's floor, after its -33 MiB Batch overhead delta
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What a task asks for, in Batch's units."""
-
-    vcpus: int = 1
-    memory_mib: int = MIN_MEMORY_MIB
-    gpus: int = 0
-
-    def requirements(self) -> list[dict[str, str]]:
-        found = [
-            {"type": "VCPU", "value": str(self.vcpus)},
-            {"type": "MEMORY", "value": str(self.memory_mib)},
-        ]
-        if self.gpus:
-            found.append({"type": "GPU", "value": str(self.gpus)})
-        return found
-
-
-def resources_for(runtime: dict[str, Any], raw_runtime: dict[str, Any], memory_delta_mib: int = -33, gpu_value: int = 1) -> Resources:
-    """miniwdl runtime values (cpu, memory_reservation, gpu, acceleratorType) → Batch resources."""
-    vcpus = max(1, int(runtime.get("cpu") or 1))
-    reservation = int(runtime.get("memory_reservation") or 0)
-    memory = max(math.ceil(reservation / 2**20) + memory_delta_mib, MIN_MEMORY_MIB) if reservation else MIN_MEMORY_MIB
-    gpus = 0
-    accelerator = str(raw_runtime.get("acceleratorType") or "")
-    if runtime.get("gpu") or accelerator.lower().startswith("nvidia"):
-        gpus = int(raw_runtime.get("acceleratorCount") or raw_runtime.get("gpuCount") or gpu_value)
-    return Resources(vcpus=vcpus, memory_mib=memory, gpus=gpus)
-
-
-def job_name(run_id: str, job_id: str, attempt: int) -> str:
-    """Deterministic Batch job name: up to 128 characters of [A-Za-z0-9_-], the first alphanumeric.
-
-    When the ids are already such characters the name is just them; otherwise (a character
-    replaced, a leading '-' or '_', or too long) a digest of the exact ids keeps distinct jobs
-    apart, e.g. the runs "sample.1" and "sample_1".
-    """
-    raw = f"{run_id}-{job_id}-try{attempt + 1}"
-    name = _UNSAFE.sub("_", raw)
-    if name == raw and len(name) <= NAME_LIMIT and name[0].isalnum():
-        return name
-    if not name[0].isalnum():
-        name = "j" + name
-    digest = hashlib.sha256(raw.encode()).hexdigest()[:12]
-    return f"{name[: NAME_LIMIT - 13]}-{digest}"
+from miniwdl_serverless.core.ids import BATCH_NAME_LIMIT, safe_name
+from miniwdl_serverless.core.resources import Resources, TaskSubmission
 
 
 def job_definition_name(prefix: str, image: str, resources: Resources, config: str = "") -> str:
@@ -74,10 +20,10 @@ def job_definition_name(prefix: str, image: str, resources: Resources, config: s
     kept whole, however long the prefix and image are.
     """
     shape = f"gpu{resources.gpus}" if resources.gpus else "cpu"
-    slug = _UNSAFE.sub("_", image)[:60]
+    slug = safe_name(image, 60)
     key = f"{image}|{shape}" + (f"|{config}" if config else "")
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
-    head = f"{prefix}-{slug}-{shape}"[: NAME_LIMIT - 11]
+    head = f"{prefix}-{slug}-{shape}"[: BATCH_NAME_LIMIT - 11]
     return f"{head}-{digest}"
 
 
@@ -150,39 +96,29 @@ class BatchAdapter:
                     return str(summary["jobId"])
         return None
 
-    def submit(
-        self,
-        *,
-        name: str,
-        queue: str,
-        image: str,
-        resources: Resources,
-        script: str,
-        environment: dict[str, str],
-        tags: dict[str, str],
-        timeout_seconds: int,
-        check_existing: bool = True,
-    ) -> str:
-        existing = self.find(name, queue) if check_existing else None
+    def submit(self, submission: TaskSubmission) -> str:
+        existing = self.find(submission.name, submission.queue)
         if existing:
             return existing
+        resources = submission.resources
+        environment = [{"name": k, "value": v} for k, v in sorted(submission.environment.items())]
         response = self.client.submit_job(
-            jobName=name,
-            jobQueue=queue,
-            jobDefinition=self.job_definition(image, resources),
+            jobName=submission.name,
+            jobQueue=submission.queue,
+            jobDefinition=self.job_definition(submission.image, resources),
             containerOverrides={
-                "command": ["/bin/bash", "-ec", script],
-                "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+                "command": ["/bin/bash", "-ec", submission.script],
+                "environment": environment,
                 "resourceRequirements": resources.requirements(),
             },
-            tags={k[:128]: v[:256] for k, v in tags.items()},
+            tags={k[:128]: v[:256] for k, v in submission.tags.items()},
             propagateTags=True,
-            timeout={"attemptDurationSeconds": max(60, timeout_seconds)},
+            timeout={"attemptDurationSeconds": max(60, submission.timeout_seconds)},
         )
         return str(response["jobId"])
 
-    def terminate(self, job_id: str, reason: str) -> None:
-        self.client.terminate_job(jobId=job_id, reason=reason[:1024])
+    def terminate(self, batch_job_id: str, reason: str) -> None:
+        self.client.terminate_job(jobId=batch_job_id, reason=reason[:1024])
 
 
 def adapter_from_environment(client: Any) -> BatchAdapter:

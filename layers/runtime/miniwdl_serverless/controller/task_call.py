@@ -1,8 +1,9 @@
 """A task call split in two around the Batch job: prepare (in Lambda) and collect (in Lambda).
 
-``prepare`` evaluates inputs, runtime and command with miniwdl, writes ``command`` and links
-the inputs under ``work/_miniwdl_inputs``; the Batch job runs only bash; ``collect`` applies
-miniwdl's output rules (stdout(), stderr(), glob, read_*, optional outputs, returnCodes).
+``prepare`` evaluates inputs, runtime and command with miniwdl and says what the call
+directory must hold (the command, the inputs to link under ``work/_miniwdl_inputs``): the
+RunFiles port writes it. The Batch job runs only bash; ``collect`` applies miniwdl's output
+rules (stdout(), stderr(), glob, read_*, optional outputs, returnCodes) to what it left.
 The call directory is mounted at the same path in Lambda and in the job (container_dir ==
 host_dir), as in miniwdl-aws. Uses private miniwdl functions: miniwdl is pinned and
 tests/unit/test_miniwdl_contract.py fails loudly if a signature changes.
@@ -13,13 +14,12 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import shutil
 from dataclasses import dataclass
 from typing import Any
 
 import WDL
 from WDL import Env, Tree, Value
-from WDL._util import WDLVersion, symlink_force, wdl_version_geq
+from WDL._util import WDLVersion, wdl_version_geq
 from WDL.runtime._stdlib import TaskInputStdLib
 from WDL.runtime.cache import CallCacheAddPaths
 from WDL.runtime.task import (
@@ -30,7 +30,7 @@ from WDL.runtime.task import (
 )
 from WDL.runtime.task_container import TaskContainer
 
-TASK_STATE = "task_state.json"
+from miniwdl_serverless.controller.ports import RunFiles
 
 
 class ExternalContainer(TaskContainer):
@@ -45,15 +45,20 @@ class ExternalContainer(TaskContainer):
         return {"cpu": 9999, "mem_bytes": 999_999_999_999_999}  # Batch enforces, don't clamp
 
     def __init__(self, cfg: WDL.runtime.config.Loader, run_id: str, host_dir: str):
-        os.makedirs(host_dir, exist_ok=True)
+        # miniwdl's constructor sets fields and ends by creating work/, which is the RunFiles
+        # port's job here: while constructing, host_work_dir() names a directory that exists.
+        self._constructed = False
         try:
             super().__init__(cfg, run_id, host_dir)
-        except FileExistsError:  # base __init__ ends with os.makedirs(work/)
+        except FileExistsError:
             pass
+        self._constructed = True
         self.container_dir = host_dir
         self.raw_runtime: dict[str, Any] = {}
 
     def host_work_dir(self) -> str:
+        if not getattr(self, "_constructed", True):
+            return os.sep
         return os.path.join(self.host_dir, "work")
 
     def host_stdout_txt(self) -> str:
@@ -87,8 +92,11 @@ class ExternalContainer(TaskContainer):
 
 @dataclass
 class PreparedCall:
-    """What a Batch job needs, and what collect needs back (kept digest-checked)."""
+    """What the call directory holds, what the Batch job runs, and what collect needs back
+    (``state``, kept digest-checked)."""
 
+    command: str
+    inputs: dict[str, str]  # host path → path inside the call directory (work/_miniwdl_inputs)
     script: str
     runtime: dict[str, Any]
     raw_runtime: dict[str, Any]
@@ -102,24 +110,6 @@ def _decls(task: Tree.Task) -> Env.Bindings[Tree.Decl]:
     return env
 
 
-def is_own_file(path: str, root: str) -> bool:
-    """A regular file, not a symlink, whose real path lies under ``root`` (tasks are untrusted)."""
-    if os.path.islink(path) or not os.path.isfile(path):
-        return False
-    real_root = os.path.realpath(root).rstrip("/") + "/"
-    return os.path.realpath(path).startswith(real_root)
-
-
-def archive_attempt(call_dir: str, attempt: int) -> None:
-    """Move a finished attempt's files aside so the next try starts fresh (kept for debugging)."""
-    target = os.path.join(call_dir, f"attempt-{attempt}")
-    os.makedirs(target, exist_ok=True)
-    for name in ("work", "stdout.txt", "stderr.txt", "command"):
-        path = os.path.join(call_dir, name)
-        if os.path.lexists(path):
-            os.replace(path, os.path.join(target, name))
-
-
 def prepare(
     cfg: WDL.runtime.config.Loader,
     task: Tree.Task,
@@ -129,9 +119,8 @@ def prepare(
     attempt: int,
     logger: logging.Logger,
 ) -> PreparedCall:
-    """Evaluate a task's inputs, runtime and command; write the command and input links."""
+    """Evaluate a task's inputs, runtime and command (the call directory is not touched)."""
     container = ExternalContainer(cfg, run_id, call_dir)
-    os.makedirs(container.host_work_dir(), exist_ok=True)
     add_paths = CallCacheAddPaths()
     env = _eval_task_inputs(logger, task, inputs, container, add_paths)
     stdlib = TaskInputStdLib(
@@ -143,17 +132,6 @@ def prepare(
         container.build_task_runtime_info_struct(logger, run_id, task)
         env = env.bind("task", container.task_runtime_info_struct)  # type: ignore[arg-type]
     command = _eval_task_command(cfg, task, logger, container, env, attempt, add_paths)
-    with open(os.path.join(call_dir, "command"), "w") as outfile:
-        outfile.write(command)
-    for host_path, container_path in container.input_path_map.items():
-        link = container_path.rstrip("/")
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        if cfg["file_io"].get_bool("copy_input_files") and not host_path.endswith("/"):
-            shutil.copyfile(host_path, link)
-        else:
-            symlink_force(host_path.rstrip("/"), link)
-    for name in ("stdout.txt", "stderr.txt"):
-        open(os.path.join(call_dir, name), "w").close()
     state = {
         "env": WDL.values_to_json(env.filter(lambda b: b.name != "task")),
         "input_path_map": container.input_path_map,
@@ -161,6 +139,8 @@ def prepare(
         "attempt": attempt,
     }
     return PreparedCall(
+        command=command,
+        inputs=dict(container.input_path_map),
         script=job_script(cfg, call_dir),
         runtime=dict(container.runtime_values),
         raw_runtime=container.raw_runtime,
@@ -169,7 +149,7 @@ def prepare(
 
 
 def job_script(cfg: WDL.runtime.config.Loader, call_dir: str) -> str:
-    """The Batch job's bash script (DESIGN.md "The Batch job contract")."""
+    """The Batch job's bash script: only bash is needed in the image (docs/architecture.md)."""
     shell = cfg.get("task_runtime", "command_shell") or "/bin/bash"
     work = shlex.quote(os.path.join(call_dir, "work"))
     return (
@@ -182,6 +162,7 @@ def job_script(cfg: WDL.runtime.config.Loader, call_dir: str) -> str:
 
 def collect(
     cfg: WDL.runtime.config.Loader,
+    files: RunFiles,
     task: Tree.Task,
     run_id: str,
     call_dir: str,
@@ -194,7 +175,7 @@ def collect(
     Raises ``WDL.runtime.CommandFailed`` for an exit code the task does not accept.
     """
     for name in ("stdout.txt", "stderr.txt"):  # the task may not swap these for links
-        if not is_own_file(os.path.join(call_dir, name), call_dir):
+        if not files.is_own_file(os.path.join(call_dir, name), call_dir):
             raise WDL.runtime.error.OutputError(f"task replaced its {name} with a link or non-file")
     container = ExternalContainer(cfg, run_id, call_dir)
     container.input_path_map = state["input_path_map"]

@@ -1,0 +1,1 @@
+"""Adapters: every SDK and file-system detail behind the controller's ports."""

@@ -1,0 +1,451 @@
+"""The RunStore port on DynamoDB (pynamodb): a runs table and a jobs table with one partition
+per run. Every ConditionExpression, transaction and pynamodb/botocore exception stays here.
+
+What each conditional write guards:
+- completion: the job is still claimed/running (at the expected attempt) and its waiter list
+  is the version read, so a repeated event cannot decrement twice and no waiter is missed;
+  the dependents' decrements commit in the same transaction (``completing-N`` marks progress
+  when there are more than one transaction holds);
+- claim: nothing pending and still waiting (or already this claimant's, so a re-delivered
+  event resumes its own work);
+- mark running: from the claim, from the previous attempt, or a dead submitter's expired lease;
+- the Batch job id: once per attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pynamodb.attributes import JSONAttribute, ListAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from miniwdl_serverless.controller.ports import Conflict, MissingJob, StoreError
+from miniwdl_serverless.core.records import (
+    CLAIMED,
+    DONE,
+    FAILED,
+    JOB_FIELDS,
+    READINESS_FIELDS,
+    RUN_ENDED,
+    RUN_FIELDS,
+    RUNNING,
+    WAITING,
+    Job,
+    Run,
+    completing_step,
+)
+from miniwdl_serverless.core.store_rules import (
+    FINISHED_RUN_TTL_SECONDS,
+    SUBMIT_LEASE_SECONDS,
+    TRANSACTION_LIMIT,
+    chunks,
+)
+
+COMPLETION_ATTEMPTS = 20
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+class RunItem(Model):
+    """One workflow run (one Step Functions execution)."""
+
+    class Meta:
+        table_name = "miniwdl-serverless-runs"
+
+    run_id = UnicodeAttribute(hash_key=True)
+    status = UnicodeAttribute(null=True)
+    workflow_name = UnicodeAttribute(null=True)
+    run_dir = UnicodeAttribute(null=True)
+    execution_arn = UnicodeAttribute(null=True)
+    task_token = UnicodeAttribute(null=True)
+    options = JSONAttribute(null=True)
+    bundle_path = UnicodeAttribute(null=True)
+    bundle_digest = UnicodeAttribute(null=True)
+    inputs = JSONAttribute(null=True)
+    outputs = JSONAttribute(null=True)
+    error = JSONAttribute(null=True)
+    created_at = NumberAttribute(null=True)
+    finished_at = NumberAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # the table's TTL attribute
+    jobs_total = NumberAttribute(null=True)
+    jobs_done = NumberAttribute(null=True)
+    calls_submitted = NumberAttribute(null=True)
+    calls_running = NumberAttribute(null=True)
+    calls_succeeded = NumberAttribute(null=True)
+    calls_failed = NumberAttribute(null=True)
+    calls_retried = NumberAttribute(null=True)
+
+
+class JobItem(Model):
+    """One job of the expanded graph. An item with only ``waiters`` is a stub: later jobs
+    registered on it before it was created."""
+
+    class Meta:
+        table_name = "miniwdl-serverless-jobs"
+
+    run_id = UnicodeAttribute(hash_key=True)
+    job_id = UnicodeAttribute(range_key=True)
+    node_id = UnicodeAttribute(null=True)
+    scope = UnicodeAttribute(null=True)
+    call_path: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    deps: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    dependents: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    waiters: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    waiters_version = NumberAttribute(null=True)
+    pending = NumberAttribute(null=True)
+    status = UnicodeAttribute(null=True)
+    claimed_by = UnicodeAttribute(null=True)
+    scatter_stack = JSONAttribute(null=True)
+    outputs = JSONAttribute(null=True)
+    call_inputs = JSONAttribute(null=True)
+    task_state = JSONAttribute(null=True)
+    runtime = JSONAttribute(null=True)
+    attempt = NumberAttribute(null=True)
+    interruptions = NumberAttribute(null=True)
+    batch_job_id = UnicodeAttribute(null=True)
+    batch_job_name = UnicodeAttribute(null=True)
+    queue = UnicodeAttribute(null=True)
+    log_stream = UnicodeAttribute(null=True)
+    submitted_at = NumberAttribute(null=True)
+    started_at = NumberAttribute(null=True)
+    finished_at = NumberAttribute(null=True)
+    error = JSONAttribute(null=True)
+
+
+def _bound(base: type[Model], table: str, host: str | None) -> type[Model]:
+    """The item model bound to one table (each store its own; nothing global is switched)."""
+    meta = type("Meta", (), {"table_name": table, "region": _region(), "host": host})
+    return type(f"{base.__name__}_{table}", (base,), {"Meta": meta})
+
+
+def _record(item: Model, record_type: type[Any], fields: frozenset[str]) -> Any:
+    values = {k: v for k, v in item.attribute_values.items() if k in fields and v is not None}
+    return record_type(**values)
+
+
+class DynamoStore:
+    """The RunStore port on two DynamoDB tables (names from template.yaml's outputs)."""
+
+    def __init__(
+        self,
+        runs_table: str,
+        jobs_table: str,
+        host: str | None = None,
+        submit_lease_seconds: float = SUBMIT_LEASE_SECONDS,
+    ):
+        self.runs: Any = _bound(RunItem, runs_table, host)
+        self.jobs: Any = _bound(JobItem, jobs_table, host)
+        self.submit_lease_seconds = submit_lease_seconds
+
+    @classmethod
+    def from_environment(cls) -> DynamoStore:
+        """As the Lambdas are configured (template.yaml sets RUNS_TABLE and JOBS_TABLE)."""
+        return cls(os.environ["RUNS_TABLE"], os.environ["JOBS_TABLE"])
+
+    def create_tables(self) -> None:
+        """For tests: the tables as template.yaml declares them (on demand)."""
+        for model in (self.runs, self.jobs):
+            if not model.exists():
+                model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+
+    # -- runs --
+    def create_run(self, run: Run) -> bool:
+        item = self._run_item(run)
+        try:
+            item.save(condition=self.runs.run_id.does_not_exist())
+            return True
+        except PutError as exn:
+            if _condition_failed(exn):
+                return False
+            raise
+
+    def put_run(self, run: Run) -> None:
+        self._run_item(run).save()
+
+    def get_run(self, run_id: str) -> Run | None:
+        try:
+            item = self.runs.get(run_id, consistent_read=True)
+        except self.runs.DoesNotExist:
+            return None
+        return _record(item, Run, RUN_FIELDS)  # type: ignore[no-any-return]
+
+    def set_run_status(
+        self, run_id: str, status: str, expected: Iterable[str], **fields: Any
+    ) -> bool:
+        actions = [self.runs.status.set(status)] + _assignments(self.runs, fields, RUN_FIELDS)
+        if status in RUN_ENDED:
+            now = time.time()
+            actions += [
+                self.runs.finished_at.set(now),
+                self.runs.expires_at.set(int(now) + FINISHED_RUN_TTL_SECONDS),
+            ]
+        condition = self.runs.status.is_in(*expected)
+        return self._update(self.runs(run_id), actions, condition) is not None
+
+    def count(self, run_id: str, **deltas: int) -> None:
+        _assignments(self.runs, deltas, RUN_FIELDS)  # checks the names
+        actions = [getattr(self.runs, k).add(v) for k, v in deltas.items() if v]
+        if actions:
+            self.runs(run_id).update(actions=actions)
+
+    # -- jobs --
+    def put_new_jobs(self, jobs: list[Job]) -> set[str]:
+        """Written as updates, not puts, so that waiters registered on a stub survive."""
+        created: set[str] = set()
+        for chunk in chunks(jobs, TRANSACTION_LIMIT):
+            try:
+                with TransactWrite(connection=self._connection()) as transaction:
+                    for job in chunk:
+                        transaction.update(
+                            self.jobs(job.run_id, job.job_id),
+                            actions=self._creation(job),
+                            condition=self.jobs.status.does_not_exist(),
+                        )
+                created |= {job.job_id for job in chunk}
+            except TransactWriteError:
+                for job in chunk:  # some exist already: a resumed expansion
+                    item = self.jobs(job.run_id, job.job_id)
+                    condition = self.jobs.status.does_not_exist()
+                    if self._update(item, self._creation(job), condition) is not None:
+                        created.add(job.job_id)
+        return created
+
+    def _creation(self, job: Job) -> list[Action]:
+        keys = ("run_id", "job_id", "waiters", "waiters_version")
+        values = {k: v for k, v in job.as_dict().items() if k not in keys and v is not None}
+        return [getattr(self.jobs, name).set(value) for name, value in values.items()]
+
+    def register_waiter(self, run_id: str, job_id: str, waiter: str) -> bool:
+        waiters = self.jobs.waiters
+        actions = [waiters.set((waiters | []).append([waiter])), self.jobs.waiters_version.add(1)]
+        is_open = self.jobs.status.does_not_exist() | self.jobs.status.is_in(
+            WAITING, CLAIMED, RUNNING
+        )
+        condition = is_open & ~waiters.contains(waiter)
+        if self._update(self.jobs(run_id, job_id), actions, condition) is not None:
+            return True
+        try:
+            current = self.jobs.get(run_id, job_id, consistent_read=True)
+        except self.jobs.DoesNotExist:
+            return False
+        return waiter in (current.waiters or [])
+
+    def get_job(self, run_id: str, job_id: str) -> Job | None:
+        try:
+            item = self.jobs.get(run_id, job_id, consistent_read=True)
+        except self.jobs.DoesNotExist:
+            return None
+        return self._job(item)
+
+    def get_jobs(
+        self, run_id: str, job_ids: Iterable[str], readiness_only: bool = False
+    ) -> dict[str, Job]:
+        keys = [(run_id, job_id) for job_id in sorted(set(job_ids))]
+        attributes = list(READINESS_FIELDS) if readiness_only else None
+        found: dict[str, Job] = {}
+        for chunk in chunks(keys, 100):
+            items = self.jobs.batch_get(chunk, consistent_read=True, attributes_to_get=attributes)
+            for item in items:
+                job = self._job(item)
+                if job is not None:
+                    found[job.job_id] = job
+        return found
+
+    def query_jobs(self, run_id: str, statuses: Iterable[str] | None = None) -> Iterator[Job]:
+        condition = self.jobs.status.is_in(*statuses) if statuses else None
+        for item in self.jobs.query(run_id, filter_condition=condition, consistent_read=True):
+            job = self._job(item)
+            if job is not None:
+                yield job
+
+    def claim(self, run_id: str, job_id: str, claimant: str) -> Job | None:
+        jobs = self.jobs
+        mine = (jobs.status == CLAIMED) & (jobs.claimed_by == claimant)
+        condition = (jobs.pending <= 0) & ((jobs.status == WAITING) | mine)
+        actions = [jobs.status.set(CLAIMED), jobs.claimed_by.set(claimant)]
+        return self._job_update(run_id, job_id, actions, condition)
+
+    def mark_running(
+        self, run_id: str, job_id: str, attempt: int, resubmit: bool = False, **fields: Any
+    ) -> Job | None:
+        jobs = self.jobs
+        actions = [jobs.status.set(RUNNING), jobs.attempt.set(attempt)]
+        actions += _assignments(jobs, fields, JOB_FIELDS)
+        condition = jobs.status == CLAIMED
+        if attempt > 0:
+            condition = condition | ((jobs.status == RUNNING) & (jobs.attempt == attempt - 1))
+        if resubmit:
+            lease_over = jobs.submitted_at < time.time() - self.submit_lease_seconds
+            same_attempt = (jobs.status == RUNNING) & (jobs.attempt == attempt)
+            condition = condition | (same_attempt & jobs.batch_job_id.does_not_exist() & lease_over)
+        return self._job_update(run_id, job_id, actions, condition)
+
+    def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
+        jobs = self.jobs
+        condition = (jobs.attempt == attempt) & jobs.batch_job_id.does_not_exist()
+        actions = [jobs.batch_job_id.set(batch_job_id)]
+        return self._job_update(run_id, job_id, actions, condition) is not None
+
+    def add_pending(self, run_id: str, job_id: str, delta: int) -> Job:
+        job = self._job_update(run_id, job_id, [self.jobs.pending.add(delta)], self._exists())
+        if job is None:
+            raise MissingJob(f"no job {job_id} in run {run_id}")
+        return job
+
+    def update_job(self, run_id: str, job_id: str, **fields: Any) -> Job:
+        actions = _assignments(self.jobs, fields, JOB_FIELDS)
+        job = self._job_update(run_id, job_id, actions, self._exists())
+        if job is None:
+            raise MissingJob(f"no job {job_id} in run {run_id}")
+        return job
+
+    def complete(
+        self, job: Job, outputs: Any, expected_attempt: int | None = None
+    ) -> list[str] | None:
+        """A waiter registering meanwhile changes ``waiters_version``: the transaction is then
+        retried with the new list, so no waiter is missed."""
+        for _ in range(COMPLETION_ATTEMPTS):
+            outcome = self._complete_once(job, outputs, expected_attempt)
+            if outcome is not True:
+                return None if outcome is False else outcome
+            fresh = self.get_job(job.run_id, job.job_id)
+            if fresh is None:
+                return None
+            job = fresh
+        raise Conflict(f"could not complete {job.job_id}: waiters kept changing")
+
+    def _complete_once(
+        self, job: Job, outputs: Any, expected_attempt: int | None
+    ) -> list[str] | bool:
+        """The targets decremented; False if already complete; True to retry (waiters changed)."""
+        if job.status == DONE:
+            return False
+        jobs = self.jobs
+        condition = jobs.status.is_in(CLAIMED, RUNNING)
+        if expected_attempt is not None:
+            condition = condition & (jobs.attempt == expected_attempt)
+        version = job.waiters_version
+        same_waiters = (
+            jobs.waiters_version.does_not_exist()
+            if version is None
+            else jobs.waiters_version == version
+        )
+        condition = condition & same_waiters
+        targets = job.targets()
+        batches = list(chunks(targets, TRANSACTION_LIMIT - 1)) or [[]]
+        done: list[Action] = [
+            jobs.status.set(DONE),
+            jobs.outputs.set(outputs),
+            jobs.finished_at.set(time.time()),
+        ]
+        item = jobs(job.run_id, job.job_id)
+        for index in range(completing_step(job.status), len(batches)):
+            guard = condition if index == 0 else jobs.status == f"completing-{index}"
+            progress = [jobs.status.set(f"completing-{index + 1}"), jobs.outputs.set(outputs)]
+            actions = done if index == len(batches) - 1 else progress
+            try:
+                with TransactWrite(connection=self._connection()) as transaction:
+                    transaction.update(item, actions=actions, condition=guard)
+                    for dependent in batches[index]:
+                        transaction.update(
+                            jobs(job.run_id, dependent),
+                            actions=[jobs.pending.add(-1)],
+                            condition=jobs.job_id.exists(),
+                        )
+            except TransactWriteError as exn:
+                codes = _cancellation_codes(exn)
+                if not codes or codes[0] != "ConditionalCheckFailed":
+                    if "ConditionalCheckFailed" in codes:
+                        raise MissingJob(f"{job.job_id}: a dependent does not exist") from exn
+                    raise StoreError(f"completing {job.job_id}: {exn}") from exn
+                if index > 0:
+                    return False
+                fresh = self.get_job(job.run_id, job.job_id)
+                still_open = (
+                    fresh is not None
+                    and fresh.status in (CLAIMED, RUNNING)
+                    and (expected_attempt is None or fresh.attempt == expected_attempt)
+                )
+                return bool(still_open and fresh is not None and fresh.waiters_version != version)
+        return targets
+
+    def fail_job(self, run_id: str, job_id: str, error: dict[str, Any]) -> bool:
+        jobs = self.jobs
+        actions = [jobs.status.set(FAILED), jobs.error.set(error), jobs.finished_at.set(time.time())]
+        condition = jobs.status.is_in(CLAIMED, RUNNING)
+        return self._job_update(run_id, job_id, actions, condition) is not None
+
+    # -- helpers --
+    def _run_item(self, run: Run) -> Model:
+        values = {k: v for k, v in run.as_dict().items() if v is not None}
+        values.setdefault("created_at", time.time())
+        return self.runs(**values)  # type: ignore[no-any-return]
+
+    def _job(self, item: Model) -> Job | None:
+        if item.attribute_values.get("status") is None:
+            return None  # a stub holding only waiters
+        return _record(item, Job, JOB_FIELDS)  # type: ignore[no-any-return]
+
+    def _exists(self) -> Condition:
+        return self.jobs.status.exists()  # type: ignore[no-any-return]
+
+    def _job_update(
+        self, run_id: str, job_id: str, actions: list[Action], condition: Condition
+    ) -> Job | None:
+        item = self._update(self.jobs(run_id, job_id), actions, condition)
+        return self._job(item) if item is not None else None
+
+    def _update(self, item: Model, actions: list[Action], condition: Condition) -> Model | None:
+        """The item after the update (pynamodb reads back ALL_NEW), None if the condition failed."""
+        try:
+            item.update(actions=actions, condition=condition)
+            return item
+        except UpdateError as exn:
+            if _condition_failed(exn):
+                return None
+            raise
+
+    def _connection(self) -> Connection:
+        """The jobs model's own low-level connection, so transactions reuse its client."""
+        return self.jobs._get_connection().connection  # type: ignore[no-any-return]
+
+
+def item_size(item: Model) -> int:
+    """Approximate DynamoDB item size in bytes (attribute names + serialized values)."""
+    size = 0
+    for name, value in item.serialize().items():
+        size += len(name.encode()) + len(json.dumps(value).encode())
+    return size
+
+
+def _assignments(model: Any, fields: dict[str, Any], known: frozenset[str]) -> list[Action]:
+    """SET for values, REMOVE for None; unknown names are a programming error."""
+    unknown = set(fields) - known
+    if unknown:
+        raise TypeError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    return [
+        getattr(model, k).remove() if v is None else getattr(model, k).set(v)
+        for k, v in fields.items()
+    ]
+
+
+def _condition_failed(exn: Exception) -> bool:
+    cause = getattr(exn, "cause_response_code", None) or ""
+    return "ConditionalCheckFailed" in str(cause) or "ConditionalCheckFailed" in str(exn)
+
+
+def _cancellation_codes(exn: TransactWriteError) -> list[str | None]:
+    """Why each item of a cancelled transaction failed (None: that item was fine)."""
+    reasons = getattr(exn, "cancellation_reasons", None) or []
+    return [reason.code if reason is not None else None for reason in reasons]

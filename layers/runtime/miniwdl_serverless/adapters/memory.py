@@ -1,0 +1,453 @@
+"""In-memory adapters for every port, with the semantics of the real ones (conditional writes,
+atomic completion, safe under threads): for unit tests of the real controller, and held to
+the same contract tests as the DynamoDB store (tests/contract/)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from miniwdl_serverless.controller.ports import MissingJob
+from miniwdl_serverless.core import spill
+from miniwdl_serverless.core.records import (
+    CLAIMED,
+    COMPLETING,
+    DONE,
+    FAILED,
+    JOB_FIELDS,
+    RUN_ENDED,
+    RUN_FIELDS,
+    RUNNING,
+    WAITING,
+    Job,
+    Run,
+    completing_step,
+)
+from miniwdl_serverless.core.resources import TaskSubmission
+from miniwdl_serverless.core.store_rules import (
+    FINISHED_RUN_TTL_SECONDS,
+    SUBMIT_LEASE_SECONDS,
+    TRANSACTION_LIMIT,
+    chunks,
+)
+
+
+class MemoryStore:
+    """The RunStore port in a dict, one lock standing in for DynamoDB's item-level atomicity."""
+
+    def __init__(self, submit_lease_seconds: float = SUBMIT_LEASE_SECONDS):
+        self.submit_lease_seconds = submit_lease_seconds
+        self._lock = threading.RLock()
+        self._runs: dict[str, Run] = {}
+        self._jobs: dict[tuple[str, str], Job] = {}
+        # waiters registered on a job that does not exist yet: (waiters, version)
+        self._stubs: dict[tuple[str, str], tuple[list[str], int]] = {}
+        self.writes = 0  # conditional and unconditional writes, for tests that count them
+
+    # -- runs --
+    def create_run(self, run: Run) -> bool:
+        with self._lock:
+            self.writes += 1
+            if run.run_id in self._runs:
+                return False
+            self._runs[run.run_id] = replace(run, created_at=run.created_at or time.time())
+            return True
+
+    def put_run(self, run: Run) -> None:
+        with self._lock:
+            self.writes += 1
+            self._runs[run.run_id] = replace(run, created_at=run.created_at or time.time())
+
+    def get_run(self, run_id: str) -> Run | None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            return copy.deepcopy(run) if run is not None else None
+
+    def set_run_status(
+        self, run_id: str, status: str, expected: Iterable[str], **fields: Any
+    ) -> bool:
+        _check_fields(fields, RUN_FIELDS)
+        with self._lock:
+            self.writes += 1
+            run = self._runs.get(run_id)
+            if run is None or run.status not in set(expected):
+                return False
+            changes = dict(fields, status=status)
+            if status in RUN_ENDED:
+                now = time.time()
+                changes.update(finished_at=now, expires_at=int(now) + FINISHED_RUN_TTL_SECONDS)
+            self._runs[run_id] = replace(run, **copy.deepcopy(changes))
+            return True
+
+    def count(self, run_id: str, **deltas: int) -> None:
+        _check_fields(deltas, RUN_FIELDS)
+        with self._lock:
+            self.writes += 1
+            run = self._runs.setdefault(run_id, Run(run_id))  # an update creates the item
+            for name, delta in deltas.items():
+                setattr(run, name, getattr(run, name) + delta)
+
+    # -- jobs --
+    def put_new_jobs(self, jobs: list[Job]) -> set[str]:
+        created: set[str] = set()
+        with self._lock:
+            for job in jobs:
+                self.writes += 1
+                key = (job.run_id, job.job_id)
+                if key in self._jobs:
+                    continue
+                waiters, version = self._stubs.pop(key, (None, None))
+                self._jobs[key] = replace(
+                    copy.deepcopy(job), waiters=waiters, waiters_version=version
+                )
+                created.add(job.job_id)
+        return created
+
+    def register_waiter(self, run_id: str, job_id: str, waiter: str) -> bool:
+        with self._lock:
+            self.writes += 1
+            key = (run_id, job_id)
+            job = self._jobs.get(key)
+            if job is None:
+                waiters, version = self._stubs.get(key, ([], 0))
+                if waiter not in waiters:
+                    self._stubs[key] = (waiters + [waiter], version + 1)
+                return True
+            if waiter in (job.waiters or []):
+                return True
+            if job.status not in (WAITING, CLAIMED, RUNNING):
+                return False
+            job.waiters = list(job.waiters or []) + [waiter]
+            job.waiters_version = (job.waiters_version or 0) + 1
+            return True
+
+    def get_job(self, run_id: str, job_id: str) -> Job | None:
+        with self._lock:
+            job = self._jobs.get((run_id, job_id))
+            return copy.deepcopy(job) if job is not None else None
+
+    def get_jobs(
+        self, run_id: str, job_ids: Iterable[str], readiness_only: bool = False
+    ) -> dict[str, Job]:
+        with self._lock:
+            found = {}
+            for job_id in set(job_ids):
+                job = self._jobs.get((run_id, job_id))
+                if job is not None:
+                    found[job_id] = copy.deepcopy(job)
+            return found
+
+    def query_jobs(self, run_id: str, statuses: Iterable[str] | None = None) -> Iterator[Job]:
+        wanted = set(statuses) if statuses else None
+        with self._lock:
+            found = [
+                copy.deepcopy(job)
+                for (owner, _), job in sorted(self._jobs.items())
+                if owner == run_id and (wanted is None or job.status in wanted)
+            ]
+        return iter(found)
+
+    def claim(self, run_id: str, job_id: str, claimant: str) -> Job | None:
+        def allowed(job: Job) -> bool:
+            mine = job.status == CLAIMED and job.claimed_by == claimant
+            return job.pending <= 0 and (job.status == WAITING or mine)
+
+        return self._update_if(run_id, job_id, allowed, status=CLAIMED, claimed_by=claimant)
+
+    def mark_running(
+        self, run_id: str, job_id: str, attempt: int, resubmit: bool = False, **fields: Any
+    ) -> Job | None:
+        now = time.time()
+
+        def allowed(job: Job) -> bool:
+            if job.status == CLAIMED:
+                return True
+            if attempt > 0 and job.status == RUNNING and job.attempt == attempt - 1:
+                return True
+            lease_over = (job.submitted_at or 0) < now - self.submit_lease_seconds
+            return bool(
+                resubmit
+                and job.status == RUNNING
+                and job.attempt == attempt
+                and job.batch_job_id is None
+                and job.submitted_at is not None
+                and lease_over
+            )
+
+        changes = dict(fields, status=RUNNING, attempt=attempt)
+        return self._update_if(run_id, job_id, allowed, **changes)
+
+    def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
+        def allowed(job: Job) -> bool:
+            return job.attempt == attempt and job.batch_job_id is None
+
+        return self._update_if(run_id, job_id, allowed, batch_job_id=batch_job_id) is not None
+
+    def add_pending(self, run_id: str, job_id: str, delta: int) -> Job:
+        with self._lock:
+            job = self._existing(run_id, job_id)
+            return self._update_if(run_id, job_id, lambda _: True, pending=job.pending + delta)  # type: ignore[return-value]
+
+    def update_job(self, run_id: str, job_id: str, **fields: Any) -> Job:
+        self._existing(run_id, job_id)
+        return self._update_if(run_id, job_id, lambda _: True, **fields)  # type: ignore[return-value]
+
+    def complete(
+        self, job: Job, outputs: Any, expected_attempt: int | None = None
+    ) -> list[str] | None:
+        with self._lock:
+            self.writes += 1
+            current = self._jobs.get((job.run_id, job.job_id))
+            if current is None or job.status == DONE:
+                return None
+            step = completing_step(job.status)
+            if step == 0:
+                open_now = current.status in (CLAIMED, RUNNING)
+                if not open_now or (
+                    expected_attempt is not None and current.attempt != expected_attempt
+                ):
+                    return None
+            elif current.status != job.status:
+                return None
+            # The waiters as they are now: DynamoDB's version check retries with the fresh
+            # list, which here, under one lock, is the same thing.
+            targets = current.targets()
+            batches = list(chunks(targets, TRANSACTION_LIMIT - 1)) or [[]]
+            for dependent in itertools.chain.from_iterable(batches[step:]):
+                if (job.run_id, dependent) not in self._jobs:
+                    raise MissingJob(f"{job.job_id}: dependent {dependent} does not exist")
+            for dependent in itertools.chain.from_iterable(batches[step:]):
+                self._jobs[(job.run_id, dependent)].pending -= 1
+            current.status, current.outputs = DONE, copy.deepcopy(outputs)
+            current.finished_at = time.time()
+            return targets
+
+    def fail_job(self, run_id: str, job_id: str, error: dict[str, Any]) -> bool:
+        def allowed(job: Job) -> bool:
+            return job.status in (CLAIMED, RUNNING)
+
+        changes = {"status": FAILED, "error": error, "finished_at": time.time()}
+        return self._update_if(run_id, job_id, allowed, **changes) is not None
+
+    # -- helpers --
+    def _existing(self, run_id: str, job_id: str) -> Job:
+        job = self._jobs.get((run_id, job_id))
+        if job is None:
+            raise MissingJob(f"no job {job_id} in run {run_id}")
+        return job
+
+    def _update_if(self, run_id: str, job_id: str, allowed: Any, **fields: Any) -> Job | None:
+        _check_fields(fields, JOB_FIELDS)
+        with self._lock:
+            self.writes += 1
+            job = self._jobs.get((run_id, job_id))
+            if job is None or not allowed(job):
+                return None
+            for name, value in copy.deepcopy(fields).items():
+                setattr(job, name, value)
+            return copy.deepcopy(job)
+
+
+def _check_fields(fields: dict[str, Any], known: frozenset[str]) -> None:
+    unknown = set(fields) - known
+    if unknown:
+        raise TypeError(f"unknown field(s): {', '.join(sorted(unknown))}")
+
+
+assert COMPLETING  # the marker's prefix is shared with records.completing_step
+
+
+class MemoryRunFiles:
+    """The RunFiles port on a dict of paths: the controller's own files (JSON, spills, logs,
+    call directories). Tasks' own files, which miniwdl reads directly, need real ones
+    (adapters.efs.EfsRunFiles on a temporary directory)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.files: dict[str, str] = {}
+        self.dirs: set[str] = {"/"}
+        self.links: dict[str, str] = {}
+
+    def create_run_dir(self, root: str, name: str | None) -> str:
+        with self._lock:
+            if name is None:
+                self._mkdirs(root)
+                return root
+            base = os.path.join(root, name)
+            for attempt in range(100):
+                path = base if attempt == 0 else f"{base}_{attempt + 1}"
+                if path not in self.dirs and path not in self.files:
+                    self._mkdirs(path)
+                    return path
+        raise FileExistsError(base)
+
+    def make_dirs(self, path: str) -> None:
+        with self._lock:
+            self._mkdirs(path)
+
+    def write_text(self, path: str, text: str) -> None:
+        with self._lock:
+            self._mkdirs(os.path.dirname(path))
+            self.files[path] = text
+
+    def read_text(self, path: str) -> str:
+        with self._lock:
+            if path not in self.files:
+                raise FileNotFoundError(path)
+            return self.files[path]
+
+    def write_json(self, path: str, data: Any) -> None:
+        import json
+
+        self.write_text(path, json.dumps(data, indent=2))
+
+    def store_value(self, value: Any, spill_dir: str, name: str) -> Any:
+        text = spill.encode(value)
+        if not spill.must_spill(text):
+            return value
+        path = os.path.join(spill_dir, spill.spill_file_name(name))
+        self.write_text(path, text)
+        return spill.pointer(path, text)
+
+    def load_value(self, stored: Any) -> Any:
+        if not spill.is_pointer(stored):
+            return stored
+        return spill.verified(stored, self.read_text(stored[spill.SPILL_KEY]).encode())
+
+    def append_log(self, path: str, line: str) -> None:
+        with self._lock:
+            self.files[path] = self.files.get(path, "") + line
+
+    def prepare_call(
+        self, call_dir: str, command: str, inputs: dict[str, str], copy_inputs: bool
+    ) -> None:
+        with self._lock:
+            self._mkdirs(os.path.join(call_dir, "work"))
+            self.files[os.path.join(call_dir, "command")] = command
+            for host, inside in inputs.items():
+                self._mkdirs(os.path.dirname(inside.rstrip("/")))
+                self.links[inside.rstrip("/")] = host.rstrip("/")
+            for name in ("stdout.txt", "stderr.txt"):
+                self.files[os.path.join(call_dir, name)] = ""
+
+    def archive_attempt(self, call_dir: str, attempt: int) -> None:
+        with self._lock:
+            target = os.path.join(call_dir, f"attempt-{attempt}")
+            self._mkdirs(target)
+            for name in ("work", "stdout.txt", "stderr.txt", "command"):
+                self._move(os.path.join(call_dir, name), os.path.join(target, name))
+
+    def exists(self, path: str) -> bool:
+        return path in self.files or path in self.dirs or path in self.links
+
+    def is_dir(self, path: str) -> bool:
+        return path in self.dirs
+
+    def is_file(self, path: str) -> bool:
+        return path in self.files
+
+    def is_own_file(self, path: str, root: str) -> bool:
+        return path in self.files and path.startswith(root.rstrip("/") + "/")
+
+    def real_path(self, path: str) -> str:
+        return self.links.get(path, path)
+
+    def remove_tree(self, path: str) -> None:
+        with self._lock:
+            for table in (self.files, self.links):
+                for name in [n for n in table if n == path or n.startswith(path + "/")]:
+                    del table[name]
+            self.dirs = {d for d in self.dirs if not (d == path or d.startswith(path + "/"))}
+
+    def _mkdirs(self, path: str) -> None:
+        while path and path not in self.dirs:
+            self.dirs.add(path)
+            path = os.path.dirname(path)
+
+    def _move(self, source: str, target: str) -> None:
+        for table in (self.files, self.links):
+            for name in [n for n in table if n == source or n.startswith(source + "/")]:
+                table[target + name[len(source) :]] = table.pop(name)
+        moved = {d for d in self.dirs if d == source or d.startswith(source + "/")}
+        self.dirs -= moved
+        self.dirs |= {target + d[len(source) :] for d in moved}
+
+
+@dataclass
+class SubmittedJob:
+    batch_job_id: str
+    submission: TaskSubmission
+    terminated: str | None = None  # the reason, once terminated
+
+
+@dataclass
+class MemoryBatch:
+    """The BatchJobs port: records submissions; tests decide what each job does."""
+
+    jobs: dict[str, SubmittedJob] = field(default_factory=dict)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _lock: Any = field(default_factory=threading.Lock)
+
+    def find(self, name: str, queue: str) -> str | None:
+        with self._lock:
+            for job in self.jobs.values():
+                if job.submission.name == name and job.submission.queue == queue:
+                    return job.batch_job_id
+        return None
+
+    def submit(self, submission: TaskSubmission) -> str:
+        existing = self.find(submission.name, submission.queue)
+        if existing:
+            return existing
+        with self._lock:
+            batch_job_id = f"batch-{next(self._ids):05d}"
+            self.jobs[batch_job_id] = SubmittedJob(batch_job_id, submission)
+            return batch_job_id
+
+    def terminate(self, batch_job_id: str, reason: str) -> None:
+        with self._lock:
+            if batch_job_id in self.jobs:
+                self.jobs[batch_job_id].terminated = reason
+
+    def by_name(self, name: str) -> SubmittedJob:
+        return next(j for j in self.jobs.values() if j.submission.name == name)
+
+
+@dataclass
+class MemoryOrchestrator:
+    """The Orchestrator port: the first answer per token counts, as in Step Functions."""
+
+    answers: dict[str, tuple[str, Any]] = field(default_factory=dict)
+
+    def send_success(self, token: str, output: dict[str, Any]) -> None:
+        self.answers.setdefault(token, ("success", output))
+
+    def send_failure(self, token: str, error: str, cause: str) -> None:
+        self.answers.setdefault(token, ("failure", (error, cause)))
+
+
+@dataclass
+class MemoryUploads:
+    files: dict[str, str] = field(default_factory=dict)  # uri → local path
+    objects: dict[str, Any] = field(default_factory=dict)  # uri → JSON data
+
+    def upload_file(self, path: str, uri: str) -> None:
+        self.files[uri] = path
+
+    def put_json(self, uri: str, data: Any) -> None:
+        self.objects[uri] = copy.deepcopy(data)
+
+
+@dataclass
+class MemoryMetrics:
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def count(self, name: str, value: int = 1) -> None:
+        self.counts[name] += value

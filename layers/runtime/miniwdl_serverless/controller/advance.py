@@ -1,0 +1,54 @@
+"""The advance function's work: what one Batch "Job State Change" event means for its run."""
+
+from __future__ import annotations
+
+import WDL
+
+from miniwdl_serverless.controller.actions import (
+    Action,
+    AttemptFailed,
+    Collect,
+    NoteStarted,
+    Offer,
+)
+from miniwdl_serverless.controller.context import load_context
+from miniwdl_serverless.controller.drive import Driver
+from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.core.decisions import EventKind, classify_job_event, classify_run_event
+from miniwdl_serverless.core.events import BatchJobDetail
+from miniwdl_serverless.core.records import Job
+
+
+def on_batch_event(detail: BatchJobDetail, ports: Ports) -> str:
+    """React to one Batch job state change; returns what was done (for logs and tests)."""
+    run = ports.store.get_run(detail.run_id) if detail.run_id else None
+    kind = classify_run_event(detail, run)
+    if kind is EventKind.STRAGGLER:
+        ports.batch.terminate(detail.batch_job_id, "miniwdl-serverless: run failed")
+    if kind is not None:
+        return kind.value
+    assert run is not None and detail.job_id is not None
+    job = ports.store.get_job(run.run_id, detail.job_id)
+    if job is None:
+        return EventKind.UNKNOWN_JOB.value
+    kind = classify_job_event(job, detail)
+    driver = Driver(ports, load_context(run, ports))
+    driver.run(_actions(kind, job, detail))
+    if kind is EventKind.OTHER:
+        return f"{kind.value} {detail.status}"
+    return driver.outcome or kind.value
+
+
+def _actions(kind: EventKind, job: Job, detail: BatchJobDetail) -> list[Action]:
+    if kind is EventKind.RESUME:
+        return [Offer(job, job.job_id)]
+    if kind is EventKind.STARTED:
+        return [NoteStarted(job, detail.log_stream)]
+    if kind in (EventKind.SUCCEEDED, EventKind.FAILED_WITH_EXIT):
+        return [Collect(job, detail.exit_code or 0)]
+    if kind is EventKind.INTERRUPTED:
+        return [AttemptFailed(job, WDL.runtime.Interrupted(detail.status_reason), interrupted=True)]
+    if kind is EventKind.FAILED_WITHOUT_EXIT:
+        reason = detail.status_reason or "no exit code"
+        return [AttemptFailed(job, RuntimeError(f"AWS Batch job failed: {reason}"), False)]
+    return []

@@ -1,0 +1,175 @@
+"""What one invocation knows about one run: its record, options, miniwdl configuration, the
+parsed document, the scopes it has loaded so far and the ports."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import WDL
+from WDL import Env, Tree, Value
+
+from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.core import planner
+from miniwdl_serverless.core.decisions import Target, TaskSettings
+from miniwdl_serverless.core.errors import RunError
+from miniwdl_serverless.core.ids import call_dir
+from miniwdl_serverless.core.options import RunOptions, parse_run_options
+from miniwdl_serverless.core.records import Job, Run
+from miniwdl_serverless.core.wdl_source import SourceBundle, load_document
+
+log = logging.getLogger("miniwdl_serverless.controller")
+
+# Parsed documents by bundle digest: a warm Lambda container parses each workflow once.
+_documents: dict[str, WDL.Document] = {}
+_documents_lock = threading.Lock()
+
+
+@dataclass
+class RunContext:
+    run: Run
+    options: RunOptions
+    cfg: WDL.runtime.config.Loader
+    settings: TaskSettings
+    doc: WDL.Document
+    ports: Ports
+    scopes: dict[str, planner.Scope] = field(default_factory=dict)
+    allowlist: planner.PathAllowlist | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def run_dir(self) -> str:
+        return str(self.run.run_dir)
+
+    @property
+    def state_dir(self) -> str:
+        """Where the controller spills values too large for the store."""
+        return os.path.join(self.run_dir, ".state")
+
+    def call_dir(self, job_id: str) -> str:
+        return call_dir(self.run_dir, job_id)
+
+    def target(self) -> Tree.Workflow | Tree.Task:
+        if self.options.task:
+            return find_task(self.doc, self.options.task)
+        assert self.doc.workflow is not None
+        return self.doc.workflow
+
+    def target_info(self) -> Target:
+        target = self.target()
+        pos = target.pos
+        is_task = isinstance(target, Tree.Task)
+        return Target(target.name, is_task, pos.abspath, pos.line, pos.column)
+
+    def store_value(self, value: Any, name: str) -> Any:
+        return self.ports.files.store_value(value, self.state_dir, name)
+
+    def load_value(self, stored: Any) -> Any:
+        return self.ports.files.load_value(stored)
+
+    def log(self, message: str) -> None:
+        """A line in the run's workflow.log (the file users look at, as with miniwdl)."""
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        line = f"{stamp} wdl.w:{self.run.workflow_name} {message}\n"
+        try:
+            self.ports.files.append_log(os.path.join(self.run_dir, "workflow.log"), line)
+        except OSError:
+            log.warning("cannot append to workflow.log", extra={"run_dir": self.run_dir})
+
+    def paths_allowed(self) -> planner.PathAllowlist:
+        """miniwdl's file allowlist: the run's own directory and the workflow's input paths."""
+        if self.allowlist is None:
+            top = load_scope(self, "", [])
+            paths: set[str] = set()
+
+            def add(value: Value.Base) -> str:
+                paths.add(value.value)
+                return str(value.value)
+
+            Value.rewrite_env_paths(top.inputs, add)
+            self.allowlist = planner.PathAllowlist(self.run_dir, paths)
+        return self.allowlist
+
+
+def load_context(run: Run, ports: Ports) -> RunContext:
+    """The run's context; reads the WDL bundle from the run directory (digest-checked)."""
+    options = parse_run_options(run.options)
+    digest = str(run.bundle_digest)
+    with _documents_lock:
+        doc = _documents.get(digest)
+    if doc is None:
+        bundle = SourceBundle.from_json(ports.files.read_text(str(run.bundle_path)), digest)
+        doc = load_document(bundle)
+        with _documents_lock:
+            _documents[digest] = doc
+    cfg = make_config(options)
+    settings = TaskSettings.from_config(cfg)
+    return RunContext(run, options, cfg, settings, doc, ports)
+
+
+def load_scope(ctx: RunContext, scope: str, call_path: list[str]) -> planner.Scope:
+    """The workflow being run in a scope, with its inputs: the run's (read from the run record)
+    or a sub-workflow call's (read from that call's job). Cached in the context."""
+    if scope not in ctx.scopes:
+        if not scope:
+            target = ctx.target()
+            data = ctx.load_value(ctx.run.inputs)
+            inputs = WDL.values_from_json(
+                data, target.available_inputs, target.required_inputs, namespace=target.name
+            )
+            ctx.scopes[scope] = planner.Scope(target, inputs)
+        else:
+            workflow = planner.workflow_at(ctx.doc, call_path)
+            parent = ctx.ports.store.get_job(ctx.run_id, scope)
+            assert parent is not None and parent.call_inputs is not None
+            data = ctx.load_value(parent.call_inputs)
+            inputs = WDL.values_from_json(data, workflow.available_inputs)
+            ctx.scopes[scope] = planner.Scope(workflow, inputs, prefix=scope)
+    return ctx.scopes[scope]
+
+
+def scope_of(ctx: RunContext, job: Job) -> planner.Scope:
+    return load_scope(ctx, job.scope, list(job.call_path))
+
+
+def task_of(ctx: RunContext, job: Job) -> tuple[Tree.Task, str]:
+    """The task a call job runs and the call's name."""
+    scope = scope_of(ctx, job)
+    if scope.is_task:
+        assert isinstance(scope.target, Tree.Task)
+        return scope.target, scope.target.name
+    call = scope.node(job.node_id)
+    assert isinstance(call, Tree.Call) and isinstance(call.callee, Tree.Task)
+    return call.callee, call.name
+
+
+def make_config(options: RunOptions) -> WDL.runtime.config.Loader:
+    """miniwdl configuration: defaults, the Lambda's MINIWDL__* environment, then the run's map."""
+    overrides: dict[str, dict[str, str]] = {}
+    for key, value in options.config_overrides().items():
+        _, section, name = key.split("__", 2)
+        overrides.setdefault(section.lower(), {})[name.lower()] = value
+    if options.copy_input_files:
+        overrides.setdefault("file_io", {})["copy_input_files"] = "true"
+    logger = logging.getLogger("miniwdl_serverless.config")
+    return WDL.runtime.config.Loader(logger, overrides=overrides)
+
+
+def find_task(doc: WDL.Document, name: str) -> Tree.Task:
+    for task in doc.tasks:
+        if task.name == name:
+            return task
+    raise RunError.of("InputError", f"no task named {name} in the document")
+
+
+def inputs_env(target: Tree.Workflow | Tree.Task, data: dict[str, Any]) -> Env.Bindings[Value.Base]:
+    return WDL.values_from_json(  # type: ignore[no-any-return]
+        data, target.available_inputs, target.required_inputs, namespace=target.name
+    )

@@ -1,0 +1,108 @@
+"""The one driver loop. Every entry point (start, a Batch event) hands it a few actions; each
+step carries one out and returns the actions it leads to, until none are left — as miniwdl's
+``_workflow_main_loop`` drives ``StateMachine.step()``. No step calls another.
+
+This is the one place where an exception fails the run: a step that raises ends the loop,
+and the run fails with the error (before planning finished: recorded as a failed submission).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from miniwdl_serverless.controller import planning, progress, submission
+from miniwdl_serverless.controller.actions import (
+    Action,
+    AttemptFailed,
+    Collect,
+    Complete,
+    EndScope,
+    Evaluate,
+    NoteStarted,
+    Offer,
+    Plan,
+    Resume,
+    StartSubworkflow,
+    Submit,
+)
+from miniwdl_serverless.controller.context import RunContext
+from miniwdl_serverless.controller.end import fail_run
+from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.core.errors import RunError, as_run_error
+from miniwdl_serverless.core.records import RUN_FAILED, Run
+
+log = logging.getLogger("miniwdl_serverless.controller")
+
+STEPS: dict[type, Callable[[Any, Any], list[Action]]] = {
+    Plan: planning.plan,
+    Offer: progress.offer,
+    Evaluate: progress.evaluate,
+    Complete: progress.complete,
+    Resume: progress.resume,
+    EndScope: progress.end_scope,
+    StartSubworkflow: progress.start_subworkflow,
+    Submit: submission.submit,
+    NoteStarted: submission.note_started,
+    Collect: submission.collect,
+    AttemptFailed: submission.attempt_failed,
+}
+
+
+class Driver:
+    """Runs a worklist of actions for one run within one invocation."""
+
+    def __init__(self, ports: Ports, ctx: RunContext | None = None):
+        self.ports = ports
+        self.ctx = ctx  # set by planning when it starts from nothing
+        self.outcome: str | None = None  # what an event led to, for logs and tests
+        self.result: dict[str, Any] = {}  # what start returns
+
+    def context(self) -> RunContext:
+        assert self.ctx is not None, "a step that needs the run ran before planning"
+        return self.ctx
+
+    def run(self, actions: list[Action]) -> None:
+        work = list(actions)
+        while work:
+            if self.ctx is not None and self.ctx.run.status == RUN_FAILED:
+                return  # failed meanwhile (here or by a concurrent invocation's fail fast)
+            action = work.pop()
+            try:
+                work += STEPS[type(action)](self, action)
+            except Exception as exn:
+                self._failed(action, exn)
+                return
+
+    def _failed(self, action: Action, exn: Exception) -> None:
+        error = self._error(action, exn)
+        self.outcome = "failed: " + type(exn).__name__
+        if self.ctx is None and isinstance(action, Plan):
+            log.error("run failed before any job", extra={"error": error.info})
+            fail_unplanned_run(self.ports, action, error)
+            self.result = {"run_id": action.run_id, "failed": error.name}
+        else:
+            log.exception("advancing the run failed", extra={"action": type(action).__name__})
+            fail_run(self.context(), error)
+
+    def _error(self, action: Action, exn: Exception) -> RunError:
+        """A job's step failing fails the run at that job (miniwdl's nested error JSON)."""
+        job = getattr(action, "job", None)
+        if job is not None and self.ctx is not None:
+            return submission.call_failure(self.ctx, job, exn)
+        return as_run_error(exn)
+
+
+def fail_unplanned_run(ports: Ports, plan: Plan, error: RunError) -> None:
+    """Bad input: the run record says why (for status and Finish); nothing was submitted."""
+    run = ports.store.get_run(plan.run_id) or Run(plan.run_id)
+    run.execution_arn, run.task_token, run.options = (
+        plan.execution_arn,
+        plan.task_token,
+        plan.execution_input,
+    )
+    run.status, run.error, run.finished_at = RUN_FAILED, error.info, time.time()
+    ports.store.put_run(run)
+    ports.orchestrator.send_failure(plan.task_token, error.name, error.cause)

@@ -1,0 +1,152 @@
+"""The Finish state: outputs.json or error.json, the upload to S3 with miniwdl-aws's folder
+rule, and deleting the run directory per ``delete_after``."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from miniwdl_serverless.controller.context import load_context
+from miniwdl_serverless.controller.end import LIVE, fail_run, write_json_best_effort
+from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.core.errors import RunError
+from miniwdl_serverless.core.records import RUN_FAILED, RUN_SUCCEEDED, Run
+
+FAILED_TASK_LOGS = (
+    ("stderr_file", "CommandFailed_stderr.txt"),
+    ("stdout_file", "CommandFailed_stdout.txt"),
+)
+
+
+def upload_folder(s3upload: str, run_dir: str) -> str:
+    """miniwdl-aws's rule: a trailing '/' uploads into that folder, else into
+    <s3upload>/<run name>/."""
+    if s3upload.endswith("/"):
+        return s3upload
+    return s3upload + "/" + os.path.basename(run_dir.rstrip("/")) + "/"
+
+
+def finish_run(state: dict[str, Any], execution_name: str, ports: Ports) -> dict[str, Any]:
+    """Returns {"status": "succeeded", "dir", "outputs"} or {"status": "failed", "error",
+    "cause"} (the state machine's Succeed and Fail states read these)."""
+    run_id = (state.get("result") or {}).get("run_id") or execution_name
+    run = ports.store.get_run(run_id)
+    if run is None:
+        error = state.get("error") or {}
+        name = str(error.get("Error") or "RunFailed")
+        return _failed(name, {"error": error.get("Error"), "message": error.get("Cause")})
+    if "error" in state and run.status in LIVE:
+        _stop_unfinished(run, state["error"], ports)
+        run = ports.store.get_run(run_id) or run
+    if run.status == RUN_SUCCEEDED:
+        return _succeeded(run, ports.files.load_value(run.outputs) or {}, ports)
+    cause = str((state.get("error") or {}).get("Cause"))
+    info = run.error or {"error": "RunFailed", "message": cause}
+    _after_failure(run, info, ports)
+    return _failed(str(info.get("error") or "RunFailed"), info)
+
+
+def _stop_unfinished(run: Run, error: dict[str, Any], ports: Ports) -> None:
+    """Start crashed, the run timed out or was stopped: fail it and terminate its jobs."""
+    name = str(error.get("Error") or "RunFailed")
+    message = str(error.get("Cause") or name)
+    if name == "States.Timeout":  # error names may not start with "States." when we send them
+        name, message = "RunTimeout", "the run exceeded its timeout (timeout_seconds)"
+    failure = RunError.of(name, message)
+    if run.run_dir and run.bundle_path:
+        fail_run(load_context(run, ports), failure)
+    else:
+        ports.store.set_run_status(run.run_id, RUN_FAILED, LIVE, error=failure.info)
+
+
+def _succeeded(run: Run, outputs: dict[str, Any], ports: Ports) -> dict[str, Any]:
+    run_dir = str(run.run_dir)
+    write_json_best_effort(ports.files, os.path.join(run_dir, "outputs.json"), outputs)
+    options = run.options or {}
+    result: dict[str, Any] = {"status": "succeeded", "dir": run_dir, "outputs": outputs}
+    if options.get("s3upload"):
+        folder = upload_folder(options["s3upload"], run_dir)
+        uploaded = _upload_outputs(ports, run, outputs, folder)
+        log = os.path.join(run_dir, "workflow.log")
+        _upload_file(ports, log, folder + "workflow.log", root=run_dir)
+        ports.uploads.put_json(folder + "outputs.json", uploaded)
+        result.update(outputs=uploaded, s3upload=folder)
+        if options.get("delete_after") in ("success", "always"):
+            ports.files.remove_tree(run_dir)
+    return result
+
+
+def _after_failure(run: Run, info: dict[str, Any], ports: Ports) -> None:
+    options = run.options or {}
+    if not run.run_dir or not ports.files.is_dir(str(run.run_dir)):
+        return
+    run_dir = str(run.run_dir)
+    write_json_best_effort(ports.files, os.path.join(run_dir, "error.json"), info)
+    if options.get("s3upload"):
+        folder = upload_folder(options["s3upload"], run_dir)
+        cause = info.get("cause") or {}
+        for key, name in FAILED_TASK_LOGS:
+            if cause.get(key) and _upload_file(ports, cause[key], folder + name, root=run_dir):
+                cause[key.replace("_file", "_s3file")] = folder + name
+        log = os.path.join(run_dir, "workflow.log")
+        _upload_file(ports, log, folder + "workflow.log", root=run_dir)
+        ports.uploads.put_json(folder + "error.json", info)
+        if options.get("delete_after") in ("failure", "always"):
+            ports.files.remove_tree(run_dir)
+
+
+def _upload_outputs(
+    ports: Ports, run: Run, outputs: dict[str, Any], folder: str
+) -> dict[str, Any]:
+    """Upload each output file under <folder>/<output name>/ and rewrite it to its s3:// URI.
+
+    Only files of the run (or its inputs) are uploaded: an output string naming another file
+    on the Lambda's file system stays a string."""
+    files = ports.files
+    run_dir = files.real_path(str(run.run_dir)).rstrip("/") + "/"
+    inputs = _input_paths(files.load_value(run.inputs) or {})
+
+    def rewrite(value: Any, name: str) -> Any:
+        if (
+            isinstance(value, str)
+            and os.path.isabs(value)
+            and files.is_file(value)
+            and (files.real_path(value).startswith(run_dir) or value in inputs)
+        ):
+            target = f"{folder}{name}/{os.path.basename(value)}"
+            _upload_file(ports, value, target)
+            return target
+        if isinstance(value, list):
+            return [rewrite(v, f"{name}/{i}") for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            return {k: rewrite(v, f"{name}/{k}") for k, v in value.items()}
+        return value
+
+    return {key: rewrite(value, key) for key, value in outputs.items()}
+
+
+def _input_paths(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return {value} if os.path.isabs(value) else set()
+    if isinstance(value, dict):
+        items = list(value.values())
+    elif isinstance(value, list):
+        items = value
+    else:
+        return set()
+    return set().union(*(_input_paths(v) for v in items)) if items else set()
+
+
+def _upload_file(ports: Ports, path: str, uri: str, root: str | None = None) -> bool:
+    """Upload a file; with ``root``, only a regular file inside it (logs a task could replace)."""
+    files = ports.files
+    if not files.is_file(path) or (root is not None and not files.is_own_file(path, root)):
+        return False
+    ports.uploads.upload_file(path, uri)
+    return True
+
+
+def _failed(name: str, info: dict[str, Any]) -> dict[str, Any]:
+    cause = json.dumps(info, sort_keys=True)[:32768]
+    return {"status": "failed", "error": name[:256], "cause": cause}

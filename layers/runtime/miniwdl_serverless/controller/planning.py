@@ -1,0 +1,98 @@
+"""Start's planning step: parse and typecheck the submission with miniwdl, provision the run
+directory, record the run and its first jobs. Bad input fails here, before any job."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+import WDL
+from WDL import Tree, Value
+
+from miniwdl_serverless.controller.actions import Action, Evaluate, Plan
+from miniwdl_serverless.controller.context import find_task, inputs_env, load_context, load_scope
+from miniwdl_serverless.controller.ports import RunFiles
+from miniwdl_serverless.controller.progress import create_jobs
+from miniwdl_serverless.core import planner
+from miniwdl_serverless.core.decisions import run_dir_request
+from miniwdl_serverless.core.errors import RunError
+from miniwdl_serverless.core.options import RunOptions, parse_run_options
+from miniwdl_serverless.core.records import RUN_PLANNING, RUN_RUNNING, Run
+from miniwdl_serverless.core.wdl_source import SourceBundle, fetch_and_load
+
+if TYPE_CHECKING:
+    from miniwdl_serverless.controller.drive import Driver
+
+
+def plan(driver: Driver, action: Plan) -> list[Action]:
+    ports = driver.ports
+    existing = ports.store.get_run(action.run_id)
+    options = parse_run_options(action.execution_input)
+    doc, bundle = fetch_and_load(options.workflow, options.workflow_source)
+    target = find_task(doc, options.task) if options.task else doc.workflow
+    if target is None:
+        raise RunError.of("InputError", "the document has no workflow; give 'task'")
+    inputs = check_inputs(target, options, ports.files)
+    if existing is not None and existing.run_dir:
+        run_dir = existing.run_dir
+    else:
+        root, name = run_dir_request(options.run_root, target.name, action.started_at)
+        try:
+            run_dir = ports.files.create_run_dir(root, name)
+        except FileExistsError as exn:
+            message = f"cannot create a run directory under {root}"
+            raise RunError.of("RunDirectory", message) from exn
+    bundle_path = os.path.join(run_dir, "wdl", "bundle.json")
+    write_run_files(ports.files, run_dir, bundle, inputs, bundle_path)
+    run = existing or Run(action.run_id)
+    run.status, run.workflow_name, run.run_dir = RUN_PLANNING, target.name, run_dir
+    run.execution_arn, run.task_token = action.execution_arn, action.task_token
+    run.options, run.bundle_path, run.bundle_digest = action.execution_input, bundle_path, bundle.digest
+    run.inputs = ports.files.store_value(inputs, os.path.join(run_dir, ".state"), "inputs")
+    if existing is None:
+        if not ports.store.create_run(run):  # another start won the race
+            driver.result = {"run_id": action.run_id, "resumed": True}
+            return []
+    else:
+        ports.store.put_run(run)
+    ctx = driver.ctx = load_context(run, ports)
+    ctx.log(f"run {run.run_id} started: {options.workflow or '(inline source)'}")
+    ports.store.set_run_status(run.run_id, RUN_RUNNING, [RUN_PLANNING])
+    ctx.run.status = RUN_RUNNING
+    driver.result = {"run_id": run.run_id, "dir": run_dir}
+    initial = planner.initial_jobs(load_scope(ctx, "", []))
+    return [Evaluate(job) for job in create_jobs(ctx, "", [], initial, claimant="start")]
+
+
+def check_inputs(
+    target: Tree.Workflow | Tree.Task, options: RunOptions, files: RunFiles
+) -> dict[str, Any]:
+    """Typecheck the inputs with miniwdl's rules; local paths must exist. Returns namespaced JSON."""
+    env = inputs_env(target, dict(options.inputs))
+    missing = []
+
+    def check(value: Value.Base) -> str:
+        path = str(value.value)
+        if "://" in path:  # not downloaded yet: say so now rather than fail in a task later
+            missing.append(f"{path} (URI inputs are not localized yet; copy the file to EFS)")
+        elif not os.path.isabs(path):
+            missing.append(f"{path} (input paths must be absolute)")
+        elif not files.exists(path):
+            missing.append(path)
+        return path
+
+    Value.rewrite_env_paths(env, check)
+    if missing:
+        raise WDL.Error.InputError("input file or directory not found: " + ", ".join(missing))
+    return WDL.values_to_json(env, namespace=target.name)  # type: ignore[no-any-return]
+
+
+def write_run_files(
+    files: RunFiles, run_dir: str, bundle: SourceBundle, inputs: dict[str, Any], bundle_path: str
+) -> None:
+    files.write_text(bundle_path, bundle.to_json())
+    for key, text in bundle.sources.items():  # readable copies, as miniwdl keeps wdl/
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", key.strip("/"))[-200:]
+        files.write_text(os.path.join(run_dir, "wdl", name), text)
+    files.write_json(os.path.join(run_dir, "inputs.json"), inputs)

@@ -1,0 +1,184 @@
+"""What the controller needs from the world, in its own words. Adapters (``adapters/``) hold
+every SDK detail; none of their exceptions crosses a port, only the ones defined here.
+
+Conditional writes answer with the record as it is after the write, or ``None`` (or False)
+when the store's state did not allow it: that is an expected outcome, never an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from miniwdl_serverless.core.records import Job, Run
+from miniwdl_serverless.core.resources import TaskSubmission
+
+
+class StoreError(Exception):
+    """The store could not do what was asked (other than a condition not being met)."""
+
+
+class MissingJob(StoreError):
+    """A completion named a dependent that does not exist: a planning bug, never retried."""
+
+
+class Conflict(StoreError):
+    """A write kept losing against concurrent writers."""
+
+
+class RunStore(Protocol):
+    """The runs and jobs of every run; one partition (a run's jobs) per run."""
+
+    def create_run(self, run: Run) -> bool:
+        """Create the run; False if it exists already (a retried start)."""
+
+    def put_run(self, run: Run) -> None:
+        """Write the whole run record (re-planning a run that never got going)."""
+
+    def get_run(self, run_id: str) -> Run | None: ...
+
+    def set_run_status(self, run_id: str, status: str, expected: Iterable[str], **fields: Any) -> bool:
+        """Move the run to ``status`` if it is in one of ``expected`` (also sets ``fields``);
+        an ended run gets ``finished_at`` and ``expires_at``."""
+
+    def count(self, run_id: str, **deltas: int) -> None:
+        """Add to the run's progress counters (best effort, outside any transaction)."""
+
+    def put_new_jobs(self, jobs: list[Job]) -> set[str]:
+        """Create the jobs that do not exist yet; returns the ids this call created. A job
+        that so far exists only as registered waiters keeps them."""
+
+    def register_waiter(self, run_id: str, job_id: str, waiter: str) -> bool:
+        """Ask that ``waiter`` be decremented when ``job_id`` completes (even before that job
+        exists). False if it has completed already."""
+
+    def get_job(self, run_id: str, job_id: str) -> Job | None: ...
+
+    def get_jobs(
+        self, run_id: str, job_ids: Iterable[str], readiness_only: bool = False
+    ) -> dict[str, Job]:
+        """Several jobs at once; ``readiness_only`` reads only what readiness needs."""
+
+    def query_jobs(self, run_id: str, statuses: Iterable[str] | None = None) -> Iterator[Job]:
+        """Every job of a run (optionally in these statuses): failure and cancel paths only."""
+
+    def claim(self, run_id: str, job_id: str, claimant: str) -> Job | None:
+        """Claim a ready job (nothing pending; waiting, or already this claimant's)."""
+
+    def mark_running(
+        self, run_id: str, job_id: str, attempt: int, resubmit: bool = False, **fields: Any
+    ) -> Job | None:
+        """Take ``attempt`` for submission: from the claim, from the previous attempt, or with
+        ``resubmit`` from a submitter that died (no Batch job id and its lease expired)."""
+
+    def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
+        """The Batch job of ``attempt``, unless one is recorded or the attempt moved on."""
+
+    def add_pending(self, run_id: str, job_id: str, delta: int) -> Job: ...
+
+    def update_job(self, run_id: str, job_id: str, **fields: Any) -> Job:
+        """Set fields (None removes one); no condition."""
+
+    def complete(
+        self, job: Job, outputs: Any, expected_attempt: int | None = None
+    ) -> list[str] | None:
+        """Mark ``job`` (as read) done with ``outputs`` and decrement its dependents and
+        waiters, as one atomic step (several guarded steps past one transaction's size).
+        Returns what it decremented; None if it was completed before, or the attempt moved on.
+        Raises MissingJob if a dependent does not exist (nothing changes then)."""
+
+    def fail_job(self, run_id: str, job_id: str, error: dict[str, Any]) -> bool: ...
+
+
+class RunFiles(Protocol):
+    """The run directories on the shared file system (EFS), which tasks can write too."""
+
+    def create_run_dir(self, root: str, name: str | None) -> str:
+        """``root/name`` (``_2``, ``_3``, ... if taken), or ``root`` itself when name is None."""
+
+    def make_dirs(self, path: str) -> None: ...
+
+    def write_text(self, path: str, text: str) -> None:
+        """Replace the file atomically."""
+
+    def read_text(self, path: str) -> str: ...
+
+    def write_json(self, path: str, data: Any) -> None:
+        """Replace a JSON file atomically."""
+
+    def store_value(self, value: Any, spill_dir: str, name: str) -> Any:
+        """The value itself if it fits in a store item, else a pointer to a spill file with
+        the value's digest."""
+
+    def load_value(self, stored: Any) -> Any:
+        """Inverse of ``store_value``; a spill file whose digest changed is refused."""
+
+    def append_log(self, path: str, line: str) -> None: ...
+
+    def prepare_call(
+        self, call_dir: str, command: str, inputs: dict[str, str], copy_inputs: bool
+    ) -> None:
+        """Write ``command``, make ``work/``, link (or copy) each input (host path → path in
+        the call directory), and start empty ``stdout.txt`` and ``stderr.txt``."""
+
+    def archive_attempt(self, call_dir: str, attempt: int) -> None:
+        """Move an attempt's files to ``attempt-N/`` so the next one starts fresh."""
+
+    def exists(self, path: str) -> bool: ...
+
+    def is_dir(self, path: str) -> bool: ...
+
+    def is_file(self, path: str) -> bool: ...
+
+    def is_own_file(self, path: str, root: str) -> bool:
+        """A regular file, not a link, whose real path lies under ``root``."""
+
+    def real_path(self, path: str) -> str: ...
+
+    def remove_tree(self, path: str) -> None: ...
+
+
+class BatchJobs(Protocol):
+    def find(self, name: str, queue: str) -> str | None:
+        """The Batch job id of a job with this name in the queue, if one was submitted."""
+
+    def submit(self, submission: TaskSubmission) -> str:
+        """Submit, unless a job of that name exists already; returns its Batch job id."""
+
+    def terminate(self, batch_job_id: str, reason: str) -> None: ...
+
+
+class Orchestrator(Protocol):
+    """The run's Step Functions execution, waiting on the Start task's token."""
+
+    def send_success(self, token: str, output: dict[str, Any]) -> None:
+        """A token already used or expired is not an error."""
+
+    def send_failure(self, token: str, error: str, cause: str) -> None: ...
+
+
+class Uploads(Protocol):
+    """The object store outputs are uploaded to (``s3upload``)."""
+
+    def upload_file(self, path: str, uri: str) -> None: ...
+
+    def put_json(self, uri: str, data: Any) -> None: ...
+
+
+class Metrics(Protocol):
+    def count(self, name: str, value: int = 1) -> None: ...
+
+
+@dataclass
+class Ports:
+    """Everything outside the controller, plus the stack's defaults."""
+
+    store: RunStore
+    files: RunFiles
+    batch: BatchJobs
+    orchestrator: Orchestrator
+    uploads: Uploads
+    metrics: Metrics
+    default_queue: str | None = None
+    default_fallback_queue: str | None = None

@@ -1,0 +1,203 @@
+"""The graph steps: claim and evaluate ready jobs, complete them, create the jobs sections
+schedule, end scopes. Each takes one action and returns the actions it leads to."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import WDL
+from WDL import Tree
+
+from miniwdl_serverless.controller.actions import (
+    Action,
+    Complete,
+    EndScope,
+    Evaluate,
+    Offer,
+    Resume,
+    StartSubworkflow,
+    Submit,
+)
+from miniwdl_serverless.controller.context import RunContext, scope_of
+from miniwdl_serverless.controller.end import succeed_run
+from miniwdl_serverless.core import planner
+from miniwdl_serverless.core.decisions import scope_end
+from miniwdl_serverless.core.ids import scoped_id
+from miniwdl_serverless.core.records import COMPLETING, RUNNING, WAITING, Job
+
+if TYPE_CHECKING:
+    from miniwdl_serverless.controller.drive import Driver
+
+
+def offer(driver: Driver, action: Offer) -> list[Action]:
+    ctx, job = driver.context(), action.job
+    if job.completing:
+        return [Resume(job)]
+    if job.pending <= 0:
+        claimed = ctx.ports.store.claim(ctx.run_id, job.job_id, action.claimant)
+        if claimed is not None:
+            return [Evaluate(claimed)]
+    if job.status == RUNNING and job.claimed_by == action.claimant and not job.batch_job_id:
+        # marked running by this claimant, never submitted: its submitter died
+        return _resume_running(ctx, ctx.ports.store.get_job(ctx.run_id, job.job_id) or job)
+    return []
+
+
+def _resume_running(ctx: RunContext, job: Job) -> list[Action]:
+    scope = scope_of(ctx, job)
+    node = None if scope.is_task else scope.node(job.node_id)
+    if isinstance(node, Tree.Call) and isinstance(node.callee, Tree.Workflow):
+        data = ctx.load_value(job.call_inputs)
+        inputs = WDL.values_from_json(data, node.callee.available_inputs)
+        return [StartSubworkflow(job, node.callee, inputs)]
+    return [Submit(job, None, job.attempt, resubmit=True)]
+
+
+def evaluate(driver: Driver, action: Evaluate) -> list[Action]:
+    """miniwdl's evaluation of one ready job, given its dependencies' outputs."""
+    ctx, job = driver.context(), action.job
+    scope = scope_of(ctx, job)
+    deps = ctx.ports.store.get_jobs(ctx.run_id, job.deps)
+    dep_outputs = {}
+    for dep in deps.values():
+        types = planner.output_types(scope, dep.node_id)
+        dep_outputs[dep.local_id] = planner.values_from_json(
+            types, ctx.load_value(dep.outputs) or {}
+        )
+    local_deps = [d[len(job.scope) + 1 :] if job.scope else d for d in job.deps]
+    scope_dir = ctx.call_dir(job.scope) if job.scope else ctx.run_dir
+    evaluation = planner.evaluate(
+        ctx.cfg,
+        scope,
+        scope_dir,
+        ctx.paths_allowed(),
+        job.local_id,
+        job.node_id,
+        local_deps,
+        job.scatter_stack or [],
+        dep_outputs,
+    )
+    if evaluation.call is not None:
+        callee, inputs = evaluation.call.callee, evaluation.call.inputs
+        if isinstance(callee, Tree.Workflow):
+            return [StartSubworkflow(job, callee, inputs)]
+        return [Submit(job, inputs, attempt=0)]
+    ready = create_jobs(ctx, job.scope, list(job.call_path), evaluation.new_jobs, job.job_id)
+    assert evaluation.outputs is not None
+    outputs = planner.values_to_json(evaluation.outputs)
+    then: list[Action] = [Evaluate(j) for j in ready]
+    return then + [Complete(job, outputs)]  # the completion comes first (LIFO)
+
+
+def complete(driver: Driver, action: Complete) -> list[Action]:
+    ctx, job = driver.context(), action.job
+    stored = ctx.store_value(action.outputs, job.job_id + ".outputs")
+    targets = ctx.ports.store.complete(job, stored, expected_attempt=action.attempt)
+    if targets is not None:
+        ctx.ports.store.count(ctx.run_id, jobs_done=1, **action.counters)
+        if action.metric:
+            ctx.ports.metrics.count(action.metric)
+        if action.note:
+            ctx.log(action.note)
+    then: list[Action] = ready_dependents(ctx, job, targets)
+    if job.local_id == planner.OUTPUTS:  # also when completed before: its end may be unfinished
+        then.append(EndScope(job, action.outputs))
+    return then
+
+
+def resume(driver: Driver, action: Resume) -> list[Action]:
+    """A crashed invocation may have stopped between completion transactions, or after the
+    completion but before the dependents were evaluated: finish both (idempotent)."""
+    ctx = driver.context()
+    job = ctx.ports.store.get_job(ctx.run_id, action.job.job_id) or action.job
+    targets = None
+    if job.status.startswith(COMPLETING):  # stopped between completion transactions
+        targets = ctx.ports.store.complete(job, job.outputs)
+    then: list[Action] = ready_dependents(ctx, job, targets)
+    if job.local_id == planner.OUTPUTS:
+        then.append(EndScope(job, ctx.load_value(job.outputs) or {}))
+    return then
+
+
+def ready_dependents(ctx: RunContext, job: Job, targets: list[str] | None) -> list[Action]:
+    """Dependents and waiters that this job's completion left with nothing pending.
+
+    ``targets``: those the completion decremented; else read afresh (waiters may have come).
+    """
+    if targets is None:
+        current = ctx.ports.store.get_job(ctx.run_id, job.job_id) or job
+        targets = current.targets()
+    found = ctx.ports.store.get_jobs(ctx.run_id, targets, readiness_only=True)
+    return [
+        Offer(j, job.job_id)
+        for j in found.values()
+        if j.pending <= 0 and (j.status == WAITING or j.claimed_by == job.job_id)
+    ]
+
+
+def end_scope(driver: Driver, action: EndScope) -> list[Action]:
+    ctx, job = driver.context(), action.job
+    scope = scope_of(ctx, job)
+    if not job.scope:
+        end = scope_end("", action.outputs, scope.target.name, scope.is_task)
+        succeed_run(ctx, end.outputs)
+        return []
+    parent = ctx.ports.store.get_job(ctx.run_id, job.scope)
+    assert parent is not None
+    call = scope_of(ctx, parent).node(parent.node_id)
+    assert isinstance(call, Tree.Call)
+    end = scope_end(job.scope, action.outputs, call.name, is_task=False)
+    return [Complete(parent, end.outputs, note=f"sub-workflow {parent.job_id} finished")]
+
+
+def start_subworkflow(driver: Driver, action: StartSubworkflow) -> list[Action]:
+    """A sub-workflow call runs as a child graph whose ids are prefixed with the call's id."""
+    ctx, job = driver.context(), action.job
+    data = WDL.values_to_json(action.inputs)
+    stored = ctx.store_value(data, job.job_id + ".inputs")
+    ctx.ports.store.mark_running(ctx.run_id, job.job_id, 0, call_inputs=stored)
+    ctx.ports.files.make_dirs(ctx.call_dir(job.job_id))
+    scope = planner.Scope(action.callee, action.inputs, prefix=job.job_id)
+    ctx.scopes[job.job_id] = scope
+    ctx.log(f"sub-workflow {job.job_id} started ({action.callee.name})")
+    call_path = list(job.call_path) + [job.node_id]
+    ready = create_jobs(ctx, job.job_id, call_path, planner.initial_jobs(scope), job.job_id)
+    return [Evaluate(j) for j in ready]
+
+
+def create_jobs(
+    ctx: RunContext, scope: str, call_path: list[str], specs: list[planner.JobSpec], claimant: str
+) -> list[Job]:
+    """Store new jobs, register them as waiters on outside dependencies; returns the ready
+    ones, claimed (the claim's condition checks readiness in the store: a job others made
+    ready meanwhile is theirs)."""
+    if not specs:
+        return []
+    store = ctx.ports.store
+    jobs = {scoped_id(scope, spec.id): _job(ctx.run_id, scope, call_path, spec) for spec in specs}
+    created = store.put_new_jobs(list(jobs.values()))
+    if created:
+        store.count(ctx.run_id, jobs_total=len(created))
+    for spec in specs:
+        job_id = scoped_id(scope, spec.id)
+        for dependency in spec.external:
+            done = not store.register_waiter(ctx.run_id, scoped_id(scope, dependency), job_id)
+            if done and job_id in created:  # counted optimistically: give it back
+                jobs[job_id] = store.add_pending(ctx.run_id, job_id, -1)
+    claimed = [store.claim(ctx.run_id, j.job_id, claimant) for j in jobs.values() if j.pending <= 0]
+    return [job for job in claimed if job is not None]
+
+
+def _job(run_id: str, scope: str, call_path: list[str], spec: planner.JobSpec) -> Job:
+    return Job(
+        run_id,
+        scoped_id(scope, spec.id),
+        node_id=spec.node_id,
+        scope=scope,
+        call_path=call_path,
+        deps=[scoped_id(scope, d) for d in spec.deps],
+        dependents=[scoped_id(scope, d) for d in spec.dependents],
+        pending=spec.pending + len(spec.external),
+        scatter_stack=spec.scatter_stack,
+        status=WAITING,
+    )

@@ -1,0 +1,248 @@
+"""The controller's decisions as pure functions: each takes values and returns a value; the
+controller carries them out. Unit-tested in tests/unit/test_decisions.py."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from miniwdl_serverless.core.errors import RunError
+from miniwdl_serverless.core.events import BatchJobDetail
+from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN, batch_job_name
+from miniwdl_serverless.core.records import RUN_FAILED, RUN_RUNNING, RUNNING, Job, Run
+from miniwdl_serverless.core.resources import (
+    DEFAULT_IMAGE,
+    DEFAULT_MEMORY_DELTA_MIB,
+    TaskSubmission,
+    resources_for,
+)
+
+DEFAULT_JOB_TIMEOUT_SECONDS = 86400  # miniwdl-aws's [aws] job_timeout default
+
+
+# ---- Batch events ---------------------------------------------------------------------------
+
+
+class EventKind(Enum):
+    FOREIGN = "ignored: not a miniwdl-serverless job"
+    STRAGGLER = "terminated: run failed"  # a job still starting after its run failed
+    RUN_NOT_RUNNING = "ignored: run not running"
+    UNKNOWN_JOB = "ignored: unknown job"
+    RESUME = "resumed"  # the job completed: finish what a crashed invocation left
+    STALE = "ignored: stale event"  # another attempt's, or another Batch job's
+    STARTED = "noted"
+    SUCCEEDED = "collected"
+    FAILED_WITH_EXIT = "collected"  # the command ran: miniwdl's returnCodes decide
+    INTERRUPTED = "interrupted"  # the host went away (spot reclaim)
+    FAILED_WITHOUT_EXIT = "failed to run"  # never ran (image pull, timeout, ...)
+    OTHER = "ignored: status"
+
+
+def classify_run_event(detail: BatchJobDetail, run: Run | None) -> EventKind | None:
+    """What the run's state says about an event; None: look at the job."""
+    if not detail.run_id or not detail.job_id:
+        return EventKind.FOREIGN
+    if run is not None and run.status == RUN_FAILED and detail.status in ("STARTING", "RUNNING"):
+        return EventKind.STRAGGLER
+    if run is None or run.status != RUN_RUNNING:
+        return EventKind.RUN_NOT_RUNNING
+    return None
+
+
+def classify_job_event(job: Job, detail: BatchJobDetail) -> EventKind:
+    """What one Batch event means for the job it names (as the store has it)."""
+    if job.completing:
+        return EventKind.RESUME
+    if (
+        job.status != RUNNING
+        or job.attempt != detail.attempt
+        or job.batch_job_name != detail.jobName
+        or job.batch_job_id not in (None, detail.batch_job_id)
+    ):
+        return EventKind.STALE
+    if detail.status in ("STARTING", "RUNNING"):
+        return EventKind.STARTED
+    if detail.status == "SUCCEEDED":
+        return EventKind.SUCCEEDED
+    if detail.status == "FAILED":
+        if detail.exit_code is not None:
+            return EventKind.FAILED_WITH_EXIT
+        return EventKind.INTERRUPTED if detail.interrupted else EventKind.FAILED_WITHOUT_EXIT
+    return EventKind.OTHER
+
+
+# ---- retries --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AfterFailure:
+    """Retry the call (with this many interruptions counted) or fail it."""
+
+    retry: bool
+    interruptions: int
+
+
+def after_failed_attempt(
+    runtime: dict[str, Any], attempt: int, interruptions: int, interrupted: bool
+) -> AfterFailure:
+    """miniwdl's rules: an interruption uses up ``preemptible`` first, any other failure
+    ``maxRetries`` (attempts that were interruptions do not count against it)."""
+    preemptible = int(runtime.get("preemptible") or 0)
+    max_retries = int(runtime.get("maxRetries") or 0)
+    if interrupted and interruptions < preemptible:
+        return AfterFailure(retry=True, interruptions=interruptions + 1)
+    retries_used = attempt - interruptions
+    return AfterFailure(retry=retries_used < max_retries, interruptions=interruptions)
+
+
+def queue_for(
+    queue: str | None, fallback: str | None, preemptible: int, interruptions: int
+) -> str:
+    """The task queue; the fallback queue once interruptions used up ``preemptible``."""
+    if fallback and preemptible and interruptions >= preemptible:
+        queue = fallback
+    if not queue:
+        raise RunError.of("Configuration", "no task queue configured (task_queue)")
+    return queue
+
+
+# ---- submissions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """What miniwdl's configuration says about submitting tasks, read once per run context."""
+
+    memory_delta_mib: int = DEFAULT_MEMORY_DELTA_MIB
+    job_timeout_seconds: int = DEFAULT_JOB_TIMEOUT_SECONDS
+    copy_input_files: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> TaskSettings:
+        def number(key: str, default: int) -> int:
+            return int(cfg.get_int("aws", key)) if cfg.has_option("aws", key) else default
+
+        return cls(
+            memory_delta_mib=number("memory_delta", DEFAULT_MEMORY_DELTA_MIB),
+            job_timeout_seconds=number("job_timeout", DEFAULT_JOB_TIMEOUT_SECONDS),
+            copy_input_files=bool(cfg["file_io"].get_bool("copy_input_files")),
+        )
+
+
+@dataclass(frozen=True)
+class CallAttempt:
+    """One attempt of a task call, as miniwdl prepared it."""
+
+    run_id: str
+    job_id: str
+    attempt: int
+    runtime: dict[str, Any]  # miniwdl's evaluated runtime values
+    raw_runtime: dict[str, Any]  # the runtime section as written
+    script: str
+
+
+def task_submission(
+    call: CallAttempt, settings: TaskSettings, queue: str, run_tags: dict[str, str]
+) -> TaskSubmission:
+    """Name, queue, image, resources, tags, environment and timeout of the Batch job."""
+    resources = resources_for(call.runtime, call.raw_runtime, settings.memory_delta_mib)
+    tags = dict(run_tags)
+    tags.update({TAG_RUN: call.run_id, TAG_JOB: call.job_id, TAG_ATTEMPT: str(call.attempt)})
+    environment = {str(k): str(v) for k, v in (call.runtime.get("env") or {}).items()}
+    return TaskSubmission(
+        name=batch_job_name(call.run_id, call.job_id, call.attempt),
+        queue=queue,
+        image=str(call.runtime.get("docker") or DEFAULT_IMAGE),
+        resources=resources,
+        script=call.script,
+        environment=environment,
+        tags=tags,
+        timeout_seconds=settings.job_timeout_seconds,
+    )
+
+
+def runtime_summary(submission: TaskSubmission, runtime: dict[str, Any]) -> dict[str, Any]:
+    """What the job item keeps of the runtime (for retries and the status display)."""
+    return {
+        "docker": runtime.get("docker"),
+        "cpu": submission.resources.vcpus,
+        "memory_mib": submission.resources.memory_mib,
+        "gpus": submission.resources.gpus,
+        "maxRetries": int(runtime.get("maxRetries") or 0),
+        "preemptible": int(runtime.get("preemptible") or 0),
+    }
+
+
+# ---- scopes and runs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScopeEnd:
+    """What a scope's ``outputs`` job completing does: complete the sub-workflow call that
+    opened the scope (``parent`` is its job id), or succeed the run (``parent`` None)."""
+
+    parent: str | None
+    outputs: dict[str, Any]
+
+
+def scope_end(scope: str, outputs: dict[str, Any], namespace: str, is_task: bool) -> ScopeEnd:
+    """``namespace``: the workflow's name for the run, the calling call's name for a scope."""
+    if not scope and is_task:
+        return ScopeEnd(None, outputs)
+    named = {f"{namespace}.{key}": value for key, value in outputs.items()}
+    return ScopeEnd(scope or None, named)
+
+
+def run_dir_request(root: str, name: str, started_at: str | None) -> tuple[str, str | None]:
+    """miniwdl's layout: ``<root>/<YYYYMMDD_HHMMSS>_<name>``, or exactly ``root`` when it
+    ends in '/.'. Returns (root, name or None for "exactly root")."""
+    if root.endswith("/.") or root == ".":
+        return os.path.abspath(root), None
+    moment = _parse_time(started_at)
+    return root, moment.strftime("%Y%m%d_%H%M%S") + "_" + name
+
+
+def _parse_time(value: str | None) -> datetime:
+    if value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a run runs: its workflow, or the task given with ``task``."""
+
+    name: str
+    is_task: bool
+    source: str
+    line: int
+    column: int
+
+
+def job_failure(target: Target, run_id: str, run_dir: str, job_id: str, cause: dict[str, Any],
+                call_dir: str) -> RunError:
+    """miniwdl's nested error JSON: RunFailed for the workflow, the cause from the call."""
+    cause = dict(cause)
+    cause.setdefault("node", job_id)
+    cause["run"] = job_id
+    cause["dir"] = call_dir
+    kind = "task" if target.is_task else "workflow"
+    reason = str(cause.get("message") or cause.get("error"))
+    info: dict[str, Any] = {
+        "error": "RunFailed",
+        "message": f"{kind} {target.name} failed at {job_id}: {reason}",
+        kind: target.name,
+        "run": run_id,
+        "dir": run_dir,
+        "pos": {"source": target.source, "line": target.line, "column": target.column},
+        "cause": cause,
+    }
+    if "exit_status" in cause:
+        info["message"] = f"{job_id} command failed with exit status {cause['exit_status']}"
+    return RunError(str(cause.get("error") or "RunFailed"), info)

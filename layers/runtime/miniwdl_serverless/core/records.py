@@ -1,0 +1,118 @@
+"""The run and job records the store keeps, in the controller's words (plain values)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+# Job statuses. A completion with more targets than one transaction holds passes through
+# "completing-1", "completing-2", ... (see the store port's ``complete``).
+WAITING, CLAIMED, RUNNING, DONE, FAILED = "waiting", "claimed", "running", "done", "failed"
+COMPLETING = "completing"
+# Run statuses
+RUN_PLANNING, RUN_RUNNING, RUN_SUCCEEDED, RUN_FAILED = "planning", "running", "succeeded", "failed"
+RUN_ENDED = (RUN_SUCCEEDED, RUN_FAILED)
+# Counters kept on the run item for progress displays (best effort, not transactional)
+RUN_COUNTERS = (
+    "jobs_total",
+    "jobs_done",
+    "calls_submitted",
+    "calls_running",
+    "calls_succeeded",
+    "calls_failed",
+    "calls_retried",
+)
+
+
+@dataclass
+class Run:
+    """One workflow run (one Step Functions execution)."""
+
+    run_id: str
+    status: str = RUN_PLANNING
+    workflow_name: str | None = None
+    run_dir: str | None = None
+    execution_arn: str | None = None
+    task_token: str | None = None
+    options: Any = None  # the execution input as given
+    bundle_path: str | None = None
+    bundle_digest: str | None = None
+    inputs: Any = None  # stored value (inline or spill pointer)
+    outputs: Any = None
+    error: dict[str, Any] | None = None
+    created_at: float | None = None
+    finished_at: float | None = None
+    expires_at: int | None = None
+    jobs_total: int = 0
+    jobs_done: int = 0
+    calls_submitted: int = 0
+    calls_running: int = 0
+    calls_succeeded: int = 0
+    calls_failed: int = 0
+    calls_retried: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Job:
+    """One job of the expanded workflow graph. ``job_id`` is always the graph job id (miniwdl's
+    job id, prefixed with the sub-workflow call's id and '/' inside sub-workflows); the AWS
+    Batch job running one attempt of a call is ``batch_job_id``."""
+
+    run_id: str
+    job_id: str
+    node_id: str = ""
+    scope: str = ""  # "" or the sub-workflow call's job id
+    call_path: list[str] = field(default_factory=list)  # call node ids down to the scope
+    deps: list[str] = field(default_factory=list)
+    dependents: list[str] = field(default_factory=list)
+    waiters: list[str] | None = None  # later jobs that registered to be decremented
+    waiters_version: int | None = None
+    pending: int = 0
+    status: str = WAITING
+    claimed_by: str | None = None
+    scatter_stack: list[Any] = field(default_factory=list)
+    outputs: Any = None
+    call_inputs: Any = None
+    task_state: Any = None
+    runtime: dict[str, Any] | None = None
+    attempt: int = 0
+    interruptions: int = 0
+    batch_job_id: str | None = None
+    batch_job_name: str | None = None
+    queue: str | None = None
+    log_stream: str | None = None
+    submitted_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def local_id(self) -> str:
+        """The id within its scope (what miniwdl calls the job)."""
+        return self.job_id[len(self.scope) + 1 :] if self.scope else self.job_id
+
+    @property
+    def completing(self) -> bool:
+        """Done, or part-way through a multi-transaction completion."""
+        return self.status == DONE or self.status.startswith(COMPLETING)
+
+    def targets(self) -> list[str]:
+        """The jobs this one's completion decrements."""
+        return list(self.dependents) + list(self.waiters or [])
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+JOB_FIELDS = frozenset(f.name for f in dataclasses.fields(Job))
+RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(Run))
+READINESS_FIELDS = ("run_id", "job_id", "pending", "status", "claimed_by", "node_id")
+
+
+def completing_step(status: str) -> int:
+    """How many completion transactions a job in ``status`` has committed (0 before any)."""
+    return int(status.split("-")[1]) if status.startswith(COMPLETING + "-") else 0

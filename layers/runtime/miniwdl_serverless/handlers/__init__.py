@@ -1,0 +1,1 @@
+"""What the Lambda handlers share: typed events and the powertools wiring."""

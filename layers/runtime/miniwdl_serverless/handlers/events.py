@@ -1,0 +1,83 @@
+"""The events the handlers receive, as typed models (powertools parser, pydantic). The Batch
+detail is the controller's own type (core/events.py): parsed once, handed on as it is."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field
+
+from miniwdl_serverless.core.events import BatchJobDetail
+
+
+class StartEvent(BaseModel):
+    """Payload of the Start state (lambda:invoke.waitForTaskToken)."""
+
+    input: dict[str, Any]
+    task_token: str
+    execution_arn: str
+    started_at: str | None = None
+
+
+class FinishEvent(BaseModel):
+    """Payload of the Finish state: the whole state ({run, result} or {run, error})."""
+
+    state: dict[str, Any]
+    execution_name: str
+
+
+class BatchJobStateChange(EventBridgeModel):
+    """The whole EventBridge event (the advance handler takes just its detail, through
+    powertools' EventBridge envelope)."""
+
+    detail: BatchJobDetail
+
+
+class ExecutionStatusDetail(BaseModel):
+    """The "Step Functions Execution Status Change" detail."""
+
+    executionArn: str
+    stateMachineArn: str
+    name: str
+    status: Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"]
+
+
+class ExecutionStatusChange(EventBridgeModel):
+    detail: ExecutionStatusDetail
+
+
+class S3Bucket(BaseModel):
+    name: str
+
+
+class S3Object(BaseModel):
+    """detail.object of an S3 event on EventBridge (the key as stored, not URL-encoded)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    key: str
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = Field(default=None, alias="version-id")
+    sequencer: str | None = None
+
+
+class S3ObjectCreatedDetail(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    version: str
+    bucket: S3Bucket
+    object: S3Object
+    request_id: str | None = Field(default=None, alias="request-id")
+    requester: str | None = None
+    source_ip_address: str | None = Field(default=None, alias="source-ip-address")
+    reason: str | None = None
+
+
+class S3ObjectCreated(EventBridgeModel):
+    """EventBridge "Object Created" from S3 (the bucket has EventBridge notifications on)."""
+
+    detail_type: Literal["Object Created"] = Field(alias="detail-type")
+    source: Literal["aws.s3"]
+    detail: S3ObjectCreatedDetail

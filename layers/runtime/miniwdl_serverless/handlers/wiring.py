@@ -1,0 +1,114 @@
+"""What every handler shares: powertools Logger/Tracer/Metrics, event parsing, and the ports
+wired to AWS once per Lambda container.
+
+Handlers in functions/ stay thin: the event arrives parsed (handlers/events.py), they call the
+controller with ``ports()``, log and return.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import envelopes, event_parser
+from pydantic import BaseModel
+
+from miniwdl_serverless.adapters.batch import adapter_from_environment
+from miniwdl_serverless.adapters.dynamodb import DynamoStore
+from miniwdl_serverless.adapters.efs import EfsRunFiles
+from miniwdl_serverless.adapters.s3 import S3Uploads
+from miniwdl_serverless.adapters.stepfunctions import StepFunctionsOrchestrator
+from miniwdl_serverless.controller.ports import Ports
+
+SERVICE = "miniwdl-serverless"
+
+# Functions that count nothing in an invocation are normal here (RUNNING events, Finish).
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+# In the embedded local mode stdout carries only the run's result, so logs go to stderr.
+logger = Logger(service=SERVICE, stream=sys.stderr if os.environ.get("MSLS_LOCAL") else None)
+tracer = Tracer(service=SERVICE)
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MiniwdlServerless")
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+EventBridgeDetail = envelopes.EventBridgeEnvelope  # the handler gets the event's detail
+
+
+def lambda_handler(
+    model: type[BaseModel], envelope: type[envelopes.BaseEnvelope] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The cross-cutting concerns of every handler: logging context, metrics, tracing, and
+    parsing the event into ``model`` — inside ``envelope`` if given (a bad event fails with a
+    pydantic ValidationError)."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        parsed = event_parser(model=model, envelope=envelope)(function)
+        return logger.inject_lambda_context(clear_state=True)(  # type: ignore[no-any-return]
+            metrics.log_metrics(tracer.capture_lambda_handler(parsed))
+        )
+
+    return decorate
+
+
+def count_metric(name: str, value: int = 1) -> None:
+    if os.environ.get("MSLS_LOCAL"):  # EMF goes to stdout, which the local CLI keeps for results
+        return
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+class PowertoolsMetrics:
+    """The Metrics port on powertools (EMF, published when the handler returns)."""
+
+    def count(self, name: str, value: int = 1) -> None:
+        if value:
+            count_metric(name, value)
+
+
+@lru_cache(maxsize=1)
+def ports() -> Ports:
+    """The controller's ports on AWS, created once per Lambda container (template.yaml sets
+    the environment: tables, queues, EFS, roles)."""
+    return Ports(
+        store=run_store(),
+        files=EfsRunFiles(),
+        batch=adapter_from_environment(boto3.client("batch")),
+        orchestrator=StepFunctionsOrchestrator(sfn_client()),
+        uploads=S3Uploads(s3_client()),
+        metrics=PowertoolsMetrics(),
+        default_queue=os.environ.get("TASK_QUEUE") or None,
+        default_fallback_queue=os.environ.get("TASK_QUEUE_FALLBACK") or None,
+    )
+
+
+@lru_cache(maxsize=1)
+def run_store() -> DynamoStore:
+    return DynamoStore.from_environment()
+
+
+@lru_cache(maxsize=1)
+def s3_client() -> Any:
+    return boto3.client("s3")
+
+
+@lru_cache(maxsize=1)
+def sfn_client() -> Any:
+    return boto3.client("stepfunctions")
+
+
+def submission_adapters() -> tuple[Any, Any]:
+    """The S3 store and the executions of the stack's state machine (STATE_MACHINE_ARN)."""
+    from miniwdl_serverless.controller.submit import S3SubmissionStore, StepFunctionsExecutions
+
+    executions = StepFunctionsExecutions(sfn_client(), os.environ["STATE_MACHINE_ARN"])
+    return S3SubmissionStore(s3_client()), executions
+
+
+def forget_clients() -> None:
+    """Drop the cached clients and ports (the embedded AWS, entered after a client was made)."""
+    for cached in (ports, run_store, s3_client, sfn_client):
+        cached.cache_clear()

@@ -1,0 +1,267 @@
+"""One contract for the RunStore port, run on the in-memory store and on the DynamoDB store
+(moto, tables from template.yaml), so the two cannot drift: transactions, conditional
+claims, idempotence, waiters, leases and concurrent completions."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from miniwdl_serverless.adapters.dynamodb import DynamoStore
+from miniwdl_serverless.adapters.memory import MemoryStore
+from miniwdl_serverless.controller.ports import MissingJob, RunStore
+from miniwdl_serverless.core.records import (
+    CLAIMED,
+    DONE,
+    FAILED,
+    RUN_FAILED,
+    RUN_PLANNING,
+    RUN_RUNNING,
+    RUN_SUCCEEDED,
+    RUNNING,
+    WAITING,
+    Job,
+    Run,
+)
+from miniwdl_serverless.core.store_rules import SUBMIT_LEASE_SECONDS
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def store(request) -> RunStore:
+    if request.param == "memory":
+        return MemoryStore()
+    embedded = request.getfixturevalue("embedded")  # holds the tables, from template.yaml
+    return DynamoStore(embedded.tables["runs"], embedded.tables["jobs"])
+
+
+@pytest.fixture
+def run_id() -> str:
+    return "test-" + uuid.uuid4().hex[:10]
+
+
+def make(store: RunStore, run_id: str, job_id: str, **fields) -> Job:
+    assert store.put_new_jobs([Job(run_id, job_id, node_id=job_id, **fields)]) == {job_id}
+    job = store.get_job(run_id, job_id)
+    assert job is not None
+    return job
+
+
+def test_tables_match_template(embedded):
+    store = DynamoStore(embedded.tables["runs"], embedded.tables["jobs"])
+    for table in embedded.project.tables():
+        keys = [k["AttributeName"] for k in table.key_schema]
+        model = store.runs if len(keys) == 1 else store.jobs
+        names = [model._hash_key_attribute().attr_name]
+        if model._range_key_attribute() is not None:
+            names.append(model._range_key_attribute().attr_name)
+        assert names == keys
+
+
+def test_run_is_created_once_and_moves_only_from_expected_states(store, run_id):
+    assert store.get_run(run_id) is None
+    assert store.create_run(Run(run_id, workflow_name="w", options={"a": [1]}))
+    assert not store.create_run(Run(run_id, workflow_name="other"))
+    run = store.get_run(run_id)
+    assert run is not None and run.workflow_name == "w" and run.status == RUN_PLANNING
+    assert run.options == {"a": [1]} and run.created_at
+    assert not store.set_run_status(run_id, RUN_SUCCEEDED, [RUN_RUNNING])
+    assert store.set_run_status(run_id, RUN_RUNNING, [RUN_PLANNING])
+    assert store.set_run_status(run_id, RUN_FAILED, [RUN_RUNNING], error={"error": "X"})
+    ended = store.get_run(run_id)
+    assert ended is not None and ended.status == RUN_FAILED and ended.error == {"error": "X"}
+    assert ended.finished_at and ended.expires_at and ended.expires_at > time.time()
+    assert not store.set_run_status(run_id, RUN_SUCCEEDED, [RUN_RUNNING])
+
+
+def test_counters_add_up(store, run_id):
+    store.create_run(Run(run_id))
+    store.count(run_id, jobs_total=3)
+    store.count(run_id, jobs_total=2, jobs_done=1)
+    run = store.get_run(run_id)
+    assert run is not None and (run.jobs_total, run.jobs_done) == (5, 1)
+    with pytest.raises(TypeError):
+        store.count(run_id, not_a_counter=1)
+
+
+def test_put_run_replaces_the_record(store, run_id):
+    store.put_run(Run(run_id, status=RUN_FAILED, error={"error": "InputError"}))
+    run = store.get_run(run_id)
+    assert run is not None and run.status == RUN_FAILED and run.error == {"error": "InputError"}
+
+
+def test_completion_decrements_dependents_once(store, run_id):
+    make(store, run_id, "gather", pending=2)
+    shard = make(store, run_id, "shard-0", dependents=["gather"], status=RUNNING)
+    assert store.complete(shard, {"x": 1}) == ["gather"]
+    assert store.complete(shard, {"x": 1}) is None  # a repeated event changes nothing
+    again = store.get_job(run_id, "shard-0")
+    assert again is not None and store.complete(again, {"x": 2}) is None
+    assert store.get_job(run_id, "gather").pending == 1  # type: ignore[union-attr]
+    done = store.get_job(run_id, "shard-0")
+    assert done is not None and done.outputs == {"x": 1} and done.status == DONE
+    assert done.finished_at
+
+
+def test_completion_is_atomic(store, run_id):
+    shard = make(store, run_id, "shard-0", dependents=["missing-dependent"], status=RUNNING)
+    with pytest.raises(MissingJob):
+        store.complete(shard, {"x": 1})  # the dependent must exist: nothing changes
+    assert store.get_job(run_id, "shard-0").status == RUNNING  # type: ignore[union-attr]
+
+
+def test_completion_with_more_dependents_than_one_transaction_holds(store, run_id):
+    dependents = [f"d-{i:03d}" for i in range(250)]
+    store.put_new_jobs([Job(run_id, d, node_id=d, pending=1) for d in dependents])
+    job = make(store, run_id, "decl", dependents=dependents, status=CLAIMED)
+    assert store.complete(job, {}) == dependents
+    assert {j.pending for j in store.get_jobs(run_id, dependents).values()} == {0}
+    assert store.get_job(run_id, "decl").status == DONE  # type: ignore[union-attr]
+
+
+def test_stale_attempt_is_rejected(store, run_id):
+    job = make(store, run_id, "call", status=RUNNING, attempt=1)
+    assert store.complete(job, {}, expected_attempt=0) is None
+    assert store.complete(job, {}, expected_attempt=1) == []
+
+
+def test_claim_is_exclusive_and_resumable(store, run_id):
+    make(store, run_id, "j")
+    claimed = store.claim(run_id, "j", "a")
+    assert claimed is not None and claimed.status == CLAIMED and claimed.claimed_by == "a"
+    assert store.claim(run_id, "j", "b") is None
+    assert store.claim(run_id, "j", "a") is not None  # the same claimant resumes its work
+    make(store, run_id, "k", pending=1)
+    assert store.claim(run_id, "k", "a") is None  # not ready
+    assert store.claim(run_id, "no-such-job", "a") is None
+
+
+def test_submission_recorded_once(store, run_id):
+    make(store, run_id, "call", status=CLAIMED)
+    assert store.mark_running(run_id, "call", 0, batch_job_id="b1") is not None
+    assert store.mark_running(run_id, "call", 0, batch_job_id="b2") is None
+    retry = store.mark_running(run_id, "call", 1, batch_job_id="b3")  # the retry
+    assert retry is not None and retry.batch_job_id == "b3" and retry.attempt == 1
+
+
+def test_submission_recorded_before_the_batch_job_id(store, run_id):
+    make(store, run_id, "call", status=CLAIMED)
+    assert store.mark_running(run_id, "call", 0, batch_job_name="n0", submitted_at=time.time())
+    # a duplicate invocation does not submit the same attempt again...
+    assert store.mark_running(run_id, "call", 0, resubmit=True, batch_job_name="n0") is None
+    # ...unless the submitter's lease expired without a Batch job id (it died)
+    expired = time.time() - SUBMIT_LEASE_SECONDS - 1
+    store.update_job(run_id, "call", submitted_at=expired)
+    again = store.mark_running(run_id, "call", 0, resubmit=True, submitted_at=time.time())
+    assert again is not None
+    assert store.record_batch_job(run_id, "call", 0, "b1")
+    assert not store.record_batch_job(run_id, "call", 0, "b2")  # first one wins
+    assert not store.record_batch_job(run_id, "call", 1, "b3")  # not that attempt
+    assert store.get_job(run_id, "call").batch_job_id == "b1"  # type: ignore[union-attr]
+    store.update_job(run_id, "call", submitted_at=0)
+    assert store.mark_running(run_id, "call", 0, resubmit=True) is None  # id known
+
+
+def test_update_and_pending(store, run_id):
+    make(store, run_id, "j", pending=2)
+    assert store.add_pending(run_id, "j", -1).pending == 1
+    updated = store.update_job(run_id, "j", queue="q", runtime={"cpu": 2}, log_stream=None)
+    assert updated.queue == "q" and updated.runtime == {"cpu": 2} and updated.log_stream is None
+    with pytest.raises(MissingJob):
+        store.update_job(run_id, "nope", queue="q")
+    with pytest.raises(TypeError):
+        store.update_job(run_id, "j", not_a_field=1)
+
+
+def test_fail_job_only_while_open(store, run_id):
+    make(store, run_id, "w")
+    assert not store.fail_job(run_id, "w", {"error": "X"})  # not claimed or running
+    make(store, run_id, "r", status=RUNNING)
+    assert store.fail_job(run_id, "r", {"error": "X"})
+    failed = store.get_job(run_id, "r")
+    assert failed is not None and failed.status == FAILED and failed.error == {"error": "X"}
+    assert not store.fail_job(run_id, "r", {"error": "Y"})
+
+
+def test_query_by_status(store, run_id):
+    make(store, run_id, "a", status=RUNNING)
+    make(store, run_id, "b")
+    make(store, run_id, "c", status=RUNNING)
+    store.register_waiter(run_id, "later", "a")  # a stub is not a job
+    assert sorted(j.job_id for j in store.query_jobs(run_id)) == ["a", "b", "c"]
+    assert sorted(j.job_id for j in store.query_jobs(run_id, [RUNNING])) == ["a", "c"]
+    assert store.get_job(run_id, "later") is None
+    assert set(store.get_jobs(run_id, ["a", "later", "zzz"])) == {"a"}
+
+
+def test_readiness_reads(store, run_id):
+    make(store, run_id, "a", pending=0, dependents=["x"], outputs={"big": "value"})
+    (job,) = store.get_jobs(run_id, ["a"], readiness_only=True).values()
+    assert (job.job_id, job.status, job.pending, job.node_id) == ("a", WAITING, 0, "a")
+
+
+def test_creation_is_idempotent_and_keeps_registered_waiters(store, run_id):
+    assert store.register_waiter(run_id, "later", "shard-0")  # before "later" exists
+    assert store.put_new_jobs([Job(run_id, "later", node_id="later", pending=0)]) == {"later"}
+    assert store.put_new_jobs([Job(run_id, "later", node_id="changed")]) == set()
+    stored = store.get_job(run_id, "later")
+    assert stored is not None and stored.waiters == ["shard-0"] and stored.node_id == "later"
+    assert store.register_waiter(run_id, "later", "shard-0")  # idempotent
+    assert store.get_job(run_id, "later").waiters == ["shard-0"]  # type: ignore[union-attr]
+
+
+def test_creation_in_chunks_reports_only_what_it_created(store, run_id):
+    make(store, run_id, "j-050")
+    jobs = [Job(run_id, f"j-{i:03d}", node_id="n") for i in range(150)]
+    created = store.put_new_jobs(jobs)
+    assert len(created) == 149 and "j-050" not in created
+
+
+def test_waiter_registered_during_completion_is_not_missed(store, run_id):
+    make(store, run_id, "shard-0", pending=1)
+    make(store, run_id, "shard-1", pending=1)
+    make(store, run_id, "slow", status=RUNNING)
+    assert store.register_waiter(run_id, "slow", "shard-0")
+    stale = store.get_job(run_id, "slow")
+    assert stale is not None
+    assert store.register_waiter(run_id, "slow", "shard-1")  # after the completer read the job
+    assert sorted(store.complete(stale, {}) or []) == ["shard-0", "shard-1"]
+    assert not store.register_waiter(run_id, "slow", "shard-2")  # done: nothing to wait for
+    pending = {j.pending for j in store.get_jobs(run_id, ["shard-0", "shard-1"]).values()}
+    assert pending == {0}
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_concurrent_shard_completions_claim_the_gather_exactly_once(store, run_id, attempt):
+    width = 2
+    make(store, run_id, "gather", pending=width)
+    shards = [
+        make(store, run_id, f"shard-{i}", dependents=["gather"], status=RUNNING)
+        for i in range(width)
+    ]
+    barrier = threading.Barrier(width)
+    claims: list[str] = []
+    errors: list[BaseException] = []
+
+    def finish(shard: Job) -> None:
+        try:
+            barrier.wait()
+            targets = store.complete(shard, {"i": shard.job_id})
+            for job in store.get_jobs(run_id, targets or []).values():
+                if job.pending <= 0 and store.claim(run_id, job.job_id, shard.job_id):
+                    claims.append(shard.job_id)
+        except BaseException as exn:  # noqa: BLE001 - surfaced below
+            errors.append(exn)
+
+    threads = [threading.Thread(target=finish, args=(s,)) for s in shards]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(claims) == 1
+    gather = store.get_job(run_id, "gather")
+    assert gather is not None and gather.pending == 0 and gather.status == CLAIMED
+    assert gather.claimed_by == claims[0]

@@ -1,0 +1,157 @@
+"""The real controller on in-memory ports: a test starts a run, plays AWS Batch (each
+submitted job's events, or its script run with bash on a temporary directory) and reads what
+the store, the files, the Batch port and Step Functions were told. No AWS, no moto."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from miniwdl_serverless.adapters.efs import EfsRunFiles
+from miniwdl_serverless.adapters.memory import (
+    MemoryBatch,
+    MemoryMetrics,
+    MemoryOrchestrator,
+    MemoryRunFiles,
+    MemoryStore,
+    MemoryUploads,
+    SubmittedJob,
+)
+from miniwdl_serverless.controller.advance import on_batch_event
+from miniwdl_serverless.controller.end import stop_run
+from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.controller.start import start_run
+from miniwdl_serverless.core.events import BatchJobDetail
+from miniwdl_serverless.core.records import Job, Run
+
+QUEUE, FALLBACK = "queue-spot", "queue-ondemand"
+SPOT_RECLAIMED = "Host EC2 (instance i-0abc123def4567890) terminated."
+_runs = itertools.count(1)
+
+# What a job does when the harness plays it: (status, exit code, status reason)
+Outcome = tuple[str, int | None, str | None]
+Behaviour = Callable[[SubmittedJob], Outcome]
+
+
+def succeeds(job: SubmittedJob) -> Outcome:
+    return ("SUCCEEDED", 0, "Essential container in task exited")
+
+
+class Harness:
+    def __init__(self, tmp_path: Path | None = None):
+        """In-memory files, or real ones under ``tmp_path`` (to run task scripts with bash)."""
+        self.store = MemoryStore()
+        self.files: Any = EfsRunFiles() if tmp_path is not None else MemoryRunFiles()
+        self.root = str(tmp_path / "runs") if tmp_path is not None else "/efs/runs"
+        self.batch = MemoryBatch()
+        self.orchestrator = MemoryOrchestrator()
+        self.metrics = MemoryMetrics()
+        self.ports = Ports(
+            store=self.store,
+            files=self.files,
+            batch=self.batch,
+            orchestrator=self.orchestrator,
+            uploads=MemoryUploads(),
+            metrics=self.metrics,
+            default_queue=QUEUE,
+            default_fallback_queue=FALLBACK,
+        )
+        self.ended: set[str] = set()  # Batch jobs whose final event was sent
+        self.run_id = ""
+
+    # -- the execution --
+    def start(self, source: str, inputs: dict[str, Any] | None = None, **options: Any) -> dict:
+        self.run_id = f"run-{next(_runs):04d}"
+        execution_input = {"workflow_source": source, "dir": self.root, **options}
+        if inputs:
+            execution_input["inputs"] = inputs
+        arn = f"arn:aws:states:us-east-1:123456789012:execution:RunWorkflow:{self.run_id}"
+        return start_run(execution_input, self.token, arn, "2026-12-01T10:00:00Z", self.ports)
+
+    @property
+    def token(self) -> str:
+        return "token-" + self.run_id
+
+    def answer(self) -> tuple[str, Any] | None:
+        """What Step Functions was told: ("success", output) or ("failure", (error, cause))."""
+        return self.orchestrator.answers.get(self.token)
+
+    def run(self) -> Run:
+        run = self.store.get_run(self.run_id)
+        assert run is not None
+        return run
+
+    def job(self, job_id: str) -> Job:
+        job = self.store.get_job(self.run_id, job_id)
+        assert job is not None, job_id
+        return job
+
+    def stop(self, status: str = "ABORTED") -> int:
+        return stop_run(self.run_id, status, self.ports)
+
+    # -- playing AWS Batch --
+    def open_jobs(self) -> list[SubmittedJob]:
+        return [
+            j
+            for j in self.batch.jobs.values()
+            if j.batch_job_id not in self.ended and j.terminated is None
+        ]
+
+    def batch_job_of(self, job_id: str) -> SubmittedJob:
+        batch_job_id = self.job(job_id).batch_job_id
+        assert batch_job_id is not None, f"{job_id} has no Batch job"
+        return self.batch.jobs[batch_job_id]
+
+    def event(
+        self,
+        job: SubmittedJob,
+        status: str,
+        exit_code: int | None = None,
+        reason: str | None = None,
+    ) -> str:
+        """Deliver one "Batch Job State Change" for this job to the advance path."""
+        if status in ("SUCCEEDED", "FAILED"):
+            self.ended.add(job.batch_job_id)
+        return on_batch_event(self.detail(job, status, exit_code, reason), self.ports)
+
+    def detail(
+        self, job: SubmittedJob, status: str, exit_code: int | None, reason: str | None
+    ) -> BatchJobDetail:
+        container: dict[str, Any] = {"logStreamName": f"default/{job.batch_job_id}"}
+        if exit_code is not None:
+            container["exitCode"] = exit_code
+        return BatchJobDetail(
+            jobName=job.submission.name,
+            jobId=job.batch_job_id,
+            jobQueue=job.submission.queue,
+            status=status,
+            statusReason=reason,
+            container=container,
+            tags=job.submission.tags,
+        )
+
+    def play(self, behaviour: Behaviour = succeeds, limit: int = 1000) -> None:
+        """Run every submitted job (RUNNING, then its outcome) until none is left."""
+        for _ in range(limit):
+            jobs = self.open_jobs()
+            if not jobs:
+                return
+            job = jobs[0]
+            self.event(job, "RUNNING")
+            self.event(job, *behaviour(job))
+        raise AssertionError("jobs kept coming")
+
+    def execute(self, job: SubmittedJob) -> Outcome:
+        """A behaviour: run the job's script with bash (real files only)."""
+        result = subprocess.run(["/bin/bash", "-ec", job.submission.script], check=False)
+        status = "SUCCEEDED" if result.returncode == 0 else "FAILED"
+        return (status, result.returncode, "Essential container in task exited")
+
+    def outputs(self) -> dict[str, Any]:
+        answer = self.answer()
+        assert answer is not None and answer[0] == "success", answer
+        run = self.run()
+        return dict(self.files.load_value(run.outputs))
