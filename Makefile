@@ -56,6 +56,7 @@ $(ASL_VALIDATOR):
 lint: lint-python lint-template
 
 lint-python: $(STAMP)
+	$(BIN)/ruff format --check layers functions tests bench tools
 	$(BIN)/ruff check layers functions tests bench tools
 	$(BIN)/mypy layers/runtime/miniwdl_serverless
 

@@ -25,7 +25,8 @@ def embedded():
 
 @pytest.fixture
 def run_cli(embedded, capsys, monkeypatch):
-    """Run `miniwdl-serverless run ARGS...` in process (in ``cwd``); returns (exit code, stdout, stderr)."""
+    """Run `miniwdl-serverless run ARGS...` in process (in ``cwd``); returns (exit code,
+    stdout, stderr)."""
     from miniwdl_serverless.cli import local_run
     from miniwdl_serverless.cli.main import parse_run_args
 

@@ -18,7 +18,8 @@ from typing import Any
 
 
 class _NoManagedPolicies:
-    """Stands in for the IAM ListPolicies lookup (only needed for policy names, which we don't use)."""
+    """Stands in for the IAM ListPolicies lookup (only needed for policy names, which we don't
+    use)."""
 
     def load(self) -> dict[str, str]:
         return {}

@@ -1,4 +1,5 @@
-"""EventBridge "Batch Job State Change" → collect outputs, advance the graph, submit what is ready."""
+"""EventBridge "Batch Job State Change" → collect outputs, advance the graph, submit what is
+ready."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 

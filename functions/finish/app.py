@@ -1,4 +1,5 @@
-"""Finish state: outputs.json / error.json, upload to S3, delete the run directory per delete_after."""
+"""Finish state: outputs.json / error.json, upload to S3, delete the run directory per
+delete_after."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 

@@ -16,5 +16,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict:
     logger.append_keys(run_id=event.get("run_id"))
     result = read_run_file(event, run_store())
     if "error" in result:
-        logger.info("refused", extra={"refusal": result["error"], "reason": result["message"], "path": event.get("path")})
+        logger.info(
+            "refused",
+            extra={
+                "refusal": result["error"],
+                "reason": result["message"],
+                "path": event.get("path"),
+            },
+        )
     return result

@@ -10,9 +10,15 @@ from typing import Any
 FLOAT_TOLERANCE = 1e-6
 
 
-def mismatch(expected: Any, actual: Any, suite: str, run_dir: str, where: str) -> str | None:
+def mismatch(  # noqa: C901 - one branch per kind of WDL value the suites compare
+    expected: Any, actual: Any, suite: str, run_dir: str, where: str
+) -> str | None:
     """None if ``actual`` matches ``expected``, else a short reason naming the path."""
-    if isinstance(expected, dict) and ("md5sum" in expected or "regex" in expected) and suite == "wdl-conformance-tests":
+    if (
+        isinstance(expected, dict)
+        and ("md5sum" in expected or "regex" in expected)
+        and suite == "wdl-conformance-tests"
+    ):
         path = _local_path(actual, run_dir)
         if path is None or not os.path.isfile(path):
             return f"{where}: file {actual!r} not readable"
@@ -27,11 +33,19 @@ def mismatch(expected: Any, actual: Any, suite: str, run_dir: str, where: str) -
     if isinstance(expected, bool) or isinstance(actual, bool):
         return None if expected is actual else f"{where}: expected {expected!r}, got {actual!r}"
     if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
-        return None if abs(expected - actual) <= FLOAT_TOLERANCE else f"{where}: expected {expected}, got {actual}"
+        return (
+            None
+            if abs(expected - actual) <= FLOAT_TOLERANCE
+            else f"{where}: expected {expected}, got {actual}"
+        )
     if isinstance(expected, str):
         if actual == expected:
             return None
-        if isinstance(actual, str) and suite == "openwdl-spec" and os.path.basename(actual.rstrip("/")) == expected:
+        if (
+            isinstance(actual, str)
+            and suite == "openwdl-spec"
+            and os.path.basename(actual.rstrip("/")) == expected
+        ):
             return None
         return f"{where}: expected {expected!r}, got {actual!r}"
     if isinstance(expected, list):

@@ -27,13 +27,19 @@ def _cases() -> list:
 @pytest.mark.parametrize("case", _cases())
 def test_case(case, run_cli, tmp_path):
     if case is None:
-        pytest.skip(f"{CASES} is absent: the shared conformance cases are not checked out beside the repo")
+        pytest.skip(
+            f"{CASES} is absent: the shared conformance cases are not checked out beside the repo"
+        )
     work = tmp_path / "case"
     shutil.copytree(CASES / case["path"], work)
     args = ["workflow.wdl", "-i", "inputs.json", "--dir", str(tmp_path / "runs"), "--timeout", "90"]
     if case["type"] == "task":
         args += ["--task", case["target"]]
     code, stdout, stderr = run_cli(args, cwd=str(work))
-    expected = json.loads((work / "expected_outputs.json").read_text()) if (work / "expected_outputs.json").exists() else {}
+    expected = (
+        json.loads((work / "expected_outputs.json").read_text())
+        if (work / "expected_outputs.json").exists()
+        else {}
+    )
     reason = judge(case, expected, code, stdout)
     assert reason is None, f"{case['path']}: {reason}\n{stderr[-3000:]}"

@@ -29,7 +29,9 @@ def run_items(embedded) -> list[Job]:
 def test_demo_pipeline(run_cli, tmp_path):
     work = tmp_path / "example"
     shutil.copytree(EXAMPLE, work)
-    code, stdout, stderr = run_cli(["pipeline.wdl", "-i", "inputs.json", "--dir", str(tmp_path / "runs")], cwd=str(work))
+    code, stdout, stderr = run_cli(
+        ["pipeline.wdl", "-i", "inputs.json", "--dir", str(tmp_path / "runs")], cwd=str(work)
+    )
     assert code == 0, stderr
     result = json.loads(stdout)
     outputs = result["outputs"]
@@ -48,7 +50,9 @@ def test_demo_pipeline(run_cli, tmp_path):
 
 
 def test_task_failure_fails_the_run_with_miniwdl_error(run_cli, embedded, tmp_path):
-    wdl = write(tmp_path / "fail.wdl", """
+    wdl = write(
+        tmp_path / "fail.wdl",
+        """
 version 1.0
 workflow w {
   scatter (i in [1, 2, 3]) { call t { input: i = i } }
@@ -57,7 +61,8 @@ task t {
   input { Int i }
   command <<< echo "boom ~{i}" >&2; if [ ~{i} -eq 2 ]; then exit 42; fi; sleep 30 >>>
 }
-""")
+""",
+    )
     code, stdout, stderr = run_cli([wdl, "--dir", str(tmp_path)], cwd=str(tmp_path))
     assert code == 42  # like miniwdl: the failed task's exit status
     assert stdout == ""
@@ -77,7 +82,9 @@ task t {
 
 
 def test_retries_with_fresh_attempt_state(run_cli, tmp_path):
-    wdl = write(tmp_path / "retry.wdl", """
+    wdl = write(
+        tmp_path / "retry.wdl",
+        """
 version 1.1
 task flaky {
   command <<<
@@ -89,25 +96,34 @@ task flaky {
   output { String msg = read_string("out.txt")  Array[File] leftovers = glob("leftover*") }
   runtime { maxRetries: 3 }
 }
-""")
-    code, stdout, stderr = run_cli([wdl, "--task", "flaky", "--dir", str(tmp_path)], cwd=str(tmp_path))
+""",
+    )
+    code, stdout, stderr = run_cli(
+        [wdl, "--task", "flaky", "--dir", str(tmp_path)], cwd=str(tmp_path)
+    )
     assert code == 0, stderr
     result = json.loads(stdout)
     assert result["outputs"]["flaky.msg"] == "try 3"
     call = Path(result["dir"]) / "call-flaky"
-    assert sorted(p.name for p in call.iterdir() if p.name.startswith("attempt-")) == ["attempt-0", "attempt-1"]
+    assert sorted(p.name for p in call.iterdir() if p.name.startswith("attempt-")) == [
+        "attempt-0",
+        "attempt-1",
+    ]
     assert (call / "attempt-0" / "work" / "leftover").exists()
 
 
 def test_task_attempt_is_honoured(run_cli, tmp_path):
-    wdl = write(tmp_path / "attempt.wdl", """
+    wdl = write(
+        tmp_path / "attempt.wdl",
+        """
 version 1.2
 task t {
   command <<< echo ~{task.attempt}; exit ~{if task.attempt < 1 then 1 else 0} >>>
   output { Int seen = read_int(stdout()) }
   requirements { max_retries: 2 }
 }
-""")
+""",
+    )
     code, stdout, stderr = run_cli([wdl, "--task", "t", "--dir", str(tmp_path)], cwd=str(tmp_path))
     assert code == 0, stderr
     assert json.loads(stdout)["outputs"]["t.seen"] == 1
@@ -117,10 +133,14 @@ task t {
     "source, args, message",
     [
         ("version 1.0\nworkflow w {\n  call t { input: x = 1 \n}\n", [], ":4:1: "),
-        ("version 1.0\nworkflow w { Int x = \"a\" + 1.5 * [] }\n", [], ":2:"),
+        ('version 1.0\nworkflow w { Int x = "a" + 1.5 * [] }\n', [], ":2:"),
         ("version 1.0\nworkflow w { input { Int n } }\n", [], "missing required inputs for w: n"),
         ("version 1.0\nworkflow w { input { Int n } }\n", ["m=1"], "No such input to w: m"),
-        ("version 1.0\nworkflow w { input { File f } }\n", ["f=/nonexistent/reads.bam"], "/nonexistent/reads.bam"),
+        (
+            "version 1.0\nworkflow w { input { File f } }\n",
+            ["f=/nonexistent/reads.bam"],
+            "/nonexistent/reads.bam",
+        ),
         ("version 1.0\nworkflow w { input { Int n } }\n", ["n=abc"], "n"),
     ],
 )
@@ -146,14 +166,51 @@ def _execution_fails(embedded, execution_input) -> dict:
         ({"workflow": "/nonexistent/wf.wdl"}, "WorkflowNotFound", "/nonexistent/wf.wdl"),
         ({"workflow": "https://127.0.0.1:9/wf.wdl"}, "WorkflowNotFound", "127.0.0.1:9"),
         ({"workflow_source": "version 1.0\nworkflow w {\n call nope\n}"}, "NoSuchTask", ":3:"),
-        ({"workflow_source": "version 1.0\nworkflow w { input { Int n } }", "inputs": {"w.n": "x"}}, "InputError", "w.n"),
-        ({"workflow_source": "version 1.0\nworkflow w { input { Int n } }"}, "InputError", "missing required"),
-        ({"workflow_source": "version 1.0\nworkflow w { input { Int n } }", "inputs": {"w.n": 1, "w.zz": 2}}, "InputError", "zz"),
+        (
+            {
+                "workflow_source": "version 1.0\nworkflow w { input { Int n } }",
+                "inputs": {"w.n": "x"},
+            },
+            "InputError",
+            "w.n",
+        ),
+        (
+            {"workflow_source": "version 1.0\nworkflow w { input { Int n } }"},
+            "InputError",
+            "missing required",
+        ),
+        (
+            {
+                "workflow_source": "version 1.0\nworkflow w { input { Int n } }",
+                "inputs": {"w.n": 1, "w.zz": 2},
+            },
+            "InputError",
+            "zz",
+        ),
         ({"workflow": "relative.wdl"}, "InvalidSubmission", "absolute path"),
-        ({"workflow_source": "version 1.0\nworkflow w { input { File f } }", "inputs": {"w.f": "s3://b/k"}}, "InputError", "s3://b/k"),
-        ({"workflow": "/x.wdl", "delete_after": "always"}, "InvalidSubmission", "requires s3upload"),
-        ({"workflow": "/x.wdl", "s3upload": "x"}, "InvalidSubmission", 's3upload: must be an s3://bucket/prefix URI, got \\"x\\"'),
-        ({"workflow": "/x.wdl", "input": {}}, "InvalidSubmission", "unknown field(s) in execution input: input"),
+        (
+            {
+                "workflow_source": "version 1.0\nworkflow w { input { File f } }",
+                "inputs": {"w.f": "s3://b/k"},
+            },
+            "InputError",
+            "s3://b/k",
+        ),
+        (
+            {"workflow": "/x.wdl", "delete_after": "always"},
+            "InvalidSubmission",
+            "requires s3upload",
+        ),
+        (
+            {"workflow": "/x.wdl", "s3upload": "x"},
+            "InvalidSubmission",
+            's3upload: must be an s3://bucket/prefix URI, got \\"x\\"',
+        ),
+        (
+            {"workflow": "/x.wdl", "input": {}},
+            "InvalidSubmission",
+            "unknown field(s) in execution input: input",
+        ),
     ],
 )
 def test_start_execution_rejects_bad_submissions(embedded, execution_input, error, message):
@@ -163,16 +220,28 @@ def test_start_execution_rejects_bad_submissions(embedded, execution_input, erro
 
 
 def test_s3upload_and_delete_after(run_cli, embedded, tmp_path):
-    wdl = write(tmp_path / "up.wdl", """
+    wdl = write(
+        tmp_path / "up.wdl",
+        """
 version 1.0
 workflow up {
   call t
   output { File report = t.report  Int n = t.n }
 }
 task t { command <<< echo hello > report.txt >>> output { File report = "report.txt"  Int n = 3 } }
-""")
+""",
+    )
     code, stdout, stderr = run_cli(
-        [wdl, "--dir", str(tmp_path), "--s3upload", "s3://uploads/results", "--delete-after", "success"], cwd=str(tmp_path)
+        [
+            wdl,
+            "--dir",
+            str(tmp_path),
+            "--s3upload",
+            "s3://uploads/results",
+            "--delete-after",
+            "success",
+        ],
+        cwd=str(tmp_path),
     )
     assert code == 0, stderr
     result = json.loads(stdout)
@@ -183,70 +252,102 @@ task t { command <<< echo hello > report.txt >>> output { File report = "report.
     prefix = folder[len("s3://uploads/") :]
     body = s3.get_object(Bucket="uploads", Key=prefix + "up.report/report.txt")["Body"].read()
     assert body == b"hello\n"
-    uploaded = json.loads(s3.get_object(Bucket="uploads", Key=prefix + "outputs.json")["Body"].read())
+    uploaded = json.loads(
+        s3.get_object(Bucket="uploads", Key=prefix + "outputs.json")["Body"].read()
+    )
     assert uploaded == result["outputs"]
     assert not os.path.exists(result["dir"])  # deleted after the successful upload
 
 
 def test_failed_run_uploads_error_and_stderr(run_cli, tmp_path):
-    wdl = write(tmp_path / "f.wdl", "version 1.0\ntask t { command <<< echo bad >&2; exit 3 >>> }\n")
-    code, _, stderr = run_cli([wdl, "--task", "t", "--dir", str(tmp_path), "--s3upload", "s3://failures/x/"], cwd=str(tmp_path))
+    wdl = write(
+        tmp_path / "f.wdl", "version 1.0\ntask t { command <<< echo bad >&2; exit 3 >>> }\n"
+    )
+    code, _, stderr = run_cli(
+        [wdl, "--task", "t", "--dir", str(tmp_path), "--s3upload", "s3://failures/x/"],
+        cwd=str(tmp_path),
+    )
     assert code == 3
     s3 = boto3.client("s3")
     error = json.loads(s3.get_object(Bucket="failures", Key="x/error.json")["Body"].read())
     assert error["cause"]["exit_status"] == 3
     assert error["cause"]["stderr_s3file"] == "s3://failures/x/CommandFailed_stderr.txt"
-    assert s3.get_object(Bucket="failures", Key="x/CommandFailed_stderr.txt")["Body"].read() == b"bad\n"
+    assert (
+        s3.get_object(Bucket="failures", Key="x/CommandFailed_stderr.txt")["Body"].read()
+        == b"bad\n"
+    )
 
 
 def test_run_timeout_stops_the_run(run_cli, embedded, tmp_path):
     wdl = write(tmp_path / "slow.wdl", "version 1.0\ntask t { command <<< sleep 60 >>> }\n")
-    code, _, stderr = run_cli([wdl, "--task", "t", "--dir", str(tmp_path), "--timeout", "2"], cwd=str(tmp_path))
+    code, _, stderr = run_cli(
+        [wdl, "--task", "t", "--dir", str(tmp_path), "--timeout", "2"], cwd=str(tmp_path)
+    )
     assert code == 2
     assert "RunTimeout" in stderr
     embedded.drain()
     job = next(j for j in run_items(embedded) if j.job_id == "call-t")
-    assert boto3.client("batch").describe_jobs(jobs=[job.batch_job_id])["jobs"][0]["status"] == "FAILED"
+    assert (
+        boto3.client("batch").describe_jobs(jobs=[job.batch_job_id])["jobs"][0]["status"]
+        == "FAILED"
+    )
 
 
 def test_copy_input_files(run_cli, tmp_path):
     data = tmp_path / "data.txt"
     data.write_text("original\n")
-    wdl = write(tmp_path / "copy.wdl", """
+    wdl = write(
+        tmp_path / "copy.wdl",
+        """
 version 1.0
 task t {
   input { File f }
   command <<< test ! -L ~{f} && echo copied > out.txt >>>
   output { String how = read_string("out.txt") }
 }
-""")
-    code, stdout, stderr = run_cli([wdl, "--task", "t", f"f={data}", "--copy-input-files", "--dir", str(tmp_path)], cwd=str(tmp_path))
+""",
+    )
+    code, stdout, stderr = run_cli(
+        [wdl, "--task", "t", f"f={data}", "--copy-input-files", "--dir", str(tmp_path)],
+        cwd=str(tmp_path),
+    )
     assert code == 0, stderr
     assert json.loads(stdout)["outputs"]["t.how"] == "copied"
 
 
 def test_task_cannot_read_controller_files_through_its_logs(run_cli, tmp_path):
-    wdl = write(tmp_path / "sneaky.wdl", """
+    wdl = write(
+        tmp_path / "sneaky.wdl",
+        """
 version 1.0
 task sneaky {
   command <<< rm -f ../stdout.txt; ln -s /proc/self/environ ../stdout.txt >>>
   output { String env = read_string(stdout()) }
 }
-""")
-    code, stdout, stderr = run_cli([wdl, "--task", "sneaky", "--dir", str(tmp_path)], cwd=str(tmp_path))
+""",
+    )
+    code, stdout, stderr = run_cli(
+        [wdl, "--task", "sneaky", "--dir", str(tmp_path)], cwd=str(tmp_path)
+    )
     assert code != 0 and stdout == ""
     assert "replaced its stdout.txt" in stderr
 
 
 def test_only_run_files_are_uploaded(run_cli, tmp_path):
-    wdl = write(tmp_path / "paths.wdl", """
+    wdl = write(
+        tmp_path / "paths.wdl",
+        """
 version 1.0
 task paths {
   command <<< echo ok > mine.txt >>>
   output { String other = "/etc/hostname"  File mine = "mine.txt" }
 }
-""")
-    code, stdout, stderr = run_cli([wdl, "--task", "paths", "--dir", str(tmp_path), "--s3upload", "s3://only-run/x/"], cwd=str(tmp_path))
+""",
+    )
+    code, stdout, stderr = run_cli(
+        [wdl, "--task", "paths", "--dir", str(tmp_path), "--s3upload", "s3://only-run/x/"],
+        cwd=str(tmp_path),
+    )
     assert code == 0, stderr
     outputs = json.loads(stdout)["outputs"]
     assert outputs["paths.other"] == "/etc/hostname"

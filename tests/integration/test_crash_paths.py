@@ -19,10 +19,14 @@ def broken(embedded):
     embedded.handlers.update(saved)
 
 
-@pytest.mark.parametrize("function, error", [("StartFunction", "RuntimeError"), ("FinishFunction", "RuntimeError")])
+@pytest.mark.parametrize(
+    "function, error", [("StartFunction", "RuntimeError"), ("FinishFunction", "RuntimeError")]
+)
 def test_crashed_lambda_fails_the_execution(embedded, broken, tmp_path, function, error):
     broken(function)
-    arn = embedded.start({"workflow_source": "version 1.0\nworkflow w { Int x = 1 }", "dir": str(tmp_path)})
+    arn = embedded.start(
+        {"workflow_source": "version 1.0\nworkflow w { Int x = 1 }", "dir": str(tmp_path)}
+    )
     description = embedded.wait(arn)
     assert description["status"] == "FAILED"
     assert description["error"] == error

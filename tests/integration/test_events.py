@@ -36,27 +36,53 @@ def start_gated(embedded, tmp_path):
     source = GATED.replace("~{gate}", str(gate))
     arn = embedded.start({"workflow_source": source, "dir": str(tmp_path)})
     run_id = arn.rsplit(":", 1)[-1]
-    slow = wait_for(lambda: (j := embedded.store.get_job(run_id, "call-slow")) and j.status == RUNNING and j.batch_job_id and j)
+    slow = wait_for(
+        lambda: (
+            (j := embedded.store.get_job(run_id, "call-slow"))
+            and j.status == RUNNING
+            and j.batch_job_id
+            and j
+        )
+    )
     return arn, run_id, gate, slow
 
 
 def advance(embedded, event) -> str:
-    return str(embedded.handlers["AdvanceFunction"](copy.deepcopy(event), FakeContext("AdvanceFunction"))["outcome"])
+    return str(
+        embedded.handlers["AdvanceFunction"](copy.deepcopy(event), FakeContext("AdvanceFunction"))[
+            "outcome"
+        ]
+    )
 
 
 def test_repeated_and_late_events_change_nothing(embedded, tmp_path):
     arn, run_id, gate, slow = start_gated(embedded, tmp_path)
+
     def quick_events():
-        events = [e for e in embedded.delivered if e["detail"].get("tags", {}).get("miniwdl-serverless:run") == run_id]
-        events = [e for e in events if e["detail"].get("tags", {}).get("miniwdl-serverless:job") == "call-quick"]
-        return events if {e["detail"]["status"] for e in events} >= {"RUNNING", "SUCCEEDED"} else None
+        events = [
+            e
+            for e in embedded.delivered
+            if e["detail"].get("tags", {}).get("miniwdl-serverless:run") == run_id
+        ]
+        events = [
+            e
+            for e in events
+            if e["detail"].get("tags", {}).get("miniwdl-serverless:job") == "call-quick"
+        ]
+        return (
+            events if {e["detail"]["status"] for e in events} >= {"RUNNING", "SUCCEEDED"} else None
+        )
 
     quick_events = wait_for(quick_events)
     before = embedded.store.get_job(run_id, "call-slow")
     for event in reversed(quick_events):  # again, and out of order (RUNNING after SUCCEEDED)
         assert advance(embedded, event) == "resumed"
     after = embedded.store.get_job(run_id, "call-slow")
-    assert (after.batch_job_id, after.attempt, after.pending) == (before.batch_job_id, before.attempt, before.pending)
+    assert (after.batch_job_id, after.attempt, after.pending) == (
+        before.batch_job_id,
+        before.attempt,
+        before.pending,
+    )
     gate.touch()
     description = embedded.wait(arn)
     assert description["status"] == "SUCCEEDED"
@@ -70,7 +96,9 @@ def test_spot_interruption_is_retried_with_fresh_state(embedded, tmp_path):
     interrupted = json.loads((EVENTS / "batch_job_spot_interrupted.json").read_text())
     interrupted["detail"].update(jobId=slow.batch_job_id, jobName=slow.batch_job_name)
     interrupted["detail"]["tags"] = {
-        "miniwdl-serverless:run": run_id, "miniwdl-serverless:job": "call-slow", "miniwdl-serverless:attempt": "0",
+        "miniwdl-serverless:run": run_id,
+        "miniwdl-serverless:job": "call-slow",
+        "miniwdl-serverless:attempt": "0",
     }
     assert advance(embedded, interrupted) == "retried"
     retried = embedded.store.get_job(run_id, "call-slow")
@@ -112,14 +140,27 @@ def test_redelivered_event_resubmits_after_a_submitter_died(embedded, tmp_path, 
     monkeypatch.setattr(wiring.run_store(), "submit_lease_seconds", 0)
     gate = tmp_path / "gate"
     gate.touch()
-    arn = embedded.start({"workflow_source": GATED.replace("~{gate}", str(gate)), "dir": str(tmp_path)})
+    arn = embedded.start(
+        {"workflow_source": GATED.replace("~{gate}", str(gate)), "dir": str(tmp_path)}
+    )
     run_id = arn.rsplit(":", 1)[-1]
-    stuck = wait_for(lambda: died and (j := embedded.store.get_job(run_id, "call-slow")) and j.status == RUNNING and j)
+    stuck = wait_for(
+        lambda: (
+            died
+            and (j := embedded.store.get_job(run_id, "call-slow"))
+            and j.status == RUNNING
+            and j
+        )
+    )
     assert stuck.batch_job_id is None  # marked, never submitted: no event will ever come for it
-    succeeded = wait_for(lambda: [
-        e for e in embedded.sent
-        if e["detail"].get("tags", {}).get("miniwdl-serverless:run") == run_id and e["detail"]["status"] == "SUCCEEDED"
-    ])
+    succeeded = wait_for(
+        lambda: [
+            e
+            for e in embedded.sent
+            if e["detail"].get("tags", {}).get("miniwdl-serverless:run") == run_id
+            and e["detail"]["status"] == "SUCCEEDED"
+        ]
+    )
     assert advance(embedded, succeeded[0]) == "resumed"  # EventBridge retries the quick event
     description = embedded.wait(arn)
     assert description["status"] == "SUCCEEDED", description.get("cause")
@@ -140,7 +181,10 @@ def test_stopped_execution_terminates_the_runs_jobs(embedded, tmp_path):
     wait_for(lambda: batch.describe_jobs(jobs=[slow.batch_job_id])["jobs"][0]["status"] == "FAILED")
     run = embedded.store.get_run(run_id)
     assert run.status == RUN_FAILED and run.error["error"] == "RunStopped"
-    assert embedded.handlers["CancelFunction"](event, FakeContext("CancelFunction"))["run_id"] == run_id
+    assert (
+        embedded.handlers["CancelFunction"](event, FakeContext("CancelFunction"))["run_id"]
+        == run_id
+    )
     gate.touch()
 
 

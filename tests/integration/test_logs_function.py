@@ -19,7 +19,9 @@ def run_dir(embedded, tmp_path):
     (directory / "workflow.log").write_text("".join(f"line {i}\n" for i in range(100)))
     (directory / "call-t" / "stderr.txt").write_text("oops\n")
     (tmp_path / "secret.txt").write_text("not yours\n")
-    os.symlink(tmp_path / "secret.txt", directory / "call-t" / "stdout.txt")  # a task's escape attempt
+    os.symlink(
+        tmp_path / "secret.txt", directory / "call-t" / "stdout.txt"
+    )  # a task's escape attempt
     os.symlink(tmp_path, directory / "call-t" / "up")
     embedded.store.put_run(Run("logs-run-1", run_dir=str(directory), status=RUN_RUNNING))
     return directory
@@ -32,7 +34,13 @@ def invoke(embedded, **event):
 def test_tail_and_offsets(embedded, run_dir):
     size = (run_dir / "workflow.log").stat().st_size
     tail = invoke(embedded, run_id="logs-run-1", tail_bytes=16)
-    assert tail == {"path": "workflow.log", "size": size, "offset": size - 16, "next_offset": size, "data": "line 98\nline 99\n"}
+    assert tail == {
+        "path": "workflow.log",
+        "size": size,
+        "offset": size - 16,
+        "next_offset": size,
+        "data": "line 98\nline 99\n",
+    }
     head = invoke(embedded, run_id="logs-run-1", offset=0, max_bytes=14)
     assert head["data"] == "line 0\nline 1\n" and head["next_offset"] == 14
     assert invoke(embedded, run_id="logs-run-1", offset=size)["data"] == ""
@@ -68,14 +76,18 @@ def test_resolve_inside_is_pure_path_logic(tmp_path):
         logs.resolve_inside(str(tmp_path), "a/../../b.txt")
 
 
-def test_a_directory_swapped_for_a_symlink_after_the_check_is_refused(embedded, run_dir, tmp_path, monkeypatch):
+def test_a_directory_swapped_for_a_symlink_after_the_check_is_refused(
+    embedded, run_dir, tmp_path, monkeypatch
+):
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "stderr.txt").write_text("not yours either\n")
     checked = logs.resolve_inside
 
     def check_then_swap(root: str, path: str) -> str:
         real = checked(root, path)  # the check passes on the real directory...
-        os.rename(run_dir / "call-t", run_dir / "call-t.old")  # ...then a task swaps it for a symlink
+        os.rename(
+            run_dir / "call-t", run_dir / "call-t.old"
+        )  # ...then a task swaps it for a symlink
         os.symlink(tmp_path / "elsewhere", run_dir / "call-t")
         return real
 

@@ -37,7 +37,9 @@ def s3(embedded):
 
 
 def executions(embedded) -> dict[str, str]:
-    pages = embedded.sfn.get_paginator("list_executions").paginate(stateMachineArn=embedded.state_machine_arn)
+    pages = embedded.sfn.get_paginator("list_executions").paginate(
+        stateMachineArn=embedded.state_machine_arn
+    )
     return {e["name"]: e["executionArn"] for page in pages for e in page["executions"]}
 
 
@@ -50,12 +52,18 @@ def name_for(key: str, response: dict[str, Any]) -> str:
 
 
 def created_event(embedded, key: str) -> dict[str, Any]:
-    (event,) = [e for e in embedded.sent if e["detail-type"] == "Object Created" and e["detail"]["object"]["key"] == key]
+    (event,) = [
+        e
+        for e in embedded.sent
+        if e["detail-type"] == "Object Created" and e["detail"]["object"]["key"] == key
+    ]
     return copy.deepcopy(event)
 
 
 def submit_handler(embedded, event: dict[str, Any]) -> dict[str, Any]:
-    return dict(embedded.handlers["SubmitFunction"](copy.deepcopy(event), FakeContext("SubmitFunction")))
+    return dict(
+        embedded.handlers["SubmitFunction"](copy.deepcopy(event), FakeContext("SubmitFunction"))
+    )
 
 
 def read_error(s3, key: str) -> dict[str, Any]:
@@ -81,13 +89,20 @@ def test_a_dropped_submission_starts_one_execution_that_completes(embedded, s3, 
     assert event["source"] == "aws.s3" and event["resources"] == [f"arn:aws:s3:::{LOCAL_BUCKET}"]
     detail = event["detail"]
     assert detail["bucket"] == {"name": LOCAL_BUCKET} and detail["reason"] == "PutObject"
-    assert detail["object"]["size"] == len(json.dumps(submission)) and detail["object"]["etag"] == response["ETag"].strip('"')
-    assert detail["object"]["version-id"] == response["VersionId"]  # the template's bucket is versioned
+    assert detail["object"]["size"] == len(json.dumps(submission)) and detail["object"][
+        "etag"
+    ] == response["ETag"].strip('"')
+    assert (
+        detail["object"]["version-id"] == response["VersionId"]
+    )  # the template's bucket is versioned
 
     # the same notification again, and twice at once: still that one execution
     assert submit_handler(embedded, event)["outcome"] == "duplicate"
     outcomes: list[str] = []
-    threads = [threading.Thread(target=lambda: outcomes.append(submit_handler(embedded, event)["outcome"])) for _ in range(2)]
+    threads = [
+        threading.Thread(target=lambda: outcomes.append(submit_handler(embedded, event)["outcome"]))
+        for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -101,12 +116,17 @@ def test_a_dropped_submission_starts_one_execution_that_completes(embedded, s3, 
 def test_a_new_version_of_the_same_key_is_a_new_run(embedded, s3, tmp_path):
     before = executions(embedded)
     key = "submit/again.json"
-    submission = json.dumps({"workflow_source": HELLO, "inputs": {"who": "again"}, "dir": str(tmp_path)}).encode()
+    submission = json.dumps(
+        {"workflow_source": HELLO, "inputs": {"who": "again"}, "dir": str(tmp_path)}
+    ).encode()
     first, second = put(s3, key, submission), put(s3, key, submission)
     names = {name_for(key, first), name_for(key, second)}
     assert len(names) == 2
     for name in names:
-        assert embedded.wait(wait_for(lambda name=name: executions(embedded).get(name)))["status"] == "SUCCEEDED"
+        assert (
+            embedded.wait(wait_for(lambda name=name: executions(embedded).get(name)))["status"]
+            == "SUCCEEDED"
+        )
     embedded.drain()
     assert set(executions(embedded)) - set(before) == names
 
@@ -114,10 +134,26 @@ def test_a_new_version_of_the_same_key_is_a_new_run(embedded, s3, tmp_path):
 @pytest.mark.parametrize(
     "key, body, problem",
     [
-        ("submit/broken.json", b'{"workflow_source": "version 1.0",', "the submission is not valid JSON: Expecting property name enclosed in double quotes"),
-        ("submit/team a/schema.json", b'{"workflow": "/w.wdl", "s3upload": "x"}', 's3upload: must be an s3://bucket/prefix URI, got "x"'),
-        ("submit/two.json", b'{"workflow": "/w.wdl", "workflow_source": "version 1.0"}', "give exactly one of 'workflow' (URI or EFS path) or 'workflow_source'"),
-        ("submit/huge.json", b'{"workflow": "/w.wdl", "inputs": {"x": "' + b"a" * MAX_SUBMISSION_BYTES + b'"}}', "more than the limit of 258048 bytes"),
+        (
+            "submit/broken.json",
+            b'{"workflow_source": "version 1.0",',
+            "the submission is not valid JSON: Expecting property name enclosed in double quotes",
+        ),
+        (
+            "submit/team a/schema.json",
+            b'{"workflow": "/w.wdl", "s3upload": "x"}',
+            's3upload: must be an s3://bucket/prefix URI, got "x"',
+        ),
+        (
+            "submit/two.json",
+            b'{"workflow": "/w.wdl", "workflow_source": "version 1.0"}',
+            "give exactly one of 'workflow' (URI or EFS path) or 'workflow_source'",
+        ),
+        (
+            "submit/huge.json",
+            b'{"workflow": "/w.wdl", "inputs": {"x": "' + b"a" * MAX_SUBMISSION_BYTES + b'"}}',
+            "more than the limit of 258048 bytes",
+        ),
     ],
 )
 def test_an_invalid_submission_starts_nothing_and_leaves_an_error(embedded, s3, key, body, problem):
@@ -142,7 +178,13 @@ def _error_if_any(s3, key: str) -> dict[str, Any] | None:
 def test_space_plus_unicode_and_url_encoded_keys(embedded, s3, tmp_path):
     before = executions(embedded)
     key = "submit/viral surveillance/batch 1+2 é.json"
-    response = put(s3, key, json.dumps({"workflow_source": HELLO, "inputs": {"who": "é"}, "dir": str(tmp_path)}).encode())
+    response = put(
+        s3,
+        key,
+        json.dumps(
+            {"workflow_source": HELLO, "inputs": {"who": "é"}, "dir": str(tmp_path)}
+        ).encode(),
+    )
     name = name_for(key, response)
     assert embedded.wait(wait_for(lambda: executions(embedded).get(name)))["status"] == "SUCCEEDED"
     embedded.drain()
@@ -166,6 +208,8 @@ def test_keys_outside_submit_are_ignored(embedded, s3):
     outside = created_event(embedded, "inbox/run.json")
     assert outside not in embedded.delivered
     assert submit_handler(embedded, outside)["outcome"] == "ignored"
-    assert submit_handler(embedded, created_event(embedded, "submit/folder/"))["outcome"] == "ignored"
+    assert (
+        submit_handler(embedded, created_event(embedded, "submit/folder/"))["outcome"] == "ignored"
+    )
     listed = s3.list_objects_v2(Bucket=LOCAL_BUCKET, Prefix="errors/inbox").get("KeyCount", 0)
     assert listed == 0

@@ -15,11 +15,11 @@ from miniwdl_serverless.adapters.memory import (
     MemoryBatch,
     MemoryMetrics,
     MemoryOrchestrator,
-    MemoryRunFiles,
     MemoryStore,
     MemoryUploads,
     SubmittedJob,
 )
+from miniwdl_serverless.adapters.memory_files import MemoryRunFiles
 from miniwdl_serverless.controller.advance import on_batch_event
 from miniwdl_serverless.controller.end import stop_run
 from miniwdl_serverless.controller.ports import Ports

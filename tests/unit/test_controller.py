@@ -74,7 +74,12 @@ def test_start_plans_the_run_and_submits_what_is_ready(harness):
     first = harness.job("call-first")
     assert (first.status, first.batch_job_id, first.queue) == (RUNNING, job.batch_job_id, QUEUE)
     assert first.runtime == {
-        "docker": "ubuntu:22.04", "cpu": 2, "memory_mib": 4063, "gpus": 0, "maxRetries": 1, "preemptible": 2
+        "docker": "ubuntu:22.04",
+        "cpu": 2,
+        "memory_mib": 4063,
+        "gpus": 0,
+        "maxRetries": 1,
+        "preemptible": 2,
     }
     assert harness.job("call-second").status == WAITING
     assert harness.files.is_file(run.run_dir + "/call-first/command")
@@ -353,7 +358,7 @@ def test_subworkflows_run_as_child_graphs_and_complete_their_calls(harness, tmp_
 
 
 def test_the_outputs_wait_for_every_job_so_a_failing_decl_fails_the_run(harness):
-    harness.start("version 1.1\nworkflow w {\n  Map[String, Int] m = {\"a\": 1}\n  Int c = m[\"c\"]\n}")
+    harness.start('version 1.1\nworkflow w {\n  Map[String, Int] m = {"a": 1}\n  Int c = m["c"]\n}')
     run = harness.run()
     assert run.status == RUN_FAILED and run.error["cause"]["error"] == "OutOfBounds"
     assert run.error["cause"]["node"] == "decl-c"
@@ -485,11 +490,14 @@ def test_task_scripts_run_with_bash_on_real_files(tmp_path):
 
 def test_a_task_that_swaps_its_stdout_for_a_link_fails(tmp_path):
     harness = Harness(tmp_path)
-    harness.start("""
+    harness.start(
+        """
 version 1.0
 task leak { command <<< rm ../stdout.txt; ln -s /etc/passwd ../stdout.txt >>>
   output { String s = read_string(stdout()) } }
-""", task="leak")
+""",
+        task="leak",
+    )
     harness.play(harness.execute)
     run = harness.run()
     assert run.status == RUN_FAILED and "link or non-file" in run.error["message"]

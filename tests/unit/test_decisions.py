@@ -36,17 +36,32 @@ from miniwdl_serverless.core.records import (
 TAGS = {TAG_RUN: "r", TAG_JOB: "call-t", TAG_ATTEMPT: "1"}
 
 
-def detail(status: str = "SUCCEEDED", exit_code: int | None = 0, reason: str | None = None,
-           tags: dict[str, str] | None = None, job_id: str = "b-1") -> BatchJobDetail:
+def detail(
+    status: str = "SUCCEEDED",
+    exit_code: int | None = 0,
+    reason: str | None = None,
+    tags: dict[str, str] | None = None,
+    job_id: str = "b-1",
+) -> BatchJobDetail:
     container = {} if exit_code is None else {"exitCode": exit_code}
-    return BatchJobDetail(jobName="r-call-t-try2", jobId=job_id, status=status,
-                          statusReason=reason, container=container,
-                          tags=TAGS if tags is None else tags)
+    return BatchJobDetail(
+        jobName="r-call-t-try2",
+        jobId=job_id,
+        status=status,
+        statusReason=reason,
+        container=container,
+        tags=TAGS if tags is None else tags,
+    )
 
 
 def running(**fields) -> Job:
-    values = {"status": RUNNING, "attempt": 1, "batch_job_name": "r-call-t-try2",
-              "batch_job_id": "b-1", **fields}
+    values = {
+        "status": RUNNING,
+        "attempt": 1,
+        "batch_job_name": "r-call-t-try2",
+        "batch_job_id": "b-1",
+        **fields,
+    }
     return Job("r", "call-t", **values)
 
 
@@ -80,10 +95,16 @@ def test_what_the_run_says_about_an_event(event, run, expected):
         (running(), detail("STARTING", None), EventKind.STARTED),
         (running(), detail("SUCCEEDED"), EventKind.SUCCEEDED),
         (running(), detail("FAILED", 3), EventKind.FAILED_WITH_EXIT),
-        (running(), detail("FAILED", None, "Host EC2 (instance i-1) terminated."),
-         EventKind.INTERRUPTED),
-        (running(), detail("FAILED", None, "CannotPullContainerError"),
-         EventKind.FAILED_WITHOUT_EXIT),
+        (
+            running(),
+            detail("FAILED", None, "Host EC2 (instance i-1) terminated."),
+            EventKind.INTERRUPTED,
+        ),
+        (
+            running(),
+            detail("FAILED", None, "CannotPullContainerError"),
+            EventKind.FAILED_WITHOUT_EXIT,
+        ),
         (running(), detail("RUNNABLE", None), EventKind.OTHER),
     ],
 )
@@ -119,16 +140,26 @@ def test_queue_choice():
 
 
 def test_submission_spec():
-    call = CallAttempt("run.1", "call-t-2", 1, {"cpu": 4, "memory_reservation": 8 * 2**30,
-                       "env": {"A": 1}, "docker": "quay.io/x:1"}, {}, "bash ../command")
+    call = CallAttempt(
+        "run.1",
+        "call-t-2",
+        1,
+        {"cpu": 4, "memory_reservation": 8 * 2**30, "env": {"A": 1}, "docker": "quay.io/x:1"},
+        {},
+        "bash ../command",
+    )
     settings = TaskSettings(memory_delta_mib=-100, job_timeout_seconds=600)
     spec = task_submission(call, settings, "q", {"team": "genomics"})
     assert spec.name.startswith("run_1-call-t-2-try2-")  # '.' is replaced: a digest keeps it apart
     assert (spec.queue, spec.image, spec.timeout_seconds) == ("q", "quay.io/x:1", 600)
     assert (spec.resources.vcpus, spec.resources.memory_mib) == (4, 8192 - 100)
     assert spec.environment == {"A": "1"}
-    assert spec.tags == {"team": "genomics", TAG_RUN: "run.1", TAG_JOB: "call-t-2",
-                         TAG_ATTEMPT: "1"}
+    assert spec.tags == {
+        "team": "genomics",
+        TAG_RUN: "run.1",
+        TAG_JOB: "call-t-2",
+        TAG_ATTEMPT: "1",
+    }
     default = task_submission(CallAttempt("r", "call-t", 0, {}, {}, ""), TaskSettings(), "q", {})
     assert default.image == "ubuntu:22.04" and default.timeout_seconds == 86400
 
@@ -138,8 +169,10 @@ def test_settings_come_from_miniwdls_configuration():
 
     import WDL
 
-    overrides = {"aws": {"memory_delta": "-50", "job_timeout": "7200"},
-                 "file_io": {"copy_input_files": "true"}}
+    overrides = {
+        "aws": {"memory_delta": "-50", "job_timeout": "7200"},
+        "file_io": {"copy_input_files": "true"},
+    }
     cfg = WDL.runtime.config.Loader(logging.getLogger("t"), overrides=overrides)
     assert TaskSettings.from_config(cfg) == TaskSettings(-50, 7200, True)
     plain = WDL.runtime.config.Loader(logging.getLogger("t"))
@@ -156,16 +189,20 @@ def test_what_a_scope_end_does():
 
 def test_run_directory_names():
     assert run_dir_request("/efs/runs", "wf", "2026-12-01T10:00:00Z") == (
-        "/efs/runs", "20261201_100000_wf")
+        "/efs/runs",
+        "20261201_100000_wf",
+    )
     assert run_dir_request("/efs/here/.", "wf", None) == ("/efs/here", None)
 
 
 def test_a_call_failure_in_miniwdls_shape():
     target = Target("wf", False, "/w.wdl", 3, 1)
     cause = {"error": "CommandFailed", "message": "exit 2", "exit_status": 2}
-    error = job_failure(target, "r", "/runs/r", "call-t", cause, "/runs/r/call-t")
+    error = job_failure(target, "r", "/runs/r", "call-t", cause)
     assert error.name == "CommandFailed"
     assert error.info["error"] == "RunFailed" and error.info["workflow"] == "wf"
     assert error.info["message"] == "call-t command failed with exit status 2"
-    assert error.info["cause"]["dir"] == "/runs/r/call-t" and error.info["cause"]["node"] == "call-t"
+    assert (
+        error.info["cause"]["dir"] == "/runs/r/call-t" and error.info["cause"]["node"] == "call-t"
+    )
     assert error.info["pos"] == {"source": "/w.wdl", "line": 3, "column": 1}

@@ -1,4 +1,5 @@
-"""The event fixtures parse with the handlers' models, and the Batch detail model reads them right."""
+"""The event fixtures parse with the handlers' models, and the Batch detail model reads them
+right."""
 
 from __future__ import annotations
 
@@ -41,7 +42,15 @@ EXPECTED: dict[str, tuple[str, str, int, int | None, str]] = {
         None,
         "Host EC2 (instance i-0abc123def4567890) terminated.",
     ),
-    "batch_job_cannot_pull.json": ("FAILED", "call-variants", 0, None, "Task failed to start - CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref quay.io/biocontainers/lofreq:2.1.5--no-such-tag: quay.io/biocontainers/lofreq:2.1.5--no-such-tag: not found"),
+    "batch_job_cannot_pull.json": (
+        "FAILED",
+        "call-variants",
+        0,
+        None,
+        "Task failed to start - CannotPullContainerError: pull image manifest has been retried "
+        "5 time(s): failed to resolve ref quay.io/biocontainers/lofreq:2.1.5--no-such-tag: "
+        "quay.io/biocontainers/lofreq:2.1.5--no-such-tag: not found",
+    ),
 }
 
 

@@ -24,9 +24,27 @@ def test_private_signatures_used_by_the_planner_and_task_calls():
     assert _Job._fields == ("id", "node", "dependencies", "scatter_stack")
     assert parameters(_scatter)[:3] == ["workflow", "section", "env"]
     assert parameters(WorkflowOutputs.__init__) == ["self", "workflow"]
-    assert parameters(task_module._eval_task_inputs) == ["logger", "task", "posix_inputs", "container", "cache_add_paths"]
+    assert parameters(task_module._eval_task_inputs) == [
+        "logger",
+        "task",
+        "posix_inputs",
+        "container",
+        "cache_add_paths",
+    ]
     assert parameters(task_module._eval_task_runtime)[:4] == ["cfg", "logger", "run_id", "task"]
     assert parameters(task_module._eval_task_command)[:3] == ["cfg", "task", "logger"]
-    assert parameters(task_module._eval_task_outputs) == ["logger", "run_id", "task", "env", "container"]
-    assert parameters(WDL.runtime._stdlib.WorkflowStdLib.__init__)[:5] == ["self", "cfg", "wdl_version", "state", "cache"]
+    assert parameters(task_module._eval_task_outputs) == [
+        "logger",
+        "run_id",
+        "task",
+        "env",
+        "container",
+    ]
+    assert parameters(WDL.runtime._stdlib.WorkflowStdLib.__init__)[:5] == [
+        "self",
+        "cfg",
+        "wdl_version",
+        "state",
+        "cache",
+    ]
     assert hasattr(WDL.runtime.task_container.TaskContainer, "success_exit_code")

@@ -18,7 +18,10 @@ def test_minimal_input(monkeypatch):
 
 def test_config_map_accepts_both_forms():
     options = parse_run_options(
-        {"workflow_source": "version 1.0", "config": {"TASK_RUNTIME__DEFAULTS": "{}", "MINIWDL__CALL_CACHE__GET": "false"}}
+        {
+            "workflow_source": "version 1.0",
+            "config": {"TASK_RUNTIME__DEFAULTS": "{}", "MINIWDL__CALL_CACHE__GET": "false"},
+        }
     )
     assert options.config_overrides() == {
         "MINIWDL__TASK_RUNTIME__DEFAULTS": "{}",
@@ -37,13 +40,19 @@ def test_config_map_accepts_both_forms():
         ({"workflow": "/a.wdl", "inputs": []}, "inputs: must be a JSON object"),
         ({"workflow": "/a.wdl", "s3upload": "http://x"}, "s3upload"),
         ({"workflow": "/a.wdl", "delete_after": "always"}, "requires s3upload"),
-        ({"workflow": "/a.wdl", "s3upload": "s3://bkt/x/", "delete_after": "sometimes"}, "delete_after"),
+        (
+            {"workflow": "/a.wdl", "s3upload": "s3://bkt/x/", "delete_after": "sometimes"},
+            "delete_after",
+        ),
         ({"workflow": "/a.wdl", "timeout_seconds": 0}, "timeout_seconds"),
         ({"workflow": "/a.wdl", "timeout_seconds": True}, "timeout_seconds"),
         ({"workflow": "/a.wdl", "config": {"lower": "x"}}, "SECTION__KEY"),
         ({"workflow": "/a.wdl", "tags": {"k": 1}}, "invalid tag"),
         ({"workflow": "/a.wdl", "dir": "relative"}, "absolute"),
-        ({"workflow": "/a.wdl", "copy_input_files": "yes"}, "copy_input_files: must be true or false"),
+        (
+            {"workflow": "/a.wdl", "copy_input_files": "yes"},
+            "copy_input_files: must be true or false",
+        ),
     ],
 )
 def test_bad_inputs_are_named(data, message):
@@ -55,4 +64,7 @@ def test_bad_inputs_are_named(data, message):
 
 def test_upload_folder_rule_of_miniwdl_aws():
     assert upload_folder("s3://b/out/", "/efs/miniwdl_run/20260101_000000_w") == "s3://b/out/"
-    assert upload_folder("s3://b/out", "/efs/miniwdl_run/20260101_000000_w") == "s3://b/out/20260101_000000_w/"
+    assert (
+        upload_folder("s3://b/out", "/efs/miniwdl_run/20260101_000000_w")
+        == "s3://b/out/20260101_000000_w/"
+    )

@@ -3,6 +3,8 @@ test_controller.py)."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import WDL
 
@@ -12,6 +14,17 @@ from miniwdl_serverless.core.wdl_source import fetch_and_load
 
 def load(source: str) -> WDL.Document:
     return fetch_and_load(None, source)[0]
+
+
+def expand_scatter(doc: WDL.Document) -> tuple[planner.JobSpec, list[planner.JobSpec]]:
+    """The workflow's (first) scatter job, and the call-t shards evaluating it creates."""
+    scope = planner.Scope(doc.workflow, WDL.Env.Bindings())
+    cfg = WDL.runtime.config.Loader(logging.getLogger("t"))
+    scatter = next(s for s in planner.initial_jobs(scope) if s.id.startswith("scatter-"))
+    allow = planner.PathAllowlist("/tmp/r", [])
+    args = (scatter.id, scatter.node_id, [], [], {})
+    evaluation = planner.evaluate(cfg, scope, "/tmp/r", allow, *args)
+    return scatter, [j for j in evaluation.new_jobs if j.node_id == "call-t"]
 
 
 def test_section_body_may_wait_on_an_outside_job_that_is_still_running():
@@ -25,12 +38,8 @@ workflow w {
 }
 task t { input { Int x } command {} output { Int y = x * 2 } }
 """)
-    scope = planner.Scope(doc.workflow, WDL.Env.Bindings())
-    cfg = WDL.runtime.config.Loader(__import__("logging").getLogger("t"))
-    scatter = next(s for s in planner.initial_jobs(scope) if s.id.startswith("scatter-"))
+    scatter, shards = expand_scatter(doc)
     assert scatter.deps == []  # a section only waits for its expression's inputs
-    evaluation = planner.evaluate(cfg, scope, "/tmp/r", planner.PathAllowlist("/tmp/r", []), scatter.id, scatter.node_id, [], [], {})
-    shards = [j for j in evaluation.new_jobs if j.node_id == "call-t"]
     assert [s.external for s in shards] == [["call-slow"], ["call-slow"]]
 
 
@@ -44,11 +53,7 @@ workflow w {{
 }}
 task t {{ input {{ Int x }} command {{}} output {{ Int y = x * 2 }} }}
 """)
-    scope = planner.Scope(doc.workflow, WDL.Env.Bindings())
-    cfg = WDL.runtime.config.Loader(__import__("logging").getLogger("t"))
-    scatter = next(s for s in planner.initial_jobs(scope) if s.id.startswith("scatter-"))
-    decl = planner.evaluate(cfg, scope, "/tmp/r", planner.PathAllowlist("/tmp/r", []), scatter.id, scatter.node_id, [], [], {})
-    shards = [j for j in decl.new_jobs if j.node_id == "call-t"]
+    _, shards = expand_scatter(doc)
     assert len(shards) == width
     assert all(j.dependents == ["gather-call-t"] and j.pending == 0 for j in shards)
 
@@ -76,5 +81,7 @@ def test_call_dir_layout():
 
 def test_values_with_nulls_in_non_optional_types_round_trip():
     pair_type = WDL.Type.Pair(WDL.Type.File(), WDL.Type.File())
-    value = planner.value_from_json(WDL.Type.Map((WDL.Type.String(), pair_type)), {"a": {"left": None, "right": None}})
+    value = planner.value_from_json(
+        WDL.Type.Map((WDL.Type.String(), pair_type)), {"a": {"left": None, "right": None}}
+    )
     assert value.json == {"a": {"left": None, "right": None}}

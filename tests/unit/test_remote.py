@@ -17,7 +17,10 @@ from miniwdl_serverless.core.records import Job, Run
 @pytest.mark.parametrize(
     "code, expected",
     [
-        ("UnrecognizedClientException", "AWS rejected the credentials (UnrecognizedClientException): nope"),
+        (
+            "UnrecognizedClientException",
+            "AWS rejected the credentials (UnrecognizedClientException): nope",
+        ),
         ("ExpiredToken", "AWS rejected the credentials (ExpiredToken): nope"),
         ("AccessDeniedException", "AWS error (AccessDeniedException): nope"),
     ],
@@ -37,7 +40,9 @@ class Terminal(io.StringIO):
 
 
 def job(job_id: str, status: str, started: bool = True) -> Job:
-    return Job("run", job_id, status=status, batch_job_name="n", started_at=1.0 if started else None)
+    return Job(
+        "run", job_id, status=status, batch_job_name="n", started_at=1.0 if started else None
+    )
 
 
 def test_progress_bar_on_a_terminal(monkeypatch):
@@ -47,7 +52,10 @@ def test_progress_bar_on_a_terminal(monkeypatch):
     stack = Stack("arn:aws:states:us-east-1:1:stateMachine:s")
     watcher = watch.RunWatcher(None, stack, "r", follow=True, err=err)  # type: ignore[arg-type]
     watcher._show_progress()
-    assert err.getvalue() == "\r[###############...............] calls: 1 done, 0 running, 1 queued\x1b[K"
+    assert (
+        err.getvalue()
+        == "\r[###############...............] calls: 1 done, 0 running, 1 queued\x1b[K"
+    )
     watcher._clear_bar()
     assert err.getvalue().endswith("\r\x1b[K")
 
@@ -57,8 +65,9 @@ def test_ctrl_c_on_a_terminal_asks(monkeypatch, answer, cancelled):
     calls = []
     monkeypatch.setattr(watch.sys, "stdin", Terminal())
     monkeypatch.setattr("builtins.input", lambda prompt: answer)
-    monkeypatch.setattr(watch, "cancel_run",
-                        lambda clients, stack, run, cause: calls.append(run) or 2)
+    monkeypatch.setattr(
+        watch, "cancel_run", lambda clients, stack, run, cause: calls.append(run) or 2
+    )
     err = Terminal()
     stack = Stack("arn:aws:states:us-east-1:1:stateMachine:s", name="st")
     watcher = watch.RunWatcher(None, stack, "r1", follow=True, err=err)  # type: ignore[arg-type]
@@ -72,8 +81,9 @@ def test_ctrl_c_on_a_terminal_asks(monkeypatch, answer, cancelled):
 def test_large_runs_show_progress_from_the_run_counters(monkeypatch):
     run = Run("run", jobs_total=10_006, calls_submitted=50, calls_succeeded=20)
     monkeypatch.setattr(watch, "get_run", lambda stack, run_id: run)
-    monkeypatch.setattr(watch, "run_jobs",
-                        lambda stack, run_id: pytest.fail("read every job of a large run"))
+    monkeypatch.setattr(
+        watch, "run_jobs", lambda stack, run_id: pytest.fail("read every job of a large run")
+    )
     err = io.StringIO()
     stack = Stack("arn:aws:states:us-east-1:1:stateMachine:s")
     watcher = watch.RunWatcher(None, stack, "r", follow=True, err=err)  # type: ignore[arg-type]
@@ -86,7 +96,11 @@ def test_large_runs_show_progress_from_the_run_counters(monkeypatch):
     [
         ({"UploadBuckets": "stack-bucket,"}, "s3://stack-bucket/results/", None),
         ({"UploadBuckets": "stack-bucket,shared-results"}, "s3://shared-results/x", None),
-        ({"UploadBuckets": "stack-bucket,"}, "s3://elsewhere/results/", "may not write to bucket elsewhere"),
+        (
+            {"UploadBuckets": "stack-bucket,"},
+            "s3://elsewhere/results/",
+            "may not write to bucket elsewhere",
+        ),
         ({}, "s3://elsewhere/results/", None),  # a stack without the output: not checked
     ],
 )
@@ -95,7 +109,9 @@ def test_s3upload_bucket_must_be_writable_by_the_stack(outputs, s3upload, proble
 
     stack = Stack("arn:aws:states:us-east-1:1:stateMachine:s", name="st", outputs=outputs)
     stack._function_env = {}
-    settings = argparse.Namespace(task_queue=None, task_queue_fallback=None, fsap=None, dir=None, s3upload=s3upload)
+    settings = argparse.Namespace(
+        task_queue=None, task_queue_fallback=None, fsap=None, dir=None, s3upload=s3upload
+    )
     if problem is None:
         remote._check_against_stack(settings, stack, None)  # type: ignore[arg-type]
     else:

@@ -8,48 +8,133 @@ from miniwdl_serverless.cli import views
 
 JOBS = [
     {"job_id": "decl-x", "status": "done"},
-    {"job_id": "call-a", "status": "done", "attempt": 1, "batch_job_name": "n", "batch_job_id": "j1",
-     "log_stream": "s1", "started_at": 100.0, "finished_at": 165.0},
-    {"job_id": "call-b-0", "status": "running", "attempt": 0, "batch_job_name": "n", "batch_job_id": "j2", "started_at": 150.0},
-    {"job_id": "call-b-1", "status": "running", "attempt": 0, "batch_job_name": "n", "batch_job_id": "j3"},
+    {
+        "job_id": "call-a",
+        "status": "done",
+        "attempt": 1,
+        "batch_job_name": "n",
+        "batch_job_id": "j1",
+        "log_stream": "s1",
+        "started_at": 100.0,
+        "finished_at": 165.0,
+    },
+    {
+        "job_id": "call-b-0",
+        "status": "running",
+        "attempt": 0,
+        "batch_job_name": "n",
+        "batch_job_id": "j2",
+        "started_at": 150.0,
+    },
+    {
+        "job_id": "call-b-1",
+        "status": "running",
+        "attempt": 0,
+        "batch_job_name": "n",
+        "batch_job_id": "j3",
+    },
     {"job_id": "call-sub/call-c", "status": "waiting"},
-    {"job_id": "call-d", "status": "failed", "attempt": 2, "batch_job_name": "n", "batch_job_id": "j4", "started_at": 1.0, "finished_at": 2.0},
+    {
+        "job_id": "call-d",
+        "status": "failed",
+        "attempt": 2,
+        "batch_job_name": "n",
+        "batch_job_id": "j4",
+        "started_at": 1.0,
+        "finished_at": 2.0,
+    },
 ]
 
 
 def test_call_rows_and_counts():
     rows = views.call_rows(JOBS, now=200.0)
-    assert [r["call"] for r in rows] == ["call-a", "call-b-0", "call-b-1", "call-d", "call-sub/call-c"]
+    assert [r["call"] for r in rows] == [
+        "call-a",
+        "call-b-0",
+        "call-b-1",
+        "call-d",
+        "call-sub/call-c",
+    ]
     a, b0, b1, d, c = rows
-    assert a == {"call": "call-a", "status": "succeeded", "attempts": 2, "duration_seconds": 65.0,
-                 "batch_job_id": "j1", "log_stream": "s1"}
+    assert a == {
+        "call": "call-a",
+        "status": "succeeded",
+        "attempts": 2,
+        "duration_seconds": 65.0,
+        "batch_job_id": "j1",
+        "log_stream": "s1",
+    }
     assert b0["status"] == "running" and b0["duration_seconds"] == 50.0
     assert b1["status"] == "queued" and b1["duration_seconds"] is None
     assert c["status"] == "waiting" and c["attempts"] == 0
     assert d["status"] == "failed" and d["attempts"] == 3
     counts = views.count_calls(rows)
-    assert (counts.done, counts.running, counts.queued, counts.waiting, counts.failed) == (1, 1, 1, 1, 1)
+    assert (counts.done, counts.running, counts.queued, counts.waiting, counts.failed) == (
+        1,
+        1,
+        1,
+        1,
+        1,
+    )
     assert views.progress_line(counts) == "calls: 1 done, 1 running, 1 queued, 1 waiting, 1 failed"
-    assert views.progress_line(counts, width=10) == "[##........] calls: 1 done, 1 running, 1 queued, 1 waiting, 1 failed"
+    assert (
+        views.progress_line(counts, width=10)
+        == "[##........] calls: 1 done, 1 running, 1 queued, 1 waiting, 1 failed"
+    )
 
 
 def test_status_table_and_list():
     start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     execution = {"name": "r1", "executionArn": "arn:x", "status": "RUNNING", "startDate": start}
-    report = views.status_report(execution, {"workflow_name": "w", "run_dir": "/mnt/efs/r", "status": "running"}, views.call_rows(JOBS, now=200.0))
+    report = views.status_report(
+        execution,
+        {"workflow_name": "w", "run_dir": "/mnt/efs/r", "status": "running"},
+        views.call_rows(JOBS, now=200.0),
+    )
     text = views.format_status(report)
     assert text.splitlines()[0] == "run r1: RUNNING"
     assert "  workflow: w" in text and "  dir: /mnt/efs/r" in text
     header = next(line for line in text.splitlines() if line.startswith("CALL"))
-    assert header.split() == ["CALL", "STATUS", "ATTEMPTS", "DURATION", "BATCH", "JOB", "LOG", "STREAM"]
-    assert any(line.split()[:4] == ["call-a", "succeeded", "2", "1m05s"] for line in text.splitlines())
-    listed = views.format_list([{"name": "r1", "status": "SUCCEEDED", "startDate": start, "stopDate": start + timedelta(seconds=3725)}])
-    assert listed.splitlines()[1].split() == ["r1", "SUCCEEDED", "2026-01-02T03:04:05+00:00", "1h02m"]
+    assert header.split() == [
+        "CALL",
+        "STATUS",
+        "ATTEMPTS",
+        "DURATION",
+        "BATCH",
+        "JOB",
+        "LOG",
+        "STREAM",
+    ]
+    assert any(
+        line.split()[:4] == ["call-a", "succeeded", "2", "1m05s"] for line in text.splitlines()
+    )
+    listed = views.format_list(
+        [
+            {
+                "name": "r1",
+                "status": "SUCCEEDED",
+                "startDate": start,
+                "stopDate": start + timedelta(seconds=3725),
+            }
+        ]
+    )
+    assert listed.splitlines()[1].split() == [
+        "r1",
+        "SUCCEEDED",
+        "2026-01-02T03:04:05+00:00",
+        "1h02m",
+    ]
     assert views.format_list([]) == "no runs"
 
 
 def test_large_runs_count_calls_from_the_run_counters():
-    run = {"calls_submitted": 120, "calls_succeeded": 90, "calls_failed": 1, "calls_retried": 4, "jobs_total": 10_006}
+    run = {
+        "calls_submitted": 120,
+        "calls_succeeded": 90,
+        "calls_failed": 1,
+        "calls_retried": 4,
+        "jobs_total": 10_006,
+    }
     counts = views.counts_from_run(run)
     assert (counts.done, counts.running, counts.failed, counts.queued) == (90, 25, 1, 0)
     assert views.progress_line(counts) == "calls: 90 done, 25 running, 0 queued, 1 failed"

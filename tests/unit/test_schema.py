@@ -62,10 +62,20 @@ VALID = [
     {"workflow": "https://example.org/wf.wdl", "inputs": {"wf.x": 1}},
     {"workflow_source": "version 1.0\nworkflow w {}", "task": "t", "dir": "/mnt/efs/runs/."},
     {"workflow": "s3://b/wf.wdl", "s3upload": "s3://my.bucket-1/out", "delete_after": "failure"},
-    {"workflow": "s3://b/wf.wdl", "config": {"MINIWDL__CALL_CACHE__GET": "true"}, "tags": {"team:a/b": "x" * 256}},
+    {
+        "workflow": "s3://b/wf.wdl",
+        "config": {"MINIWDL__CALL_CACHE__GET": "true"},
+        "tags": {"team:a/b": "x" * 256},
+    },
     {"workflow": "s3://b/wf.wdl", "timeout_seconds": 31536000, "copy_input_files": True},
     # optional fields may be null (as a serialized RunOptions has them)
-    {"workflow": "s3://b/wf.wdl", "workflow_source": None, "dir": None, "delete_after": None, "tags": None},
+    {
+        "workflow": "s3://b/wf.wdl",
+        "workflow_source": None,
+        "dir": None,
+        "delete_after": None,
+        "tags": None,
+    },
 ]
 
 
@@ -86,27 +96,61 @@ INVALID = [
     ("not json object", "the execution input must be a JSON object"),
     ({"inputs": {}}, "give exactly one of 'workflow' (URI or EFS path) or 'workflow_source'"),
     ({"workflow": None, "workflow_source": None}, "give exactly one of"),
-    ({"workflow": "wf.wdl"}, 'workflow: must be an s3://, https:// URI or an absolute path, got "wf.wdl"'),
+    (
+        {"workflow": "wf.wdl"},
+        'workflow: must be an s3://, https:// URI or an absolute path, got "wf.wdl"',
+    ),
     ({"workflow": 3}, "give exactly one of"),
-    ({"workflow_source": ""}, 'workflow_source: must be the WDL source text (a non-empty string), got ""'),
+    (
+        {"workflow_source": ""},
+        'workflow_source: must be the WDL source text (a non-empty string), got ""',
+    ),
     ({"workflow": "/w.wdl", "input": {}}, "unknown field(s) in execution input: input"),
     ({"workflow": "/w.wdl", "inputs": "x=1"}, "inputs: must be a JSON object of inputs"),
     ({"workflow": "/w.wdl", "dir": "runs"}, 'dir: must be an absolute path, got "runs"'),
-    ({"workflow": "/w.wdl", "s3upload": "x"}, 's3upload: must be an s3://bucket/prefix URI, got "x"'),
+    (
+        {"workflow": "/w.wdl", "s3upload": "x"},
+        's3upload: must be an s3://bucket/prefix URI, got "x"',
+    ),
     ({"workflow": "/w.wdl", "s3upload": "s3://B/x"}, "s3upload: must be an s3://bucket/prefix URI"),
-    ({"workflow": "/w.wdl", "delete_after": "never", "s3upload": "s3://bkt/x"}, 'delete_after: must be one of success, failure, always, got "never"'),
+    (
+        {"workflow": "/w.wdl", "delete_after": "never", "s3upload": "s3://bkt/x"},
+        'delete_after: must be one of success, failure, always, got "never"',
+    ),
     ({"workflow": "/w.wdl", "delete_after": "success"}, "delete_after requires s3upload"),
-    ({"workflow": "/w.wdl", "delete_after": "success", "s3upload": None}, "s3upload: must be given: delete_after requires s3upload"),
-    ({"workflow": "/w.wdl", "copy_input_files": 1}, "copy_input_files: must be true or false, got 1"),
-    ({"workflow": "/w.wdl", "timeout_seconds": 31536001}, "timeout_seconds: must be an integer between 1 and 31536000, got 31536001"),
+    (
+        {"workflow": "/w.wdl", "delete_after": "success", "s3upload": None},
+        "s3upload: must be given: delete_after requires s3upload",
+    ),
+    (
+        {"workflow": "/w.wdl", "copy_input_files": 1},
+        "copy_input_files: must be true or false, got 1",
+    ),
+    (
+        {"workflow": "/w.wdl", "timeout_seconds": 31536001},
+        "timeout_seconds: must be an integer between 1 and 31536000, got 31536001",
+    ),
     ({"workflow": "/w.wdl", "timeout_seconds": "60"}, "timeout_seconds: must be an integer"),
     ({"workflow": "/w.wdl", "timeout_seconds": None}, "timeout_seconds: must be an integer"),
-    ({"workflow": "/w.wdl", "config": {"task_runtime__defaults": "{}"}}, 'config: keys must look like SECTION__KEY (upper case, e.g. TASK_RUNTIME__DEFAULTS), got "task_runtime__defaults"'),
-    ({"workflow": "/w.wdl", "config": {"A__B": {"x": 1}}}, 'config.A__B: must be a string (JSON settings as text'),
-    ({"workflow": "/w.wdl", "tags": {"": "v"}}, 'tags: invalid tag key'),
-    ({"workflow": "/w.wdl", "tags": {"k": "v" * 257}}, "tags.k: invalid tag value: values are strings of up to 256 characters"),
+    (
+        {"workflow": "/w.wdl", "config": {"task_runtime__defaults": "{}"}},
+        "config: keys must look like SECTION__KEY (upper case, e.g. TASK_RUNTIME__DEFAULTS), "
+        'got "task_runtime__defaults"',
+    ),
+    (
+        {"workflow": "/w.wdl", "config": {"A__B": {"x": 1}}},
+        "config.A__B: must be a string (JSON settings as text",
+    ),
+    ({"workflow": "/w.wdl", "tags": {"": "v"}}, "tags: invalid tag key"),
+    (
+        {"workflow": "/w.wdl", "tags": {"k": "v" * 257}},
+        "tags.k: invalid tag value: values are strings of up to 256 characters",
+    ),
     ({"workflow": "/w.wdl", "task": ""}, "task: must be the name of a task"),
-    ({"workflow": "/w.wdl", "task_queue": 5}, "task_queue: must be a Batch job queue name or ARN, got 5"),
+    (
+        {"workflow": "/w.wdl", "task_queue": 5},
+        "task_queue: must be a Batch job queue name or ARN, got 5",
+    ),
 ]
 
 

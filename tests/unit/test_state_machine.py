@@ -9,7 +9,11 @@ from miniwdl_serverless.local.project import Project
 
 
 def definition() -> dict:
-    return Project().definition(lambda value: "arn:aws:lambda:us-east-1:123456789012:function:X" if "GetAtt" in value else 60)
+    return Project().definition(
+        lambda value: (
+            "arn:aws:lambda:us-east-1:123456789012:function:X" if "GetAtt" in value else 60
+        )
+    )
 
 
 def test_every_substitution_is_declared():
@@ -45,7 +49,9 @@ def test_template_wires_functions_rule_and_tables():
     assert names >= {"StartFunction", "AdvanceFunction", "FinishFunction"}
     advance = next(f for f in project.functions() if f.logical_id == "AdvanceFunction")
     pattern = advance.event_patterns[0]
-    assert pattern["source"] == ["aws.batch"] and pattern["detail-type"] == ["Batch Job State Change"]
+    assert pattern["source"] == ["aws.batch"] and pattern["detail-type"] == [
+        "Batch Job State Change"
+    ]
     assert set(pattern["detail"]["status"]) == {"RUNNING", "SUCCEEDED", "FAILED"}
     assert {t.logical_id for t in project.tables()} == {"RunsTable", "JobsTable"}
     json.dumps(definition())

@@ -65,17 +65,35 @@ class Executions:
             return f"arn:{name}", True
 
 
-def submit(key: str, body: bytes | None, store: Store | None = None, executions: Executions | None = None, **kw: Any):
+def submit(
+    key: str,
+    body: bytes | None,
+    store: Store | None = None,
+    executions: Executions | None = None,
+    **kw: Any,
+):
     store = store or Store({} if body is None else {key: body})
     executions = executions or Executions()
-    obj = SubmittedObject("bkt", key, kw.pop("size", len(body or b"")), kw.pop("etag", "abc"), kw.pop("version_id", "v1"))
+    obj = SubmittedObject(
+        "bkt",
+        key,
+        kw.pop("size", len(body or b"")),
+        kw.pop("etag", "abc"),
+        kw.pop("version_id", "v1"),
+    )
     return handle_submission(obj, store, executions, now=lambda: NOW, **kw), store, executions
 
 
 # -- names ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "key",
-    ["submit/a.json", "submit/viral surveillance/batch 1+2 é.json", "submit/" + "x" * 1000 + ".json", "submit/...json", "submit/%%%"],
+    [
+        "submit/a.json",
+        "submit/viral surveillance/batch 1+2 é.json",
+        "submit/" + "x" * 1000 + ".json",
+        "submit/...json",
+        "submit/%%%",
+    ],
 )
 def test_execution_names_are_valid_step_functions_names(key):
     name = execution_name("bkt", key, "v1", "etag")
@@ -93,29 +111,46 @@ def test_execution_name_is_readable_and_distinguishes_bucket_key_and_version():
     }
     assert base not in others and len(others) == 3
     # the version id decides when there is one; the ETag only in an unversioned bucket
-    assert execution_name("bkt", "submit/a.json", "v1", "e1") == execution_name("bkt", "submit/a.json", "v1", "e2")
-    assert execution_name("bkt", "submit/a.json", None, "e1") != execution_name("bkt", "submit/a.json", None, "e2")
-    assert execution_name("bkt", "submit/a.json", "null", '"e1"') == execution_name("bkt", "submit/a.json", None, "e1")
+    assert execution_name("bkt", "submit/a.json", "v1", "e1") == execution_name(
+        "bkt", "submit/a.json", "v1", "e2"
+    )
+    assert execution_name("bkt", "submit/a.json", None, "e1") != execution_name(
+        "bkt", "submit/a.json", None, "e2"
+    )
+    assert execution_name("bkt", "submit/a.json", "null", '"e1"') == execution_name(
+        "bkt", "submit/a.json", None, "e1"
+    )
 
 
 def test_keys():
     assert is_submission_key("submit/a.json") and is_submission_key("submit/x/y z.json")
-    assert not any(is_submission_key(k) for k in ("submit/", "submit/dir/", "submitted/a.json", "errors/submit/a.json", "a.json"))
+    assert not any(
+        is_submission_key(k)
+        for k in ("submit/", "submit/dir/", "submitted/a.json", "errors/submit/a.json", "a.json")
+    )
     assert error_key("submit/x/a b.json") == "errors/x/a b.json.error.json"
     assert candidate_keys("submit/a b.json") == ["submit/a b.json"]
     assert candidate_keys("submit/a+b%C3%A9.json") == ["submit/a+b%C3%A9.json", "submit/a bé.json"]
-    assert key_from_notification_record("submit%2Fmy+run%2B1+%C3%A9.json") == "submit/my run+1 é.json"
+    assert (
+        key_from_notification_record("submit%2Fmy+run%2B1+%C3%A9.json") == "submit/my run+1 é.json"
+    )
 
 
 # -- parsing ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "body, message",
     [
-        (b'{"workflow": "s3://b/w.wdl",', "not valid JSON: Expecting property name enclosed in double quotes at line 1 column 29"),
+        (
+            b'{"workflow": "s3://b/w.wdl",',
+            "not valid JSON: Expecting property name enclosed in double quotes at line 1 column 29",
+        ),
         (b"", "the submission is empty"),
         (b"\xff\xfe{}", "not UTF-8"),
         (b"[1, 2]", "the execution input must be a JSON object"),
-        (b'{"workflow": "w.wdl"}', 'workflow: must be an s3://, https:// URI or an absolute path, got "w.wdl"'),
+        (
+            b'{"workflow": "w.wdl"}',
+            'workflow: must be an s3://, https:// URI or an absolute path, got "w.wdl"',
+        ),
         (b"{" + b" " * MAX_SUBMISSION_BYTES + b"}", "larger than 258048 bytes"),
     ],
 )
@@ -133,7 +168,9 @@ def test_a_byte_order_mark_is_fine():
 def test_valid_submission_starts_one_execution_and_duplicates_start_none():
     body = json.dumps(VALID).encode()
     result, store, executions = submit("submit/hello.json", body)
-    assert result.outcome == "started" and result.execution_name == execution_name("bkt", "submit/hello.json", "v1", "abc")
+    assert result.outcome == "started" and result.execution_name == execution_name(
+        "bkt", "submit/hello.json", "v1", "abc"
+    )
     assert json.loads(executions.started[result.execution_name]) == VALID
     again, _, _ = submit("submit/hello.json", body, store, executions)
     assert again.outcome == "duplicate" and again.execution_arn == result.execution_arn
@@ -144,7 +181,14 @@ def test_concurrent_deliveries_start_one_execution():
     body = json.dumps(VALID).encode()
     store, executions = Store({"submit/hello.json": body}), Executions()
     results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(submit("submit/hello.json", body, store, executions)[0].outcome)) for _ in range(8)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(
+                submit("submit/hello.json", body, store, executions)[0].outcome
+            )
+        )
+        for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -154,7 +198,9 @@ def test_concurrent_deliveries_start_one_execution():
 
 
 def test_invalid_submission_writes_a_readable_error_and_starts_nothing():
-    result, store, executions = submit("submit/team a/run.json", b'{"workflow": "/w.wdl", "s3upload": "x"}', version_id="v7")
+    result, store, executions = submit(
+        "submit/team a/run.json", b'{"workflow": "/w.wdl", "s3upload": "x"}', version_id="v7"
+    )
     assert result.outcome == "rejected" and not executions.started
     assert store.errors == {
         "errors/team a/run.json.error.json": {
@@ -173,7 +219,10 @@ def test_invalid_submission_writes_a_readable_error_and_starts_nothing():
 def test_oversized_submission_is_not_read():
     result, store, executions = submit("submit/big.json", None, size=MAX_SUBMISSION_BYTES + 1)
     assert result.outcome == "rejected" and store.reads == [] and not executions.started
-    assert "258049 bytes, more than the limit of 258048 bytes" in store.errors["errors/big.json.error.json"]["message"]
+    assert (
+        "258049 bytes, more than the limit of 258048 bytes"
+        in store.errors["errors/big.json.error.json"]["message"]
+    )
 
 
 def test_size_unknown_or_understated_reads_at_most_limit_plus_one():
@@ -187,7 +236,10 @@ def test_url_encoded_key_falls_back_to_the_decoded_key():
     body = json.dumps(VALID).encode()
     store = Store({"submit/my run+1 é.json": body})
     encoded, _, executions = submit("submit/my+run%2B1+%C3%A9.json", body, store)
-    assert store.reads[0][0] == "submit/my+run%2B1+%C3%A9.json" and store.reads[1][0] == "submit/my run+1 é.json"
+    assert (
+        store.reads[0][0] == "submit/my+run%2B1+%C3%A9.json"
+        and store.reads[1][0] == "submit/my run+1 é.json"
+    )
     assert encoded.outcome == "started" and encoded.submission == "s3://bkt/submit/my run+1 é.json"
     raw, _, _ = submit("submit/my run+1 é.json", body, store, executions)
     assert raw.outcome == "duplicate" and raw.execution_name == encoded.execution_name
@@ -195,14 +247,23 @@ def test_url_encoded_key_falls_back_to_the_decoded_key():
 
 def test_a_key_with_a_real_plus_is_read_as_is():
     body = json.dumps(VALID).encode()
-    result, store, _ = submit("submit/a+b.json", body, Store({"submit/a+b.json": body, "submit/a b.json": b"x"}))
+    result, store, _ = submit(
+        "submit/a+b.json", body, Store({"submit/a+b.json": body, "submit/a b.json": b"x"})
+    )
     assert result.outcome == "started" and [k for k, _ in store.reads] == ["submit/a+b.json"]
 
 
-@pytest.mark.parametrize("key", ["results/out.json", "submit/", "submit/folder/", "errors/submit/x.json"])
+@pytest.mark.parametrize(
+    "key", ["results/out.json", "submit/", "submit/folder/", "errors/submit/x.json"]
+)
 def test_other_keys_are_ignored(key):
     result, store, executions = submit(key, json.dumps(VALID).encode())
-    assert result.outcome == "ignored" and not store.reads and not executions.started and not store.errors
+    assert (
+        result.outcome == "ignored"
+        and not store.reads
+        and not executions.started
+        and not store.errors
+    )
 
 
 def test_a_vanished_object_starts_nothing():
@@ -211,14 +272,21 @@ def test_a_vanished_object_starts_nothing():
 
 
 # -- event fixtures and the rule ------------------------------------------------------------------
-FIXTURES = ["s3_object_created_submit.json", "s3_object_created_submit_space_key.json", "s3_object_created_outside_submit.json"]
+FIXTURES = [
+    "s3_object_created_submit.json",
+    "s3_object_created_submit_space_key.json",
+    "s3_object_created_outside_submit.json",
+]
 
 
 @pytest.mark.parametrize("name", FIXTURES)
 def test_fixtures_parse(name):
     event = S3ObjectCreated.model_validate(load(name))
     raw = load(name)["detail"]["object"]
-    assert event.detail.object.key == raw["key"] and event.detail.object.version_id == raw["version-id"]
+    assert (
+        event.detail.object.key == raw["key"]
+        and event.detail.object.version_id == raw["version-id"]
+    )
     assert event.detail.object.size == raw["size"] and event.detail.reason == "PutObject"
 
 
@@ -230,8 +298,12 @@ def test_other_s3_events_are_not_accepted():
 
 
 def test_the_template_rule_takes_only_submissions():
-    (pattern,) = next(f for f in Project().functions() if f.logical_id == "SubmitFunction").event_patterns
-    local = json.loads(json.dumps(pattern).replace('{"Ref": "Bucket"}', '"miniwdl-serverless-submissions"'))
+    (pattern,) = next(
+        f for f in Project().functions() if f.logical_id == "SubmitFunction"
+    ).event_patterns
+    local = json.loads(
+        json.dumps(pattern).replace('{"Ref": "Bucket"}', '"miniwdl-serverless-submissions"')
+    )
     assert matches(local, load("s3_object_created_submit.json"))
     assert matches(local, load("s3_object_created_submit_space_key.json"))
     assert not matches(local, load("s3_object_created_outside_submit.json"))
@@ -265,4 +337,7 @@ def test_step_functions_refusing_the_input_is_recorded():
 
     result, store, _ = submit("submit/a.json", json.dumps(VALID).encode(), executions=Refusing())
     assert result.outcome == "rejected"
-    assert store.errors["errors/a.json.error.json"]["message"] == "Step Functions refused the execution input: too large"
+    assert (
+        store.errors["errors/a.json.error.json"]["message"]
+        == "Step Functions refused the execution input: too large"
+    )

@@ -38,7 +38,13 @@ NO_RESOURCE_LEVEL = {
     "xray:GetSamplingStatisticSummaries",
 }
 ASYNC_FUNCTIONS = ("AdvanceFunction", "CancelFunction", "SubmitFunction")
-EFS_FUNCTIONS = ("StartFunction", "AdvanceFunction", "FinishFunction", "CancelFunction", "LogsFunction")
+EFS_FUNCTIONS = (
+    "StartFunction",
+    "AdvanceFunction",
+    "FinishFunction",
+    "CancelFunction",
+    "LogsFunction",
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +62,30 @@ def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def rule_targets(resources: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    return {k: v["Properties"]["Targets"] for k, v in of_type(resources, "AWS::Events::Rule").items()}
+    return {
+        k: v["Properties"]["Targets"] for k, v in of_type(resources, "AWS::Events::Rule").items()
+    }
 
 
 def test_every_engine_resource_is_declared(resources):
     kinds = {v["Type"] for v in resources.values()}
     for kind in (
-        "AWS::Lambda::LayerVersion", "AWS::Lambda::Function", "AWS::StepFunctions::StateMachine",
-        "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::Events::Rule", "AWS::SQS::Queue", "AWS::Logs::LogGroup",
-        "AWS::EC2::VPC", "AWS::EC2::NatGateway", "AWS::EFS::FileSystem", "AWS::EFS::AccessPoint", "AWS::EFS::MountTarget",
-        "AWS::Batch::ComputeEnvironment", "AWS::Batch::JobQueue", "AWS::IAM::Role",
+        "AWS::Lambda::LayerVersion",
+        "AWS::Lambda::Function",
+        "AWS::StepFunctions::StateMachine",
+        "AWS::DynamoDB::Table",
+        "AWS::S3::Bucket",
+        "AWS::Events::Rule",
+        "AWS::SQS::Queue",
+        "AWS::Logs::LogGroup",
+        "AWS::EC2::VPC",
+        "AWS::EC2::NatGateway",
+        "AWS::EFS::FileSystem",
+        "AWS::EFS::AccessPoint",
+        "AWS::EFS::MountTarget",
+        "AWS::Batch::ComputeEnvironment",
+        "AWS::Batch::JobQueue",
+        "AWS::IAM::Role",
     ):
         assert kind in kinds, kind
     for name in EFS_FUNCTIONS:
@@ -84,16 +104,24 @@ def test_tables_on_demand_with_recovery_and_ttl(resources):
 
 def test_bucket_private_encrypted_with_eventbridge(resources):
     props = resources["Bucket"]["Properties"]
-    assert props["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
+    assert (
+        props["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
+    )
     assert all(props["PublicAccessBlockConfiguration"].values())
-    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"
+    ]
     policy = resources["BucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in str(s["Condition"]) for s in policy)
+    assert any(
+        s["Effect"] == "Deny" and "aws:SecureTransport" in str(s["Condition"]) for s in policy
+    )
 
 
 def test_batch_rule_invokes_advance_for_our_queues_only(resources):
     rules = of_type(resources, "AWS::Events::Rule")
-    batch_rules = [r for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.batch"]]
+    batch_rules = [
+        r for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.batch"]
+    ]
     assert len(batch_rules) == 1
     rule = batch_rules[0]["Properties"]
     pattern = rule["EventPattern"]
@@ -109,7 +137,11 @@ def test_batch_rule_invokes_advance_for_our_queues_only(resources):
 
 def test_execution_status_rule_invokes_cancel(resources):
     rules = of_type(resources, "AWS::Events::Rule")
-    (rule,) = [r["Properties"] for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.states"]]
+    (rule,) = [
+        r["Properties"]
+        for r in rules.values()
+        if r["Properties"]["EventPattern"]["source"] == ["aws.states"]
+    ]
     assert set(rule["EventPattern"]["detail"]["status"]) == {"ABORTED", "TIMED_OUT", "FAILED"}
     assert rule["EventPattern"]["detail"]["stateMachineArn"] == [{"Ref": "RunWorkflowStateMachine"}]
     assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["CancelFunction", "Arn"]}
@@ -118,7 +150,11 @@ def test_execution_status_rule_invokes_cancel(resources):
 
 def test_s3_drop_rule_invokes_submit_for_submit_prefix(resources):
     rules = of_type(resources, "AWS::Events::Rule")
-    (rule,) = [r["Properties"] for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.s3"]]
+    (rule,) = [
+        r["Properties"]
+        for r in rules.values()
+        if r["Properties"]["EventPattern"]["source"] == ["aws.s3"]
+    ]
     pattern = rule["EventPattern"]
     assert pattern["detail-type"] == ["Object Created"]
     assert pattern["detail"]["bucket"]["name"] == [{"Ref": "Bucket"}]
@@ -144,9 +180,13 @@ def test_every_rule_target_may_invoke_its_function(resources):
 def test_async_functions_have_a_dead_letter_queue(resources):
     for name in ASYNC_FUNCTIONS:
         props = resources[name]["Properties"]
-        assert props["DeadLetterConfig"]["TargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}, name
+        assert props["DeadLetterConfig"]["TargetArn"] == {
+            "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
+        }, name
     configs = of_type(resources, "AWS::Lambda::EventInvokeConfig")
-    assert {c["Properties"]["FunctionName"]["Ref"] for c in configs.values()} >= set(ASYNC_FUNCTIONS)
+    assert {c["Properties"]["FunctionName"]["Ref"] for c in configs.values()} >= set(
+        ASYNC_FUNCTIONS
+    )
 
 
 def test_efs_functions_mount_the_access_point_at_mnt_efs(resources):
@@ -172,8 +212,16 @@ def test_batch_spot_with_on_demand_fallback(resources):
     spot = resources["SpotComputeEnvironment"]["Properties"]["ComputeResources"]
     assert spot["Type"] == "SPOT" and spot["AllocationStrategy"] == "SPOT_CAPACITY_OPTIMIZED"
     assert spot["MinvCpus"] == 0
-    assert resources["OnDemandComputeEnvironment"]["Properties"]["ComputeResources"]["Type"] == "EC2"
-    for name in ("SpotComputeEnvironment", "OnDemandComputeEnvironment", "SpotQueue", "OnDemandQueue", "InstanceRole"):
+    assert (
+        resources["OnDemandComputeEnvironment"]["Properties"]["ComputeResources"]["Type"] == "EC2"
+    )
+    for name in (
+        "SpotComputeEnvironment",
+        "OnDemandComputeEnvironment",
+        "SpotQueue",
+        "OnDemandQueue",
+        "InstanceRole",
+    ):
         assert resources[name]["Condition"] == "CreateBatch", name
     for name in ("Vpc", "NatGateway", "PrivateSubnetA", "PrivateSubnetB"):
         assert resources[name]["Condition"] == "CreateNetwork", name
@@ -183,12 +231,16 @@ def test_batch_spot_with_on_demand_fallback(resources):
 
 def test_log_groups_have_retention_and_functions_use_them(resources):
     groups = of_type(resources, "AWS::Logs::LogGroup")
-    assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
+    assert all(
+        g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values()
+    )
     for name in EFS_FUNCTIONS:
         log_group = resources[name]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
         assert log_group in groups
     logging = resources["RunWorkflowStateMachine"]["Properties"]["LoggingConfiguration"]
-    assert logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"] == {"Fn::GetAtt": ["StateMachineLogGroup", "Arn"]}
+    assert logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"] == {
+        "Fn::GetAtt": ["StateMachineLogGroup", "Arn"]
+    }
 
 
 def _statements(resources: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -204,7 +256,9 @@ def _statements(resources: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def test_iam_has_no_wildcard_actions_and_star_resources_only_where_unavoidable(resources):
     for role, statement in _statements(resources):
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
         assert "*" not in actions and not any(a.endswith(":*") for a in actions), (role, actions)
         resource = statement.get("Resource")
         if resource == "*" or resource == ["*"]:
@@ -219,4 +273,12 @@ def test_state_machine_definition_is_substituted(resources):
 
 
 def test_outputs_name_what_the_cli_needs(cfn):
-    assert {"StateMachineArn", "BucketName", "RunsTableName", "JobsTableName", "TaskQueueArn", "TaskQueueFallbackArn", "LogsFunctionName"} <= set(cfn["Outputs"])
+    assert {
+        "StateMachineArn",
+        "BucketName",
+        "RunsTableName",
+        "JobsTableName",
+        "TaskQueueArn",
+        "TaskQueueFallbackArn",
+        "LogsFunctionName",
+    } <= set(cfn["Outputs"])

@@ -19,8 +19,12 @@ def make_zip(tmp_path):
     (tmp_path / "src" / "lib").mkdir(parents=True)
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "util.wdl").write_text("version 1.0\ntask u { command <<< true >>> }\n")
-    (tmp_path / "src" / "lib" / "t.wdl").write_text('version 1.0\nimport "../../shared/util.wdl"\ntask t { command <<< echo hi >>> }\n')
-    (tmp_path / "src" / "main.wdl").write_text('version 1.0\nimport "lib/t.wdl"\nworkflow main { call t.t }\n')
+    (tmp_path / "src" / "lib" / "t.wdl").write_text(
+        'version 1.0\nimport "../../shared/util.wdl"\ntask t { command <<< echo hi >>> }\n'
+    )
+    (tmp_path / "src" / "main.wdl").write_text(
+        'version 1.0\nimport "lib/t.wdl"\nworkflow main { call t.t }\n'
+    )
     doc = WDL.load(str(tmp_path / "src" / "main.wdl"))
     archive = tmp_path / "main.wdl.zip"
     WDL.Zip.build(doc, str(archive), logging.getLogger("test"))
@@ -32,7 +36,9 @@ def test_zip_loads_main_and_imports(tmp_path):
     doc, bundle = fetch_and_load(str(archive), None)
     assert doc.workflow.name == "main"
     assert bundle.main == "/main.wdl.zip/main.wdl"
-    assert len(bundle.sources) == 3  # the import from outside the main's directory came along (__outside_wdl)
+    assert (
+        len(bundle.sources) == 3
+    )  # the import from outside the main's directory came along (__outside_wdl)
     assert all(key.startswith("/main.wdl.zip/") for key in bundle.sources)
     again = load_document(bundle)  # later invocations parse from the bundle alone
     assert [c.name for c in again.workflow.body] == ["t"]

@@ -38,9 +38,15 @@ class EfsVolume:
     def volume(self) -> dict[str, Any]:
         if not self.file_system_id:  # local mode / no EFS: a host path
             return {"name": "efs", "host": {"sourcePath": self.mount_path}}
-        config: dict[str, Any] = {"fileSystemId": self.file_system_id, "transitEncryption": "ENABLED"}
+        config: dict[str, Any] = {
+            "fileSystemId": self.file_system_id,
+            "transitEncryption": "ENABLED",
+        }
         if self.access_point_id:
-            config["authorizationConfig"] = {"accessPointId": self.access_point_id, "iam": "ENABLED"}
+            config["authorizationConfig"] = {
+                "accessPointId": self.access_point_id,
+                "iam": "ENABLED",
+            }
         return {"name": "efs", "efsVolumeConfiguration": config}
 
 
@@ -62,7 +68,9 @@ class BatchAdapter:
         name = job_definition_name(self.definition_prefix, image, resources, self._config())
         if name in self._definitions:
             return self._definitions[name]
-        found = self.client.describe_job_definitions(jobDefinitionName=name, status="ACTIVE").get("jobDefinitions", [])
+        found = self.client.describe_job_definitions(jobDefinitionName=name, status="ACTIVE").get(
+            "jobDefinitions", []
+        )
         if found:
             arn = max(found, key=lambda d: d["revision"])["jobDefinitionArn"]
         else:
@@ -71,7 +79,9 @@ class BatchAdapter:
                 "command": ["/bin/bash", "-c", "echo no command given; exit 1"],
                 "resourceRequirements": Resources(gpus=resources.gpus).requirements(),
                 "volumes": [self.efs.volume()],
-                "mountPoints": [{"sourceVolume": "efs", "containerPath": self.efs.mount_path, "readOnly": False}],
+                "mountPoints": [
+                    {"sourceVolume": "efs", "containerPath": self.efs.mount_path, "readOnly": False}
+                ],
             }
             if self.job_role_arn:
                 properties["jobRoleArn"] = self.job_role_arn

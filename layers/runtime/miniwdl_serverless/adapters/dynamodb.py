@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pynamodb.attributes import JSONAttribute, ListAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
@@ -28,6 +27,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from miniwdl_serverless.adapters.dynamodb_items import JobItem, RunItem, bound, record
 from miniwdl_serverless.controller.ports import Conflict, MissingJob, StoreError
 from miniwdl_serverless.core.records import (
     CLAIMED,
@@ -53,87 +53,6 @@ from miniwdl_serverless.core.store_rules import (
 COMPLETION_ATTEMPTS = 20
 
 
-def _region() -> str:
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-
-
-class RunItem(Model):
-    """One workflow run (one Step Functions execution)."""
-
-    class Meta:
-        table_name = "miniwdl-serverless-runs"
-
-    run_id = UnicodeAttribute(hash_key=True)
-    status = UnicodeAttribute(null=True)
-    workflow_name = UnicodeAttribute(null=True)
-    run_dir = UnicodeAttribute(null=True)
-    execution_arn = UnicodeAttribute(null=True)
-    task_token = UnicodeAttribute(null=True)
-    options = JSONAttribute(null=True)
-    bundle_path = UnicodeAttribute(null=True)
-    bundle_digest = UnicodeAttribute(null=True)
-    inputs = JSONAttribute(null=True)
-    outputs = JSONAttribute(null=True)
-    error = JSONAttribute(null=True)
-    created_at = NumberAttribute(null=True)
-    finished_at = NumberAttribute(null=True)
-    expires_at = NumberAttribute(null=True)  # the table's TTL attribute
-    jobs_total = NumberAttribute(null=True)
-    jobs_done = NumberAttribute(null=True)
-    calls_submitted = NumberAttribute(null=True)
-    calls_running = NumberAttribute(null=True)
-    calls_succeeded = NumberAttribute(null=True)
-    calls_failed = NumberAttribute(null=True)
-    calls_retried = NumberAttribute(null=True)
-
-
-class JobItem(Model):
-    """One job of the expanded graph. An item with only ``waiters`` is a stub: later jobs
-    registered on it before it was created."""
-
-    class Meta:
-        table_name = "miniwdl-serverless-jobs"
-
-    run_id = UnicodeAttribute(hash_key=True)
-    job_id = UnicodeAttribute(range_key=True)
-    node_id = UnicodeAttribute(null=True)
-    scope = UnicodeAttribute(null=True)
-    call_path: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
-    deps: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
-    dependents: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
-    waiters: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
-    waiters_version = NumberAttribute(null=True)
-    pending = NumberAttribute(null=True)
-    status = UnicodeAttribute(null=True)
-    claimed_by = UnicodeAttribute(null=True)
-    scatter_stack = JSONAttribute(null=True)
-    outputs = JSONAttribute(null=True)
-    call_inputs = JSONAttribute(null=True)
-    task_state = JSONAttribute(null=True)
-    runtime = JSONAttribute(null=True)
-    attempt = NumberAttribute(null=True)
-    interruptions = NumberAttribute(null=True)
-    batch_job_id = UnicodeAttribute(null=True)
-    batch_job_name = UnicodeAttribute(null=True)
-    queue = UnicodeAttribute(null=True)
-    log_stream = UnicodeAttribute(null=True)
-    submitted_at = NumberAttribute(null=True)
-    started_at = NumberAttribute(null=True)
-    finished_at = NumberAttribute(null=True)
-    error = JSONAttribute(null=True)
-
-
-def _bound(base: type[Model], table: str, host: str | None) -> type[Model]:
-    """The item model bound to one table (each store its own; nothing global is switched)."""
-    meta = type("Meta", (), {"table_name": table, "region": _region(), "host": host})
-    return type(f"{base.__name__}_{table}", (base,), {"Meta": meta})
-
-
-def _record(item: Model, record_type: type[Any], fields: frozenset[str]) -> Any:
-    values = {k: v for k, v in item.attribute_values.items() if k in fields and v is not None}
-    return record_type(**values)
-
-
 class DynamoStore:
     """The RunStore port on two DynamoDB tables (names from template.yaml's outputs)."""
 
@@ -144,8 +63,8 @@ class DynamoStore:
         host: str | None = None,
         submit_lease_seconds: float = SUBMIT_LEASE_SECONDS,
     ):
-        self.runs: Any = _bound(RunItem, runs_table, host)
-        self.jobs: Any = _bound(JobItem, jobs_table, host)
+        self.runs: Any = bound(RunItem, runs_table, host)
+        self.jobs: Any = bound(JobItem, jobs_table, host)
         self.submit_lease_seconds = submit_lease_seconds
 
     @classmethod
@@ -178,7 +97,7 @@ class DynamoStore:
             item = self.runs.get(run_id, consistent_read=True)
         except self.runs.DoesNotExist:
             return None
-        return _record(item, Run, RUN_FIELDS)  # type: ignore[no-any-return]
+        return record(item, Run, RUN_FIELDS)  # type: ignore[no-any-return]
 
     def set_run_status(
         self, run_id: str, status: str, expected: Iterable[str], **fields: Any
@@ -382,7 +301,11 @@ class DynamoStore:
 
     def fail_job(self, run_id: str, job_id: str, error: dict[str, Any]) -> bool:
         jobs = self.jobs
-        actions = [jobs.status.set(FAILED), jobs.error.set(error), jobs.finished_at.set(time.time())]
+        actions = [
+            jobs.status.set(FAILED),
+            jobs.error.set(error),
+            jobs.finished_at.set(time.time()),
+        ]
         condition = jobs.status.is_in(CLAIMED, RUNNING)
         return self._job_update(run_id, job_id, actions, condition) is not None
 
@@ -395,7 +318,7 @@ class DynamoStore:
     def _job(self, item: Model) -> Job | None:
         if item.attribute_values.get("status") is None:
             return None  # a stub holding only waiters
-        return _record(item, Job, JOB_FIELDS)  # type: ignore[no-any-return]
+        return record(item, Job, JOB_FIELDS)  # type: ignore[no-any-return]
 
     def _exists(self) -> Condition:
         return self.jobs.status.exists()  # type: ignore[no-any-return]

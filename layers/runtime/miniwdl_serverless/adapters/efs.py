@@ -46,18 +46,10 @@ class EfsRunFiles:
         self.write_text(path, json.dumps(data, indent=2))
 
     def store_value(self, value: Any, spill_dir: str, name: str) -> Any:
-        text = spill.encode(value)
-        if not spill.must_spill(text):
-            return value
-        path = os.path.join(spill_dir, spill.spill_file_name(name))
-        self.write_text(path, text)
-        return spill.pointer(path, text)
+        return spill.store(value, spill_dir, name, self.write_text)
 
     def load_value(self, stored: Any) -> Any:
-        if not spill.is_pointer(stored):
-            return stored
-        with open(stored[spill.SPILL_KEY], "rb") as infile:
-            return spill.verified(stored, infile.read())
+        return spill.load(stored, _read_bytes)
 
     def append_log(self, path: str, line: str) -> None:
         with open(path, "a") as logfile:
@@ -107,3 +99,8 @@ class EfsRunFiles:
 
     def remove_tree(self, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as infile:
+        return infile.read()

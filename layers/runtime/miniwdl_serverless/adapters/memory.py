@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import os
 import threading
 import time
 from collections import Counter
@@ -15,10 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from miniwdl_serverless.controller.ports import MissingJob
-from miniwdl_serverless.core import spill
 from miniwdl_serverless.core.records import (
     CLAIMED,
-    COMPLETING,
     DONE,
     FAILED,
     JOB_FIELDS,
@@ -134,7 +131,10 @@ class MemoryStore:
             return copy.deepcopy(job) if job is not None else None
 
     def get_jobs(
-        self, run_id: str, job_ids: Iterable[str], readiness_only: bool = False
+        self,
+        run_id: str,
+        job_ids: Iterable[str],
+        readiness_only: bool = False,  # noqa: ARG002 - whole records hold those fields too
     ) -> dict[str, Job]:
         with self._lock:
             found = {}
@@ -259,125 +259,6 @@ def _check_fields(fields: dict[str, Any], known: frozenset[str]) -> None:
     unknown = set(fields) - known
     if unknown:
         raise TypeError(f"unknown field(s): {', '.join(sorted(unknown))}")
-
-
-assert COMPLETING  # the marker's prefix is shared with records.completing_step
-
-
-class MemoryRunFiles:
-    """The RunFiles port on a dict of paths: the controller's own files (JSON, spills, logs,
-    call directories). Tasks' own files, which miniwdl reads directly, need real ones
-    (adapters.efs.EfsRunFiles on a temporary directory)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.files: dict[str, str] = {}
-        self.dirs: set[str] = {"/"}
-        self.links: dict[str, str] = {}
-
-    def create_run_dir(self, root: str, name: str | None) -> str:
-        with self._lock:
-            if name is None:
-                self._mkdirs(root)
-                return root
-            base = os.path.join(root, name)
-            for attempt in range(100):
-                path = base if attempt == 0 else f"{base}_{attempt + 1}"
-                if path not in self.dirs and path not in self.files:
-                    self._mkdirs(path)
-                    return path
-        raise FileExistsError(base)
-
-    def make_dirs(self, path: str) -> None:
-        with self._lock:
-            self._mkdirs(path)
-
-    def write_text(self, path: str, text: str) -> None:
-        with self._lock:
-            self._mkdirs(os.path.dirname(path))
-            self.files[path] = text
-
-    def read_text(self, path: str) -> str:
-        with self._lock:
-            if path not in self.files:
-                raise FileNotFoundError(path)
-            return self.files[path]
-
-    def write_json(self, path: str, data: Any) -> None:
-        import json
-
-        self.write_text(path, json.dumps(data, indent=2))
-
-    def store_value(self, value: Any, spill_dir: str, name: str) -> Any:
-        text = spill.encode(value)
-        if not spill.must_spill(text):
-            return value
-        path = os.path.join(spill_dir, spill.spill_file_name(name))
-        self.write_text(path, text)
-        return spill.pointer(path, text)
-
-    def load_value(self, stored: Any) -> Any:
-        if not spill.is_pointer(stored):
-            return stored
-        return spill.verified(stored, self.read_text(stored[spill.SPILL_KEY]).encode())
-
-    def append_log(self, path: str, line: str) -> None:
-        with self._lock:
-            self.files[path] = self.files.get(path, "") + line
-
-    def prepare_call(
-        self, call_dir: str, command: str, inputs: dict[str, str], copy_inputs: bool
-    ) -> None:
-        with self._lock:
-            self._mkdirs(os.path.join(call_dir, "work"))
-            self.files[os.path.join(call_dir, "command")] = command
-            for host, inside in inputs.items():
-                self._mkdirs(os.path.dirname(inside.rstrip("/")))
-                self.links[inside.rstrip("/")] = host.rstrip("/")
-            for name in ("stdout.txt", "stderr.txt"):
-                self.files[os.path.join(call_dir, name)] = ""
-
-    def archive_attempt(self, call_dir: str, attempt: int) -> None:
-        with self._lock:
-            target = os.path.join(call_dir, f"attempt-{attempt}")
-            self._mkdirs(target)
-            for name in ("work", "stdout.txt", "stderr.txt", "command"):
-                self._move(os.path.join(call_dir, name), os.path.join(target, name))
-
-    def exists(self, path: str) -> bool:
-        return path in self.files or path in self.dirs or path in self.links
-
-    def is_dir(self, path: str) -> bool:
-        return path in self.dirs
-
-    def is_file(self, path: str) -> bool:
-        return path in self.files
-
-    def is_own_file(self, path: str, root: str) -> bool:
-        return path in self.files and path.startswith(root.rstrip("/") + "/")
-
-    def real_path(self, path: str) -> str:
-        return self.links.get(path, path)
-
-    def remove_tree(self, path: str) -> None:
-        with self._lock:
-            for table in (self.files, self.links):
-                for name in [n for n in table if n == path or n.startswith(path + "/")]:
-                    del table[name]
-            self.dirs = {d for d in self.dirs if not (d == path or d.startswith(path + "/"))}
-
-    def _mkdirs(self, path: str) -> None:
-        while path and path not in self.dirs:
-            self.dirs.add(path)
-            path = os.path.dirname(path)
-
-    def _move(self, source: str, target: str) -> None:
-        for table in (self.files, self.links):
-            for name in [n for n in table if n == source or n.startswith(source + "/")]:
-                table[target + name[len(source) :]] = table.pop(name)
-        moved = {d for d in self.dirs if d == source or d.startswith(source + "/")}
-        self.dirs -= moved
-        self.dirs |= {target + d[len(source) :] for d in moved}
 
 
 @dataclass

@@ -28,7 +28,12 @@ def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
     doc = WDL.load(wdl, read_source=WDL.CLI.make_read_source(False))
     cfg = WDL.runtime.config.Loader(quiet_logger())
     target, _, input_json = WDL.CLI.runner_input(
-        doc, args.inputs, args.input, args.empty, args.none, task=args.task,
+        doc,
+        args.inputs,
+        args.input,
+        args.empty,
+        args.none,
+        task=args.task,
         downloadable=lambda uri, directory: WDL.runtime.download.able(
             cfg, uri, directory=directory
         ),
@@ -129,14 +134,23 @@ class Progress:
         if run is None:
             return
         total, done = int(run.jobs_total or 0), int(run.jobs_done or 0)
-        running = max(0, int(run.calls_submitted or 0) - int(run.calls_succeeded or 0)
-                      - int(run.calls_failed or 0) - int(run.calls_retried or 0))
+        running = max(
+            0,
+            int(run.calls_submitted or 0)
+            - int(run.calls_succeeded or 0)
+            - int(run.calls_failed or 0)
+            - int(run.calls_retried or 0),
+        )
         line = f"jobs: {done} done, {running} running, {max(0, total - done - running)} waiting"
         if line == self.last_line and not self.tty:
             return
         self.last_line = line
-        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr,
-              flush=True)
+        print(
+            ("\r" + line) if self.tty else line,
+            end="" if self.tty else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def done(self) -> None:
         if self.tty and self.last_line:

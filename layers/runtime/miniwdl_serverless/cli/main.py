@@ -44,21 +44,34 @@ def make_parser() -> argparse.ArgumentParser:
         prog="miniwdl-serverless", description="WDL on AWS Batch + EFS, event-driven"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    _add_run_arguments(commands.add_parser(
-        "run", help="run a workflow locally on the embedded AWS (no account needed)",
-        description=RUN_DESCRIPTION,
-    ))
+    _add_run_arguments(
+        commands.add_parser(
+            "run",
+            help="run a workflow locally on the embedded AWS (no account needed)",
+            description=RUN_DESCRIPTION,
+        )
+    )
     for name, (summary, description, add) in REMOTE_COMMANDS.items():
-        add(commands.add_parser(name, help=summary, description=description, epilog=STACK_EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter))
+        add(
+            commands.add_parser(
+                name,
+                help=summary,
+                description=description,
+                epilog=STACK_EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
     return parser
 
 
 def parse_remote_args(command: str, argv: list[str]) -> argparse.Namespace:
     summary, description, add = REMOTE_COMMANDS[command]
     parser = argparse.ArgumentParser(
-        prog=f"miniwdl-serverless {command}", description=description, epilog=STACK_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False,
+        prog=f"miniwdl-serverless {command}",
+        description=description,
+        epilog=STACK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     add(parser)
     if command == "submit":  # inputs (key=value) before or after the options, as with miniwdl
@@ -93,93 +106,163 @@ task's stderr tail and log locations) and a non-zero exit (the task's exit statu
 def _add_workflow_arguments(parser: argparse.ArgumentParser, workflow_help: str) -> None:
     """The workflow and its inputs, as `miniwdl run` takes them (shared by run and submit)."""
     parser.add_argument("wdl", metavar="WORKFLOW", help=workflow_help)
-    parser.add_argument("inputs", nargs="*", metavar="input_key=value",
-                        help="workflow inputs, as for `miniwdl run`")
-    parser.add_argument("-i", "--input", metavar="INPUT.json",
-                        help="file with Cromwell-style input JSON")
-    parser.add_argument("--empty", metavar="input_key", action="append", default=[],
-                        help="supply an empty array for this input")
-    parser.add_argument("--none", metavar="input_key", action="append", default=[],
-                        help="supply None for this optional input")
-    parser.add_argument("--task", metavar="TASK_NAME",
-                        help="run this task (instead of the workflow)")
+    parser.add_argument(
+        "inputs", nargs="*", metavar="input_key=value", help="workflow inputs, as for `miniwdl run`"
+    )
+    parser.add_argument(
+        "-i", "--input", metavar="INPUT.json", help="file with Cromwell-style input JSON"
+    )
+    parser.add_argument(
+        "--empty",
+        metavar="input_key",
+        action="append",
+        default=[],
+        help="supply an empty array for this input",
+    )
+    parser.add_argument(
+        "--none",
+        metavar="input_key",
+        action="append",
+        default=[],
+        help="supply None for this optional input",
+    )
+    parser.add_argument(
+        "--task", metavar="TASK_NAME", help="run this task (instead of the workflow)"
+    )
 
 
 def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("stack")
-    group.add_argument("--stack", metavar="NAME",
-                       help="CloudFormation stack name (env MINIWDL_SERVERLESS_STACK)")
-    group.add_argument("--state-machine", metavar="ARN",
-                       help="the stack's state machine ARN, instead of --stack "
-                            "(env MINIWDL_SERVERLESS_STATE_MACHINE)")
+    group.add_argument(
+        "--stack", metavar="NAME", help="CloudFormation stack name (env MINIWDL_SERVERLESS_STACK)"
+    )
+    group.add_argument(
+        "--state-machine",
+        metavar="ARN",
+        help="the stack's state machine ARN, instead of --stack "
+        "(env MINIWDL_SERVERLESS_STATE_MACHINE)",
+    )
 
 
 def _add_submit_arguments(parser: argparse.ArgumentParser) -> None:
     _add_workflow_arguments(parser, "local .wdl or miniwdl .zip, or an s3:// or https:// URI")
     _add_stack_arguments(parser)
     where = parser.add_argument_group("where and how the run goes (miniwdl-aws-submit's options)")
-    where.add_argument("--task-queue", metavar="QUEUE",
-                       help="Batch queue (name or ARN) for the tasks; must be one of the stack's "
-                            "queues, whose job events reach it [env MINIWDL__AWS__TASK_QUEUE; "
-                            "default: the stack's TaskQueue]")
-    where.add_argument("--task-queue-fallback", metavar="QUEUE",
-                       help="queue for a task after its spot interruptions use up "
-                            "runtime.preemptible [env MINIWDL__AWS__TASK_QUEUE_FALLBACK; "
-                            "default: the stack's]")
-    where.add_argument("--fsap", metavar="fsap-...",
-                       help="EFS access point; runs always use the stack's (tasks and functions "
-                            "mount it), so this only checks that it is the stack's: a different "
-                            "one is an error [env MINIWDL__AWS__FSAP: a different one is ignored "
-                            "with a warning]")
-    where.add_argument("--dir", metavar="DIR",
-                       help="run directory root on the stack's EFS, under its mount (default "
-                            "/mnt/efs/miniwdl_run); 'DIR/.' runs in DIR exactly")
-    where.add_argument("--s3upload", metavar="s3://BUCKET/FOLDER",
-                       help="upload outputs, error.json and logs here when the run ends: with a "
-                            "trailing '/' into that folder, without it into FOLDER/<run name>/ "
-                            "[env MINIWDL__AWS__S3_UPLOAD_FOLDER]")
-    where.add_argument("--delete-after", choices=DELETE_AFTER,
-                       help="delete the run directory after the upload on success, failure or "
-                            "always; needs an upload folder (--s3upload or its env) "
-                            "[env MINIWDL__AWS__DELETE_AFTER_S3_UPLOAD]")
-    where.add_argument("--copy-input-files", action="store_true",
-                       help="copy input files for each task instead of linking")
-    where.add_argument("--no-cache", action="store_true",
-                       help="neither read nor write the call cache (CALL_CACHE__GET/PUT=false)")
-    where.add_argument("--name", metavar="NAME",
-                       help="run name (the execution name gets a random suffix; default: the "
-                            "workflow's name)")
-    where.add_argument("--no-env", action="store_true",
-                       help="do not pass this shell's MINIWDL__* variables to the run (by default "
-                            "each one is a miniwdl setting for the run, except miniwdl-aws's "
-                            "launch options)")
-    where.add_argument("--cfg", metavar="FILE", action="append", default=[],
-                       help="miniwdl .cfg file whose settings apply to the run (repeatable; "
-                            "SECTION__KEY=VALUE also accepted); MINIWDL__* variables and the "
-                            "flags below win over it")
-    where.add_argument("--tags", metavar="KEY=VALUE", action="append", default=[],
-                       help="cost-allocation tag on every Batch job of the run (repeatable) [env "
-                            "MINIWDL__AWS__JOB_TAGS as a JSON object, which --tags extend]")
-    where.add_argument("--timeout", metavar="SECONDS",
-                       help="fail the run, terminating its jobs, after this long (seconds, or "
-                            "30m, 12h, 2d; default: the stack's, 7 days)")
-    where.add_argument("--runtime-defaults", metavar="JSON",
-                       help="default task runtime values, e.g. '{\"docker\": \"ubuntu:22.04\", "
-                            "\"preemptible\": 2}' (TASK_RUNTIME__DEFAULTS, merged over the "
-                            "configured ones)")
+    where.add_argument(
+        "--task-queue",
+        metavar="QUEUE",
+        help="Batch queue (name or ARN) for the tasks; must be one of the stack's "
+        "queues, whose job events reach it [env MINIWDL__AWS__TASK_QUEUE; "
+        "default: the stack's TaskQueue]",
+    )
+    where.add_argument(
+        "--task-queue-fallback",
+        metavar="QUEUE",
+        help="queue for a task after its spot interruptions use up "
+        "runtime.preemptible [env MINIWDL__AWS__TASK_QUEUE_FALLBACK; "
+        "default: the stack's]",
+    )
+    where.add_argument(
+        "--fsap",
+        metavar="fsap-...",
+        help="EFS access point; runs always use the stack's (tasks and functions "
+        "mount it), so this only checks that it is the stack's: a different "
+        "one is an error [env MINIWDL__AWS__FSAP: a different one is ignored "
+        "with a warning]",
+    )
+    where.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="run directory root on the stack's EFS, under its mount (default "
+        "/mnt/efs/miniwdl_run); 'DIR/.' runs in DIR exactly",
+    )
+    where.add_argument(
+        "--s3upload",
+        metavar="s3://BUCKET/FOLDER",
+        help="upload outputs, error.json and logs here when the run ends: with a "
+        "trailing '/' into that folder, without it into FOLDER/<run name>/ "
+        "[env MINIWDL__AWS__S3_UPLOAD_FOLDER]",
+    )
+    where.add_argument(
+        "--delete-after",
+        choices=DELETE_AFTER,
+        help="delete the run directory after the upload on success, failure or "
+        "always; needs an upload folder (--s3upload or its env) "
+        "[env MINIWDL__AWS__DELETE_AFTER_S3_UPLOAD]",
+    )
+    where.add_argument(
+        "--copy-input-files",
+        action="store_true",
+        help="copy input files for each task instead of linking",
+    )
+    where.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the call cache (CALL_CACHE__GET/PUT=false)",
+    )
+    where.add_argument(
+        "--name",
+        metavar="NAME",
+        help="run name (the execution name gets a random suffix; default: the workflow's name)",
+    )
+    where.add_argument(
+        "--no-env",
+        action="store_true",
+        help="do not pass this shell's MINIWDL__* variables to the run (by default "
+        "each one is a miniwdl setting for the run, except miniwdl-aws's "
+        "launch options)",
+    )
+    where.add_argument(
+        "--cfg",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="miniwdl .cfg file whose settings apply to the run (repeatable; "
+        "SECTION__KEY=VALUE also accepted); MINIWDL__* variables and the "
+        "flags below win over it",
+    )
+    where.add_argument(
+        "--tags",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="cost-allocation tag on every Batch job of the run (repeatable) [env "
+        "MINIWDL__AWS__JOB_TAGS as a JSON object, which --tags extend]",
+    )
+    where.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        help="fail the run, terminating its jobs, after this long (seconds, or "
+        "30m, 12h, 2d; default: the stack's, 7 days)",
+    )
+    where.add_argument(
+        "--runtime-defaults",
+        metavar="JSON",
+        help='default task runtime values, e.g. \'{"docker": "ubuntu:22.04", '
+        '"preemptible": 2}\' (TASK_RUNTIME__DEFAULTS, merged over the '
+        "configured ones)",
+    )
     after = parser.add_argument_group("after starting")
-    after.add_argument("-w", "--wait", action="store_true",
-                       help="wait for the run to end; print its outputs and exit like "
-                            "`miniwdl run`")
-    after.add_argument("-f", "--follow", action="store_true",
-                       help="--wait, showing progress (calls done/running/queued) and the run's "
-                            "workflow.log on stderr; Ctrl-C asks whether to cancel the run "
-                            "(without a terminal it keeps running)")
+    after.add_argument(
+        "-w",
+        "--wait",
+        action="store_true",
+        help="wait for the run to end; print its outputs and exit like `miniwdl run`",
+    )
+    after.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="--wait, showing progress (calls done/running/queued) and the run's "
+        "workflow.log on stderr; Ctrl-C asks whether to cancel the run "
+        "(without a terminal it keeps running)",
+    )
 
 
 def _add_run_id(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN",
-                        help="run id (printed by submit; the execution name) or execution ARN")
+    parser.add_argument(
+        "run", metavar="RUN", help="run id (printed by submit; the execution name) or execution ARN"
+    )
 
 
 def _add_status_arguments(parser: argparse.ArgumentParser) -> None:
@@ -190,18 +273,32 @@ def _add_status_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_logs_arguments(parser: argparse.ArgumentParser) -> None:
     _add_run_id(parser)
-    parser.add_argument("call", metavar="CALL", nargs="?",
-                        help="a call's id (call-x, call-x-0, call-sub/call-x; the 'call-' may be "
-                             "left out): its stderr (default: the run's workflow.log)")
-    parser.add_argument("--stdout", action="store_true",
-                        help="the call's stdout.txt instead of stderr.txt")
-    parser.add_argument("--cloudwatch", action="store_true",
-                        help="read the call's Batch job log from CloudWatch /aws/batch/job "
-                             "instead of its file on EFS")
-    parser.add_argument("--tail", metavar="BYTES", type=int, default=64 * 1024,
-                        help="start this many bytes from the end (default 65536)")
-    parser.add_argument("-f", "--follow", action="store_true",
-                        help="keep streaming until the run ends")
+    parser.add_argument(
+        "call",
+        metavar="CALL",
+        nargs="?",
+        help="a call's id (call-x, call-x-0, call-sub/call-x; the 'call-' may be "
+        "left out): its stderr (default: the run's workflow.log)",
+    )
+    parser.add_argument(
+        "--stdout", action="store_true", help="the call's stdout.txt instead of stderr.txt"
+    )
+    parser.add_argument(
+        "--cloudwatch",
+        action="store_true",
+        help="read the call's Batch job log from CloudWatch /aws/batch/job "
+        "instead of its file on EFS",
+    )
+    parser.add_argument(
+        "--tail",
+        metavar="BYTES",
+        type=int,
+        default=64 * 1024,
+        help="start this many bytes from the end (default 65536)",
+    )
+    parser.add_argument(
+        "-f", "--follow", action="store_true", help="keep streaming until the run ends"
+    )
     _add_stack_arguments(parser)
 
 
@@ -211,30 +308,46 @@ def _add_cancel_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_list_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-n", "--limit", type=int, default=20,
-                        help="how many runs, newest first (default 20)")
-    parser.add_argument("--status",
-                        choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"],
-                        help="only runs in this state")
+    parser.add_argument(
+        "-n", "--limit", type=int, default=20, help="how many runs, newest first (default 20)"
+    )
+    parser.add_argument(
+        "--status",
+        choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"],
+        help="only runs in this state",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     _add_stack_arguments(parser)
 
 
 REMOTE_COMMANDS: dict[str, tuple[str, str, Any]] = {
-    "submit": ("start a workflow on a deployed stack (miniwdl-aws-submit's options)",
-               SUBMIT_DESCRIPTION, _add_submit_arguments),
-    "status": ("a run's state and its calls (status, attempts, duration, Batch job, log stream)",
-               "Show a run's state and a table of its calls, from the stack's DynamoDB tables.",
-               _add_status_arguments),
-    "logs": ("a run's workflow.log or one call's stderr/stdout",
-             "Print the tail of the run's workflow.log, or of one call's stderr.txt/stdout.txt, "
-             "read through the stack's read-only logs function (or CloudWatch /aws/batch/job "
-             "with --cloudwatch).", _add_logs_arguments),
-    "cancel": ("stop a run and terminate its Batch jobs",
-               "Stop the run's Step Functions execution; every Batch job of the run is "
-               "terminated.", _add_cancel_arguments),
-    "list": ("recent runs with their status", "List the stack's recent runs (newest first).",
-             _add_list_arguments),
+    "submit": (
+        "start a workflow on a deployed stack (miniwdl-aws-submit's options)",
+        SUBMIT_DESCRIPTION,
+        _add_submit_arguments,
+    ),
+    "status": (
+        "a run's state and its calls (status, attempts, duration, Batch job, log stream)",
+        "Show a run's state and a table of its calls, from the stack's DynamoDB tables.",
+        _add_status_arguments,
+    ),
+    "logs": (
+        "a run's workflow.log or one call's stderr/stdout",
+        "Print the tail of the run's workflow.log, or of one call's stderr.txt/stdout.txt, "
+        "read through the stack's read-only logs function (or CloudWatch /aws/batch/job "
+        "with --cloudwatch).",
+        _add_logs_arguments,
+    ),
+    "cancel": (
+        "stop a run and terminate its Batch jobs",
+        "Stop the run's Step Functions execution; every Batch job of the run is terminated.",
+        _add_cancel_arguments,
+    ),
+    "list": (
+        "recent runs with their status",
+        "List the stack's recent runs (newest first).",
+        _add_list_arguments,
+    ),
 }
 
 
@@ -247,17 +360,33 @@ def parse_run_args(argv: list[str]) -> argparse.Namespace:
 
 def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     _add_workflow_arguments(run, "WDL file (local path, https:// or s3:// URI)")
-    run.add_argument("-d", "--dir", metavar="DIR",
-                     help="directory under which to create the timestamped run directory "
-                          "(default: current directory); 'DIR/.' runs in DIR exactly")
-    run.add_argument("--s3upload", metavar="s3://BUCKET/FOLDER/",
-                     help="upload outputs and logs here (embedded S3 locally)")
-    run.add_argument("--delete-after", choices=DELETE_AFTER,
-                     help="delete the run directory after the upload")
-    run.add_argument("--copy-input-files", action="store_true",
-                     help="copy input files for each task instead of linking")
-    run.add_argument("--cfg", metavar="KEY=VALUE", action="append", default=[],
-                     help="miniwdl setting SECTION__KEY=VALUE (repeatable)")
+    run.add_argument(
+        "-d",
+        "--dir",
+        metavar="DIR",
+        help="directory under which to create the timestamped run directory "
+        "(default: current directory); 'DIR/.' runs in DIR exactly",
+    )
+    run.add_argument(
+        "--s3upload",
+        metavar="s3://BUCKET/FOLDER/",
+        help="upload outputs and logs here (embedded S3 locally)",
+    )
+    run.add_argument(
+        "--delete-after", choices=DELETE_AFTER, help="delete the run directory after the upload"
+    )
+    run.add_argument(
+        "--copy-input-files",
+        action="store_true",
+        help="copy input files for each task instead of linking",
+    )
+    run.add_argument(
+        "--cfg",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="miniwdl setting SECTION__KEY=VALUE (repeatable)",
+    )
     run.add_argument("--timeout", type=int, metavar="SECONDS", help="fail the run after this long")
     run.add_argument("--workers", type=int, help="parallel task commands (default: CPU count)")
     run.add_argument("--no-progress", action="store_true", help="no progress line on stderr")

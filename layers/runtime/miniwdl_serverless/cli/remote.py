@@ -61,19 +61,29 @@ def main(command: str, args: argparse.Namespace) -> int:
     except UsageError as exn:
         return _usage(str(exn))
     except (NoCredentialsError, PartialCredentialsError):
-        return _usage("no AWS credentials found (set AWS_PROFILE or "
-                      "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`)")
+        return _usage(
+            "no AWS credentials found (set AWS_PROFILE or "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`)"
+        )
     except NoRegionError:
-        return _usage("no AWS region configured (set AWS_REGION or AWS_DEFAULT_REGION, or a "
-                      "region in your AWS profile)")
+        return _usage(
+            "no AWS region configured (set AWS_REGION or AWS_DEFAULT_REGION, or a "
+            "region in your AWS profile)"
+        )
     except EndpointConnectionError as exn:
         return _usage(f"cannot reach AWS: {exn} (check the region and AWS_ENDPOINT_URL)")
     except ClientError as exn:
         error = exn.response.get("Error", {})
         code, message = error.get("Code", "ClientError"), error.get("Message", str(exn))
-        if code in ("UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken",
-                    "ExpiredTokenException", "InvalidSignatureException", "SignatureDoesNotMatch",
-                    "AuthFailure"):
+        if code in (
+            "UnrecognizedClientException",
+            "InvalidClientTokenId",
+            "ExpiredToken",
+            "ExpiredTokenException",
+            "InvalidSignatureException",
+            "SignatureDoesNotMatch",
+            "AuthFailure",
+        ):
             return _usage(f"AWS rejected the credentials ({code}): {message}")
         return _usage(f"AWS error ({code}): {message}")
     except BotoCoreError as exn:
@@ -105,8 +115,9 @@ def submit(args: argparse.Namespace, clients: Clients) -> int:
     passing: tuple[type[BaseException], ...] = (UsageError, *_aws_errors())
     try:
         workflow = load_workflow(args.wdl)
-        target, inputs = parse_inputs(workflow.doc, args.inputs, args.input, args.empty,
-                                      args.none, args.task)
+        target, inputs = parse_inputs(
+            workflow.doc, args.inputs, args.input, args.empty, args.none, args.task
+        )
     except passing:
         raise
     except Exception as exn:  # unreadable WDL, syntax/type errors, bad inputs: miniwdl's message
@@ -123,8 +134,11 @@ def submit(args: argparse.Namespace, clients: Clients) -> int:
     arn = start_execution(clients, stack, name, run_input)
     if not (args.wait or args.follow):
         print(name)
-        print(f"started run {name} ({arn}); see it with: miniwdl-serverless status "
-              f"{name}{stack_flag(stack)}", file=sys.stderr)
+        print(
+            f"started run {name} ({arn}); see it with: miniwdl-serverless status "
+            f"{name}{stack_flag(stack)}",
+            file=sys.stderr,
+        )
         return 0
     print(f"started run {name}", file=sys.stderr)
     return RunWatcher(clients, stack, name, follow=args.follow).watch()
@@ -141,8 +155,10 @@ def _check_against_stack(settings: Any, stack: Stack, clients: Clients) -> None:
     """Options that only make sense with what the stack has: its queues, access point, mount."""
     stack_queues = [q for q in (stack.task_queue_arn, stack.task_queue_fallback_arn) if q]
     queue_names = [q.rsplit("/", 1)[-1] for q in stack_queues]
-    for flag, queue in (("--task-queue", settings.task_queue),
-                        ("--task-queue-fallback", settings.task_queue_fallback)):
+    for flag, queue in (
+        ("--task-queue", settings.task_queue),
+        ("--task-queue-fallback", settings.task_queue_fallback),
+    ):
         if queue and stack_queues and queue not in stack_queues and queue not in queue_names:
             raise UsageError(
                 f"{flag} {queue} is not one of the stack's queues ({', '.join(stack_queues)}): "
@@ -152,14 +168,20 @@ def _check_against_stack(settings: Any, stack: Stack, clients: Clients) -> None:
     access_point = stack.outputs.get("AccessPointId") or env.get("EFS_ACCESS_POINT_ID")
     if settings.fsap and access_point and settings.fsap != access_point:
         if settings.fsap_from_flag:
-            raise UsageError(f"--fsap {settings.fsap}: this stack's runs use access point "
-                             f"{access_point} (leave --fsap out)")
-        print(f"miniwdl-serverless: warning: ignoring {ENV_FSAP}={settings.fsap}; the stack uses "
-              f"{access_point}", file=sys.stderr)
+            raise UsageError(
+                f"--fsap {settings.fsap}: this stack's runs use access point "
+                f"{access_point} (leave --fsap out)"
+            )
+        print(
+            f"miniwdl-serverless: warning: ignoring {ENV_FSAP}={settings.fsap}; the stack uses "
+            f"{access_point}",
+            file=sys.stderr,
+        )
     root = env.get("MSLS_EFS_ROOT")
     if settings.dir and root and not (settings.dir + "/").startswith(root.rstrip("/") + "/"):
-        raise UsageError(f"--dir {settings.dir} is not on the stack's file system "
-                         f"(mounted at {root})")
+        raise UsageError(
+            f"--dir {settings.dir} is not on the stack's file system (mounted at {root})"
+        )
     writable = stack.upload_buckets()
     bucket = settings.s3upload[len("s3://") :].split("/", 1)[0] if settings.s3upload else None
     if bucket and writable is not None and bucket not in writable:
@@ -179,8 +201,9 @@ def status(args: argparse.Namespace, clients: Clients) -> int:
     run_id = str(execution.get("name") or run_id_of(args.run))
     run = get_run(stack, run_id)
     jobs = [j.as_dict() for j in run_jobs(stack, run_id)]
-    report = views.status_report(execution, run.as_dict() if run is not None else None,
-                                 views.call_rows(jobs))
+    report = views.status_report(
+        execution, run.as_dict() if run is not None else None, views.call_rows(jobs)
+    )
     print(json.dumps(report, indent=2, default=str) if args.json else views.format_status(report))
     return 0
 
@@ -227,21 +250,26 @@ def _print_chunk(result: dict[str, Any], offset: int | None) -> int | None:
 
 
 def _find_call(stack: Stack, run_id: str, call: str) -> Any:
-    candidates = [call, "/".join(p if p.startswith("call-") else "call-" + p
-                                 for p in call.split("/"))]
+    candidates = [
+        call,
+        "/".join(p if p.startswith("call-") else "call-" + p for p in call.split("/")),
+    ]
     for candidate in dict.fromkeys(candidates):
         job = get_job(stack, run_id, candidate) if views.is_call(candidate) else None
         if job is not None:
             return job
     calls = sorted(j.job_id for j in run_jobs(stack, run_id) if views.is_call(j.job_id))
-    raise UsageError(f"run {run_id} has no call {call!r}"
-                     + (f"; its calls: {', '.join(calls[:20])}" if calls else ""))
+    raise UsageError(
+        f"run {run_id} has no call {call!r}"
+        + (f"; its calls: {', '.join(calls[:20])}" if calls else "")
+    )
 
 
 def _cloudwatch_logs(clients: Clients, stack: Stack, args: argparse.Namespace, job: Any) -> int:
     if not job.log_stream:
-        raise UsageError(f"{job.job_id} has no CloudWatch log stream yet (its Batch job has not "
-                         "started)")
+        raise UsageError(
+            f"{job.job_id} has no CloudWatch log stream yet (its Batch job has not started)"
+        )
     seen: set[str] = set()
     start = None
     while True:
@@ -260,8 +288,9 @@ def cancel(args: argparse.Namespace, clients: Clients) -> int:
     if execution["status"] != "RUNNING":
         print(f"run {run_id} already ended: {execution['status']}", file=sys.stderr)
         return 0
-    terminated = cancel_run(clients, stack, str(execution["executionArn"]),
-                            "cancelled with miniwdl-serverless cancel")
+    terminated = cancel_run(
+        clients, stack, str(execution["executionArn"]), "cancelled with miniwdl-serverless cancel"
+    )
     print(f"cancelled run {run_id} ({terminated} Batch jobs terminated)")
     return 0
 
@@ -270,16 +299,30 @@ def list_runs(args: argparse.Namespace, clients: Clients) -> int:
     stack = _stack(args, clients)
     executions = list_executions(clients, stack, args.limit, args.status)
     if args.json:
-        print(json.dumps([
-            {"run_id": e["name"], "status": e["status"], "execution_arn": e["executionArn"],
-             "started": views.iso(e.get("startDate")), "stopped": views.iso(e.get("stopDate"))}
-            for e in executions
-        ], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "run_id": e["name"],
+                        "status": e["status"],
+                        "execution_arn": e["executionArn"],
+                        "started": views.iso(e.get("startDate")),
+                        "stopped": views.iso(e.get("stopDate")),
+                    }
+                    for e in executions
+                ],
+                indent=2,
+            )
+        )
     else:
         print(views.format_list(executions))
     return 0
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Clients], int]] = {
-    "submit": submit, "status": status, "logs": logs, "cancel": cancel, "list": list_runs,
+    "submit": submit,
+    "status": status,
+    "logs": logs,
+    "cancel": cancel,
+    "list": list_runs,
 }

@@ -38,17 +38,24 @@ class Stack:
     @classmethod
     def from_outputs(cls, name: str | None, outputs: dict[str, str]) -> Stack:
         if not outputs.get("StateMachineArn"):
-            raise UsageError(f"stack {name} has no StateMachineArn output (is it a miniwdl-serverless stack?)")
+            raise UsageError(
+                f"stack {name} has no StateMachineArn output (is it a miniwdl-serverless stack?)"
+            )
         return cls(
-            state_machine_arn=outputs["StateMachineArn"], name=name, bucket=outputs.get("BucketName") or None,
-            runs_table=outputs.get("RunsTableName") or None, jobs_table=outputs.get("JobsTableName") or None,
+            state_machine_arn=outputs["StateMachineArn"],
+            name=name,
+            bucket=outputs.get("BucketName") or None,
+            runs_table=outputs.get("RunsTableName") or None,
+            jobs_table=outputs.get("JobsTableName") or None,
             task_queue_arn=outputs.get("TaskQueueArn") or None,
             task_queue_fallback_arn=outputs.get("TaskQueueFallbackArn") or None,
-            logs_function=outputs.get("LogsFunctionName") or None, outputs=outputs,
+            logs_function=outputs.get("LogsFunctionName") or None,
+            outputs=outputs,
         )
 
     def upload_buckets(self) -> set[str] | None:
-        """Buckets the stack's finish function may write (its UploadBuckets output); None if unknown."""
+        """Buckets the stack's finish function may write (its UploadBuckets output); None if
+        unknown."""
         if "UploadBuckets" not in self.outputs:
             return None
         return {name.strip() for name in self.outputs["UploadBuckets"].split(",") if name.strip()}
@@ -56,18 +63,27 @@ class Stack:
     def require(self, attribute: str, what: str) -> str:
         value = getattr(self, attribute)
         if not value:
-            source = f"stack {self.name}" if self.name else f"state machine {self.state_machine_arn}"
-            raise UsageError(f"cannot find the {what} of {source}: give --stack NAME (its outputs name it)")
+            source = (
+                f"stack {self.name}" if self.name else f"state machine {self.state_machine_arn}"
+            )
+            raise UsageError(
+                f"cannot find the {what} of {source}: give --stack NAME (its outputs name it)"
+            )
         return str(value)
 
     def function_env(self, clients: Clients) -> dict[str, str]:
-        """The stack functions' environment (EFS mount path, access point), read from the logs function."""
+        """The stack functions' environment (EFS mount path, access point), read from the logs
+        function."""
         if self._function_env is None:
             self._function_env = {}
             if self.logs_function:
                 try:
-                    config = clients.client("lambda").get_function_configuration(FunctionName=self.logs_function)
-                    self._function_env = dict((config.get("Environment") or {}).get("Variables") or {})
+                    config = clients.client("lambda").get_function_configuration(
+                        FunctionName=self.logs_function
+                    )
+                    self._function_env = dict(
+                        (config.get("Environment") or {}).get("Variables") or {}
+                    )
                 except Exception:  # best effort: only used for checks
                     self._function_env = {}
         return self._function_env
@@ -101,11 +117,17 @@ def find_stack(clients: Clients, stack_name: str | None, state_machine_arn: str 
         raise UsageError(f"no state machine {state_machine_arn}") from exn
     except sfn.exceptions.InvalidArn as exn:
         raise UsageError(f"not a state machine ARN: {state_machine_arn}") from exn
-    tags = {t["key"]: t["value"] for t in sfn.list_tags_for_resource(resourceArn=state_machine_arn).get("tags", [])}
+    tags = {
+        t["key"]: t["value"]
+        for t in sfn.list_tags_for_resource(resourceArn=state_machine_arn).get("tags", [])
+    }
     if tags.get(STACK_TAG):
         stack = Stack.from_outputs(tags[STACK_TAG], stack_outputs(clients, tags[STACK_TAG]))
         if stack.state_machine_arn != state_machine_arn:
-            raise UsageError(f"state machine {state_machine_arn} is not the StateMachineArn output of stack {stack.name}")
+            raise UsageError(
+                f"state machine {state_machine_arn} is not the StateMachineArn output of stack "
+                f"{stack.name}"
+            )
         return stack
     return Stack(state_machine_arn=state_machine_arn)
 
@@ -117,7 +139,9 @@ def stack_outputs(clients: Clients, stack_name: str) -> dict[str, str]:
         stacks = clients.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as exn:
         if exn.response.get("Error", {}).get("Code") == "ValidationError":
-            raise UsageError(f"no CloudFormation stack named {stack_name!r} in this account/region") from exn
+            raise UsageError(
+                f"no CloudFormation stack named {stack_name!r} in this account/region"
+            ) from exn
         raise
     return {o["OutputKey"]: o.get("OutputValue", "") for o in stacks[0].get("Outputs", [])}
 
@@ -135,7 +159,9 @@ def stage_archive(clients: Clients, bucket: str, key: str, archive: bytes) -> st
     return f"s3://{bucket}/{key}"
 
 
-def start_execution(clients: Clients, stack: Stack, name: str, execution_input: dict[str, Any]) -> str:
+def start_execution(
+    clients: Clients, stack: Stack, name: str, execution_input: dict[str, Any]
+) -> str:
     response = clients.client("stepfunctions").start_execution(
         stateMachineArn=stack.state_machine_arn, name=name, input=json.dumps(execution_input)
     )
@@ -160,7 +186,9 @@ def describe_execution(clients: Clients, stack: Stack, run: str) -> dict[str, An
         raise UsageError(f"no run {run} of state machine {stack.state_machine_arn}") from exn
 
 
-def list_executions(clients: Clients, stack: Stack, limit: int, status: str | None = None) -> list[dict[str, Any]]:
+def list_executions(
+    clients: Clients, stack: Stack, limit: int, status: str | None = None
+) -> list[dict[str, Any]]:
     kwargs: dict[str, Any] = {"stateMachineArn": stack.state_machine_arn}
     if status:
         kwargs["statusFilter"] = status
@@ -219,33 +247,52 @@ def cancel_run(clients: Clients, stack: Stack, run: str, cause: str) -> int:
     run_id = run_id_of(run)
     if not stack.jobs_table:
         return 0
-    terminated, problems = terminate_jobs(clients, run_jobs(stack, run_id),
-                                          "miniwdl-serverless: run cancelled")
+    terminated, problems = terminate_jobs(
+        clients, run_jobs(stack, run_id), "miniwdl-serverless: run cancelled"
+    )
     for problem in problems:
-        print(f"miniwdl-serverless: warning: cannot terminate {problem} (the stack's cancel "
-              "function will)", file=sys.stderr)
+        print(
+            f"miniwdl-serverless: warning: cannot terminate {problem} (the stack's cancel "
+            "function will)",
+            file=sys.stderr,
+        )
     return terminated
 
 
 # ---- logs ----------------------------------------------------------------------------------
 
 
-def read_run_file(clients: Clients, stack: Stack, run_id: str, path: str, tail_bytes: int | None = None, offset: int | None = None) -> dict[str, Any]:
-    """Through the stack's read-only logs function: {path, size, offset, next_offset, data} or {error, message}."""
+def read_run_file(  # noqa: PLR0913 - the logs function's request, field by field
+    clients: Clients,
+    stack: Stack,
+    run_id: str,
+    path: str,
+    tail_bytes: int | None = None,
+    offset: int | None = None,
+) -> dict[str, Any]:
+    """Through the stack's read-only logs function: {path, size, offset, next_offset, data} or
+    {error, message}."""
     function = stack.require("logs_function", "logs function (LogsFunctionName output)")
     payload: dict[str, Any] = {"run_id": run_id, "path": path}
     if tail_bytes is not None:
         payload["tail_bytes"] = tail_bytes
     if offset is not None:
         payload["offset"] = offset
-    response = clients.client("lambda").invoke(FunctionName=function, Payload=json.dumps(payload).encode())
+    response = clients.client("lambda").invoke(
+        FunctionName=function, Payload=json.dumps(payload).encode()
+    )
     body = json.loads(response["Payload"].read() or b"{}")
     if response.get("FunctionError"):
-        return {"error": str(body.get("errorType") or "FunctionError"), "message": str(body.get("errorMessage") or body)}
+        return {
+            "error": str(body.get("errorType") or "FunctionError"),
+            "message": str(body.get("errorMessage") or body),
+        }
     return dict(body)
 
 
-def cloudwatch_events(clients: Clients, stream: str, start_time: int | None = None, seen: set[str] | None = None) -> Iterator[dict[str, Any]]:
+def cloudwatch_events(
+    clients: Clients, stream: str, start_time: int | None = None, seen: set[str] | None = None
+) -> Iterator[dict[str, Any]]:
     """Events of one /aws/batch/job stream (after ``start_time`` ms, skipping ids in ``seen``)."""
     logs = clients.client("logs")
     kwargs: dict[str, Any] = {"logGroupName": BATCH_LOG_GROUP, "logStreamNames": [stream]}

@@ -30,9 +30,17 @@ ENV_S3UPLOAD = "MINIWDL__AWS__S3_UPLOAD_FOLDER"
 ENV_DELETE_AFTER = ("MINIWDL__AWS__DELETE_AFTER_S3_UPLOAD", "MINIWDL__AWS__S3_UPLOAD_DELETE_AFTER")
 ENV_JOB_TAGS = "MINIWDL__AWS__JOB_TAGS"
 LAUNCH_ONLY = {
-    ENV_TASK_QUEUE, ENV_TASK_QUEUE_FALLBACK, ENV_FSAP, ENV_S3UPLOAD, *ENV_DELETE_AFTER, ENV_JOB_TAGS,
-    "MINIWDL__AWS__FS", "MINIWDL__AWS__WORKFLOW_QUEUE", "MINIWDL__AWS__WORKFLOW_ROLE",
-    "MINIWDL__AWS__WORKFLOW_IMAGE", "MINIWDL__FILE_IO__ROOT",
+    ENV_TASK_QUEUE,
+    ENV_TASK_QUEUE_FALLBACK,
+    ENV_FSAP,
+    ENV_S3UPLOAD,
+    *ENV_DELETE_AFTER,
+    ENV_JOB_TAGS,
+    "MINIWDL__AWS__FS",
+    "MINIWDL__AWS__WORKFLOW_QUEUE",
+    "MINIWDL__AWS__WORKFLOW_ROLE",
+    "MINIWDL__AWS__WORKFLOW_IMAGE",
+    "MINIWDL__FILE_IO__ROOT",
 }
 ENV_STACK = "MINIWDL_SERVERLESS_STACK"
 ENV_STATE_MACHINE = "MINIWDL_SERVERLESS_STATE_MACHINE"
@@ -73,12 +81,18 @@ def resolve_settings(args: Any, env: Mapping[str, str]) -> SubmitSettings:
     if delete_after is not None:
         delete_after = delete_after.strip().lower()
         if delete_after not in DELETE_AFTER:
-            raise UsageError(f"--delete-after must be one of {', '.join(DELETE_AFTER)}, not {delete_after!r}")
+            raise UsageError(
+                f"--delete-after must be one of {', '.join(DELETE_AFTER)}, not {delete_after!r}"
+            )
         if not s3upload:  # checked after reading both flags and their variables
-            raise UsageError(f"--delete-after needs an upload folder: give --s3upload or set {ENV_S3UPLOAD}")
+            raise UsageError(
+                f"--delete-after needs an upload folder: give --s3upload or set {ENV_S3UPLOAD}"
+            )
     directory = args.dir
     if directory is not None and not directory.startswith("/"):
-        raise UsageError(f"--dir must be an absolute path on the stack's file system, not {directory!r}")
+        raise UsageError(
+            f"--dir must be an absolute path on the stack's file system, not {directory!r}"
+        )
     fsap = args.fsap or env.get(ENV_FSAP) or None
     if fsap is not None and not fsap.startswith("fsap-"):
         raise UsageError(f"--fsap must be an EFS access point id (fsap-...), not {fsap!r}")
@@ -99,7 +113,13 @@ def resolve_settings(args: Any, env: Mapping[str, str]) -> SubmitSettings:
     )
 
 
-def run_config(cfg_items: list[str], env: Mapping[str, str], no_env: bool, no_cache: bool, runtime_defaults: str | None) -> dict[str, str]:
+def run_config(  # noqa: C901, PLR0913 - one branch per source of settings, as miniwdl-aws
+    cfg_items: list[str],
+    env: Mapping[str, str],
+    no_env: bool,
+    no_cache: bool,
+    runtime_defaults: str | None,
+) -> dict[str, str]:
     """miniwdl settings for the run, later sources winning: --cfg files/KEY=VALUE, then every
     MINIWDL__* variable (unless --no-env), then --runtime-defaults and --no-cache."""
     config: dict[str, str] = {}
@@ -110,10 +130,16 @@ def run_config(cfg_items: list[str], env: Mapping[str, str], no_env: bool, no_ca
             key, _, value = item.partition("=")
             config[_config_key(key)] = value
         else:
-            raise UsageError(f"--cfg wants a miniwdl .cfg file or SECTION__KEY=VALUE; cannot read {item!r}")
+            raise UsageError(
+                f"--cfg wants a miniwdl .cfg file or SECTION__KEY=VALUE; cannot read {item!r}"
+            )
     if not no_env:
         for key, value in env.items():
-            if key.upper().startswith("MINIWDL__") and key.upper() not in LAUNCH_ONLY and key.count("__") >= 2:
+            if (
+                key.upper().startswith("MINIWDL__")
+                and key.upper() not in LAUNCH_ONLY
+                and key.count("__") >= 2
+            ):
                 config[_config_key(key)] = value
     if runtime_defaults is not None:
         try:
@@ -121,7 +147,9 @@ def run_config(cfg_items: list[str], env: Mapping[str, str], no_env: bool, no_ca
         except ValueError as exn:
             raise UsageError(f"--runtime-defaults must be a JSON object: {exn}") from exn
         if not isinstance(defaults, dict):
-            raise UsageError("--runtime-defaults must be a JSON object, e.g. '{\"docker\": \"ubuntu:22.04\"}'")
+            raise UsageError(
+                '--runtime-defaults must be a JSON object, e.g. \'{"docker": "ubuntu:22.04"}\''
+            )
         merged: dict[str, Any] = {}
         if "TASK_RUNTIME__DEFAULTS" in config:
             try:
@@ -144,7 +172,11 @@ def read_cfg_file(path: str) -> dict[str, str]:
             parser.read_file(infile)
     except (OSError, configparser.Error) as exn:
         raise UsageError(f"cannot read --cfg {path}: {exn}") from exn
-    return {_config_key(f"{section}__{key}"): value for section in parser.sections() for key, value in parser.items(section)}
+    return {
+        _config_key(f"{section}__{key}"): value
+        for section in parser.sections()
+        for key, value in parser.items(section)
+    }
 
 
 def _config_key(key: str) -> str:
@@ -180,7 +212,9 @@ def parse_timeout(text: str) -> int:
     """Seconds, or a number with s/m/h/d."""
     match = _TIMEOUT.match(str(text).strip().lower())
     if not match or int(match.group(1)) <= 0:
-        raise UsageError(f"--timeout wants a positive number of seconds (or 30m, 12h, 2d), not {text!r}")
+        raise UsageError(
+            f"--timeout wants a positive number of seconds (or 30m, 12h, 2d), not {text!r}"
+        )
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
@@ -228,16 +262,32 @@ def staged_key(archive: bytes) -> str:
     return f"wdl/{hashlib.sha256(archive).hexdigest()}.zip"
 
 
-def parse_inputs(doc: Any, inputs: list[str], input_file: str | None, empty: list[str], none: list[str], task: str | None) -> tuple[Any, dict[str, Any]]:
+def parse_inputs(  # noqa: PLR0913 - miniwdl run's input options, one each
+    doc: Any,
+    inputs: list[str],
+    input_file: str | None,
+    empty: list[str],
+    none: list[str],
+    task: str | None,
+) -> tuple[Any, dict[str, Any]]:
     """`miniwdl run`'s input syntax and checks, except that File/Directory inputs name paths on
     the stack's file system (or URIs), so they are not looked for on this machine; they must be
     absolute. Returns (target, namespaced input JSON)."""
     import WDL
     import WDL.CLI
 
-    with contextlib.redirect_stderr(io.StringIO()):  # miniwdl prints the inputs' help; one line is enough
+    with contextlib.redirect_stderr(
+        io.StringIO()
+    ):  # miniwdl prints the inputs' help; one line is enough
         target, env, input_json = WDL.CLI.runner_input(
-            doc, inputs, input_file, empty, none, task=task, downloadable=lambda uri, directory: True, root="/"
+            doc,
+            inputs,
+            input_file,
+            empty,
+            none,
+            task=task,
+            downloadable=lambda _uri, _directory: True,  # URIs are the stack's to fetch
+            root="/",
         )
     relative: list[str] = []
 
@@ -250,7 +300,8 @@ def parse_inputs(doc: Any, inputs: list[str], input_file: str | None, empty: lis
     WDL.Value.rewrite_env_paths(env, check)
     if relative:
         raise UsageError(
-            "File/Directory inputs must be absolute paths on the stack's file system (or URIs): " + ", ".join(relative)
+            "File/Directory inputs must be absolute paths on the stack's file system (or URIs): "
+            + ", ".join(relative)
         )
     return target, input_json
 
@@ -264,7 +315,9 @@ def execution_name(workflow: str, name: str | None, target_name: str) -> str:
     return f"{base[:71]}-{suffix}"
 
 
-def execution_input(settings: SubmitSettings, workflow_uri: str, inputs: dict[str, Any], task: str | None) -> dict[str, Any]:
+def execution_input(
+    settings: SubmitSettings, workflow_uri: str, inputs: dict[str, Any], task: str | None
+) -> dict[str, Any]:
     """The execution input (options.RunOptions fields) for these settings."""
     data: dict[str, Any] = {"workflow": workflow_uri, "inputs": inputs}
     if task:

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-STATUS_NAMES = {"waiting": "waiting", "claimed": "waiting", "running": "running", "done": "succeeded", "failed": "failed"}
+STATUS_NAMES = {
+    "waiting": "waiting",
+    "claimed": "waiting",
+    "running": "running",
+    "done": "succeeded",
+    "failed": "failed",
+}
 
 
 def is_call(job_id: str) -> bool:
@@ -40,7 +46,11 @@ def call_row(job: dict[str, Any], now: float | None = None) -> dict[str, Any]:
 
 
 def call_rows(jobs: list[dict[str, Any]], now: float | None = None) -> list[dict[str, Any]]:
-    return [call_row(job, now) for job in sorted(jobs, key=lambda j: str(j["job_id"])) if is_call(str(job["job_id"]))]
+    return [
+        call_row(job, now)
+        for job in sorted(jobs, key=lambda j: str(j["job_id"]))
+        if is_call(str(job["job_id"]))
+    ]
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,9 @@ def count_calls(rows: list[dict[str, Any]]) -> Counts:
     tally = {"succeeded": 0, "running": 0, "queued": 0, "waiting": 0, "failed": 0}
     for row in rows:
         tally[row["status"] if row["status"] in tally else "waiting"] += 1
-    return Counts(tally["succeeded"], tally["running"], tally["queued"], tally["waiting"], tally["failed"])
+    return Counts(
+        tally["succeeded"], tally["running"], tally["queued"], tally["waiting"], tally["failed"]
+    )
 
 
 # Above this many jobs, --follow reads the run's counters (one item) instead of every job item.
@@ -71,13 +83,19 @@ def counts_from_run(run: dict[str, Any]) -> Counts:
     """Approximate call counts from the run item's counters (large runs): submitted calls not yet
     finished count as running (queued ones included); calls not yet submitted are not known
     apart from other pending graph jobs, so they are left out."""
-    submitted, succeeded = int(run.get("calls_submitted") or 0), int(run.get("calls_succeeded") or 0)
+    submitted, succeeded = (
+        int(run.get("calls_submitted") or 0),
+        int(run.get("calls_succeeded") or 0),
+    )
     failed, retried = int(run.get("calls_failed") or 0), int(run.get("calls_retried") or 0)
-    return Counts(done=succeeded, running=max(0, submitted - succeeded - failed - retried), failed=failed)
+    return Counts(
+        done=succeeded, running=max(0, submitted - succeeded - failed - retried), failed=failed
+    )
 
 
 def progress_line(counts: Counts, width: int | None = None) -> str:
-    """'calls: 3 done, 2 running, 1 queued' (+ waiting/failed), with a bar when ``width`` is given."""
+    """'calls: 3 done, 2 running, 1 queued' (+ waiting/failed), with a bar when ``width`` is
+    given."""
     text = f"calls: {counts.done} done, {counts.running} running, {counts.queued} queued"
     if counts.waiting:
         text += f", {counts.waiting} waiting"
@@ -103,11 +121,15 @@ def format_duration(seconds: float | None) -> str:
 def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
     return "\n".join(lines)
 
 
-def status_report(execution: dict[str, Any], run: dict[str, Any] | None, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def status_report(
+    execution: dict[str, Any], run: dict[str, Any] | None, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Everything `status --json` prints."""
     report: dict[str, Any] = {
         "run_id": execution.get("name"),
@@ -117,9 +139,13 @@ def status_report(execution: dict[str, Any], run: dict[str, Any] | None, rows: l
         "stopped": iso(execution.get("stopDate")),
     }
     if run:
-        report.update({
-            "workflow": run.get("workflow_name"), "dir": run.get("run_dir"), "run_status": run.get("status"),
-        })
+        report.update(
+            {
+                "workflow": run.get("workflow_name"),
+                "dir": run.get("run_dir"),
+                "run_status": run.get("status"),
+            }
+        )
         if run.get("error"):
             report["error"] = run["error"]
     report["calls"] = rows
@@ -136,11 +162,22 @@ def format_status(report: dict[str, Any]) -> str:
     rows = report["calls"]
     if rows:
         lines.append(progress_line(count_calls(rows)))
-        lines.append(table(
-            ["CALL", "STATUS", "ATTEMPTS", "DURATION", "BATCH JOB", "LOG STREAM"],
-            [[r["call"], r["status"], str(r["attempts"]), format_duration(r["duration_seconds"]),
-              r["batch_job_id"] or "-", r["log_stream"] or "-"] for r in rows],
-        ))
+        lines.append(
+            table(
+                ["CALL", "STATUS", "ATTEMPTS", "DURATION", "BATCH JOB", "LOG STREAM"],
+                [
+                    [
+                        r["call"],
+                        r["status"],
+                        str(r["attempts"]),
+                        format_duration(r["duration_seconds"]),
+                        r["batch_job_id"] or "-",
+                        r["log_stream"] or "-",
+                    ]
+                    for r in rows
+                ],
+            )
+        )
     else:
         lines.append("no calls yet")
     return "\n".join(lines)
@@ -152,7 +189,11 @@ def format_list(executions: list[dict[str, Any]]) -> str:
     rows = []
     for e in executions:
         started, stopped = e.get("startDate"), e.get("stopDate")
-        duration = (stopped - started).total_seconds() if isinstance(started, datetime) and isinstance(stopped, datetime) else None
+        duration = (
+            (stopped - started).total_seconds()
+            if isinstance(started, datetime) and isinstance(stopped, datetime)
+            else None
+        )
         rows.append([e["name"], e["status"], iso(started) or "-", format_duration(duration)])
     return table(["RUN", "STATUS", "STARTED", "DURATION"], rows)
 

@@ -45,8 +45,15 @@ class RunWatcher:
     """Waits for a run's execution to end (--wait), optionally showing progress and streaming
     workflow.log (--follow); then prints like `miniwdl run` and returns the exit status."""
 
-    def __init__(self, clients: Clients, stack: Stack, run_id: str, follow: bool,
-                 out: Any = None, err: Any = None):
+    def __init__(  # noqa: PLR0913 - what to watch and where to print it
+        self,
+        clients: Clients,
+        stack: Stack,
+        run_id: str,
+        follow: bool,
+        out: Any = None,
+        err: Any = None,
+    ):
         self.clients, self.stack, self.run_id, self.follow = clients, stack, run_id, follow
         self.out, self.err = out or sys.stdout, err or sys.stderr
         self.tty = bool(getattr(self.err, "isatty", lambda: False)())
@@ -74,9 +81,12 @@ class RunWatcher:
             return self._interrupted()
         except (ClientError, BotoCoreError) as exn:  # the run was started: say so, not "bad input"
             self._clear_bar()
-            print(f"miniwdl-serverless: error: lost track of run {self.run_id} ({exn}); it may "
-                  f"still be running: miniwdl-serverless status {self.run_id}"
-                  f"{stack_flag(self.stack)}", file=self.err)
+            print(
+                f"miniwdl-serverless: error: lost track of run {self.run_id} ({exn}); it may "
+                f"still be running: miniwdl-serverless status {self.run_id}"
+                f"{stack_flag(self.stack)}",
+                file=self.err,
+            )
             return 1
 
     @staticmethod
@@ -99,11 +109,15 @@ class RunWatcher:
                 answer = ""
             if answer in ("y", "yes"):
                 terminated = cancel_run(
-                    self.clients, self.stack, self.run_id,
+                    self.clients,
+                    self.stack,
+                    self.run_id,
                     "cancelled with Ctrl-C in miniwdl-serverless submit --follow",
                 )
-                print(f"cancelled run {self.run_id} ({terminated} Batch jobs terminated)",
-                      file=self.err)
+                print(
+                    f"cancelled run {self.run_id} ({terminated} Batch jobs terminated)",
+                    file=self.err,
+                )
                 return EXIT_INTERRUPTED
         flag = stack_flag(self.stack)
         print(
@@ -117,11 +131,13 @@ class RunWatcher:
     def _show_log(self) -> None:
         try:
             if self.log_offset is None:
-                result = read_run_file(self.clients, self.stack, self.run_id, "workflow.log",
-                                       offset=0)
+                result = read_run_file(
+                    self.clients, self.stack, self.run_id, "workflow.log", offset=0
+                )
             else:
-                result = read_run_file(self.clients, self.stack, self.run_id, "workflow.log",
-                                       offset=self.log_offset)
+                result = read_run_file(
+                    self.clients, self.stack, self.run_id, "workflow.log", offset=self.log_offset
+                )
         except UsageError:
             return  # a stack without the logs function: progress only
         if "error" in result or not result.get("data"):
@@ -197,25 +213,36 @@ class RunWatcher:
             logs["workflow_log"] = os.path.join(run_dir, "workflow.log")
         cause = info.get("cause") if isinstance(info.get("cause"), dict) else None
         if cause is not None and run_dir:
-            job_id = cause.get("run") or cause.get("node")
-            stderr_file = cause.get("stderr_file")
-            if stderr_file and str(stderr_file).startswith(run_dir.rstrip("/") + "/"):
-                relative = os.path.relpath(stderr_file, run_dir)
-                try:
-                    tail = read_run_file(self.clients, self.stack, self.run_id, relative,
-                                         tail_bytes=STDERR_TAIL_BYTES)
-                except UsageError:
-                    tail = {}
-                if "data" in tail:
-                    cause["stderr_tail"] = tail["data"]
-            if job_id:
-                try:
-                    job = get_job(self.stack, self.run_id, job_id)
-                except Exception:
-                    job = None
-                if job is not None and job.log_stream:
-                    logs["cloudwatch"] = {"group": BATCH_LOG_GROUP, "stream": job.log_stream}
-                if job is not None and job.batch_job_id:
-                    logs["batch_job_id"] = job.batch_job_id
+            self._add_stderr_tail(cause, run_dir)
+            logs.update(self._job_logs(cause.get("run") or cause.get("node")))
         if logs:
             info["logs"] = logs
+
+    def _add_stderr_tail(self, cause: dict[str, Any], run_dir: str) -> None:
+        stderr_file = cause.get("stderr_file")
+        if not stderr_file or not str(stderr_file).startswith(run_dir.rstrip("/") + "/"):
+            return
+        relative = os.path.relpath(stderr_file, run_dir)
+        try:
+            tail = read_run_file(
+                self.clients, self.stack, self.run_id, relative, tail_bytes=STDERR_TAIL_BYTES
+            )
+        except UsageError:
+            tail = {}
+        if "data" in tail:
+            cause["stderr_tail"] = tail["data"]
+
+    def _job_logs(self, job_id: str | None) -> dict[str, Any]:
+        """The failed call's CloudWatch stream and Batch job id."""
+        if not job_id:
+            return {}
+        try:
+            job = get_job(self.stack, self.run_id, job_id)
+        except Exception:
+            return {}
+        logs: dict[str, Any] = {}
+        if job is not None and job.log_stream:
+            logs["cloudwatch"] = {"group": BATCH_LOG_GROUP, "stream": job.log_stream}
+        if job is not None and job.batch_job_id:
+            logs["batch_job_id"] = job.batch_job_id
+        return logs

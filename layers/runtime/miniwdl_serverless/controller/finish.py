@@ -42,7 +42,7 @@ def finish_run(state: dict[str, Any], execution_name: str, ports: Ports) -> dict
     if run.status == RUN_SUCCEEDED:
         return _succeeded(run, ports.files.load_value(run.outputs) or {}, ports)
     cause = str((state.get("error") or {}).get("Cause"))
-    info = run.error or {"error": "RunFailed", "message": cause}
+    info = run.error or RunError.of("RunFailed", cause).info
     _after_failure(run, info, ports)
     return _failed(str(info.get("error") or "RunFailed"), info)
 
@@ -96,9 +96,7 @@ def _after_failure(run: Run, info: dict[str, Any], ports: Ports) -> None:
             ports.files.remove_tree(run_dir)
 
 
-def _upload_outputs(
-    ports: Ports, run: Run, outputs: dict[str, Any], folder: str
-) -> dict[str, Any]:
+def _upload_outputs(ports: Ports, run: Run, outputs: dict[str, Any], folder: str) -> dict[str, Any]:
     """Upload each output file under <folder>/<output name>/ and rewrite it to its s3:// URI.
 
     Only files of the run (or its inputs) are uploaded: an output string naming another file

@@ -47,7 +47,9 @@ class LogsRequest:
         numbers = {}
         for key in ("tail_bytes", "offset", "max_bytes"):
             value = event.get(key)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            ):
                 raise LogsRefused("BadRequest", f"'{key}' must be a non-negative integer")
             numbers[key] = value
         max_bytes = min(numbers["max_bytes"] or MAX_BYTES, MAX_BYTES)
@@ -55,7 +57,8 @@ class LogsRequest:
 
 
 def resolve_inside(run_dir: str, path: str) -> str:
-    """The real path of ``path`` (relative to ``run_dir``); refused if it leaves the run directory."""
+    """The real path of ``path`` (relative to ``run_dir``); refused if it leaves the run
+    directory."""
     root = os.path.realpath(run_dir)
     if os.path.isabs(path):
         raise LogsRefused("Forbidden", f"path must be relative to the run directory: {path!r}")
@@ -82,12 +85,20 @@ def _open_beneath(root: str, relative: str) -> int:
         os.close(directory)
 
 
-def read_file(run_dir: str, path: str, tail_bytes: int | None = None, offset: int | None = None, max_bytes: int = MAX_BYTES) -> dict[str, Any]:
+def read_file(
+    run_dir: str,
+    path: str,
+    tail_bytes: int | None = None,
+    offset: int | None = None,
+    max_bytes: int = MAX_BYTES,
+) -> dict[str, Any]:
     """``{"path", "size", "offset", "next_offset", "data"}``: bytes from ``offset`` (or the last
     ``tail_bytes``, default 64 KiB when neither is given), at most ``max_bytes`` of them."""
     real = resolve_inside(run_dir, path)
     try:
-        fd = _open_beneath(os.path.realpath(run_dir), os.path.relpath(real, os.path.realpath(run_dir)))
+        fd = _open_beneath(
+            os.path.realpath(run_dir), os.path.relpath(real, os.path.realpath(run_dir))
+        )
     except FileNotFoundError as exn:
         raise LogsRefused("NotFound", f"no such file in the run directory: {path}") from exn
     except OSError as exn:  # a symlink swapped in after realpath, or unreadable
@@ -122,6 +133,8 @@ def read_run_file(event: dict[str, Any], store: RunStore) -> dict[str, Any]:
             raise LogsRefused("NotFound", f"no run {request.run_id}")
         if not run.run_dir:
             raise LogsRefused("NotFound", f"run {request.run_id} has no run directory (yet)")
-        return read_file(str(run.run_dir), request.path, request.tail_bytes, request.offset, request.max_bytes)
+        return read_file(
+            str(run.run_dir), request.path, request.tail_bytes, request.offset, request.max_bytes
+        )
     except LogsRefused as exn:
         return {"error": exn.error, "message": str(exn)}

@@ -48,7 +48,11 @@ def plan(driver: Driver, action: Plan) -> list[Action]:
     run = existing or Run(action.run_id)
     run.status, run.workflow_name, run.run_dir = RUN_PLANNING, target.name, run_dir
     run.execution_arn, run.task_token = action.execution_arn, action.task_token
-    run.options, run.bundle_path, run.bundle_digest = action.execution_input, bundle_path, bundle.digest
+    run.options, run.bundle_path, run.bundle_digest = (
+        action.execution_input,
+        bundle_path,
+        bundle.digest,
+    )
     run.inputs = ports.files.store_value(inputs, os.path.join(run_dir, ".state"), "inputs")
     if existing is None:
         if not ports.store.create_run(run):  # another start won the race
@@ -68,7 +72,8 @@ def plan(driver: Driver, action: Plan) -> list[Action]:
 def check_inputs(
     target: Tree.Workflow | Tree.Task, options: RunOptions, files: RunFiles
 ) -> dict[str, Any]:
-    """Typecheck the inputs with miniwdl's rules; local paths must exist. Returns namespaced JSON."""
+    """Typecheck the inputs with miniwdl's rules; local paths must exist. Returns namespaced
+    JSON."""
     env = inputs_env(target, dict(options.inputs))
     missing = []
 

@@ -38,7 +38,9 @@ class RunStore(Protocol):
 
     def get_run(self, run_id: str) -> Run | None: ...
 
-    def set_run_status(self, run_id: str, status: str, expected: Iterable[str], **fields: Any) -> bool:
+    def set_run_status(
+        self, run_id: str, status: str, expected: Iterable[str], **fields: Any
+    ) -> bool:
         """Move the run to ``status`` if it is in one of ``expected`` (also sets ``fields``);
         an ended run gets ``finished_at`` and ``expires_at``."""
 

@@ -148,6 +148,4 @@ def attempt_failed(driver: Driver, action: AttemptFailed) -> list[Action]:
 def call_failure(ctx: RunContext, job: Job, exn: BaseException) -> RunError:
     """The run's error for a failure at ``job``, in miniwdl's nested error JSON."""
     cause = describe_exception(exn)
-    return job_failure(
-        ctx.target_info(), ctx.run_id, ctx.run_dir, job.job_id, cause, ctx.call_dir(job.job_id)
-    )
+    return job_failure(ctx.target_info(), ctx.run_id, ctx.run_dir, job.job_id, cause)

@@ -91,7 +91,9 @@ def candidate_keys(event_key: str) -> list[str]:
 def execution_name(bucket: str, key: str, version_id: str | None, etag: str | None) -> str:
     """Deterministic, ≤ 80 characters of [A-Za-z0-9_-]: a readable stem from the key and a digest
     of (bucket, key, version id or ETag). The same object version always gives the same name."""
-    version = version_id if version_id and version_id != "null" else f"etag:{(etag or '').strip(chr(34))}"
+    version = (
+        version_id if version_id and version_id != "null" else f"etag:{(etag or '').strip(chr(34))}"
+    )
     identity = json.dumps([bucket, key, version])
     digest = hashlib.sha256(identity.encode()).hexdigest()[:_DIGEST_CHARS]
     stem = key[len(SUBMIT_PREFIX) :] if key.startswith(SUBMIT_PREFIX) else key
@@ -116,7 +118,10 @@ def error_key(key: str) -> str:
 def parse_submission(body: bytes, limit: int = MAX_SUBMISSION_BYTES) -> dict[str, Any]:
     """The execution input in a submission object's bytes, or `Rejected` naming the problem."""
     if len(body) > limit:
-        raise Rejected(f"the submission is larger than {limit} bytes; give the workflow by reference (workflow: s3://...)")
+        raise Rejected(
+            f"the submission is larger than {limit} bytes; "
+            "give the workflow by reference (workflow: s3://...)"
+        )
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exn:
@@ -126,12 +131,17 @@ def parse_submission(body: bytes, limit: int = MAX_SUBMISSION_BYTES) -> dict[str
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exn:
-        raise Rejected(f"the submission is not valid JSON: {exn.msg} at line {exn.lineno} column {exn.colno}") from None
+        raise Rejected(
+            f"the submission is not valid JSON: {exn.msg} at line {exn.lineno} column {exn.colno}"
+        ) from None
     problem = schema_problem(data)
     if problem:
         raise Rejected(problem)
     if len(execution_input(data).encode()) > limit:  # escapes can make the JSON grow
-        raise Rejected(f"the execution input is larger than {limit} bytes; give the workflow by reference (workflow: s3://...)")
+        raise Rejected(
+            f"the execution input is larger than {limit} bytes; "
+            "give the workflow by reference (workflow: s3://...)"
+        )
     return dict(data)
 
 
@@ -166,18 +176,20 @@ class Executions(Protocol):
         Step Functions refuses the input."""
 
 
-def handle_submission(
+def handle_submission(  # noqa: PLR0913 - the object, its ports and the limits as values
     obj: SubmittedObject,
     store: SubmissionStore,
     executions: Executions,
-    log: Callable[[str, dict[str, Any]], None] = lambda message, extra: None,
+    log: Callable[[str, dict[str, Any]], None] = lambda _message, _extra: None,
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     limit: int = MAX_SUBMISSION_BYTES,
 ) -> SubmissionResult:
     """Start the execution for one submission object, or record why it cannot start."""
     where = f"s3://{obj.bucket}/{obj.key}"
     if not any(is_submission_key(k) for k in candidate_keys(obj.key)):
-        return SubmissionResult("ignored", where, message=f"not a submission (only keys under {SUBMIT_PREFIX} are)")
+        return SubmissionResult(
+            "ignored", where, message=f"not a submission (only keys under {SUBMIT_PREFIX} are)"
+        )
     body, key = None, obj.key
     if obj.size is None or obj.size <= limit:  # never read an oversized object
         for key in candidate_keys(obj.key):
@@ -191,7 +203,10 @@ def handle_submission(
     name = execution_name(obj.bucket, key, obj.version_id, obj.etag)
     try:
         if body is None:
-            raise Rejected(f"the submission is {obj.size} bytes, more than the limit of {limit} bytes; give the workflow by reference (workflow: s3://...)")
+            raise Rejected(
+                f"the submission is {obj.size} bytes, more than the limit of {limit} bytes; "
+                "give the workflow by reference (workflow: s3://...)"
+            )
         data = parse_submission(body, limit)
         arn, started = executions.start(name, execution_input(data))
     except Rejected as exn:
@@ -199,7 +214,10 @@ def handle_submission(
         store.write_error(obj.bucket, target, error_document(obj, key, str(exn), now()))
         log("submission rejected", {"submission": where, "error_key": target, "problem": str(exn)})
         return SubmissionResult("rejected", where, name, error_key=target, message=str(exn))
-    log("execution started" if started else "duplicate submission: execution exists", {"submission": where, "execution_arn": arn})
+    log(
+        "execution started" if started else "duplicate submission: execution exists",
+        {"submission": where, "execution_arn": arn},
+    )
     return SubmissionResult("started" if started else "duplicate", where, name, arn)
 
 
@@ -216,12 +234,19 @@ class S3SubmissionStore:
         try:
             response = self.s3.get_object(**args)
         except ClientError as exn:
-            if exn.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchVersion", "404", "InvalidArgument"):
+            if exn.response.get("Error", {}).get("Code") in (
+                "NoSuchKey",
+                "NoSuchVersion",
+                "404",
+                "InvalidArgument",
+            ):
                 return None
             raise
         stream = response["Body"]
         try:
-            return bytes(stream.read(limit))  # never more than the limit, whatever the object's size
+            return bytes(
+                stream.read(limit)
+            )  # never more than the limit, whatever the object's size
         finally:
             stream.close()
 
@@ -245,9 +270,14 @@ class StepFunctionsExecutions:
         except self.sfn.exceptions.ExecutionDoesNotExist:
             pass
         try:
-            response = self.sfn.start_execution(stateMachineArn=self.state_machine_arn, name=name, input=execution_input)
+            response = self.sfn.start_execution(
+                stateMachineArn=self.state_machine_arn, name=name, input=execution_input
+            )
         except self.sfn.exceptions.ExecutionAlreadyExists:
             return arn, False
         except self.sfn.exceptions.InvalidExecutionInput as exn:
-            raise Rejected(f"Step Functions refused the execution input: {exn.response['Error'].get('Message')}") from None
+            raise Rejected(
+                "Step Functions refused the execution input: "
+                f"{exn.response['Error'].get('Message')}"
+            ) from None
         return str(response["executionArn"]), True

@@ -41,7 +41,11 @@ class ExternalContainer(TaskContainer):
         pass
 
     @classmethod
-    def detect_resource_limits(cls, cfg: WDL.runtime.config.Loader, logger: logging.Logger) -> dict[str, int]:
+    def detect_resource_limits(
+        cls,
+        cfg: WDL.runtime.config.Loader,  # noqa: ARG003 - TaskContainer's interface
+        logger: logging.Logger,  # noqa: ARG003
+    ) -> dict[str, int]:
         return {"cpu": 9999, "mem_bytes": 999_999_999_999_999}  # Batch enforces, don't clamp
 
     def __init__(self, cfg: WDL.runtime.config.Loader, run_id: str, host_dir: str):
@@ -110,7 +114,7 @@ def _decls(task: Tree.Task) -> Env.Bindings[Tree.Decl]:
     return env
 
 
-def prepare(
+def prepare(  # noqa: PLR0913 - what miniwdl's task evaluation takes
     cfg: WDL.runtime.config.Loader,
     task: Tree.Task,
     inputs: Env.Bindings[Value.Base],
@@ -124,7 +128,11 @@ def prepare(
     add_paths = CallCacheAddPaths()
     env = _eval_task_inputs(logger, task, inputs, container, add_paths)
     stdlib = TaskInputStdLib(
-        task.effective_wdl_version, logger, container, source_dir=task.source_dir, cache_add_paths=add_paths
+        task.effective_wdl_version,
+        logger,
+        container,
+        source_dir=task.source_dir,
+        cache_add_paths=add_paths,
     )
     _eval_task_runtime(cfg, logger, run_id, task, inputs, container, env, stdlib)
     if wdl_version_geq(task.effective_wdl_version, WDLVersion.V1_2):
@@ -160,7 +168,7 @@ def job_script(cfg: WDL.runtime.config.Loader, call_dir: str) -> str:
     )
 
 
-def collect(
+def collect(  # noqa: PLR0913 - the same, plus the files port and the exit code
     cfg: WDL.runtime.config.Loader,
     files: RunFiles,
     task: Tree.Task,
@@ -183,13 +191,18 @@ def collect(
     container.runtime_values = state["runtime_values"]
     container.last_exit_code = exit_code
     if not container.success_exit_code(exit_code):
-        raise WDL.runtime.CommandFailed(exit_code, container.host_stderr_txt(), container.host_stdout_txt())
+        raise WDL.runtime.CommandFailed(
+            exit_code, container.host_stderr_txt(), container.host_stdout_txt()
+        )
     env = WDL.values_from_json(state["env"], _decls(task))
     if wdl_version_geq(task.effective_wdl_version, WDLVersion.V1_2):
         container.try_counter = int(state["attempt"]) + 1
         container.build_task_runtime_info_struct(logger, run_id, task)
         container.update_task_runtime_info_struct(
-            task, output_section=True, attempt=Value.Int(state["attempt"]), return_code=Value.Int(exit_code)
+            task,
+            output_section=True,
+            attempt=Value.Int(state["attempt"]),
+            return_code=Value.Int(exit_code),
         )
         env = env.bind("task", container.task_runtime_info_struct)  # type: ignore[arg-type]
     return _eval_task_outputs(logger, run_id, task, env, container)  # type: ignore[no-any-return]

@@ -11,7 +11,7 @@ from typing import Any
 
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.events import BatchJobDetail
-from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN, batch_job_name
+from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN, batch_job_name, call_dir
 from miniwdl_serverless.core.records import RUN_FAILED, RUN_RUNNING, RUNNING, Job, Run
 from miniwdl_serverless.core.resources import (
     DEFAULT_IMAGE,
@@ -98,9 +98,7 @@ def after_failed_attempt(
     return AfterFailure(retry=retries_used < max_retries, interruptions=interruptions)
 
 
-def queue_for(
-    queue: str | None, fallback: str | None, preemptible: int, interruptions: int
-) -> str:
+def queue_for(queue: str | None, fallback: str | None, preemptible: int, interruptions: int) -> str:
     """The task queue; the fallback queue once interruptions used up ``preemptible``."""
     if fallback and preemptible and interruptions >= preemptible:
         queue = fallback
@@ -225,13 +223,14 @@ class Target:
     column: int
 
 
-def job_failure(target: Target, run_id: str, run_dir: str, job_id: str, cause: dict[str, Any],
-                call_dir: str) -> RunError:
+def job_failure(
+    target: Target, run_id: str, run_dir: str, job_id: str, cause: dict[str, Any]
+) -> RunError:
     """miniwdl's nested error JSON: RunFailed for the workflow, the cause from the call."""
     cause = dict(cause)
     cause.setdefault("node", job_id)
     cause["run"] = job_id
-    cause["dir"] = call_dir
+    cause["dir"] = call_dir(run_dir, job_id)
     kind = "task" if target.is_task else "workflow"
     reason = str(cause.get("message") or cause.get("error"))
     info: dict[str, Any] = {

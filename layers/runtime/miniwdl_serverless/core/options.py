@@ -49,7 +49,9 @@ class RunOptions:
 
     def config_overrides(self) -> dict[str, str]:
         """`MINIWDL__SECTION__KEY` form of the config map (the prefix is optional in the input)."""
-        return {(k if k.startswith("MINIWDL__") else "MINIWDL__" + k): v for k, v in self.config.items()}
+        return {
+            (k if k.startswith("MINIWDL__") else "MINIWDL__" + k): v for k, v in self.config.items()
+        }
 
 
 def parse_run_options(data: Any) -> RunOptions:
@@ -98,10 +100,19 @@ def _describe(exn: fastjsonschema.JsonSchemaValueException, data: Any) -> str:
         unknown = sorted(set(data) - set(execution_input_schema()["properties"]))
         return f"unknown field(s) in execution input: {', '.join(unknown)}"
     if exn.rule == "propertyNames":  # fastjsonschema does not say which name failed
-        pattern = re.compile(str(exn.rule_definition.get("pattern", "")) if isinstance(exn.rule_definition, dict) else "")
+        pattern = re.compile(
+            str(exn.rule_definition.get("pattern", ""))
+            if isinstance(exn.rule_definition, dict)
+            else ""
+        )
         bad = [k for k in (exn.value or {}) if not pattern.search(k)]
-        nested = (exn.rule_definition or {}).get("errorMessage") if isinstance(exn.rule_definition, dict) else None
-        return f"{'.'.join(path)}: {nested or 'invalid key'}, got {_show(bad[0] if bad else exn.value)}"
+        nested = (
+            (exn.rule_definition or {}).get("errorMessage")
+            if isinstance(exn.rule_definition, dict)
+            else None
+        )
+        shown = _show(bad[0] if bad else exn.value)
+        return f"{'.'.join(path)}: {nested or 'invalid key'}, got {shown}"
     if not text:
         text = exn.message.replace("data.", "", 1).replace("data ", "", 1)
     if not path:

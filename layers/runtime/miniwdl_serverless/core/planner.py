@@ -68,7 +68,9 @@ class PathAllowlist(set):
 class Scope:
     """One workflow being run: the top-level workflow, a sub-workflow call, or a lone task."""
 
-    def __init__(self, target: Tree.Workflow | Tree.Task, inputs: Env.Bindings[Value.Base], prefix: str = ""):
+    def __init__(
+        self, target: Tree.Workflow | Tree.Task, inputs: Env.Bindings[Value.Base], prefix: str = ""
+    ):
         self.target = target
         self.prefix = prefix
         self.initial: dict[str, _Job] = {}
@@ -96,7 +98,9 @@ class Scope:
         return TASK_CALL_PREFIX + self.target.name
 
     def _index(self, workflow: Tree.Workflow) -> None:
-        def visit(nodes: Iterable[Tree.WorkflowNode], enclosing: list[Tree.WorkflowSection]) -> None:
+        def visit(
+            nodes: Iterable[Tree.WorkflowNode], enclosing: list[Tree.WorkflowSection]
+        ) -> None:
             for node in nodes:
                 self._place(node, enclosing)
                 if isinstance(node, Tree.WorkflowSection):
@@ -190,7 +194,11 @@ def _spec(scope: Scope, job: _Job) -> JobSpec:
 
 def _dep_node(node: Tree.WorkflowNode, dep_job_id: str) -> str:
     """The node id of one of ``node``'s dependency jobs (job id = node id + scatter indices)."""
-    candidates = [n for n in node.workflow_node_dependencies if dep_job_id == n or dep_job_id.startswith(n + "-")]
+    candidates = [
+        n
+        for n in node.workflow_node_dependencies
+        if dep_job_id == n or dep_job_id.startswith(n + "-")
+    ]
     assert candidates, (node.workflow_node_id, dep_job_id)
     return max(candidates, key=len)
 
@@ -221,7 +229,9 @@ def _node_types(node: Tree.WorkflowNode) -> Env.Bindings[Type.Base]:
     return Env.Bindings()
 
 
-def values_from_json(types: Env.Bindings[Type.Base], data: dict[str, Any]) -> Env.Bindings[Value.Base]:
+def values_from_json(
+    types: Env.Bindings[Type.Base], data: dict[str, Any]
+) -> Env.Bindings[Value.Base]:
     env: Env.Bindings[Value.Base] = Env.Bindings()
     for binding in types:
         if binding.name in data:
@@ -242,14 +252,18 @@ def _with_nulls(wdl_type: Type.Base, data: Any) -> Value.Base:
     if data is None:
         return Value.Null()
     if isinstance(wdl_type, Type.Array) and isinstance(data, list):
-        return Value.Array(wdl_type.item_type, [_with_nulls(wdl_type.item_type, item) for item in data])
+        return Value.Array(
+            wdl_type.item_type, [_with_nulls(wdl_type.item_type, item) for item in data]
+        )
     if isinstance(wdl_type, Type.Pair) and isinstance(data, dict):
         left = _with_nulls(wdl_type.left_type, data.get("left"))
         right = _with_nulls(wdl_type.right_type, data.get("right"))
         return Value.Pair(wdl_type.left_type, wdl_type.right_type, (left, right))
     if isinstance(wdl_type, Type.Map) and isinstance(data, dict):
         key_type, value_type = wdl_type.item_type
-        items = [(Value.from_json(key_type, k), _with_nulls(value_type, v)) for k, v in data.items()]
+        items = [
+            (Value.from_json(key_type, k), _with_nulls(value_type, v)) for k, v in data.items()
+        ]
         return Value.Map(wdl_type.item_type, items)
     return Value.from_json(wdl_type, data)
 
@@ -258,7 +272,9 @@ def values_to_json(env: Env.Bindings[Value.Base]) -> dict[str, Any]:
     return WDL.values_to_json(env)  # type: ignore[no-any-return]
 
 
-def scatter_stack_values(scope: Scope, node_id: str, stack: list[list[Any]]) -> list[tuple[str, Env.Binding[Value.Base]]]:
+def scatter_stack_values(
+    scope: Scope, node_id: str, stack: list[list[Any]]
+) -> list[tuple[str, Env.Binding[Value.Base]]]:
     """Rebuild miniwdl's scatter stack (index, variable binding) from its JSON form."""
     sections = scope.scatters[node_id]
     assert len(sections) == len(stack), (node_id, stack)
@@ -269,7 +285,7 @@ def scatter_stack_values(scope: Scope, node_id: str, stack: list[list[Any]]) -> 
     return rebuilt
 
 
-def evaluate(
+def evaluate(  # noqa: PLR0913 - the inputs of miniwdl's StateMachine._do_job
     cfg: WDL.runtime.config.Loader,
     scope: Scope,
     run_dir: str,
@@ -293,7 +309,12 @@ def evaluate(
     if node_id == OUTPUTS:  # only what the output section reads (see Scope.completion_deps)
         deps = [d for d in deps if d in scope.output_deps]
         dep_outputs = {d: v for d, v in dep_outputs.items() if d in scope.output_deps}
-    job = _Job(id=job_id, node=node, dependencies=set(deps), scatter_stack=scatter_stack_values(scope, node_id, scatter_stack))
+    job = _Job(
+        id=job_id,
+        node=node,
+        dependencies=set(deps),
+        scatter_stack=scatter_stack_values(scope, node_id, scatter_stack),
+    )
     machine = StateMachine.__new__(StateMachine)
     machine.logger_id = "wdl.serverless"
     machine._logger = logging.getLogger("wdl.serverless")
@@ -305,7 +326,12 @@ def evaluate(
     machine.cache_add_paths = CallCacheAddPaths()
     machine.jobs = {job_id: job}
     machine.job_outputs = dict(dep_outputs)
-    machine.finished, machine.running, machine.waiting, machine.runnable = set(), {job_id}, set(), []
+    machine.finished, machine.running, machine.waiting, machine.runnable = (
+        set(),
+        {job_id},
+        set(),
+        [],
+    )
     stdlib = WorkflowStdLib(cfg, workflow.effective_wdl_version, machine, _NoCache(cfg))  # type: ignore[arg-type]
     result = machine._do_job(cfg, stdlib, job)
     if isinstance(result, StateMachine.CallInstructions):
@@ -314,12 +340,16 @@ def evaluate(
     return Evaluation(outputs=result, new_jobs=new_jobs)
 
 
-def _evaluate_task_scope(scope: Scope, job_id: str, dep_outputs: dict[str, Env.Bindings[Value.Base]]) -> Evaluation:
+def _evaluate_task_scope(
+    scope: Scope, job_id: str, dep_outputs: dict[str, Env.Bindings[Value.Base]]
+) -> Evaluation:
     task = scope.target
     assert isinstance(task, Tree.Task)
     if job_id == OUTPUTS:
         return Evaluation(outputs=dep_outputs[scope.task_call_id])
-    return Evaluation(call=StateMachine.CallInstructions(id=job_id, callee=task, inputs=scope.inputs))
+    return Evaluation(
+        call=StateMachine.CallInstructions(id=job_id, callee=task, inputs=scope.inputs)
+    )
 
 
 class _NoCache:
@@ -328,13 +358,13 @@ class _NoCache:
     def __init__(self, cfg: WDL.runtime.config.Loader):
         self._cfg = cfg
 
-    def get_download(self, *args: Any, **kwargs: Any) -> None:
+    def get_download(self, *_args: Any, **_kwargs: Any) -> None:
         return None
 
-    def get(self, *args: Any, **kwargs: Any) -> None:
+    def get(self, *_args: Any, **_kwargs: Any) -> None:
         return None
 
-    def put(self, *args: Any, **kwargs: Any) -> None:
+    def put(self, *_args: Any, **_kwargs: Any) -> None:
         return None
 
     def __getattr__(self, name: str) -> Any:

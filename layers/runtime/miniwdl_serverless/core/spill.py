@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Callable
 from typing import Any
 
 from miniwdl_serverless.core.errors import RunError
@@ -38,3 +40,21 @@ def verified(stored: dict[str, str], raw: bytes) -> Any:
     if hashlib.sha256(raw).hexdigest() != stored["sha256"]:
         raise RunError.of("TamperedState", f"controller state changed on EFS: {stored[SPILL_KEY]}")
     return json.loads(raw)
+
+
+def store(value: Any, spill_dir: str, name: str, write: Callable[[str, str], None]) -> Any:
+    """The value itself if it fits in a store item, else ``write`` it to a spill file and
+    return the pointer with its digest."""
+    text = encode(value)
+    if not must_spill(text):
+        return value
+    path = os.path.join(spill_dir, spill_file_name(name))
+    write(path, text)
+    return pointer(path, text)
+
+
+def load(stored: Any, read: Callable[[str], bytes]) -> Any:
+    """Inverse of ``store``: follows a pointer and checks the digest of what it reads."""
+    if not is_pointer(stored):
+        return stored
+    return verified(stored, read(stored[SPILL_KEY]))

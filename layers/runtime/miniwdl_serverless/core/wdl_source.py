@@ -59,7 +59,9 @@ def resolve_import(uri: str, importer: WDL.Document | None) -> str:
         return uri
     base = importer.pos.abspath if importer is not None else None
     if base and base.startswith("s3://"):  # urljoin does not resolve relative to s3:// URIs
-        return "s3://" + posixpath.normpath(posixpath.join(posixpath.dirname(base[len("s3://") :]), uri))
+        return "s3://" + posixpath.normpath(
+            posixpath.join(posixpath.dirname(base[len("s3://") :]), uri)
+        )
     if base and "://" in base:
         return urllib.parse.urljoin(base, uri)
     if os.path.isabs(uri):
@@ -72,7 +74,9 @@ def fetch_text(key: str, s3_client_factory: Callable[[], Any] | None = None) -> 
     return fetch_bytes(key, s3_client_factory).decode()
 
 
-def fetch_bytes(key: str, s3_client_factory: Callable[[], Any] | None = None, limit: int = MAX_SOURCE_BYTES) -> bytes:
+def fetch_bytes(
+    key: str, s3_client_factory: Callable[[], Any] | None = None, limit: int = MAX_SOURCE_BYTES
+) -> bytes:
     """Read a local path, https:// or s3:// URI (at most ``limit`` + 1 bytes)."""
     if key.startswith(("http://", "https://")):
         with urllib.request.urlopen(key, timeout=30) as response:  # noqa: S310 (scheme checked)
@@ -93,7 +97,11 @@ def fetch_bytes(key: str, s3_client_factory: Callable[[], Any] | None = None, li
 def load_document(bundle: SourceBundle) -> WDL.Document:
     """Parse and typecheck the bundle's main document, resolving imports inside the bundle."""
 
-    async def read_source(uri: str, path: list[str], importer: WDL.Document | None) -> WDL.ReadSourceResult:
+    async def read_source(
+        uri: str,
+        path: list[str],  # noqa: ARG001 - miniwdl's read_source signature: import search path
+        importer: WDL.Document | None,
+    ) -> WDL.ReadSourceResult:
         key = uri if importer is None and uri == bundle.main else resolve_import(uri, importer)
         if key not in bundle.sources:
             raise FileNotFoundError(key)
@@ -115,7 +123,11 @@ def fetch_and_load(
     if inline_source is not None:
         bundle.sources[main] = inline_source
 
-    async def read_source(uri: str, path: list[str], importer: WDL.Document | None) -> WDL.ReadSourceResult:
+    async def read_source(
+        uri: str,
+        path: list[str],  # noqa: ARG001 - miniwdl's read_source signature: import search path
+        importer: WDL.Document | None,
+    ) -> WDL.ReadSourceResult:
         key = main if importer is None else resolve_import(uri, importer)
         if key not in bundle.sources:
             try:
@@ -153,8 +165,12 @@ def _fetch_and_load_zip(workflow: str) -> tuple[WDL.Document, SourceBundle]:
             raise RunError.of("WorkflowNotFound", f"{workflow} is not a zip archive") from exn
         with WDL.Zip.unpack(archive, tempdir_parent=tmp) as unpacked:
             root = os.path.realpath(unpacked.dir)
-            prefix = "/" + re.sub(r"[^A-Za-z0-9_.-]", "_", posixpath.basename(urllib.parse.urlparse(workflow).path))
-            main = prefix + "/" + os.path.relpath(unpacked.main_wdl, unpacked.dir).replace(os.sep, "/")
+            prefix = "/" + re.sub(
+                r"[^A-Za-z0-9_.-]", "_", posixpath.basename(urllib.parse.urlparse(workflow).path)
+            )
+            main = (
+                prefix + "/" + os.path.relpath(unpacked.main_wdl, unpacked.dir).replace(os.sep, "/")
+            )
 
             def read_inside(key: str) -> str:
                 if not key.startswith(prefix + "/"):
@@ -169,4 +185,6 @@ def _fetch_and_load_zip(workflow: str) -> tuple[WDL.Document, SourceBundle]:
 
 
 def _load(main: str, read_source: Any) -> WDL.Document:
-    return asyncio.run(WDL.Tree._load_async(main, path=[], read_source=read_source, check_quant=True))
+    return asyncio.run(
+        WDL.Tree._load_async(main, path=[], read_source=read_source, check_quant=True)
+    )

@@ -24,7 +24,9 @@ class LocalBatch:
     """Runs submitted Batch jobs with bash, in parallel (bounded), and reports their changes."""
 
     def __init__(
-        self, workers: int, emit: Callable[[Any], None],
+        self,
+        workers: int,
+        emit: Callable[[Any], None],
         log: Callable[[Any, bytes], None] | None = None,
     ):
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
@@ -78,7 +80,10 @@ class LocalBatch:
         # the container's output, as the awslogs driver keeps it
         with tempfile.TemporaryFile() as output:
             process = subprocess.Popen(
-                list(command or []), stdout=output, stderr=subprocess.STDOUT, env=env,
+                list(command or []),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=env,
                 start_new_session=True,
             )
             while process.poll() is None:

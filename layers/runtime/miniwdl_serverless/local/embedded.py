@@ -95,7 +95,10 @@ class EmbeddedAWS:
     """moto with the project's tables, functions, state machine and a local Batch queue."""
 
     def __init__(
-        self, efs_root: str = "/", workers: int | None = None, event_workers: int = 4,
+        self,
+        efs_root: str = "/",
+        workers: int | None = None,
+        event_workers: int = 4,
         server: bool = False,
     ):
         self.project = Project()

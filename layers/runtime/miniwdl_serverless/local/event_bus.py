@@ -86,14 +86,18 @@ class EventBus:
             "cause": description.get("cause"),
         }
         return _envelope(
-            "Step Functions Execution Status Change", "aws.states", description["executionArn"],
+            "Step Functions Execution Status Change",
+            "aws.states",
+            description["executionArn"],
             detail,
         )
 
     def s3_object_created_event(self, event_name: str, bucket: str, key: Any) -> dict[str, Any]:
         """The "Object Created" event S3 sends to EventBridge (key as stored, not URL-encoded)."""
         reasons = {
-            "Put": "PutObject", "Post": "POST Object", "Copy": "CopyObject",
+            "Put": "PutObject",
+            "Post": "POST Object",
+            "Copy": "CopyObject",
             "CompleteMultipartUpload": "CompleteMultipartUpload",
         }
         with self._lock:
@@ -186,7 +190,9 @@ class EventBus:
         end from now on (stopped, timed out, failed, or started over HTTP): their runs reach the
         cancel function, as on AWS. Until ``close``."""
         self._watcher = threading.Thread(
-            target=self._watch, args=(sfn, state_machine_arn), name="execution-events",
+            target=self._watch,
+            args=(sfn, state_machine_arn),
+            name="execution-events",
             daemon=True,
         )
         self._watcher.start()

@@ -26,8 +26,12 @@ def patch_lambda_invoke(invoke: Callable[[str, Any, dict[str, str]], bytes]) -> 
     response headers)`` instead of moto's stub; it returns the response payload."""
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
-    def hook(
-        backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
+    def hook(  # noqa: PLR0913 - moto's LambdaSimpleBackend.invoke signature
+        backend: Any,  # noqa: ARG001
+        function_name: str,
+        qualifier: Any,  # noqa: ARG001
+        body: Any,
+        headers: Any,  # noqa: ARG001
         response_headers: Any,
     ) -> bytes:
         return invoke(function_name.split(":")[-1], body, response_headers)

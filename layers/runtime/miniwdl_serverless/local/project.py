@@ -1,4 +1,5 @@
-"""What the embedded mode reads from the project (template.yaml, the ASL) instead of repeating it."""
+"""What the embedded mode reads from the project (template.yaml, the ASL) instead of
+repeating it."""
 
 from __future__ import annotations
 
@@ -76,12 +77,16 @@ class Project:
                 for event in (props.get("Events") or {}).values()
                 if event.get("Type") == "EventBridgeRule"
             ]
-            found.append(FunctionSpec(logical_id, self.root / props["CodeUri"], props["Handler"], patterns))
+            found.append(
+                FunctionSpec(logical_id, self.root / props["CodeUri"], props["Handler"], patterns)
+            )
         return found
 
     def tables(self) -> list[TableSpec]:
         return [
-            TableSpec(logical_id, r["Properties"]["KeySchema"], r["Properties"]["AttributeDefinitions"])
+            TableSpec(
+                logical_id, r["Properties"]["KeySchema"], r["Properties"]["AttributeDefinitions"]
+            )
             for logical_id, r in self.of_type("AWS::DynamoDB::Table").items()
         ]
 
@@ -125,7 +130,9 @@ def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
                 return False
         elif isinstance(expected, list):
             tests = [_value_test(e) for e in expected]
-            if all(t is not None for t in tests) and not any(t(actual) for t in tests if t is not None):
+            if all(t is not None for t in tests) and not any(
+                t(actual) for t in tests if t is not None
+            ):
                 return False
     return True
 
@@ -135,7 +142,7 @@ def _value_test(expected: Any) -> Callable[[Any], bool] | None:
     if isinstance(expected, (str, int, float, bool)):
         return lambda actual: bool(actual == expected)
     if isinstance(expected, dict) and len(expected) == 1:
-        (operator, operand), = expected.items()
+        ((operator, operand),) = expected.items()
         if operator == "prefix" and isinstance(operand, str):
             return lambda actual: isinstance(actual, str) and actual.startswith(operand)
         if operator == "suffix" and isinstance(operand, str):

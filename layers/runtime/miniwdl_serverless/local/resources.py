@@ -56,7 +56,9 @@ def create_resources(project: Project, efs_root: str) -> Resources:
         name = f"local-{table.logical_id}"
         names[table.logical_id] = name
         dynamodb.create_table(
-            TableName=name, KeySchema=table.key_schema, AttributeDefinitions=table.attributes,
+            TableName=name,
+            KeySchema=table.key_schema,
+            AttributeDefinitions=table.attributes,
             BillingMode="PAY_PER_REQUEST",
         )
     runs = names[project.table_for_env("RUNS_TABLE")]
@@ -72,7 +74,9 @@ def create_resources(project: Project, efs_root: str) -> Resources:
         computeEnvironmentName="local", type="UNMANAGED", state="ENABLED", serviceRole=role
     )
     batch.create_job_queue(
-        jobQueueName=LOCAL_QUEUE, state="ENABLED", priority=1,
+        jobQueueName=LOCAL_QUEUE,
+        state="ENABLED",
+        priority=1,
         computeEnvironmentOrder=[
             {"order": 1, "computeEnvironment": compute["computeEnvironmentArn"]}
         ],
@@ -104,9 +108,7 @@ def create_resources(project: Project, efs_root: str) -> Resources:
     for function in project.functions():
         module_name, attribute = function.handler.rsplit(".", 1)
         path = function.code_dir / f"{module_name}.py"
-        spec = importlib.util.spec_from_file_location(
-            f"msls_functions.{function.logical_id}", path
-        )
+        spec = importlib.util.spec_from_file_location(f"msls_functions.{function.logical_id}", path)
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -114,8 +116,11 @@ def create_resources(project: Project, efs_root: str) -> Resources:
         rules[function.logical_id] = function.event_patterns
         variables = {"MSLS_EFS_ROOT": efs_root, "EFS_ACCESS_POINT_ID": LOCAL_ACCESS_POINT}
         awslambda.create_function(
-            FunctionName=function.logical_id, Runtime="python3.11", Role=role,
-            Handler=function.handler, Code={"ZipFile": archive.getvalue()},
+            FunctionName=function.logical_id,
+            Runtime="python3.11",
+            Role=role,
+            Handler=function.handler,
+            Code={"ZipFile": archive.getvalue()},
             Environment={"Variables": variables},
         )
 
@@ -129,14 +134,21 @@ def create_resources(project: Project, efs_root: str) -> Resources:
 
     sfn = boto3.client("stepfunctions")
     state_machine_arn = sfn.create_state_machine(
-        name="RunWorkflow", definition=json.dumps(project.definition(resolve)),
+        name="RunWorkflow",
+        definition=json.dumps(project.definition(resolve)),
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/local",
     )["stateMachineArn"]
     environment["STATE_MACHINE_ARN"] = os.environ.get("STATE_MACHINE_ARN")
     os.environ["STATE_MACHINE_ARN"] = state_machine_arn  # the submit function starts executions
     return Resources(
-        tables=tables, queue_arn=queue_arn, state_machine_arn=state_machine_arn, sfn=sfn,
-        handlers=handlers, rules=rules, refs=refs, environment=environment,
+        tables=tables,
+        queue_arn=queue_arn,
+        state_machine_arn=state_machine_arn,
+        sfn=sfn,
+        handlers=handlers,
+        rules=rules,
+        refs=refs,
+        environment=environment,
     )
 
 

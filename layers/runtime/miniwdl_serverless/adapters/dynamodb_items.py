@@ -1,0 +1,91 @@
+"""The pynamodb item models of the runs and jobs tables (see template.yaml), and their binding
+to a table's name: each store binds its own, nothing global is switched."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pynamodb.attributes import JSONAttribute, ListAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.models import Model
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+class RunItem(Model):
+    """One workflow run (one Step Functions execution)."""
+
+    class Meta:
+        table_name = "miniwdl-serverless-runs"
+
+    run_id = UnicodeAttribute(hash_key=True)
+    status = UnicodeAttribute(null=True)
+    workflow_name = UnicodeAttribute(null=True)
+    run_dir = UnicodeAttribute(null=True)
+    execution_arn = UnicodeAttribute(null=True)
+    task_token = UnicodeAttribute(null=True)
+    options = JSONAttribute(null=True)
+    bundle_path = UnicodeAttribute(null=True)
+    bundle_digest = UnicodeAttribute(null=True)
+    inputs = JSONAttribute(null=True)
+    outputs = JSONAttribute(null=True)
+    error = JSONAttribute(null=True)
+    created_at = NumberAttribute(null=True)
+    finished_at = NumberAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # the table's TTL attribute
+    jobs_total = NumberAttribute(null=True)
+    jobs_done = NumberAttribute(null=True)
+    calls_submitted = NumberAttribute(null=True)
+    calls_running = NumberAttribute(null=True)
+    calls_succeeded = NumberAttribute(null=True)
+    calls_failed = NumberAttribute(null=True)
+    calls_retried = NumberAttribute(null=True)
+
+
+class JobItem(Model):
+    """One job of the expanded graph. An item with only ``waiters`` is a stub: later jobs
+    registered on it before it was created."""
+
+    class Meta:
+        table_name = "miniwdl-serverless-jobs"
+
+    run_id = UnicodeAttribute(hash_key=True)
+    job_id = UnicodeAttribute(range_key=True)
+    node_id = UnicodeAttribute(null=True)
+    scope = UnicodeAttribute(null=True)
+    call_path: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    deps: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    dependents: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    waiters: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    waiters_version = NumberAttribute(null=True)
+    pending = NumberAttribute(null=True)
+    status = UnicodeAttribute(null=True)
+    claimed_by = UnicodeAttribute(null=True)
+    scatter_stack = JSONAttribute(null=True)
+    outputs = JSONAttribute(null=True)
+    call_inputs = JSONAttribute(null=True)
+    task_state = JSONAttribute(null=True)
+    runtime = JSONAttribute(null=True)
+    attempt = NumberAttribute(null=True)
+    interruptions = NumberAttribute(null=True)
+    batch_job_id = UnicodeAttribute(null=True)
+    batch_job_name = UnicodeAttribute(null=True)
+    queue = UnicodeAttribute(null=True)
+    log_stream = UnicodeAttribute(null=True)
+    submitted_at = NumberAttribute(null=True)
+    started_at = NumberAttribute(null=True)
+    finished_at = NumberAttribute(null=True)
+    error = JSONAttribute(null=True)
+
+
+def bound(base: type[Model], table: str, host: str | None) -> type[Model]:
+    """The item model bound to one table (each store its own; nothing global is switched)."""
+    meta = type("Meta", (), {"table_name": table, "region": _region(), "host": host})
+    return type(f"{base.__name__}_{table}", (base,), {"Meta": meta})
+
+
+def record(item: Model, record_type: type[Any], fields: frozenset[str]) -> Any:
+    values = {k: v for k, v in item.attribute_values.items() if k in fields and v is not None}
+    return record_type(**values)
