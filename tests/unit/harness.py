@@ -20,6 +20,7 @@ from miniwdl_serverless.adapters.memory import (
     SubmittedJob,
 )
 from miniwdl_serverless.adapters.memory_files import MemoryRunFiles
+from miniwdl_serverless.adapters.sources import UriSources
 from miniwdl_serverless.controller.advance import on_batch_event
 from miniwdl_serverless.controller.end import stop_run
 from miniwdl_serverless.controller.ports import Ports
@@ -56,6 +57,7 @@ class Harness:
             orchestrator=self.orchestrator,
             uploads=MemoryUploads(),
             metrics=self.metrics,
+            sources=UriSources(),  # inline sources and local files: no AWS
             default_queue=QUEUE,
             default_fallback_queue=FALLBACK,
         )

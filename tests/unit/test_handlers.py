@@ -16,14 +16,12 @@ import functools
 import importlib.util
 import io
 import json
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
@@ -32,11 +30,12 @@ from miniwdl_serverless.adapters.memory import (
     MemoryBatch,
     MemoryMetrics,
     MemoryOrchestrator,
-    MemoryRunFiles,
     MemoryStore,
     MemoryUploads,
     SubmittedJob,
 )
+from miniwdl_serverless.adapters.memory_files import MemoryRunFiles
+from miniwdl_serverless.adapters.sources import UriSources
 from miniwdl_serverless.controller.ports import Ports
 from miniwdl_serverless.controller.submit import execution_arn, execution_name
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB
@@ -190,23 +189,10 @@ class FixtureBatch(MemoryBatch):
 
 
 class FakeS3:
-    """What the workflow fetch reads with boto3.client("s3"): get_object on a dict."""
+    """The S3 client the workflow sources read s3:// workflows with: get_object on a dict."""
 
     def __init__(self) -> None:
         self.objects: dict[str, str] = {}
-
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """boto3.client, in this thread only (an embedded AWS in the same test process, run
-        by other tests, may have threads of its own that still make clients)."""
-        real, here = boto3.client, threading.get_ident()
-
-        def client(service: str, *args: Any, **kwargs: Any) -> Any:
-            if threading.get_ident() != here:
-                return real(service, *args, **kwargs)
-            assert service == "s3", f"no AWS in unit tests: boto3.client({service!r})"
-            return self
-
-        monkeypatch.setattr(boto3, "client", client)
 
     def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # boto3's argument names
         uri = f"s3://{Bucket}/{Key}"
@@ -276,6 +262,7 @@ class World:
             orchestrator=self.orchestrator,
             uploads=self.uploads,
             metrics=self.metrics,
+            sources=UriSources(lambda: self.s3),
             default_queue=QUEUES + "spot",
             default_fallback_queue=QUEUES + "ondemand",
         )
@@ -310,7 +297,6 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     monkeypatch.setattr(submit, "submission_adapters", lambda: adapters)
     count = world.counted.append
     monkeypatch.setattr(submit, "count_metric", lambda name, value=1: count((name, value)))
-    world.s3.install(monkeypatch)  # for the workflow fetch; no other client may be made
     return world
 
 
@@ -348,8 +334,12 @@ def test_start_plans_the_run_and_submits_the_jobs_the_batch_events_speak_of(worl
     }
     submitted = sorted(j.submission.tags[TAG_JOB] for j in world.batch.jobs.values())
     assert submitted == [
-        "call-align-0", "call-align-1", "call-assemble/call-spades",
-        "call-fastqc-0", "call-fastqc-1", "call-variants",
+        "call-align-0",
+        "call-align-1",
+        "call-assemble/call-spades",
+        "call-fastqc-0",
+        "call-fastqc-1",
+        "call-variants",
     ]
     # ... as the Batch events describe them: name, queue, image, tags, resources, command
     for name in BATCH_EVENTS:
@@ -681,7 +671,10 @@ def test_logs_reads_the_tail_of_a_file_in_the_run_directory(world, run_on_disk):
     size = (run_on_disk / "workflow.log").stat().st_size
     tail = invoke("logs", {"run_id": RUN, "tail_bytes": 16})
     assert tail == {
-        "path": "workflow.log", "size": size, "offset": size - 16, "next_offset": size,
+        "path": "workflow.log",
+        "size": size,
+        "offset": size - 16,
+        "next_offset": size,
         "data": "line 98\nline 99\n",
     }
     stderr = invoke("logs", {"run_id": RUN, "path": "call-align-1/stderr.txt"})
@@ -725,23 +718,28 @@ def replaced(payload: dict[str, Any], value: Any, *path: str) -> dict[str, Any]:
 
 MALFORMED: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "start without a task token": (
-        "start", lambda: without(event("start_payload.json"), "task_token")
+        "start",
+        lambda: without(event("start_payload.json"), "task_token"),
     ),
     "advance with an unknown Batch status": (
-        "advance", lambda: replaced(event("batch_job_succeeded.json"), "DONE", "detail", "status")
+        "advance",
+        lambda: replaced(event("batch_job_succeeded.json"), "DONE", "detail", "status"),
     ),
     "advance without its EventBridge envelope": (
-        "advance", lambda: event("batch_job_succeeded.json")["detail"]
+        "advance",
+        lambda: event("batch_job_succeeded.json")["detail"],
     ),
     "cancel with an unknown execution status": (
         "cancel",
         lambda: replaced(event("sfn_execution_aborted.json"), "PAUSED", "detail", "status"),
     ),
     "finish without the execution name": (
-        "finish", lambda: without(event("finish_payload_failed.json"), "execution_name")
+        "finish",
+        lambda: without(event("finish_payload_failed.json"), "execution_name"),
     ),
     "submit from another source": (
-        "submit", lambda: replaced(event("s3_object_created_submit.json"), "aws.batch", "source")
+        "submit",
+        lambda: replaced(event("s3_object_created_submit.json"), "aws.batch", "source"),
     ),
 }
 
@@ -755,4 +753,3 @@ def test_a_malformed_event_fails_validation_before_anything_happens(world, case)
     assert world.store.get_run(RUN) is None and world.store.writes == 0
     assert world.batch.jobs == {} and world.orchestrator.answers == {}
     assert world.submissions.reads == [] and world.executions.started == {}
-

@@ -8,12 +8,13 @@ import logging
 import pytest
 import WDL
 
+from miniwdl_serverless.adapters.sources import UriSources
 from miniwdl_serverless.core import planner
 from miniwdl_serverless.core.wdl_source import fetch_and_load
 
 
 def load(source: str) -> WDL.Document:
-    return fetch_and_load(None, source)[0]
+    return fetch_and_load(None, source, UriSources().fetch)[0]
 
 
 def expand_scatter(doc: WDL.Document) -> tuple[planner.JobSpec, list[planner.JobSpec]]:

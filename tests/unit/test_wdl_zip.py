@@ -11,8 +11,11 @@ import pytest
 import WDL
 import WDL.Zip
 
+from miniwdl_serverless.adapters.sources import UriSources
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.wdl_source import fetch_and_load, load_document
+
+FETCH = UriSources().fetch
 
 
 def make_zip(tmp_path):
@@ -33,7 +36,7 @@ def make_zip(tmp_path):
 
 def test_zip_loads_main_and_imports(tmp_path):
     archive = make_zip(tmp_path)
-    doc, bundle = fetch_and_load(str(archive), None)
+    doc, bundle = fetch_and_load(str(archive), None, FETCH)
     assert doc.workflow.name == "main"
     assert bundle.main == "/main.wdl.zip/main.wdl"
     assert (
@@ -47,12 +50,12 @@ def test_zip_loads_main_and_imports(tmp_path):
 def test_bad_archives(tmp_path):
     (tmp_path / "not.zip").write_text("hello")
     with pytest.raises(RunError, match="not a zip archive"):
-        fetch_and_load(str(tmp_path / "not.zip"), None)
+        fetch_and_load(str(tmp_path / "not.zip"), None, FETCH)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
         zf.writestr("main.wdl", "version 1.0\nworkflow w {}\n")
     (tmp_path / "nomanifest.zip").write_bytes(buffer.getvalue())
     with pytest.raises(WDL.Error.InputError, match="MANIFEST.json"):
-        fetch_and_load(str(tmp_path / "nomanifest.zip"), None)
+        fetch_and_load(str(tmp_path / "nomanifest.zip"), None, FETCH)
     with pytest.raises(RunError, match="cannot read workflow"):
-        fetch_and_load(str(tmp_path / "missing.zip"), None)
+        fetch_and_load(str(tmp_path / "missing.zip"), None, FETCH)

@@ -237,19 +237,21 @@ def load_workflow(workflow: str) -> LoadedWorkflow:
     packaged with its imports as a miniwdl zip; a local .zip is sent as it is; URIs pass through."""
     import WDL
 
+    from miniwdl_serverless.adapters.sources import UriSources
     from miniwdl_serverless.core.wdl_source import fetch_and_load
 
+    fetch = UriSources().fetch
     if is_uri(workflow):
-        doc, _ = fetch_and_load(workflow, None)
+        doc, _ = fetch_and_load(workflow, None, fetch)
         return LoadedWorkflow(doc, workflow)
     path = os.path.abspath(os.path.expanduser(workflow))
     if not os.path.isfile(path):
         raise UsageError(f"cannot read workflow {workflow}: no such file")
     if path.endswith(".zip"):
-        doc, _ = fetch_and_load(path, None)
+        doc, _ = fetch_and_load(path, None, fetch)
         with open(path, "rb") as infile:
             return LoadedWorkflow(doc, "", infile.read())
-    doc, _ = fetch_and_load(path, None)
+    doc, _ = fetch_and_load(path, None, fetch)
     with tempfile.TemporaryDirectory(prefix="msls_submit_") as tmp:
         archive = os.path.join(tmp, os.path.basename(path) + ".zip")
         WDL.Zip.build(doc, archive, quiet_logger(), meta={"miniwdl_serverless": True})

@@ -29,7 +29,7 @@ def plan(driver: Driver, action: Plan) -> list[Action]:
     ports = driver.ports
     existing = ports.store.get_run(action.run_id)
     options = parse_run_options(action.execution_input)
-    doc, bundle = fetch_and_load(options.workflow, options.workflow_source)
+    doc, bundle = fetch_and_load(options.workflow, options.workflow_source, ports.sources.fetch)
     target = find_task(doc, options.task) if options.task else doc.workflow
     if target is None:
         raise RunError.of("InputError", "the document has no workflow; give 'task'")

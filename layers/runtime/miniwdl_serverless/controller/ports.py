@@ -168,6 +168,13 @@ class Uploads(Protocol):
     def put_json(self, uri: str, data: Any) -> None: ...
 
 
+class WorkflowSources(Protocol):
+    """Where submitted workflows are read from (EFS paths, https:// and s3:// URIs)."""
+
+    def fetch(self, uri: str, limit: int) -> bytes:
+        """At most ``limit`` + 1 bytes of the document."""
+
+
 class Metrics(Protocol):
     def count(self, name: str, value: int = 1) -> None: ...
 
@@ -182,5 +189,6 @@ class Ports:
     orchestrator: Orchestrator
     uploads: Uploads
     metrics: Metrics
+    sources: WorkflowSources
     default_queue: str | None = None
     default_fallback_queue: str | None = None

@@ -1,4 +1,5 @@
-"""Loading WDL documents: fetch once at start into a digest-checked bundle, parse from it later.
+"""Loading WDL documents: fetch once at start (through the WorkflowSources port) into a
+digest-checked bundle, parse from it later.
 
 The bundle (every document's text keyed by its resolved URI or path) is written to the run
 directory. Tasks can write anywhere on EFS, so the controller checks the bundle's SHA-256,
@@ -15,7 +16,6 @@ import posixpath
 import re
 import tempfile
 import urllib.parse
-import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,29 +69,9 @@ def resolve_import(uri: str, importer: WDL.Document | None) -> str:
     return posixpath.normpath(posixpath.join(posixpath.dirname(base) if base else os.getcwd(), uri))
 
 
-def fetch_text(key: str, s3_client_factory: Callable[[], Any] | None = None) -> str:
-    """Read one document from a local path, https:// or s3:// URI."""
-    return fetch_bytes(key, s3_client_factory).decode()
-
-
-def fetch_bytes(
-    key: str, s3_client_factory: Callable[[], Any] | None = None, limit: int = MAX_SOURCE_BYTES
-) -> bytes:
-    """Read a local path, https:// or s3:// URI (at most ``limit`` + 1 bytes)."""
-    if key.startswith(("http://", "https://")):
-        with urllib.request.urlopen(key, timeout=30) as response:  # noqa: S310 (scheme checked)
-            return response.read(limit + 1)  # type: ignore[no-any-return]
-    if key.startswith("s3://"):
-        bucket, _, object_key = key[5:].partition("/")
-        if s3_client_factory is None:
-            import boto3
-
-            client = boto3.client("s3")
-        else:
-            client = s3_client_factory()
-        return client.get_object(Bucket=bucket, Key=object_key)["Body"].read(limit + 1)  # type: ignore[no-any-return]
-    with open(key, "rb") as infile:
-        return infile.read(limit + 1)
+# Reads one document by URI or path: at most ``limit`` + 1 bytes (so "too large" is seen).
+# The WorkflowSources port (adapters/sources.py on AWS and locally).
+Fetch = Callable[[str, int], bytes]
 
 
 def load_document(bundle: SourceBundle) -> WDL.Document:
@@ -111,13 +91,13 @@ def load_document(bundle: SourceBundle) -> WDL.Document:
 
 
 def fetch_and_load(
-    workflow: str | None, inline_source: str | None, fetch: Callable[[str], str] = fetch_text
+    workflow: str | None, inline_source: str | None, fetch: Fetch
 ) -> tuple[WDL.Document, SourceBundle]:
     """Fetch the main document and its imports, then parse and typecheck them. A workflow
     ending in ``.zip`` is a miniwdl source archive (``miniwdl zip``: MANIFEST.json, main WDL,
     imports), unpacked and loaded as if its files were local."""
     if workflow and urllib.parse.urlparse(workflow).path.endswith(".zip"):
-        return _fetch_and_load_zip(workflow)
+        return _fetch_and_load_zip(workflow, fetch)
     main = INLINE_KEY if inline_source is not None else resolve_import(workflow or "", None)
     bundle = SourceBundle(main=main)
     if inline_source is not None:
@@ -131,7 +111,7 @@ def fetch_and_load(
         key = main if importer is None else resolve_import(uri, importer)
         if key not in bundle.sources:
             try:
-                text = fetch(key)
+                text = fetch(key, MAX_SOURCE_BYTES).decode()
             except Exception as exn:
                 if importer is None:
                     message = f"cannot read workflow {key}: {exn}"
@@ -145,10 +125,10 @@ def fetch_and_load(
     return _load(main, read_source), bundle
 
 
-def _fetch_and_load_zip(workflow: str) -> tuple[WDL.Document, SourceBundle]:
+def _fetch_and_load_zip(workflow: str, fetch: Fetch) -> tuple[WDL.Document, SourceBundle]:
     """Documents from a miniwdl zip, keyed ``/<archive name>/<path in the archive>``."""
     try:
-        data = fetch_bytes(workflow, limit=MAX_SOURCE_BYTES)
+        data = fetch(workflow, MAX_SOURCE_BYTES)
     except Exception as exn:
         raise RunError.of("WorkflowNotFound", f"cannot read workflow {workflow}: {exn}") from exn
     if len(data) > MAX_SOURCE_BYTES:
@@ -172,14 +152,14 @@ def _fetch_and_load_zip(workflow: str) -> tuple[WDL.Document, SourceBundle]:
                 prefix + "/" + os.path.relpath(unpacked.main_wdl, unpacked.dir).replace(os.sep, "/")
             )
 
-            def read_inside(key: str) -> str:
+            def read_inside(key: str, limit: int) -> bytes:
                 if not key.startswith(prefix + "/"):
                     raise FileNotFoundError(f"{key} (imports must be inside the archive)")
                 path = os.path.realpath(os.path.join(root, key[len(prefix) + 1 :]))
                 if os.path.commonpath([root, path]) != root:
                     raise FileNotFoundError(f"{key} (outside the archive)")
-                with open(path) as infile:
-                    return infile.read(MAX_SOURCE_BYTES + 1)
+                with open(path, "rb") as infile:
+                    return infile.read(limit + 1)
 
             return fetch_and_load(main, None, fetch=read_inside)
 

@@ -24,6 +24,7 @@ from miniwdl_serverless.adapters.batch import adapter_from_environment
 from miniwdl_serverless.adapters.dynamodb import DynamoStore
 from miniwdl_serverless.adapters.efs import EfsRunFiles
 from miniwdl_serverless.adapters.s3 import S3Uploads
+from miniwdl_serverless.adapters.sources import UriSources
 from miniwdl_serverless.adapters.stepfunctions import StepFunctionsOrchestrator
 from miniwdl_serverless.controller.ports import Ports
 
@@ -80,6 +81,7 @@ def ports() -> Ports:
         orchestrator=StepFunctionsOrchestrator(sfn_client()),
         uploads=S3Uploads(s3_client()),
         metrics=PowertoolsMetrics(),
+        sources=UriSources(s3_client),
         default_queue=os.environ.get("TASK_QUEUE") or None,
         default_fallback_queue=os.environ.get("TASK_QUEUE_FALLBACK") or None,
     )

@@ -1,0 +1,34 @@
+"""The WorkflowSources port: a WDL document (or miniwdl zip) from a local or EFS path, an
+https:// URL or an s3:// URI."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+FETCH_TIMEOUT_SECONDS = 30
+
+
+class UriSources:
+    def __init__(self, s3_client: Callable[[], Any] | None = None):
+        self._s3_client = s3_client  # made when first needed (only s3:// workflows need it)
+
+    def fetch(self, uri: str, limit: int) -> bytes:
+        """At most ``limit`` + 1 bytes, so that a caller can tell a document is too large."""
+        if uri.startswith(("http://", "https://")):
+            with urllib.request.urlopen(uri, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310 (scheme checked)
+                return response.read(limit + 1)  # type: ignore[no-any-return]
+        if uri.startswith("s3://"):
+            bucket, _, key = uri[len("s3://") :].partition("/")
+            body = self._s3().get_object(Bucket=bucket, Key=key)["Body"]
+            return body.read(limit + 1)  # type: ignore[no-any-return]
+        with open(uri, "rb") as infile:
+            return infile.read(limit + 1)
+
+    def _s3(self) -> Any:
+        if self._s3_client is not None:
+            return self._s3_client()
+        import boto3
+
+        return boto3.client("s3")
