@@ -6,18 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from miniwdl_serverless.controller.submit import SubmittedObject, handle_submission
 from miniwdl_serverless.handlers.events import S3ObjectCreated
-from miniwdl_serverless.handlers.wiring import (
-    count_metric,
-    lambda_handler,
-    logger,
-    submission_adapters,
-)
-
-METRICS = {
-    "started": "SubmissionsStarted",
-    "rejected": "SubmissionsRejected",
-    "duplicate": "SubmissionsDuplicate",
-}
+from miniwdl_serverless.handlers.wiring import lambda_handler, logger, submission_ports
 
 
 @lambda_handler(S3ObjectCreated)
@@ -29,10 +18,8 @@ def handler(event: S3ObjectCreated, context: LambdaContext) -> dict:
     logger.append_keys(
         submission=f"s3://{submitted.bucket}/{submitted.key}", version_id=submitted.version_id
     )
-    store, executions = submission_adapters()
-    result = handle_submission(
-        submitted, store, executions, log=lambda message, extra: logger.info(message, extra=extra)
-    )
-    if result.outcome in METRICS:
-        count_metric(METRICS[result.outcome], 1)
-    return result.as_dict()
+
+    def log(message: str, extra: dict) -> None:
+        logger.info(message, extra=extra)
+
+    return handle_submission(submitted, submission_ports(), log=log).as_dict()

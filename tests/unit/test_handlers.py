@@ -37,7 +37,7 @@ from miniwdl_serverless.adapters.memory import (
 from miniwdl_serverless.adapters.memory_files import MemoryRunFiles
 from miniwdl_serverless.adapters.sources import UriSources
 from miniwdl_serverless.controller.ports import Ports
-from miniwdl_serverless.controller.submit import execution_arn, execution_name
+from miniwdl_serverless.controller.submit import SubmissionPorts, execution_arn, execution_name
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB
 from miniwdl_serverless.core.records import (
     DONE,
@@ -251,7 +251,12 @@ class World:
     s3: FakeS3 = field(default_factory=FakeS3)
     submissions: MemorySubmissions = field(default_factory=MemorySubmissions)
     executions: MemoryExecutions = field(default_factory=MemoryExecutions)
-    counted: list[tuple[str, int]] = field(default_factory=list)  # the submit metrics
+    submission_metrics: MemoryMetrics = field(default_factory=MemoryMetrics)
+
+    @property
+    def counted(self) -> list[tuple[str, int]]:
+        """The S3 drop's metrics, in the order first counted."""
+        return list(self.submission_metrics.counts.items())
 
     @functools.cached_property
     def ports(self) -> Ports:
@@ -293,10 +298,8 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
         monkeypatch.setattr(function(name), "ports", lambda: world.ports)
     monkeypatch.setattr(function("logs"), "run_store", lambda: world.store)
     submit = function("submit")
-    adapters = (world.submissions, world.executions)
-    monkeypatch.setattr(submit, "submission_adapters", lambda: adapters)
-    count = world.counted.append
-    monkeypatch.setattr(submit, "count_metric", lambda name, value=1: count((name, value)))
+    drop = SubmissionPorts(world.submissions, world.executions, world.submission_metrics)
+    monkeypatch.setattr(submit, "submission_ports", lambda: drop)
     return world
 
 

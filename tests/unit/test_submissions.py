@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from miniwdl_serverless.adapters.memory import MemoryMetrics
 from miniwdl_serverless.controller.submit import (
     MAX_SUBMISSION_BYTES,
     Rejected,
+    SubmissionPorts,
     SubmittedObject,
     candidate_keys,
     error_key,
@@ -81,7 +83,8 @@ def submit(
         kw.pop("etag", "abc"),
         kw.pop("version_id", "v1"),
     )
-    return handle_submission(obj, store, executions, now=lambda: NOW, **kw), store, executions
+    ports = SubmissionPorts(store, executions, MemoryMetrics())
+    return handle_submission(obj, ports, now=lambda: NOW, **kw), store, executions
 
 
 # -- names ---------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import json
 import logging
 from typing import Any
 
+from miniwdl_serverless.controller.submit import Rejected, execution_arn
+
 log = logging.getLogger("miniwdl_serverless.stepfunctions")
 ERROR_LIMIT, CAUSE_LIMIT = 256, 32768  # SendTaskFailure's limits
 
@@ -27,3 +29,32 @@ class StepFunctionsOrchestrator:
             )
         except Exception as exn:
             log.info("send_task_failure: %s", exn)
+
+
+class StepFunctionsExecutions:
+    """The S3 drop's Executions (controller/submit.py): one state machine's, on a Step
+    Functions client."""
+
+    def __init__(self, sfn: Any, state_machine_arn: str):
+        self.sfn = sfn
+        self.state_machine_arn = state_machine_arn
+
+    def start(self, name: str, execution_input: str) -> tuple[str, bool]:
+        arn = execution_arn(self.state_machine_arn, name)
+        try:  # a standard workflow's StartExecution succeeds again for a *running* same-named one
+            self.sfn.describe_execution(executionArn=arn)
+            return arn, False
+        except self.sfn.exceptions.ExecutionDoesNotExist:
+            pass
+        try:
+            response = self.sfn.start_execution(
+                stateMachineArn=self.state_machine_arn, name=name, input=execution_input
+            )
+        except self.sfn.exceptions.ExecutionAlreadyExists:
+            return arn, False
+        except self.sfn.exceptions.InvalidExecutionInput as exn:
+            raise Rejected(
+                "Step Functions refused the execution input: "
+                f"{exn.response['Error'].get('Message')}"
+            ) from None
+        return str(response["executionArn"]), True

@@ -26,8 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote_plus
 
-from botocore.exceptions import ClientError
-
+from miniwdl_serverless.controller.ports import Metrics
 from miniwdl_serverless.core.options import schema_problem
 
 SUBMIT_PREFIX = "submit/"
@@ -176,15 +175,45 @@ class Executions(Protocol):
         Step Functions refuses the input."""
 
 
-def handle_submission(  # noqa: PLR0913 - the object, its ports and the limits as values
+@dataclass
+class SubmissionPorts:
+    """What the S3 drop needs: the bucket's objects, the state machine's executions, metrics."""
+
+    objects: SubmissionStore
+    executions: Executions
+    metrics: Metrics
+
+
+# The metric each outcome counts (ignored and gone objects count nothing)
+OUTCOME_METRICS = {
+    "started": "SubmissionsStarted",
+    "rejected": "SubmissionsRejected",
+    "duplicate": "SubmissionsDuplicate",
+}
+
+
+def handle_submission(
     obj: SubmittedObject,
-    store: SubmissionStore,
-    executions: Executions,
+    ports: SubmissionPorts,
     log: Callable[[str, dict[str, Any]], None] = lambda _message, _extra: None,
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     limit: int = MAX_SUBMISSION_BYTES,
 ) -> SubmissionResult:
     """Start the execution for one submission object, or record why it cannot start."""
+    result = _submit(obj, ports, log, now, limit)
+    if result.outcome in OUTCOME_METRICS:
+        ports.metrics.count(OUTCOME_METRICS[result.outcome])
+    return result
+
+
+def _submit(
+    obj: SubmittedObject,
+    ports: SubmissionPorts,
+    log: Callable[[str, dict[str, Any]], None],
+    now: Callable[[], datetime],
+    limit: int,
+) -> SubmissionResult:
+    store, executions = ports.objects, ports.executions
     where = f"s3://{obj.bucket}/{obj.key}"
     if not any(is_submission_key(k) for k in candidate_keys(obj.key)):
         return SubmissionResult(
@@ -219,65 +248,3 @@ def handle_submission(  # noqa: PLR0913 - the object, its ports and the limits a
         {"submission": where, "execution_arn": arn},
     )
     return SubmissionResult("started" if started else "duplicate", where, name, arn)
-
-
-class S3SubmissionStore:
-    """SubmissionStore on an S3 client."""
-
-    def __init__(self, s3: Any):
-        self.s3 = s3
-
-    def read(self, bucket: str, key: str, version_id: str | None, limit: int) -> bytes | None:
-        args: dict[str, Any] = {"Bucket": bucket, "Key": key}
-        if version_id and version_id != "null":
-            args["VersionId"] = version_id
-        try:
-            response = self.s3.get_object(**args)
-        except ClientError as exn:
-            if exn.response.get("Error", {}).get("Code") in (
-                "NoSuchKey",
-                "NoSuchVersion",
-                "404",
-                "InvalidArgument",
-            ):
-                return None
-            raise
-        stream = response["Body"]
-        try:
-            return bytes(
-                stream.read(limit)
-            )  # never more than the limit, whatever the object's size
-        finally:
-            stream.close()
-
-    def write_error(self, bucket: str, key: str, document: dict[str, Any]) -> None:
-        body = json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
-        self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
-
-
-class StepFunctionsExecutions:
-    """Executions of one state machine on a Step Functions client."""
-
-    def __init__(self, sfn: Any, state_machine_arn: str):
-        self.sfn = sfn
-        self.state_machine_arn = state_machine_arn
-
-    def start(self, name: str, execution_input: str) -> tuple[str, bool]:
-        arn = execution_arn(self.state_machine_arn, name)
-        try:  # a standard workflow's StartExecution succeeds again for a *running* same-named one
-            self.sfn.describe_execution(executionArn=arn)
-            return arn, False
-        except self.sfn.exceptions.ExecutionDoesNotExist:
-            pass
-        try:
-            response = self.sfn.start_execution(
-                stateMachineArn=self.state_machine_arn, name=name, input=execution_input
-            )
-        except self.sfn.exceptions.ExecutionAlreadyExists:
-            return arn, False
-        except self.sfn.exceptions.InvalidExecutionInput as exn:
-            raise Rejected(
-                "Step Functions refused the execution input: "
-                f"{exn.response['Error'].get('Message')}"
-            ) from None
-        return str(response["executionArn"]), True

@@ -23,10 +23,14 @@ from pydantic import BaseModel
 from miniwdl_serverless.adapters.batch import adapter_from_environment
 from miniwdl_serverless.adapters.dynamodb import DynamoStore
 from miniwdl_serverless.adapters.efs import EfsRunFiles
-from miniwdl_serverless.adapters.s3 import S3Uploads
+from miniwdl_serverless.adapters.s3 import S3SubmissionStore, S3Uploads
 from miniwdl_serverless.adapters.sources import UriSources
-from miniwdl_serverless.adapters.stepfunctions import StepFunctionsOrchestrator
+from miniwdl_serverless.adapters.stepfunctions import (
+    StepFunctionsExecutions,
+    StepFunctionsOrchestrator,
+)
 from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.controller.submit import SubmissionPorts
 
 SERVICE = "miniwdl-serverless"
 
@@ -102,12 +106,10 @@ def sfn_client() -> Any:
     return boto3.client("stepfunctions")
 
 
-def submission_adapters() -> tuple[Any, Any]:
-    """The S3 store and the executions of the stack's state machine (STATE_MACHINE_ARN)."""
-    from miniwdl_serverless.controller.submit import S3SubmissionStore, StepFunctionsExecutions
-
+def submission_ports() -> SubmissionPorts:
+    """The S3 drop's: the stack's bucket and state machine (STATE_MACHINE_ARN)."""
     executions = StepFunctionsExecutions(sfn_client(), os.environ["STATE_MACHINE_ARN"])
-    return S3SubmissionStore(s3_client()), executions
+    return SubmissionPorts(S3SubmissionStore(s3_client()), executions, PowertoolsMetrics())
 
 
 def forget_clients() -> None:
