@@ -1,4 +1,5 @@
-"""Work per task completion must not grow with the scatter's width (DESIGN.md principle 3).
+"""Work per task completion must not grow with the scatter's width (an event touches only the
+jobs it changes: docs/architecture.md, design rule 2).
 
 Runs the same trivial scatter at two widths through `miniwdl-serverless run` on the embedded
 AWS, side by side in one process, and prints per-shard figures and their ratio (large/small):

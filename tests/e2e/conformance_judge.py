@@ -1,4 +1,8 @@
-"""Judging a conformance case's outputs (the rules of ../shared/conformance/README.md)."""
+"""Judging a conformance case's outputs. A case marked to fail must fail; otherwise the run must
+succeed and every expected output (except those in ``exclude_output``) must match: numbers
+within 1e-6, booleans and nulls exactly, arrays item by item, objects key by key with no extra
+non-null keys, strings exactly or, for the openwdl-spec suite, by a path's basename, and for the
+wdl-conformance-tests suite a file by its ``md5sum`` or a ``regex`` on its content."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""miniwdl internals this project reuses (DESIGN.md principle 2): fail loudly if they change."""
+"""miniwdl internals this project reuses (WDL semantics are miniwdl's own, never re-implemented:
+docs/architecture.md, design rule 1): fail loudly if they change."""
 
 from __future__ import annotations
 

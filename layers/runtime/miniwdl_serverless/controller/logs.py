@@ -1,8 +1,9 @@
 """Reading a run's files for the CLI (`miniwdl-serverless logs`): the tail of one file inside the
 run's directory, never anything outside it.
 
-Tasks can write anything on EFS, including symlinks out of their directory (DESIGN.md
-principle 5), so a path is resolved with realpath and must stay inside the run directory's
+Tasks can write anything on EFS, including symlinks out of their directory (anything on EFS
+is untrusted input: docs/architecture.md, design rule 4), so a path is resolved with realpath
+and must stay inside the run directory's
 own realpath; the file is then opened component by component without following any symlink.
 """
 

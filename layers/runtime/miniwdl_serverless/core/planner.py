@@ -4,7 +4,11 @@ miniwdl's ``StateMachine`` keeps the whole expanded graph in memory. Here each j
 with its dependencies, the jobs waiting on it (``dependents``) and a pending-dependency count,
 so the store can hold one item per job and each event only touches what it changes.
 Evaluating a ready job reuses miniwdl's own ``StateMachine._do_job`` on a shell that holds
-just that job and its dependencies' outputs (see research/miniwdl-internals.md §1.4).
+just that job and its dependencies' outputs: ``_do_job`` needs from the machine only the job,
+``job_outputs`` (its dependencies'), the workflow, its inputs, the path allowlist, the call-cache
+paths, a logger and ``values_to_json``, and a section schedules its body into ``jobs``, where the
+new records are read back. tests/unit/test_miniwdl_contract.py pins these private signatures
+(docs/architecture.md, design rule 1).
 
 Job ids are miniwdl's (``call-t-07``, ``gather-call-t``, ``decl-x``, ``outputs``), prefixed
 with the calling job's id and ``/`` inside sub-workflows (``call-sub/call-t-07``).

@@ -3,7 +3,8 @@ digest-checked bundle, parse from it later.
 
 The bundle (every document's text keyed by its resolved URI or path) is written to the run
 directory. Tasks can write anywhere on EFS, so the controller checks the bundle's SHA-256,
-kept in DynamoDB, before it trusts it again (DESIGN.md principle 5).
+kept in DynamoDB, before it trusts it again: anything on EFS is untrusted input
+(docs/architecture.md, design rule 4).
 """
 
 from __future__ import annotations

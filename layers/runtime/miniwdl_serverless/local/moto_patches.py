@@ -1,7 +1,8 @@
 """Every patch of moto internals the embedded AWS needs, each a function that applies one patch
 and returns its undo (call the undos in reverse order to put moto back).
 
-moto is pinned (see local-test-stack.md) and this is the one place its internals are touched:
+moto is pinned (``moto[server]==5.2.5`` in pyproject.toml: these patches follow that version's
+internals) and this is the one place its internals are touched:
 moto is imported inside each function, once the embedded AWS has started its mock.
 """
 
