@@ -265,3 +265,20 @@ def test_concurrent_shard_completions_claim_the_gather_exactly_once(store, run_i
     gather = store.get_job(run_id, "gather")
     assert gather is not None and gather.pending == 0 and gather.status == CLAIMED
     assert gather.claimed_by == claims[0]
+
+
+def test_a_completion_stopped_between_steps_is_continued_by_whoever_comes_next(store, run_id):
+    """A completion with more targets than one transaction holds commits in steps; if it
+    stopped after the first (a crashed invocation, or a retry of one whose response was
+    lost), the next caller — even one holding the job as read before — finishes it."""
+    dependents = [f"d-{i:03d}" for i in range(250)]
+    store.put_new_jobs([Job(run_id, d, node_id=d, pending=1) for d in dependents])
+    stale = make(store, run_id, "decl", dependents=dependents, status=CLAIMED)
+    for dependent in dependents[:99]:  # what the first step committed
+        store.add_pending(run_id, dependent, -1)
+    store.update_job(run_id, "decl", status="completing-1", outputs={"x": 1})
+    assert store.complete(stale, {"x": 1}) == dependents
+    assert {j.pending for j in store.get_jobs(run_id, dependents).values()} == {0}
+    done = store.get_job(run_id, "decl")
+    assert done is not None and done.status == DONE and done.outputs == {"x": 1}
+    assert store.complete(stale, {"x": 1}) is None  # and only once

@@ -28,7 +28,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from miniwdl_serverless.adapters.dynamodb_items import JobItem, RunItem, bound, record
-from miniwdl_serverless.controller.ports import Conflict, MissingJob, StoreError
+from miniwdl_serverless.controller.ports import Conflict, MissingJob
 from miniwdl_serverless.core.records import (
     CLAIMED,
     DONE,
@@ -287,17 +287,25 @@ class DynamoStore:
                 if not codes or codes[0] != "ConditionalCheckFailed":
                     if "ConditionalCheckFailed" in codes:
                         raise MissingJob(f"{job.job_id}: a dependent does not exist") from exn
-                    raise StoreError(f"completing {job.job_id}: {exn}") from exn
+                    raise  # a conflict or throttling: the Retrying wrapper's to judge
                 if index > 0:
                     return False
-                fresh = self.get_job(job.run_id, job.job_id)
-                still_open = (
-                    fresh is not None
-                    and fresh.status in (CLAIMED, RUNNING)
-                    and (expected_attempt is None or fresh.attempt == expected_attempt)
-                )
-                return bool(still_open and fresh is not None and fresh.waiters_version != version)
+                return self._retry_with_fresh(job, expected_attempt, version)
         return targets
+
+    def _retry_with_fresh(self, job: Job, expected_attempt: int | None, version: Any) -> bool:
+        """After the first step's guard failed: True to try again with the job as it is now —
+        its waiters changed, or a completion stopped between steps (a crashed invocation, or
+        this one's own first try, retried after a lost response) and is to be continued."""
+        fresh = self.get_job(job.run_id, job.job_id)
+        if fresh is None:
+            return False
+        if completing_step(fresh.status) > 0:
+            return True
+        still_open = fresh.status in (CLAIMED, RUNNING) and (
+            expected_attempt is None or fresh.attempt == expected_attempt
+        )
+        return still_open and fresh.waiters_version != version
 
     def fail_job(self, run_id: str, job_id: str, error: dict[str, Any]) -> bool:
         jobs = self.jobs

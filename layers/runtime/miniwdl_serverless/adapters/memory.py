@@ -207,15 +207,14 @@ class MemoryStore:
             current = self._jobs.get((job.run_id, job.job_id))
             if current is None or job.status == DONE:
                 return None
-            step = completing_step(job.status)
+            # a completion stopped between steps is continued, whoever started it
+            step = completing_step(current.status)
             if step == 0:
                 open_now = current.status in (CLAIMED, RUNNING)
                 if not open_now or (
                     expected_attempt is not None and current.attempt != expected_attempt
                 ):
                     return None
-            elif current.status != job.status:
-                return None
             # The waiters as they are now: DynamoDB's version check retries with the fresh
             # list, which here, under one lock, is the same thing.
             targets = current.targets()

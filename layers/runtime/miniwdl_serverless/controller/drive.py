@@ -4,6 +4,7 @@ step carries one out and returns the actions it leads to, until none are left â€
 
 This is the one place where an exception fails the run: a step that raises ends the loop,
 and the run fails with the error (before planning finished: recorded as a failed submission).
+A TransientError (the ports' retries ran out) fails the invocation instead, never the run.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from miniwdl_serverless.controller.actions import (
 )
 from miniwdl_serverless.controller.context import RunContext
 from miniwdl_serverless.controller.end import fail_run
-from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.controller.ports import Ports, TransientError
 from miniwdl_serverless.core.errors import RunError, as_run_error
 from miniwdl_serverless.core.records import RUN_FAILED, Run
 
@@ -72,6 +73,11 @@ class Driver:
             action = work.pop()
             try:
                 work += STEPS[type(action)](self, action)
+            except TransientError:
+                # not the run's fault: this invocation fails, AWS delivers the event again and
+                # every step done so far is found done (all of them are idempotent)
+                log.warning("transient failure; the event will be delivered again", exc_info=True)
+                raise
             except Exception as exn:
                 self._failed(action, exn)
                 return

@@ -15,7 +15,16 @@ from miniwdl_serverless.core.records import Job, Run
 from miniwdl_serverless.core.resources import TaskSubmission
 
 
-class StoreError(Exception):
+class PortError(Exception):
+    """An adapter could not do what was asked (the SDK's own error is chained as the cause)."""
+
+
+class TransientError(PortError):
+    """Throttling, a 5xx, a conflict or a timeout that outlasted the adapter's retries: the
+    invocation fails so that AWS delivers the event again; the run does not fail."""
+
+
+class StoreError(PortError):
     """The store could not do what was asked (other than a condition not being met)."""
 
 

@@ -20,9 +20,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import envelopes, event_parser
 from pydantic import BaseModel
 
+from miniwdl_serverless.adapters import aws_errors
 from miniwdl_serverless.adapters.batch import adapter_from_environment
 from miniwdl_serverless.adapters.dynamodb import DynamoStore
 from miniwdl_serverless.adapters.efs import EfsRunFiles
+from miniwdl_serverless.adapters.retrying import Retrying
 from miniwdl_serverless.adapters.s3 import S3SubmissionStore, S3Uploads
 from miniwdl_serverless.adapters.sources import UriSources
 from miniwdl_serverless.adapters.stepfunctions import (
@@ -79,9 +81,9 @@ def ports() -> Ports:
     """The controller's ports on AWS, created once per Lambda container (template.yaml sets
     the environment: tables, queues, EFS, roles)."""
     return Ports(
-        store=run_store(),
+        store=Retrying(run_store(), aws_errors.classify),
         files=EfsRunFiles(),
-        batch=adapter_from_environment(boto3.client("batch")),
+        batch=Retrying(adapter_from_environment(boto3.client("batch")), aws_errors.classify),
         orchestrator=StepFunctionsOrchestrator(sfn_client()),
         uploads=S3Uploads(s3_client()),
         metrics=PowertoolsMetrics(),
