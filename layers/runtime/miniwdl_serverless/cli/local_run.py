@@ -5,16 +5,20 @@ bash). Its inputs and stdout follow ``miniwdl run``; the arguments are parsed in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from miniwdl_serverless.controller.ports import RunStore
 from miniwdl_serverless.core.ids import run_id_of
 
 EXIT_USAGE = 2
+EXIT_TERMINATED = 2  # what `miniwdl run` exits with when a signal stops it
 
 
 def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
@@ -64,6 +68,32 @@ def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
+class Terminated(BaseException):
+    """SIGINT or SIGTERM arrived (raised in the main thread by the signal handler)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signal = signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def termination_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM raise Terminated in the main thread, once: while the run is being
+    stopped, further signals are ignored (the stop is bounded, a few seconds at most)."""
+
+    def handle(signum: int, _frame: Any) -> None:
+        for name in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(name, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    saved = {name: signal.signal(name, handle) for name in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for name, handler in saved.items():
+            signal.signal(name, handler)
+
+
 def run_local(args: argparse.Namespace) -> int:
     try:
         execution_input = build_execution_input(args)
@@ -71,8 +101,13 @@ def run_local(args: argparse.Namespace) -> int:
         return _input_error(exn)
     from miniwdl_serverless.local.embedded import EmbeddedAWS
 
-    with EmbeddedAWS(efs_root="/", workers=args.workers) as aws:
-        return execute(aws, execution_input, show_progress=not args.no_progress)
+    try:
+        with termination_signals(), EmbeddedAWS(efs_root="/", workers=args.workers) as aws:
+            return execute(aws, execution_input, show_progress=not args.no_progress)
+    except Terminated as stopped:  # before the run started, or while leaving
+        info = {"error": "Terminated", "message": f"terminated by {stopped.signal}"}
+        print(json.dumps(info, indent=2), file=sys.stderr)
+        return EXIT_TERMINATED
 
 
 def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = True) -> int:
@@ -82,7 +117,11 @@ def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = Tru
     arn = aws.start(execution_input)
     enabled = show_progress and sys.stderr is not None
     progress = Progress(aws.store, run_id_of(arn), enabled=enabled)
-    description = aws.wait(arn, progress.show)
+    try:
+        description = aws.wait(arn, progress.show)
+    except Terminated as stopped:
+        progress.done()
+        return _terminated(aws, arn, stopped.signal)
     progress.done()
     from miniwdl_serverless.cli import views
 
@@ -93,6 +132,36 @@ def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = Tru
     print(json.dumps(info, indent=2), file=sys.stderr)
     print(views.failure_line(error, info), file=sys.stderr)
     return views.failure_exit_status(info)
+
+
+def _terminated(aws: Any, arn: str, signal_name: str) -> int:
+    """Stop the run (its tasks killed, the execution stopped, the run failed), record the error
+    in the run directory and print it, as `miniwdl run` does when it is interrupted."""
+    message = f"terminated by {signal_name}"
+    aws.stop(arn, message)
+    run = aws.store.get_run(run_id_of(arn))
+    cause = {"error": "Terminated", "message": message}
+    info: dict[str, Any] = {"error": "RunFailed", "message": f"the run was {message}"}
+    info.update(run=run_id_of(arn), cause=cause)
+    if run is not None and run.run_dir:
+        info["dir"] = run.run_dir
+        _record_termination(aws, run.run_dir, run.workflow_name, info)
+    print(json.dumps(info, indent=2), file=sys.stderr)
+    print(f"miniwdl-serverless: {info['message']}", file=sys.stderr)
+    return EXIT_TERMINATED
+
+
+def _record_termination(aws: Any, run_dir: str, workflow: str | None, info: dict[str, Any]) -> None:
+    from datetime import datetime, timezone
+
+    files = aws.run_files
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    try:
+        files.write_json(os.path.join(run_dir, "error.json"), info)
+        line = f"{stamp} wdl.w:{workflow} workflow {info['cause']['message']}\n"
+        files.append_log(os.path.join(run_dir, "workflow.log"), line)
+    except OSError:  # the run directory may be gone: the error printed stands
+        pass
 
 
 def _input_error(exn: Exception) -> int:

@@ -108,6 +108,19 @@ class LocalBatch:
             job._mark_stopped(success=process.returncode == 0)
         self.emit(job)
 
+    def stop_all(self, timeout: float = 2.0) -> bool:
+        """Kill every running job's process group (each job's thread does, within 20 ms) and
+        wait until they are gone; True if they all went within ``timeout``."""
+        with self.lock:
+            for job in self.running:
+                job.stop = True
+        deadline = time.monotonic() + timeout
+        while not self.idle():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def shutdown(self) -> None:
         with self.lock:
             for job in self.running:

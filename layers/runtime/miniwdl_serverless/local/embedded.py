@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from miniwdl_serverless.adapters.dynamodb import DynamoStore
+from miniwdl_serverless.adapters.efs import EfsRunFiles
 from miniwdl_serverless.local import moto_patches
 from miniwdl_serverless.local.batch_executor import BATCH_LOG_GROUP, JobLogs, LocalBatch
 from miniwdl_serverless.local.event_bus import TERMINAL, EventBus
@@ -108,6 +109,7 @@ class EmbeddedAWS:
         self.stack_name = ""
         self.bucket = LOCAL_BUCKET
         self.efs_root = efs_root
+        self.drain_seconds = 30.0  # how long leaving waits for events and jobs in flight
         self.workers = workers or os.cpu_count() or 2
         self.events = EventBus(event_workers, self._call)
         self.handlers: dict[str, Handler] = {}
@@ -177,7 +179,7 @@ class EmbeddedAWS:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.drain()
+        self.drain(self.drain_seconds)
         self.events.close()
         if self.server is not None:
             self.server.stop()
@@ -219,6 +221,7 @@ class EmbeddedAWS:
             self._saved_env.setdefault(key, value)
         self.tables = resources.tables
         self.store = DynamoStore(self.tables["runs"], self.tables["jobs"])  # for tests and the CLI
+        self.run_files = EfsRunFiles()  # the local directory that stands in for EFS
         self.queue_arn = resources.queue_arn
         self.handlers.update(resources.handlers)
         self.events.refs.update(resources.refs)
@@ -304,6 +307,15 @@ class EmbeddedAWS:
         )
         self.last_execution_arn = str(arn["executionArn"])
         return self.last_execution_arn
+
+    def stop(self, execution_arn: str, cause: str) -> None:
+        """Stop a run at once (Ctrl-C): kill its task processes, stop the execution and tell
+        the cancel function, as EventBridge would, which fails the run."""
+        self.batch_executor.stop_all(timeout=2.0)
+        self.sfn.stop_execution(executionArn=execution_arn, error="Terminated", cause=cause)
+        self.events.announce_end(self.sfn.describe_execution(executionArn=execution_arn))
+        self.drain_seconds = 2.0  # what is left in flight is not waited for long
+        self.drain(self.drain_seconds)
 
     def wait(
         self, execution_arn: str, progress: Callable[[], None] | None = None, poll: float = 0.1

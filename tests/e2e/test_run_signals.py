@@ -1,0 +1,66 @@
+"""`miniwdl-serverless run` stopped with Ctrl-C or SIGTERM, as a person or a scheduler stops it:
+the run's task processes are gone, the error is recorded and printed like `miniwdl run` does
+(exit status 2), with no traceback (issue 9, defect 17)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.polling import wait_for
+
+CLI = str(Path(sys.executable).parent / "miniwdl-serverless")
+SLOW = """
+version 1.0
+task slow {
+  input { String pidfile }
+  command <<< echo $$ > ~{pidfile}; exec sleep 300 >>>
+  output { String done = "never" }
+}
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_defect_17_a_signal_stops_the_tasks_and_records_the_error(tmp_path, sig):
+    (tmp_path / "slow.wdl").write_text(SLOW)
+    pidfile = tmp_path / "task.pid"
+    command = [CLI, "run", str(tmp_path / "slow.wdl"), f"pidfile={pidfile}", "--task", "slow"]
+    command += ["--dir", str(tmp_path / "runs"), "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=60)
+        task = int(pidfile.read_text())
+        assert alive(task)
+        sent = time.monotonic()
+        process.send_signal(sig)
+        stdout, stderr = process.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        process.kill()
+    print(f"\n{sig.name}: exited after {took:.2f} s")
+    assert process.returncode == 2, stderr
+    assert stdout == ""
+    assert "Traceback" not in stderr
+    info = json.loads(stderr[: stderr.rindex("}") + 1])
+    assert info["error"] == "RunFailed" and info["cause"]["error"] == "Terminated"
+    assert sig.name in info["message"]
+    wait_for(lambda: not alive(task), timeout=10)  # the task's process is gone
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    recorded = json.loads((run_dir / "error.json").read_text())
+    assert recorded["cause"]["error"] == "Terminated"
+    assert "terminated" in (run_dir / "workflow.log").read_text()
