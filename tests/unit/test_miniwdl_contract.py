@@ -49,3 +49,10 @@ def test_private_signatures_used_by_the_planner_and_task_calls():
         "cache",
     ]
     assert hasattr(WDL.runtime.task_container.TaskContainer, "success_exit_code")
+
+
+def test_the_range_function_the_planner_caps():
+    from WDL.StdLib import _Range
+
+    assert parameters(_Range._call_eager) == ["self", "expr", "arguments"]
+    assert isinstance(WDL.StdLib.Base("1.0").range, _Range)

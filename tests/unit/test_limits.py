@@ -1,0 +1,56 @@
+"""A scatter wider than the run allows fails with a clear error before anything is expanded,
+instead of the Lambda running out of memory (issue 9, defect 16)."""
+
+from __future__ import annotations
+
+import pytest
+
+from miniwdl_serverless.core.records import RUN_FAILED
+
+from .harness import Harness
+
+HUGE = """
+version 1.0
+workflow huge {
+  scatter (i in range(100000000)) { call t { input: x = i } }
+}
+task t { input { Int x } command {} output { Int y = x } }
+"""
+
+FROM_INPUT = """
+version 1.0
+workflow wide {
+  input { Array[Int] xs }
+  scatter (x in xs) { call t { input: x = x } }
+  output { Array[Int] ys = t.y }
+}
+task t { input { Int x } command {} output { Int y = x } }
+"""
+
+
+def test_defect_16_a_huge_scatter_fails_with_a_clear_error():
+    harness = Harness()
+    harness.start(HUGE)
+    run = harness.run()
+    assert run.status == RUN_FAILED
+    assert "scatter over 100000000 items exceeds the largest this run allows (100000" in str(
+        run.error
+    )
+    assert "MINIWDL__SERVERLESS__MAX_SCATTER_WIDTH" in run.error["message"]
+    assert harness.batch.jobs == {}
+    kind, (_, cause) = harness.answer()
+    assert kind == "failure" and "exceeds the largest" in cause
+
+
+@pytest.mark.parametrize("width, fails", [(5, False), (6, True)])
+def test_the_maximum_is_a_setting_and_holds_for_any_array(width, fails):
+    harness = Harness()
+    config = {"SERVERLESS__MAX_SCATTER_WIDTH": "5"}
+    harness.start(FROM_INPUT, {"xs": list(range(width))}, config=config)
+    if fails:
+        run = harness.run()
+        assert run.status == RUN_FAILED and "scatter over 6 items" in run.error["message"]
+        assert harness.batch.jobs == {}
+    else:
+        harness.play()
+        assert harness.outputs() == {"wide.ys": list(range(5))}
