@@ -23,14 +23,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import WDL
-from WDL import Env, Expr, Tree, Type, Value
+from WDL import Env, Tree, Type, Value
 from WDL.runtime._stdlib import WorkflowStdLib
 from WDL.runtime._workflow_state import StateMachine, WorkflowOutputs, _Job
 from WDL.runtime.cache import CallCacheAddPaths
-from WDL.StdLib import _Range
+
+from miniwdl_serverless.core.scatter_limits import (
+    CappedRange,
+    check_scatter_width,
+    max_scatter_width,
+)
 
 OUTPUTS = "outputs"
-DEFAULT_MAX_SCATTER_WIDTH = 100_000
 TASK_CALL_PREFIX = "call-"
 
 
@@ -340,56 +344,14 @@ def evaluate(  # noqa: PLR0913 - the inputs of miniwdl's StateMachine._do_job
     )
     stdlib = WorkflowStdLib(cfg, workflow.effective_wdl_version, machine, _NoCache(cfg))  # type: ignore[arg-type]
     width = max_scatter_width(cfg)
-    stdlib.range = _CappedRange(width)  # type: ignore[attr-defined]
+    stdlib.range = CappedRange(width)  # type: ignore[attr-defined]
     if isinstance(node, Tree.Scatter):
-        _check_scatter_width(node, machine, job, stdlib, width)
+        check_scatter_width(node, machine, job, stdlib, width)
     result = machine._do_job(cfg, stdlib, job)
     if isinstance(result, StateMachine.CallInstructions):
         return Evaluation(call=result)
     new_jobs = [_spec(scope, j) for jid, j in machine.jobs.items() if jid != job_id]
     return Evaluation(outputs=result, new_jobs=new_jobs)
-
-
-def max_scatter_width(cfg: WDL.runtime.config.Loader) -> int:
-    """The widest scatter a run may expand (and the largest range()): a clear error instead of
-    a Lambda running out of memory. ``MINIWDL__SERVERLESS__MAX_SCATTER_WIDTH``."""
-    if cfg.has_option("serverless", "max_scatter_width"):
-        return int(cfg.get_int("serverless", "max_scatter_width"))
-    return DEFAULT_MAX_SCATTER_WIDTH
-
-
-def _too_wide(width: int, limit: int) -> str:
-    return (
-        f"scatter over {width} items exceeds the largest this run allows ({limit}; "
-        "setting MINIWDL__SERVERLESS__MAX_SCATTER_WIDTH)"
-    )
-
-
-class _CappedRange(_Range):
-    """miniwdl's range(), refusing to build an array wider than any scatter may be."""
-
-    def __init__(self, limit: int):
-        super().__init__()
-        self.limit = limit
-
-    def _call_eager(self, expr: Expr.Apply, arguments: list[Value.Base]) -> Value.Base:
-        count = arguments[0].coerce(Type.Int()).value
-        if count > self.limit:
-            raise WDL.Error.EvalError(expr, _too_wide(count, self.limit))
-        return super()._call_eager(expr, arguments)  # type: ignore[no-any-return]
-
-
-def _check_scatter_width(
-    node: Tree.Scatter, machine: StateMachine, job: _Job, stdlib: Any, limit: int
-) -> None:
-    """Evaluate the scatter's array first (miniwdl evaluates it again to expand it)."""
-    scatter_vars: Env.Bindings[Value.Base] = Env.Bindings()
-    for _, binding in job.scatter_stack:
-        scatter_vars = Env.Bindings(binding, scatter_vars)
-    env = Env.merge(scatter_vars, *(machine.job_outputs[dep] for dep in job.dependencies))
-    array = node.expr.eval(env, stdlib=stdlib)
-    if isinstance(array, Value.Array) and len(array.value) > limit:
-        raise WDL.Error.EvalError(node.expr, _too_wide(len(array.value), limit))
 
 
 def _evaluate_task_scope(
