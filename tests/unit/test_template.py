@@ -282,3 +282,11 @@ def test_outputs_name_what_the_cli_needs(cfn):
         "TaskQueueFallbackArn",
         "LogsFunctionName",
     } <= set(cfn["Outputs"])
+
+
+def test_defect_06_functions_know_the_stack_bucket(resources):
+    """The start function refuses uploads under the bucket's control prefixes: it must know
+    the bucket (handlers/wiring.py reads STACK_BUCKET)."""
+    for name, function in of_type(resources, "AWS::Lambda::Function").items():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env["STACK_BUCKET"] == {"Ref": "Bucket"}, name

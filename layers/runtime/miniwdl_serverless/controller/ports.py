@@ -181,7 +181,8 @@ class Metrics(Protocol):
 
 @dataclass
 class Ports:
-    """Everything outside the controller, plus the stack's defaults."""
+    """Everything outside the controller, plus the stack's defaults and its bucket (whose
+    control prefixes a run may not upload into, core/stack_bucket.py)."""
 
     store: RunStore
     files: RunFiles
@@ -192,3 +193,4 @@ class Ports:
     sources: WorkflowSources
     default_queue: str | None = None
     default_fallback_queue: str | None = None
+    stack_bucket: str | None = None

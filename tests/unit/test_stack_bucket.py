@@ -1,0 +1,86 @@
+"""Issue 9, defect 6: the stack's bucket holds control state (submit/, errors/, wdl/). A run
+may not upload there, and a staged wdl/<sha256>.zip must be what its name says."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from miniwdl_serverless.core.records import RUN_FAILED, RUN_RUNNING
+
+from .harness import Harness
+
+STACK_BUCKET = "stack-bucket"
+CHAIN = """
+version 1.0
+workflow chain {
+  input { Int x = 3 }
+  call double { input: x = x }
+  output { Int result = double.y }
+}
+task double {
+  input { Int x }
+  command {}
+  output { Int y = x * 2 }
+}
+"""
+
+
+@pytest.fixture
+def harness() -> Harness:
+    harness = Harness()
+    harness.ports.stack_bucket = STACK_BUCKET
+    return harness
+
+
+# ---- s3upload under a control prefix --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options, prefix",
+    [
+        ({"s3upload": "s3://stack-bucket/submit/"}, "submit/"),
+        ({"s3upload": "s3://stack-bucket/submit/2026/"}, "submit/"),
+        ({"s3upload": "s3://stack-bucket/submit"}, "submit/"),  # into submit/<run name>/
+        ({"s3upload": "s3://stack-bucket/results/../submit/"}, "submit/"),
+        ({"s3upload": "s3://stack-bucket", "dir": "/efs/runs/submit/."}, "submit/"),
+        ({"s3upload": "s3://stack-bucket/errors/"}, "errors/"),
+        ({"s3upload": "s3://stack-bucket/wdl/"}, "wdl/"),
+        ({"s3upload": "s3://stack-bucket/wdl"}, "wdl/"),
+    ],
+)
+def test_defect_06_s3upload_under_submit_is_refused(harness, options, prefix):
+    result = harness.start(CHAIN, {"x": 1}, **options)
+    assert result == {"run_id": harness.run_id, "failed": "InvalidSubmission"}
+    assert harness.batch.jobs == {}  # refused before any job
+    run = harness.run()
+    assert run.status == RUN_FAILED and run.error["error"] == "InvalidSubmission"
+    message = run.error["message"]
+    assert message.startswith("s3upload: ") and f"s3://{STACK_BUCKET}/{prefix}" in message
+    assert json.dumps(options["s3upload"]) in message  # names the value, as schema problems do
+    kind, (name, cause) = harness.answer()
+    assert (kind, name) == ("failure", "InvalidSubmission")
+    assert json.loads(cause)["message"] == message
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"s3upload": "s3://stack-bucket/results/"},
+        {"s3upload": "s3://stack-bucket/submitted/"},  # not under submit/
+        {"s3upload": "s3://stack-bucket/results/submit/"},
+        {"s3upload": "s3://stack-bucket"},  # into <run name>/ at the top
+        {"s3upload": "s3://other-bucket/submit/"},  # another bucket's submit/ is not ours
+    ],
+)
+def test_defect_06_other_upload_targets_still_start(harness, options):
+    result = harness.start(CHAIN, {"x": 1}, **options)
+    assert "failed" not in result, harness.run().error
+    assert harness.run().status == RUN_RUNNING and len(harness.batch.jobs) == 1
+
+
+def test_defect_06_without_a_known_stack_bucket_nothing_is_refused():
+    harness = Harness()  # ports.stack_bucket unset (e.g. a hand-wired controller)
+    result = harness.start(CHAIN, {"x": 1}, s3upload="s3://stack-bucket/submit/")
+    assert "failed" not in result and len(harness.batch.jobs) == 1
