@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import boto3
 import pytest
 
 from miniwdl_serverless.local.resources import LOCAL_BUCKET
@@ -29,3 +30,44 @@ def test_defect_06_start_refuses_uploads_under_control_prefixes(embedded, tmp_pa
     assert f"may not upload under s3://{LOCAL_BUCKET}/{folder}" in cause["message"]
     run_id = embedded.last_execution_arn.rsplit(":", 1)[-1]
     assert list(embedded.store.query_jobs(run_id)) == []  # nothing was planned or submitted
+
+
+@pytest.mark.xdist_group("server")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--s3upload", f"s3://{LOCAL_BUCKET}/submit/"],
+        ["--s3upload", f"s3://{LOCAL_BUCKET}/wdl"],
+        ["--s3upload", f"s3://{LOCAL_BUCKET}"],  # with --dir D/.: into <basename of D>/
+    ],
+)
+def test_defect_06_submit_refuses_s3upload_under_control_prefixes(aws_server, tmp_path, args):
+    from tests.e2e.test_submit_cli import STACK, cli, executions
+
+    (tmp_path / "ok.wdl").write_text(TASK + "\n")
+    run_dir = tmp_path / "errors"
+    run_dir.mkdir()
+    s3 = boto3.client("s3")
+    staged_before = s3.list_objects_v2(Bucket=LOCAL_BUCKET, Prefix="wdl/").get("KeyCount", 0)
+    before = executions(aws_server)
+    result = cli(
+        aws_server,
+        "submit",
+        str(tmp_path / "ok.wdl"),
+        "--task",
+        "t",
+        "--stack",
+        STACK,
+        "--dir",
+        f"{run_dir}/.",
+        *args,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("miniwdl-serverless: error: --s3upload: may not upload under ")
+    assert "the stack's control prefix" in line
+    assert executions(aws_server) == before  # nothing started
+    assert s3.list_objects_v2(Bucket=LOCAL_BUCKET, Prefix="wdl/").get("KeyCount", 0) == (
+        staged_before
+    )  # nothing staged either

@@ -84,3 +84,30 @@ def test_defect_06_without_a_known_stack_bucket_nothing_is_refused():
     harness = Harness()  # ports.stack_bucket unset (e.g. a hand-wired controller)
     result = harness.start(CHAIN, {"x": 1}, s3upload="s3://stack-bucket/submit/")
     assert "failed" not in result and len(harness.batch.jobs) == 1
+
+
+@pytest.mark.parametrize(
+    "s3upload, directory, refused",
+    [
+        ("s3://stack-bucket/submit/", None, True),
+        ("s3://stack-bucket", "/mnt/efs/wdl/.", True),
+        ("s3://stack-bucket", "/mnt/efs/runs", False),  # <timestamp>_<name>/ at the top
+        ("s3://stack-bucket/results/", None, False),
+        ("s3://elsewhere/submit/", None, False),
+        (None, None, False),
+    ],
+)
+def test_defect_06_submit_checks_the_upload_target_before_staging(s3upload, directory, refused):
+    import argparse
+
+    from miniwdl_serverless.cli import remote
+    from miniwdl_serverless.cli.stack import Stack
+    from miniwdl_serverless.cli.submit import UsageError
+
+    stack = Stack("arn:aws:states:us-east-1:1:stateMachine:s", name="st", bucket=STACK_BUCKET)
+    settings = argparse.Namespace(s3upload=s3upload, dir=directory)
+    if refused:
+        with pytest.raises(UsageError, match=r"^--s3upload: may not upload under s3://stack-b"):
+            remote._check_upload_target(settings, stack, "chain")
+    else:
+        remote._check_upload_target(settings, stack, "chain")
