@@ -111,3 +111,74 @@ def test_defect_06_submit_checks_the_upload_target_before_staging(s3upload, dire
             remote._check_upload_target(settings, stack, "chain")
     else:
         remote._check_upload_target(settings, stack, "chain")
+
+
+# ---- the staged wdl/<sha256>.zip ------------------------------------------------------------
+
+
+class BucketSources:
+    """The WorkflowSources port over a few objects (s3:// URI → bytes)."""
+
+    def __init__(self, objects: dict[str, bytes]):
+        self.objects = objects
+
+    def fetch(self, uri: str, limit: int) -> bytes:
+        return self.objects[uri][: limit + 1]
+
+
+def miniwdl_zip(tmp_path, name: str, source: str) -> bytes:
+    import logging
+
+    import WDL
+    import WDL.Zip
+
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "main.wdl").write_text(source)
+    archive = tmp_path / name / "main.wdl.zip"
+    doc = WDL.load(str(tmp_path / name / "main.wdl"))
+    WDL.Zip.build(doc, str(archive), logging.getLogger("test"))
+    return archive.read_bytes()
+
+
+def start_staged(harness: Harness, key: str, data: bytes) -> dict:
+    uri = f"s3://{STACK_BUCKET}/{key}"
+    harness.ports.sources = BucketSources({uri: data})
+    harness.run_id = "run-staged-" + key.replace("/", "-")[:20]
+    arn = f"arn:aws:states:us-east-1:123456789012:execution:RunWorkflow:{harness.run_id}"
+    execution_input = {"workflow": uri, "dir": harness.root, "inputs": {"x": 2}}
+    from miniwdl_serverless.controller.start import start_run
+
+    return start_run(execution_input, harness.token, arn, "2026-12-01T10:00:00Z", harness.ports)
+
+
+OTHER = CHAIN.replace("x * 2", "x * 1000")
+
+
+def test_defect_06_a_staged_zip_that_is_not_what_its_name_says_is_refused(harness, tmp_path):
+    import hashlib
+
+    genuine = miniwdl_zip(tmp_path, "genuine", CHAIN)
+    replaced = miniwdl_zip(tmp_path, "replaced", OTHER)  # a valid archive, another workflow
+    key = f"wdl/{hashlib.sha256(genuine).hexdigest()}.zip"
+    result = start_staged(harness, key, replaced)
+    assert result == {"run_id": harness.run_id, "failed": "TamperedState"}
+    assert harness.batch.jobs == {}
+    run = harness.run()
+    assert run.status == RUN_FAILED and run.error["error"] == "TamperedState"
+    assert hashlib.sha256(replaced).hexdigest() in run.error["message"]
+    assert key in run.error["message"]
+
+
+def test_defect_06_a_staged_zip_that_matches_its_name_runs(harness, tmp_path):
+    import hashlib
+
+    genuine = miniwdl_zip(tmp_path, "genuine", CHAIN)
+    key = f"wdl/{hashlib.sha256(genuine).hexdigest()}.zip"
+    assert "failed" not in start_staged(harness, key, genuine)
+    harness.play()
+    assert harness.outputs() == {"chain.result": 4}
+
+
+def test_defect_06_other_zips_are_not_held_to_a_digest(harness, tmp_path):
+    replaced = miniwdl_zip(tmp_path, "replaced", OTHER)
+    assert "failed" not in start_staged(harness, "src/wdl/" + "0" * 64 + ".zip", replaced)

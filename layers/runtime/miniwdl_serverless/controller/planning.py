@@ -21,7 +21,7 @@ from miniwdl_serverless.core.decisions import run_dir_request
 from miniwdl_serverless.core.errors import BadSubmission, RunError
 from miniwdl_serverless.core.options import RunOptions, parse_run_options
 from miniwdl_serverless.core.records import RUN_PLANNING, RUN_RUNNING, Run
-from miniwdl_serverless.core.stack_bucket import upload_target_problem
+from miniwdl_serverless.core.stack_bucket import staged_digest, upload_target_problem
 from miniwdl_serverless.core.wdl_source import SourceBundle, fetch_and_load
 
 if TYPE_CHECKING:
@@ -32,7 +32,10 @@ def plan(driver: Driver, action: Plan) -> list[Action]:
     ports = driver.ports
     existing = ports.store.get_run(action.run_id)
     options = parse_run_options(action.execution_input)
-    doc, bundle = fetch_and_load(options.workflow, options.workflow_source, ports.sources.fetch)
+    staged = staged_digest(options.workflow, ports.stack_bucket)  # wdl/<sha256>.zip: verified
+    doc, bundle = fetch_and_load(
+        options.workflow, options.workflow_source, ports.sources.fetch, staged_sha256=staged
+    )
     target = find_task(doc, options.task) if options.task else doc.workflow
     if target is None:
         raise RunError.of("InputError", "the document has no workflow; give 'task'")

@@ -12,6 +12,11 @@ new submissions (runs spawning runs), under ``wdl/`` they could replace staged w
 
 from __future__ import annotations
 
+import hashlib
+import re
+
+from miniwdl_serverless.core.errors import RunError
+
 SUBMIT_PREFIX = "submit/"
 ERRORS_PREFIX = "errors/"
 STAGED_PREFIX = "wdl/"
@@ -20,6 +25,7 @@ CONTROL_PREFIXES = {
     ERRORS_PREFIX: "the S3 drop writes its error reports there",
     STAGED_PREFIX: "staged workflows live there, and runs load them",
 }
+_STAGED_KEY = re.compile(r"^wdl/([0-9a-fA-F]{64})\.zip$")
 
 
 def upload_target_problem(folder: str, stack_bucket: str | None) -> str | None:
@@ -52,3 +58,29 @@ def _resolve_dots(key: str) -> str:
         elif part != ".":
             parts.append(part)
     return "/".join(parts)
+
+
+def staged_key(archive: bytes) -> str:
+    """Where a staged workflow goes in the stack's bucket: named by its content's SHA-256."""
+    return f"{STAGED_PREFIX}{hashlib.sha256(archive).hexdigest()}.zip"
+
+
+def staged_digest(workflow: str | None, stack_bucket: str | None) -> str | None:
+    """The SHA-256 (hex) a workflow URI promises by its name: ``s3://<stack bucket>/wdl/<64
+    hex>.zip``, the key ``staged_key`` gives; None for any other workflow."""
+    if not workflow or not stack_bucket or not workflow.startswith("s3://"):
+        return None
+    bucket, _, key = workflow[len("s3://") :].partition("/")
+    match = _STAGED_KEY.match(key)
+    return match.group(1).lower() if bucket == stack_bucket and match else None
+
+
+def verify_staged(workflow: str, data: bytes, expected: str) -> None:
+    """A staged archive must be what its name says; else ``TamperedState``."""
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise RunError.of(
+            "TamperedState",
+            f"{workflow}: the staged workflow changed after staging (its SHA-256 is {actual}, "
+            f"its content-addressed name says {expected}); submit it again",
+        )
