@@ -71,3 +71,31 @@ def test_defect_06_submit_refuses_s3upload_under_control_prefixes(aws_server, tm
     assert s3.list_objects_v2(Bucket=LOCAL_BUCKET, Prefix="wdl/").get("KeyCount", 0) == (
         staged_before
     )  # nothing staged either
+
+
+@pytest.mark.xdist_group("server")
+def test_defect_06_submit_replaces_a_staged_zip_that_is_not_what_its_name_says(
+    aws_server, tmp_path
+):
+    import hashlib
+    import logging
+
+    import WDL
+    import WDL.Zip
+
+    from tests.e2e.test_submit_cli import STACK, cli
+
+    (tmp_path / "ok.wdl").write_text(TASK + "\n")
+    archive = tmp_path / "ok.wdl.zip"
+    WDL.Zip.build(WDL.load(str(tmp_path / "ok.wdl")), str(archive), logging.getLogger("test"))
+    data = archive.read_bytes()
+    key = f"wdl/{hashlib.sha256(data).hexdigest()}.zip"
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=LOCAL_BUCKET, Key=key, Body=b"not the archive")  # planted under its name
+    result = cli(
+        aws_server, "submit", str(archive), "--task", "t", "--wait", "--stack", STACK,
+        "--dir", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["outputs"] == {"t.s": "hi"}
+    assert s3.get_object(Bucket=LOCAL_BUCKET, Key=key)["Body"].read() == data  # staged again

@@ -182,3 +182,71 @@ def test_defect_06_a_staged_zip_that_matches_its_name_runs(harness, tmp_path):
 def test_defect_06_other_zips_are_not_held_to_a_digest(harness, tmp_path):
     replaced = miniwdl_zip(tmp_path, "replaced", OTHER)
     assert "failed" not in start_staged(harness, "src/wdl/" + "0" * 64 + ".zip", replaced)
+
+
+class FakeS3:
+    """head_object and put_object of one bucket, as S3 answers them (ChecksumSHA256 only for
+    objects uploaded with that checksum)."""
+
+    def __init__(self, objects: dict[str, dict]):
+        self.objects = objects
+        self.puts: list[dict] = []
+
+    def head_object(self, Bucket: str, Key: str, ChecksumMode: str | None = None) -> dict:
+        from botocore.exceptions import ClientError
+
+        if Key not in self.objects:
+            raise ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "HeadObject")
+        head = dict(self.objects[Key])
+        if ChecksumMode != "ENABLED":
+            head.pop("ChecksumSHA256", None)
+        return head
+
+    def put_object(self, **kwargs) -> dict:
+        self.puts.append(kwargs)
+        return {}
+
+
+class FakeClients:
+    def __init__(self, s3: FakeS3):
+        self.s3 = s3
+
+    def client(self, service: str) -> FakeS3:
+        assert service == "s3"
+        return self.s3
+
+
+def sha256_b64(data: bytes) -> str:
+    import base64
+    import hashlib
+
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+ARCHIVE = b"PK\x03\x04 a miniwdl zip"
+
+
+@pytest.mark.parametrize(
+    "existing, uploaded",
+    [
+        (None, True),  # not there yet
+        ({"ChecksumSHA256": sha256_b64(ARCHIVE)}, False),  # S3's own digest of it matches
+        ({"ChecksumSHA256": sha256_b64(b"something else")}, True),  # replaced meanwhile
+        ({}, True),  # no SHA-256 checksum (staged by an older CLI, or put by someone else)
+        ({"ChecksumSHA256": sha256_b64(ARCHIVE) + "-2"}, True),  # multipart: composite
+    ],
+)
+def test_defect_06_staging_verifies_an_existing_object(existing, uploaded):
+    from miniwdl_serverless.cli.stack import stage_archive
+    from miniwdl_serverless.core.stack_bucket import staged_key
+
+    key = staged_key(ARCHIVE)
+    s3 = FakeS3({} if existing is None else {key: existing})
+    uri = stage_archive(FakeClients(s3), STACK_BUCKET, key, ARCHIVE)  # type: ignore[arg-type]
+    assert uri == f"s3://{STACK_BUCKET}/{key}"
+    if uploaded:
+        (put,) = s3.puts
+        assert put["Key"] == key and put["Body"] == ARCHIVE
+        assert put["ChecksumAlgorithm"] == "SHA256"  # S3 checks it, and keeps it for next time
+    else:
+        assert s3.puts == []
