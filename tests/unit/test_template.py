@@ -339,3 +339,11 @@ def test_defect_07_the_batch_adapter_knows_the_stack_name(resources):
     for name, function in of_type(resources, "AWS::Lambda::Function").items():
         env = function["Properties"]["Environment"]["Variables"]
         assert env["STACK_NAME"] == {"Ref": "AWS::StackName"}, name
+
+
+def test_defect_07_both_tables_expire_the_attribute_the_stores_write(resources):
+    from miniwdl_serverless.adapters.dynamodb_items import JobItem, RunItem
+
+    for table, model in (("RunsTable", RunItem), ("JobsTable", JobItem)):
+        ttl = resources[table]["Properties"]["TimeToLiveSpecification"]
+        assert ttl == {"AttributeName": model.expires_at.attr_name, "Enabled": True}, table
