@@ -54,3 +54,14 @@ def test_defect_07_jobs_of_a_failed_run_expire_without_the_ending_lambda_writing
     assert harness.run().status == RUN_FAILED
     assert harness.store.writes - writes == 1  # the run item only, not one write per job
     assert all(job.expires_at for job in harness.store.query_jobs(harness.run_id))
+
+
+def test_defect_07_a_run_refused_before_any_job_expires_too():
+    """Bad input (and the control-prefix refusals) record the run as failed with put_run,
+    not set_run_status: its item must get the finished-run TTL all the same."""
+    harness = Harness()
+    result = harness.start(SCATTER, {"n": "three"})
+    assert result["failed"] == "InputError"
+    run = harness.run()
+    assert run.status == RUN_FAILED and run.finished_at
+    assert run.expires_at == int(run.finished_at) + FINISHED_RUN_TTL_SECONDS
