@@ -28,6 +28,8 @@ from miniwdl_serverless.core.records import (
 )
 from miniwdl_serverless.core.store_rules import SUBMIT_LEASE_SECONDS
 
+EXPIRES = int(time.time()) + 30 * 24 * 3600  # what the controller gives (store_rules.job_expiry)
+
 
 @pytest.fixture(params=["memory", "dynamodb"])
 def store(request) -> RunStore:
@@ -43,7 +45,10 @@ def run_id() -> str:
 
 
 def make(store: RunStore, run_id: str, job_id: str, **fields) -> Job:
-    assert store.put_new_jobs([Job(run_id, job_id, node_id=job_id, **fields)]) == {job_id}
+    created = store.put_new_jobs(
+        [Job(run_id, job_id, node_id=job_id, **fields)], expires_at=EXPIRES
+    )
+    assert created == {job_id}
     job = store.get_job(run_id, job_id)
     assert job is not None
     return job
@@ -114,7 +119,9 @@ def test_completion_is_atomic(store, run_id):
 
 def test_completion_with_more_dependents_than_one_transaction_holds(store, run_id):
     dependents = [f"d-{i:03d}" for i in range(250)]
-    store.put_new_jobs([Job(run_id, d, node_id=d, pending=1) for d in dependents])
+    store.put_new_jobs(
+        [Job(run_id, d, node_id=d, pending=1) for d in dependents], expires_at=EXPIRES
+    )
     job = make(store, run_id, "decl", dependents=dependents, status=CLAIMED)
     assert store.complete(job, {}) == dependents
     assert {j.pending for j in store.get_jobs(run_id, dependents).values()} == {0}
@@ -189,7 +196,7 @@ def test_query_by_status(store, run_id):
     make(store, run_id, "a", status=RUNNING)
     make(store, run_id, "b")
     make(store, run_id, "c", status=RUNNING)
-    store.register_waiter(run_id, "later", "a")  # a stub is not a job
+    store.register_waiter(run_id, "later", "a", expires_at=EXPIRES)  # a stub is not a job
     assert sorted(j.job_id for j in store.query_jobs(run_id)) == ["a", "b", "c"]
     assert sorted(j.job_id for j in store.query_jobs(run_id, [RUNNING])) == ["a", "c"]
     assert store.get_job(run_id, "later") is None
@@ -203,19 +210,20 @@ def test_readiness_reads(store, run_id):
 
 
 def test_creation_is_idempotent_and_keeps_registered_waiters(store, run_id):
-    assert store.register_waiter(run_id, "later", "shard-0")  # before "later" exists
-    assert store.put_new_jobs([Job(run_id, "later", node_id="later", pending=0)]) == {"later"}
-    assert store.put_new_jobs([Job(run_id, "later", node_id="changed")]) == set()
+    assert store.register_waiter(run_id, "later", "shard-0", expires_at=EXPIRES)  # before "later"
+    later = Job(run_id, "later", node_id="later", pending=0)
+    assert store.put_new_jobs([later], expires_at=EXPIRES) == {"later"}
+    assert store.put_new_jobs([Job(run_id, "later", node_id="changed")], expires_at=1) == set()
     stored = store.get_job(run_id, "later")
     assert stored is not None and stored.waiters == ["shard-0"] and stored.node_id == "later"
-    assert store.register_waiter(run_id, "later", "shard-0")  # idempotent
+    assert store.register_waiter(run_id, "later", "shard-0", expires_at=EXPIRES)  # idempotent
     assert store.get_job(run_id, "later").waiters == ["shard-0"]  # type: ignore[union-attr]
 
 
 def test_creation_in_chunks_reports_only_what_it_created(store, run_id):
     make(store, run_id, "j-050")
     jobs = [Job(run_id, f"j-{i:03d}", node_id="n") for i in range(150)]
-    created = store.put_new_jobs(jobs)
+    created = store.put_new_jobs(jobs, expires_at=EXPIRES)
     assert len(created) == 149 and "j-050" not in created
 
 
@@ -223,12 +231,12 @@ def test_waiter_registered_during_completion_is_not_missed(store, run_id):
     make(store, run_id, "shard-0", pending=1)
     make(store, run_id, "shard-1", pending=1)
     make(store, run_id, "slow", status=RUNNING)
-    assert store.register_waiter(run_id, "slow", "shard-0")
+    assert store.register_waiter(run_id, "slow", "shard-0", expires_at=EXPIRES)
     stale = store.get_job(run_id, "slow")
     assert stale is not None
-    assert store.register_waiter(run_id, "slow", "shard-1")  # after the completer read the job
+    assert store.register_waiter(run_id, "slow", "shard-1", expires_at=EXPIRES)  # after the read
     assert sorted(store.complete(stale, {}) or []) == ["shard-0", "shard-1"]
-    assert not store.register_waiter(run_id, "slow", "shard-2")  # done: nothing to wait for
+    assert not store.register_waiter(run_id, "slow", "shard-2", expires_at=EXPIRES)  # done
     pending = {j.pending for j in store.get_jobs(run_id, ["shard-0", "shard-1"]).values()}
     assert pending == {0}
 
@@ -272,7 +280,8 @@ def test_a_completion_stopped_between_steps_is_continued_by_whoever_comes_next(s
     stopped after the first (a crashed invocation, or a retry of one whose response was
     lost), the next caller — even one holding the job as read before — finishes it."""
     dependents = [f"d-{i:03d}" for i in range(250)]
-    store.put_new_jobs([Job(run_id, d, node_id=d, pending=1) for d in dependents])
+    jobs = [Job(run_id, d, node_id=d, pending=1) for d in dependents]
+    store.put_new_jobs(jobs, expires_at=EXPIRES)
     stale = make(store, run_id, "decl", dependents=dependents, status=CLAIMED)
     for dependent in dependents[:99]:  # what the first step committed
         store.add_pending(run_id, dependent, -1)
@@ -282,3 +291,47 @@ def test_a_completion_stopped_between_steps_is_continued_by_whoever_comes_next(s
     done = store.get_job(run_id, "decl")
     assert done is not None and done.status == DONE and done.outputs == {"x": 1}
     assert store.complete(stale, {"x": 1}) is None  # and only once
+
+
+def test_defect_07_job_items_expire_with_their_run(store, run_id):
+    """The jobs table's TTL attribute is set on every job item when it is created (so ending a
+    run of 100,000 jobs writes none of them) and no later write drops it."""
+    dependents = [f"d-{i:03d}" for i in range(120)]  # more than one transaction holds
+    created = store.put_new_jobs(
+        [Job(run_id, d, node_id=d, pending=1) for d in dependents], expires_at=EXPIRES
+    )
+    assert created == set(dependents)
+    assert {j.expires_at for j in store.get_jobs(run_id, dependents).values()} == {EXPIRES}
+    call = make(store, run_id, "call", dependents=dependents)
+    assert call.expires_at == EXPIRES
+    store.claim(run_id, "call", "start")
+    store.mark_running(run_id, "call", 0, batch_job_name="n", submitted_at=time.time())
+    store.record_batch_job(run_id, "call", 0, "b1")
+    store.update_job(run_id, "call", queue="q")
+    running = store.get_job(run_id, "call")
+    assert running is not None and store.complete(running, {"x": 1}) == dependents
+    assert store.get_job(run_id, "call").expires_at == EXPIRES  # type: ignore[union-attr]
+    assert store.get_job(run_id, "d-000").expires_at == EXPIRES  # type: ignore[union-attr]
+    failing = make(store, run_id, "failing", status=RUNNING)
+    assert failing.expires_at == EXPIRES and store.fail_job(run_id, "failing", {"error": "X"})
+    assert store.get_job(run_id, "failing").expires_at == EXPIRES  # type: ignore[union-attr]
+    assert all(j.expires_at == EXPIRES for j in store.query_jobs(run_id))
+
+
+def test_defect_07_a_job_created_over_registered_waiters_expires_too(store, run_id):
+    assert store.register_waiter(run_id, "gather", "outputs", expires_at=EXPIRES)
+    assert store.put_new_jobs([Job(run_id, "gather", node_id="g")], expires_at=EXPIRES + 5)
+    gather = store.get_job(run_id, "gather")
+    assert gather is not None and gather.waiters == ["outputs"]
+    assert gather.expires_at == EXPIRES + 5
+
+
+def test_defect_07_a_stub_item_expires_even_if_its_job_is_never_created(embedded, run_id):
+    """DynamoDB only: waiters registered on a job that never comes (its run failed first) are
+    an item of their own, which must expire too."""
+    store = DynamoStore(embedded.tables["runs"], embedded.tables["jobs"])
+    assert store.register_waiter(run_id, "never", "outputs", expires_at=EXPIRES)
+    stub = store.jobs.get(run_id, "never", consistent_read=True)
+    assert stub.waiters == ["outputs"] and stub.expires_at == EXPIRES
+    assert store.register_waiter(run_id, "never", "other", expires_at=EXPIRES + 9)
+    assert store.jobs.get(run_id, "never", consistent_read=True).expires_at == EXPIRES  # kept

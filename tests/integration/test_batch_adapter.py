@@ -429,3 +429,18 @@ def test_terminate(batch: Any, queue: str) -> None:
     job = describe(batch, job_id)
     assert job["statusReason"].startswith("run failed: ")
     assert len(job["statusReason"]) == 1024
+
+
+def test_defect_07_every_job_carries_the_stack_tag(
+    batch: Any, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The functions may terminate only jobs tagged with their stack (template.yaml's
+    TerminateJob condition): the adapter tags each job, over whatever the run's tags say."""
+    from miniwdl_serverless.core.ids import TAG_STACK
+
+    monkeypatch.setenv("STACK_NAME", "my-stack")
+    adapter = adapter_from_environment(batch)
+    tags = {TAG_RUN: "run-1", TAG_JOB: "call-x", TAG_ATTEMPT: "0", TAG_STACK: "another-stack"}
+    job_id = submit(adapter, queue, "run-1-call-x-try1", tags=tags)
+    assert describe(batch, job_id)["tags"][TAG_STACK] == "my-stack"
+    assert describe(batch, job_id)["tags"][TAG_RUN] == "run-1"

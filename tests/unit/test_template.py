@@ -282,3 +282,68 @@ def test_outputs_name_what_the_cli_needs(cfn):
         "TaskQueueFallbackArn",
         "LogsFunctionName",
     } <= set(cfn["Outputs"])
+
+
+def test_defect_06_functions_know_the_stack_bucket(resources):
+    """The start function refuses uploads under the bucket's control prefixes: it must know
+    the bucket (handlers/wiring.py reads STACK_BUCKET)."""
+    for name, function in of_type(resources, "AWS::Lambda::Function").items():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env["STACK_BUCKET"] == {"Ref": "Bucket"}, name
+
+
+# Functions whose code calls BatchJobs.terminate: fail fast (end.py:fail_run, from any driver
+# loop, the start function's included), stragglers (advance.py), stop (end.py:stop_run),
+# Finish stopping a run whose Start crashed.
+TERMINATING_FUNCTIONS = ("StartFunction", "AdvanceFunction", "FinishFunction", "CancelFunction")
+
+
+def _function_statements(resources: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    role = resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [statement for name, statement in _statements(resources) if name == role]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return action if isinstance(action, list) else [action]
+
+
+def test_defect_07_terminate_job_is_scoped_to_the_stacks_jobs(resources):
+    """TerminateJob's only resource type is the job, which supports aws:ResourceTag (AWS Batch
+    User Guide, "Supported resource-level permissions for AWS Batch API actions"): every
+    grant is conditioned on the stack tag the Batch adapter puts on each job it submits."""
+    from miniwdl_serverless.core.ids import TAG_STACK
+
+    grants = [
+        (name, statement)
+        for name, statement in _statements(resources)
+        if "batch:TerminateJob" in _actions(statement)
+    ]
+    assert grants
+    for role, statement in grants:
+        assert _actions(statement) == ["batch:TerminateJob"], role  # the condition is its own
+        assert statement["Effect"] == "Allow"
+        resource = statement["Resource"]
+        assert isinstance(resource, dict) and "Fn::Sub" in resource, (role, resource)
+        assert resource["Fn::Sub"].endswith(":job/*"), role
+        assert statement["Condition"] == {
+            "StringEquals": {f"aws:ResourceTag/{TAG_STACK}": {"Ref": "AWS::StackName"}}
+        }, role
+    for function in TERMINATING_FUNCTIONS:
+        assert any(
+            "batch:TerminateJob" in _actions(s) for s in _function_statements(resources, function)
+        ), function
+
+
+def test_defect_07_the_batch_adapter_knows_the_stack_name(resources):
+    for name, function in of_type(resources, "AWS::Lambda::Function").items():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env["STACK_NAME"] == {"Ref": "AWS::StackName"}, name
+
+
+def test_defect_07_both_tables_expire_the_attribute_the_stores_write(resources):
+    from miniwdl_serverless.adapters.dynamodb_items import JobItem, RunItem
+
+    for table, model in (("RunsTable", RunItem), ("JobsTable", JobItem)):
+        ttl = resources[table]["Properties"]["TimeToLiveSpecification"]
+        assert ttl == {"AttributeName": model.expires_at.attr_name, "Enabled": True}, table

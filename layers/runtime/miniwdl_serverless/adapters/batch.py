@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from miniwdl_serverless.core.ids import BATCH_NAME_LIMIT, safe_name
+from miniwdl_serverless.core.ids import BATCH_NAME_LIMIT, TAG_STACK, safe_name
 from miniwdl_serverless.core.resources import Resources, TaskSubmission
 
 
@@ -56,6 +56,7 @@ class BatchAdapter:
     efs: EfsVolume
     definition_prefix: str = "miniwdl-serverless"
     job_role_arn: str | None = None
+    stack_name: str | None = None  # tagged on every job: the stack's functions may stop only those
     _definitions: dict[str, str] = field(default_factory=dict)
 
     def _config(self) -> str:
@@ -112,6 +113,9 @@ class BatchAdapter:
             return existing
         resources = submission.resources
         environment = [{"name": k, "value": v} for k, v in sorted(submission.environment.items())]
+        tags = dict(submission.tags)
+        if self.stack_name:  # last, so a run's own tags cannot claim another stack
+            tags[TAG_STACK] = self.stack_name
         response = self.client.submit_job(
             jobName=submission.name,
             jobQueue=submission.queue,
@@ -121,7 +125,7 @@ class BatchAdapter:
                 "environment": environment,
                 "resourceRequirements": resources.requirements(),
             },
-            tags={k[:128]: v[:256] for k, v in submission.tags.items()},
+            tags={k[:128]: v[:256] for k, v in tags.items()},
             propagateTags=True,
             timeout={"attemptDurationSeconds": max(60, submission.timeout_seconds)},
         )
@@ -142,4 +146,5 @@ def adapter_from_environment(client: Any) -> BatchAdapter:
         ),
         definition_prefix=os.environ.get("JOB_DEFINITION_PREFIX", "miniwdl-serverless"),
         job_role_arn=os.environ.get("TASK_JOB_ROLE_ARN") or None,
+        stack_name=os.environ.get("STACK_NAME") or None,
     )

@@ -119,7 +119,7 @@ class DynamoStore:
             self.runs(run_id).update(actions=actions)
 
     # -- jobs --
-    def put_new_jobs(self, jobs: list[Job]) -> set[str]:
+    def put_new_jobs(self, jobs: list[Job], *, expires_at: int) -> set[str]:
         """Written as updates, not puts, so that waiters registered on a stub survive."""
         created: set[str] = set()
         for chunk in chunks(jobs, TRANSACTION_LIMIT):
@@ -128,7 +128,7 @@ class DynamoStore:
                     for job in chunk:
                         transaction.update(
                             self.jobs(job.run_id, job.job_id),
-                            actions=self._creation(job),
+                            actions=self._creation(job, expires_at),
                             condition=self.jobs.status.does_not_exist(),
                         )
                 created |= {job.job_id for job in chunk}
@@ -136,18 +136,23 @@ class DynamoStore:
                 for job in chunk:  # some exist already: a resumed expansion
                     item = self.jobs(job.run_id, job.job_id)
                     condition = self.jobs.status.does_not_exist()
-                    if self._update(item, self._creation(job), condition) is not None:
+                    if self._update(item, self._creation(job, expires_at), condition) is not None:
                         created.add(job.job_id)
         return created
 
-    def _creation(self, job: Job) -> list[Action]:
-        keys = ("run_id", "job_id", "waiters", "waiters_version")
+    def _creation(self, job: Job, expires_at: int) -> list[Action]:
+        keys = ("run_id", "job_id", "waiters", "waiters_version", "expires_at")
         values = {k: v for k, v in job.as_dict().items() if k not in keys and v is not None}
-        return [getattr(self.jobs, name).set(value) for name, value in values.items()]
+        actions = [getattr(self.jobs, name).set(value) for name, value in values.items()]
+        return [*actions, self.jobs.expires_at.set(expires_at)]
 
-    def register_waiter(self, run_id: str, job_id: str, waiter: str) -> bool:
+    def register_waiter(self, run_id: str, job_id: str, waiter: str, *, expires_at: int) -> bool:
         waiters = self.jobs.waiters
-        actions = [waiters.set((waiters | []).append([waiter])), self.jobs.waiters_version.add(1)]
+        actions = [
+            waiters.set((waiters | []).append([waiter])),
+            self.jobs.waiters_version.add(1),
+            self.jobs.expires_at.set(self.jobs.expires_at | expires_at),  # a new stub's
+        ]
         is_open = self.jobs.status.does_not_exist() | self.jobs.status.is_in(
             WAITING, CLAIMED, RUNNING
         )

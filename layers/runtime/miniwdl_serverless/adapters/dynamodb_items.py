@@ -78,6 +78,7 @@ class JobItem(Model):
     started_at = NumberAttribute(null=True)
     finished_at = NumberAttribute(null=True)
     error = JSONAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # the table's TTL attribute (stubs have it too)
 
 
 def bound(base: type[Model], table: str, host: str | None) -> type[Model]:

@@ -92,7 +92,7 @@ class MemoryStore:
                 setattr(run, name, getattr(run, name) + delta)
 
     # -- jobs --
-    def put_new_jobs(self, jobs: list[Job]) -> set[str]:
+    def put_new_jobs(self, jobs: list[Job], *, expires_at: int) -> set[str]:
         created: set[str] = set()
         with self._lock:
             for job in jobs:
@@ -102,12 +102,22 @@ class MemoryStore:
                     continue
                 waiters, version = self._stubs.pop(key, (None, None))
                 self._jobs[key] = replace(
-                    copy.deepcopy(job), waiters=waiters, waiters_version=version
+                    copy.deepcopy(job),
+                    waiters=waiters,
+                    waiters_version=version,
+                    expires_at=expires_at,
                 )
                 created.add(job.job_id)
         return created
 
-    def register_waiter(self, run_id: str, job_id: str, waiter: str) -> bool:
+    def register_waiter(
+        self,
+        run_id: str,
+        job_id: str,
+        waiter: str,
+        *,
+        expires_at: int,  # noqa: ARG002 - a stub here is no item: nothing in memory expires
+    ) -> bool:
         with self._lock:
             self.writes += 1
             key = (run_id, job_id)

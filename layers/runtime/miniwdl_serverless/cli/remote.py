@@ -125,6 +125,7 @@ def submit(args: argparse.Namespace, clients: Clients) -> int:
         raise UsageError(f"{info.get('error')}: {info.get('message')}") from exn
     stack = _stack(args, clients)
     _check_against_stack(settings, stack, clients)
+    _check_upload_target(settings, stack, target.name)
     uri = workflow.uri
     if workflow.archive is not None:
         bucket = stack.require("bucket", "bucket (BucketName output) to stage the workflow in")
@@ -190,6 +191,20 @@ def _check_against_stack(settings: Any, stack: Stack, clients: Clients) -> None:
             f"{', '.join(sorted(writable))}; add the bucket to the stack's UploadBucketNames "
             "parameter)"
         )
+
+
+def _check_upload_target(settings: Any, stack: Stack, target_name: str) -> None:
+    """--s3upload may not write under the stack bucket's control prefixes (submit/, errors/,
+    wdl/): the start function's own rule, applied here before anything is staged or started."""
+    from miniwdl_serverless.controller.planning import check_upload_target
+    from miniwdl_serverless.core.errors import BadSubmission
+    from miniwdl_serverless.core.options import RunOptions
+
+    options = RunOptions(s3upload=settings.s3upload, dir=settings.dir)
+    try:
+        check_upload_target(options, target_name, None, stack.bucket)
+    except BadSubmission as exn:
+        raise UsageError(f"--{exn}") from exn
 
 
 # ---- status, logs, cancel, list ------------------------------------------------------------

@@ -4,6 +4,8 @@ one works against AWS or any endpoint given by ``AWS_ENDPOINT_URL``."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import sys
 import time
@@ -150,12 +152,30 @@ def stack_outputs(clients: Clients, stack_name: str) -> dict[str, str]:
 
 
 def stage_archive(clients: Clients, bucket: str, key: str, archive: bytes) -> str:
-    """Upload the workflow's zip once (content-addressed); returns its s3:// URI."""
+    """Upload the workflow's zip to its content-addressed key; returns its s3:// URI.
+
+    An object already there is reused only if S3's own SHA-256 of it is the archive's: the
+    ChecksumSHA256 S3 computed and checked when it was uploaded with that checksum (as here).
+    Its name proves nothing (whoever may write the bucket may write that key), and with SSE-KMS
+    the ETag is no digest of the content. Anything else (another content, no SHA-256 checksum,
+    a multipart upload's composite one, an object this caller may not read) is uploaded again;
+    the start function checks the digest once more when it loads the archive."""
+    from botocore.exceptions import ClientError
+
     s3 = clients.client("s3")
+    digest = base64.b64encode(hashlib.sha256(archive).digest()).decode()
     try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except Exception:
-        s3.put_object(Bucket=bucket, Key=key, Body=archive, ContentType="application/zip")
+        existing = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError:  # not there (404), or not readable: upload (the put says if forbidden)
+        existing = {}
+    if existing.get("ChecksumSHA256") != digest:
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=archive,
+            ContentType="application/zip",
+            ChecksumAlgorithm="SHA256",
+        )
     return f"s3://{bucket}/{key}"
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import configparser
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from miniwdl_serverless.core.options import DELETE_AFTER
+from miniwdl_serverless.core.stack_bucket import staged_key  # noqa: F401 - submit's own name for it
 
 # miniwdl-aws's variables for options that are not miniwdl settings: read here, never passed
 # through to the run as configuration.
@@ -257,11 +257,6 @@ def load_workflow(workflow: str) -> LoadedWorkflow:
         WDL.Zip.build(doc, archive, quiet_logger(), meta={"miniwdl_serverless": True})
         with open(archive, "rb") as infile:
             return LoadedWorkflow(doc, "", infile.read())
-
-
-def staged_key(archive: bytes) -> str:
-    """Where a packaged workflow goes in the stack's bucket: content-addressed."""
-    return f"wdl/{hashlib.sha256(archive).hexdigest()}.zip"
 
 
 def parse_inputs(  # noqa: PLR0913 - miniwdl run's input options, one each

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -20,6 +21,7 @@ from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.ids import call_dir
 from miniwdl_serverless.core.options import RunOptions, parse_run_options
 from miniwdl_serverless.core.records import Job, Run
+from miniwdl_serverless.core.store_rules import job_expiry
 from miniwdl_serverless.core.wdl_source import SourceBundle, load_document
 
 log = logging.getLogger("miniwdl_serverless.controller")
@@ -55,6 +57,10 @@ class RunContext:
 
     def call_dir(self, job_id: str) -> str:
         return call_dir(self.run_dir, job_id)
+
+    def job_expiry(self) -> int:
+        """``expires_at`` of the job items created now (core/store_rules.py:job_expiry)."""
+        return job_expiry(time.time(), self.options.timeout_seconds)
 
     def target(self) -> Tree.Workflow | Tree.Task:
         if self.options.task:

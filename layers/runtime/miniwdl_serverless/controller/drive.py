@@ -34,6 +34,7 @@ from miniwdl_serverless.controller.end import fail_run
 from miniwdl_serverless.controller.ports import Ports, TransientError
 from miniwdl_serverless.core.errors import RunError, as_run_error
 from miniwdl_serverless.core.records import RUN_FAILED, Run
+from miniwdl_serverless.core.store_rules import FINISHED_RUN_TTL_SECONDS
 
 log = logging.getLogger("miniwdl_serverless.controller")
 
@@ -110,5 +111,6 @@ def fail_unplanned_run(ports: Ports, plan: Plan, error: RunError) -> None:
         plan.execution_input,
     )
     run.status, run.error, run.finished_at = RUN_FAILED, error.info, time.time()
+    run.expires_at = int(run.finished_at) + FINISHED_RUN_TTL_SECONDS  # as set_run_status does
     ports.store.put_run(run)
     ports.orchestrator.send_failure(plan.task_token, error.name, error.cause)

@@ -3,6 +3,7 @@ directory, record the run and its first jobs. Bad input fails here, before any j
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import TYPE_CHECKING, Any
@@ -12,13 +13,15 @@ from WDL import Tree, Value
 
 from miniwdl_serverless.controller.actions import Action, Evaluate, Plan
 from miniwdl_serverless.controller.context import find_task, inputs_env, load_context, load_scope
+from miniwdl_serverless.controller.finish import upload_folder
 from miniwdl_serverless.controller.ports import RunFiles
 from miniwdl_serverless.controller.progress import create_jobs
 from miniwdl_serverless.core import planner
 from miniwdl_serverless.core.decisions import run_dir_request
-from miniwdl_serverless.core.errors import RunError
+from miniwdl_serverless.core.errors import BadSubmission, RunError
 from miniwdl_serverless.core.options import RunOptions, parse_run_options
 from miniwdl_serverless.core.records import RUN_PLANNING, RUN_RUNNING, Run
+from miniwdl_serverless.core.stack_bucket import staged_digest, upload_target_problem
 from miniwdl_serverless.core.wdl_source import SourceBundle, fetch_and_load
 
 if TYPE_CHECKING:
@@ -29,10 +32,14 @@ def plan(driver: Driver, action: Plan) -> list[Action]:
     ports = driver.ports
     existing = ports.store.get_run(action.run_id)
     options = parse_run_options(action.execution_input)
-    doc, bundle = fetch_and_load(options.workflow, options.workflow_source, ports.sources.fetch)
+    staged = staged_digest(options.workflow, ports.stack_bucket)  # wdl/<sha256>.zip: verified
+    doc, bundle = fetch_and_load(
+        options.workflow, options.workflow_source, ports.sources.fetch, staged_sha256=staged
+    )
     target = find_task(doc, options.task) if options.task else doc.workflow
     if target is None:
         raise RunError.of("InputError", "the document has no workflow; give 'task'")
+    check_upload_target(options, target.name, action.started_at, ports.stack_bucket)
     inputs = check_inputs(target, options, ports.files)
     if existing is not None and existing.run_dir:
         run_dir = existing.run_dir
@@ -67,6 +74,22 @@ def plan(driver: Driver, action: Plan) -> list[Action]:
     driver.result = {"run_id": run.run_id, "dir": run_dir}
     initial = planner.initial_jobs(load_scope(ctx, "", []))
     return [Evaluate(job) for job in create_jobs(ctx, "", [], initial, claimant="start")]
+
+
+def check_upload_target(
+    options: RunOptions, target_name: str, started_at: str | None, stack_bucket: str | None
+) -> None:
+    """``s3upload`` may not write under the stack bucket's control prefixes
+    (core/stack_bucket.py), whatever the folder rule makes of it. The run directory's name
+    matters only for ``s3://bucket`` without a folder; the ``_2`` a taken name gets never
+    makes a difference there."""
+    if not options.s3upload:
+        return
+    root, name = run_dir_request(options.run_root, target_name, started_at)
+    folder = upload_folder(options.s3upload, os.path.join(root, name) if name else root)
+    problem = upload_target_problem(folder, stack_bucket)
+    if problem:
+        raise BadSubmission(f"s3upload: {problem}, got {json.dumps(options.s3upload)}")
 
 
 def check_inputs(

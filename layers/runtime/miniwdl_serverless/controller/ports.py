@@ -56,13 +56,15 @@ class RunStore(Protocol):
     def count(self, run_id: str, **deltas: int) -> None:
         """Add to the run's progress counters (best effort, outside any transaction)."""
 
-    def put_new_jobs(self, jobs: list[Job]) -> set[str]:
-        """Create the jobs that do not exist yet; returns the ids this call created. A job
-        that so far exists only as registered waiters keeps them."""
+    def put_new_jobs(self, jobs: list[Job], *, expires_at: int) -> set[str]:
+        """Create the jobs that do not exist yet, each expiring (the jobs table's TTL) at
+        ``expires_at``; returns the ids this call created. A job that so far exists only as
+        registered waiters keeps them."""
 
-    def register_waiter(self, run_id: str, job_id: str, waiter: str) -> bool:
+    def register_waiter(self, run_id: str, job_id: str, waiter: str, *, expires_at: int) -> bool:
         """Ask that ``waiter`` be decremented when ``job_id`` completes (even before that job
-        exists). False if it has completed already."""
+        exists: the waiters are then kept in a stub, which expires at ``expires_at`` unless
+        the job is created). False if it has completed already."""
 
     def get_job(self, run_id: str, job_id: str) -> Job | None: ...
 
@@ -190,7 +192,8 @@ class Metrics(Protocol):
 
 @dataclass
 class Ports:
-    """Everything outside the controller, plus the stack's defaults."""
+    """Everything outside the controller, plus the stack's defaults and its bucket (whose
+    control prefixes a run may not upload into, core/stack_bucket.py)."""
 
     store: RunStore
     files: RunFiles
@@ -201,3 +204,4 @@ class Ports:
     sources: WorkflowSources
     default_queue: str | None = None
     default_fallback_queue: str | None = None
+    stack_bucket: str | None = None

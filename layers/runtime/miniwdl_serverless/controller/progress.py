@@ -173,15 +173,16 @@ def create_jobs(
     ready meanwhile is theirs)."""
     if not specs:
         return []
-    store = ctx.ports.store
+    store, expires_at = ctx.ports.store, ctx.job_expiry()
     jobs = {scoped_id(scope, spec.id): _job(ctx.run_id, scope, call_path, spec) for spec in specs}
-    created = store.put_new_jobs(list(jobs.values()))
+    created = store.put_new_jobs(list(jobs.values()), expires_at=expires_at)
     if created:
         store.count(ctx.run_id, jobs_total=len(created))
     for spec in specs:
         job_id = scoped_id(scope, spec.id)
         for dependency in spec.external:
-            done = not store.register_waiter(ctx.run_id, scoped_id(scope, dependency), job_id)
+            outside = scoped_id(scope, dependency)
+            done = not store.register_waiter(ctx.run_id, outside, job_id, expires_at=expires_at)
             if done and job_id in created:  # counted optimistically: give it back
                 jobs[job_id] = store.add_pending(ctx.run_id, job_id, -1)
     claimed = [store.claim(ctx.run_id, j.job_id, claimant) for j in jobs.values() if j.pending <= 0]

@@ -28,9 +28,8 @@ from urllib.parse import unquote_plus
 
 from miniwdl_serverless.controller.ports import Metrics
 from miniwdl_serverless.core.options import schema_problem
+from miniwdl_serverless.core.stack_bucket import ERRORS_PREFIX, SUBMIT_PREFIX
 
-SUBMIT_PREFIX = "submit/"
-ERRORS_PREFIX = "errors/"
 ERROR_SUFFIX = ".error.json"
 # Step Functions takes at most 256 KiB of execution input (and state); 4 KiB are left for the
 # state machine's own fields. Larger workflows and inputs go by reference (s3://, EFS paths).

@@ -16,6 +16,8 @@ import re
 TAG_RUN = "miniwdl-serverless:run"
 TAG_JOB = "miniwdl-serverless:job"
 TAG_ATTEMPT = "miniwdl-serverless:attempt"
+# The stack that submitted a job: the only jobs its functions may terminate (template.yaml)
+TAG_STACK = "miniwdl-serverless:stack"
 BATCH_NAME_LIMIT = 128
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 

@@ -89,6 +89,7 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     error: dict[str, Any] | None = None
+    expires_at: int | None = None  # the jobs table's TTL, set when the job is created
 
     @property
     def local_id(self) -> str:

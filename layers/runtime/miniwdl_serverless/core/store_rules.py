@@ -8,6 +8,15 @@ from typing import Any
 TRANSACTION_LIMIT = 100  # DynamoDB TransactWriteItems: at most 100 actions
 FINISHED_RUN_TTL_SECONDS = 90 * 24 * 3600
 SUBMIT_LEASE_SECONDS = 900  # a Lambda invocation lives at most 15 minutes
+FINISH_MARGIN_SECONDS = 900  # a run that timed out is ended by Finish, one Lambda invocation
+
+
+def job_expiry(created_at: float, timeout_seconds: int) -> int:
+    """When a job item may be deleted (the jobs table's TTL attribute, ``expires_at``), set
+    once when the job is created: its run ends by the run's timeout (and the Finish state that
+    records it), and the run's item goes FINISHED_RUN_TTL_SECONDS after that, so its jobs stay
+    at least as long. Ending a run writes none of its jobs, however many it has."""
+    return int(created_at) + timeout_seconds + FINISH_MARGIN_SECONDS + FINISHED_RUN_TTL_SECONDS
 
 
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -26,6 +26,7 @@ import WDL
 import WDL.Zip
 
 from miniwdl_serverless.core.errors import RunError
+from miniwdl_serverless.core.stack_bucket import verify_staged
 
 INLINE_KEY = "/inline/workflow.wdl"
 MAX_SOURCE_BYTES = 16 * 1024 * 1024
@@ -92,13 +93,17 @@ def load_document(bundle: SourceBundle) -> WDL.Document:
 
 
 def fetch_and_load(
-    workflow: str | None, inline_source: str | None, fetch: Fetch
+    workflow: str | None,
+    inline_source: str | None,
+    fetch: Fetch,
+    staged_sha256: str | None = None,
 ) -> tuple[WDL.Document, SourceBundle]:
     """Fetch the main document and its imports, then parse and typecheck them. A workflow
     ending in ``.zip`` is a miniwdl source archive (``miniwdl zip``: MANIFEST.json, main WDL,
-    imports), unpacked and loaded as if its files were local."""
+    imports), unpacked and loaded as if its files were local; with ``staged_sha256`` (a staged
+    archive's content-addressed name, core/stack_bucket.py) its bytes must have that SHA-256."""
     if workflow and urllib.parse.urlparse(workflow).path.endswith(".zip"):
-        return _fetch_and_load_zip(workflow, fetch)
+        return _fetch_and_load_zip(workflow, fetch, staged_sha256)
     main = INLINE_KEY if inline_source is not None else resolve_import(workflow or "", None)
     bundle = SourceBundle(main=main)
     if inline_source is not None:
@@ -126,7 +131,9 @@ def fetch_and_load(
     return _load(main, read_source), bundle
 
 
-def _fetch_and_load_zip(workflow: str, fetch: Fetch) -> tuple[WDL.Document, SourceBundle]:
+def _fetch_and_load_zip(
+    workflow: str, fetch: Fetch, staged_sha256: str | None
+) -> tuple[WDL.Document, SourceBundle]:
     """Documents from a miniwdl zip, keyed ``/<archive name>/<path in the archive>``."""
     try:
         data = fetch(workflow, MAX_SOURCE_BYTES)
@@ -134,6 +141,8 @@ def _fetch_and_load_zip(workflow: str, fetch: Fetch) -> tuple[WDL.Document, Sour
         raise RunError.of("WorkflowNotFound", f"cannot read workflow {workflow}: {exn}") from exn
     if len(data) > MAX_SOURCE_BYTES:
         raise RunError.of("WorkflowTooLarge", f"{workflow} exceeds 16 MiB")
+    if staged_sha256 is not None:  # checked before the archive is even opened
+        verify_staged(workflow, data, staged_sha256)
     with tempfile.TemporaryDirectory(prefix="msls_zip_") as tmp:
         archive = os.path.join(tmp, "source.zip")
         with open(archive, "wb") as outfile:

@@ -90,6 +90,7 @@ def ports() -> Ports:
         sources=UriSources(s3_client),
         default_queue=os.environ.get("TASK_QUEUE") or None,
         default_fallback_queue=os.environ.get("TASK_QUEUE_FALLBACK") or None,
+        stack_bucket=os.environ.get("STACK_BUCKET") or None,
     )
 
 

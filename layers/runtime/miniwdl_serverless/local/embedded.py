@@ -85,6 +85,8 @@ def _environment(efs_root: str) -> dict[str, str]:
         "MSLS_LOCAL": "1",
         "MSLS_EFS_ROOT": efs_root,
         "TASK_QUEUE": LOCAL_QUEUE,
+        "STACK_BUCKET": LOCAL_BUCKET,
+        "STACK_NAME": LOCAL_STACK,
         "POWERTOOLS_TRACE_DISABLED": "1",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
