@@ -24,6 +24,9 @@ from miniwdl_serverless.core.wdl_source import SourceBundle, load_document
 
 log = logging.getLogger("miniwdl_serverless.controller")
 
+# The run's WDL bundle as read back from EFS: every document of at most 16 MiB, and a zip
+# unpacking to at most 64 MiB (core/wdl_source.py), JSON-escaped.
+MAX_BUNDLE_BYTES = 160 * 1024 * 1024
 # Parsed documents by bundle digest: a warm Lambda container parses each workflow once.
 _documents: dict[str, WDL.Document] = {}
 _documents_lock = threading.Lock()
@@ -105,7 +108,8 @@ def load_context(run: Run, ports: Ports) -> RunContext:
     with _documents_lock:
         doc = _documents.get(digest)
     if doc is None:
-        bundle = SourceBundle.from_json(ports.files.read_text(str(run.bundle_path)), digest)
+        text = ports.files.read_text(str(run.bundle_path), MAX_BUNDLE_BYTES)
+        bundle = SourceBundle.from_json(text, digest)
         doc = load_document(bundle)
         with _documents_lock:
             _documents[digest] = doc

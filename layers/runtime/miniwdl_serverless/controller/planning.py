@@ -39,7 +39,7 @@ def plan(driver: Driver, action: Plan) -> list[Action]:
     else:
         root, name = run_dir_request(options.run_root, target.name, action.started_at)
         try:
-            run_dir = ports.files.create_run_dir(root, name)
+            run_dir, _ = ports.files.create_run_dir(root, name)
         except FileExistsError as exn:
             message = f"cannot create a run directory under {root}"
             raise RunError.of("RunDirectory", message) from exn

@@ -31,6 +31,7 @@ from miniwdl_serverless.adapters.stepfunctions import (
 )
 from miniwdl_serverless.controller.ports import Ports
 from miniwdl_serverless.controller.submit import SubmissionPorts
+from miniwdl_serverless.core.options import efs_root
 
 SERVICE = "miniwdl-serverless"
 
@@ -80,7 +81,7 @@ def ports() -> Ports:
     the environment: tables, queues, EFS, roles)."""
     return Ports(
         store=run_store(),
-        files=EfsRunFiles(),
+        files=EfsRunFiles(efs_root()),  # confined to the EFS mount ("/" in local mode)
         batch=adapter_from_environment(boto3.client("batch")),
         orchestrator=StepFunctionsOrchestrator(sfn_client()),
         uploads=S3Uploads(s3_client()),

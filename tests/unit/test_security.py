@@ -1,0 +1,299 @@
+"""Issue 9: tasks can write anywhere on EFS (symlinks, FIFOs, huge files, swapped directories)
+and submitters control the execution input, while the controller holds AWS credentials. It
+must never read, write, follow, delete or echo anything outside the run it serves.
+
+Each ``test_defect_NN_*`` reproduced its defect on the code before the fix. Confined mode
+(a file system root other than ``/``, as on AWS) uses a directory of ``tmp_path`` as the EFS
+root; local mode (root ``/``, the user's own machine) must keep working with any path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from miniwdl_serverless.adapters.efs import EfsRunFiles
+from miniwdl_serverless.controller.finish import finish_run
+from miniwdl_serverless.core import spill
+from miniwdl_serverless.core.records import RUN_SUCCEEDED
+
+from .harness import Harness
+
+NO_CALLS = """
+version 1.0
+workflow hello { output { Int x = 1 } }
+"""
+
+
+READS_ITS_INPUT = """
+version 1.0
+workflow peek {
+  input { File f }
+  String s = read_string(f)
+  output { String out = s }
+}
+"""
+
+
+SECRET = "AWS_SECRET_ACCESS_KEY=not-for-tasks-42"
+
+
+def everything_said(harness: Harness) -> str:
+    """What the controller told anyone about the run: its record, the answer, workflow.log."""
+    run = harness.store.get_run(harness.run_id)
+    text = json.dumps(run.as_dict() if run else None, default=str)
+    text += json.dumps(harness.answer(), default=str)
+    if run is not None and run.run_dir:
+        log = Path(run.run_dir) / "workflow.log"
+        text += log.read_text() if log.is_file() else ""
+    return text
+
+
+def finish(harness: Harness) -> dict[str, Any]:
+    return finish_run({"result": {"run_id": harness.run_id}}, harness.run_id, harness.ports)
+
+
+def finishes_within(call: Callable[[], Any], seconds: float, fifo: Path | None = None) -> Any:
+    """``call()``'s result (or its exception, raised), failing if it does not return in time
+    (a read blocked on a FIFO is released afterwards, so the test process can exit)."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = call()
+        except BaseException as exn:  # handed to the test thread
+            outcome["error"] = exn
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        if fifo is not None:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(5)
+        raise AssertionError(f"still blocked after {seconds} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result")
+
+
+@pytest.fixture
+def efs(tmp_path) -> Path:
+    """An EFS root (confined mode, as /mnt/efs on AWS) with a data directory."""
+    root = tmp_path / "efs"
+    (root / "data").mkdir(parents=True)
+    return root
+
+
+# ---- 4: controller writes never follow a planted symlink ---------------------------------
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """An EFS root with a run directory, and a file and a directory outside it."""
+    efs = tmp_path / "efs"
+    run_dir = efs / "runs" / "r"
+    (run_dir / "call-t").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim.txt").write_text("untouched\n")
+    return EfsRunFiles(str(efs)), run_dir, outside
+
+
+def _unchanged(outside: Path) -> bool:
+    return (outside / "victim.txt").read_text() == "untouched\n" and sorted(
+        p.name for p in outside.iterdir()
+    ) == ["victim.txt"]
+
+
+def _plant(link: Path, target: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, link)
+
+
+def test_defect_04_write_json_never_writes_through_a_planted_tmp_link(planted):
+    files, run_dir, outside = planted
+    _plant(run_dir / "outputs.json.tmp", outside / "victim.txt")  # the old fixed temp name
+    files.write_json(str(run_dir / "outputs.json"), {"w.x": 1})
+    assert json.loads((run_dir / "outputs.json").read_text()) == {"w.x": 1}
+    assert _unchanged(outside)
+
+
+def test_defect_04_a_spill_never_writes_through_a_planted_tmp_link(planted):
+    files, run_dir, outside = planted
+    state = run_dir / ".state"
+    _plant(state / "big.json.tmp", outside / "victim.txt")
+    stored = files.store_value({"xs": list(range(20_000))}, str(state), "big")
+    assert spill.is_pointer(stored) and files.load_value(stored)["xs"][-1] == 19_999
+    assert _unchanged(outside)
+
+
+@pytest.mark.parametrize(
+    "name", ["outputs.json", "workflow.log", "call-t/command", "call-t/stdout.txt"]
+)
+def test_defect_04_a_link_at_the_target_is_refused(planted, name):
+    files, run_dir, outside = planted
+    _plant(run_dir / name, outside / "victim.txt")
+    with pytest.raises(OSError):
+        if name == "outputs.json":
+            files.write_json(str(run_dir / name), {"w.x": 1})
+        elif name == "workflow.log":
+            files.append_log(str(run_dir / name), "a line\n")
+        else:
+            files.prepare_call(str(run_dir / "call-t"), "echo hi", {}, copy_inputs=False)
+    assert _unchanged(outside)
+
+
+def test_defect_04_stderr_txt_planted_as_a_link_is_refused(planted):
+    files, run_dir, outside = planted
+    _plant(run_dir / "call-t" / "stderr.txt", outside / "victim.txt")
+    with pytest.raises(OSError):
+        files.prepare_call(str(run_dir / "call-t"), "echo hi", {}, copy_inputs=False)
+    assert _unchanged(outside)
+
+
+def test_defect_04_the_copy_destination_is_never_written_through_a_link(planted, tmp_path):
+    files, run_dir, outside = planted
+    source = run_dir.parent / "input.txt"
+    source.write_text("input data\n")
+    inside = run_dir / "call-t" / "work" / "_miniwdl_inputs" / "0" / "input.txt"
+    _plant(inside, outside / "victim.txt")
+    files.prepare_call(str(run_dir / "call-t"), "cat", {str(source): str(inside)}, True)
+    assert inside.read_text() == "input data\n" and not inside.is_symlink()
+    assert _unchanged(outside)
+
+
+def test_defect_04_a_parent_directory_swapped_for_a_link_is_never_followed(planted):
+    files, run_dir, outside = planted
+    os.rename(run_dir / "call-t", run_dir / "call-t.old")
+    os.symlink(outside, run_dir / "call-t")
+    with pytest.raises(OSError):
+        files.prepare_call(str(run_dir / "call-t"), "echo hi", {}, copy_inputs=False)
+    with pytest.raises(OSError):
+        files.write_json(str(run_dir / "call-t" / "x.json"), {})
+    with pytest.raises(OSError):
+        files.append_log(str(run_dir / "call-t" / "workflow.log"), "line\n")
+    assert _unchanged(outside)
+    os.rename(run_dir, str(run_dir) + ".moved")  # the run directory itself, swapped
+    os.symlink(outside, run_dir)
+    with pytest.raises(OSError):
+        files.write_json(str(run_dir / "outputs.json"), {})
+    with pytest.raises(OSError):
+        files.store_value({"xs": list(range(20_000))}, str(run_dir / ".state"), "big")
+    assert _unchanged(outside)
+
+
+def test_defect_04_archiving_never_moves_files_through_a_link(planted):
+    files, run_dir, outside = planted
+    call = run_dir / "call-t"
+    files.prepare_call(str(call), "echo hi", {}, copy_inputs=False)
+    _plant(call / "attempt-0", outside)
+    with pytest.raises(OSError):
+        files.archive_attempt(str(call), 0)
+    assert _unchanged(outside) and (call / "command").read_text() == "echo hi"
+
+
+def test_defect_04_delete_never_follows_a_link_on_the_way(planted):
+    files, run_dir, outside = planted
+    (outside / "r").mkdir()
+    os.rename(run_dir.parent, str(run_dir.parent) + ".old")
+    os.symlink(outside, run_dir.parent)  # runs/ → outside: runs/r is outside/r
+    with pytest.raises(OSError):
+        files.remove_tree(str(run_dir))
+    assert (outside / "r").is_dir()
+
+
+# ---- 5: reads of task-writable files are bounded and never hang --------------------------
+
+
+def test_defect_05_a_spill_file_swapped_for_a_fifo_does_not_hang(planted):
+    files, run_dir, _ = planted
+    stored = files.store_value({"xs": list(range(20_000))}, str(run_dir / ".state"), "big")
+    path = Path(stored[spill.SPILL_KEY])
+    path.unlink()
+    os.mkfifo(path)
+    with pytest.raises(OSError, match="not a regular file"):
+        finishes_within(lambda: files.load_value(stored), 5, fifo=path)
+
+
+def test_defect_05_a_huge_spill_file_is_refused_unread(planted):
+    files, run_dir, _ = planted
+    stored = files.store_value({"xs": list(range(20_000))}, str(run_dir / ".state"), "big")
+    with open(stored[spill.SPILL_KEY], "r+b") as outfile:
+        outfile.truncate(spill.MAX_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(OSError, match="larger than"):
+        files.load_value(stored)
+
+
+def test_defect_05_a_bundle_swapped_for_a_fifo_does_not_hang(planted):
+    files, run_dir, _ = planted
+    bundle = run_dir / "wdl" / "bundle.json"
+    bundle.parent.mkdir()
+    os.mkfifo(bundle)
+    with pytest.raises(OSError, match="not a regular file"):
+        finishes_within(lambda: files.read_text(str(bundle)), 5, fifo=bundle)
+
+
+def test_a_bundle_linked_to_a_device_is_refused(planted):
+    files, run_dir, _ = planted
+    bundle = run_dir / "wdl" / "bundle.json"
+    _plant(bundle, Path("/dev/zero"))
+    with pytest.raises(OSError):
+        finishes_within(lambda: files.read_text(str(bundle)), 5)
+
+
+# ---- 11: concurrent deliveries of one success with spilled outputs -----------------------
+
+LARGE_OUTPUTS = """
+version 1.0
+task large {
+  command <<< true >>>
+  output { Array[Int] xs = range(10000) }
+}
+"""
+
+
+def test_defect_11_concurrent_deliveries_of_a_success_with_spilled_outputs_both_succeed(
+    tmp_path, monkeypatch
+):
+    harness = Harness(tmp_path)
+    harness.start(LARGE_OUTPUTS, task="large")
+    (job,) = harness.open_jobs()
+    harness.event(job, "RUNNING")
+    # both deliveries have written their spill file before either renames it into place
+    barrier, replace = threading.Barrier(2, timeout=5), os.replace
+    passed = threading.Event()
+
+    def replace_together(*args: Any, **kwargs: Any) -> None:
+        if ".state" in str(args[0]) or kwargs.get("src_dir_fd") is not None:
+            if not passed.is_set():
+                try:
+                    barrier.wait()
+                except threading.BrokenBarrierError:
+                    pass
+                passed.set()
+        replace(*args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace_together)
+    detail = harness.detail(job, "SUCCEEDED", 0, "Essential container in task exited")
+    from miniwdl_serverless.controller.advance import on_batch_event
+
+    results: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(on_batch_event(detail, harness.ports)))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 2
+    run = harness.run()
+    assert run.status == RUN_SUCCEEDED, run.error
+    assert harness.outputs()["large.xs"] == list(range(10000))
