@@ -91,6 +91,72 @@ def efs(tmp_path) -> Path:
     return root
 
 
+# ---- 1: delete_after deletes only the run directory the run provisioned ----------------------
+
+
+def test_defect_01_delete_after_only_deletes_the_provisioned_run_dir(tmp_path):
+    existing = tmp_path / "data"
+    existing.mkdir()
+    (existing / "precious.txt").write_text("years of work\n")
+    harness = Harness(tmp_path)
+    harness.start(NO_CALLS, dir=f"{existing}/.", s3upload="s3://bucket/out/", delete_after="always")
+    assert harness.run().status == RUN_SUCCEEDED and harness.run().run_dir == str(existing)
+    assert finish(harness)["status"] == "succeeded"
+    assert (existing / "precious.txt").read_text() == "years of work\n"
+    assert "not deleting" in (existing / "workflow.log").read_text()
+
+
+def test_delete_after_still_deletes_what_the_run_created(tmp_path):
+    harness = Harness(tmp_path)
+    harness.start(NO_CALLS, s3upload="s3://bucket/out/", delete_after="success")
+    run_dir = Path(str(harness.run().run_dir))
+    assert run_dir.is_dir() and harness.run().run_dir_created is True
+    finish(harness)
+    assert not run_dir.exists() and (tmp_path / "runs").is_dir()
+    fresh = tmp_path / "fresh"  # an exact DIR/. that did not exist: the run made it
+    harness.start(NO_CALLS, dir=f"{fresh}/.", s3upload="s3://bucket/out/", delete_after="always")
+    assert harness.run().run_dir_created is True
+    finish(harness)
+    assert not fresh.exists()
+
+
+def test_defect_01_the_efs_root_itself_is_never_deleted(tmp_path):
+    efs = tmp_path / "efs"
+    efs.mkdir()
+    (efs / "other-run.txt").write_text("someone else's\n")
+    harness = Harness(tmp_path, efs_root=efs)
+    harness.start(NO_CALLS, dir=f"{efs}/.", s3upload="s3://bucket/out/", delete_after="always")
+    finish(harness)
+    assert (efs / "other-run.txt").read_text() == "someone else's\n"
+
+
+@pytest.mark.parametrize("where", ["outside", "through a link", "dotdot"])
+def test_defect_01_dir_outside_the_efs_root_is_refused(tmp_path, where):
+    efs, outside = tmp_path / "efs", tmp_path / "outside"
+    efs.mkdir()
+    outside.mkdir()
+    os.symlink(outside, efs / "link")
+    given = {
+        "outside": str(outside / "runs"),
+        "through a link": str(efs / "link" / "runs"),
+        "dotdot": f"{efs}/../outside/runs",
+    }[where]
+    harness = Harness(tmp_path, efs_root=efs)
+    harness.start(NO_CALLS, dir=given)
+    answer = harness.answer()
+    assert answer is not None and answer[0] == "failure"
+    assert answer[1][0] == "InvalidSubmission" and "inside the EFS root" in answer[1][1]
+    assert list(outside.iterdir()) == []
+
+
+def test_local_mode_runs_in_any_dir(tmp_path):
+    """Root '/': the user's own machine; a `dir` anywhere is theirs to use."""
+    harness = Harness(tmp_path, efs_root="/")
+    harness.start(NO_CALLS, dir=str(tmp_path / "anywhere" / "runs"))
+    assert harness.run().status == RUN_SUCCEEDED
+    assert str(harness.run().run_dir).startswith(str(tmp_path / "anywhere" / "runs") + "/")
+
+
 # ---- 4: controller writes never follow a planted symlink ---------------------------------
 
 

@@ -3,6 +3,7 @@ directory, record the run and its first jobs. Bad input fails here, before any j
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from miniwdl_serverless.controller.ports import RunFiles
 from miniwdl_serverless.controller.progress import create_jobs
 from miniwdl_serverless.core import planner
 from miniwdl_serverless.core.decisions import run_dir_request
-from miniwdl_serverless.core.errors import RunError
+from miniwdl_serverless.core.errors import BadSubmission, RunError
 from miniwdl_serverless.core.options import RunOptions, parse_run_options
 from miniwdl_serverless.core.records import RUN_PLANNING, RUN_RUNNING, Run
 from miniwdl_serverless.core.wdl_source import SourceBundle, fetch_and_load
@@ -35,18 +36,14 @@ def plan(driver: Driver, action: Plan) -> list[Action]:
         raise RunError.of("InputError", "the document has no workflow; give 'task'")
     inputs = check_inputs(target, options, ports.files)
     if existing is not None and existing.run_dir:
-        run_dir = existing.run_dir
+        run_dir, created = existing.run_dir, existing.run_dir_created
     else:
-        root, name = run_dir_request(options.run_root, target.name, action.started_at)
-        try:
-            run_dir, _ = ports.files.create_run_dir(root, name)
-        except FileExistsError as exn:
-            message = f"cannot create a run directory under {root}"
-            raise RunError.of("RunDirectory", message) from exn
+        run_dir, created = provision_run_dir(ports.files, options, target.name, action.started_at)
     bundle_path = os.path.join(run_dir, "wdl", "bundle.json")
     write_run_files(ports.files, run_dir, bundle, inputs, bundle_path)
     run = existing or Run(action.run_id)
     run.status, run.workflow_name, run.run_dir = RUN_PLANNING, target.name, run_dir
+    run.run_dir_created = created
     run.execution_arn, run.task_token = action.execution_arn, action.task_token
     run.options, run.bundle_path, run.bundle_digest = (
         action.execution_input,
@@ -67,6 +64,26 @@ def plan(driver: Driver, action: Plan) -> list[Action]:
     driver.result = {"run_id": run.run_id, "dir": run_dir}
     initial = planner.initial_jobs(load_scope(ctx, "", []))
     return [Evaluate(job) for job in create_jobs(ctx, "", [], initial, claimant="start")]
+
+
+def provision_run_dir(
+    files: RunFiles, options: RunOptions, name: str, started_at: str | None
+) -> tuple[str, bool]:
+    """miniwdl's run directory under ``dir``, which must resolve inside the file system's root
+    (the EFS mount; anywhere in local mode). Returns it (its real path) and whether this run
+    created it: ``DIR/.`` runs in DIR exactly, which may exist already."""
+    root, leaf = run_dir_request(options.run_root, name, started_at)
+    if not files.inside_root(root):
+        raise BadSubmission(
+            f"dir: must resolve inside the EFS root {files.root}, got {json.dumps(options.dir)}"
+        )
+    try:
+        return files.create_run_dir(root, leaf)
+    except FileExistsError as exn:
+        raise RunError.of("RunDirectory", f"cannot create a run directory under {root}") from exn
+    except OSError as exn:  # a link swapped in on the way (UnsafePath), a file in the way
+        message = f"cannot create a run directory under {root}: {exn}"
+        raise RunError.of("RunDirectory", message) from exn
 
 
 def check_inputs(
