@@ -64,7 +64,7 @@ class Harness:
             orchestrator=self.orchestrator,
             uploads=MemoryUploads(),
             metrics=self.metrics,
-            sources=UriSources(),  # inline sources and local files: no AWS
+            sources=UriSources(root=self.efs_root),  # inline sources and local files: no AWS
             default_queue=QUEUE,
             default_fallback_queue=FALLBACK,
         )

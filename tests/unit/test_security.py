@@ -21,7 +21,9 @@ import pytest
 from miniwdl_serverless.adapters.efs import EfsRunFiles
 from miniwdl_serverless.controller.finish import finish_run
 from miniwdl_serverless.core import spill
-from miniwdl_serverless.core.records import RUN_SUCCEEDED
+from miniwdl_serverless.core.errors import BadSubmission, describe_exception
+from miniwdl_serverless.core.options import parse_run_options, schema_problem
+from miniwdl_serverless.core.records import RUN_FAILED, RUN_SUCCEEDED
 
 from .harness import Harness
 
@@ -155,6 +157,139 @@ def test_local_mode_runs_in_any_dir(tmp_path):
     harness.start(NO_CALLS, dir=str(tmp_path / "anywhere" / "runs"))
     assert harness.run().status == RUN_SUCCEEDED
     assert str(harness.run().run_dir).startswith(str(tmp_path / "anywhere" / "runs") + "/")
+
+
+# ---- 2: the controller's environment cannot be read --------------------------------------
+
+
+def test_defect_02_an_input_outside_the_efs_root_is_refused(tmp_path, efs):
+    harness = Harness(tmp_path, efs_root=efs)
+    harness.start(READS_ITS_INPUT, {"f": "/proc/self/environ"}, dir=str(efs / "runs"))
+    run = harness.run()
+    assert run.status == RUN_FAILED and run.error["error"] == "InputError"
+    assert "/proc/self/environ" in run.error["message"] and "outside" in run.error["message"]
+    environ = Path("/proc/self/environ").read_bytes().split(b"\0")[0].decode()
+    assert environ not in everything_said(harness)
+
+
+def test_defect_02_an_input_linked_out_of_the_efs_root_is_refused(tmp_path, efs):
+    (tmp_path / "secret.txt").write_text(SECRET)
+    os.symlink(tmp_path / "secret.txt", efs / "data" / "innocent.txt")
+    harness = Harness(tmp_path, efs_root=efs)
+    harness.start(READS_ITS_INPUT, {"f": str(efs / "data" / "innocent.txt")}, dir=str(efs))
+    run = harness.run()
+    assert run.status == RUN_FAILED and "outside" in run.error["message"]
+    assert SECRET not in everything_said(harness)
+
+
+def test_defect_02_a_workflow_outside_the_efs_root_is_refused_without_echoing_it(tmp_path, efs):
+    (tmp_path / "secret.txt").write_text(SECRET + "\n")
+    harness = Harness(tmp_path, efs_root=efs)
+    harness.start("", workflow=str(tmp_path / "secret.txt"), workflow_source=None, dir=str(efs))
+    answer = harness.answer()
+    assert answer is not None and answer[0] == "failure"
+    assert answer[1][0] == "WorkflowNotFound" and "outside" in answer[1][1]
+    assert SECRET not in everything_said(harness)
+    harness.start("", workflow="/proc/self/environ", workflow_source=None, dir=str(efs))
+    environ = Path("/proc/self/environ").read_bytes().split(b"\0")[0].decode()
+    assert harness.answer()[1][0] == "WorkflowNotFound"
+    assert environ not in everything_said(harness)
+
+
+def test_defect_02_syntax_errors_name_the_position_not_the_content(tmp_path, efs):
+    """A file inside the root that is not WDL: the error says where, never what."""
+    (efs / "data" / "notes.txt").write_text("hello\n" + SECRET + "\n")
+    harness = Harness(tmp_path, efs_root=efs)
+    harness.start("", workflow=str(efs / "data" / "notes.txt"), workflow_source=None, dir=str(efs))
+    answer = harness.answer()
+    assert answer is not None and answer[1][0] == "SyntaxError"
+    assert f"{efs}/data/notes.txt:1:1:" in answer[1][1]
+    assert SECRET not in everything_said(harness) and "hello" not in answer[1][1]
+
+
+def test_defect_02_syntax_errors_of_unexpected_characters_keep_the_content_out(tmp_path):
+    import WDL
+
+    with pytest.raises(WDL.Error.SyntaxError) as caught:
+        WDL.parse_document("version 1.0\nworkflow w { " + SECRET + " }\n")
+    info = describe_exception(caught.value)
+    assert info["message"].startswith("(buffer):2:") and "syntax error" in info["message"]
+    assert "not-for-tasks-42" not in json.dumps(info)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "FILE_IO__ALLOW_ANY_INPUT",
+        "MINIWDL__FILE_IO__ALLOW_ANY_INPUT",
+        "FILE_IO__ROOT",
+    ],
+)
+def test_defect_02_a_submission_cannot_widen_file_access(tmp_path, efs, key):
+    data = {"workflow_source": NO_CALLS, "config": {key: "true"}}
+    problem = schema_problem(data)  # the S3 drop refuses it too, before starting anything
+    assert problem is not None and key in problem and "cannot be set" in problem
+    with pytest.raises(BadSubmission, match=key):
+        parse_run_options(data)
+    leak = """
+version 1.0
+workflow leak {
+  File f = "/proc/self/environ"
+  output { String s = read_string(f) }
+}
+"""
+    harness = Harness(tmp_path, efs_root=efs)
+    harness.start(leak, config={key: "true"}, dir=str(efs))
+    answer = harness.answer()
+    assert answer is not None and answer[0] == "failure" and answer[1][0] == "InvalidSubmission"
+    assert key in answer[1][1]
+
+
+COPIES_ITS_INPUT = """
+version 1.0
+workflow copies {
+  input { File f  String host_path  String secret }
+  call swap { input: target = host_path, secret = secret }
+  call use { input: f = f, after = swap.done }
+  output { String s = use.s }
+}
+task swap {
+  input { String target  String secret }
+  command <<< rm -f "~{target}"; ln -s "~{secret}" "~{target}"; echo done >>>
+  output { String done = read_string(stdout()) }
+}
+task use {
+  input { File f  String after }
+  command <<< cat ~{f} >>>
+  output { String s = read_string(stdout()) }
+}
+"""
+
+
+def test_defect_02_copy_input_files_never_copies_from_outside_the_efs_root(tmp_path, efs):
+    """An input inside the root at the start that a task swaps for a link to outside: the copy
+    in Lambda (copy_input_files) refuses it."""
+    (tmp_path / "secret.txt").write_text(SECRET)
+    data = efs / "data" / "in.txt"
+    data.write_text("ok\n")
+    harness = Harness(tmp_path, efs_root=efs)
+    inputs = {"f": str(data), "host_path": str(data), "secret": str(tmp_path / "secret.txt")}
+    harness.start(COPIES_ITS_INPUT, inputs, dir=str(efs / "runs"), copy_input_files=True)
+    harness.play(harness.execute)
+    run = harness.run()
+    assert run.status == RUN_FAILED and "outside" in run.error["message"]
+    copied = [
+        p for p in efs.rglob("*") if p.is_file() and not p.is_symlink() and SECRET in p.read_text()
+    ]
+    assert copied == [] and SECRET not in everything_said(harness)
+
+
+def test_local_mode_reads_inputs_anywhere(tmp_path, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "elsewhere.txt"
+    elsewhere.write_text("mine\n")
+    harness = Harness(tmp_path, efs_root="/")
+    harness.start(READS_ITS_INPUT, {"f": str(elsewhere)})
+    assert harness.outputs() == {"peek.out": "mine"}
 
 
 # ---- 4: controller writes never follow a planted symlink ---------------------------------

@@ -89,10 +89,10 @@ def provision_run_dir(
 def check_inputs(
     target: Tree.Workflow | Tree.Task, options: RunOptions, files: RunFiles
 ) -> dict[str, Any]:
-    """Typecheck the inputs with miniwdl's rules; local paths must exist. Returns namespaced
-    JSON."""
+    """Typecheck the inputs with miniwdl's rules; local paths must exist, and resolve inside the
+    file system's root (symlinks included: realpath). Returns namespaced JSON."""
     env = inputs_env(target, dict(options.inputs))
-    missing = []
+    missing, outside = [], []
 
     def check(value: Value.Base) -> str:
         path = str(value.value)
@@ -100,11 +100,16 @@ def check_inputs(
             missing.append(f"{path} (URI inputs are not localized yet; copy the file to EFS)")
         elif not os.path.isabs(path):
             missing.append(f"{path} (input paths must be absolute)")
+        elif not files.inside_root(path):  # before existence: nothing is said about outside
+            outside.append(path)
         elif not files.exists(path):
             missing.append(path)
         return path
 
     Value.rewrite_env_paths(env, check)
+    if outside:
+        message = f"input file or directory outside the EFS root {files.root}: "
+        raise WDL.Error.InputError(message + ", ".join(outside))
     if missing:
         raise WDL.Error.InputError("input file or directory not found: " + ", ".join(missing))
     return WDL.values_to_json(env, namespace=target.name)  # type: ignore[no-any-return]

@@ -86,7 +86,7 @@ def ports() -> Ports:
         orchestrator=StepFunctionsOrchestrator(sfn_client()),
         uploads=S3Uploads(s3_client()),
         metrics=PowertoolsMetrics(),
-        sources=UriSources(s3_client),
+        sources=UriSources(s3_client, root=efs_root()),
         default_queue=os.environ.get("TASK_QUEUE") or None,
         default_fallback_queue=os.environ.get("TASK_QUEUE_FALLBACK") or None,
     )
