@@ -19,11 +19,13 @@ from typing import Any
 import pytest
 
 from miniwdl_serverless.adapters.efs import EfsRunFiles
+from miniwdl_serverless.adapters.memory import MemoryStore
+from miniwdl_serverless.controller import logs
 from miniwdl_serverless.controller.finish import finish_run
 from miniwdl_serverless.core import spill
 from miniwdl_serverless.core.errors import BadSubmission, describe_exception
 from miniwdl_serverless.core.options import parse_run_options, schema_problem
-from miniwdl_serverless.core.records import RUN_FAILED, RUN_SUCCEEDED
+from miniwdl_serverless.core.records import RUN_FAILED, RUN_RUNNING, RUN_SUCCEEDED, Run
 
 from .harness import Harness
 
@@ -292,6 +294,57 @@ def test_local_mode_reads_inputs_anywhere(tmp_path, tmp_path_factory):
     assert harness.outputs() == {"peek.out": "mine"}
 
 
+# ---- 3: the logs function resolves from the EFS root, never through a link ---------------
+
+
+@pytest.fixture
+def logs_run(tmp_path, monkeypatch):
+    efs = tmp_path / "efs"
+    run_dir = efs / "miniwdl_run" / "20260101_000000_w"
+    run_dir.mkdir(parents=True)
+    (run_dir / "workflow.log").write_text("started\n")
+    monkeypatch.setenv("MSLS_EFS_ROOT", str(efs))
+    store = MemoryStore()
+    store.put_run(Run("logs-run", run_dir=str(run_dir), status=RUN_RUNNING))
+    return store, run_dir
+
+
+def test_defect_03_logs_never_follow_a_run_dir_swapped_for_a_symlink(logs_run):
+    store, run_dir = logs_run
+    os.rename(run_dir, str(run_dir) + ".old")
+    os.symlink("/", run_dir)  # a task swaps the run directory for a link to /
+    result = logs.read_run_file({"run_id": "logs-run", "path": "proc/self/environ"}, store)
+    assert result["error"] == "Forbidden" and "data" not in result
+    result = logs.read_run_file({"run_id": "logs-run", "path": "etc/hostname"}, store)
+    assert "data" not in result
+
+
+def test_defect_03_logs_never_follow_a_parent_swapped_for_a_symlink(logs_run, tmp_path):
+    store, run_dir = logs_run
+    elsewhere = tmp_path / "elsewhere" / run_dir.name
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "workflow.log").write_text(SECRET)
+    parent = run_dir.parent
+    os.rename(parent, str(parent) + ".old")
+    os.symlink(tmp_path / "elsewhere", parent)
+    result = logs.read_run_file({"run_id": "logs-run"}, store)
+    assert result["error"] == "Forbidden" and SECRET not in json.dumps(result)
+
+
+def test_logs_still_serve_the_run(logs_run):
+    store, _ = logs_run
+    assert logs.read_run_file({"run_id": "logs-run"}, store)["data"] == "started\n"
+
+
+def test_defect_03_a_run_dir_outside_the_efs_root_is_not_served(logs_run, tmp_path):
+    store, _ = logs_run
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "workflow.log").write_text(SECRET)
+    store.put_run(Run("outside-run", run_dir=str(tmp_path / "other"), status=RUN_RUNNING))
+    result = logs.read_run_file({"run_id": "outside-run"}, store)
+    assert result["error"] == "Forbidden" and SECRET not in json.dumps(result)
+
+
 # ---- 4: controller writes never follow a planted symlink ---------------------------------
 
 
@@ -447,6 +500,16 @@ def test_a_bundle_linked_to_a_device_is_refused(planted):
     _plant(bundle, Path("/dev/zero"))
     with pytest.raises(OSError):
         finishes_within(lambda: files.read_text(str(bundle)), 5)
+
+
+def test_defect_05_a_log_swapped_for_a_fifo_does_not_hang_the_logs_function(logs_run):
+    store, run_dir = logs_run
+    (run_dir / "workflow.log").unlink()
+    os.mkfifo(run_dir / "workflow.log")
+    result = finishes_within(
+        lambda: logs.read_run_file({"run_id": "logs-run"}, store), 5, fifo=run_dir / "workflow.log"
+    )
+    assert result["error"] == "Forbidden"
 
 
 # ---- 11: concurrent deliveries of one success with spilled outputs -----------------------
