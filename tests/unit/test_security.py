@@ -512,6 +512,104 @@ def test_defect_05_a_log_swapped_for_a_fifo_does_not_hang_the_logs_function(logs
     assert result["error"] == "Forbidden"
 
 
+FIFO_OUTPUT = """
+version 1.0
+task fifo {
+  command <<< mkfifo out.txt >>>
+  output { String s = read_string("out.txt") }
+}
+"""
+
+
+def test_a_task_output_that_is_a_fifo_fails_the_attempt_without_hanging(tmp_path):
+    harness = Harness(tmp_path)
+    harness.start(FIFO_OUTPUT, task="fifo")
+    (job,) = harness.open_jobs()
+    harness.execute(job)
+    fifo = next((tmp_path / "runs").glob("*/call-fifo/work/out.txt"))
+    finishes_within(lambda: harness.event(job, "SUCCEEDED", 0), 10, fifo=fifo)
+    assert harness.run().status == RUN_FAILED
+
+
+SWAPS_FOR_A_FIFO = """
+version 1.0
+workflow swaps {
+  input { File f  String host_path }
+  call swap { input: target = host_path }
+  String s = if swap.done then read_string(f) else ""
+  output { String out = s }
+}
+task swap {
+  input { String target }
+  command <<< rm -f "~{target}"; mkfifo "~{target}" >>>
+  output { Boolean done = true }
+}
+"""
+
+
+def test_defect_05_an_input_swapped_for_a_fifo_does_not_hang_a_workflow_level_read(tmp_path):
+    data = tmp_path / "in.txt"
+    data.write_text("ok\n")
+    harness = Harness(tmp_path)
+    harness.start(SWAPS_FOR_A_FIFO, {"f": str(data), "host_path": str(data)})
+    (job,) = harness.open_jobs()
+    harness.event(job, "RUNNING")
+    harness.execute(job)
+    finishes_within(lambda: harness.event(job, "SUCCEEDED", 0), 10, fifo=data)
+    run = harness.run()
+    assert run.status == RUN_FAILED and "not a regular file" in run.error["message"]
+
+
+BIG_STDOUT = """
+version 1.0
+task big {
+  command <<< head -c 5000 /dev/zero | tr '\\0' x >>>
+  output { String s = read_string(stdout()) }
+}
+"""
+
+
+def test_defect_05_reading_stdout_is_bounded_by_a_setting(tmp_path):
+    harness = Harness(tmp_path)
+    harness.start(BIG_STDOUT, task="big", config={"SERVERLESS__READ_LIMIT": "4096"})
+    harness.play(harness.execute)
+    run = harness.run()
+    assert run.status == RUN_FAILED and "larger than 4096 bytes" in run.error["message"]
+    harness.start(BIG_STDOUT, task="big")  # the default limit is far larger
+    harness.play(harness.execute)
+    assert harness.outputs() == {"big.s": "x" * 5000}
+
+
+SWAPS_AN_INPUT = """
+version 1.0
+workflow swaps {
+  input { File f  String host_path  String secret }
+  call swap { input: target = host_path, secret = secret }
+  String s = if swap.done then read_string(f) else ""
+  output { String out = s }
+}
+task swap {
+  input { String target  String secret }
+  command <<< rm -f "~{target}"; ln -s "~{secret}" "~{target}" >>>
+  output { Boolean done = true }
+}
+"""
+
+
+def test_defect_05_a_workflow_level_read_never_follows_an_input_swapped_out(tmp_path, efs):
+    """read_string in Lambda of an input a task swapped for a link to outside the root."""
+    (tmp_path / "secret.txt").write_text(SECRET)
+    data = efs / "data" / "in.txt"
+    data.write_text("ok\n")
+    harness = Harness(tmp_path, efs_root=efs)
+    inputs = {"f": str(data), "host_path": str(data), "secret": str(tmp_path / "secret.txt")}
+    harness.start(SWAPS_AN_INPUT, inputs, dir=str(efs / "runs"))
+    harness.play(harness.execute)
+    run = harness.run()
+    assert run.status == RUN_FAILED and "outside" in run.error["message"]
+    assert SECRET not in everything_said(harness)
+
+
 # ---- 11: concurrent deliveries of one success with spilled outputs -----------------------
 
 LARGE_OUTPUTS = """

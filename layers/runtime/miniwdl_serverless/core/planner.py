@@ -28,6 +28,10 @@ from WDL.runtime._stdlib import WorkflowStdLib
 from WDL.runtime._workflow_state import StateMachine, WorkflowOutputs, _Job
 from WDL.runtime.cache import CallCacheAddPaths
 
+from miniwdl_serverless.core import guarded_reads
+
+guarded_reads.install()  # miniwdl's read_* functions open files through it (design rule 4)
+
 OUTPUTS = "outputs"
 TASK_CALL_PREFIX = "call-"
 
@@ -337,7 +341,8 @@ def evaluate(  # noqa: PLR0913 - the inputs of miniwdl's StateMachine._do_job
         [],
     )
     stdlib = WorkflowStdLib(cfg, workflow.effective_wdl_version, machine, _NoCache(cfg))  # type: ignore[arg-type]
-    result = machine._do_job(cfg, stdlib, job)
+    with guarded_reads.reading(cfg):  # read_* in Lambda: regular files under the root, bounded
+        result = machine._do_job(cfg, stdlib, job)
     if isinstance(result, StateMachine.CallInstructions):
         return Evaluation(call=result)
     new_jobs = [_spec(scope, j) for jid, j in machine.jobs.items() if jid != job_id]
