@@ -34,7 +34,6 @@ version 1.0
 workflow hello { output { Int x = 1 } }
 """
 
-
 READS_ITS_INPUT = """
 version 1.0
 workflow peek {
@@ -43,7 +42,6 @@ workflow peek {
   output { String out = s }
 }
 """
-
 
 SECRET = "AWS_SECRET_ACCESS_KEY=not-for-tasks-42"
 
@@ -659,3 +657,52 @@ def test_defect_11_concurrent_deliveries_of_a_success_with_spilled_outputs_both_
     run = harness.run()
     assert run.status == RUN_SUCCEEDED, run.error
     assert harness.outputs()["large.xs"] == list(range(10000))
+
+
+# ---- noticed: uploads read what they upload the same way -------------------------------------
+
+
+class RecordingS3:
+    def __init__(self) -> None:
+        self.bodies: dict[str, bytes] = {}
+
+    def upload_fileobj(self, infile: Any, bucket: str, key: str) -> None:
+        self.bodies[f"s3://{bucket}/{key}"] = infile.read()
+
+
+def test_uploads_never_read_outside_the_efs_root_nor_a_fifo(tmp_path, efs):
+    from miniwdl_serverless.adapters.s3 import S3Uploads
+
+    (tmp_path / "secret.txt").write_text(SECRET)
+    (efs / "data" / "out.txt").write_text("result\n")
+    os.symlink(tmp_path / "secret.txt", efs / "data" / "swapped.txt")
+    os.mkfifo(efs / "data" / "fifo.txt")
+    client = RecordingS3()
+    uploads = S3Uploads(client, root=str(efs))
+    uploads.upload_file(str(efs / "data" / "out.txt"), "s3://b/out.txt")
+    for path in ("/proc/self/environ", efs / "data" / "swapped.txt", efs / "data" / "fifo.txt"):
+        with pytest.raises(OSError):
+            finishes_within(lambda p=path: uploads.upload_file(str(p), "s3://b/x"), 5)
+    assert client.bodies == {"s3://b/out.txt": b"result\n"}
+
+
+def test_finish_keeps_an_output_it_refuses_to_upload_as_a_path(tmp_path, monkeypatch):
+    """An output swapped after Finish checked it: not uploaded, not renamed to a URI."""
+    harness = Harness(tmp_path)
+    harness.start(
+        """
+version 1.0
+task t { command <<< echo hi > out.txt >>> output { File f = "out.txt" } }
+""",
+        task="t",
+        s3upload="s3://bucket/out/",
+    )
+    harness.play(harness.execute)
+
+    def refuse(path: str, uri: str) -> None:
+        raise OSError(f"not a regular file: {path}")
+
+    monkeypatch.setattr(harness.ports.uploads, "upload_file", refuse)
+    result = finish(harness)
+    assert result["status"] == "succeeded"
+    assert result["outputs"]["t.f"].startswith(str(harness.run().run_dir))

@@ -141,8 +141,7 @@ def _upload_outputs(ports: Ports, run: Run, outputs: dict[str, Any], folder: str
             and (files.real_path(value).startswith(run_dir) or value in inputs)
         ):
             target = f"{folder}{name}/{os.path.basename(value)}"
-            _upload_file(ports, value, target)
-            return target
+            return target if _upload_file(ports, value, target) else value
         if isinstance(value, list):
             return [rewrite(v, f"{name}/{i}") for i, v in enumerate(value)]
         if isinstance(value, dict):
@@ -169,7 +168,11 @@ def _upload_file(ports: Ports, path: str, uri: str, root: str | None = None) -> 
     files = ports.files
     if not files.is_file(path) or (root is not None and not files.is_own_file(path, root)):
         return False
-    ports.uploads.upload_file(path, uri)
+    try:
+        ports.uploads.upload_file(path, uri)
+    except OSError as exn:  # swapped since it was checked: a link out of EFS, a FIFO (refused)
+        log.warning("not uploading %s: %s", path, exn)
+        return False
     return True
 
 

@@ -84,7 +84,7 @@ def ports() -> Ports:
         files=EfsRunFiles(efs_root()),  # confined to the EFS mount ("/" in local mode)
         batch=adapter_from_environment(boto3.client("batch")),
         orchestrator=StepFunctionsOrchestrator(sfn_client()),
-        uploads=S3Uploads(s3_client()),
+        uploads=S3Uploads(s3_client(), root=efs_root()),
         metrics=PowertoolsMetrics(),
         sources=UriSources(s3_client, root=efs_root()),
         default_queue=os.environ.get("TASK_QUEUE") or None,
