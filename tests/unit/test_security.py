@@ -706,3 +706,18 @@ task t { command <<< echo hi > out.txt >>> output { File f = "out.txt" } }
     result = finish(harness)
     assert result["status"] == "succeeded"
     assert result["outputs"]["t.f"].startswith(str(harness.run().run_dir))
+
+
+def test_the_python_3_10_tree_removal_follows_no_link_either(tmp_path):
+    """safe_fs.remove_tree_at stands in for shutil.rmtree(dir_fd=) before Python 3.11."""
+    from miniwdl_serverless.core import safe_fs
+
+    outside = tmp_path / "outside"
+    (outside / "keep").mkdir(parents=True)
+    tree = tmp_path / "efs" / "run"
+    (tree / "call-t" / "work").mkdir(parents=True)
+    (tree / "call-t" / "work" / "out.txt").write_text("x")
+    os.symlink(outside, tree / "call-t" / "work" / "link")
+    with safe_fs.directory(str(tmp_path / "efs"), str(tmp_path / "efs")) as fd:
+        safe_fs.remove_tree_at(fd, "run")
+    assert not tree.exists() and (outside / "keep").is_dir()
