@@ -1,35 +1,87 @@
 """One contract for the RunFiles port, run on the in-memory files and on a real directory (the
 EFS adapter), so the two cannot drift: run directories, atomic JSON, spilled values with
-their digests, workflow.log, call directories and archived attempts."""
+their digests, workflow.log, call directories and archived attempts; and, because tasks can
+write anywhere on EFS, the same refusals: nothing outside the file system's root, no symlink
+followed at a path or on the way to it, regular files only, bounded reads."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 from miniwdl_serverless.adapters.efs import EfsRunFiles
 from miniwdl_serverless.adapters.memory_files import MemoryRunFiles
-from miniwdl_serverless.controller.ports import RunFiles
+from miniwdl_serverless.controller.ports import RunFiles, UnsafePath
 from miniwdl_serverless.core import spill
 from miniwdl_serverless.core.errors import RunError
 
 
 @pytest.fixture(params=["memory", "efs"])
-def files(request) -> RunFiles:
-    return MemoryRunFiles() if request.param == "memory" else EfsRunFiles()
+def files(request, tmp_path) -> RunFiles:
+    """The port confined to ``tmp_path/efs`` (its root, as /mnt/efs on AWS)."""
+    efs = str(tmp_path / "efs")
+    os.makedirs(efs)  # the mount point exists
+    return MemoryRunFiles(efs) if request.param == "memory" else EfsRunFiles(efs)
 
 
 @pytest.fixture
-def root(tmp_path) -> str:
-    return str(tmp_path / "runs")
+def root(files) -> str:
+    return f"{files.root}/runs"
+
+
+@pytest.fixture
+def outside(files, tmp_path) -> str:
+    """A file outside the root that nothing may change."""
+    path = str(tmp_path / "outside.txt")
+    if isinstance(files, MemoryRunFiles):
+        files.files[path] = "untouched"
+    else:
+        with open(path, "w") as outfile:
+            outfile.write("untouched")
+    return path
+
+
+def outside_text(files: RunFiles, path: str) -> str:
+    if isinstance(files, MemoryRunFiles):
+        return files.files[path]
+    with open(path) as infile:
+        return infile.read()
+
+
+def plant_link(files: RunFiles, link: str, target: str) -> None:
+    """What a task can do on EFS: put a symlink anywhere."""
+    files.make_dirs(os.path.dirname(link))
+    if isinstance(files, MemoryRunFiles):
+        files.links[link] = target
+    else:
+        os.symlink(target, link)
 
 
 def test_run_directories_are_unique_unless_given_exactly(files, root):
     first = files.create_run_dir(root, "20261201_100000_w")
     second = files.create_run_dir(root, "20261201_100000_w")
-    assert (first, second) == (f"{root}/20261201_100000_w", f"{root}/20261201_100000_w_2")
-    assert files.is_dir(first) and files.is_dir(second)
+    assert (first, second) == (
+        (f"{root}/20261201_100000_w", True),
+        (f"{root}/20261201_100000_w_2", True),
+    )
+    assert files.is_dir(first[0]) and files.is_dir(second[0])
     exact = files.create_run_dir(f"{root}/here", None)
-    assert exact == f"{root}/here" and files.create_run_dir(exact, None) == exact
+    assert exact == (f"{root}/here", True)  # made by this call
+    assert files.create_run_dir(f"{root}/here", None) == (f"{root}/here", False)  # it existed
+    assert files.create_run_dir(files.root, None) == (files.root, False)  # the root itself
+
+
+def test_run_directories_resolve_inside_the_root_or_are_refused(files, root, tmp_path):
+    plant_link(files, f"{files.root}/latest", root)  # a link that stays inside: resolved
+    files.make_dirs(root)
+    assert files.create_run_dir(f"{files.root}/latest", "r") == (f"{root}/r", True)
+    plant_link(files, f"{files.root}/away", str(tmp_path / "elsewhere"))
+    for given in (str(tmp_path / "elsewhere"), f"{files.root}/away", f"{files.root}/../x"):
+        assert not files.inside_root(given)
+        with pytest.raises(UnsafePath):
+            files.create_run_dir(given, "r")
+    assert files.inside_root(f"{root}/r/anything") and files.inside_root(files.root)
 
 
 def test_text_and_json_round_trip(files, root):
@@ -63,15 +115,15 @@ def test_the_log_is_appended_to(files, root):
     assert files.read_text(f"{root}/workflow.log") == "one\ntwo\n"
 
 
-def test_a_call_directory_and_its_archived_attempts(files, root, tmp_path):
-    source = tmp_path / "input.txt"
-    source.write_text("data")
+def test_a_call_directory_and_its_archived_attempts(files, root):
+    source = f"{files.root}/data/input.txt"
+    files.write_text(source, "data")
     call = f"{root}/call-t"
     inside = f"{call}/work/_miniwdl_inputs/0/input.txt"
-    files.prepare_call(call, "echo hi", {str(source): inside}, copy_inputs=False)
+    files.prepare_call(call, "echo hi", {source: inside}, copy_inputs=False)
     assert files.read_text(f"{call}/command") == "echo hi"
     assert files.is_dir(f"{call}/work") and files.exists(inside)
-    assert files.real_path(inside) == str(source)
+    assert files.real_path(inside) == source
     for name in ("stdout.txt", "stderr.txt"):
         assert files.read_text(f"{call}/{name}") == ""
         assert files.is_own_file(f"{call}/{name}", call)
@@ -83,3 +135,96 @@ def test_a_call_directory_and_its_archived_attempts(files, root, tmp_path):
     assert files.read_text(f"{call}/command") == "echo again"
     files.remove_tree(call)
     assert not files.exists(f"{call}/attempt-0/command") and not files.is_dir(call)
+    with pytest.raises(UnsafePath):
+        files.remove_tree(files.root)
+
+
+def test_copied_inputs_come_from_inside_the_root_only(files, root, outside):
+    source = f"{files.root}/data/in.txt"
+    files.write_text(source, "data")
+    call = f"{root}/call-t"
+    inside = f"{call}/work/_miniwdl_inputs/0/in.txt"
+    files.prepare_call(call, "cat", {source: inside}, copy_inputs=True)
+    assert files.read_text(inside) == "data" and files.is_own_file(inside, call)
+    plant_link(files, f"{files.root}/data/escape.txt", outside)
+    for host in (outside, f"{files.root}/data/escape.txt"):
+        with pytest.raises(UnsafePath):
+            files.prepare_call(call, "cat", {host: inside}, copy_inputs=True)
+    assert not files.exists(outside) and not files.is_file(f"{files.root}/data/escape.txt")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["outputs.json", "workflow.log", ".state/big.json", "call-t/command", "call-t/stdout.txt"],
+)
+def test_a_link_at_the_target_is_refused_and_nothing_outside_changes(files, root, outside, name):
+    run = f"{root}/r"
+    files.make_dirs(f"{run}/call-t")
+    plant_link(files, f"{run}/{name}", outside)
+    with pytest.raises(UnsafePath):
+        if name == "outputs.json":
+            files.write_json(f"{run}/{name}", {"w.x": 1})
+        elif name == "workflow.log":
+            files.append_log(f"{run}/{name}", "a line\n")
+        elif name == ".state/big.json":
+            files.store_value({"xs": list(range(20_000))}, f"{run}/.state", "big")
+        else:
+            files.prepare_call(f"{run}/call-t", "echo hi", {}, copy_inputs=False)
+    with pytest.raises(UnsafePath):
+        files.read_text(f"{run}/{name}")
+    assert outside_text(files, outside) == "untouched"
+    assert not files.is_own_file(f"{run}/{name}", run)
+
+
+def test_a_link_on_the_way_is_never_followed(files, root, tmp_path, outside):
+    run = f"{root}/r"
+    files.write_text(f"{run}/call-t/command", "echo hi")
+    stored = files.store_value({"xs": list(range(20_000))}, f"{run}/.state", "big")
+    plant_link(files, f"{root}/swapped", str(tmp_path))  # a run directory swapped for a link
+    for write in (
+        lambda: files.write_text(f"{root}/swapped/outside.txt", "changed"),
+        lambda: files.append_log(f"{root}/swapped/outside.txt", "changed"),
+        lambda: files.make_dirs(f"{root}/swapped/call-t"),
+        lambda: files.prepare_call(f"{root}/swapped/call-t", "x", {}, copy_inputs=False),
+        lambda: files.archive_attempt(f"{root}/swapped", 0),
+        lambda: files.remove_tree(f"{root}/swapped"),
+        lambda: files.read_text(f"{root}/swapped/outside.txt"),
+        lambda: files.load_value({**stored, spill.SPILL_KEY: f"{root}/swapped/outside.txt"}),
+    ):
+        with pytest.raises(UnsafePath):
+            write()
+    plant_link(files, f"{run}/call-t/attempt-0", str(tmp_path))
+    with pytest.raises(UnsafePath):
+        files.archive_attempt(f"{run}/call-t", 0)
+    assert outside_text(files, outside) == "untouched"
+    assert files.read_text(f"{run}/call-t/command") == "echo hi"
+
+
+def test_paths_outside_the_root_are_neither_used_nor_seen(files, outside):
+    for use in (
+        lambda: files.write_text(outside, "changed"),
+        lambda: files.append_log(outside, "changed"),
+        lambda: files.read_text(outside),
+        lambda: files.make_dirs(os.path.dirname(outside) + "/d"),
+    ):
+        with pytest.raises(UnsafePath):
+            use()
+    assert not files.exists(outside) and not files.is_file(outside)
+    assert not files.is_dir(os.path.dirname(outside)) and not files.inside_root(outside)
+    assert outside_text(files, outside) == "untouched"
+
+
+def test_reads_are_bounded(files, root):
+    files.write_text(f"{root}/big.txt", "x" * 100)
+    assert files.read_text(f"{root}/big.txt", 100) == "x" * 100
+    with pytest.raises(UnsafePath, match="larger than 99 bytes"):
+        files.read_text(f"{root}/big.txt", 99)
+
+
+def test_local_mode_is_rooted_at_slash(files, tmp_path):
+    local = MemoryRunFiles("/") if isinstance(files, MemoryRunFiles) else EfsRunFiles("/")
+    anywhere = str(tmp_path / "anywhere")
+    assert local.inside_root(anywhere) and local.inside_root("/proc/self/environ")
+    assert local.create_run_dir(anywhere, "r") == (f"{anywhere}/r", True)
+    local.write_json(f"{anywhere}/r/outputs.json", {})
+    assert local.read_text(f"{anywhere}/r/outputs.json") == "{}"

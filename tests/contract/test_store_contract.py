@@ -67,11 +67,14 @@ def test_tables_match_template(embedded):
 
 def test_run_is_created_once_and_moves_only_from_expected_states(store, run_id):
     assert store.get_run(run_id) is None
-    assert store.create_run(Run(run_id, workflow_name="w", options={"a": [1]}))
+    assert store.create_run(
+        Run(run_id, workflow_name="w", options={"a": [1]}, run_dir_created=True)
+    )
     assert not store.create_run(Run(run_id, workflow_name="other"))
     run = store.get_run(run_id)
     assert run is not None and run.workflow_name == "w" and run.status == RUN_PLANNING
     assert run.options == {"a": [1]} and run.created_at
+    assert run.run_dir_created is True  # what delete_after may delete
     assert not store.set_run_status(run_id, RUN_SUCCEEDED, [RUN_RUNNING])
     assert store.set_run_status(run_id, RUN_RUNNING, [RUN_PLANNING])
     assert store.set_run_status(run_id, RUN_FAILED, [RUN_RUNNING], error={"error": "X"})

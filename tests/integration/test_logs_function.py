@@ -70,10 +70,15 @@ def test_unknown_run_and_bad_requests(embedded, run_dir):
     assert invoke(embedded, run_id="logs-run-1", tail_bytes=-1)["error"] == "BadRequest"
 
 
-def test_resolve_inside_is_pure_path_logic(tmp_path):
-    assert logs.resolve_inside(str(tmp_path), "a/../b.txt") == os.path.realpath(tmp_path / "b.txt")
+def test_path_in_run_is_pure_path_logic(tmp_path):
+    root = str(tmp_path)
+    run_dir = f"{root}/runs/r"
+    assert logs.path_in_run(run_dir, "a/./b.txt", root) == f"{run_dir}/a/b.txt"
+    for path in ("a/../b.txt", "../b.txt", "/etc/passwd", ""):
+        with pytest.raises(logs.LogsRefused):
+            logs.path_in_run(run_dir, path, root)
     with pytest.raises(logs.LogsRefused):
-        logs.resolve_inside(str(tmp_path), "a/../../b.txt")
+        logs.path_in_run("/elsewhere/r", "workflow.log", root)
 
 
 def test_a_directory_swapped_for_a_symlink_after_the_check_is_refused(
@@ -81,16 +86,16 @@ def test_a_directory_swapped_for_a_symlink_after_the_check_is_refused(
 ):
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "stderr.txt").write_text("not yours either\n")
-    checked = logs.resolve_inside
+    checked = logs.path_in_run
 
-    def check_then_swap(root: str, path: str) -> str:
-        real = checked(root, path)  # the check passes on the real directory...
+    def check_then_swap(run: str, path: str, root: str) -> str:
+        target = checked(run, path, root)  # the check passes on the real directory...
         os.rename(
             run_dir / "call-t", run_dir / "call-t.old"
         )  # ...then a task swaps it for a symlink
         os.symlink(tmp_path / "elsewhere", run_dir / "call-t")
-        return real
+        return target
 
-    monkeypatch.setattr(logs, "resolve_inside", check_then_swap)
+    monkeypatch.setattr(logs, "path_in_run", check_then_swap)
     result = invoke(embedded, run_id="logs-run-1", path="call-t/stderr.txt")
     assert result["error"] == "Forbidden" and "data" not in result

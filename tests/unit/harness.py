@@ -42,10 +42,17 @@ def succeeds(job: SubmittedJob) -> Outcome:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path | None = None):
-        """In-memory files, or real ones under ``tmp_path`` (to run task scripts with bash)."""
+    def __init__(self, tmp_path: Path | None = None, efs_root: str | Path | None = None):
+        """In-memory files, or real ones under ``tmp_path`` (to run task scripts with bash).
+        The file system's root (the EFS mount the controller is confined to) is ``efs_root``,
+        by default ``tmp_path`` for real files and ``/`` in memory (local mode: unconfined)."""
         self.store = MemoryStore()
-        self.files: Any = EfsRunFiles() if tmp_path is not None else MemoryRunFiles()
+        if tmp_path is not None:
+            self.efs_root = str(efs_root or tmp_path)
+            self.files: Any = EfsRunFiles(self.efs_root)
+        else:
+            self.efs_root = str(efs_root or "/")
+            self.files = MemoryRunFiles(self.efs_root)
         self.root = str(tmp_path / "runs") if tmp_path is not None else "/efs/runs"
         self.batch = MemoryBatch()
         self.orchestrator = MemoryOrchestrator()
@@ -57,7 +64,7 @@ class Harness:
             orchestrator=self.orchestrator,
             uploads=MemoryUploads(),
             metrics=self.metrics,
-            sources=UriSources(),  # inline sources and local files: no AWS
+            sources=UriSources(root=self.efs_root),  # inline sources and local files: no AWS
             default_queue=QUEUE,
             default_fallback_queue=FALLBACK,
         )

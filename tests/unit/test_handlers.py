@@ -659,8 +659,10 @@ def test_submit_of_an_object_already_gone_starts_nothing(world):
 
 
 @pytest.fixture
-def run_on_disk(world, tmp_path):
-    """A run record whose directory is a real one (the logs function reads files with os)."""
+def run_on_disk(world, tmp_path, monkeypatch):
+    """A run record whose directory is a real one (the logs function reads files with os),
+    under the EFS root (here a temporary directory)."""
+    monkeypatch.setenv("MSLS_EFS_ROOT", str(tmp_path))
     run_dir = tmp_path / "20240514_093000_viral_pipeline"
     (run_dir / "call-align-1").mkdir(parents=True)
     (run_dir / "workflow.log").write_text("".join(f"line {i}\n" for i in range(100)))

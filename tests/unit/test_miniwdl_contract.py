@@ -7,6 +7,7 @@ import inspect
 
 import WDL
 from WDL.runtime import task as task_module
+from WDL.runtime import task_container  # noqa: F401 - TaskContainer, checked below
 from WDL.runtime._workflow_state import StateMachine, WorkflowOutputs, _Job, _scatter
 
 
@@ -56,3 +57,21 @@ def test_the_range_function_the_planner_caps():
 
     assert parameters(_Range._call_eager) == ["self", "expr", "arguments"]
     assert isinstance(WDL.StdLib.Base("1.0").range, _Range)
+
+
+def test_every_read_function_opens_its_file_in_stdlib_py_with_open():
+    """core/guarded_reads.py guards the read_* functions by giving WDL.StdLib its own `open`:
+    that holds only while every file miniwdl's StdLib reads is opened there, for reading."""
+    import re
+
+    import WDL.StdLib
+
+    from miniwdl_serverless.core import guarded_reads, planner  # noqa: F401 - installs the guard
+
+    source = inspect.getsource(WDL.StdLib)
+    opens = re.findall(r"\bopen\((.*)\)", source)
+    assert opens == [
+        'self._devirtualize_filename(file.value), "r"',  # read_string, read_json, read_lines...
+        'self.stdlib._devirtualize_filename(file.value), "r"',  # read_tsv
+    ]
+    assert WDL.StdLib.open is guarded_reads.guarded_open  # type: ignore[attr-defined]

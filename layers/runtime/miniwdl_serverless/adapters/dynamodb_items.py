@@ -6,7 +6,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pynamodb.attributes import JSONAttribute, ListAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
 from pynamodb.models import Model
 
 
@@ -24,6 +30,7 @@ class RunItem(Model):
     status = UnicodeAttribute(null=True)
     workflow_name = UnicodeAttribute(null=True)
     run_dir = UnicodeAttribute(null=True)
+    run_dir_created = BooleanAttribute(null=True)
     execution_arn = UnicodeAttribute(null=True)
     task_token = UnicodeAttribute(null=True)
     options = JSONAttribute(null=True)

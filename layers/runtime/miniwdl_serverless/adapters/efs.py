@@ -1,46 +1,60 @@
 """The RunFiles port on a mounted file system: EFS at /mnt/efs in the Lambdas and task jobs,
-a local directory in the embedded mode and in tests."""
+a local directory in the embedded mode and in tests.
+
+Tasks mount the same file system read/write, so every path is reached from the fixed ``root``
+one component at a time without following a symlink (``core/safe_fs.py``): a file or directory
+a task swapped for a link is refused, never followed. With root ``/`` (local mode: the user's
+own machine) nothing is confined to a subtree, but the controller's own files are still never
+reached through a link.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import stat
 from typing import Any
 
-from WDL._util import symlink_force
+from miniwdl_serverless.core import safe_fs, spill
+from miniwdl_serverless.core.safe_fs import UnsafePath
 
-from miniwdl_serverless.core import spill
+READ_LIMIT = 256 * 1024 * 1024  # read_text without a limit of its own
 
 
 class EfsRunFiles:
-    def create_run_dir(self, root: str, name: str | None) -> str:
+    def __init__(self, root: str):
+        self.root = os.path.realpath(root)
+
+    def create_run_dir(self, root: str, name: str | None) -> tuple[str, bool]:
+        real = safe_fs.resolved(self.root, root)
+        if name is None and real == self.root:
+            return real, False  # the file system's root itself exists, always
         if name is None:
-            os.makedirs(root, exist_ok=True)
-            return root
-        os.makedirs(root, exist_ok=True)
-        base = os.path.join(root, name)
-        for attempt in range(100):
-            path = base if attempt == 0 else f"{base}_{attempt + 1}"
-            try:
-                os.mkdir(path)
-                return path
-            except FileExistsError:
-                continue
+            parent, last = os.path.split(real)
+            with safe_fs.directory(self.root, parent, create=True) as dir_fd:
+                return real, _mkdir(dir_fd, last, real)
+        with safe_fs.directory(self.root, real, create=True) as dir_fd:
+            for attempt in range(100):
+                candidate = name if attempt == 0 else f"{name}_{attempt + 1}"
+                try:
+                    os.mkdir(candidate, dir_fd=dir_fd)
+                    return os.path.join(real, candidate), True
+                except FileExistsError:
+                    continue
         raise FileExistsError(f"no free run directory name under {root}")
 
+    def inside_root(self, path: str) -> bool:
+        return safe_fs.inside(self.root, os.path.realpath(path))
+
     def make_dirs(self, path: str) -> None:
-        os.makedirs(path, exist_ok=True)
+        os.close(safe_fs.open_dir(self.root, path, create=True))
 
     def write_text(self, path: str, text: str) -> None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".tmp", "w") as outfile:
-            outfile.write(text)
-        os.replace(path + ".tmp", path)
+        safe_fs.write_bytes(self.root, path, text.encode())
 
-    def read_text(self, path: str) -> str:
-        with open(path) as infile:
-            return infile.read()
+    def read_text(self, path: str, limit: int = READ_LIMIT) -> str:
+        return safe_fs.read_bytes(self.root, path, limit).decode()
 
     def write_json(self, path: str, data: Any) -> None:
         self.write_text(path, json.dumps(data, indent=2))
@@ -49,58 +63,102 @@ class EfsRunFiles:
         return spill.store(value, spill_dir, name, self.write_text)
 
     def load_value(self, stored: Any) -> Any:
-        return spill.load(stored, _read_bytes)
+        return spill.load(stored, lambda path: safe_fs.read_bytes(self.root, path, spill.MAX_BYTES))
 
     def append_log(self, path: str, line: str) -> None:
-        with open(path, "a") as logfile:
-            logfile.write(line)
+        safe_fs.append_bytes(self.root, path, line.encode())
 
     def prepare_call(
         self, call_dir: str, command: str, inputs: dict[str, str], copy_inputs: bool
     ) -> None:
-        os.makedirs(os.path.join(call_dir, "work"), exist_ok=True)
-        with open(os.path.join(call_dir, "command"), "w") as outfile:
-            outfile.write(command)
-        for host_path, inside in inputs.items():
-            link = inside.rstrip("/")
-            os.makedirs(os.path.dirname(link), exist_ok=True)
-            if copy_inputs and not host_path.endswith("/"):
-                shutil.copyfile(host_path, link)
-            else:
-                symlink_force(host_path.rstrip("/"), link)
-        for name in ("stdout.txt", "stderr.txt"):
-            open(os.path.join(call_dir, name), "w").close()
+        with safe_fs.directory(self.root, call_dir, create=True) as call_fd:
+            os.close(safe_fs.subdir(call_fd, "work", call_dir + "/work", create=True))
+            safe_fs.replace_in(call_fd, "command", command.encode(), call_dir + "/command")
+            for host_path, inside in inputs.items():
+                if copy_inputs and not host_path.endswith("/"):
+                    self._copy_input(host_path, inside)
+                else:
+                    self._link_input(host_path, inside)
+            for name in ("stdout.txt", "stderr.txt"):
+                safe_fs.replace_in(call_fd, name, b"", f"{call_dir}/{name}")
+
+    def _link_input(self, host_path: str, inside: str) -> None:
+        """A link to the input (the task follows it; the controller never does)."""
+        parent, name = os.path.split(inside.rstrip("/"))
+        with safe_fs.directory(self.root, parent, create=True) as dir_fd:
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+            os.symlink(host_path.rstrip("/"), name, dir_fd=dir_fd)
+
+    def _copy_input(self, host_path: str, inside: str) -> None:
+        """A copy of an input file: the source must be a regular file whose real path lies under
+        the root; the copy is a new file (never written through a link)."""
+        source = safe_fs.open_regular(self.root, safe_fs.resolved(self.root, host_path))
+        parent, name = os.path.split(inside)
+        try:
+            with safe_fs.directory(self.root, parent, create=True) as dir_fd:
+                try:
+                    os.unlink(name, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    pass
+                with (
+                    os.fdopen(source, "rb", closefd=False) as infile,
+                    os.fdopen(safe_fs.create_exclusive(dir_fd, name), "wb") as outfile,
+                ):
+                    shutil.copyfileobj(infile, outfile, 1 << 20)
+        finally:
+            os.close(source)
 
     def archive_attempt(self, call_dir: str, attempt: int) -> None:
-        target = os.path.join(call_dir, f"attempt-{attempt}")
-        os.makedirs(target, exist_ok=True)
-        for name in ("work", "stdout.txt", "stderr.txt", "command"):
-            path = os.path.join(call_dir, name)
-            if os.path.lexists(path):
-                os.replace(path, os.path.join(target, name))
+        target = f"attempt-{attempt}"
+        with safe_fs.directory(self.root, call_dir, create=True) as call_fd:
+            fd = safe_fs.subdir(call_fd, target, f"{call_dir}/{target}", create=True)
+            try:
+                for name in ("work", "stdout.txt", "stderr.txt", "command"):
+                    try:  # renames move a name (a link stays a link): nothing is followed
+                        os.replace(name, name, src_dir_fd=call_fd, dst_dir_fd=fd)
+                    except FileNotFoundError:
+                        continue
+            finally:
+                os.close(fd)
 
     def exists(self, path: str) -> bool:
-        return os.path.exists(path)
+        return self.inside_root(path) and os.path.exists(path)
 
     def is_dir(self, path: str) -> bool:
-        return os.path.isdir(path)
+        return self.inside_root(path) and os.path.isdir(path)
 
     def is_file(self, path: str) -> bool:
-        return os.path.isfile(path)
+        return self.inside_root(path) and os.path.isfile(path)
 
     def is_own_file(self, path: str, root: str) -> bool:
-        if os.path.islink(path) or not os.path.isfile(path):
+        if not safe_fs.inside(root, path):
             return False
-        real_root = os.path.realpath(root).rstrip("/") + "/"
-        return os.path.realpath(path).startswith(real_root)
+        try:
+            fd = safe_fs.open_regular(self.root, path)
+        except (UnsafePath, OSError):
+            return False
+        os.close(fd)
+        return True
 
     def real_path(self, path: str) -> str:
         return os.path.realpath(path)
 
     def remove_tree(self, path: str) -> None:
-        shutil.rmtree(path, ignore_errors=True)
+        try:
+            safe_fs.remove_tree(self.root, path)
+        except FileNotFoundError:
+            pass
 
 
-def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as infile:
-        return infile.read()
+def _mkdir(dir_fd: int, name: str, path: str) -> bool:
+    """Make the directory; False if one is there already (a link or a file there is refused)."""
+    try:
+        os.mkdir(name, dir_fd=dir_fd)
+        return True
+    except FileExistsError:
+        if not stat.S_ISDIR(os.lstat(name, dir_fd=dir_fd).st_mode):
+            raise UnsafePath(f"not a directory: {path}") from None
+        return False

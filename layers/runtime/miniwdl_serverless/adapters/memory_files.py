@@ -1,6 +1,11 @@
 """The RunFiles port in memory: the controller's own files (JSON, spills, logs, call
 directories) in dicts. Tasks' own files, which miniwdl reads directly, need real ones
-(adapters.efs.EfsRunFiles on a temporary directory)."""
+(adapters.efs.EfsRunFiles on a temporary directory).
+
+The same rules as on EFS (tests/contract/test_files_contract.py): every path lies under
+``root``; a symlink (an entry of ``links``, as a test plants one) is never followed by a read
+or a write, whether at the path or on the way to it.
+"""
 
 from __future__ import annotations
 
@@ -9,43 +14,62 @@ import os
 import threading
 from typing import Any
 
-from miniwdl_serverless.core import spill
+from miniwdl_serverless.core import safe_fs, spill
+from miniwdl_serverless.core.safe_fs import UnsafePath
+
+READ_LIMIT = 256 * 1024 * 1024
 
 
 class MemoryRunFiles:
-    def __init__(self) -> None:
+    def __init__(self, root: str = "/") -> None:
+        self.root = os.path.normpath(root)
         self._lock = threading.Lock()
         self.files: dict[str, str] = {}
         self.dirs: set[str] = {"/"}
         self.links: dict[str, str] = {}
+        self._mkdirs(self.root)  # the mount point exists
 
-    def create_run_dir(self, root: str, name: str | None) -> str:
+    def create_run_dir(self, root: str, name: str | None) -> tuple[str, bool]:
+        real = self.real_path(root)
+        if not safe_fs.inside(self.root, real):
+            raise UnsafePath(f"{root} resolves outside {self.root}")
         with self._lock:
+            self._check(real)
             if name is None:
-                self._mkdirs(root)
-                return root
-            base = os.path.join(root, name)
+                created = real not in self.dirs
+                self._mkdirs(real)
+                return real, created
+            base = os.path.join(real, name)
             for attempt in range(100):
                 path = base if attempt == 0 else f"{base}_{attempt + 1}"
-                if path not in self.dirs and path not in self.files:
+                if path not in self.dirs and path not in self.files and path not in self.links:
                     self._mkdirs(path)
-                    return path
+                    return path, True
         raise FileExistsError(base)
+
+    def inside_root(self, path: str) -> bool:
+        return safe_fs.inside(self.root, self.real_path(path))
 
     def make_dirs(self, path: str) -> None:
         with self._lock:
+            self._check(path)
             self._mkdirs(path)
 
     def write_text(self, path: str, text: str) -> None:
         with self._lock:
+            self._check(path)
             self._mkdirs(os.path.dirname(path))
             self.files[path] = text
 
-    def read_text(self, path: str) -> str:
+    def read_text(self, path: str, limit: int = READ_LIMIT) -> str:
         with self._lock:
+            self._check(path)
             if path not in self.files:
                 raise FileNotFoundError(path)
-            return self.files[path]
+            text = self.files[path]
+        if len(text.encode()) > limit:
+            raise UnsafePath(f"{path} is larger than {limit} bytes")
+        return text
 
     def write_json(self, path: str, data: Any) -> None:
         self.write_text(path, json.dumps(data, indent=2))
@@ -54,10 +78,11 @@ class MemoryRunFiles:
         return spill.store(value, spill_dir, name, self.write_text)
 
     def load_value(self, stored: Any) -> Any:
-        return spill.load(stored, lambda path: self.read_text(path).encode())
+        return spill.load(stored, lambda path: self.read_text(path, spill.MAX_BYTES).encode())
 
     def append_log(self, path: str, line: str) -> None:
         with self._lock:
+            self._check(path)
             self.files[path] = self.files.get(path, "") + line
 
     def prepare_call(
@@ -65,45 +90,101 @@ class MemoryRunFiles:
         call_dir: str,
         command: str,
         inputs: dict[str, str],
-        copy_inputs: bool,  # noqa: ARG002 - in memory a copy and a link look the same
+        copy_inputs: bool,
     ) -> None:
         with self._lock:
+            self._check(os.path.join(call_dir, "work"))
+            for name in ("command", "stdout.txt", "stderr.txt"):
+                self._check(os.path.join(call_dir, name))
+            for host in inputs:
+                if copy_inputs and not host.endswith("/"):
+                    self._check_input(host)
             self._mkdirs(os.path.join(call_dir, "work"))
             self.files[os.path.join(call_dir, "command")] = command
             for host, inside in inputs.items():
                 self._mkdirs(os.path.dirname(inside.rstrip("/")))
-                self.links[inside.rstrip("/")] = host.rstrip("/")
+                if copy_inputs and not host.endswith("/"):
+                    real = self._resolve(host)
+                    self.files[inside] = self.files.get(real, "")
+                else:
+                    self.links[inside.rstrip("/")] = host.rstrip("/")
             for name in ("stdout.txt", "stderr.txt"):
                 self.files[os.path.join(call_dir, name)] = ""
 
     def archive_attempt(self, call_dir: str, attempt: int) -> None:
         with self._lock:
             target = os.path.join(call_dir, f"attempt-{attempt}")
+            self._check(target)
             self._mkdirs(target)
             for name in ("work", "stdout.txt", "stderr.txt", "command"):
                 self._move(os.path.join(call_dir, name), os.path.join(target, name))
 
     def exists(self, path: str) -> bool:
-        return path in self.files or path in self.dirs or path in self.links
+        real = self._resolve(path)
+        return self.inside_root(path) and (
+            real in self.files or real in self.dirs or path in self.links
+        )
 
     def is_dir(self, path: str) -> bool:
-        return path in self.dirs
+        return self.inside_root(path) and self._resolve(path) in self.dirs
 
     def is_file(self, path: str) -> bool:
-        return path in self.files
+        return self.inside_root(path) and self._resolve(path) in self.files
 
     def is_own_file(self, path: str, root: str) -> bool:
-        return path in self.files and path.startswith(root.rstrip("/") + "/")
+        if not safe_fs.inside(root, path) or path not in self.files:
+            return False
+        try:
+            self._check(path)
+        except UnsafePath:
+            return False
+        return True
 
     def real_path(self, path: str) -> str:
-        return self.links.get(path, path)
+        return self._resolve(path)
 
     def remove_tree(self, path: str) -> None:
         with self._lock:
+            self._check(path)
+            if not safe_fs.parts_under(self.root, path):
+                raise UnsafePath(f"refusing to delete the root itself: {path}")
             for table in (self.files, self.links):
                 for name in [n for n in table if n == path or n.startswith(path + "/")]:
                     del table[name]
             self.dirs = {d for d in self.dirs if not (d == path or d.startswith(path + "/"))}
+
+    def _check(self, path: str) -> None:
+        """As on EFS: under the root, and no link at ``path`` or on the way to it."""
+        current = self.root
+        parts = safe_fs.parts_under(self.root, path)
+        for index, part in enumerate(parts):
+            current = os.path.join(current, part)
+            if current in self.links:
+                raise UnsafePath(f"{path}: a symlink on the way (refused)")
+            if current in self.files and index < len(parts) - 1:
+                raise UnsafePath(f"{path}: a non-directory on the way (refused)")
+
+    def _check_input(self, path: str) -> None:
+        real = self._resolve(path)
+        if not safe_fs.inside(self.root, real):
+            raise UnsafePath(f"{path} resolves outside {self.root}")
+        if real not in self.files:
+            raise UnsafePath(f"not a regular file: {path}")
+
+    def _resolve(self, path: str) -> str:
+        """The path with every planted link resolved (as realpath)."""
+        path = os.path.normpath(path)
+        for _ in range(40):
+            prefix = "/"
+            for part in [p for p in path.split("/") if p]:
+                prefix = os.path.join(prefix, part)
+                if prefix in self.links:
+                    target = os.path.join(os.path.dirname(prefix), self.links[prefix])
+                    path = os.path.normpath(target + path[len(prefix) :])
+                    break
+            else:
+                return path
+        return path
 
     def _mkdirs(self, path: str) -> None:
         while path and path not in self.dirs:

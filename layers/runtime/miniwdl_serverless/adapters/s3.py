@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from miniwdl_serverless.core import safe_fs
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -14,12 +17,20 @@ def split_uri(uri: str) -> tuple[str, str]:
 
 
 class S3Uploads:
-    def __init__(self, client: Any):
+    """Uploads to S3 (``s3upload``) what a run left on EFS. A file is read the way RunFiles reads
+    (core/safe_fs.py): a regular file whose real path lies under ``root`` (the EFS mount; ``/``
+    in local mode), opened without following a link a task swapped in after the controller
+    checked it, so neither the Lambda's own files nor a FIFO are ever uploaded."""
+
+    def __init__(self, client: Any, root: str = "/"):
         self.client = client
+        self.root = os.path.realpath(root)
 
     def upload_file(self, path: str, uri: str) -> None:
         bucket, key = split_uri(uri)
-        self.client.upload_file(path, bucket, key)
+        fd = safe_fs.open_regular(self.root, safe_fs.resolved(self.root, path))
+        with os.fdopen(fd, "rb") as infile:
+            self.client.upload_fileobj(infile, bucket, key)
 
     def put_json(self, uri: str, data: Any) -> None:
         bucket, key = split_uri(uri)

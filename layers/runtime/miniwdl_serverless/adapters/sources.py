@@ -1,18 +1,26 @@
 """The WorkflowSources port: a WDL document (or miniwdl zip) from a local or EFS path, an
-https:// URL or an s3:// URI."""
+https:// URL or an s3:// URI.
+
+A path must resolve inside ``root`` (the EFS mount in the Lambdas; ``/`` for the CLI and local
+mode) and be a regular file, read without blocking and only up to the limit: the Lambda never
+reads its own environment (``/proc/self/environ``) or a FIFO a task left on EFS."""
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from collections.abc import Callable
 from typing import Any
+
+from miniwdl_serverless.core import safe_fs
 
 FETCH_TIMEOUT_SECONDS = 30
 
 
 class UriSources:
-    def __init__(self, s3_client: Callable[[], Any] | None = None):
+    def __init__(self, s3_client: Callable[[], Any] | None = None, root: str = "/"):
         self._s3_client = s3_client  # made when first needed (only s3:// workflows need it)
+        self.root = os.path.realpath(root)
 
     def fetch(self, uri: str, limit: int) -> bytes:
         """At most ``limit`` + 1 bytes, so that a caller can tell a document is too large."""
@@ -23,7 +31,12 @@ class UriSources:
             bucket, _, key = uri[len("s3://") :].partition("/")
             body = self._s3().get_object(Bucket=bucket, Key=key)["Body"]
             return body.read(limit + 1)  # type: ignore[no-any-return]
-        with open(uri, "rb") as infile:
+        if not os.path.isabs(uri):
+            raise FileNotFoundError(f"not an absolute path: {uri}")
+        if not safe_fs.inside(self.root, os.path.realpath(uri)):
+            raise safe_fs.UnsafePath(f"{uri} is outside the EFS root {self.root}")
+        fd = safe_fs.open_regular(self.root, safe_fs.resolved(self.root, uri))
+        with os.fdopen(fd, "rb") as infile:
             return infile.read(limit + 1)
 
     def _s3(self) -> Any:

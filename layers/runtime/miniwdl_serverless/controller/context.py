@@ -26,6 +26,9 @@ from miniwdl_serverless.core.wdl_source import SourceBundle, load_document
 
 log = logging.getLogger("miniwdl_serverless.controller")
 
+# The run's WDL bundle as read back from EFS: every document of at most 16 MiB, and a zip
+# unpacking to at most 64 MiB (core/wdl_source.py), JSON-escaped.
+MAX_BUNDLE_BYTES = 160 * 1024 * 1024
 # Parsed documents by bundle digest: a warm Lambda container parses each workflow once.
 _documents: dict[str, WDL.Document] = {}
 _documents_lock = threading.Lock()
@@ -111,11 +114,12 @@ def load_context(run: Run, ports: Ports) -> RunContext:
     with _documents_lock:
         doc = _documents.get(digest)
     if doc is None:
-        bundle = SourceBundle.from_json(ports.files.read_text(str(run.bundle_path)), digest)
+        text = ports.files.read_text(str(run.bundle_path), MAX_BUNDLE_BYTES)
+        bundle = SourceBundle.from_json(text, digest)
         doc = load_document(bundle)
         with _documents_lock:
             _documents[digest] = doc
-    cfg = make_config(options)
+    cfg = make_config(options, ports.files.root)
     settings = TaskSettings.from_config(cfg)
     return RunContext(run, options, cfg, settings, doc, ports)
 
@@ -156,12 +160,15 @@ def task_of(ctx: RunContext, job: Job) -> tuple[Tree.Task, str]:
     return call.callee, call.name
 
 
-def make_config(options: RunOptions) -> WDL.runtime.config.Loader:
-    """miniwdl configuration: defaults, the Lambda's MINIWDL__* environment, then the run's map."""
+def make_config(options: RunOptions, root: str = "/") -> WDL.runtime.config.Loader:
+    """miniwdl configuration: defaults, the Lambda's MINIWDL__* environment, then the run's map.
+    ``[file_io] root`` is the file system's root (the EFS mount; a submission cannot set it),
+    which miniwdl's own path checks and the guarded reads (core/guarded_reads.py) hold to."""
     overrides: dict[str, dict[str, str]] = {}
     for key, value in options.config_overrides().items():
         _, section, name = key.split("__", 2)
         overrides.setdefault(section.lower(), {})[name.lower()] = value
+    overrides.setdefault("file_io", {})["root"] = root
     if options.copy_input_files:
         overrides.setdefault("file_io", {})["copy_input_files"] = "true"
     logger = logging.getLogger("miniwdl_serverless.config")

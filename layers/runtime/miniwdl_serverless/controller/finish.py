@@ -4,7 +4,9 @@ rule, and deleting the run directory per ``delete_after``."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+from datetime import datetime, timezone
 from typing import Any
 
 from miniwdl_serverless.controller.context import load_context
@@ -13,6 +15,7 @@ from miniwdl_serverless.controller.ports import Ports
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.records import RUN_FAILED, RUN_SUCCEEDED, Run
 
+log = logging.getLogger("miniwdl_serverless.controller")
 FAILED_TASK_LOGS = (
     ("stderr_file", "CommandFailed_stderr.txt"),
     ("stdout_file", "CommandFailed_stdout.txt"),
@@ -73,7 +76,7 @@ def _succeeded(run: Run, outputs: dict[str, Any], ports: Ports) -> dict[str, Any
         ports.uploads.put_json(folder + "outputs.json", uploaded)
         result.update(outputs=uploaded, s3upload=folder)
         if options.get("delete_after") in ("success", "always"):
-            ports.files.remove_tree(run_dir)
+            _delete_run_dir(run, ports)
     return result
 
 
@@ -93,7 +96,32 @@ def _after_failure(run: Run, info: dict[str, Any], ports: Ports) -> None:
         _upload_file(ports, log, folder + "workflow.log", root=run_dir)
         ports.uploads.put_json(folder + "error.json", info)
         if options.get("delete_after") in ("failure", "always"):
-            ports.files.remove_tree(run_dir)
+            _delete_run_dir(run, ports)
+
+
+def _delete_run_dir(run: Run, ports: Ports) -> None:
+    """``delete_after``: only the directory this run created (recorded when it was provisioned);
+    a ``DIR/.`` that existed before the run, the EFS root for one, is never deleted."""
+    run_dir = str(run.run_dir)
+    if not run.run_dir_created:
+        message = f"not deleting {run_dir} (delete_after): the run did not create it"
+        log.warning(message, extra={"run_id": run.run_id})
+        _log_line(ports, run, message)
+        return
+    try:
+        ports.files.remove_tree(run_dir)
+    except OSError as exn:  # a link swapped in on the way is refused, not followed
+        log.warning("cannot delete %s: %s", run_dir, exn, extra={"run_id": run.run_id})
+        _log_line(ports, run, f"cannot delete {run_dir} (delete_after): {exn}")
+
+
+def _log_line(ports: Ports, run: Run, message: str) -> None:
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    line = f"{stamp} wdl.w:{run.workflow_name} {message}\n"
+    try:
+        ports.files.append_log(os.path.join(str(run.run_dir), "workflow.log"), line)
+    except OSError:
+        pass
 
 
 def _upload_outputs(ports: Ports, run: Run, outputs: dict[str, Any], folder: str) -> dict[str, Any]:
@@ -113,8 +141,7 @@ def _upload_outputs(ports: Ports, run: Run, outputs: dict[str, Any], folder: str
             and (files.real_path(value).startswith(run_dir) or value in inputs)
         ):
             target = f"{folder}{name}/{os.path.basename(value)}"
-            _upload_file(ports, value, target)
-            return target
+            return target if _upload_file(ports, value, target) else value
         if isinstance(value, list):
             return [rewrite(v, f"{name}/{i}") for i, v in enumerate(value)]
         if isinstance(value, dict):
@@ -141,7 +168,11 @@ def _upload_file(ports: Ports, path: str, uri: str, root: str | None = None) -> 
     files = ports.files
     if not files.is_file(path) or (root is not None and not files.is_own_file(path, root)):
         return False
-    ports.uploads.upload_file(path, uri)
+    try:
+        ports.uploads.upload_file(path, uri)
+    except OSError as exn:  # swapped since it was checked: a link out of EFS, a FIFO (refused)
+        log.warning("not uploading %s: %s", path, exn)
+        return False
     return True
 
 

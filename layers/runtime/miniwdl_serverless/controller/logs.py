@@ -1,20 +1,23 @@
 """Reading a run's files for the CLI (`miniwdl-serverless logs`): the tail of one file inside the
 run's directory, never anything outside it.
 
-Tasks can write anything on EFS, including symlinks out of their directory (anything on EFS
-is untrusted input: docs/architecture.md, design rule 4), so a path is resolved with realpath
-and must stay inside the run directory's
-own realpath; the file is then opened component by component without following any symlink.
+Tasks can write anything on EFS, including symlinks out of their directory and a run directory
+swapped for a link (anything on EFS is untrusted input: docs/architecture.md, design rule 4).
+So nothing is resolved with realpath: the file is opened from the fixed EFS root
+(``core/options.py:efs_root``), one component at a time, following no symlink — first the run
+directory's path under the root, then the file's path in it — and only a regular file is read
+(non-blocking: a FIFO cannot hang the function), at most ``max_bytes`` of it.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from typing import Any
 
 from miniwdl_serverless.controller.ports import RunStore
+from miniwdl_serverless.core import safe_fs
+from miniwdl_serverless.core.options import efs_root
 
 DEFAULT_PATH = "workflow.log"
 DEFAULT_TAIL_BYTES = 64 * 1024
@@ -57,59 +60,41 @@ class LogsRequest:
         return cls(run_id, path, numbers["tail_bytes"], numbers["offset"], max_bytes)
 
 
-def resolve_inside(run_dir: str, path: str) -> str:
-    """The real path of ``path`` (relative to ``run_dir``); refused if it leaves the run
-    directory."""
-    root = os.path.realpath(run_dir)
+def path_in_run(run_dir: str, path: str, root: str) -> str:
+    """The absolute path of ``path`` (relative to ``run_dir``), checked lexically: inside the run
+    directory (no '..' out of it), and the run directory inside the EFS root."""
     if os.path.isabs(path):
         raise LogsRefused("Forbidden", f"path must be relative to the run directory: {path!r}")
-    real = os.path.realpath(os.path.join(root, path))
-    if real != root and os.path.commonpath([root, real]) != root:
-        raise LogsRefused("Forbidden", f"path is outside the run directory: {path!r}")
-    return real
-
-
-def _open_beneath(root: str, relative: str) -> int:
-    """Open ``root/relative`` one component at a time, following no symlink on the way, so a
-    directory swapped for a symlink between the realpath check and the open is refused too."""
-    parts = [part for part in relative.split(os.sep) if part not in ("", ".")]
+    parts = [part for part in path.split("/") if part not in ("", ".")]
     if not parts or ".." in parts:
-        raise IsADirectoryError(21, "not a file")
-    directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for part in parts[:-1]:
-            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=directory)
-            os.close(directory)
-            directory = inner
-        return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=directory)
-    finally:
-        os.close(directory)
+        raise LogsRefused("Forbidden", f"path is outside the run directory: {path!r}")
+    if not os.path.isabs(run_dir) or not safe_fs.inside(root, run_dir):
+        raise LogsRefused("Forbidden", "the run directory is outside the EFS root")
+    return os.path.join(os.path.normpath(run_dir), *parts)
 
 
-def read_file(
+def read_file(  # noqa: PLR0913 - the request's fields, and the root
     run_dir: str,
     path: str,
     tail_bytes: int | None = None,
     offset: int | None = None,
     max_bytes: int = MAX_BYTES,
+    root: str | None = None,
 ) -> dict[str, Any]:
     """``{"path", "size", "offset", "next_offset", "data"}``: bytes from ``offset`` (or the last
     ``tail_bytes``, default 64 KiB when neither is given), at most ``max_bytes`` of them."""
-    real = resolve_inside(run_dir, path)
+    root = os.path.realpath(root or efs_root())
+    target = path_in_run(run_dir, path, root)
     try:
-        fd = _open_beneath(
-            os.path.realpath(run_dir), os.path.relpath(real, os.path.realpath(run_dir))
-        )
+        fd = safe_fs.open_regular(root, target)
+    except safe_fs.UnsafePath as exn:  # a link on the way or at the end, a FIFO, a directory
+        raise LogsRefused("Forbidden", f"cannot read {path}: {exn}") from exn
     except FileNotFoundError as exn:
         raise LogsRefused("NotFound", f"no such file in the run directory: {path}") from exn
-    except OSError as exn:  # a symlink swapped in after realpath, or unreadable
+    except OSError as exn:  # unreadable, or a directory where a file was asked for
         raise LogsRefused("Forbidden", f"cannot read {path}: {exn.strerror}") from exn
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        raise LogsRefused("Forbidden", f"not a regular file: {path}")
     with os.fdopen(fd, "rb") as infile:
-        size = info.st_size
+        size = os.fstat(fd).st_size
         if offset is None:
             offset = max(0, size - (DEFAULT_TAIL_BYTES if tail_bytes is None else tail_bytes))
         offset = min(offset, size)
@@ -124,9 +109,12 @@ def read_file(
     }
 
 
-def read_run_file(event: dict[str, Any], store: RunStore) -> dict[str, Any]:
-    """The logs function: find the run directory in the runs table, read inside it. Expected
-    problems come back as ``{"error", "message"}`` rather than as a failed invocation."""
+def read_run_file(
+    event: dict[str, Any], store: RunStore, root: str | None = None
+) -> dict[str, Any]:
+    """The logs function: find the run directory in the runs table, read inside it (from the
+    EFS root, ``efs_root()`` unless given). Expected problems come back as
+    ``{"error", "message"}`` rather than as a failed invocation."""
     try:
         request = LogsRequest.from_event(event)
         run = store.get_run(request.run_id)
@@ -135,7 +123,12 @@ def read_run_file(event: dict[str, Any], store: RunStore) -> dict[str, Any]:
         if not run.run_dir:
             raise LogsRefused("NotFound", f"run {request.run_id} has no run directory (yet)")
         return read_file(
-            str(run.run_dir), request.path, request.tail_bytes, request.offset, request.max_bytes
+            str(run.run_dir),
+            request.path,
+            request.tail_bytes,
+            request.offset,
+            request.max_bytes,
+            root,
         )
     except LogsRefused as exn:
         return {"error": exn.error, "message": str(exn)}

@@ -42,18 +42,14 @@ def plan(driver: Driver, action: Plan) -> list[Action]:
     check_upload_target(options, target.name, action.started_at, ports.stack_bucket)
     inputs = check_inputs(target, options, ports.files)
     if existing is not None and existing.run_dir:
-        run_dir = existing.run_dir
+        run_dir, created = existing.run_dir, existing.run_dir_created
     else:
-        root, name = run_dir_request(options.run_root, target.name, action.started_at)
-        try:
-            run_dir = ports.files.create_run_dir(root, name)
-        except FileExistsError as exn:
-            message = f"cannot create a run directory under {root}"
-            raise RunError.of("RunDirectory", message) from exn
+        run_dir, created = provision_run_dir(ports.files, options, target.name, action.started_at)
     bundle_path = os.path.join(run_dir, "wdl", "bundle.json")
     write_run_files(ports.files, run_dir, bundle, inputs, bundle_path)
     run = existing or Run(action.run_id)
     run.status, run.workflow_name, run.run_dir = RUN_PLANNING, target.name, run_dir
+    run.run_dir_created = created
     run.execution_arn, run.task_token = action.execution_arn, action.task_token
     run.options, run.bundle_path, run.bundle_digest = (
         action.execution_input,
@@ -92,13 +88,33 @@ def check_upload_target(
         raise BadSubmission(f"s3upload: {problem}, got {json.dumps(options.s3upload)}")
 
 
+def provision_run_dir(
+    files: RunFiles, options: RunOptions, name: str, started_at: str | None
+) -> tuple[str, bool]:
+    """miniwdl's run directory under ``dir``, which must resolve inside the file system's root
+    (the EFS mount; anywhere in local mode). Returns it (its real path) and whether this run
+    created it: ``DIR/.`` runs in DIR exactly, which may exist already."""
+    root, leaf = run_dir_request(options.run_root, name, started_at)
+    if not files.inside_root(root):
+        raise BadSubmission(
+            f"dir: must resolve inside the EFS root {files.root}, got {json.dumps(options.dir)}"
+        )
+    try:
+        return files.create_run_dir(root, leaf)
+    except FileExistsError as exn:
+        raise RunError.of("RunDirectory", f"cannot create a run directory under {root}") from exn
+    except OSError as exn:  # a link swapped in on the way (UnsafePath), a file in the way
+        message = f"cannot create a run directory under {root}: {exn}"
+        raise RunError.of("RunDirectory", message) from exn
+
+
 def check_inputs(
     target: Tree.Workflow | Tree.Task, options: RunOptions, files: RunFiles
 ) -> dict[str, Any]:
-    """Typecheck the inputs with miniwdl's rules; local paths must exist. Returns namespaced
-    JSON."""
+    """Typecheck the inputs with miniwdl's rules; local paths must exist, and resolve inside the
+    file system's root (symlinks included: realpath). Returns namespaced JSON."""
     env = inputs_env(target, dict(options.inputs))
-    missing = []
+    missing, outside = [], []
 
     def check(value: Value.Base) -> str:
         path = str(value.value)
@@ -106,11 +122,16 @@ def check_inputs(
             missing.append(f"{path} (URI inputs are not localized yet; copy the file to EFS)")
         elif not os.path.isabs(path):
             missing.append(f"{path} (input paths must be absolute)")
+        elif not files.inside_root(path):  # before existence: nothing is said about outside
+            outside.append(path)
         elif not files.exists(path):
             missing.append(path)
         return path
 
     Value.rewrite_env_paths(env, check)
+    if outside:
+        message = f"input file or directory outside the EFS root {files.root}: "
+        raise WDL.Error.InputError(message + ", ".join(outside))
     if missing:
         raise WDL.Error.InputError("input file or directory not found: " + ", ".join(missing))
     return WDL.values_to_json(env, namespace=target.name)  # type: ignore[no-any-return]

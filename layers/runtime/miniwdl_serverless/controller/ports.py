@@ -13,6 +13,9 @@ from typing import Any, Protocol
 
 from miniwdl_serverless.core.records import Job, Run
 from miniwdl_serverless.core.resources import TaskSubmission
+from miniwdl_serverless.core.safe_fs import UnsafePath
+
+__all__ = ["UnsafePath"]  # raised by RunFiles (core/safe_fs.py): an OSError
 
 
 class PortError(Exception):
@@ -105,17 +108,31 @@ class RunStore(Protocol):
 
 
 class RunFiles(Protocol):
-    """The run directories on the shared file system (EFS), which tasks can write too."""
+    """The run directories on the shared file system (EFS), which tasks can write too.
 
-    def create_run_dir(self, root: str, name: str | None) -> str:
-        """``root/name`` (``_2``, ``_3``, ... if taken), or ``root`` itself when name is None."""
+    Every path lies under ``root`` (the EFS mount; ``/`` in local mode) and is reached without
+    following a symlink: a link (or a non-directory) at the path or on the way to it is refused
+    with ``UnsafePath``, for reads and writes alike; nothing outside changes. Reads take regular
+    files only, up to a limit. Writes replace a file through a unique temporary name created
+    exclusively, so concurrent writers of one file never collide."""
+
+    root: str
+
+    def create_run_dir(self, root: str, name: str | None) -> tuple[str, bool]:
+        """``root/name`` (``_2``, ``_3``, ... if taken), or ``root`` itself when name is None,
+        and whether this call created it. ``root`` is resolved (its real path is returned) and
+        must lie under the file system's root (UnsafePath otherwise)."""
+
+    def inside_root(self, path: str) -> bool:
+        """Whether the real path of ``path`` lies under the file system's root."""
 
     def make_dirs(self, path: str) -> None: ...
 
     def write_text(self, path: str, text: str) -> None:
         """Replace the file atomically."""
 
-    def read_text(self, path: str) -> str: ...
+    def read_text(self, path: str, limit: int = ...) -> str:
+        """A regular file's text, refused past ``limit`` bytes."""
 
     def write_json(self, path: str, data: Any) -> None:
         """Replace a JSON file atomically."""
@@ -133,12 +150,14 @@ class RunFiles(Protocol):
         self, call_dir: str, command: str, inputs: dict[str, str], copy_inputs: bool
     ) -> None:
         """Write ``command``, make ``work/``, link (or copy) each input (host path → path in
-        the call directory), and start empty ``stdout.txt`` and ``stderr.txt``."""
+        the call directory), and start empty ``stdout.txt`` and ``stderr.txt``. A copied input
+        must be a regular file whose real path lies under the root."""
 
     def archive_attempt(self, call_dir: str, attempt: int) -> None:
         """Move an attempt's files to ``attempt-N/`` so the next one starts fresh."""
 
-    def exists(self, path: str) -> bool: ...
+    def exists(self, path: str) -> bool:
+        """Exists, and its real path lies under the root (so do ``is_dir`` and ``is_file``)."""
 
     def is_dir(self, path: str) -> bool: ...
 
@@ -149,7 +168,9 @@ class RunFiles(Protocol):
 
     def real_path(self, path: str) -> str: ...
 
-    def remove_tree(self, path: str) -> None: ...
+    def remove_tree(self, path: str) -> None:
+        """Delete a directory under the root (never the root itself) and what it holds, following
+        no link on the way or inside."""
 
 
 class BatchJobs(Protocol):

@@ -31,6 +31,9 @@ from WDL.runtime.task import (
 from WDL.runtime.task_container import TaskContainer
 
 from miniwdl_serverless.controller.ports import RunFiles
+from miniwdl_serverless.core import guarded_reads
+
+guarded_reads.install()
 
 
 class ExternalContainer(TaskContainer):
@@ -126,20 +129,21 @@ def prepare(  # noqa: PLR0913 - what miniwdl's task evaluation takes
     """Evaluate a task's inputs, runtime and command (the call directory is not touched)."""
     container = ExternalContainer(cfg, run_id, call_dir)
     add_paths = CallCacheAddPaths()
-    env = _eval_task_inputs(logger, task, inputs, container, add_paths)
-    stdlib = TaskInputStdLib(
-        task.effective_wdl_version,
-        logger,
-        container,
-        source_dir=task.source_dir,
-        cache_add_paths=add_paths,
-    )
-    _eval_task_runtime(cfg, logger, run_id, task, inputs, container, env, stdlib)
-    if wdl_version_geq(task.effective_wdl_version, WDLVersion.V1_2):
-        container.try_counter = attempt + 1
-        container.build_task_runtime_info_struct(logger, run_id, task)
-        env = env.bind("task", container.task_runtime_info_struct)  # type: ignore[arg-type]
-    command = _eval_task_command(cfg, task, logger, container, env, attempt, add_paths)
+    with guarded_reads.reading(cfg):  # read_* here run in Lambda (core/guarded_reads.py)
+        env = _eval_task_inputs(logger, task, inputs, container, add_paths)
+        stdlib = TaskInputStdLib(
+            task.effective_wdl_version,
+            logger,
+            container,
+            source_dir=task.source_dir,
+            cache_add_paths=add_paths,
+        )
+        _eval_task_runtime(cfg, logger, run_id, task, inputs, container, env, stdlib)
+        if wdl_version_geq(task.effective_wdl_version, WDLVersion.V1_2):
+            container.try_counter = attempt + 1
+            container.build_task_runtime_info_struct(logger, run_id, task)
+            env = env.bind("task", container.task_runtime_info_struct)  # type: ignore[arg-type]
+        command = _eval_task_command(cfg, task, logger, container, env, attempt, add_paths)
     state = {
         "env": WDL.values_to_json(env.filter(lambda b: b.name != "task")),
         "input_path_map": container.input_path_map,
@@ -205,4 +209,5 @@ def collect(  # noqa: PLR0913 - the same, plus the files port and the exit code
             return_code=Value.Int(exit_code),
         )
         env = env.bind("task", container.task_runtime_info_struct)  # type: ignore[arg-type]
-    return _eval_task_outputs(logger, run_id, task, env, container)  # type: ignore[no-any-return]
+    with guarded_reads.reading(cfg):  # read_*(stdout()) and the like: bounded, regular files
+        return _eval_task_outputs(logger, run_id, task, env, container)  # type: ignore[no-any-return]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import WDL
@@ -50,10 +51,38 @@ def describe_exception(exn: BaseException) -> dict[str, Any]:
 def _located(exn: BaseException) -> str:
     """'file:line:col message' like miniwdl check prints."""
     pos = getattr(exn, "pos", None)
-    text = str(exn)
+    text = syntax_message(exn) if isinstance(exn, WDL.Error.SyntaxError) else str(exn)
     if pos is not None:
         return f"{pos.abspath}:{pos.line}:{pos.column}: {text}"
     return text
+
+
+# The parser's (lark's) messages quote the source around the error: a file that is not WDL
+# (a workflow path naming some other file) would be echoed back to the submitter.
+_PARSER_MESSAGES = ("Unexpected token", "Unexpected character", "No terminal", "Unexpected end")
+_TOKEN_TYPE = re.compile(r"Token\('(\$?[A-Za-z0-9_]+)'")
+_EXPECTED = re.compile(r"^\s*\*\s*([A-Za-z0-9_]+)\s*$", re.MULTILINE)
+
+
+def syntax_message(exn: BaseException) -> str:
+    """A syntax error's message without any of the source's text: what kind of thing was
+    unexpected and which terminals the grammar expected (the position is given beside it)."""
+    text = str(exn)
+    if text.startswith("unknown WDL version"):
+        return "unknown WDL version; choices: " + text.rpartition("choices: ")[2]
+    if not text.startswith(_PARSER_MESSAGES) and "\n" not in text:
+        return text  # miniwdl's own messages ("unexpected keyword input") quote no source
+    token = _TOKEN_TYPE.search(text)
+    if token:
+        what = f"unexpected {token.group(1)}"
+    elif text.startswith("Unexpected end"):
+        what = "unexpected end of input"
+    else:
+        what = "unexpected character"
+    expected = sorted(set(_EXPECTED.findall(text)))
+    return f"syntax error: {what}" + (
+        f"; expected one of {', '.join(expected)}" if expected else ""
+    )
 
 
 def as_run_error(exn: BaseException) -> RunError:

@@ -17,6 +17,13 @@ from miniwdl_serverless.core.errors import BadSubmission
 
 DELETE_AFTER = ("success", "failure", "always")
 DEFAULT_TIMEOUT_SECONDS = 7 * 24 * 3600
+# miniwdl settings that would widen what the controller's file access may reach: a submission
+# cannot set them. [file_io] root is always the EFS root (controller/context.py:make_config);
+# allow_any_input would let a workflow read any file, not only its inputs (an operator can still
+# set it in the Lambdas' MINIWDL__* environment). The other [file_io] settings, [call_cache] and
+# [download_cache] are not used by the controller or only narrow access; copy_input_files copies
+# only regular files under the EFS root (adapters/efs.py).
+REFUSED_SETTINGS = frozenset({("file_io", "root"), ("file_io", "allow_any_input")})
 
 
 def efs_root() -> str:
@@ -88,6 +95,22 @@ def schema_problem(data: Any) -> str | None:
         _validator()(data)
     except fastjsonschema.JsonSchemaValueException as exn:
         return _describe(exn, data)
+    return _refused_setting(data.get("config") or {})
+
+
+def setting_of(key: str) -> tuple[str, str]:
+    """(section, name) of a ``[MINIWDL__]SECTION__KEY`` setting, lower case."""
+    section, _, name = key.removeprefix("MINIWDL__").partition("__")
+    return section.lower(), name.lower()
+
+
+def _refused_setting(config: dict[str, Any]) -> str | None:
+    for key in config:
+        if setting_of(key) in REFUSED_SETTINGS:
+            return (
+                f"config: {key} cannot be set by a submission (it would widen the files a run"
+                " may read)"
+            )
     return None
 
 

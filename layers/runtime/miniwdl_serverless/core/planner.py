@@ -28,11 +28,14 @@ from WDL.runtime._stdlib import WorkflowStdLib
 from WDL.runtime._workflow_state import StateMachine, WorkflowOutputs, _Job
 from WDL.runtime.cache import CallCacheAddPaths
 
+from miniwdl_serverless.core import guarded_reads
 from miniwdl_serverless.core.scatter_limits import (
     CappedRange,
     check_scatter_width,
     max_scatter_width,
 )
+
+guarded_reads.install()  # miniwdl's read_* functions open files through it (design rule 4)
 
 OUTPUTS = "outputs"
 TASK_CALL_PREFIX = "call-"
@@ -345,9 +348,10 @@ def evaluate(  # noqa: PLR0913 - the inputs of miniwdl's StateMachine._do_job
     stdlib = WorkflowStdLib(cfg, workflow.effective_wdl_version, machine, _NoCache(cfg))  # type: ignore[arg-type]
     width = max_scatter_width(cfg)
     stdlib.range = CappedRange(width)  # type: ignore[attr-defined]
-    if isinstance(node, Tree.Scatter):
-        check_scatter_width(node, machine, job, stdlib, width)
-    result = machine._do_job(cfg, stdlib, job)
+    with guarded_reads.reading(cfg):  # read_* in Lambda: regular files under the root, bounded
+        if isinstance(node, Tree.Scatter):
+            check_scatter_width(node, machine, job, stdlib, width)
+        result = machine._do_job(cfg, stdlib, job)
     if isinstance(result, StateMachine.CallInstructions):
         return Evaluation(call=result)
     new_jobs = [_spec(scope, j) for jid, j in machine.jobs.items() if jid != job_id]

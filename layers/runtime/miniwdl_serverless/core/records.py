@@ -33,6 +33,7 @@ class Run:
     status: str = RUN_PLANNING
     workflow_name: str | None = None
     run_dir: str | None = None
+    run_dir_created: bool | None = None  # whether this run made run_dir (delete_after: only then)
     execution_arn: str | None = None
     task_token: str | None = None
     options: Any = None  # the execution input as given

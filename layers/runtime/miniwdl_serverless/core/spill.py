@@ -12,6 +12,7 @@ from typing import Any
 from miniwdl_serverless.core.errors import RunError
 
 INLINE_LIMIT = 32 * 1024
+MAX_BYTES = 128 * 1024 * 1024  # a spill file larger than this is refused unread (a task's doing)
 SPILL_KEY = "$spill"
 
 

@@ -33,6 +33,7 @@ from miniwdl_serverless.adapters.stepfunctions import (
 )
 from miniwdl_serverless.controller.ports import Ports
 from miniwdl_serverless.controller.submit import SubmissionPorts
+from miniwdl_serverless.core.options import efs_root
 
 SERVICE = "miniwdl-serverless"
 
@@ -82,12 +83,12 @@ def ports() -> Ports:
     the environment: tables, queues, EFS, roles)."""
     return Ports(
         store=Retrying(run_store(), aws_errors.classify),
-        files=EfsRunFiles(),
+        files=EfsRunFiles(efs_root()),  # confined to the EFS mount ("/" in local mode)
         batch=Retrying(adapter_from_environment(boto3.client("batch")), aws_errors.classify),
         orchestrator=StepFunctionsOrchestrator(sfn_client()),
-        uploads=S3Uploads(s3_client()),
+        uploads=S3Uploads(s3_client(), root=efs_root()),
         metrics=PowertoolsMetrics(),
-        sources=UriSources(s3_client),
+        sources=UriSources(s3_client, root=efs_root()),
         default_queue=os.environ.get("TASK_QUEUE") or None,
         default_fallback_queue=os.environ.get("TASK_QUEUE_FALLBACK") or None,
         stack_bucket=os.environ.get("STACK_BUCKET") or None,

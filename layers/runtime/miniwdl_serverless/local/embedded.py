@@ -223,7 +223,7 @@ class EmbeddedAWS:
             self._saved_env.setdefault(key, value)
         self.tables = resources.tables
         self.store = DynamoStore(self.tables["runs"], self.tables["jobs"])  # for tests and the CLI
-        self.run_files = EfsRunFiles()  # the local directory that stands in for EFS
+        self.run_files = EfsRunFiles(self.efs_root)  # the local directory standing in for EFS
         self.queue_arn = resources.queue_arn
         self.handlers.update(resources.handlers)
         self.events.refs.update(resources.refs)
