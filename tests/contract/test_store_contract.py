@@ -1,6 +1,6 @@
 """One contract for the RunStore port, run on the in-memory store and on the DynamoDB store
 (moto, tables from template.yaml), so the two cannot drift: transactions, conditional
-claims, idempotence, waiters, leases and concurrent completions."""
+claims, idempotence, waiters, leases, owed answers and concurrent completions."""
 
 from __future__ import annotations
 
@@ -162,6 +162,18 @@ def test_submission_recorded_before_the_batch_job_id(store, run_id):
     assert store.get_job(run_id, "call").batch_job_id == "b1"  # type: ignore[union-attr]
     store.update_job(run_id, "call", submitted_at=0)
     assert store.mark_running(run_id, "call", 0, resubmit=True) is None  # id known
+
+
+def test_an_owed_answer_is_kept_until_marked_sent(store, run_id):
+    store.create_run(Run(run_id))
+    assert store.set_run_status(run_id, RUN_FAILED, [RUN_PLANNING], answer_due={"error": "X"})
+    assert store.get_run(run_id).answer_due == {"error": "X"}  # type: ignore[union-attr]
+    store.mark_answered(run_id)
+    store.mark_answered(run_id)  # idempotent
+    run = store.get_run(run_id)
+    assert run is not None and run.answer_due is None and run.status == RUN_FAILED
+    store.mark_answered("no-such-run")
+    assert store.get_run("no-such-run") is None  # not created by it
 
 
 def test_update_and_pending(store, run_id):

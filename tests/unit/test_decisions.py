@@ -6,6 +6,7 @@ import pytest
 
 from miniwdl_serverless.core.decisions import (
     AfterFailure,
+    Answer,
     CallAttempt,
     EventKind,
     Target,
@@ -14,6 +15,7 @@ from miniwdl_serverless.core.decisions import (
     classify_job_event,
     classify_run_event,
     job_failure,
+    owed_answer,
     queue_for,
     run_dir_request,
     scope_end,
@@ -110,6 +112,26 @@ def test_what_the_run_says_about_an_event(event, run, expected):
 )
 def test_what_an_event_means_for_its_job(job, event, expected):
     assert classify_job_event(job, event) is expected
+
+
+def test_what_an_ended_run_still_owes_its_token():
+    error = RunError.of("CommandFailed", "call-t failed", node="call-t")
+    success = Answer.success("r", "/runs/r")
+    failure = Answer.failure(error)
+    assert success == Answer(output={"run_id": "r", "dir": "/runs/r"})
+    assert (failure.error, failure.cause) == ("CommandFailed", error.cause)
+
+    def ended(status: str, due, **fields) -> Run:
+        return Run("r", status=status, task_token="t", answer_due=due, **fields)
+
+    assert owed_answer(ended(RUN_SUCCEEDED, success.due())) == success
+    assert owed_answer(ended(RUN_FAILED, failure.due(), error=error.info)) == failure
+    assert owed_answer(ended(RUN_FAILED, {"error": "X"})) == Answer.failure(
+        RunError.of("X", "X")
+    )  # no error recorded: the name says it
+    assert owed_answer(ended(RUN_SUCCEEDED, None)) is None  # sent
+    assert owed_answer(ended(RUN_RUNNING, success.due())) is None  # not ended
+    assert owed_answer(Run("r", status=RUN_SUCCEEDED, answer_due=success.due())) is None
 
 
 @pytest.mark.parametrize(

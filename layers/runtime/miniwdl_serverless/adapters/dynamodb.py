@@ -112,6 +112,10 @@ class DynamoStore:
         condition = self.runs.status.is_in(*expected)
         return self._update(self.runs(run_id), actions, condition) is not None
 
+    def mark_answered(self, run_id: str) -> None:
+        actions = [self.runs.answer_due.remove()]
+        self._update(self.runs(run_id), actions, self.runs.run_id.exists())
+
     def count(self, run_id: str, **deltas: int) -> None:
         _assignments(self.runs, deltas, RUN_FIELDS)  # checks the names
         actions = [getattr(self.runs, k).add(v) for k, v in deltas.items() if v]

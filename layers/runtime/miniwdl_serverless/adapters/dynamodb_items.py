@@ -42,6 +42,7 @@ class RunItem(Model):
     calls_succeeded = NumberAttribute(null=True)
     calls_failed = NumberAttribute(null=True)
     calls_retried = NumberAttribute(null=True)
+    answer_due = JSONAttribute(null=True)  # removed once the token's answer was sent
 
 
 class JobItem(Model):

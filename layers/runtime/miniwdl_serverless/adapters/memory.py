@@ -83,6 +83,13 @@ class MemoryStore:
             self._runs[run_id] = replace(run, **copy.deepcopy(changes))
             return True
 
+    def mark_answered(self, run_id: str) -> None:
+        with self._lock:
+            self.writes += 1
+            run = self._runs.get(run_id)
+            if run is not None:
+                run.answer_due = None
+
     def count(self, run_id: str, **deltas: int) -> None:
         _check_fields(deltas, RUN_FIELDS)
         with self._lock:
@@ -307,11 +314,13 @@ class MemoryOrchestrator:
 
     answers: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
-    def send_success(self, token: str, output: dict[str, Any]) -> None:
+    def send_success(self, token: str, output: dict[str, Any]) -> bool:
         self.answers.setdefault(token, ("success", output))
+        return True
 
-    def send_failure(self, token: str, error: str, cause: str) -> None:
+    def send_failure(self, token: str, error: str, cause: str) -> bool:
         self.answers.setdefault(token, ("failure", (error, cause)))
+        return True
 
 
 @dataclass

@@ -13,19 +13,31 @@ from miniwdl_serverless.controller.actions import (
 )
 from miniwdl_serverless.controller.context import load_context
 from miniwdl_serverless.controller.drive import Driver
+from miniwdl_serverless.controller.end import AnswerNotSent, answer_owed
 from miniwdl_serverless.controller.ports import Ports
-from miniwdl_serverless.core.decisions import EventKind, classify_job_event, classify_run_event
+from miniwdl_serverless.core.decisions import (
+    EventKind,
+    classify_job_event,
+    classify_run_event,
+    owed_answer,
+)
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.records import Job
 
 
 def on_batch_event(detail: BatchJobDetail, ports: Ports) -> str:
-    """React to one Batch job state change; returns what was done (for logs and tests)."""
+    """React to one Batch job state change; returns what was done (for logs and tests).
+    Raises AnswerNotSent if the run ended and Step Functions could not be told (so that
+    the event is delivered again)."""
     run = ports.store.get_run(detail.run_id) if detail.run_id else None
     kind = classify_run_event(detail, run)
     if kind is EventKind.STRAGGLER:
         ports.batch.terminate(detail.batch_job_id, "miniwdl-serverless: run failed")
     if kind is not None:
+        if run is not None and owed_answer(run) is not None:  # its ender may have died
+            if not answer_owed(run, ports):
+                raise AnswerNotSent(run.run_id)
+            return EventKind.ANSWERED.value
         return kind.value
     assert run is not None and detail.job_id is not None
     job = ports.store.get_job(run.run_id, detail.job_id)

@@ -44,6 +44,9 @@ class RunStore(Protocol):
         """Move the run to ``status`` if it is in one of ``expected`` (also sets ``fields``);
         an ended run gets ``finished_at`` and ``expires_at``."""
 
+    def mark_answered(self, run_id: str) -> None:
+        """The answer the run owed its token was sent: remove ``answer_due``."""
+
     def count(self, run_id: str, **deltas: int) -> None:
         """Add to the run's progress counters (best effort, outside any transaction)."""
 
@@ -154,10 +157,13 @@ class BatchJobs(Protocol):
 class Orchestrator(Protocol):
     """The run's Step Functions execution, waiting on the Start task's token."""
 
-    def send_success(self, token: str, output: dict[str, Any]) -> None:
-        """A token already used or expired is not an error."""
+    def send_success(self, token: str, output: dict[str, Any]) -> bool:
+        """True once Step Functions has the answer, or the token no longer takes one (used,
+        expired, timed out: not an error); False if it could not be told (throttled,
+        unreachable), so the answer is still owed."""
 
-    def send_failure(self, token: str, error: str, cause: str) -> None: ...
+    def send_failure(self, token: str, error: str, cause: str) -> bool:
+        """As ``send_success``."""
 
 
 class Uploads(Protocol):

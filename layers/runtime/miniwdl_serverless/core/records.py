@@ -51,6 +51,9 @@ class Run:
     calls_succeeded: int = 0
     calls_failed: int = 0
     calls_retried: int = 0
+    # The answer the Start task's token is owed, from the write that ended the run until it
+    # is sent: {"output": {...}} or {"error": name} (the cause is ``error``). See decisions.py.
+    answer_due: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
