@@ -1,6 +1,6 @@
 """One contract for the RunStore port, run on the in-memory store and on the DynamoDB store
 (moto, tables from template.yaml), so the two cannot drift: transactions, conditional
-claims, idempotence, waiters, leases, owed answers and concurrent completions."""
+claims, idempotence, waiters, leases, give-backs, owed answers and concurrent completions."""
 
 from __future__ import annotations
 
@@ -164,6 +164,22 @@ def test_submission_recorded_before_the_batch_job_id(store, run_id):
     assert store.mark_running(run_id, "call", 0, resubmit=True) is None  # id known
 
 
+def test_an_outside_dependency_is_given_back_once(store, run_id):
+    make(store, run_id, "j", pending=3, awaiting=["out-b", "out-a"])
+    assert store.get_job(run_id, "j").awaiting == ["out-a", "out-b"]  # type: ignore[union-attr]
+    released = store.stop_awaiting(run_id, "j", "out-a")
+    assert released is not None and released.pending == 2 and released.awaiting == ["out-b"]
+    assert store.stop_awaiting(run_id, "j", "out-a") is None  # a redelivery: not again
+    assert store.stop_awaiting(run_id, "j", "inside") is None  # never counted as outside
+    last = store.stop_awaiting(run_id, "j", "out-b")
+    assert last is not None and last.pending == 1 and last.awaiting is None
+    assert store.stop_awaiting(run_id, "j", "out-b") is None
+    assert store.get_job(run_id, "j").pending == 1  # type: ignore[union-attr]
+    assert store.stop_awaiting(run_id, "no-such-job", "out-a") is None
+    make(store, run_id, "k", pending=1)
+    assert store.stop_awaiting(run_id, "k", "out-a") is None
+
+
 def test_an_owed_answer_is_kept_until_marked_sent(store, run_id):
     store.create_run(Run(run_id))
     assert store.set_run_status(run_id, RUN_FAILED, [RUN_PLANNING], answer_due={"error": "X"})
@@ -176,9 +192,8 @@ def test_an_owed_answer_is_kept_until_marked_sent(store, run_id):
     assert store.get_run("no-such-run") is None  # not created by it
 
 
-def test_update_and_pending(store, run_id):
+def test_update(store, run_id):
     make(store, run_id, "j", pending=2)
-    assert store.add_pending(run_id, "j", -1).pending == 1
     updated = store.update_job(run_id, "j", queue="q", runtime={"cpu": 2}, log_stream=None)
     assert updated.queue == "q" and updated.runtime == {"cpu": 2} and updated.log_stream is None
     with pytest.raises(MissingJob):
@@ -212,6 +227,9 @@ def test_readiness_reads(store, run_id):
     make(store, run_id, "a", pending=0, dependents=["x"], outputs={"big": "value"})
     (job,) = store.get_jobs(run_id, ["a"], readiness_only=True).values()
     assert (job.job_id, job.status, job.pending, job.node_id) == ("a", WAITING, 0, "a")
+    make(store, run_id, "b", status=RUNNING, claimed_by="a", batch_job_id="b-1")
+    (job,) = store.get_jobs(run_id, ["b"], readiness_only=True).values()
+    assert (job.status, job.claimed_by, job.batch_job_id) == (RUNNING, "a", "b-1")
 
 
 def test_creation_is_idempotent_and_keeps_registered_waiters(store, run_id):

@@ -15,8 +15,11 @@ from miniwdl_serverless.adapters.stepfunctions import StepFunctionsOrchestrator
 from miniwdl_serverless.controller import end
 from miniwdl_serverless.controller.start import start_run
 from miniwdl_serverless.core.records import (
+    CLAIMED,
+    DONE,
     RUN_FAILED,
     RUN_SUCCEEDED,
+    RUNNING,
 )
 
 from .harness import Harness
@@ -70,6 +73,135 @@ def dies_once(monkeypatch, owner: Any, name: str, when: Any, after: bool = False
 def redeliver(harness: Harness, job: SubmittedJob, status: str, exit_code: int | None = 0) -> str:
     harness.ended.discard(job.batch_job_id)
     return harness.event(job, status, exit_code)
+
+
+# ---- 9: jobs created in an invocation that died -------------------------------------------
+
+AFTER_SLOW = """
+version 1.0
+workflow w {
+  call t as slow { input: x = 1 }
+  scatter (i in range(slow.y)) {
+    Int a = i + 1
+    call t { input: x = a + slow.y }
+  }
+  output { Array[Int] ys = t.y }
+}
+task t { input { Int x } command {} output { Int y = x * 2 } }
+"""
+
+
+def test_defect_09_a_crash_before_giving_back_a_done_dependencys_count_is_recovered(
+    harness, monkeypatch
+):
+    """The body's call counts its outside dependency (slow) in ``pending``; slow was done
+    before the call could register as its waiter, so the count must be given back."""
+    harness.start(AFTER_SLOW)
+    died = dies_once(
+        monkeypatch, harness.store, "register_waiter", lambda *_: not _[-1], after=True
+    )
+    slow = harness.batch_job_of("call-slow")
+    with pytest.raises(LambdaDied):
+        harness.event(slow, "SUCCEEDED", 0)
+    assert died
+    assert redeliver(harness, slow, "SUCCEEDED") == "resumed"
+    harness.play()
+    assert harness.outputs() == {"w.ys": [6, 8]}
+
+
+def test_a_redelivery_gives_a_count_back_once(harness, monkeypatch):
+    """Died after giving the counts back, before claiming: a redelivery must claim the body
+    and must not give the counts back again (call-t would then not wait for decl-a)."""
+    harness.start(AFTER_SLOW)
+    died = dies_once(
+        monkeypatch, harness.store, "claim", lambda run_id, job_id, _: job_id == "decl-a-0"
+    )
+    slow = harness.batch_job_of("call-slow")
+    with pytest.raises(LambdaDied):
+        harness.event(slow, "SUCCEEDED", 0)
+    assert died and harness.job("call-t-0").pending == 1  # decl-a-0 still to come
+    assert redeliver(harness, slow, "SUCCEEDED") == "resumed"
+    assert all(j.pending >= 0 for j in harness.store.query_jobs(harness.run_id))
+    harness.play()
+    assert harness.outputs() == {"w.ys": [6, 8]}
+    assert all(j.pending == 0 for j in harness.store.query_jobs(harness.run_id))
+
+
+SECTION_AFTER_FIRST = """
+version 1.0
+workflow w {
+  call t as first { input: x = 1 }
+  scatter (i in range(first.y)) { call t { input: x = i } }
+  output { Array[Int] ys = t.y }
+}
+task t { input { Int x } command {} output { Int y = x * 2 } }
+"""
+
+
+def test_defect_09_a_section_body_left_claimed_by_a_crash_is_evaluated_on_redelivery(
+    harness, monkeypatch
+):
+    harness.start(SECTION_AFTER_FIRST)
+    died = dies_once(
+        monkeypatch, harness.store, "mark_running", lambda run_id, job_id, *_: job_id == "call-t-0"
+    )
+    first = harness.batch_job_of("call-first")
+    with pytest.raises(LambdaDied):
+        harness.event(first, "SUCCEEDED", 0)
+    assert died  # the body runs last first (LIFO): call-t-1 was submitted, call-t-0 not
+    stuck = harness.job("call-t-0")
+    assert (stuck.status, stuck.claimed_by) == (CLAIMED, "scatter-L5C3-i")
+    assert redeliver(harness, first, "SUCCEEDED") == "resumed"
+    assert {harness.job(f"call-t-{i}").status for i in range(2)} == {RUNNING}
+    harness.play()
+    assert harness.outputs() == {"w.ys": [0, 2]}
+
+
+MAIN = """
+version 1.0
+import "sub.wdl" as sub
+workflow main {
+  call sub.t as first { input: x = 1 }
+  call sub.inner { input: x = first.y }
+  output { Int out = inner.out }
+}
+"""
+INNER = """
+version 1.0
+workflow inner {
+  input { Int x }
+  Int a = x + 1
+  call t { input: x = a }
+  output { Int out = t.y }
+}
+task t { input { Int x } command {} output { Int y = x * 2 } }
+"""
+
+
+def test_defect_09_a_sub_workflow_child_left_claimed_by_a_crash_is_evaluated_on_redelivery(
+    harness, monkeypatch, tmp_path
+):
+    """The child call was made ready by another child (decl-a) completed in the invocation
+    that died: starting the sub-workflow again must follow decl-a's completion to it."""
+    (tmp_path / "main.wdl").write_text(MAIN)
+    (tmp_path / "sub.wdl").write_text(INNER)
+    harness.start("", workflow=str(tmp_path / "main.wdl"), workflow_source=None)
+    died = dies_once(
+        monkeypatch,
+        harness.store,
+        "mark_running",
+        lambda run_id, job_id, *_: job_id == "call-inner/call-t",
+    )
+    first = harness.batch_job_of("call-first")
+    with pytest.raises(LambdaDied):
+        harness.event(first, "SUCCEEDED", 0)
+    assert died and harness.job("call-inner/decl-a").status == DONE
+    child = harness.job("call-inner/call-t")
+    assert (child.status, child.claimed_by) == (CLAIMED, "call-inner/decl-a")
+    assert redeliver(harness, first, "SUCCEEDED") == "resumed"
+    assert harness.job("call-inner/call-t").status == RUNNING
+    harness.play()
+    assert harness.outputs() == {"main.out": 6}
 
 
 # ---- 10: the run ended, but Step Functions was never told --------------------------------

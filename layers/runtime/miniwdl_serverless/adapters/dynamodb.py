@@ -9,7 +9,8 @@ What each conditional write guards:
 - claim: nothing pending and still waiting (or already this claimant's, so a re-delivered
   event resumes its own work);
 - mark running: from the claim, from the previous attempt, or a dead submitter's expired lease;
-- the Batch job id: once per attempt.
+- the Batch job id: once per attempt;
+- giving back an outside dependency's count: once per dependency (``awaiting`` holds it).
 """
 
 from __future__ import annotations
@@ -145,8 +146,10 @@ class DynamoStore:
         return created
 
     def _creation(self, job: Job) -> list[Action]:
-        keys = ("run_id", "job_id", "waiters", "waiters_version")
+        keys = ("run_id", "job_id", "waiters", "waiters_version", "awaiting")
         values = {k: v for k, v in job.as_dict().items() if k not in keys and v is not None}
+        if job.awaiting:  # a string set (DynamoDB has no empty sets)
+            values["awaiting"] = set(job.awaiting)
         return [getattr(self.jobs, name).set(value) for name, value in values.items()]
 
     def register_waiter(self, run_id: str, job_id: str, waiter: str) -> bool:
@@ -214,17 +217,16 @@ class DynamoStore:
             condition = condition | (same_attempt & jobs.batch_job_id.does_not_exist() & lease_over)
         return self._job_update(run_id, job_id, actions, condition)
 
+    def stop_awaiting(self, run_id: str, job_id: str, dependency: str) -> Job | None:
+        jobs = self.jobs
+        actions = [jobs.awaiting.delete({dependency}), jobs.pending.add(-1)]
+        return self._job_update(run_id, job_id, actions, jobs.awaiting.contains(dependency))
+
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         jobs = self.jobs
         condition = (jobs.attempt == attempt) & jobs.batch_job_id.does_not_exist()
         actions = [jobs.batch_job_id.set(batch_job_id)]
         return self._job_update(run_id, job_id, actions, condition) is not None
-
-    def add_pending(self, run_id: str, job_id: str, delta: int) -> Job:
-        job = self._job_update(run_id, job_id, [self.jobs.pending.add(delta)], self._exists())
-        if job is None:
-            raise MissingJob(f"no job {job_id} in run {run_id}")
-        return job
 
     def update_job(self, run_id: str, job_id: str, **fields: Any) -> Job:
         actions = _assignments(self.jobs, fields, JOB_FIELDS)
@@ -322,7 +324,10 @@ class DynamoStore:
     def _job(self, item: Model) -> Job | None:
         if item.attribute_values.get("status") is None:
             return None  # a stub holding only waiters
-        return record(item, Job, JOB_FIELDS)  # type: ignore[no-any-return]
+        job: Job = record(item, Job, JOB_FIELDS)
+        if job.awaiting is not None:
+            job.awaiting = sorted(job.awaiting)  # a string set in the item
+        return job
 
     def _exists(self) -> Condition:
         return self.jobs.status.exists()  # type: ignore[no-any-return]

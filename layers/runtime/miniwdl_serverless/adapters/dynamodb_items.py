@@ -6,7 +6,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pynamodb.attributes import JSONAttribute, ListAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import (
+    JSONAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
 from pynamodb.models import Model
 
 
@@ -62,6 +68,7 @@ class JobItem(Model):
     waiters: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     waiters_version = NumberAttribute(null=True)
     pending = NumberAttribute(null=True)
+    awaiting = UnicodeSetAttribute(null=True)  # a set: each dependency given back once
     status = UnicodeAttribute(null=True)
     claimed_by = UnicodeAttribute(null=True)
     scatter_stack = JSONAttribute(null=True)

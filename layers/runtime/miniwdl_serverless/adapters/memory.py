@@ -109,7 +109,10 @@ class MemoryStore:
                     continue
                 waiters, version = self._stubs.pop(key, (None, None))
                 self._jobs[key] = replace(
-                    copy.deepcopy(job), waiters=waiters, waiters_version=version
+                    copy.deepcopy(job),
+                    waiters=waiters,
+                    waiters_version=version,
+                    awaiting=sorted(set(job.awaiting)) if job.awaiting else None,
                 )
                 created.add(job.job_id)
         return created
@@ -197,10 +200,15 @@ class MemoryStore:
 
         return self._update_if(run_id, job_id, allowed, batch_job_id=batch_job_id) is not None
 
-    def add_pending(self, run_id: str, job_id: str, delta: int) -> Job:
+    def stop_awaiting(self, run_id: str, job_id: str, dependency: str) -> Job | None:
         with self._lock:
-            job = self._existing(run_id, job_id)
-            return self._update_if(run_id, job_id, lambda _: True, pending=job.pending + delta)  # type: ignore[return-value]
+            job = self._jobs.get((run_id, job_id))
+            if job is None or dependency not in (job.awaiting or []):
+                return None
+            left = [d for d in job.awaiting or [] if d != dependency] or None
+            return self._update_if(
+                run_id, job_id, lambda _: True, awaiting=left, pending=job.pending - 1
+            )
 
     def update_job(self, run_id: str, job_id: str, **fields: Any) -> Job:
         self._existing(run_id, job_id)

@@ -20,7 +20,8 @@ class StoreError(Exception):
 
 
 class MissingJob(StoreError):
-    """A completion named a dependent that does not exist: a planning bug, never retried."""
+    """A completion named a dependent that does not exist (a planning bug, never retried), or
+    ``update_job`` named a job that does not exist."""
 
 
 class Conflict(StoreError):
@@ -52,7 +53,7 @@ class RunStore(Protocol):
 
     def put_new_jobs(self, jobs: list[Job]) -> set[str]:
         """Create the jobs that do not exist yet; returns the ids this call created. A job
-        that so far exists only as registered waiters keeps them."""
+        that so far exists only as registered waiters keeps them. ``awaiting`` is a set."""
 
     def register_waiter(self, run_id: str, job_id: str, waiter: str) -> bool:
         """Ask that ``waiter`` be decremented when ``job_id`` completes (even before that job
@@ -80,7 +81,10 @@ class RunStore(Protocol):
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         """The Batch job of ``attempt``, unless one is recorded or the attempt moved on."""
 
-    def add_pending(self, run_id: str, job_id: str, delta: int) -> Job: ...
+    def stop_awaiting(self, run_id: str, job_id: str, dependency: str) -> Job | None:
+        """Give back the count of an outside ``dependency`` that completed before the job
+        could register as its waiter: remove it from ``awaiting`` and decrement ``pending``,
+        once (None if it is not in ``awaiting``: given back before, or never counted)."""
 
     def update_job(self, run_id: str, job_id: str, **fields: Any) -> Job:
         """Set fields (None removes one); no condition."""

@@ -75,6 +75,9 @@ class Job:
     waiters: list[str] | None = None  # later jobs that registered to be decremented
     waiters_version: int | None = None
     pending: int = 0
+    # Outside dependencies counted in ``pending`` when the job was created and not given back
+    # by ``stop_awaiting`` (each is given back at most once, keyed by its id).
+    awaiting: list[str] | None = None
     status: str = WAITING
     claimed_by: str | None = None
     scatter_stack: list[Any] = field(default_factory=list)
@@ -113,7 +116,15 @@ class Job:
 
 JOB_FIELDS = frozenset(f.name for f in dataclasses.fields(Job))
 RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(Run))
-READINESS_FIELDS = ("run_id", "job_id", "pending", "status", "claimed_by", "node_id")
+READINESS_FIELDS = (
+    "run_id",
+    "job_id",
+    "pending",
+    "status",
+    "claimed_by",
+    "node_id",
+    "batch_job_id",
+)
 
 
 def completing_step(status: str) -> int:
