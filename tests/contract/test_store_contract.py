@@ -26,7 +26,6 @@ from miniwdl_serverless.core.records import (
     Job,
     Run,
 )
-from miniwdl_serverless.core.store_rules import SUBMIT_LEASE_SECONDS
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
@@ -148,20 +147,43 @@ def test_submission_recorded_once(store, run_id):
 
 def test_submission_recorded_before_the_batch_job_id(store, run_id):
     make(store, run_id, "call", status=CLAIMED)
-    assert store.mark_running(run_id, "call", 0, batch_job_name="n0", submitted_at=time.time())
-    # a duplicate invocation does not submit the same attempt again...
+    lease = time.time() + 45
+    assert store.mark_running(run_id, "call", 0, batch_job_name="n0", lease_until=lease)
+    # a duplicate invocation does not submit the same attempt again while the lease holds...
     assert store.mark_running(run_id, "call", 0, resubmit=True, batch_job_name="n0") is None
-    # ...unless the submitter's lease expired without a Batch job id (it died)
-    expired = time.time() - SUBMIT_LEASE_SECONDS - 1
-    store.update_job(run_id, "call", submitted_at=expired)
-    again = store.mark_running(run_id, "call", 0, resubmit=True, submitted_at=time.time())
+    # ...only once it ran out without a Batch job id (its submitter may have died)
+    store.update_job(run_id, "call", lease_until=time.time() - 1)
+    again = store.mark_running(run_id, "call", 0, resubmit=True, lease_until=time.time() + 45)
     assert again is not None
     assert store.record_batch_job(run_id, "call", 0, "b1")
     assert not store.record_batch_job(run_id, "call", 0, "b2")  # first one wins
     assert not store.record_batch_job(run_id, "call", 1, "b3")  # not that attempt
     assert store.get_job(run_id, "call").batch_job_id == "b1"  # type: ignore[union-attr]
-    store.update_job(run_id, "call", submitted_at=0)
+    store.update_job(run_id, "call", lease_until=0)
     assert store.mark_running(run_id, "call", 0, resubmit=True) is None  # id known
+    # an attempt marked without a lease (written before leases had an end) has none
+    make(store, run_id, "old", status=RUNNING, submitted_at=time.time())
+    assert store.mark_running(run_id, "old", 0, resubmit=True) is not None
+
+
+def test_only_the_holder_renews_the_submit_lease(store, run_id):
+    make(store, run_id, "call", status=CLAIMED)
+    held = time.time() + 5
+    assert store.mark_running(run_id, "call", 0, lease_until=held)
+    renewed = time.time() + 45
+    assert store.renew_lease(run_id, "call", 0, held, renewed)
+    assert store.get_job(run_id, "call").lease_until == renewed  # type: ignore[union-attr]
+    assert not store.renew_lease(run_id, "call", 0, held, renewed + 1)  # not the one held now
+    assert not store.renew_lease(run_id, "call", 1, renewed, renewed + 1)  # another attempt
+    # a resubmission took over once it ran out: the old holder has lost it
+    store.update_job(run_id, "call", lease_until=time.time() - 1)
+    expired = store.get_job(run_id, "call").lease_until  # type: ignore[union-attr]
+    taken = time.time() + 45
+    assert store.mark_running(run_id, "call", 0, resubmit=True, lease_until=taken)
+    assert not store.renew_lease(run_id, "call", 0, expired, taken + 1)
+    assert store.record_batch_job(run_id, "call", 0, "b1")
+    assert not store.renew_lease(run_id, "call", 0, taken, taken + 1)  # submitted: no lease
+    assert not store.renew_lease(run_id, "nope", 0, taken, taken + 1)
 
 
 def test_an_outside_dependency_is_given_back_once(store, run_id):

@@ -5,6 +5,8 @@ Each ``test_defect_NN`` reproduces one defect of issue 9 (it fails without its f
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 import pytest
@@ -12,8 +14,9 @@ from botocore.exceptions import ClientError
 
 from miniwdl_serverless.adapters.memory import SubmittedJob
 from miniwdl_serverless.adapters.stepfunctions import StepFunctionsOrchestrator
-from miniwdl_serverless.controller import end
+from miniwdl_serverless.controller import end, task_call
 from miniwdl_serverless.controller.start import start_run
+from miniwdl_serverless.core.ids import batch_job_name
 from miniwdl_serverless.core.records import (
     CLAIMED,
     DONE,
@@ -23,6 +26,8 @@ from miniwdl_serverless.core.records import (
 )
 
 from .harness import Harness
+
+LAMBDA_RETRY_SECONDS = 61  # Lambda retries a failed asynchronous invocation after a minute
 
 CHAIN = """
 version 1.0
@@ -43,6 +48,26 @@ task double {
 
 class LambdaDied(BaseException):
     """Stands in for a Lambda killed mid-invocation (timeout, out of memory)."""
+
+
+class Clock:
+    """time.time(), moved on by the test (the store and the controller read it)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(time, "time", fake)
+    return fake
 
 
 @pytest.fixture
@@ -70,9 +95,188 @@ def dies_once(monkeypatch, owner: Any, name: str, when: Any, after: bool = False
     return died
 
 
+def jobs_named(harness: Harness, name: str) -> list[SubmittedJob]:
+    return [j for j in harness.batch.jobs.values() if j.submission.name == name]
+
+
 def redeliver(harness: Harness, job: SubmittedJob, status: str, exit_code: int | None = 0) -> str:
     harness.ended.discard(job.batch_job_id)
     return harness.event(job, status, exit_code)
+
+
+# ---- 8: a submitter that died between marking a call running and recording its Batch job ----
+
+
+def test_defect_08_a_dead_submitter_is_resubmitted_by_lambdas_first_retry(
+    harness, clock, monkeypatch
+):
+    harness.start(CHAIN)
+    second = batch_job_name(harness.run_id, "call-second", 0)
+    died = dies_once(monkeypatch, harness.batch, "submit", lambda s: s.name == second)
+    first = harness.batch_job_of("call-first")
+    with pytest.raises(LambdaDied):
+        harness.event(first, "SUCCEEDED", 0)
+    assert died and harness.job("call-second").status == RUNNING
+    assert harness.job("call-second").batch_job_id is None  # no event will ever come for it
+    clock.advance(LAMBDA_RETRY_SECONDS)
+    assert redeliver(harness, first, "SUCCEEDED") == "resumed"
+    assert harness.job("call-second").batch_job_id is not None
+    assert len(jobs_named(harness, second)) == 1
+    harness.play()
+    assert harness.outputs() == {"chain.result": 12}
+
+
+def test_defect_08_a_retry_whose_submitter_died_is_resumed_by_the_redelivered_failure(
+    harness, clock, monkeypatch
+):
+    harness.start(CHAIN)
+    retry = batch_job_name(harness.run_id, "call-first", 1)
+    dies_once(monkeypatch, harness.batch, "submit", lambda s: s.name == retry)
+    first = harness.batch_job_of("call-first")
+    with pytest.raises(LambdaDied):
+        harness.event(first, "FAILED", 1)  # maxRetries: 1, so attempt 2 is being submitted
+    stuck = harness.job("call-first")
+    assert (stuck.status, stuck.attempt, stuck.batch_job_id) == (RUNNING, 1, None)
+    clock.advance(LAMBDA_RETRY_SECONDS)
+    # the event of attempt 1 is older than the job's attempt, but nothing else will come
+    assert redeliver(harness, first, "FAILED", 1) == "resumed submission"
+    assert harness.job("call-first").batch_job_id == jobs_named(harness, retry)[0].batch_job_id
+    assert len(jobs_named(harness, retry)) == 1
+    call_dir = os.path.join(harness.run().run_dir, "call-first")
+    assert harness.files.exists(os.path.join(call_dir, "attempt-0", "command"))  # kept once
+    assert harness.files.exists(os.path.join(call_dir, "command"))  # attempt 2's, fresh
+    assert harness.event(first, "FAILED", 1) == "ignored: stale event"  # now it is stale
+    harness.play()
+    assert harness.outputs() == {"chain.result": 12}
+
+
+def test_defect_08_a_batch_job_a_dead_submitter_submitted_is_adopted_at_once(harness, monkeypatch):
+    harness.start(CHAIN)
+    second = batch_job_name(harness.run_id, "call-second", 0)
+    died = dies_once(
+        monkeypatch, harness.batch, "submit", lambda s, _: s.name == second, after=True
+    )
+    first = harness.batch_job_of("call-first")
+    with pytest.raises(LambdaDied):
+        harness.event(first, "SUCCEEDED", 0)  # died after SubmitJob, before recording it
+    assert died and harness.job("call-second").batch_job_id is None
+    prepared: list[str] = []
+    real_prepare = harness.files.prepare_call
+    monkeypatch.setattr(
+        harness.files,
+        "prepare_call",
+        lambda call_dir, *rest: prepared.append(call_dir) or real_prepare(call_dir, *rest),
+    )
+    # Lambda's retry, the lease may still hold: the job is found by its name, not waited for
+    assert redeliver(harness, first, "SUCCEEDED") == "resumed"
+    (submitted,) = jobs_named(harness, second)
+    assert harness.job("call-second").batch_job_id == submitted.batch_job_id
+    assert prepared == []  # its files were not prepared again
+    harness.play()
+    assert harness.outputs() == {"chain.result": 12}
+
+
+def test_a_redelivery_while_the_submit_lease_holds_submits_nothing(harness, clock, monkeypatch):
+    harness.start(CHAIN)
+    second = batch_job_name(harness.run_id, "call-second", 0)
+    dies_once(monkeypatch, harness.batch, "submit", lambda s: s.name == second)
+    first = harness.batch_job_of("call-first")
+    with pytest.raises(LambdaDied):
+        harness.event(first, "SUCCEEDED", 0)
+    assert redeliver(harness, first, "SUCCEEDED") == "resumed"  # a duplicate, right away
+    assert jobs_named(harness, second) == []  # its submitter may still be preparing it
+    clock.advance(LAMBDA_RETRY_SECONDS)
+    redeliver(harness, first, "SUCCEEDED")
+    assert len(jobs_named(harness, second)) == 1
+
+
+def test_a_submitter_that_lost_its_lease_writes_and_submits_nothing(harness, clock, monkeypatch):
+    """A submitter slower than its lease: a resubmission takes over; the slow one notices
+    when it renews its lease before writing the call directory, and leaves it all to it."""
+    harness.start(CHAIN)
+    second = batch_job_name(harness.run_id, "call-second", 0)
+    first = harness.batch_job_of("call-first")
+    real_prepare = task_call.prepare
+    took_over: list[str] = []
+
+    def slow_prepare(cfg, task, inputs, job_id, *rest):
+        if job_id == "call-second" and not took_over:
+            took_over.append(job_id)
+            clock.advance(LAMBDA_RETRY_SECONDS)  # stuck this long: a redelivery takes over
+            assert redeliver(harness, first, "SUCCEEDED") == "resumed"
+        return real_prepare(cfg, task, inputs, job_id, *rest)
+
+    monkeypatch.setattr(task_call, "prepare", slow_prepare)
+    prepared: list[str] = []
+    real_prepare_call = harness.files.prepare_call
+    monkeypatch.setattr(
+        harness.files,
+        "prepare_call",
+        lambda call_dir, *rest: prepared.append(call_dir) or real_prepare_call(call_dir, *rest),
+    )
+    harness.event(first, "SUCCEEDED", 0)
+    assert took_over and len(prepared) == 1  # the successor's only
+    (submitted,) = jobs_named(harness, second)
+    assert harness.job("call-second").batch_job_id == submitted.batch_job_id
+    assert submitted.terminated is None
+    log = harness.files.read_text(harness.run().run_dir + "/workflow.log")
+    assert "call-second attempt 1: another invocation took over its submission" in log
+    harness.play()
+    assert harness.outputs() == {"chain.result": 12}
+
+
+def test_defect_08_a_second_batch_job_for_one_attempt_is_terminated(harness, clock, monkeypatch):
+    """Batch's job list may lag behind a submission: should two submitters both submit the
+    attempt, the one whose job is not recorded terminates its own."""
+    harness.start(CHAIN)
+    second = batch_job_name(harness.run_id, "call-second", 0)
+    first = harness.batch_job_of("call-first")
+    monkeypatch.setattr(harness.batch, "find", lambda name, queue: None)  # not listed yet
+    real_submit = harness.batch.submit
+    overtaken: list[str] = []
+
+    def slow_submit(submission):
+        if submission.name == second and not overtaken:
+            overtaken.append(submission.name)
+            clock.advance(901)  # hung in SubmitJob past any lease: a redelivery takes over
+            redeliver(harness, first, "SUCCEEDED")
+        return real_submit(submission)
+
+    monkeypatch.setattr(harness.batch, "submit", slow_submit)
+    harness.event(first, "SUCCEEDED", 0)
+    submitted = jobs_named(harness, second)
+    assert len(submitted) == 2
+    recorded = harness.job("call-second").batch_job_id
+    live = [j for j in submitted if j.terminated is None]
+    assert [j.batch_job_id for j in live] == [recorded]
+    harness.play()
+    assert harness.outputs() == {"chain.result": 12}
+
+
+# ---- 13: a resubmission must not truncate the output of a Batch job that may be running -----
+
+
+def test_defect_13_a_resubmission_never_truncates_a_running_jobs_output(
+    harness, clock, monkeypatch
+):
+    harness.start(CHAIN)
+    second = batch_job_name(harness.run_id, "call-second", 0)
+    dies_once(monkeypatch, harness.batch, "submit", lambda s, _: s.name == second, after=True)
+    first = harness.batch_job_of("call-first")
+    with pytest.raises(LambdaDied):
+        harness.event(first, "SUCCEEDED", 0)
+    call_dir = os.path.join(harness.run().run_dir, "call-second")
+    stdout, stderr = os.path.join(call_dir, "stdout.txt"), os.path.join(call_dir, "stderr.txt")
+    harness.files.files[stdout] = "half of the output\n"  # the Batch job is running
+    harness.files.files[stderr] = "a warning\n"
+    clock.advance(901)  # past any lease
+    redeliver(harness, first, "SUCCEEDED")
+    assert harness.files.read_text(stdout) == "half of the output\n"
+    assert harness.files.read_text(stderr) == "a warning\n"
+    (submitted,) = jobs_named(harness, second)
+    assert harness.job("call-second").batch_job_id == submitted.batch_job_id
+    harness.play()
+    assert harness.outputs() == {"chain.result": 12}
 
 
 # ---- 9: jobs created in an invocation that died -------------------------------------------

@@ -8,7 +8,8 @@ What each conditional write guards:
   when there are more than one transaction holds);
 - claim: nothing pending and still waiting (or already this claimant's, so a re-delivered
   event resumes its own work);
-- mark running: from the claim, from the previous attempt, or a dead submitter's expired lease;
+- mark running: from the claim, from the previous attempt, or once the submitter's lease ran
+  out without a Batch job id; a lease is renewed only by its holder (``lease_until`` as read);
 - the Batch job id: once per attempt;
 - giving back an outside dependency's count: once per dependency (``awaiting`` holds it).
 """
@@ -46,7 +47,6 @@ from miniwdl_serverless.core.records import (
 )
 from miniwdl_serverless.core.store_rules import (
     FINISHED_RUN_TTL_SECONDS,
-    SUBMIT_LEASE_SECONDS,
     TRANSACTION_LIMIT,
     chunks,
 )
@@ -57,16 +57,9 @@ COMPLETION_ATTEMPTS = 20
 class DynamoStore:
     """The RunStore port on two DynamoDB tables (names from template.yaml's outputs)."""
 
-    def __init__(
-        self,
-        runs_table: str,
-        jobs_table: str,
-        host: str | None = None,
-        submit_lease_seconds: float = SUBMIT_LEASE_SECONDS,
-    ):
+    def __init__(self, runs_table: str, jobs_table: str, host: str | None = None):
         self.runs: Any = bound(RunItem, runs_table, host)
         self.jobs: Any = bound(JobItem, jobs_table, host)
-        self.submit_lease_seconds = submit_lease_seconds
 
     @classmethod
     def from_environment(cls) -> DynamoStore:
@@ -212,10 +205,23 @@ class DynamoStore:
         if attempt > 0:
             condition = condition | ((jobs.status == RUNNING) & (jobs.attempt == attempt - 1))
         if resubmit:
-            lease_over = jobs.submitted_at < time.time() - self.submit_lease_seconds
+            lease_over = jobs.lease_until.does_not_exist() | (jobs.lease_until < time.time())
             same_attempt = (jobs.status == RUNNING) & (jobs.attempt == attempt)
             condition = condition | (same_attempt & jobs.batch_job_id.does_not_exist() & lease_over)
         return self._job_update(run_id, job_id, actions, condition)
+
+    def renew_lease(
+        self, run_id: str, job_id: str, attempt: int, held_until: float, until: float
+    ) -> bool:
+        jobs = self.jobs
+        condition = (
+            (jobs.status == RUNNING)
+            & (jobs.attempt == attempt)
+            & jobs.batch_job_id.does_not_exist()
+            & (jobs.lease_until == held_until)
+        )
+        actions = [jobs.lease_until.set(until)]
+        return self._job_update(run_id, job_id, actions, condition) is not None
 
     def stop_awaiting(self, run_id: str, job_id: str, dependency: str) -> Job | None:
         jobs = self.jobs

@@ -83,6 +83,7 @@ class JobItem(Model):
     queue = UnicodeAttribute(null=True)
     log_stream = UnicodeAttribute(null=True)
     submitted_at = NumberAttribute(null=True)
+    lease_until = NumberAttribute(null=True)
     started_at = NumberAttribute(null=True)
     finished_at = NumberAttribute(null=True)
     error = JSONAttribute(null=True)

@@ -30,7 +30,6 @@ from miniwdl_serverless.core.records import (
 from miniwdl_serverless.core.resources import TaskSubmission
 from miniwdl_serverless.core.store_rules import (
     FINISHED_RUN_TTL_SECONDS,
-    SUBMIT_LEASE_SECONDS,
     TRANSACTION_LIMIT,
     chunks,
 )
@@ -39,8 +38,7 @@ from miniwdl_serverless.core.store_rules import (
 class MemoryStore:
     """The RunStore port in a dict, one lock standing in for DynamoDB's item-level atomicity."""
 
-    def __init__(self, submit_lease_seconds: float = SUBMIT_LEASE_SECONDS):
-        self.submit_lease_seconds = submit_lease_seconds
+    def __init__(self) -> None:
         self._lock = threading.RLock()
         self._runs: dict[str, Run] = {}
         self._jobs: dict[tuple[str, str], Job] = {}
@@ -181,18 +179,30 @@ class MemoryStore:
                 return True
             if attempt > 0 and job.status == RUNNING and job.attempt == attempt - 1:
                 return True
-            lease_over = (job.submitted_at or 0) < now - self.submit_lease_seconds
+            lease_over = job.lease_until is None or job.lease_until < now
             return bool(
                 resubmit
                 and job.status == RUNNING
                 and job.attempt == attempt
                 and job.batch_job_id is None
-                and job.submitted_at is not None
                 and lease_over
             )
 
         changes = dict(fields, status=RUNNING, attempt=attempt)
         return self._update_if(run_id, job_id, allowed, **changes)
+
+    def renew_lease(
+        self, run_id: str, job_id: str, attempt: int, held_until: float, until: float
+    ) -> bool:
+        def allowed(job: Job) -> bool:
+            return (
+                job.status == RUNNING
+                and job.attempt == attempt
+                and job.batch_job_id is None
+                and job.lease_until == held_until
+            )
+
+        return self._update_if(run_id, job_id, allowed, lease_until=until) is not None
 
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         def allowed(job: Job) -> bool:

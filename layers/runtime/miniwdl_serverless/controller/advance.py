@@ -10,6 +10,7 @@ from miniwdl_serverless.controller.actions import (
     Collect,
     NoteStarted,
     Offer,
+    Submit,
 )
 from miniwdl_serverless.controller.context import load_context
 from miniwdl_serverless.controller.drive import Driver
@@ -54,6 +55,8 @@ def on_batch_event(detail: BatchJobDetail, ports: Ports) -> str:
 def _actions(kind: EventKind, job: Job, detail: BatchJobDetail) -> list[Action]:
     if kind is EventKind.RESUME:
         return [Offer(job, job.job_id)]
+    if kind is EventKind.RESUBMIT:
+        return [Submit(job, None, job.attempt, resubmit=True)]
     if kind is EventKind.STARTED:
         return [NoteStarted(job, detail.log_stream)]
     if kind in (EventKind.SUCCEEDED, EventKind.FAILED_WITH_EXIT):

@@ -76,7 +76,14 @@ class RunStore(Protocol):
         self, run_id: str, job_id: str, attempt: int, resubmit: bool = False, **fields: Any
     ) -> Job | None:
         """Take ``attempt`` for submission: from the claim, from the previous attempt, or with
-        ``resubmit`` from a submitter that died (no Batch job id and its lease expired)."""
+        ``resubmit`` from a submitter that may have died (``attempt`` running with no Batch
+        job id, and its ``lease_until`` passed or absent)."""
+
+    def renew_lease(
+        self, run_id: str, job_id: str, attempt: int, held_until: float, until: float
+    ) -> bool:
+        """Extend the lease on ``attempt`` to ``until`` if it is still the one held (its
+        ``lease_until`` is ``held_until``) and no Batch job is recorded; False: lost."""
 
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         """The Batch job of ``attempt``, unless one is recorded or the attempt moved on."""

@@ -19,6 +19,7 @@ from miniwdl_serverless.core.resources import (
     TaskSubmission,
     resources_for,
 )
+from miniwdl_serverless.core.store_rules import LEASE_MARGIN_SECONDS, SUBMIT_LEASE_SECONDS
 
 DEFAULT_JOB_TIMEOUT_SECONDS = 86400  # miniwdl-aws's [aws] job_timeout default
 
@@ -33,6 +34,7 @@ class EventKind(Enum):
     UNKNOWN_JOB = "ignored: unknown job"
     ANSWERED = "answered: run ended"  # the run ended, its answer was owed: sent again
     RESUME = "resumed"  # the job completed: finish what a crashed invocation left
+    RESUBMIT = "resumed submission"  # the previous attempt's end: its retry was never submitted
     STALE = "ignored: stale event"  # another attempt's, or another Batch job's
     STARTED = "noted"
     SUCCEEDED = "collected"
@@ -57,6 +59,8 @@ def classify_job_event(job: Job, detail: BatchJobDetail) -> EventKind:
     """What one Batch event means for the job it names (as the store has it)."""
     if job.completing:
         return EventKind.RESUME
+    if _retry_unsubmitted(job, detail):
+        return EventKind.RESUBMIT
     if (
         job.status != RUNNING
         or job.attempt != detail.attempt
@@ -73,6 +77,34 @@ def classify_job_event(job: Job, detail: BatchJobDetail) -> EventKind:
             return EventKind.FAILED_WITH_EXIT
         return EventKind.INTERRUPTED if detail.interrupted else EventKind.FAILED_WITHOUT_EXIT
     return EventKind.OTHER
+
+
+def _retry_unsubmitted(job: Job, detail: BatchJobDetail) -> bool:
+    """The end of attempt N-1, redelivered, while attempt N has no Batch job: the invocation
+    that decided the retry may have died before submitting it."""
+    return (
+        job.status == RUNNING
+        and job.batch_job_id is None
+        and detail.attempt is not None
+        and job.attempt == detail.attempt + 1
+        and detail.status in ("SUCCEEDED", "FAILED")
+        and detail.jobName == batch_job_name(job.run_id, job.job_id, detail.attempt)
+    )
+
+
+# ---- the submit lease -----------------------------------------------------------------------
+
+
+def submit_lease(now: float) -> float:
+    """When a lease taken (or renewed) now on an attempt being prepared runs out."""
+    return now + SUBMIT_LEASE_SECONDS
+
+
+def lease_renewal(now: float, held_until: float) -> float | None:
+    """None while the lease held still covers the next step; else when a renewal runs out."""
+    if now < held_until - LEASE_MARGIN_SECONDS:
+        return None
+    return submit_lease(now)
 
 
 # ---- answering the Start task's token -------------------------------------------------------

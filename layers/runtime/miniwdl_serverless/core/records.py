@@ -92,6 +92,7 @@ class Job:
     queue: str | None = None
     log_stream: str | None = None
     submitted_at: float | None = None
+    lease_until: float | None = None  # the submitter's lease on an attempt without a Batch job
     started_at: float | None = None
     finished_at: float | None = None
     error: dict[str, Any] | None = None
