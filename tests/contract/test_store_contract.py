@@ -1,6 +1,6 @@
 """One contract for the RunStore port, run on the in-memory store and on the DynamoDB store
 (moto, tables from template.yaml), so the two cannot drift: transactions, conditional
-claims, idempotence, waiters, leases and concurrent completions."""
+claims, idempotence, waiters, leases, give-backs, owed answers and concurrent completions."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from miniwdl_serverless.core.records import (
     Job,
     Run,
 )
-from miniwdl_serverless.core.store_rules import SUBMIT_LEASE_SECONDS
 
 EXPIRES = int(time.time()) + 30 * 24 * 3600  # what the controller gives (store_rules.job_expiry)
 
@@ -158,25 +157,75 @@ def test_submission_recorded_once(store, run_id):
 
 def test_submission_recorded_before_the_batch_job_id(store, run_id):
     make(store, run_id, "call", status=CLAIMED)
-    assert store.mark_running(run_id, "call", 0, batch_job_name="n0", submitted_at=time.time())
-    # a duplicate invocation does not submit the same attempt again...
+    lease = time.time() + 45
+    assert store.mark_running(run_id, "call", 0, batch_job_name="n0", lease_until=lease)
+    # a duplicate invocation does not submit the same attempt again while the lease holds...
     assert store.mark_running(run_id, "call", 0, resubmit=True, batch_job_name="n0") is None
-    # ...unless the submitter's lease expired without a Batch job id (it died)
-    expired = time.time() - SUBMIT_LEASE_SECONDS - 1
-    store.update_job(run_id, "call", submitted_at=expired)
-    again = store.mark_running(run_id, "call", 0, resubmit=True, submitted_at=time.time())
+    # ...only once it ran out without a Batch job id (its submitter may have died)
+    store.update_job(run_id, "call", lease_until=time.time() - 1)
+    again = store.mark_running(run_id, "call", 0, resubmit=True, lease_until=time.time() + 45)
     assert again is not None
     assert store.record_batch_job(run_id, "call", 0, "b1")
     assert not store.record_batch_job(run_id, "call", 0, "b2")  # first one wins
     assert not store.record_batch_job(run_id, "call", 1, "b3")  # not that attempt
     assert store.get_job(run_id, "call").batch_job_id == "b1"  # type: ignore[union-attr]
-    store.update_job(run_id, "call", submitted_at=0)
+    store.update_job(run_id, "call", lease_until=0)
     assert store.mark_running(run_id, "call", 0, resubmit=True) is None  # id known
+    # an attempt marked without a lease (written before leases had an end) has none
+    make(store, run_id, "old", status=RUNNING, submitted_at=time.time())
+    assert store.mark_running(run_id, "old", 0, resubmit=True) is not None
 
 
-def test_update_and_pending(store, run_id):
+def test_only_the_holder_renews_the_submit_lease(store, run_id):
+    make(store, run_id, "call", status=CLAIMED)
+    held = time.time() + 5
+    assert store.mark_running(run_id, "call", 0, lease_until=held)
+    renewed = time.time() + 45
+    assert store.renew_lease(run_id, "call", 0, held, renewed)
+    assert store.get_job(run_id, "call").lease_until == renewed  # type: ignore[union-attr]
+    assert not store.renew_lease(run_id, "call", 0, held, renewed + 1)  # not the one held now
+    assert not store.renew_lease(run_id, "call", 1, renewed, renewed + 1)  # another attempt
+    # a resubmission took over once it ran out: the old holder has lost it
+    store.update_job(run_id, "call", lease_until=time.time() - 1)
+    expired = store.get_job(run_id, "call").lease_until  # type: ignore[union-attr]
+    taken = time.time() + 45
+    assert store.mark_running(run_id, "call", 0, resubmit=True, lease_until=taken)
+    assert not store.renew_lease(run_id, "call", 0, expired, taken + 1)
+    assert store.record_batch_job(run_id, "call", 0, "b1")
+    assert not store.renew_lease(run_id, "call", 0, taken, taken + 1)  # submitted: no lease
+    assert not store.renew_lease(run_id, "nope", 0, taken, taken + 1)
+
+
+def test_an_outside_dependency_is_given_back_once(store, run_id):
+    make(store, run_id, "j", pending=3, awaiting=["out-b", "out-a"])
+    assert store.get_job(run_id, "j").awaiting == ["out-a", "out-b"]  # type: ignore[union-attr]
+    released = store.stop_awaiting(run_id, "j", "out-a")
+    assert released is not None and released.pending == 2 and released.awaiting == ["out-b"]
+    assert store.stop_awaiting(run_id, "j", "out-a") is None  # a redelivery: not again
+    assert store.stop_awaiting(run_id, "j", "inside") is None  # never counted as outside
+    last = store.stop_awaiting(run_id, "j", "out-b")
+    assert last is not None and last.pending == 1 and last.awaiting is None
+    assert store.stop_awaiting(run_id, "j", "out-b") is None
+    assert store.get_job(run_id, "j").pending == 1  # type: ignore[union-attr]
+    assert store.stop_awaiting(run_id, "no-such-job", "out-a") is None
+    make(store, run_id, "k", pending=1)
+    assert store.stop_awaiting(run_id, "k", "out-a") is None
+
+
+def test_an_owed_answer_is_kept_until_marked_sent(store, run_id):
+    store.create_run(Run(run_id))
+    assert store.set_run_status(run_id, RUN_FAILED, [RUN_PLANNING], answer_due={"error": "X"})
+    assert store.get_run(run_id).answer_due == {"error": "X"}  # type: ignore[union-attr]
+    store.mark_answered(run_id)
+    store.mark_answered(run_id)  # idempotent
+    run = store.get_run(run_id)
+    assert run is not None and run.answer_due is None and run.status == RUN_FAILED
+    store.mark_answered("no-such-run")
+    assert store.get_run("no-such-run") is None  # not created by it
+
+
+def test_update(store, run_id):
     make(store, run_id, "j", pending=2)
-    assert store.add_pending(run_id, "j", -1).pending == 1
     updated = store.update_job(run_id, "j", queue="q", runtime={"cpu": 2}, log_stream=None)
     assert updated.queue == "q" and updated.runtime == {"cpu": 2} and updated.log_stream is None
     with pytest.raises(MissingJob):
@@ -210,6 +259,9 @@ def test_readiness_reads(store, run_id):
     make(store, run_id, "a", pending=0, dependents=["x"], outputs={"big": "value"})
     (job,) = store.get_jobs(run_id, ["a"], readiness_only=True).values()
     assert (job.job_id, job.status, job.pending, job.node_id) == ("a", WAITING, 0, "a")
+    make(store, run_id, "b", status=RUNNING, claimed_by="a", batch_job_id="b-1")
+    (job,) = store.get_jobs(run_id, ["b"], readiness_only=True).values()
+    assert (job.status, job.claimed_by, job.batch_job_id) == (RUNNING, "a", "b-1")
 
 
 def test_creation_is_idempotent_and_keeps_registered_waiters(store, run_id):
@@ -283,11 +335,10 @@ def test_a_completion_stopped_between_steps_is_continued_by_whoever_comes_next(s
     stopped after the first (a crashed invocation, or a retry of one whose response was
     lost), the next caller — even one holding the job as read before — finishes it."""
     dependents = [f"d-{i:03d}" for i in range(250)]
-    jobs = [Job(run_id, d, node_id=d, pending=1) for d in dependents]
+    # the first step decremented the first 99
+    jobs = [Job(run_id, d, node_id=d, pending=0 if i < 99 else 1) for i, d in enumerate(dependents)]
     store.put_new_jobs(jobs, expires_at=EXPIRES)
     stale = make(store, run_id, "decl", dependents=dependents, status=CLAIMED)
-    for dependent in dependents[:99]:  # what the first step committed
-        store.add_pending(run_id, dependent, -1)
     store.update_job(run_id, "decl", status="completing-1", outputs={"x": 1})
     assert store.complete(stale, {"x": 1}) == dependents
     assert {j.pending for j in store.get_jobs(run_id, dependents).values()} == {0}

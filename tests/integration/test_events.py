@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 from miniwdl_serverless.core.records import RUN_FAILED, RUNNING
-from miniwdl_serverless.handlers import wiring
 from miniwdl_serverless.local.embedded import FakeContext
 from tests.polling import wait_for
 
@@ -137,7 +136,6 @@ def test_redelivered_event_resubmits_after_a_submitter_died(embedded, tmp_path, 
         return original(self, submission)
 
     monkeypatch.setattr(BatchAdapter, "submit", dies_once)
-    monkeypatch.setattr(wiring.run_store(), "submit_lease_seconds", 0)
     gate = tmp_path / "gate"
     gate.touch()
     arn = embedded.start(
@@ -153,6 +151,7 @@ def test_redelivered_event_resubmits_after_a_submitter_died(embedded, tmp_path, 
         )
     )
     assert stuck.batch_job_id is None  # marked, never submitted: no event will ever come for it
+    embedded.store.update_job(run_id, "call-slow", lease_until=0)  # Lambda retries after it ran out
     succeeded = wait_for(
         lambda: [
             e

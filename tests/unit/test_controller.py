@@ -402,12 +402,12 @@ def test_a_redelivered_event_resubmits_after_the_submitter_died(harness, monkeyp
 
     died: list[str] = []
     monkeypatch.setattr(harness.batch, "submit", dies_once)
-    harness.store.submit_lease_seconds = 0
     first = harness.batch_job_of("call-first")
     with pytest.raises(LambdaDied):
         harness.event(first, "SUCCEEDED", 0)
     stuck = harness.job("call-second")
     assert stuck.status == RUNNING and stuck.batch_job_id is None  # no event will ever come
+    harness.store.update_job(harness.run_id, "call-second", lease_until=0)  # it ran out
     harness.ended.discard(first.batch_job_id)
     assert harness.event(first, "SUCCEEDED", 0) == "resumed"  # EventBridge retries the event
     assert harness.job("call-second").batch_job_id is not None

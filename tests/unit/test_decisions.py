@@ -6,6 +6,7 @@ import pytest
 
 from miniwdl_serverless.core.decisions import (
     AfterFailure,
+    Answer,
     CallAttempt,
     EventKind,
     Target,
@@ -14,9 +15,12 @@ from miniwdl_serverless.core.decisions import (
     classify_job_event,
     classify_run_event,
     job_failure,
+    lease_renewal,
+    owed_answer,
     queue_for,
     run_dir_request,
     scope_end,
+    submit_lease,
     task_submission,
 )
 from miniwdl_serverless.core.errors import RunError
@@ -32,6 +36,7 @@ from miniwdl_serverless.core.records import (
     Job,
     Run,
 )
+from miniwdl_serverless.core.store_rules import LEASE_MARGIN_SECONDS, SUBMIT_LEASE_SECONDS
 
 TAGS = {TAG_RUN: "r", TAG_JOB: "call-t", TAG_ATTEMPT: "1"}
 
@@ -42,10 +47,11 @@ def detail(
     reason: str | None = None,
     tags: dict[str, str] | None = None,
     job_id: str = "b-1",
+    name: str = "r-call-t-try2",
 ) -> BatchJobDetail:
     container = {} if exit_code is None else {"exitCode": exit_code}
     return BatchJobDetail(
-        jobName="r-call-t-try2",
+        jobName=name,
         jobId=job_id,
         status=status,
         statusReason=reason,
@@ -110,6 +116,59 @@ def test_what_the_run_says_about_an_event(event, run, expected):
 )
 def test_what_an_event_means_for_its_job(job, event, expected):
     assert classify_job_event(job, event) is expected
+
+
+def retrying(**fields) -> Job:
+    """Attempt 3 (``attempt=2``) marked running after attempt 2's end, no Batch job yet."""
+    values = {"attempt": 2, "batch_job_name": "r-call-t-try3", "batch_job_id": None, **fields}
+    return running(**values)
+
+
+@pytest.mark.parametrize(
+    "job, event, expected",
+    [
+        (retrying(), detail("FAILED", 1, job_id="b-1"), EventKind.RESUBMIT),
+        (retrying(), detail("SUCCEEDED", 0), EventKind.RESUBMIT),  # its outputs failed
+        (retrying(), detail("FAILED", None, "Host EC2 (i-1) terminated."), EventKind.RESUBMIT),
+        (retrying(), detail("RUNNING", None), EventKind.STALE),  # late, not the end
+        (retrying(batch_job_id="b-2"), detail("FAILED", 1), EventKind.STALE),  # submitted
+        (retrying(attempt=3), detail("FAILED", 1), EventKind.STALE),  # two attempts on
+        (retrying(), detail("FAILED", 1, name="r-call-t-other"), EventKind.STALE),
+        (retrying(status=DONE), detail("FAILED", 1), EventKind.RESUME),
+    ],
+)
+def test_the_end_of_the_previous_attempt_resumes_an_unsubmitted_retry(job, event, expected):
+    assert classify_job_event(job, event) is expected
+
+
+def test_the_submit_lease():
+    assert submit_lease(1000.0) == 1000.0 + SUBMIT_LEASE_SECONDS
+    assert SUBMIT_LEASE_SECONDS < 60  # Lambda retries a failed invocation after a minute
+    held = submit_lease(1000.0)
+    assert lease_renewal(1000.0, held) is None  # covers the next step: no write
+    late = held - LEASE_MARGIN_SECONDS
+    assert lease_renewal(late, held) == submit_lease(late)
+    assert lease_renewal(held + 100, held) == submit_lease(held + 100)  # lapsed: try anyway
+
+
+def test_what_an_ended_run_still_owes_its_token():
+    error = RunError.of("CommandFailed", "call-t failed", node="call-t")
+    success = Answer.success("r", "/runs/r")
+    failure = Answer.failure(error)
+    assert success == Answer(output={"run_id": "r", "dir": "/runs/r"})
+    assert (failure.error, failure.cause) == ("CommandFailed", error.cause)
+
+    def ended(status: str, due, **fields) -> Run:
+        return Run("r", status=status, task_token="t", answer_due=due, **fields)
+
+    assert owed_answer(ended(RUN_SUCCEEDED, success.due())) == success
+    assert owed_answer(ended(RUN_FAILED, failure.due(), error=error.info)) == failure
+    assert owed_answer(ended(RUN_FAILED, {"error": "X"})) == Answer.failure(
+        RunError.of("X", "X")
+    )  # no error recorded: the name says it
+    assert owed_answer(ended(RUN_SUCCEEDED, None)) is None  # sent
+    assert owed_answer(ended(RUN_RUNNING, success.due())) is None  # not ended
+    assert owed_answer(Run("r", status=RUN_SUCCEEDED, answer_due=success.due())) is None
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ import functools
 import importlib.util
 import io
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -491,8 +492,15 @@ def test_advance_logs_with_the_run_and_job_keys(world, monkeypatch):
     logged = io.StringIO()
     logger = function("advance").logger
     monkeypatch.setattr(logger.registered_handler, "stream", logged)
+    # at INFO, as in a Lambda (the embedded AWS sets WARNING: it may have been the first to
+    # import handlers/wiring.py in this process)
+    level = logger.log_level
+    logger.setLevel(logging.INFO)
     # when an event is handled
-    assert advance(event("batch_job_succeeded.json")) == "collected"
+    try:
+        assert advance(event("batch_job_succeeded.json")) == "collected"
+    finally:
+        logger.setLevel(level)
     # then its log line carries the run, the job, the Batch job and the Lambda context
     lines = [json.loads(line) for line in logged.getvalue().splitlines()]
     (handled,) = [line for line in lines if line["message"] == "batch event handled"]

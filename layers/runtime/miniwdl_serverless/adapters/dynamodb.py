@@ -8,8 +8,10 @@ What each conditional write guards:
   when there are more than one transaction holds);
 - claim: nothing pending and still waiting (or already this claimant's, so a re-delivered
   event resumes its own work);
-- mark running: from the claim, from the previous attempt, or a dead submitter's expired lease;
-- the Batch job id: once per attempt.
+- mark running: from the claim, from the previous attempt, or once the submitter's lease ran
+  out without a Batch job id; a lease is renewed only by its holder (``lease_until`` as read);
+- the Batch job id: once per attempt;
+- giving back an outside dependency's count: once per dependency (``awaiting`` holds it).
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ from miniwdl_serverless.core.records import (
 )
 from miniwdl_serverless.core.store_rules import (
     FINISHED_RUN_TTL_SECONDS,
-    SUBMIT_LEASE_SECONDS,
     TRANSACTION_LIMIT,
     chunks,
 )
@@ -56,16 +57,9 @@ COMPLETION_ATTEMPTS = 20
 class DynamoStore:
     """The RunStore port on two DynamoDB tables (names from template.yaml's outputs)."""
 
-    def __init__(
-        self,
-        runs_table: str,
-        jobs_table: str,
-        host: str | None = None,
-        submit_lease_seconds: float = SUBMIT_LEASE_SECONDS,
-    ):
+    def __init__(self, runs_table: str, jobs_table: str, host: str | None = None):
         self.runs: Any = bound(RunItem, runs_table, host)
         self.jobs: Any = bound(JobItem, jobs_table, host)
-        self.submit_lease_seconds = submit_lease_seconds
 
     @classmethod
     def from_environment(cls) -> DynamoStore:
@@ -112,6 +106,10 @@ class DynamoStore:
         condition = self.runs.status.is_in(*expected)
         return self._update(self.runs(run_id), actions, condition) is not None
 
+    def mark_answered(self, run_id: str) -> None:
+        actions = [self.runs.answer_due.remove()]
+        self._update(self.runs(run_id), actions, self.runs.run_id.exists())
+
     def count(self, run_id: str, **deltas: int) -> None:
         _assignments(self.runs, deltas, RUN_FIELDS)  # checks the names
         actions = [getattr(self.runs, k).add(v) for k, v in deltas.items() if v]
@@ -141,8 +139,10 @@ class DynamoStore:
         return created
 
     def _creation(self, job: Job, expires_at: int) -> list[Action]:
-        keys = ("run_id", "job_id", "waiters", "waiters_version", "expires_at")
+        keys = ("run_id", "job_id", "waiters", "waiters_version", "expires_at", "awaiting")
         values = {k: v for k, v in job.as_dict().items() if k not in keys and v is not None}
+        if job.awaiting:  # a string set (DynamoDB has no empty sets)
+            values["awaiting"] = set(job.awaiting)
         actions = [getattr(self.jobs, name).set(value) for name, value in values.items()]
         return [*actions, self.jobs.expires_at.set(expires_at)]
 
@@ -210,22 +210,34 @@ class DynamoStore:
         if attempt > 0:
             condition = condition | ((jobs.status == RUNNING) & (jobs.attempt == attempt - 1))
         if resubmit:
-            lease_over = jobs.submitted_at < time.time() - self.submit_lease_seconds
+            lease_over = jobs.lease_until.does_not_exist() | (jobs.lease_until < time.time())
             same_attempt = (jobs.status == RUNNING) & (jobs.attempt == attempt)
             condition = condition | (same_attempt & jobs.batch_job_id.does_not_exist() & lease_over)
         return self._job_update(run_id, job_id, actions, condition)
+
+    def renew_lease(
+        self, run_id: str, job_id: str, attempt: int, held_until: float, until: float
+    ) -> bool:
+        jobs = self.jobs
+        condition = (
+            (jobs.status == RUNNING)
+            & (jobs.attempt == attempt)
+            & jobs.batch_job_id.does_not_exist()
+            & (jobs.lease_until == held_until)
+        )
+        actions = [jobs.lease_until.set(until)]
+        return self._job_update(run_id, job_id, actions, condition) is not None
+
+    def stop_awaiting(self, run_id: str, job_id: str, dependency: str) -> Job | None:
+        jobs = self.jobs
+        actions = [jobs.awaiting.delete({dependency}), jobs.pending.add(-1)]
+        return self._job_update(run_id, job_id, actions, jobs.awaiting.contains(dependency))
 
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         jobs = self.jobs
         condition = (jobs.attempt == attempt) & jobs.batch_job_id.does_not_exist()
         actions = [jobs.batch_job_id.set(batch_job_id)]
         return self._job_update(run_id, job_id, actions, condition) is not None
-
-    def add_pending(self, run_id: str, job_id: str, delta: int) -> Job:
-        job = self._job_update(run_id, job_id, [self.jobs.pending.add(delta)], self._exists())
-        if job is None:
-            raise MissingJob(f"no job {job_id} in run {run_id}")
-        return job
 
     def update_job(self, run_id: str, job_id: str, **fields: Any) -> Job:
         actions = _assignments(self.jobs, fields, JOB_FIELDS)
@@ -331,7 +343,10 @@ class DynamoStore:
     def _job(self, item: Model) -> Job | None:
         if item.attribute_values.get("status") is None:
             return None  # a stub holding only waiters
-        return record(item, Job, JOB_FIELDS)  # type: ignore[no-any-return]
+        job: Job = record(item, Job, JOB_FIELDS)
+        if job.awaiting is not None:
+            job.awaiting = sorted(job.awaiting)  # a string set in the item
+        return job
 
     def _exists(self) -> Condition:
         return self.jobs.status.exists()  # type: ignore[no-any-return]

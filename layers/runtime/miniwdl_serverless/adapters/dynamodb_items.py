@@ -12,6 +12,7 @@ from pynamodb.attributes import (
     ListAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.models import Model
 
@@ -49,6 +50,7 @@ class RunItem(Model):
     calls_succeeded = NumberAttribute(null=True)
     calls_failed = NumberAttribute(null=True)
     calls_retried = NumberAttribute(null=True)
+    answer_due = JSONAttribute(null=True)  # removed once the token's answer was sent
 
 
 class JobItem(Model):
@@ -68,6 +70,7 @@ class JobItem(Model):
     waiters: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     waiters_version = NumberAttribute(null=True)
     pending = NumberAttribute(null=True)
+    awaiting = UnicodeSetAttribute(null=True)  # a set: each dependency given back once
     status = UnicodeAttribute(null=True)
     claimed_by = UnicodeAttribute(null=True)
     scatter_stack = JSONAttribute(null=True)
@@ -82,6 +85,7 @@ class JobItem(Model):
     queue = UnicodeAttribute(null=True)
     log_stream = UnicodeAttribute(null=True)
     submitted_at = NumberAttribute(null=True)
+    lease_until = NumberAttribute(null=True)
     started_at = NumberAttribute(null=True)
     finished_at = NumberAttribute(null=True)
     error = JSONAttribute(null=True)

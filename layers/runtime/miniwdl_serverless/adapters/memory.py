@@ -30,7 +30,6 @@ from miniwdl_serverless.core.records import (
 from miniwdl_serverless.core.resources import TaskSubmission
 from miniwdl_serverless.core.store_rules import (
     FINISHED_RUN_TTL_SECONDS,
-    SUBMIT_LEASE_SECONDS,
     TRANSACTION_LIMIT,
     chunks,
 )
@@ -39,8 +38,7 @@ from miniwdl_serverless.core.store_rules import (
 class MemoryStore:
     """The RunStore port in a dict, one lock standing in for DynamoDB's item-level atomicity."""
 
-    def __init__(self, submit_lease_seconds: float = SUBMIT_LEASE_SECONDS):
-        self.submit_lease_seconds = submit_lease_seconds
+    def __init__(self) -> None:
         self._lock = threading.RLock()
         self._runs: dict[str, Run] = {}
         self._jobs: dict[tuple[str, str], Job] = {}
@@ -83,6 +81,13 @@ class MemoryStore:
             self._runs[run_id] = replace(run, **copy.deepcopy(changes))
             return True
 
+    def mark_answered(self, run_id: str) -> None:
+        with self._lock:
+            self.writes += 1
+            run = self._runs.get(run_id)
+            if run is not None:
+                run.answer_due = None
+
     def count(self, run_id: str, **deltas: int) -> None:
         _check_fields(deltas, RUN_FIELDS)
         with self._lock:
@@ -106,6 +111,7 @@ class MemoryStore:
                     waiters=waiters,
                     waiters_version=version,
                     expires_at=expires_at,
+                    awaiting=sorted(set(job.awaiting)) if job.awaiting else None,
                 )
                 created.add(job.job_id)
         return created
@@ -181,18 +187,30 @@ class MemoryStore:
                 return True
             if attempt > 0 and job.status == RUNNING and job.attempt == attempt - 1:
                 return True
-            lease_over = (job.submitted_at or 0) < now - self.submit_lease_seconds
+            lease_over = job.lease_until is None or job.lease_until < now
             return bool(
                 resubmit
                 and job.status == RUNNING
                 and job.attempt == attempt
                 and job.batch_job_id is None
-                and job.submitted_at is not None
                 and lease_over
             )
 
         changes = dict(fields, status=RUNNING, attempt=attempt)
         return self._update_if(run_id, job_id, allowed, **changes)
+
+    def renew_lease(
+        self, run_id: str, job_id: str, attempt: int, held_until: float, until: float
+    ) -> bool:
+        def allowed(job: Job) -> bool:
+            return (
+                job.status == RUNNING
+                and job.attempt == attempt
+                and job.batch_job_id is None
+                and job.lease_until == held_until
+            )
+
+        return self._update_if(run_id, job_id, allowed, lease_until=until) is not None
 
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         def allowed(job: Job) -> bool:
@@ -200,10 +218,15 @@ class MemoryStore:
 
         return self._update_if(run_id, job_id, allowed, batch_job_id=batch_job_id) is not None
 
-    def add_pending(self, run_id: str, job_id: str, delta: int) -> Job:
+    def stop_awaiting(self, run_id: str, job_id: str, dependency: str) -> Job | None:
         with self._lock:
-            job = self._existing(run_id, job_id)
-            return self._update_if(run_id, job_id, lambda _: True, pending=job.pending + delta)  # type: ignore[return-value]
+            job = self._jobs.get((run_id, job_id))
+            if job is None or dependency not in (job.awaiting or []):
+                return None
+            left = [d for d in job.awaiting or [] if d != dependency] or None
+            return self._update_if(
+                run_id, job_id, lambda _: True, awaiting=left, pending=job.pending - 1
+            )
 
     def update_job(self, run_id: str, job_id: str, **fields: Any) -> Job:
         self._existing(run_id, job_id)
@@ -316,11 +339,13 @@ class MemoryOrchestrator:
 
     answers: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
-    def send_success(self, token: str, output: dict[str, Any]) -> None:
+    def send_success(self, token: str, output: dict[str, Any]) -> bool:
         self.answers.setdefault(token, ("success", output))
+        return True
 
-    def send_failure(self, token: str, error: str, cause: str) -> None:
+    def send_failure(self, token: str, error: str, cause: str) -> bool:
         self.answers.setdefault(token, ("failure", (error, cause)))
+        return True
 
 
 @dataclass

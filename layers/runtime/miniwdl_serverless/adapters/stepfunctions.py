@@ -10,25 +10,41 @@ from miniwdl_serverless.controller.submit import Rejected, execution_arn
 
 log = logging.getLogger("miniwdl_serverless.stepfunctions")
 ERROR_LIMIT, CAUSE_LIMIT = 256, 32768  # SendTaskFailure's limits
+# The token will never take this answer: it was used (a repeated answer), timed out, or is not
+# a token; or the answer itself is refused. Sending again cannot help, so it counts as sent.
+FINAL_REFUSALS = frozenset({"TaskDoesNotExist", "TaskTimedOut", "InvalidToken", "InvalidOutput"})
 
 
 class StepFunctionsOrchestrator:
     def __init__(self, client: Any):
         self.client = client
 
-    def send_success(self, token: str, output: dict[str, Any]) -> None:
+    def send_success(self, token: str, output: dict[str, Any]) -> bool:
         try:
             self.client.send_task_success(taskToken=token, output=json.dumps(output))
-        except Exception as exn:  # a repeated answer (token already used) is harmless
-            log.info("send_task_success: %s", exn)
+        except Exception as exn:
+            return _refused_for_good("send_task_success", exn)
+        return True
 
-    def send_failure(self, token: str, error: str, cause: str) -> None:
+    def send_failure(self, token: str, error: str, cause: str) -> bool:
         try:
             self.client.send_task_failure(
                 taskToken=token, error=error[:ERROR_LIMIT], cause=cause[:CAUSE_LIMIT]
             )
         except Exception as exn:
-            log.info("send_task_failure: %s", exn)
+            return _refused_for_good("send_task_failure", exn)
+        return True
+
+
+def _refused_for_good(call: str, exn: Exception) -> bool:
+    """True: the token will never take an answer (harmless); False: try again later
+    (throttling, a service error, no connection)."""
+    code = str((getattr(exn, "response", None) or {}).get("Error", {}).get("Code") or "")
+    if code in FINAL_REFUSALS:
+        log.info("%s: %s", call, exn)
+        return True
+    log.warning("%s failed, the answer is still owed: %s", call, exn)
+    return False
 
 
 class StepFunctionsExecutions:

@@ -77,7 +77,8 @@ class Submit:
     job: Job
     inputs: Env.Bindings[Value.Base] | None
     attempt: int
-    resubmit: bool = False  # the previous submitter died before recording a Batch job
+    resubmit: bool = False  # the previous submitter may have died before recording a Batch job
+    interruptions: int | None = None  # a retry's count of interruptions, set with its mark
 
 
 @dataclass(frozen=True)

@@ -10,22 +10,35 @@ from miniwdl_serverless.controller.actions import (
     Collect,
     NoteStarted,
     Offer,
+    Submit,
 )
 from miniwdl_serverless.controller.context import load_context
 from miniwdl_serverless.controller.drive import Driver
+from miniwdl_serverless.controller.end import AnswerNotSent, answer_owed
 from miniwdl_serverless.controller.ports import Ports
-from miniwdl_serverless.core.decisions import EventKind, classify_job_event, classify_run_event
+from miniwdl_serverless.core.decisions import (
+    EventKind,
+    classify_job_event,
+    classify_run_event,
+    owed_answer,
+)
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.records import Job
 
 
 def on_batch_event(detail: BatchJobDetail, ports: Ports) -> str:
-    """React to one Batch job state change; returns what was done (for logs and tests)."""
+    """React to one Batch job state change; returns what was done (for logs and tests).
+    Raises AnswerNotSent if the run ended and Step Functions could not be told (so that
+    the event is delivered again)."""
     run = ports.store.get_run(detail.run_id) if detail.run_id else None
     kind = classify_run_event(detail, run)
     if kind is EventKind.STRAGGLER:
         ports.batch.terminate(detail.batch_job_id, "miniwdl-serverless: run failed")
     if kind is not None:
+        if run is not None and owed_answer(run) is not None:  # its ender may have died
+            if not answer_owed(run, ports):
+                raise AnswerNotSent(run.run_id)
+            return EventKind.ANSWERED.value
         return kind.value
     assert run is not None and detail.job_id is not None
     job = ports.store.get_job(run.run_id, detail.job_id)
@@ -42,6 +55,8 @@ def on_batch_event(detail: BatchJobDetail, ports: Ports) -> str:
 def _actions(kind: EventKind, job: Job, detail: BatchJobDetail) -> list[Action]:
     if kind is EventKind.RESUME:
         return [Offer(job, job.job_id)]
+    if kind is EventKind.RESUBMIT:
+        return [Submit(job, None, job.attempt, resubmit=True)]
     if kind is EventKind.STARTED:
         return [NoteStarted(job, detail.log_stream)]
     if kind in (EventKind.SUCCEEDED, EventKind.FAILED_WITH_EXIT):

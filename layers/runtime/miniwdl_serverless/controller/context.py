@@ -44,6 +44,7 @@ class RunContext:
     ports: Ports
     scopes: dict[str, planner.Scope] = field(default_factory=dict)
     allowlist: planner.PathAllowlist | None = None
+    unanswered: bool = False  # the run ended here but Step Functions could not be told
 
     @property
     def run_id(self) -> str:

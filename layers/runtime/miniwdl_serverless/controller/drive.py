@@ -5,6 +5,8 @@ step carries one out and returns the actions it leads to, until none are left â€
 This is the one place where an exception fails the run: a step that raises ends the loop,
 and the run fails with the error (before planning finished: recorded as a failed submission).
 A TransientError (the ports' retries ran out) fails the invocation instead, never the run.
+The one exception the loop raises itself is ``AnswerNotSent``, after it: the run ended but
+Step Functions could not be told, so the invocation fails and its event comes again.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from miniwdl_serverless.controller.actions import (
     Submit,
 )
 from miniwdl_serverless.controller.context import RunContext
-from miniwdl_serverless.controller.end import fail_run
+from miniwdl_serverless.controller.end import AnswerNotSent, fail_run, send_answer
 from miniwdl_serverless.controller.ports import Ports, TransientError
+from miniwdl_serverless.core.decisions import Answer
 from miniwdl_serverless.core.errors import RunError, as_run_error
 from miniwdl_serverless.core.records import RUN_FAILED, Run
 from miniwdl_serverless.core.store_rules import FINISHED_RUN_TTL_SECONDS
@@ -61,12 +64,18 @@ class Driver:
         self.ctx = ctx  # set by planning when it starts from nothing
         self.outcome: str | None = None  # what an event led to, for logs and tests
         self.result: dict[str, Any] = {}  # what start returns
+        self.unanswered = False  # a failed submission Step Functions could not be told of
 
     def context(self) -> RunContext:
         assert self.ctx is not None, "a step that needs the run ran before planning"
         return self.ctx
 
     def run(self, actions: list[Action]) -> None:
+        self._run(actions)
+        if self.unanswered or (self.ctx is not None and self.ctx.unanswered):
+            raise AnswerNotSent(self.ctx.run_id if self.ctx is not None else "")
+
+    def _run(self, actions: list[Action]) -> None:
         work = list(actions)
         while work:
             if self.ctx is not None and self.ctx.run.status == RUN_FAILED:
@@ -88,7 +97,7 @@ class Driver:
         self.outcome = "failed: " + type(exn).__name__
         if self.ctx is None and isinstance(action, Plan):
             log.error("run failed before any job", extra={"error": error.info})
-            fail_unplanned_run(self.ports, action, error)
+            self.unanswered = not fail_unplanned_run(self.ports, action, error)
             self.result = {"run_id": action.run_id, "failed": error.name}
         else:
             log.exception("advancing the run failed", extra={"action": type(action).__name__})
@@ -102,15 +111,18 @@ class Driver:
         return as_run_error(exn)
 
 
-def fail_unplanned_run(ports: Ports, plan: Plan, error: RunError) -> None:
-    """Bad input: the run record says why (for status and Finish); nothing was submitted."""
+def fail_unplanned_run(ports: Ports, plan: Plan, error: RunError) -> bool:
+    """Bad input: the run record says why (for status and Finish); nothing was submitted.
+    False if Step Functions could not be told."""
     run = ports.store.get_run(plan.run_id) or Run(plan.run_id)
     run.execution_arn, run.task_token, run.options = (
         plan.execution_arn,
         plan.task_token,
         plan.execution_input,
     )
+    answer = Answer.failure(error)
     run.status, run.error, run.finished_at = RUN_FAILED, error.info, time.time()
     run.expires_at = int(run.finished_at) + FINISHED_RUN_TTL_SECONDS  # as set_run_status does
+    run.answer_due = answer.due()
     ports.store.put_run(run)
-    ports.orchestrator.send_failure(plan.task_token, error.name, error.cause)
+    return send_answer(ports, plan.run_id, plan.task_token, answer)

@@ -1,4 +1,5 @@
-"""Ending a run: success, failure (fail fast: terminate the other Batch jobs), stop."""
+"""Ending a run: success, failure (fail fast: terminate the other Batch jobs), stop; and the
+answer the Start task's token is owed, re-sent until it is known to have been sent."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from miniwdl_serverless.controller.context import RunContext
 from miniwdl_serverless.controller.ports import Ports, RunFiles
+from miniwdl_serverless.core.decisions import Answer, owed_answer
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.records import (
     RUN_FAILED,
@@ -15,30 +17,77 @@ from miniwdl_serverless.core.records import (
     RUN_RUNNING,
     RUN_SUCCEEDED,
     RUNNING,
+    Run,
 )
 
 log = logging.getLogger("miniwdl_serverless.controller")
 LIVE = (RUN_PLANNING, RUN_RUNNING)
 
 
+class AnswerNotSent(Exception):  # noqa: N818 - what happened, as the other outcomes read
+    """Step Functions could not be told how the run ended (throttled, unreachable). The
+    invocation fails so that its event is delivered again; the run's ``answer_due`` says
+    what to send then (``answer_owed``)."""
+
+
 def succeed_run(ctx: RunContext, outputs: dict[str, Any]) -> None:
     stored = ctx.store_value(outputs, "run.outputs")
     store = ctx.ports.store
-    if store.set_run_status(ctx.run_id, RUN_SUCCEEDED, [RUN_RUNNING], outputs=stored):
+    answer = Answer.success(ctx.run_id, ctx.run_dir)
+    due = answer.due()
+    if store.set_run_status(
+        ctx.run_id, RUN_SUCCEEDED, [RUN_RUNNING], outputs=stored, answer_due=due
+    ):
         ctx.log("workflow finished")
-    answer = {"run_id": ctx.run_id, "dir": ctx.run_dir}
-    ctx.ports.orchestrator.send_success(str(ctx.run.task_token), answer)
+    else:  # ended before (a resumed end): answer only what is still owed
+        run = store.get_run(ctx.run_id)
+        owed = owed_answer(run) if run is not None else None
+        if owed is None:
+            return
+        answer = owed
+    if not send_answer(ctx.ports, ctx.run_id, str(ctx.run.task_token), answer):
+        ctx.unanswered = True
 
 
 def fail_run(ctx: RunContext, error: RunError) -> None:
     """Record the error, terminate the run's other Batch jobs, tell Step Functions."""
     ctx.run.status = RUN_FAILED
-    if not ctx.ports.store.set_run_status(ctx.run_id, RUN_FAILED, LIVE, error=error.info):
+    answer = Answer.failure(error)
+    store = ctx.ports.store
+    if not store.set_run_status(
+        ctx.run_id, RUN_FAILED, LIVE, error=error.info, answer_due=answer.due()
+    ):
         return
     ctx.log(f"workflow failed: {error.info.get('message')}")
     write_json_best_effort(ctx.ports.files, os.path.join(ctx.run_dir, "error.json"), error.info)
     terminate_run_jobs(ctx.ports, ctx.run_id, f"miniwdl-serverless: run failed ({error.name})")
-    ctx.ports.orchestrator.send_failure(str(ctx.run.task_token), error.name, error.cause)
+    if not send_answer(ctx.ports, ctx.run_id, str(ctx.run.task_token), answer):
+        ctx.unanswered = True
+
+
+def answer_owed(run: Run, ports: Ports) -> bool:
+    """An ended run whose answer may not have been sent (the invocation that ended it died,
+    or Step Functions could not be told): finish what ending it does after the status write
+    (a failed run's fail fast; error.json is Finish's too) and send the answer again.
+    False if it still could not be sent."""
+    answer = owed_answer(run)
+    if answer is None:
+        return True
+    if run.status == RUN_FAILED:
+        terminate_run_jobs(ports, run.run_id, f"miniwdl-serverless: run failed ({answer.error})")
+    return send_answer(ports, run.run_id, str(run.task_token), answer)
+
+
+def send_answer(ports: Ports, run_id: str, token: str, answer: Answer) -> bool:
+    """Tell Step Functions; once it has the answer (or refuses it for good), the run owes none."""
+    orchestrator = ports.orchestrator
+    if answer.output is not None:
+        sent = orchestrator.send_success(token, answer.output)
+    else:
+        sent = orchestrator.send_failure(token, str(answer.error), str(answer.cause))
+    if sent:
+        ports.store.mark_answered(run_id)
+    return sent
 
 
 def stop_run(run_id: str, execution_status: str, ports: Ports) -> int:

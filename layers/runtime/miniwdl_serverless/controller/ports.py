@@ -32,7 +32,8 @@ class StoreError(PortError):
 
 
 class MissingJob(StoreError):
-    """A completion named a dependent that does not exist: a planning bug, never retried."""
+    """A completion named a dependent that does not exist (a planning bug, never retried), or
+    ``update_job`` named a job that does not exist."""
 
 
 class Conflict(StoreError):
@@ -56,13 +57,16 @@ class RunStore(Protocol):
         """Move the run to ``status`` if it is in one of ``expected`` (also sets ``fields``);
         an ended run gets ``finished_at`` and ``expires_at``."""
 
+    def mark_answered(self, run_id: str) -> None:
+        """The answer the run owed its token was sent: remove ``answer_due``."""
+
     def count(self, run_id: str, **deltas: int) -> None:
         """Add to the run's progress counters (best effort, outside any transaction)."""
 
     def put_new_jobs(self, jobs: list[Job], *, expires_at: int) -> set[str]:
         """Create the jobs that do not exist yet, each expiring (the jobs table's TTL) at
         ``expires_at``; returns the ids this call created. A job that so far exists only as
-        registered waiters keeps them."""
+        registered waiters keeps them. ``awaiting`` is a set."""
 
     def register_waiter(self, run_id: str, job_id: str, waiter: str, *, expires_at: int) -> bool:
         """Ask that ``waiter`` be decremented when ``job_id`` completes (even before that job
@@ -86,12 +90,22 @@ class RunStore(Protocol):
         self, run_id: str, job_id: str, attempt: int, resubmit: bool = False, **fields: Any
     ) -> Job | None:
         """Take ``attempt`` for submission: from the claim, from the previous attempt, or with
-        ``resubmit`` from a submitter that died (no Batch job id and its lease expired)."""
+        ``resubmit`` from a submitter that may have died (``attempt`` running with no Batch
+        job id, and its ``lease_until`` passed or absent)."""
+
+    def renew_lease(
+        self, run_id: str, job_id: str, attempt: int, held_until: float, until: float
+    ) -> bool:
+        """Extend the lease on ``attempt`` to ``until`` if it is still the one held (its
+        ``lease_until`` is ``held_until``) and no Batch job is recorded; False: lost."""
 
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         """The Batch job of ``attempt``, unless one is recorded or the attempt moved on."""
 
-    def add_pending(self, run_id: str, job_id: str, delta: int) -> Job: ...
+    def stop_awaiting(self, run_id: str, job_id: str, dependency: str) -> Job | None:
+        """Give back the count of an outside ``dependency`` that completed before the job
+        could register as its waiter: remove it from ``awaiting`` and decrement ``pending``,
+        once (None if it is not in ``awaiting``: given back before, or never counted)."""
 
     def update_job(self, run_id: str, job_id: str, **fields: Any) -> Job:
         """Set fields (None removes one); no condition."""
@@ -186,10 +200,13 @@ class BatchJobs(Protocol):
 class Orchestrator(Protocol):
     """The run's Step Functions execution, waiting on the Start task's token."""
 
-    def send_success(self, token: str, output: dict[str, Any]) -> None:
-        """A token already used or expired is not an error."""
+    def send_success(self, token: str, output: dict[str, Any]) -> bool:
+        """True once Step Functions has the answer, or the token no longer takes one (used,
+        expired, timed out: not an error); False if it could not be told (throttled,
+        unreachable), so the answer is still owed."""
 
-    def send_failure(self, token: str, error: str, cause: str) -> None: ...
+    def send_failure(self, token: str, error: str, cause: str) -> bool:
+        """As ``send_success``."""
 
 
 class Uploads(Protocol):

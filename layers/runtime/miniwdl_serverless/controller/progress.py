@@ -38,8 +38,10 @@ def offer(driver: Driver, action: Offer) -> list[Action]:
         if claimed is not None:
             return [Evaluate(claimed)]
     if job.status == RUNNING and job.claimed_by == action.claimant and not job.batch_job_id:
-        # marked running by this claimant, never submitted: its submitter died
-        return _resume_running(ctx, ctx.ports.store.get_job(ctx.run_id, job.job_id) or job)
+        # marked running by this claimant, no Batch job recorded: its submitter may have died
+        fresh = ctx.ports.store.get_job(ctx.run_id, job.job_id) or job
+        if fresh.status == RUNNING and not fresh.batch_job_id:
+            return _resume_running(ctx, fresh)
     return []
 
 
@@ -82,11 +84,13 @@ def evaluate(driver: Driver, action: Evaluate) -> list[Action]:
         if isinstance(callee, Tree.Workflow):
             return [StartSubworkflow(job, callee, inputs)]
         return [Submit(job, inputs, attempt=0)]
-    ready = create_jobs(ctx, job.scope, list(job.call_path), evaluation.new_jobs, job.job_id)
+    body = expand(ctx, job.scope, list(job.call_path), evaluation.new_jobs, job.job_id)
     assert evaluation.outputs is not None
     outputs = planner.values_to_json(evaluation.outputs)
-    then: list[Action] = [Evaluate(j) for j in ready]
-    return then + [Complete(job, outputs)]  # the completion comes first (LIFO)
+    # A section completes after its body was started (LIFO: popped last): until then its
+    # claim is the recovery marker, and a redelivery evaluates it again, which offers the
+    # body it created (see expand). Nothing waits on a section but the scope's outputs.
+    return [Complete(job, outputs)] + body
 
 
 def complete(driver: Driver, action: Complete) -> list[Action]:
@@ -161,8 +165,7 @@ def start_subworkflow(driver: Driver, action: StartSubworkflow) -> list[Action]:
     ctx.scopes[job.job_id] = scope
     ctx.log(f"sub-workflow {job.job_id} started ({action.callee.name})")
     call_path = list(job.call_path) + [job.node_id]
-    ready = create_jobs(ctx, job.job_id, call_path, planner.initial_jobs(scope), job.job_id)
-    return [Evaluate(j) for j in ready]
+    return expand(ctx, job.job_id, call_path, planner.initial_jobs(scope), job.job_id)
 
 
 def create_jobs(
@@ -170,23 +173,75 @@ def create_jobs(
 ) -> list[Job]:
     """Store new jobs, register them as waiters on outside dependencies; returns the ready
     ones, claimed (the claim's condition checks readiness in the store: a job others made
-    ready meanwhile is theirs)."""
+    ready meanwhile is theirs). Planning's: ``expand`` without the offers."""
+    claimed = []
+    for action in expand(ctx, scope, call_path, specs, claimant):
+        if isinstance(action, Evaluate):
+            claimed.append(action.job)
+        elif isinstance(action, Offer) and action.job.pending <= 0:
+            job = ctx.ports.store.claim(ctx.run_id, action.job.job_id, claimant)
+            if job is not None:
+                claimed.append(job)
+    return claimed
+
+
+def expand(
+    ctx: RunContext, scope: str, call_path: list[str], specs: list[planner.JobSpec], claimant: str
+) -> list[Action]:
+    """``create_jobs``, idempotently: ``Evaluate`` for the ready jobs it claimed, and, when
+    the jobs existed already (a redelivery evaluating the section, or starting the
+    sub-workflow, again), ``Offer`` for those among them that only ``claimant`` can have
+    made ready, so that the chain of claims from there reaches whatever the dead invocation
+    left (claimed, completed but not followed, running without a Batch job)."""
     if not specs:
         return []
+    jobs, created = _store_jobs(ctx, scope, call_path, specs)
+    then: list[Action] = []
+    for spec in specs:
+        job = jobs[scoped_id(scope, spec.id)]
+        if job.job_id not in created:
+            if spec.pending == 0:  # nothing inside made it ready: the claimant did
+                then.append(Offer(job, claimant))
+        elif job.pending <= 0:
+            claimed = ctx.ports.store.claim(ctx.run_id, job.job_id, claimant)
+            if claimed is not None:
+                then.append(Evaluate(claimed))
+    return then
+
+
+def _store_jobs(
+    ctx: RunContext, scope: str, call_path: list[str], specs: list[planner.JobSpec]
+) -> tuple[dict[str, Job], set[str]]:
+    """The jobs as the store has them after creating (the ids created here) and registering
+    them; those that existed before are read back (only what readiness needs)."""
     store, expires_at = ctx.ports.store, ctx.job_expiry()
     jobs = {scoped_id(scope, spec.id): _job(ctx.run_id, scope, call_path, spec) for spec in specs}
     created = store.put_new_jobs(list(jobs.values()), expires_at=expires_at)
     if created:
         store.count(ctx.run_id, jobs_total=len(created))
     for spec in specs:
-        job_id = scoped_id(scope, spec.id)
-        for dependency in spec.external:
-            outside = scoped_id(scope, dependency)
-            done = not store.register_waiter(ctx.run_id, outside, job_id, expires_at=expires_at)
-            if done and job_id in created:  # counted optimistically: give it back
-                jobs[job_id] = store.add_pending(ctx.run_id, job_id, -1)
-    claimed = [store.claim(ctx.run_id, j.job_id, claimant) for j in jobs.values() if j.pending <= 0]
-    return [job for job in claimed if job is not None]
+        released = _register_outside(ctx, scope, spec, expires_at)
+        if released is not None:
+            jobs[released.job_id] = released
+    existing = [job_id for job_id in jobs if job_id not in created]
+    if existing:  # a resumed expansion: the store knows what happened since
+        jobs.update(store.get_jobs(ctx.run_id, existing, readiness_only=True))
+    return jobs, created
+
+
+def _register_outside(
+    ctx: RunContext, scope: str, spec: planner.JobSpec, expires_at: int
+) -> Job | None:
+    """Register the job as a waiter on each outside dependency; give back the count of each
+    that completed first, once (keyed on the dependency: a redelivery may do this again).
+    Returns the job as the last give-back left it, if any did."""
+    store, job_id = ctx.ports.store, scoped_id(scope, spec.id)
+    released = None
+    for dependency in spec.external:
+        dependency_id = scoped_id(scope, dependency)
+        if not store.register_waiter(ctx.run_id, dependency_id, job_id, expires_at=expires_at):
+            released = store.stop_awaiting(ctx.run_id, job_id, dependency_id) or released
+    return released
 
 
 def _job(run_id: str, scope: str, call_path: list[str], spec: planner.JobSpec) -> Job:
@@ -199,6 +254,7 @@ def _job(run_id: str, scope: str, call_path: list[str], spec: planner.JobSpec) -
         deps=[scoped_id(scope, d) for d in spec.deps],
         dependents=[scoped_id(scope, d) for d in spec.dependents],
         pending=spec.pending + len(spec.external),
+        awaiting=[scoped_id(scope, d) for d in spec.external] or None,
         scatter_stack=spec.scatter_stack,
         status=WAITING,
     )

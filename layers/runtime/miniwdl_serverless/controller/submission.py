@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import WDL
+from WDL import Env, Tree, Value
 
 from miniwdl_serverless.controller import task_call
 from miniwdl_serverless.controller.actions import (
@@ -25,8 +26,10 @@ from miniwdl_serverless.core.decisions import (
     CallAttempt,
     after_failed_attempt,
     job_failure,
+    lease_renewal,
     queue_for,
     runtime_summary,
+    submit_lease,
     task_submission,
 )
 from miniwdl_serverless.core.errors import RunError, describe_exception
@@ -38,35 +41,28 @@ if TYPE_CHECKING:
 
 
 def submit(driver: Driver, action: Submit) -> list[Action]:
-    """The attempt is marked running first (exclusively), so a duplicate invocation never
-    prepares over the winner's files, and a short job's events may come before submit returns."""
+    """Submit one attempt of a call as one Batch job, exactly once.
+
+    The attempt is marked running first, under a short lease (exclusively), so a duplicate
+    invocation never prepares over the holder's files, and a short job's events may come
+    before submit returns. A resubmission (the previous submitter may have died) looks the
+    attempt's Batch job up by its deterministic name and adopts it if it exists: the files
+    of an attempt whose Batch job may be running are never prepared again.
+    """
     ctx, job, attempt = driver.context(), action.job, action.attempt
-    store, files = ctx.ports.store, ctx.ports.files
     task, _ = task_of(ctx, job)
-    call_dir = ctx.call_dir(job.job_id)
-    state_dir = os.path.join(call_dir, ".state")
-    inputs = action.inputs
-    if inputs is None:
-        inputs = WDL.values_from_json(ctx.load_value(job.call_inputs), task.available_inputs)
-    call_inputs = files.store_value(WDL.values_to_json(inputs), state_dir, "call_inputs")
-    marked = store.mark_running(
-        ctx.run_id,
-        job.job_id,
-        attempt,
-        resubmit=action.resubmit,
-        batch_job_name=batch_job_name(ctx.run_id, job.job_id, attempt),
-        batch_job_id=None,
-        call_inputs=call_inputs,
-        submitted_at=time.time(),
-        started_at=None,
-        log_stream=None,
-    )
-    if marked is None:
-        return []  # another invocation is submitting this attempt
-    if attempt > 0 and not action.resubmit:
-        files.archive_attempt(call_dir, attempt - 1)
+    taken = _take(ctx, action, task)
+    if taken is None:
+        return []
+    marked, inputs, lease = taken
+    files, call_dir = ctx.ports.files, ctx.call_dir(job.job_id)
+    if attempt > 0 and not files.exists(os.path.join(call_dir, f"attempt-{attempt - 1}")):
+        files.archive_attempt(call_dir, attempt - 1)  # once, even if a submitter died after
     logger = logging.getLogger(f"wdl.{job.job_id}")
     prepared = task_call.prepare(ctx.cfg, task, inputs, job.job_id, call_dir, attempt, logger)
+    held = _hold(ctx, job.job_id, attempt, lease)
+    if held is None:
+        return []
     files.prepare_call(call_dir, prepared.command, prepared.inputs, ctx.settings.copy_input_files)
     runtime = prepared.runtime
     queue = queue_for(
@@ -79,19 +75,112 @@ def submit(driver: Driver, action: Submit) -> list[Action]:
         ctx.run_id, job.job_id, attempt, runtime, prepared.raw_runtime, prepared.script
     )
     submission = task_submission(call, ctx.settings, queue, ctx.options.tags)
+    state_dir = os.path.join(call_dir, ".state")
     state = files.store_value(prepared.state, state_dir, f"task_state-{attempt}")
     summary = runtime_summary(submission, runtime)
-    store.update_job(ctx.run_id, job.job_id, task_state=state, queue=queue, runtime=summary)
+    ctx.ports.store.update_job(
+        ctx.run_id, job.job_id, task_state=state, queue=queue, runtime=summary
+    )
+    if _hold(ctx, job.job_id, attempt, held) is None:
+        return []
     batch_job_id = ctx.ports.batch.submit(submission)
-    store.record_batch_job(ctx.run_id, job.job_id, attempt, batch_job_id)
+    where = f"{submission.image}, {queue}"
+    _recorded(ctx, job.job_id, attempt, batch_job_id, f"as Batch job {batch_job_id} ({where})")
+    return []
+
+
+def _take(
+    ctx: RunContext, action: Submit, task: Tree.Task
+) -> tuple[Job, Env.Bindings[Value.Base], float] | None:
+    """Mark the attempt running under a lease: the record after the write, the call's inputs
+    and when the lease runs out. None: another invocation has it, or (a resubmission) its
+    Batch job was found and adopted."""
+    store, job, attempt = ctx.ports.store, action.job, action.attempt
+    lease = submit_lease(time.time())
+    if action.resubmit:
+        marked = store.mark_running(
+            ctx.run_id, job.job_id, attempt, resubmit=True, lease_until=lease
+        )
+        found = _find_attempt(ctx, job.job_id, attempt)
+        if found is not None:  # the previous submitter got that far: adopt, prepare nothing
+            _recorded(ctx, job.job_id, attempt, found, f"as Batch job {found} (adopted)")
+            return None
+        if marked is None:
+            return None  # its submitter may still be preparing it: the lease holds
+        data = ctx.load_value(marked.call_inputs)
+        return marked, WDL.values_from_json(data, task.available_inputs), lease
+    inputs = action.inputs
+    if inputs is None:
+        inputs = WDL.values_from_json(ctx.load_value(job.call_inputs), task.available_inputs)
+    state_dir = os.path.join(ctx.call_dir(job.job_id), ".state")
+    call_inputs = ctx.ports.files.store_value(WDL.values_to_json(inputs), state_dir, "call_inputs")
+    fields: dict[str, Any] = (
+        {} if action.interruptions is None else {"interruptions": action.interruptions}
+    )
+    marked = store.mark_running(
+        ctx.run_id,
+        job.job_id,
+        attempt,
+        batch_job_name=batch_job_name(ctx.run_id, job.job_id, attempt),
+        batch_job_id=None,
+        call_inputs=call_inputs,
+        submitted_at=time.time(),
+        lease_until=lease,
+        started_at=None,
+        log_stream=None,
+        **fields,
+    )
+    if marked is None:
+        return None  # another invocation is submitting this attempt
+    return marked, inputs, lease
+
+
+def _queues(ctx: RunContext) -> list[str]:
+    """The queues an attempt can be submitted to (queue_for picks one of them)."""
+    queues = (
+        ctx.options.task_queue or ctx.ports.default_queue,
+        ctx.options.task_queue_fallback or ctx.ports.default_fallback_queue,
+    )
+    return list(dict.fromkeys(q for q in queues if q))
+
+
+def _find_attempt(ctx: RunContext, job_id: str, attempt: int) -> str | None:
+    """The Batch job of this attempt, by its deterministic name, if one was submitted."""
+    name = batch_job_name(ctx.run_id, job_id, attempt)
+    for queue in _queues(ctx):
+        found = ctx.ports.batch.find(name, queue)
+        if found:
+            return found
+    return None
+
+
+def _hold(ctx: RunContext, job_id: str, attempt: int, lease: float) -> float | None:
+    """The lease, renewed if it is about to run out (before writing the call directory, and
+    before submitting); None if it was lost: a resubmission took over, leave it to that."""
+    renewal = lease_renewal(time.time(), lease)
+    if renewal is None:
+        return lease
+    if ctx.ports.store.renew_lease(ctx.run_id, job_id, attempt, lease, renewal):
+        return renewal
+    ctx.log(f"{job_id} attempt {attempt + 1}: another invocation took over its submission")
+    return None
+
+
+def _recorded(ctx: RunContext, job_id: str, attempt: int, batch_job_id: str, how: str) -> None:
+    """Record the attempt's Batch job; if another is recorded for it, this one is a duplicate
+    nobody follows: terminate it. Terminate it too if the run ended meanwhile."""
+    store, batch = ctx.ports.store, ctx.ports.batch
+    if not store.record_batch_job(ctx.run_id, job_id, attempt, batch_job_id):
+        current = store.get_job(ctx.run_id, job_id)
+        if current is None or current.batch_job_id != batch_job_id:
+            batch.terminate(batch_job_id, "miniwdl-serverless: duplicate submission")
+        return
     store.count(ctx.run_id, calls_submitted=1)
     ctx.ports.metrics.count("TasksSubmitted")
-    where = f"{submission.image}, {queue}"
-    ctx.log(f"submitted {job.job_id} attempt {attempt + 1} as Batch job {batch_job_id} ({where})")
+    ctx.log(f"submitted {job_id} attempt {attempt + 1} {how}")
     run = store.get_run(ctx.run_id)
     if run is None or run.status != RUN_RUNNING:  # the run ended meanwhile
-        ctx.ports.batch.terminate(batch_job_id, "miniwdl-serverless: run already ended")
-    return []
+        batch.terminate(batch_job_id, "miniwdl-serverless: run already ended")
 
 
 def note_started(driver: Driver, action: NoteStarted) -> list[Action]:
@@ -129,9 +218,9 @@ def attempt_failed(driver: Driver, action: AttemptFailed) -> list[Action]:
     decision = after_failed_attempt(
         job.runtime or {}, job.attempt, job.interruptions, action.interrupted
     )
-    if decision.interruptions != job.interruptions:
-        store.update_job(ctx.run_id, job.job_id, interruptions=decision.interruptions)
     if not decision.retry:
+        if decision.interruptions != job.interruptions:
+            store.update_job(ctx.run_id, job.job_id, interruptions=decision.interruptions)
         store.fail_job(ctx.run_id, job.job_id, describe_exception(action.error))
         store.count(ctx.run_id, calls_failed=1)
         ctx.ports.metrics.count("TasksFailed")
@@ -142,7 +231,9 @@ def attempt_failed(driver: Driver, action: AttemptFailed) -> list[Action]:
     store.count(ctx.run_id, calls_retried=1)
     ctx.ports.metrics.count("TasksRetried")
     driver.outcome = "retried"
-    return [Submit(job, None, job.attempt + 1)]
+    # the interruptions are counted with the next attempt's mark, in one write: a redelivered
+    # event of this attempt decides the same retry again, never counting twice
+    return [Submit(job, None, job.attempt + 1, interruptions=decision.interruptions)]
 
 
 def call_failure(ctx: RunContext, job: Job, exn: BaseException) -> RunError:

@@ -12,13 +12,14 @@ from typing import Any
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN, batch_job_name, call_dir
-from miniwdl_serverless.core.records import RUN_FAILED, RUN_RUNNING, RUNNING, Job, Run
+from miniwdl_serverless.core.records import RUN_ENDED, RUN_FAILED, RUN_RUNNING, RUNNING, Job, Run
 from miniwdl_serverless.core.resources import (
     DEFAULT_IMAGE,
     DEFAULT_MEMORY_DELTA_MIB,
     TaskSubmission,
     resources_for,
 )
+from miniwdl_serverless.core.store_rules import LEASE_MARGIN_SECONDS, SUBMIT_LEASE_SECONDS
 
 DEFAULT_JOB_TIMEOUT_SECONDS = 86400  # miniwdl-aws's [aws] job_timeout default
 
@@ -31,7 +32,9 @@ class EventKind(Enum):
     STRAGGLER = "terminated: run failed"  # a job still starting after its run failed
     RUN_NOT_RUNNING = "ignored: run not running"
     UNKNOWN_JOB = "ignored: unknown job"
+    ANSWERED = "answered: run ended"  # the run ended, its answer was owed: sent again
     RESUME = "resumed"  # the job completed: finish what a crashed invocation left
+    RESUBMIT = "resumed submission"  # the previous attempt's end: its retry was never submitted
     STALE = "ignored: stale event"  # another attempt's, or another Batch job's
     STARTED = "noted"
     SUCCEEDED = "collected"
@@ -56,6 +59,8 @@ def classify_job_event(job: Job, detail: BatchJobDetail) -> EventKind:
     """What one Batch event means for the job it names (as the store has it)."""
     if job.completing:
         return EventKind.RESUME
+    if _retry_unsubmitted(job, detail):
+        return EventKind.RESUBMIT
     if (
         job.status != RUNNING
         or job.attempt != detail.attempt
@@ -72,6 +77,70 @@ def classify_job_event(job: Job, detail: BatchJobDetail) -> EventKind:
             return EventKind.FAILED_WITH_EXIT
         return EventKind.INTERRUPTED if detail.interrupted else EventKind.FAILED_WITHOUT_EXIT
     return EventKind.OTHER
+
+
+def _retry_unsubmitted(job: Job, detail: BatchJobDetail) -> bool:
+    """The end of attempt N-1, redelivered, while attempt N has no Batch job: the invocation
+    that decided the retry may have died before submitting it."""
+    return (
+        job.status == RUNNING
+        and job.batch_job_id is None
+        and detail.attempt is not None
+        and job.attempt == detail.attempt + 1
+        and detail.status in ("SUCCEEDED", "FAILED")
+        and detail.jobName == batch_job_name(job.run_id, job.job_id, detail.attempt)
+    )
+
+
+# ---- the submit lease -----------------------------------------------------------------------
+
+
+def submit_lease(now: float) -> float:
+    """When a lease taken (or renewed) now on an attempt being prepared runs out."""
+    return now + SUBMIT_LEASE_SECONDS
+
+
+def lease_renewal(now: float, held_until: float) -> float | None:
+    """None while the lease held still covers the next step; else when a renewal runs out."""
+    if now < held_until - LEASE_MARGIN_SECONDS:
+        return None
+    return submit_lease(now)
+
+
+# ---- answering the Start task's token -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the Start task's token is told: success with ``output``, or failure with
+    ``error`` and ``cause``."""
+
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    cause: str | None = None
+
+    @classmethod
+    def success(cls, run_id: str, run_dir: str) -> Answer:
+        return cls(output={"run_id": run_id, "dir": run_dir})
+
+    @classmethod
+    def failure(cls, error: RunError) -> Answer:
+        return cls(error=error.name, cause=error.cause)
+
+    def due(self) -> dict[str, Any]:
+        """The run's ``answer_due`` marker (the cause is the run's ``error``, kept anyway)."""
+        return {"output": self.output} if self.output is not None else {"error": self.error}
+
+
+def owed_answer(run: Run) -> Answer | None:
+    """The answer an ended run still owes its token (None: sent, or nothing to send)."""
+    due = run.answer_due
+    if run.status not in RUN_ENDED or not due or not run.task_token:
+        return None
+    if due.get("output") is not None:
+        return Answer(output=dict(due["output"]))
+    name = str(due.get("error") or "RunFailed")
+    return Answer.failure(RunError(name, run.error or {"error": name, "message": name}))
 
 
 # ---- retries --------------------------------------------------------------------------------

@@ -52,6 +52,9 @@ class Run:
     calls_succeeded: int = 0
     calls_failed: int = 0
     calls_retried: int = 0
+    # The answer the Start task's token is owed, from the write that ended the run until it
+    # is sent: {"output": {...}} or {"error": name} (the cause is ``error``). See decisions.py.
+    answer_due: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -73,6 +76,9 @@ class Job:
     waiters: list[str] | None = None  # later jobs that registered to be decremented
     waiters_version: int | None = None
     pending: int = 0
+    # Outside dependencies counted in ``pending`` when the job was created and not given back
+    # by ``stop_awaiting`` (each is given back at most once, keyed by its id).
+    awaiting: list[str] | None = None
     status: str = WAITING
     claimed_by: str | None = None
     scatter_stack: list[Any] = field(default_factory=list)
@@ -87,6 +93,7 @@ class Job:
     queue: str | None = None
     log_stream: str | None = None
     submitted_at: float | None = None
+    lease_until: float | None = None  # the submitter's lease on an attempt without a Batch job
     started_at: float | None = None
     finished_at: float | None = None
     error: dict[str, Any] | None = None
@@ -112,7 +119,15 @@ class Job:
 
 JOB_FIELDS = frozenset(f.name for f in dataclasses.fields(Job))
 RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(Run))
-READINESS_FIELDS = ("run_id", "job_id", "pending", "status", "claimed_by", "node_id")
+READINESS_FIELDS = (
+    "run_id",
+    "job_id",
+    "pending",
+    "status",
+    "claimed_by",
+    "node_id",
+    "batch_job_id",
+)
 
 
 def completing_step(status: str) -> int:

@@ -7,7 +7,12 @@ from typing import Any
 
 TRANSACTION_LIMIT = 100  # DynamoDB TransactWriteItems: at most 100 actions
 FINISHED_RUN_TTL_SECONDS = 90 * 24 * 3600
-SUBMIT_LEASE_SECONDS = 900  # a Lambda invocation lives at most 15 minutes
+# A submitter's lease on an attempt it is preparing: shorter than the minute Lambda waits
+# before retrying a failed asynchronous invocation, so the retry of a dead submitter's event
+# finds the lease run out; a live submitter renews it (conditionally) before it writes the
+# call directory and before it submits, once less than LEASE_MARGIN_SECONDS is left.
+SUBMIT_LEASE_SECONDS = 45
+LEASE_MARGIN_SECONDS = 30
 FINISH_MARGIN_SECONDS = 900  # a run that timed out is ended by Finish, one Lambda invocation
 
 
