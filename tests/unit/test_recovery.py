@@ -26,24 +26,14 @@ from miniwdl_serverless.core.records import (
 )
 
 from .harness import Harness
+from .test_controller import CHAIN as CONTROLLER_CHAIN
 
 LAMBDA_RETRY_SECONDS = 61  # Lambda retries a failed asynchronous invocation after a minute
 
-CHAIN = """
-version 1.0
-workflow chain {
-  input { Int x = 3 }
-  call double as first { input: x = x }
-  call double as second { input: x = first.y }
-  output { Int result = second.y }
-}
-task double {
-  input { Int x }
-  command {}
-  output { Int y = x * 2 }
-  runtime { maxRetries: 1 }
-}
-"""
+# the chain of test_controller.py with only maxRetries in the runtime (no preemptible)
+CHAIN = CONTROLLER_CHAIN.replace(
+    'cpu: 2, memory: "4 GiB", maxRetries: 1, preemptible: 2', "maxRetries: 1"
+)
 
 
 class LambdaDied(BaseException):
