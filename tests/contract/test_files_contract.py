@@ -228,3 +228,11 @@ def test_local_mode_is_rooted_at_slash(files, tmp_path):
     assert local.create_run_dir(anywhere, "r") == (f"{anywhere}/r", True)
     local.write_json(f"{anywhere}/r/outputs.json", {})
     assert local.read_text(f"{anywhere}/r/outputs.json") == "{}"
+
+
+def test_the_regular_files_of_a_directory_are_listed(files, root):
+    files.write_text(f"{root}/run/out/a.txt", "a")
+    files.write_text(f"{root}/run/out/sub/b.txt", "b")
+    files.write_text(f"{root}/run/other.txt", "c")
+    listed = files.list_files(f"{root}/run/out")
+    assert listed == [f"{root}/run/out/a.txt", f"{root}/run/out/sub/b.txt"]

@@ -389,3 +389,10 @@ def test_defect_07_a_stub_item_expires_even_if_its_job_is_never_created(embedded
     assert stub.waiters == ["outputs"] and stub.expires_at == EXPIRES
     assert store.register_waiter(run_id, "never", "other", expires_at=EXPIRES + 9)
     assert store.jobs.get(run_id, "never", consistent_read=True).expires_at == EXPIRES  # kept
+
+
+def test_defect_14_an_upload_is_recorded_on_the_run(store, run_id):
+    store.create_run(Run(run_id, status=RUN_SUCCEEDED))
+    assert store.get_run(run_id).uploaded_to is None  # type: ignore[union-attr]
+    store.record_upload(run_id, "s3://results/runs/")
+    assert store.get_run(run_id).uploaded_to == "s3://results/runs/"  # type: ignore[union-attr]

@@ -106,6 +106,10 @@ class DynamoStore:
         condition = self.runs.status.is_in(*expected)
         return self._update(self.runs(run_id), actions, condition) is not None
 
+    def record_upload(self, run_id: str, folder: str) -> None:
+        actions = [self.runs.uploaded_to.set(folder)]
+        self._update(self.runs(run_id), actions, self.runs.run_id.exists())
+
     def mark_answered(self, run_id: str) -> None:
         actions = [self.runs.answer_due.remove()]
         self._update(self.runs(run_id), actions, self.runs.run_id.exists())

@@ -51,6 +51,7 @@ class RunItem(Model):
     calls_failed = NumberAttribute(null=True)
     calls_retried = NumberAttribute(null=True)
     answer_due = JSONAttribute(null=True)  # removed once the token's answer was sent
+    uploaded_to = UnicodeAttribute(null=True)  # set once every output is uploaded
 
 
 class JobItem(Model):

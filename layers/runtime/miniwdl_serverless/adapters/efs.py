@@ -146,6 +146,16 @@ class EfsRunFiles:
     def real_path(self, path: str) -> str:
         return os.path.realpath(path)
 
+    def list_files(self, path: str) -> list[str]:
+        found = []
+        for top, dirs, names in os.walk(path, followlinks=False):
+            dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(top, d))]
+            for name in names:
+                full = os.path.join(top, name)
+                if not os.path.islink(full) and os.path.isfile(full) and self.inside_root(full):
+                    found.append(full)
+        return sorted(found)
+
     def remove_tree(self, path: str) -> None:
         try:
             safe_fs.remove_tree(self.root, path)

@@ -81,6 +81,13 @@ class MemoryStore:
             self._runs[run_id] = replace(run, **copy.deepcopy(changes))
             return True
 
+    def record_upload(self, run_id: str, folder: str) -> None:
+        with self._lock:
+            self.writes += 1
+            run = self._runs.get(run_id)
+            if run is not None:
+                run.uploaded_to = folder
+
     def mark_answered(self, run_id: str) -> None:
         with self._lock:
             self.writes += 1
@@ -358,6 +365,9 @@ class MemoryUploads:
 
     def put_json(self, uri: str, data: Any) -> None:
         self.objects[uri] = copy.deepcopy(data)
+
+    def get_json(self, uri: str) -> Any:
+        return copy.deepcopy(self.objects[uri])
 
 
 @dataclass

@@ -143,6 +143,11 @@ class MemoryRunFiles:
     def real_path(self, path: str) -> str:
         return self._resolve(path)
 
+    def list_files(self, path: str) -> list[str]:
+        prefix = path.rstrip("/") + "/"
+        with self._lock:
+            return sorted(name for name in self.files if name.startswith(prefix))
+
     def remove_tree(self, path: str) -> None:
         with self._lock:
             self._check(path)

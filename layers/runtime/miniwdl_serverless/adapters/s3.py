@@ -37,6 +37,10 @@ class S3Uploads:
         body = json.dumps(data, indent=2).encode()
         self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
 
+    def get_json(self, uri: str) -> Any:
+        bucket, key = split_uri(uri)
+        return json.loads(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
 
 class S3SubmissionStore:
     """The S3 drop's SubmissionStore (controller/submit.py) on an S3 client."""

@@ -64,19 +64,36 @@ def _stop_unfinished(run: Run, error: dict[str, Any], ports: Ports) -> None:
 
 
 def _succeeded(run: Run, outputs: dict[str, Any], ports: Ports) -> dict[str, Any]:
+    """outputs.json, the upload and ``delete_after``. Idempotent: once every output is
+    uploaded (``uploaded_to`` recorded), a re-invoked Finish returns what was uploaded, never
+    paths that ``delete_after`` may have deleted since."""
     run_dir = str(run.run_dir)
-    write_json_best_effort(ports.files, os.path.join(run_dir, "outputs.json"), outputs)
     options = run.options or {}
     result: dict[str, Any] = {"status": "succeeded", "dir": run_dir, "outputs": outputs}
+    if run.uploaded_to:
+        uploaded = ports.uploads.get_json(run.uploaded_to + "outputs.json")
+        result.update(outputs=uploaded, s3upload=run.uploaded_to)
+        if options.get("delete_after") in ("success", "always") and ports.files.is_dir(run_dir):
+            _delete_run_dir(run, ports)
+        return result
+    write_json_best_effort(ports.files, os.path.join(run_dir, "outputs.json"), outputs)
     if options.get("s3upload"):
         folder = upload_folder(options["s3upload"], run_dir)
-        uploaded = _upload_outputs(ports, run, outputs, folder)
-        log = os.path.join(run_dir, "workflow.log")
-        _upload_file(ports, log, folder + "workflow.log", root=run_dir)
+        left: list[str] = []  # outputs that stayed on EFS
+        uploaded = _upload_outputs(ports, run, outputs, folder, left)
+        log_path = os.path.join(run_dir, "workflow.log")
+        _upload_file(ports, log_path, folder + "workflow.log", root=run_dir)
         ports.uploads.put_json(folder + "outputs.json", uploaded)
         result.update(outputs=uploaded, s3upload=folder)
+        if not left:
+            ports.store.record_upload(run.run_id, folder)
         if options.get("delete_after") in ("success", "always"):
-            _delete_run_dir(run, ports)
+            if left:  # deleting would lose them: keep the run directory
+                message = f"not deleting {run_dir} (delete_after): not uploaded: {', '.join(left)}"
+                log.warning(message, extra={"run_id": run.run_id})
+                _log_line(ports, run, message)
+            else:
+                _delete_run_dir(run, ports)
     return result
 
 
@@ -92,8 +109,8 @@ def _after_failure(run: Run, info: dict[str, Any], ports: Ports) -> None:
         for key, name in FAILED_TASK_LOGS:
             if cause.get(key) and _upload_file(ports, cause[key], folder + name, root=run_dir):
                 cause[key.replace("_file", "_s3file")] = folder + name
-        log = os.path.join(run_dir, "workflow.log")
-        _upload_file(ports, log, folder + "workflow.log", root=run_dir)
+        log_path = os.path.join(run_dir, "workflow.log")
+        _upload_file(ports, log_path, folder + "workflow.log", root=run_dir)
         ports.uploads.put_json(folder + "error.json", info)
         if options.get("delete_after") in ("failure", "always"):
             _delete_run_dir(run, ports)
@@ -124,24 +141,31 @@ def _log_line(ports: Ports, run: Run, message: str) -> None:
         pass
 
 
-def _upload_outputs(ports: Ports, run: Run, outputs: dict[str, Any], folder: str) -> dict[str, Any]:
-    """Upload each output file under <folder>/<output name>/ and rewrite it to its s3:// URI.
-
-    Only files of the run (or its inputs) are uploaded: an output string naming another file
-    on the Lambda's file system stays a string."""
+def _upload_outputs(
+    ports: Ports, run: Run, outputs: dict[str, Any], folder: str, left: list[str]
+) -> dict[str, Any]:
+    """Upload each output file under <folder>/<output name>/ (a Directory with everything in
+    it) and rewrite it to its s3:// URI, in any WDL type. Only files of the run (or its
+    inputs) are uploaded: an output string naming another file on the Lambda's file system
+    stays a string. A file or directory of the run that could not be uploaded keeps its path
+    and is named in ``left``."""
     files = ports.files
     run_dir = files.real_path(str(run.run_dir)).rstrip("/") + "/"
     inputs = _input_paths(files.load_value(run.inputs) or {})
 
+    def ours(value: str) -> bool:
+        return files.real_path(value).startswith(run_dir) or value.rstrip("/") in inputs
+
     def rewrite(value: Any, name: str) -> Any:
-        if (
-            isinstance(value, str)
-            and os.path.isabs(value)
-            and files.is_file(value)
-            and (files.real_path(value).startswith(run_dir) or value in inputs)
-        ):
-            target = f"{folder}{name}/{os.path.basename(value)}"
-            return target if _upload_file(ports, value, target) else value
+        if isinstance(value, str) and os.path.isabs(value) and ours(value):
+            if files.is_file(value):
+                target = f"{folder}{name}/{os.path.basename(value)}"
+                if _upload_file(ports, value, target):
+                    return target
+                left.append(name)
+            elif files.is_dir(value):
+                return _upload_directory(ports, value, f"{folder}{name}/", name, left)
+            return value
         if isinstance(value, list):
             return [rewrite(v, f"{name}/{i}") for i, v in enumerate(value)]
         if isinstance(value, dict):
@@ -149,6 +173,20 @@ def _upload_outputs(ports: Ports, run: Run, outputs: dict[str, Any], folder: str
         return value
 
     return {key: rewrite(value, key) for key, value in outputs.items()}
+
+
+def _upload_directory(ports: Ports, path: str, prefix: str, name: str, left: list[str]) -> str:
+    """A Directory output: every regular file in it (links are not followed), under
+    ``<prefix><directory name>/``; its URI ends in '/'."""
+    top = path.rstrip("/")
+    target = f"{prefix}{os.path.basename(top)}/"
+    complete = True
+    for file in ports.files.list_files(top):
+        complete = _upload_file(ports, file, target + os.path.relpath(file, top)) and complete
+    if not complete:
+        left.append(name)
+        return path
+    return target
 
 
 def _input_paths(value: Any) -> set[str]:

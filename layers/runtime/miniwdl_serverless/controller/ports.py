@@ -60,6 +60,9 @@ class RunStore(Protocol):
     def mark_answered(self, run_id: str) -> None:
         """The answer the run owed its token was sent: remove ``answer_due``."""
 
+    def record_upload(self, run_id: str, folder: str) -> None:
+        """Every output of the run is in ``folder`` (``s3upload``), with its outputs.json."""
+
     def count(self, run_id: str, **deltas: int) -> None:
         """Add to the run's progress counters (best effort, outside any transaction)."""
 
@@ -182,6 +185,10 @@ class RunFiles(Protocol):
 
     def real_path(self, path: str) -> str: ...
 
+    def list_files(self, path: str) -> list[str]:
+        """The regular files under a directory, at any depth (absolute paths, sorted); a
+        symlink (to a file or a directory) is not followed and not listed."""
+
     def remove_tree(self, path: str) -> None:
         """Delete a directory under the root (never the root itself) and what it holds, following
         no link on the way or inside."""
@@ -215,6 +222,9 @@ class Uploads(Protocol):
     def upload_file(self, path: str, uri: str) -> None: ...
 
     def put_json(self, uri: str, data: Any) -> None: ...
+
+    def get_json(self, uri: str) -> Any:
+        """What ``put_json`` put there (a re-invoked Finish reads its earlier upload)."""
 
 
 class WorkflowSources(Protocol):

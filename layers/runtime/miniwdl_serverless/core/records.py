@@ -55,6 +55,7 @@ class Run:
     # The answer the Start task's token is owed, from the write that ended the run until it
     # is sent: {"output": {...}} or {"error": name} (the cause is ``error``). See decisions.py.
     answer_due: dict[str, Any] | None = None
+    uploaded_to: str | None = None  # the s3upload folder, once every output is uploaded there
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
