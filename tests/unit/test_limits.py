@@ -54,3 +54,16 @@ def test_the_maximum_is_a_setting_and_holds_for_any_array(width, fails):
     else:
         harness.play()
         assert harness.outputs() == {"wide.ys": list(range(5))}
+
+
+@pytest.mark.parametrize("key", ["SERVERLESS__MAX_SCATTER_WIDTH", "SERVERLESS__READ_LIMIT"])
+def test_a_setting_that_is_not_a_number_fails_planning_naming_it(key):
+    harness = Harness()
+    result = harness.start(FROM_INPUT, {"xs": [1]}, config={key: "lots"})
+    assert result["failed"]
+    run = harness.run()
+    section, option = key.lower().split("__")
+    assert run.status == RUN_FAILED
+    assert f"configuration option [{section}] {option} should be int" in run.error["message"]
+    assert harness.batch.jobs == {}
+    assert list(harness.store.query_jobs(harness.run_id)) == []  # not even planned

@@ -15,12 +15,13 @@ import WDL
 from WDL import Env, Tree, Value
 
 from miniwdl_serverless.controller.ports import Ports
-from miniwdl_serverless.core import planner
+from miniwdl_serverless.core import guarded_reads, planner
 from miniwdl_serverless.core.decisions import Target, TaskSettings
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.ids import call_dir
 from miniwdl_serverless.core.options import RunOptions, parse_run_options
 from miniwdl_serverless.core.records import Job, Run
+from miniwdl_serverless.core.scatter_limits import max_scatter_width
 from miniwdl_serverless.core.store_rules import job_expiry
 from miniwdl_serverless.core.wdl_source import SourceBundle, load_document
 
@@ -122,6 +123,9 @@ def load_context(run: Run, ports: Ports) -> RunContext:
             _documents[digest] = doc
     cfg = make_config(options, ports.files.root)
     settings = TaskSettings.from_config(cfg)
+    # our own settings, read here once so that a bad value fails planning, before any job
+    max_scatter_width(cfg)
+    guarded_reads.policy_of(cfg)
     return RunContext(run, options, cfg, settings, doc, ports)
 
 
