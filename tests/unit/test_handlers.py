@@ -49,6 +49,7 @@ from miniwdl_serverless.core.records import (
     Run,
 )
 from miniwdl_serverless.core.resources import TaskSubmission
+from miniwdl_serverless.local.embedded import FakeContext  # loads no moto
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"
@@ -148,22 +149,8 @@ def function(name: str) -> ModuleType:
     return module
 
 
-@dataclass
-class Context:
-    """What the powertools decorators read of the Lambda context."""
-
-    function_name: str
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 1024
-    aws_request_id: str = "5d6c3f0e-0000-4000-8000-000000000001"
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
-
-
 def invoke(name: str, payload: dict[str, Any]) -> Any:
-    return function(name).handler(payload, Context(f"{name.capitalize()}Function"))
+    return function(name).handler(payload, FakeContext(f"{name.capitalize()}Function"))
 
 
 # ---- the world ------------------------------------------------------------------------------
