@@ -64,3 +64,19 @@ def test_defect_17_a_signal_stops_the_tasks_and_records_the_error(tmp_path, sig)
     recorded = json.loads((run_dir / "error.json").read_text())
     assert recorded["cause"]["error"] == "Terminated"
     assert "terminated" in (run_dir / "workflow.log").read_text()
+
+
+def test_a_signal_before_the_run_started_is_a_clean_error(monkeypatch, capsys):
+    """Ctrl-C while the inputs are still being read (a slow https:// workflow, say)."""
+    from miniwdl_serverless.cli import local_run
+    from miniwdl_serverless.cli.main import parse_run_args
+
+    def interrupted(_args):
+        os.kill(os.getpid(), signal.SIGINT)  # handled in this, the main, thread
+        raise AssertionError("the signal should have stopped the run")
+
+    monkeypatch.setattr(local_run, "build_execution_input", interrupted)
+    code = local_run.run_local(parse_run_args(["any.wdl"]))
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert json.loads(err) == {"error": "Terminated", "message": "terminated by SIGINT"}

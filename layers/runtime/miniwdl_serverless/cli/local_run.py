@@ -96,18 +96,23 @@ def termination_signals() -> Iterator[None]:
 
 def run_local(args: argparse.Namespace) -> int:
     try:
+        with termination_signals():
+            return _run_local(args)
+    except Terminated as stopped:  # before the run started, or while leaving
+        info = {"error": "Terminated", "message": f"terminated by {stopped.signal}"}
+        print(json.dumps(info, indent=2), file=sys.stderr)
+        return EXIT_TERMINATED
+
+
+def _run_local(args: argparse.Namespace) -> int:
+    try:
         execution_input = build_execution_input(args)
     except Exception as exn:
         return _input_error(exn)
     from miniwdl_serverless.local.embedded import EmbeddedAWS
 
-    try:
-        with termination_signals(), EmbeddedAWS(efs_root="/", workers=args.workers) as aws:
-            return execute(aws, execution_input, show_progress=not args.no_progress)
-    except Terminated as stopped:  # before the run started, or while leaving
-        info = {"error": "Terminated", "message": f"terminated by {stopped.signal}"}
-        print(json.dumps(info, indent=2), file=sys.stderr)
-        return EXIT_TERMINATED
+    with EmbeddedAWS(efs_root="/", workers=args.workers) as aws:
+        return execute(aws, execution_input, show_progress=not args.no_progress)
 
 
 def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = True) -> int:

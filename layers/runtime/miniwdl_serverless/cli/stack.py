@@ -8,7 +8,6 @@ import base64
 import hashlib
 import json
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -328,7 +327,3 @@ def cloudwatch_events(
                 yield event
     except logs.exceptions.ResourceNotFoundException:
         return
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

@@ -32,11 +32,6 @@ class UnsafePath(OSError):
     regular file, or larger than allowed. An OSError, so best-effort writers carry on."""
 
 
-def is_confined(root: str) -> bool:
-    """Whether ``root`` confines anything: ``/`` (local mode, the user's own machine) does not."""
-    return os.path.normpath(root) != "/"
-
-
 def inside(root: str, path: str) -> bool:
     """Whether absolute ``path`` lies lexically under ``root`` (or is it)."""
     root, path = os.path.normpath(root), os.path.normpath(path)

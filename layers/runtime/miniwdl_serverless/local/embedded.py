@@ -130,26 +130,6 @@ class EmbeddedAWS:
     def delivered(self) -> list[dict[str, Any]]:  # those a handler processed without error
         return self.events.delivered
 
-    @property
-    def patterns(self) -> dict[str, list[dict[str, Any]]]:
-        return self.events.patterns
-
-    @property
-    def refs(self) -> dict[str, str]:  # template logical id → local physical name
-        return self.events.refs
-
-    @property
-    def event_pool(self) -> Any:
-        return self.events.pool
-
-    @property
-    def closing(self) -> bool:
-        return self.events.closing
-
-    @closing.setter
-    def closing(self, value: bool) -> None:
-        self.events.closing = value
-
     # -- lifecycle --
     def __enter__(self) -> EmbeddedAWS:
         for key, value in _environment(self.efs_root).items():
@@ -172,7 +152,7 @@ class EmbeddedAWS:
         for name in ("moto", "werkzeug", "botocore", "aws_lambda_powertools"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         self.batch_executor = LocalBatch(
-            self.workers, self.events.emit_batch_event, JobLogs(lambda: self.closing)
+            self.workers, self.events.emit_batch_event, JobLogs(lambda: self.events.closing)
         )
         self._patch_moto()
         self._create_resources()
@@ -255,15 +235,6 @@ class EmbeddedAWS:
             raise
 
     # -- EventBridge --
-    def batch_event(self, job: Any) -> dict[str, Any]:
-        return self.events.batch_event(job)
-
-    def execution_event(self, description: dict[str, Any]) -> dict[str, Any]:
-        return self.events.execution_event(description)
-
-    def s3_object_created_event(self, event_name: str, bucket: str, key: Any) -> dict[str, Any]:
-        return self.events.s3_object_created_event(event_name, bucket, key)
-
     def put_event(self, event: dict[str, Any]) -> None:
         """Deliver to every function whose rule matches, asynchronously, like EventBridge."""
         self.events.put_event(event)
