@@ -46,9 +46,9 @@ from miniwdl_serverless.core.records import (
     completing_step,
 )
 from miniwdl_serverless.core.store_rules import (
-    FINISHED_RUN_TTL_SECONDS,
     TRANSACTION_LIMIT,
     chunks,
+    ended_fields,
 )
 
 COMPLETION_ATTEMPTS = 20
@@ -65,12 +65,6 @@ class DynamoStore:
     def from_environment(cls) -> DynamoStore:
         """As the Lambdas are configured (template.yaml sets RUNS_TABLE and JOBS_TABLE)."""
         return cls(os.environ["RUNS_TABLE"], os.environ["JOBS_TABLE"])
-
-    def create_tables(self) -> None:
-        """For tests: the tables as template.yaml declares them (on demand)."""
-        for model in (self.runs, self.jobs):
-            if not model.exists():
-                model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
 
     # -- runs --
     def create_run(self, run: Run) -> bool:
@@ -98,11 +92,8 @@ class DynamoStore:
     ) -> bool:
         actions = [self.runs.status.set(status)] + _assignments(self.runs, fields, RUN_FIELDS)
         if status in RUN_ENDED:
-            now = time.time()
-            actions += [
-                self.runs.finished_at.set(now),
-                self.runs.expires_at.set(int(now) + FINISHED_RUN_TTL_SECONDS),
-            ]
+            ended = ended_fields(time.time())
+            actions += [getattr(self.runs, name).set(value) for name, value in ended.items()]
         condition = self.runs.status.is_in(*expected)
         return self._update(self.runs(run_id), actions, condition) is not None
 

@@ -29,9 +29,9 @@ from miniwdl_serverless.core.records import (
 )
 from miniwdl_serverless.core.resources import TaskSubmission
 from miniwdl_serverless.core.store_rules import (
-    FINISHED_RUN_TTL_SECONDS,
     TRANSACTION_LIMIT,
     chunks,
+    ended_fields,
 )
 
 
@@ -76,8 +76,7 @@ class MemoryStore:
                 return False
             changes = dict(fields, status=status)
             if status in RUN_ENDED:
-                now = time.time()
-                changes.update(finished_at=now, expires_at=int(now) + FINISHED_RUN_TTL_SECONDS)
+                changes.update(ended_fields(time.time()))
             self._runs[run_id] = replace(run, **copy.deepcopy(changes))
             return True
 

@@ -157,16 +157,13 @@ def _terminated(aws: Any, arn: str, signal_name: str) -> int:
 
 
 def _record_termination(aws: Any, run_dir: str, workflow: str | None, info: dict[str, Any]) -> None:
-    from datetime import datetime, timezone
+    from miniwdl_serverless.controller.context import append_workflow_log
 
-    files = aws.run_files
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     try:
-        files.write_json(os.path.join(run_dir, "error.json"), info)
-        line = f"{stamp} wdl.w:{workflow} workflow {info['cause']['message']}\n"
-        files.append_log(os.path.join(run_dir, "workflow.log"), line)
+        aws.run_files.write_json(os.path.join(run_dir, "error.json"), info)
     except OSError:  # the run directory may be gone: the error printed stands
-        pass
+        return
+    append_workflow_log(aws.run_files, run_dir, workflow, f"workflow {info['cause']['message']}")
 
 
 def _input_error(exn: Exception) -> int:

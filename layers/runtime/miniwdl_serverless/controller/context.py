@@ -14,7 +14,7 @@ from typing import Any
 import WDL
 from WDL import Env, Tree, Value
 
-from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.controller.ports import Ports, RunFiles
 from miniwdl_serverless.core import guarded_reads, planner
 from miniwdl_serverless.core.decisions import Target, TaskSettings
 from miniwdl_serverless.core.errors import RunError
@@ -87,11 +87,7 @@ class RunContext:
 
     def log(self, message: str) -> None:
         """A line in the run's workflow.log (the file users look at, as with miniwdl)."""
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        line = f"{stamp} wdl.w:{self.run.workflow_name} {message}\n"
-        try:
-            self.ports.files.append_log(os.path.join(self.run_dir, "workflow.log"), line)
-        except OSError:
+        if not append_workflow_log(self.ports.files, self.run_dir, self.run.workflow_name, message):
             log.warning("cannot append to workflow.log", extra={"run_dir": self.run_dir})
 
     def paths_allowed(self) -> planner.PathAllowlist:
@@ -109,6 +105,25 @@ class RunContext:
         return self.allowlist
 
 
+def append_workflow_log(files: RunFiles, run_dir: str, workflow: str | None, message: str) -> bool:
+    """A line in a run's workflow.log, as miniwdl writes it; False if it could not be written
+    (the run directory may be gone)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    try:
+        files.append_log(
+            os.path.join(run_dir, "workflow.log"), f"{stamp} wdl.w:{workflow} {message}\n"
+        )
+    except OSError:
+        return False
+    return True
+
+
+def remember_document(digest: str, doc: WDL.Document) -> None:
+    """A document parsed for this bundle digest (start has just parsed it: no second parse)."""
+    with _documents_lock:
+        _documents[digest] = doc
+
+
 def load_context(run: Run, ports: Ports) -> RunContext:
     """The run's context; reads the WDL bundle from the run directory (digest-checked)."""
     options = parse_run_options(run.options)
@@ -119,8 +134,7 @@ def load_context(run: Run, ports: Ports) -> RunContext:
         text = ports.files.read_text(str(run.bundle_path), MAX_BUNDLE_BYTES)
         bundle = SourceBundle.from_json(text, digest)
         doc = load_document(bundle)
-        with _documents_lock:
-            _documents[digest] = doc
+        remember_document(digest, doc)
     cfg = make_config(options, ports.files.root)
     settings = TaskSettings.from_config(cfg)
     # our own settings, read here once so that a bad value fails planning, before any job
@@ -135,10 +149,7 @@ def load_scope(ctx: RunContext, scope: str, call_path: list[str]) -> planner.Sco
     if scope not in ctx.scopes:
         if not scope:
             target = ctx.target()
-            data = ctx.load_value(ctx.run.inputs)
-            inputs = WDL.values_from_json(
-                data, target.available_inputs, target.required_inputs, namespace=target.name
-            )
+            inputs = inputs_env(target, ctx.load_value(ctx.run.inputs))
             ctx.scopes[scope] = planner.Scope(target, inputs)
         else:
             workflow = planner.workflow_at(ctx.doc, call_path)

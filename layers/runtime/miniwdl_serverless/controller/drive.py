@@ -37,7 +37,7 @@ from miniwdl_serverless.controller.ports import Ports, TransientError
 from miniwdl_serverless.core.decisions import Answer
 from miniwdl_serverless.core.errors import RunError, as_run_error
 from miniwdl_serverless.core.records import RUN_FAILED, Run
-from miniwdl_serverless.core.store_rules import FINISHED_RUN_TTL_SECONDS
+from miniwdl_serverless.core.store_rules import ended_fields
 
 log = logging.getLogger("miniwdl_serverless.controller")
 
@@ -121,8 +121,9 @@ def fail_unplanned_run(ports: Ports, plan: Plan, error: RunError) -> bool:
         plan.execution_input,
     )
     answer = Answer.failure(error)
-    run.status, run.error, run.finished_at = RUN_FAILED, error.info, time.time()
-    run.expires_at = int(run.finished_at) + FINISHED_RUN_TTL_SECONDS  # as set_run_status does
+    run.status, run.error = RUN_FAILED, error.info
+    ended = ended_fields(time.time())  # as set_run_status does
+    run.finished_at, run.expires_at = ended["finished_at"], int(ended["expires_at"])
     run.answer_due = answer.due()
     ports.store.put_run(run)
     return send_answer(ports, plan.run_id, plan.task_token, answer)

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import datetime, timezone
 from typing import Any
 
-from miniwdl_serverless.controller.context import load_context
+from miniwdl_serverless.controller.context import append_workflow_log, load_context
 from miniwdl_serverless.controller.end import LIVE, fail_run, write_json_best_effort
 from miniwdl_serverless.controller.ports import Ports
 from miniwdl_serverless.core.errors import RunError
@@ -133,12 +132,7 @@ def _delete_run_dir(run: Run, ports: Ports) -> None:
 
 
 def _log_line(ports: Ports, run: Run, message: str) -> None:
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    line = f"{stamp} wdl.w:{run.workflow_name} {message}\n"
-    try:
-        ports.files.append_log(os.path.join(str(run.run_dir), "workflow.log"), line)
-    except OSError:
-        pass
+    append_workflow_log(ports.files, str(run.run_dir), run.workflow_name, message)
 
 
 def _upload_outputs(

@@ -12,7 +12,13 @@ import WDL
 from WDL import Tree, Value
 
 from miniwdl_serverless.controller.actions import Action, Evaluate, Plan
-from miniwdl_serverless.controller.context import find_task, inputs_env, load_context, load_scope
+from miniwdl_serverless.controller.context import (
+    find_task,
+    inputs_env,
+    load_context,
+    load_scope,
+    remember_document,
+)
 from miniwdl_serverless.controller.finish import upload_folder
 from miniwdl_serverless.controller.ports import RunFiles
 from miniwdl_serverless.controller.progress import create_jobs
@@ -63,6 +69,7 @@ def plan(driver: Driver, action: Plan) -> list[Action]:
             return []
     else:
         ports.store.put_run(run)
+    remember_document(bundle.digest, doc)  # parsed and typechecked above: not again
     ctx = driver.ctx = load_context(run, ports)
     ctx.log(f"run {run.run_id} started: {options.workflow or '(inline source)'}")
     ports.store.set_run_status(run.run_id, RUN_RUNNING, [RUN_PLANNING])

@@ -24,6 +24,11 @@ def job_expiry(created_at: float, timeout_seconds: int) -> int:
     return int(created_at) + timeout_seconds + FINISH_MARGIN_SECONDS + FINISHED_RUN_TTL_SECONDS
 
 
+def ended_fields(now: float) -> dict[str, float | int]:
+    """What a run gets when it ends: when, and when its item may go (the runs table's TTL)."""
+    return {"finished_at": now, "expires_at": int(now) + FINISHED_RUN_TTL_SECONDS}
+
+
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
