@@ -35,6 +35,7 @@ ERROR_SUFFIX = ".error.json"
 # state machine's own fields. Larger workflows and inputs go by reference (s3://, EFS paths).
 MAX_SUBMISSION_BYTES = 252 * 1024
 MAX_EXECUTION_NAME = 80  # Step Functions' limit
+MAX_KEY_BYTES = 1024  # S3's limit on an object key (UTF-8)
 _DIGEST_CHARS = 16  # 64 bits of sha256: collisions are not a practical concern here
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -108,9 +109,16 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
 
 
 def error_key(key: str) -> str:
-    """errors/<key without submit/>.error.json"""
+    """errors/<key without submit/>.error.json; a key that would exceed S3's limit is cut and
+    told apart from others cut the same by a digest of the whole key."""
     relative = key[len(SUBMIT_PREFIX) :] if key.startswith(SUBMIT_PREFIX) else key
-    return ERRORS_PREFIX + relative + ERROR_SUFFIX
+    whole = ERRORS_PREFIX + relative + ERROR_SUFFIX
+    if len(whole.encode()) <= MAX_KEY_BYTES:
+        return whole
+    digest = hashlib.sha256(key.encode()).hexdigest()[:_DIGEST_CHARS]
+    room = MAX_KEY_BYTES - len(ERRORS_PREFIX) - len(ERROR_SUFFIX) - _DIGEST_CHARS - 1
+    stem = relative.encode()[:room].decode(errors="ignore")  # never half a character
+    return f"{ERRORS_PREFIX}{stem}-{digest}{ERROR_SUFFIX}"
 
 
 def parse_submission(body: bytes, limit: int = MAX_SUBMISSION_BYTES) -> dict[str, Any]:
@@ -132,10 +140,17 @@ def parse_submission(body: bytes, limit: int = MAX_SUBMISSION_BYTES) -> dict[str
         raise Rejected(
             f"the submission is not valid JSON: {exn.msg} at line {exn.lineno} column {exn.colno}"
         ) from None
+    try:  # JSON may escape what no UTF-8 text holds: Step Functions could not take it
+        size = len(execution_input(data).encode())
+    except UnicodeEncodeError as exn:
+        raise Rejected(
+            "the submission is not valid Unicode: it escapes a lone surrogate"
+            f" (\\u{ord(exn.object[exn.start]):04x}); write the character itself"
+        ) from None
     problem = schema_problem(data)
     if problem:
         raise Rejected(problem)
-    if len(execution_input(data).encode()) > limit:  # escapes can make the JSON grow
+    if size > limit:  # escapes can make the JSON grow
         raise Rejected(
             f"the execution input is larger than {limit} bytes; "
             "give the workflow by reference (workflow: s3://...)"

@@ -10,10 +10,31 @@ import WDL
 from WDL.runtime.error import error_json as _miniwdl_error_json
 
 
+# Characters of any one text an error keeps (its message, a value it quotes): an error may
+# quote what a submitter or a task made as large as they liked (a list of 10,000 missing input
+# paths, a 10 MB value that is not an Int), and it is kept in a DynamoDB item (400 KB at
+# most, with the execution input beside it) and sent as SendTaskFailure's cause (32 KiB).
+TEXT_LIMIT = 4096
+LIST_LIMIT = 20  # nested errors kept (MultipleValidationErrors)
+
+
+def bounded(value: Any) -> Any:
+    """An error's JSON with every text cut to ``TEXT_LIMIT`` characters (saying how much was
+    left out) and every list to ``LIST_LIMIT`` items."""
+    if isinstance(value, str) and len(value) > TEXT_LIMIT:
+        return value[:TEXT_LIMIT] + f"... ({len(value) - TEXT_LIMIT} more characters)"
+    if isinstance(value, dict):
+        return {key: bounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [bounded(item) for item in value[:LIST_LIMIT]]
+    return value
+
+
 class RunError(Exception):
     """A run-level failure with a name (the Step Functions error) and a miniwdl-style cause."""
 
     def __init__(self, name: str, info: dict[str, Any]):
+        info = bounded(info)
         super().__init__(info.get("message") or name)
         self.name = name
         self.info = info
@@ -45,7 +66,7 @@ def describe_exception(exn: BaseException) -> dict[str, Any]:
         info["message"] = _located(exn)
     else:
         info.setdefault("message", str(exn) or type(exn).__name__)
-    return info
+    return bounded(info)  # type: ignore[no-any-return]
 
 
 def _located(exn: BaseException) -> str:
