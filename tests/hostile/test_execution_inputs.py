@@ -21,7 +21,14 @@ from miniwdl_serverless.controller.finish import finish_run
 from miniwdl_serverless.controller.start import start_run
 from miniwdl_serverless.core.records import RUN_FAILED
 
-from .strategies import fill, hostile_text, json_values, path_or_hostile, path_templates
+from .strategies import (
+    PATHS,
+    SPECIAL_TEXT,
+    fill,
+    hostile_text,
+    json_values,
+    path_templates,
+)
 from .world import DYNAMODB_ITEM_LIMIT, SECRET, Confined, assert_clear_failure, measured
 
 pytestmark = pytest.mark.xdist_group("hostile")
@@ -134,7 +141,7 @@ def start_hostile(world: Confined, execution_input: Any) -> Any:
     return harness, store, result
 
 
-def check_start(world: Confined, execution_input: Any) -> None:
+def check_start(world: Confined, execution_input: Any) -> str:
     harness, store, result = start_hostile(world, execution_input)
     assert isinstance(result, dict) and result.get("run_id") == harness.run_id
     run = harness.store.get_run(harness.run_id)
@@ -144,10 +151,9 @@ def check_start(world: Confined, execution_input: Any) -> None:
     else:
         assert run.run_dir and Path(run.run_dir).resolve().is_relative_to(world.efs.resolve())
         harness.play()
+    outcome = "run " + str(harness.run().status)
     if harness.run().status == RUN_FAILED:
-        event("failed: " + assert_clear_failure(harness)[0])
-    else:
-        event("run " + str(harness.run().status))
+        outcome = "failed: " + assert_clear_failure(harness)[0]
     state: dict[str, Any] = {"result": {"run_id": harness.run_id}}
     if harness.answer() is not None and harness.answer()[0] == "failure":
         name, cause = harness.answer()[1]
@@ -157,6 +163,7 @@ def check_start(world: Confined, execution_input: Any) -> None:
     assert SECRET not in json.dumps(finished, default=str)
     assert world.untouched(), "something outside the EFS root changed"
     assert store.largest <= DYNAMODB_ITEM_LIMIT, (store.largest, store.where)
+    return outcome
 
 
 @given(execution_inputs())
@@ -166,4 +173,62 @@ def test_hostile_execution_inputs(execution_input):
         execution_input = fill(execution_input, str(world.efs), str(world.outside))
         size = len(json.dumps(execution_input, default=str).encode("utf-8", "surrogatepass"))
         assume(size <= STEP_FUNCTIONS_INPUT_LIMIT)  # Step Functions refuses larger inputs
-        check_start(world, execution_input)
+        event(check_start(world, execution_input))
+
+
+# ---- a corpus: each field alone, made hostile -----------------------------------------------
+
+CORPUS: list[tuple[str, Any]] = (
+    [("dir", path) for path in PATHS]
+    + [("workflow", path) for path in PATHS]
+    + [("inputs", {"w.f": path}) for path in PATHS]
+    + [("inputs", {"w.fs": [path, "{efs}/data/in.txt"]}) for path in PATHS]
+    + [(name, text) for name in ("task", "name", "task_queue", "s3upload") for text in SPECIAL_TEXT]
+    + [("inputs", {"w.s": text}) for text in SPECIAL_TEXT]
+    + [("tags", {text: "v"}) for text in SPECIAL_TEXT]
+    + [("config", {"TASK_RUNTIME__DEFAULTS": json.dumps({"docker": text})}) for text in SPECIAL_TEXT]
+    + [("workflow_source", text) for text in SPECIAL_TEXT]
+)
+
+
+@pytest.mark.parametrize("name, value", CORPUS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CORPUS)])
+def test_execution_input_corpus(tmp_path, name, value):
+    world = Confined.make(tmp_path)
+    execution_input = fill({**BASE, name: value}, str(world.efs), str(world.outside))
+    if name == "workflow":
+        del execution_input["workflow_source"]
+    check_start(world, execution_input)
+
+
+def test_found_1_an_error_quoting_a_huge_input_fits_in_a_store_item(tmp_path):
+    """Before: the InputError listing 1,000 missing inputs (236 KB of execution input) made a
+    run item of 470 KB — DynamoDB refuses it, and the start failed with no error recorded."""
+    world = Confined.make(tmp_path)
+    missing = [f"{world.efs}/missing/{'x' * 200}{i}" for i in range(1000)]
+    inputs = {"workflow_source": WDL, "dir": str(world.efs / "runs"), "inputs": {"w.fs": missing}}
+    harness, store, result = start_hostile(world, inputs)
+    assert result["failed"] == "InputError" and harness.batch.jobs == {}
+    _, info = assert_clear_failure(harness)
+    assert info["message"].startswith("input file or directory not found: ")
+    assert "more characters)" in info["message"]
+    assert store.largest <= DYNAMODB_ITEM_LIMIT, (store.largest, store.where)
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("field", ["inputs", "tags", "config", "unknown"])
+def test_found_5_json_nested_too_deeply_fails_the_start_clearly(tmp_path, field):
+    """Before: 900 levels of lists raised RecursionError out of start_run (the schema's
+    validator, then json.dumps of the input into the run record)."""
+    world = Confined.make(tmp_path)
+    execution_input = {**fill(BASE, str(world.efs), ""), field: {"A__B": nested(900)}}
+    harness, _, result = start_hostile(world, execution_input)
+    assert result["failed"] == "InvalidSubmission" and harness.batch.jobs == {}
+    _, info = assert_clear_failure(harness)
+    assert "more than 100 levels deep" in info["message"]
+    check_start(Confined.make(tmp_path / "again"), {**BASE, "inputs": {"w.xs": nested(99)}})

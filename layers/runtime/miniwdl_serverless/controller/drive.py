@@ -36,6 +36,7 @@ from miniwdl_serverless.controller.end import AnswerNotSent, fail_run, send_answ
 from miniwdl_serverless.controller.ports import Ports, TransientError
 from miniwdl_serverless.core.decisions import Answer
 from miniwdl_serverless.core.errors import RunError, as_run_error
+from miniwdl_serverless.core.options import storable
 from miniwdl_serverless.core.records import RUN_FAILED, Run
 from miniwdl_serverless.core.store_rules import ended_fields
 
@@ -118,7 +119,7 @@ def fail_unplanned_run(ports: Ports, plan: Plan, error: RunError) -> bool:
     run.execution_arn, run.task_token, run.options = (
         plan.execution_arn,
         plan.task_token,
-        plan.execution_input,
+        storable(plan.execution_input),  # not JSON nested past what a store item can take
     )
     answer = Answer.failure(error)
     run.status, run.error = RUN_FAILED, error.info

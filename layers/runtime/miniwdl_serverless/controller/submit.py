@@ -128,18 +128,7 @@ def parse_submission(body: bytes, limit: int = MAX_SUBMISSION_BYTES) -> dict[str
             f"the submission is larger than {limit} bytes; "
             "give the workflow by reference (workflow: s3://...)"
         )
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exn:
-        raise Rejected(f"the submission is not UTF-8 text (byte {exn.start})") from None
-    if not text.strip():
-        raise Rejected("the submission is empty; it must be a JSON object (the execution input)")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exn:
-        raise Rejected(
-            f"the submission is not valid JSON: {exn.msg} at line {exn.lineno} column {exn.colno}"
-        ) from None
+    data = _decoded(body)
     try:  # JSON may escape what no UTF-8 text holds: Step Functions could not take it
         size = len(execution_input(data).encode())
     except UnicodeEncodeError as exn:
@@ -147,6 +136,8 @@ def parse_submission(body: bytes, limit: int = MAX_SUBMISSION_BYTES) -> dict[str
             "the submission is not valid Unicode: it escapes a lone surrogate"
             f" (\\u{ord(exn.object[exn.start]):04x}); write the character itself"
         ) from None
+    except RecursionError:
+        raise Rejected(_TOO_DEEP) from None
     problem = schema_problem(data)
     if problem:
         raise Rejected(problem)
@@ -156,6 +147,27 @@ def parse_submission(body: bytes, limit: int = MAX_SUBMISSION_BYTES) -> dict[str
             "give the workflow by reference (workflow: s3://...)"
         )
     return dict(data)
+
+
+_TOO_DEEP = "the submission's JSON is nested too deeply to be an execution input"
+
+
+def _decoded(body: bytes) -> Any:
+    """The JSON value in the body: UTF-8 text (a BOM allowed), not empty, JSON."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exn:
+        raise Rejected(f"the submission is not UTF-8 text (byte {exn.start})") from None
+    if not text.strip():
+        raise Rejected("the submission is empty; it must be a JSON object (the execution input)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exn:
+        raise Rejected(
+            f"the submission is not valid JSON: {exn.msg} at line {exn.lineno} column {exn.colno}"
+        ) from None
+    except RecursionError:  # the parser recurses once per level of nesting
+        raise Rejected(_TOO_DEEP) from None
 
 
 def execution_input(data: dict[str, Any]) -> str:

@@ -89,8 +89,33 @@ def _validator() -> Callable[[Any], Any]:
     return fastjsonschema.compile(execution_input_schema())  # type: ignore[no-any-return]
 
 
+# Deeper JSON is no WDL input anyone writes, and every recursive step that handles it (the
+# schema's validator, json.dumps into the run record, miniwdl's values) would run out of stack.
+MAX_NESTING = 100
+
+
+def too_deep(data: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether lists and objects in ``data`` nest more than ``limit`` levels (no recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def storable(data: Any) -> dict[str, Any] | None:
+    """The execution input as the run record may keep it: an object, not nested too deeply."""
+    return data if isinstance(data, dict) and not too_deep(data) else None
+
+
 def schema_problem(data: Any) -> str | None:
     """None if ``data`` is a valid execution input, else the first problem in plain words."""
+    if too_deep(data):
+        return f"the execution input nests lists and objects more than {MAX_NESTING} levels deep"
     try:
         _validator()(data)
     except fastjsonschema.JsonSchemaValueException as exn:
