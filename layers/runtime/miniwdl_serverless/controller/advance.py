@@ -14,14 +14,15 @@ from miniwdl_serverless.controller.actions import (
 )
 from miniwdl_serverless.controller.context import load_context
 from miniwdl_serverless.controller.drive import Driver
-from miniwdl_serverless.controller.end import AnswerNotSent, answer_owed
-from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.controller.end import AnswerNotSent, answer_owed, fail_unloadable_run
+from miniwdl_serverless.controller.ports import Ports, TransientError
 from miniwdl_serverless.core.decisions import (
     EventKind,
     classify_job_event,
     classify_run_event,
     owed_answer,
 )
+from miniwdl_serverless.core.errors import as_run_error
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.records import Job
 
@@ -45,7 +46,15 @@ def on_batch_event(detail: BatchJobDetail, ports: Ports) -> str:
     if job is None:
         return EventKind.UNKNOWN_JOB.value
     kind = classify_job_event(job, detail)
-    driver = Driver(ports, load_context(run, ports))
+    try:
+        ctx = load_context(run, ports)
+    except TransientError:
+        raise
+    except Exception as exn:  # a bundle a task changed or swapped: the run fails, clearly
+        if not fail_unloadable_run(run, ports, as_run_error(exn)):
+            raise AnswerNotSent(run.run_id) from exn
+        return "failed: " + type(exn).__name__
+    driver = Driver(ports, ctx)
     driver.run(_actions(kind, job, detail))
     if kind is EventKind.OTHER:
         return f"{kind.value} {detail.status}"

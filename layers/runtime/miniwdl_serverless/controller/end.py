@@ -65,6 +65,22 @@ def fail_run(ctx: RunContext, error: RunError) -> None:
         ctx.unanswered = True
 
 
+def fail_unloadable_run(run: Run, ports: Ports, error: RunError) -> bool:
+    """Fail a run whose context cannot be loaded — its WDL bundle on EFS was changed, swapped
+    for a link or a FIFO, or its run directory for a link — as ``fail_run`` does, without the
+    document. False if Step Functions could not be told."""
+    answer = Answer.failure(error)
+    if not ports.store.set_run_status(
+        run.run_id, RUN_FAILED, LIVE, error=error.info, answer_due=answer.due()
+    ):
+        return True  # ended meanwhile, by whoever ended it
+    log.error("the run's context cannot be loaded", extra={"error": error.info})
+    if run.run_dir:
+        write_json_best_effort(ports.files, os.path.join(run.run_dir, "error.json"), error.info)
+    terminate_run_jobs(ports, run.run_id, f"miniwdl-serverless: run failed ({error.name})")
+    return send_answer(ports, run.run_id, str(run.task_token), answer)
+
+
 def answer_owed(run: Run, ports: Ports) -> bool:
     """An ended run whose answer may not have been sent (the invocation that ended it died,
     or Step Functions could not be told): finish what ending it does after the status write

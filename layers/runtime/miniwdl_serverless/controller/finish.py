@@ -9,8 +9,13 @@ import os
 from typing import Any
 
 from miniwdl_serverless.controller.context import append_workflow_log, load_context
-from miniwdl_serverless.controller.end import LIVE, fail_run, write_json_best_effort
-from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.controller.end import (
+    LIVE,
+    fail_run,
+    fail_unloadable_run,
+    write_json_best_effort,
+)
+from miniwdl_serverless.controller.ports import Ports, TransientError
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.records import RUN_FAILED, RUN_SUCCEEDED, Run
 
@@ -57,7 +62,14 @@ def _stop_unfinished(run: Run, error: dict[str, Any], ports: Ports) -> None:
         name, message = "RunTimeout", "the run exceeded its timeout (timeout_seconds)"
     failure = RunError.of(name, message)
     if run.run_dir and run.bundle_path:
-        fail_run(load_context(run, ports), failure)
+        try:
+            ctx = load_context(run, ports)
+        except TransientError:
+            raise
+        except Exception:  # its WDL bundle on EFS was changed or swapped by a task
+            fail_unloadable_run(run, ports, failure)
+            return
+        fail_run(ctx, failure)
     else:
         ports.store.set_run_status(run.run_id, RUN_FAILED, LIVE, error=failure.info)
 
