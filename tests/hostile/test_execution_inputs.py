@@ -31,8 +31,6 @@ from .strategies import (
 )
 from .world import DYNAMODB_ITEM_LIMIT, SECRET, Confined, assert_clear_failure, measured
 
-pytestmark = pytest.mark.xdist_group("hostile")
-
 WDL = """
 version 1.0
 workflow w {

@@ -27,8 +27,6 @@ from miniwdl_serverless.core.options import schema_problem
 
 from .strategies import hostile_text, json_values
 
-pytestmark = pytest.mark.xdist_group("hostile")
-
 S3_KEY_BYTES = 1024
 EXECUTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 VALID = {"workflow": "s3://wdl-bucket/hello.wdl", "inputs": {"hello.who": "you"}}

@@ -32,8 +32,6 @@ from .world import (
     with_uploads,
 )
 
-pytestmark = pytest.mark.xdist_group("hostile")
-
 WDL = """
 version 1.0
 workflow w {

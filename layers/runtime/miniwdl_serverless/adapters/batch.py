@@ -22,7 +22,7 @@ def job_definition_name(prefix: str, image: str, resources: Resources, config: s
     shape = f"gpu{resources.gpus}" if resources.gpus else "cpu"
     slug = safe_name(image, 60)
     key = f"{image}|{shape}" + (f"|{config}" if config else "")
-    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     head = f"{prefix}-{slug}-{shape}"[: BATCH_NAME_LIMIT - 11]
     return f"{head}-{digest}"
 

@@ -46,8 +46,8 @@ class LogsRequest:
         if not isinstance(run_id, str) or not run_id:
             raise LogsRefused("BadRequest", "'run_id' is required")
         path = event.get("path") or DEFAULT_PATH
-        if not isinstance(path, str):
-            raise LogsRefused("BadRequest", "'path' must be a string")
+        if not isinstance(path, str) or "\x00" in path:  # no file name holds a NUL
+            raise LogsRefused("BadRequest", "'path' must be a string without NUL characters")
         numbers = {}
         for key in ("tail_bytes", "offset", "max_bytes"):
             value = event.get(key)

@@ -50,7 +50,7 @@ def batch_job_name(run_id: str, job_id: str, attempt: int) -> str:
         return name
     if not name[0].isalnum():
         name = "j" + name
-    digest = hashlib.sha256(raw.encode()).hexdigest()[:12]
+    digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"{name[: BATCH_NAME_LIMIT - 13]}-{digest}"
 
 
