@@ -184,7 +184,10 @@ CORPUS: list[tuple[str, Any]] = (
     + [(name, text) for name in ("task", "name", "task_queue", "s3upload") for text in SPECIAL_TEXT]
     + [("inputs", {"w.s": text}) for text in SPECIAL_TEXT]
     + [("tags", {text: "v"}) for text in SPECIAL_TEXT]
-    + [("config", {"TASK_RUNTIME__DEFAULTS": json.dumps({"docker": text})}) for text in SPECIAL_TEXT]
+    + [
+        ("config", {"TASK_RUNTIME__DEFAULTS": json.dumps({"docker": text})})
+        for text in SPECIAL_TEXT
+    ]
     + [("workflow_source", text) for text in SPECIAL_TEXT]
 )
 

@@ -178,6 +178,6 @@ def test_found_4_json_nested_too_deeply_is_rejected_with_a_report():
     """Before: json.loads raised RecursionError out of the submit function (no report)."""
     result, objects, executions = submit("submit/deep.json", b"[" * 100_000, None)
     assert result.outcome == "rejected" and executions.started == {}
-    assert "nested too deeply" in json.loads(objects.errors["errors/deep.json.error.json"])[
-        "message"
-    ]
+    assert (
+        "nested too deeply" in json.loads(objects.errors["errors/deep.json.error.json"])["message"]
+    )

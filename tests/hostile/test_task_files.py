@@ -38,7 +38,9 @@ workflow w {
   input { String plant  String pad }
   call t { input: plant = plant, big = pad }
   call u { input: x = t.s, big = t.xs }
-  output { String s = t.s  File f = t.f  String said = t.said  String y = u.y  String padded = u.xs }
+  output {
+    String s = t.s  File f = t.f  String said = t.said  String y = u.y  String padded = u.xs
+  }
 }
 task t {
   input { String plant  String big }

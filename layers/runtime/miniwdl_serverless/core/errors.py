@@ -9,7 +9,6 @@ from typing import Any
 import WDL
 from WDL.runtime.error import error_json as _miniwdl_error_json
 
-
 # Characters of any one text an error keeps (its message, a value it quotes): an error may
 # quote what a submitter or a task made as large as they liked (a list of 10,000 missing input
 # paths, a 10 MB value that is not an Int), and it is kept in a DynamoDB item (400 KB at
