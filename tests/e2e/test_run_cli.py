@@ -352,3 +352,26 @@ task paths {
     outputs = json.loads(stdout)["outputs"]
     assert outputs["paths.other"] == "/etc/hostname"
     assert outputs["paths.mine"] == "s3://only-run/x/paths.mine/mine.txt"
+
+
+def test_defect_15_a_run_with_outputs_larger_than_a_payload_succeeds(run_cli, embedded, tmp_path):
+    wdl = write(
+        tmp_path / "big.wdl",
+        """
+version 1.0
+workflow big {
+  call t
+  output { String s = t.s }
+}
+task t {
+  command <<< head -c 5242880 /dev/zero | tr '\\0' 'x' > big.txt >>>
+  output { String s = read_string("big.txt") }
+}
+""",
+    )
+    code, stdout, stderr = run_cli([wdl, "--dir", str(tmp_path)], cwd=str(tmp_path))
+    assert code == 0, stderr
+    assert json.loads(stdout)["outputs"] == {"big.s": "x" * 5242880}  # read from outputs.json
+    description = embedded.sfn.describe_execution(executionArn=embedded.last_execution_arn)
+    assert len(description["output"].encode()) < 4096  # the execution's output: a reference
+    assert json.loads(description["output"])["outputs_json"].endswith("/outputs.json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -207,10 +208,21 @@ def iso(value: Any) -> str | None:
 # ---- a finished execution, printed like `miniwdl run` (local `run` and `submit --wait`) --------
 
 
-def success_report(description: dict[str, Any]) -> dict[str, Any]:
-    """stdout of a succeeded run: {"dir", "outputs"} (+ "s3upload")."""
+def success_report(
+    description: dict[str, Any], read_outputs: Callable[[str], Any] | None = None
+) -> dict[str, Any]:
+    """stdout of a succeeded run: {"dir", "outputs"} (+ "s3upload"). Outputs too large for the
+    execution's output are only referenced there (``outputs_json``): ``read_outputs`` reads
+    them; where it cannot, the report names ``outputs_json`` instead."""
     result = json.loads(description.get("output") or "{}")
-    report = {"dir": result.get("dir"), "outputs": result.get("outputs", {})}
+    report: dict[str, Any] = {"dir": result.get("dir")}
+    if "outputs" in result:
+        report["outputs"] = result["outputs"]
+    elif result.get("outputs_json") and read_outputs is not None:
+        report["outputs"] = read_outputs(result["outputs_json"])
+    if "outputs" not in report or report["outputs"] is None:
+        report["outputs_json"] = result.get("outputs_json")
+        report.pop("outputs", None)
     if result.get("s3upload"):
         report["s3upload"] = result["s3upload"]
     return report

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from miniwdl_serverless.core import payloads
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN, batch_job_name, call_dir
@@ -125,7 +126,7 @@ class Answer:
 
     @classmethod
     def failure(cls, error: RunError) -> Answer:
-        return cls(error=error.name, cause=error.cause)
+        return cls(error=error.name, cause=payloads.cause_text(error.info))  # fits SendTaskFailure
 
     def due(self) -> dict[str, Any]:
         """The run's ``answer_due`` marker (the cause is the run's ``error``, kept anyway)."""
