@@ -510,3 +510,72 @@ def test_defect_10_step_functions_tells_a_used_token_from_an_answer_not_taken(co
     orchestrator = StepFunctionsOrchestrator(Client(code))
     assert orchestrator.send_success("token", {"run_id": "r"}) is sent
     assert orchestrator.send_failure("token", "RunFailed", "{}") is sent
+
+
+# ---- a retried Start: Step Functions retries it with a new task token --------------------------
+
+SCATTER = """
+version 1.0
+workflow w {
+  scatter (i in [1, 2]) { call t { input: i = i } }
+  output { Array[Int] out = t.out }
+}
+task t { input { Int i } command <<< true >>> output { Int out = i * 10 } }
+"""
+
+
+def retry_start(harness: Harness, token: str) -> dict:
+    arn = f"arn:aws:states:us-east-1:123456789012:execution:RunWorkflow:{harness.run_id}"
+    return start_run({}, token, arn, None, harness.ports)
+
+
+def test_a_start_that_died_after_planning_is_finished_by_its_retry_which_gets_the_answer(
+    harness, monkeypatch
+):
+    from miniwdl_serverless.controller.ports import TransientError
+
+    real_submit = harness.batch.submit
+    calls: list[str] = []
+
+    def throttled_once(submission: Any) -> str:
+        calls.append(submission.name)
+        if len(calls) == 1:
+            raise TransientError("SubmitJob: TooManyRequestsException (retries ran out)")
+        return real_submit(submission)
+
+    monkeypatch.setattr(harness.batch, "submit", throttled_once)
+    with pytest.raises(TransientError):  # the Start Lambda fails; its state retries it
+        harness.start(SCATTER)
+    assert harness.run().status == "running"
+    retried = retry_start(harness, "token-second-attempt")
+    assert retried["resumed"] and len(harness.batch.jobs) == 2  # each shard submitted once
+    harness.play()
+    assert harness.orchestrator.answers["token-second-attempt"] == (
+        "success",
+        {"run_id": harness.run_id, "dir": harness.run().run_dir},
+    )
+    assert harness.answer() is None  # the first attempt's token is gone with its attempt
+
+
+def test_a_retried_start_of_an_ended_run_answers_the_new_token(harness):
+    harness.start(SCATTER)
+    harness.play()
+    assert harness.answer() is not None
+    assert retry_start(harness, "token-late-retry") == {"run_id": harness.run_id, "resumed": True}
+    assert harness.orchestrator.answers["token-late-retry"][0] == "success"
+
+
+def test_the_end_answers_a_token_a_retried_start_took_after_the_event_loaded_the_run(
+    harness, monkeypatch
+):
+    harness.start(SCATTER)
+    real = harness.store.set_run_status
+
+    def retry_lands_first(run_id: str, status: str, expected: Any, **fields: Any) -> bool:
+        if status == RUN_SUCCEEDED:  # the advance loaded the run (old token) before this
+            real(run_id, "running", ["running"], task_token="token-retry")
+        return real(run_id, status, expected, **fields)
+
+    monkeypatch.setattr(harness.store, "set_run_status", retry_lands_first)
+    harness.play()
+    assert harness.orchestrator.answers["token-retry"][0] == "success"

@@ -13,7 +13,15 @@ from miniwdl_serverless.core import payloads
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN, batch_job_name, call_dir
-from miniwdl_serverless.core.records import RUN_ENDED, RUN_FAILED, RUN_RUNNING, RUNNING, Job, Run
+from miniwdl_serverless.core.records import (
+    RUN_ENDED,
+    RUN_FAILED,
+    RUN_RUNNING,
+    RUN_SUCCEEDED,
+    RUNNING,
+    Job,
+    Run,
+)
 from miniwdl_serverless.core.resources import (
     DEFAULT_IMAGE,
     DEFAULT_MEMORY_DELTA_MIB,
@@ -140,7 +148,15 @@ def owed_answer(run: Run) -> Answer | None:
         return None
     if due.get("output") is not None:
         return Answer(output=dict(due["output"]))
-    name = str(due.get("error") or "RunFailed")
+    return ended_answer(run, str(due.get("error") or "RunFailed"))
+
+
+def ended_answer(run: Run, name: str | None = None) -> Answer:
+    """How an ended run answers a token (a retried Start's, which the first answer missed)."""
+    if run.status == RUN_SUCCEEDED:
+        return Answer.success(run.run_id, str(run.run_dir))
+    info = run.error or {}
+    name = name or str(info.get("error") or "RunFailed")
     return Answer.failure(RunError(name, run.error or {"error": name, "message": name}))
 
 
