@@ -16,8 +16,9 @@ class SqsDeadLetters:
         self.visibility_seconds = visibility_seconds  # a message not deleted comes back then
 
     def receive(self, limit: int) -> list[DeadLetter]:
-        """Up to ``limit`` messages, 10 a call, until the queue answers with none."""
-        letters: list[DeadLetter] = []
+        """Up to ``limit`` messages, 10 a call, until the queue answers with none (or only
+        with messages received already: their visibility ran out meanwhile)."""
+        letters: dict[str, DeadLetter] = {}
         while len(letters) < limit:
             response = self.client.receive_message(
                 QueueUrl=self.queue_url,
@@ -26,11 +27,11 @@ class SqsDeadLetters:
                 VisibilityTimeout=self.visibility_seconds,
                 WaitTimeSeconds=0,
             )
-            messages = response.get("Messages", [])
-            if not messages:
+            fresh = [m for m in response.get("Messages", []) if m["MessageId"] not in letters]
+            if not fresh:
                 break
-            letters += [_letter(message) for message in messages]
-        return letters
+            letters.update((m["MessageId"], _letter(m)) for m in fresh)
+        return list(letters.values())
 
     def delete(self, letter: DeadLetter) -> None:
         self.client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=letter.receipt)
