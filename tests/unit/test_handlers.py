@@ -28,7 +28,6 @@ import pytest
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from miniwdl_serverless.adapters.memory import MemoryExecutions as LiveExecutions
 from miniwdl_serverless.adapters.memory import (
     MemoryBatch,
     MemoryMetrics,
@@ -37,6 +36,7 @@ from miniwdl_serverless.adapters.memory import (
     MemoryUploads,
     SubmittedJob,
 )
+from miniwdl_serverless.adapters.memory import MemoryExecutions as LiveExecutions
 from miniwdl_serverless.adapters.memory_files import MemoryRunFiles
 from miniwdl_serverless.adapters.sources import UriSources
 from miniwdl_serverless.controller.ports import Ports
