@@ -84,12 +84,16 @@ def test_received_dead_letters_stay_hidden_for_the_visibility_timeout(sqs, queue
 def test_live_runs_are_the_running_executions_of_the_state_machine(aws):
     sfn = boto3.client("stepfunctions", region_name=REGION)
     iam = boto3.client("iam", region_name=REGION)
-    role = iam.create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    definition = {"StartAt": "W", "States": {"W": {"Type": "Pass", "End": True}}}
+    name = f"sfn-{uuid.uuid4().hex[:8]}"
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    # a long Wait: stays RUNNING even where moto executes state machines (the embedded AWS
+    # of another test in this process turns that on)
+    definition = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+    suffix = uuid.uuid4().hex[:8]
     machines = [
-        sfn.create_state_machine(name=n, definition=json.dumps(definition), roleArn=role)[
-            "stateMachineArn"
-        ]
+        sfn.create_state_machine(
+            name=f"{n}-{suffix}", definition=json.dumps(definition), roleArn=role
+        )["stateMachineArn"]
         for n in ("ours", "theirs")
     ]
     for name in ("run-a", "run-b", "run-c"):
