@@ -251,3 +251,21 @@ def failure_exit_status(info: dict[str, Any]) -> int:
     """The failed task's exit status, as `miniwdl run` exits; else 2."""
     status = (info.get("cause") or {}).get("exit_status") or info.get("exit_status")
     return int(status) if isinstance(status, int) and 0 < status < 256 else 2
+
+
+def format_reconcile(report: dict[str, Any]) -> str:
+    """What one reconciler round did (the reconcile function's report)."""
+    lines = [f"looked at {report.get('runs', 0)} live run(s)"]
+    for run_id, actions in (report.get("actions") or {}).items():
+        lines += [f"{run_id}: {action}" for action in actions]
+    for run_id, problem in (report.get("problems") or {}).items():
+        lines.append(f"{run_id}: not reconciled: {problem}")
+    replayed, kept = (
+        report.get("dead_letters_replayed") or [],
+        report.get("dead_letters_kept") or [],
+    )
+    lines += [f"dead letter replayed: {item}" for item in replayed]
+    lines += [f"dead letter kept: {item}" for item in kept]
+    if len(lines) == 1:
+        lines.append("nothing to reconcile")
+    return "\n".join(lines)
