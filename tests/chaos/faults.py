@@ -47,16 +47,20 @@ class Clock:
 
 @contextmanager
 def frozen_time(clock: Clock) -> Iterator[None]:
-    real = time.time
-    time.time = clock  # type: ignore[assignment]
+    """time.time() is the clock's; time.sleep() moves it on."""
+    real, real_sleep = time.time, time.sleep
+    time.time, time.sleep = clock, clock.advance  # type: ignore[assignment]
     try:
         yield
     finally:
-        time.time = real  # type: ignore[assignment]
+        time.time, time.sleep = real, real_sleep  # type: ignore[assignment]
 
 
 def _client_error(code: str, status: int) -> ClientError:
-    response = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    response = {
+        "Error": {"Code": code, "Message": code},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
     return ClientError(response, "Chaos")  # type: ignore[arg-type]
 
 

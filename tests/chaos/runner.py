@@ -63,7 +63,12 @@ def crash_points(workflow: str, clean: Result) -> list[Scenario]:
     each counted once per workflow."""
     seen = list(dict.fromkeys(clean.writes))
     return [
-        Scenario(f"{workflow}: crash after {port}.{method}", "crash", workflow, crash_after=(port, method, 1))
+        Scenario(
+            f"{workflow}: crash after {port}.{method}",
+            "crash",
+            workflow,
+            crash_after=(port, method, 1),
+        )
         for port, method in seen
     ]
 
@@ -91,15 +96,17 @@ def fault_classes(workflow: str, clean: Result, seed: int) -> list[Scenario]:
             max_copies=2,
             seed=seed,
         ),
+    ]
+    kill_at = rng.randint(1, clean.calls)  # a port call of the clean run: killed there
+    scenarios.append(
         Scenario(
-            f"{tag}: handler timeout at call {{}}",
+            f"{tag}: handler timeout at call {kill_at}",
             "timeout",
             workflow,
-            kill_at=rng.randint(1, clean.calls),
+            kill_at=kill_at,
             seed=seed,
-        ),
-    ]
-    scenarios[3] = Scenario(**{**scenarios[3].__dict__, "name": scenarios[3].name.format(scenarios[3].kill_at)})
+        )
+    )
     if clean.deliveries >= 4:
         cancel_at = max(1, clean.deliveries // 2 - seed)
         scenarios.append(
@@ -160,8 +167,12 @@ def _run(size: str, out: TextIO, only: str | None, verbose: bool) -> Summary:
         scenarios = [s for s in plan(size, cleans) if only is None or only in s.name]
         reached = {point for clean in cleans.values() for point in clean.writes}
         missed = [f"{p}.{m}" for p, m in write_points() if (p, m) not in reached]
-        print(f"chaos ({size}): {len(scenarios)} scenarios; write points no clean run reaches: "
-              f"{', '.join(missed) or 'none'}", file=out, flush=True)
+        print(
+            f"chaos ({size}): {len(scenarios)} scenarios; write points no clean run reaches: "
+            f"{', '.join(missed) or 'none'}",
+            file=out,
+            flush=True,
+        )
         for index, scenario in enumerate(scenarios, 1):
             started = time.monotonic()
             reference = cleans[scenario.workflow].outcome
@@ -186,9 +197,15 @@ def _clean(workflow: str, base: str, out: TextIO) -> Result:
     return result
 
 
-def _report(out: TextIO, index: int, total: int, result: Result, seconds: float, verbose: bool) -> None:
+def _report(
+    out: TextIO, index: int, total: int, result: Result, seconds: float, verbose: bool
+) -> None:
     verdict = "FAIL" if result.problems else "ok  "
-    print(f"[{index:3d}/{total}] {verdict} {result.scenario.name} ({seconds:.1f} s)", file=out, flush=True)
+    print(
+        f"[{index:3d}/{total}] {verdict} {result.scenario.name} ({seconds:.1f} s)",
+        file=out,
+        flush=True,
+    )
     for problem in result.problems if (result.problems or verbose) else []:
         print(f"        {problem}", file=out)
 

@@ -3,16 +3,15 @@ is compared with a clean run of the same workflow and behaviour."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from miniwdl_serverless.core.records import RUN_ENDED
 
 from tests.chaos.faults import Clock, Faults, frozen_time
 from tests.chaos.world import (
@@ -109,9 +108,7 @@ WORKFLOWS = {
             inputs={
                 "viral_pipeline.reference": "@ref.fasta",
                 "viral_pipeline.sample_names": ["sampleA", "sampleB", "sampleC"],
-                "viral_pipeline.sample_reads": [
-                    f"@reads/sample{s}.fastq" for s in "ABC"
-                ],
+                "viral_pipeline.sample_reads": [f"@reads/sample{s}.fastq" for s in "ABC"],
             },
             demo=True,
         ),
@@ -207,8 +204,8 @@ def _judge(
 ) -> Result:
     outcome = observed_outcome(world, root)
     problems: list[str] = []
-    stuck = steps >= STEP_LIMIT or not world.run_ended() or (
-        world.result is None and not world.aborted
+    stuck = (
+        steps >= STEP_LIMIT or not world.run_ended() or (world.result is None and not world.aborted)
     )
     if stuck:
         problems.append(f"stuck: run {_status(world)}, finish {world.result is not None}")
@@ -218,10 +215,13 @@ def _judge(
     if world.left_open:
         problems.append(f"Batch jobs began after the run ended: {world.left_open}")
     problems += _behaviour_checks(scenario, world)
+    problems += _injected(scenario, world)
     expected = expected_outcome(scenario, world, reference)
     changed = expected is not None and not stuck and outcome != expected
     if changed:
-        problems.append(f"outcome changed:\n  got      {_short(outcome)}\n  expected {_short(expected)}")
+        problems.append(
+            f"outcome changed:\n  got      {_short(outcome)}\n  expected {_short(expected)}"
+        )
     return Result(
         scenario,
         outcome,
@@ -263,16 +263,24 @@ def observed_outcome(world: World, root: str) -> dict[str, Any]:
         run = world.run()
         error = (run.error or {}).get("error") if run is not None else None
         return {"status": "stopped" if world.aborted else "none", "error": error}
-    result = json.loads(json.dumps(world.result).replace(root, "<root>"))
+    run = world.run()
+    run_dir = run.run_dir if run is not None and run.run_dir else root
+    result = json.loads(_normal(json.dumps(world.result), run_dir, root))
     if result.get("status") == "succeeded":
-        digests = _file_digests(world.result.get("outputs"), world, root)
+        digests = _file_digests(world.result.get("outputs"), world, run_dir, root)
         return {"status": "succeeded", "outputs": result.get("outputs"), "files": digests}
     cause = json.loads(result.get("cause") or "{}") if result.get("status") == "failed" else {}
     message = cause.get("message") if isinstance(cause, dict) else None
     return {"status": result.get("status"), "error": result.get("error"), "message": message}
 
 
-def _file_digests(value: Any, world: World, root: str) -> dict[str, str]:
+def _normal(text: str, run_dir: str, root: str) -> str:
+    """Run-specific paths: a retried Start may have left an empty run directory behind
+    (its name was taken, so the run's is ``..._2``); the scenario's root."""
+    return text.replace(run_dir, "<run>").replace(root, "<root>")
+
+
+def _file_digests(value: Any, world: World, run_dir: str, root: str) -> dict[str, str]:
     found: dict[str, str] = {}
 
     def walk(item: Any) -> None:
@@ -280,7 +288,7 @@ def _file_digests(value: Any, world: World, root: str) -> dict[str, str]:
             found[item] = world.uploads.files[item]
         elif isinstance(item, str) and item.startswith(root) and os.path.isfile(item):
             with open(item, "rb") as file:
-                found[item.replace(root, "<root>")] = _sha(file.read())
+                found[_normal(item, run_dir, root)] = _sha(file.read())
         elif isinstance(item, list):
             for v in item:
                 walk(v)
@@ -293,8 +301,6 @@ def _file_digests(value: Any, world: World, root: str) -> dict[str, str]:
 
 
 def _sha(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 
@@ -310,17 +316,27 @@ def _behaviour_checks(scenario: Scenario, world: World) -> list[str]:
     if workflow.behaviour != "retries" or world.aborted:
         return []
     problems = []
-    spot = [j for j in world.executed if j.submission.tags.get("miniwdl-serverless:job") == "call-spot"]
+    spot = [
+        j for j in world.executed if j.submission.tags.get("miniwdl-serverless:job") == "call-spot"
+    ]
     if not spot or spot[-1].submission.queue != FALLBACK:
         problems.append("call-spot's last attempt did not run on the fallback queue")
-    flaky = [j for j in world.executed if j.submission.tags.get("miniwdl-serverless:job") == "call-flaky"]
+    flaky = [
+        j for j in world.executed if j.submission.tags.get("miniwdl-serverless:job") == "call-flaky"
+    ]
     if len(flaky) != 2:
         problems.append(f"call-flaky ran {len(flaky)} attempts, not 2 (fail, then succeed)")
     return problems
 
 
-def with_seed(scenario: Scenario, seed: int) -> Scenario:
-    return replace(scenario, seed=seed, name=f"{scenario.name} seed={seed}")
+INJECTS = {"crash": "crash", "timeout": "timeout", "transient": "transient"}
 
 
-__all__ = ["RUN_ENDED", "Result", "Scenario", "WORKFLOWS", "run_scenario", "with_seed"]
+def _injected(scenario: Scenario, world: World) -> list[str]:
+    """A scenario whose fault never happened proves nothing."""
+    what = INJECTS.get(scenario.fault_class)
+    if what is not None and not world.faults.injected.get(what):
+        return [f"the {what} was never injected"]
+    if scenario.cancel_at is not None and not world.aborted:
+        return ["the execution was never stopped"]
+    return []

@@ -39,7 +39,6 @@ from miniwdl_serverless.core.backoff import Backoff
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB
 from miniwdl_serverless.core.records import RUN_ENDED, Run
-
 from tests.chaos.faults import Clock, Faults, Faulty, LambdaDied
 
 QUEUE, FALLBACK = "queue-spot", "queue-ondemand"
@@ -114,7 +113,9 @@ class World:
 
         def port(target: Any, name: str, retried: bool = False) -> Any:
             faulty = Faulty(target, name, faults, clock)
-            return Retrying(faulty, aws_errors.classify, backoff, clock.advance) if retried else faulty
+            return (
+                Retrying(faulty, aws_errors.classify, backoff, clock.advance) if retried else faulty
+            )
 
         self.ports = Ports(
             store=port(self.store, "store", retried=True),
@@ -258,7 +259,9 @@ class World:
     def step(self) -> bool:
         """One thing happens: an event is delivered or a Batch job runs. False: quiet."""
         jobs = self.new_jobs()
-        run_a_job = jobs and (not self.queue or (self.traffic.shuffle and self.traffic.rng.random() < 0.5))
+        run_a_job = jobs and (
+            not self.queue or (self.traffic.shuffle and self.traffic.rng.random() < 0.5)
+        )
         if run_a_job:
             pick = self.traffic.rng.randrange(len(jobs)) if self.traffic.shuffle else 0
             self.run_job(jobs[pick])
