@@ -83,6 +83,7 @@ class Traffic:
     max_copies: int = 1
     shuffle: bool = False
     delay: float = 0.0  # chance that a picked event is put back for later
+    lose: float = 0.0  # chance that a job's SUCCEEDED or FAILED event never arrives
     seed: int = 0
     rng: random.Random = field(init=False)
 
@@ -134,6 +135,7 @@ class World:
         self.left_open: list[str] = []  # jobs that began after their run ended
         self.deliveries = 0
         self.dropped = 0
+        self.lost = 0  # final events that never arrived (Traffic.lose)
         self.failed_invocations = 0
         self.result: dict[str, Any] | None = None  # what Finish returned
         self.aborted = False
@@ -227,6 +229,10 @@ class World:
         self._enqueue(Delivery(detail))
 
     def _enqueue(self, delivery: Delivery) -> None:
+        final = delivery.detail is not None and delivery.detail.status in ("SUCCEEDED", "FAILED")
+        if final and self.traffic.rng.random() < self.traffic.lose:
+            self.lost += 1
+            return
         for _ in range(self.traffic.copies()):
             self.queue.append(Delivery(delivery.detail))
 
