@@ -167,7 +167,12 @@ def _run(scenario: Scenario, root: str, reference: dict[str, Any] | None) -> Res
         latency=scenario.latency,
         seed=scenario.seed,
     )
-    traffic = Traffic(scenario.max_copies, scenario.shuffle, scenario.delay, scenario.seed)
+    traffic = Traffic(
+        max_copies=scenario.max_copies,
+        shuffle=scenario.shuffle,
+        delay=scenario.delay,
+        seed=scenario.seed,
+    )
     world = World(root, faults, traffic, clock, BEHAVIOURS[workflow.behaviour])
     with frozen_time(clock):
         world.start(workflow.execution_input(root))

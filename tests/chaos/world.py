@@ -76,7 +76,7 @@ class Delivery:
     tries: int = 0
 
 
-@dataclass
+@dataclass(kw_only=True)  # by name: the knobs are all numbers
 class Traffic:
     """How events travel: copies of each (1..max_copies), out of order, held back."""
 
