@@ -579,3 +579,68 @@ def test_the_end_answers_a_token_a_retried_start_took_after_the_event_loaded_the
     monkeypatch.setattr(harness.store, "set_run_status", retry_lands_first)
     harness.play()
     assert harness.orchestrator.answers["token-retry"][0] == "success"
+
+
+# ---- found by the chaos harness (tests/chaos) ---------------------------------------------
+
+
+def retry_start_same_token(harness: Harness, source: str) -> dict:
+    """Step Functions' Retry of the Start state: the same input, the same token."""
+    arn = f"arn:aws:states:us-east-1:123456789012:execution:RunWorkflow:{harness.run_id}"
+    execution_input = {"workflow_source": source, "dir": harness.root}
+    return start_run(execution_input, harness.token, arn, "2026-12-01T10:00:00Z", harness.ports)
+
+
+def test_chaos_a_retried_start_submits_what_a_start_that_died_left_unsubmitted(
+    harness, monkeypatch
+):
+    """Died right after the run went running, before its first jobs existed: the retried
+    Start used to answer "resumed" and nothing would ever submit them."""
+    died = dies_once(
+        monkeypatch,
+        harness.store,
+        "set_run_status",
+        lambda run_id, status, *_: status == "running",
+        after=True,
+    )
+    with pytest.raises(LambdaDied):
+        harness.start(CHAIN)
+    assert died and harness.batch.jobs == {}
+    assert retry_start_same_token(harness, CHAIN) == {"run_id": harness.run_id, "resumed": True}
+    assert len(jobs_named(harness, batch_job_name(harness.run_id, "call-first", 0))) == 1
+    harness.play()
+    assert harness.outputs() == {"chain.result": 12}
+
+
+def test_chaos_a_retried_start_resubmits_a_first_job_once_its_lease_ran_out(
+    harness, clock, monkeypatch
+):
+    """Died between marking the first call running and submitting it: the retry comes
+    seconds later, within the lease, so it waits the lease out and then resubmits."""
+    monkeypatch.setattr(time, "sleep", clock.advance)
+    died = dies_once(monkeypatch, harness.batch, "submit", lambda *_: True)
+    with pytest.raises(LambdaDied):
+        harness.start(CHAIN)
+    assert died and harness.job("call-first").status == RUNNING
+    clock.advance(2)  # the Start state's Retry: IntervalSeconds 2
+    retry_start_same_token(harness, CHAIN)
+    (submitted,) = jobs_named(harness, batch_job_name(harness.run_id, "call-first", 0))
+    assert harness.job("call-first").batch_job_id == submitted.batch_job_id
+    harness.play()
+    assert harness.outputs() == {"chain.result": 12}
+
+
+def test_chaos_a_crash_after_failing_the_job_still_fails_the_run(harness, monkeypatch):
+    """Died after the job was recorded failed, before the run was: the redelivered event
+    used to be "stale" (the job is no longer running) and the run never ended."""
+    harness.start(PAIR)
+    a = harness.batch_job_of("call-a")
+    died = dies_once(monkeypatch, harness.store, "fail_job", lambda *_: True, after=True)
+    with pytest.raises(LambdaDied):
+        harness.event(a, "FAILED", 1)
+    assert died and harness.run().status == "running"
+    assert redeliver(harness, a, "FAILED", 1) == "failed: resumed"
+    assert harness.run().status == RUN_FAILED
+    assert harness.batch_job_of("call-b").terminated is not None
+    answer = harness.answer()
+    assert answer is not None and answer[0] == "failure" and "call-a" in answer[1][1]

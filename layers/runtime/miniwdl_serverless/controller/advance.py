@@ -14,12 +14,13 @@ from miniwdl_serverless.controller.actions import (
 )
 from miniwdl_serverless.controller.context import load_context
 from miniwdl_serverless.controller.drive import Driver
-from miniwdl_serverless.controller.end import AnswerNotSent, answer_owed
+from miniwdl_serverless.controller.end import AnswerNotSent, answer_owed, fail_run
 from miniwdl_serverless.controller.ports import Ports
 from miniwdl_serverless.core.decisions import (
     EventKind,
     classify_job_event,
     classify_run_event,
+    job_failure,
     owed_answer,
 )
 from miniwdl_serverless.core.events import BatchJobDetail
@@ -45,7 +46,14 @@ def on_batch_event(detail: BatchJobDetail, ports: Ports) -> str:
     if job is None:
         return EventKind.UNKNOWN_JOB.value
     kind = classify_job_event(job, detail)
-    driver = Driver(ports, load_context(run, ports))
+    ctx = load_context(run, ports)
+    if kind is EventKind.FAIL_RUN:  # the job's failure was recorded, the run's end was not
+        cause = job.error or {"error": "RunFailed", "message": detail.status_reason}
+        fail_run(ctx, job_failure(ctx.target_info(), run.run_id, ctx.run_dir, job.job_id, cause))
+        if ctx.unanswered:
+            raise AnswerNotSent(run.run_id)
+        return kind.value
+    driver = Driver(ports, ctx)
     driver.run(_actions(kind, job, detail))
     if kind is EventKind.OTHER:
         return f"{kind.value} {detail.status}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from miniwdl_serverless.controller.actions import Plan
@@ -12,7 +13,7 @@ from miniwdl_serverless.controller.ports import Ports
 from miniwdl_serverless.controller.progress import restart
 from miniwdl_serverless.core.decisions import ended_answer
 from miniwdl_serverless.core.ids import run_id_of
-from miniwdl_serverless.core.records import RUN_ENDED, RUN_RUNNING, Run
+from miniwdl_serverless.core.records import RUN_ENDED, RUN_RUNNING, RUNNING, Run
 
 
 def start_run(
@@ -31,8 +32,7 @@ def start_run(
     existing = ports.store.get_run(run_id)
     if existing is not None and existing.status == RUN_RUNNING:
         if _take_token(existing, task_token, ports):
-            driver = Driver(ports, load_context(existing, ports))
-            driver.run(restart(driver.context()))
+            _restart(existing, ports)
             return {"run_id": run_id, "resumed": True}
         existing = ports.store.get_run(run_id)  # it ended meanwhile
     if existing is not None and existing.status in RUN_ENDED:
@@ -40,6 +40,24 @@ def start_run(
     driver = Driver(ports)
     driver.run([Plan(execution_input, task_token, execution_arn, started_at, run_id)])
     return driver.result or {"run_id": run_id}
+
+
+def _restart(run: Run, ports: Ports) -> None:
+    """Offer the first jobs again. Step Functions retries only an attempt that died, so a
+    submit lease still held on a first job without a Batch job may be the dead attempt's:
+    wait it out (45 s at most; the retry comes seconds after the death), then offer again,
+    and the job is resubmitted (looked up by name first)."""
+    ctx = load_context(run, ports)
+    for _ in range(2):
+        Driver(ports, ctx).run(restart(ctx))
+        held = [
+            job.lease_until
+            for job in ports.store.query_jobs(run.run_id, [RUNNING])
+            if job.batch_job_id is None and job.lease_until and job.lease_until > time.time()
+        ]
+        if not held:
+            return
+        time.sleep(max(held) - time.time() + 1)
 
 
 def _take_token(run: Run, task_token: str, ports: Ports) -> bool:

@@ -14,6 +14,7 @@ from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN, batch_job_name, call_dir
 from miniwdl_serverless.core.records import (
+    FAILED,
     RUN_ENDED,
     RUN_FAILED,
     RUN_RUNNING,
@@ -44,6 +45,7 @@ class EventKind(Enum):
     ANSWERED = "answered: run ended"  # the run ended, its answer was owed: sent again
     RESUME = "resumed"  # the job completed: finish what a crashed invocation left
     RESUBMIT = "resumed submission"  # the previous attempt's end: its retry was never submitted
+    FAIL_RUN = "failed: resumed"  # the job failed for good, its run was never failed
     STALE = "ignored: stale event"  # another attempt's, or another Batch job's
     STARTED = "noted"
     SUCCEEDED = "collected"
@@ -70,6 +72,8 @@ def classify_job_event(job: Job, detail: BatchJobDetail) -> EventKind:
         return EventKind.RESUME
     if _retry_unsubmitted(job, detail):
         return EventKind.RESUBMIT
+    if job.status == FAILED and _final(detail) and _names_attempt(job, detail):
+        return EventKind.FAIL_RUN  # the run is running: whoever failed the job died
     if (
         job.status != RUNNING
         or job.attempt != detail.attempt
@@ -86,6 +90,19 @@ def classify_job_event(job: Job, detail: BatchJobDetail) -> EventKind:
             return EventKind.FAILED_WITH_EXIT
         return EventKind.INTERRUPTED if detail.interrupted else EventKind.FAILED_WITHOUT_EXIT
     return EventKind.OTHER
+
+
+def _final(detail: BatchJobDetail) -> bool:
+    return detail.status in ("SUCCEEDED", "FAILED")
+
+
+def _names_attempt(job: Job, detail: BatchJobDetail) -> bool:
+    """The event is of the job's current attempt and Batch job."""
+    return (
+        job.attempt == detail.attempt
+        and job.batch_job_name == detail.jobName
+        and job.batch_job_id in (None, detail.batch_job_id)
+    )
 
 
 def _retry_unsubmitted(job: Job, detail: BatchJobDetail) -> bool:
