@@ -16,7 +16,7 @@ CFN_JSON := build/template.cfn.json
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv demo test unit conformance lint lint-python lint-template typecheck bench clean
+.PHONY: venv demo test unit chaos conformance lint lint-python lint-template typecheck bench clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ test: $(STAMP) lint
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
+
+# The fault-injection harness at full size (`make test` runs the reduced size).
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos --size full
 
 conformance: $(STAMP)
 	$(BIN)/pytest -q -n 2 tests/e2e/test_conformance.py

@@ -352,3 +352,60 @@ task paths {
     outputs = json.loads(stdout)["outputs"]
     assert outputs["paths.other"] == "/etc/hostname"
     assert outputs["paths.mine"] == "s3://only-run/x/paths.mine/mine.txt"
+
+
+def test_defect_15_a_run_with_outputs_larger_than_a_payload_succeeds(run_cli, embedded, tmp_path):
+    wdl = write(
+        tmp_path / "big.wdl",
+        """
+version 1.0
+workflow big {
+  call t
+  output { String s = t.s }
+}
+task t {
+  command <<< head -c 5242880 /dev/zero | tr '\\0' 'x' > big.txt >>>
+  output { String s = read_string("big.txt") }
+}
+""",
+    )
+    code, stdout, stderr = run_cli([wdl, "--dir", str(tmp_path)], cwd=str(tmp_path))
+    assert code == 0, stderr
+    assert json.loads(stdout)["outputs"] == {"big.s": "x" * 5242880}  # read from outputs.json
+    description = embedded.sfn.describe_execution(executionArn=embedded.last_execution_arn)
+    assert len(description["output"].encode()) < 4096  # the execution's output: a reference
+    assert json.loads(description["output"])["outputs_json"].endswith("/outputs.json")
+
+
+def test_a_transient_failure_in_start_is_retried_by_the_state_machine(
+    run_cli, embedded, tmp_path, monkeypatch
+):
+    from miniwdl_serverless.adapters.batch import BatchAdapter
+    from miniwdl_serverless.controller.ports import TransientError
+
+    real_submit = BatchAdapter.submit
+    calls: list[str] = []
+
+    def throttled_once(self, submission):
+        calls.append(submission.name)
+        if len(calls) == 1:  # the Start Lambda fails with TransientError; its state retries
+            raise TransientError("SubmitJob: TooManyRequestsException (retries ran out)")
+        return real_submit(self, submission)
+
+    monkeypatch.setattr(BatchAdapter, "submit", throttled_once)
+    wdl = write(
+        tmp_path / "two.wdl",
+        """
+version 1.0
+workflow two {
+  scatter (i in [1, 2]) { call t { input: i = i } }
+  output { Array[Int] out = t.out }
+}
+task t { input { Int i } command <<< true >>> output { Int out = i * 10 } }
+""",
+    )
+    code, stdout, stderr = run_cli([wdl, "--dir", str(tmp_path)], cwd=str(tmp_path))
+    assert code == 0, stderr
+    assert json.loads(stdout)["outputs"] == {"two.out": [10, 20]}
+    assert len(calls) == 3  # the throttled submission was made again, once
+    assert any(type(e).__name__ == "TransientError" for e in embedded.handler_errors)

@@ -47,6 +47,13 @@ task fails {
   command <<< echo "something went wrong" >&2; exit 3 >>>
 }
 """
+BIG = """
+version 1.0
+task big {
+  command <<< head -c 3000000 /dev/zero | tr '\\0' 'x' > big.txt >>>
+  output { String s = read_string("big.txt") }
+}
+"""
 SLOW = """
 version 1.0
 task slow { command <<< echo started >&2; sleep 60 >>> }
@@ -534,3 +541,18 @@ def test_s3_workflow_uri_passes_through(aws_server, tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["outputs"]["hello.lines"] == ["hello s3 0"]
     assert json.loads(latest_execution(aws_server)["input"])["workflow"] == uri  # not re-staged
+
+
+@pytest.mark.parametrize("upload", [False, True], ids=["from-efs", "from-s3"])
+def test_defect_15_submit_wait_prints_outputs_larger_than_a_payload(aws_server, tmp_path, upload):
+    (tmp_path / "big.wdl").write_text(BIG)
+    args = ["submit", str(tmp_path / "big.wdl"), "--task", "big", "--wait", "--stack", STACK]
+    args += ["--dir", str(tmp_path / "runs")]
+    if upload:
+        boto3.client("s3").create_bucket(Bucket="big-results")
+        args += ["--s3upload", "s3://big-results/big/"]
+    result = cli(aws_server, *args)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["outputs"] == {"big.s": "x" * 3000000}
+    execution = latest_execution(aws_server)
+    assert len(execution["output"]) < 4096  # by reference: outputs_json

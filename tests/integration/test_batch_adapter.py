@@ -444,3 +444,35 @@ def test_defect_07_every_job_carries_the_stack_tag(
     job_id = submit(adapter, queue, "run-1-call-x-try1", tags=tags)
     assert describe(batch, job_id)["tags"][TAG_STACK] == "my-stack"
     assert describe(batch, job_id)["tags"][TAG_RUN] == "run-1"
+
+
+# ---- describe (the reconciler) --------------------------------------------------------------
+
+
+class CountingClient:
+    """The Batch client, with the ids of every DescribeJobs call kept."""
+
+    def __init__(self, client: Any):
+        self.client = client
+        self.described: list[list[str]] = []
+
+    def describe_jobs(self, jobs: list[str]) -> Any:
+        self.described.append(list(jobs))
+        return self.client.describe_jobs(jobs=jobs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def test_describe_asks_100_ids_at_a_time_and_returns_event_details(batch: Any, queue: str) -> None:
+    adapter = make_adapter(batch)
+    known = [submit(adapter, queue, f"{PREFIX}-job-{i}") for i in range(3)]
+    unknown = [str(uuid.uuid4()) for _ in range(247)]
+    counting = CountingClient(batch)
+    found = make_adapter(counting).describe(known[:2] + unknown + known[2:] + known[:1])
+    assert [len(ids) for ids in counting.described] == [100, 100, 50]
+    assert sorted(d.batch_job_id for d in found) == sorted(known)
+    detail = next(d for d in found if d.batch_job_id == known[0])
+    assert detail.jobName == f"{PREFIX}-job-0"
+    assert (detail.run_id, detail.job_id, detail.attempt) == ("run-1", "call-hello", 0)
+    assert make_adapter(counting).describe([]) == []

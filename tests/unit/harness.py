@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 from miniwdl_serverless.adapters.efs import EfsRunFiles
 from miniwdl_serverless.adapters.memory import (
     MemoryBatch,
+    MemoryDeadLetters,
+    MemoryExecutions,
     MemoryMetrics,
     MemoryOrchestrator,
     MemoryStore,
@@ -24,6 +27,7 @@ from miniwdl_serverless.adapters.sources import UriSources
 from miniwdl_serverless.controller.advance import on_batch_event
 from miniwdl_serverless.controller.end import stop_run
 from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.controller.reconcile import ReconcilePorts, ReconcileReport, reconcile
 from miniwdl_serverless.controller.start import start_run
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.records import Job, Run
@@ -69,6 +73,8 @@ class Harness:
             default_fallback_queue=FALLBACK,
         )
         self.ended: set[str] = set()  # Batch jobs whose final event was sent
+        self.executions = MemoryExecutions(self.orchestrator)  # Step Functions' running ones
+        self.dead_letters = MemoryDeadLetters()
         self.run_id = ""
 
     # -- the execution --
@@ -78,6 +84,7 @@ class Harness:
         if inputs:
             execution_input["inputs"] = inputs
         arn = f"arn:aws:states:us-east-1:123456789012:execution:RunWorkflow:{self.run_id}"
+        self.executions.started[self.run_id] = self.token
         return start_run(execution_input, self.token, arn, "2026-12-01T10:00:00Z", self.ports)
 
     @property
@@ -99,7 +106,13 @@ class Harness:
         return job
 
     def stop(self, status: str = "ABORTED") -> int:
+        self.executions.stopped.add(self.run_id)
         return stop_run(self.run_id, status, self.ports)
+
+    def reconcile(self, later: float = 3600.0, **kwargs: Any) -> ReconcileReport:
+        """A reconciler round ``later`` seconds from now (past its waiting times)."""
+        rp = ReconcilePorts(self.ports, self.executions, self.dead_letters)
+        return reconcile(rp, now=time.time() + later, **kwargs)
 
     # -- playing AWS Batch --
     def open_jobs(self) -> list[SubmittedJob]:
@@ -122,9 +135,20 @@ class Harness:
         reason: str | None = None,
     ) -> str:
         """Deliver one "Batch Job State Change" for this job to the advance path."""
+        self.lose(job, status, exit_code, reason)
+        return on_batch_event(self.detail(job, status, exit_code, reason), self.ports)
+
+    def lose(
+        self,
+        job: SubmittedJob,
+        status: str,
+        exit_code: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Batch moves the job on (DescribeJobs says so); its event is lost unless sent."""
         if status in ("SUCCEEDED", "FAILED"):
             self.ended.add(job.batch_job_id)
-        return on_batch_event(self.detail(job, status, exit_code, reason), self.ports)
+        job.moved(status, exit_code, reason, time.time())
 
     def detail(
         self, job: SubmittedJob, status: str, exit_code: int | None, reason: str | None

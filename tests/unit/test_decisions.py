@@ -28,6 +28,7 @@ from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN
 from miniwdl_serverless.core.records import (
     DONE,
+    FAILED,
     RUN_FAILED,
     RUN_RUNNING,
     RUN_SUCCEEDED,
@@ -112,6 +113,12 @@ def test_what_the_run_says_about_an_event(event, run, expected):
             EventKind.FAILED_WITHOUT_EXIT,
         ),
         (running(), detail("RUNNABLE", None), EventKind.OTHER),
+        # failed for good, its run not failed (the failing invocation died): fail the run
+        (running(status=FAILED), detail("FAILED", 3), EventKind.FAIL_RUN),
+        (running(status=FAILED), detail("SUCCEEDED"), EventKind.FAIL_RUN),
+        (running(status=FAILED), detail("RUNNING", None), EventKind.STALE),
+        (running(status=FAILED, attempt=2), detail("FAILED", 3), EventKind.STALE),
+        (running(status=FAILED), detail("FAILED", 3, job_id="b-2"), EventKind.STALE),
     ],
 )
 def test_what_an_event_means_for_its_job(job, event, expected):

@@ -4,10 +4,12 @@ was uploaded (issue 9, defect 14)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from miniwdl_serverless.controller.finish import finish_run
+from miniwdl_serverless.core import payloads
 
 from .harness import Harness
 
@@ -80,3 +82,57 @@ def test_defect_14_an_output_that_cannot_be_uploaded_keeps_the_run_directory(
     assert os.path.isdir(run_dir) and harness.run().uploaded_to is None
     log = Path(run_dir, "workflow.log").read_text()
     assert "not deleting" in log and "not uploaded: w.d" in log
+
+
+BIG_OUTPUT = """
+version 1.0
+workflow w {
+  call big
+  output { String s = big.s  Int n = 3 }
+}
+task big {
+  command <<< head -c 5242880 /dev/zero | tr '\\0' 'x' > big.txt >>>
+  output { String s = read_string("big.txt") }
+}
+"""
+
+
+def test_defect_15_outputs_larger_than_a_step_functions_payload_travel_by_reference(
+    tmp_path: Path,
+) -> None:
+    harness = Harness(tmp_path)
+    harness.start(BIG_OUTPUT)
+    harness.play(harness.execute)
+    result = finished(harness)
+    assert result["status"] == "succeeded"
+    assert payloads.size_of(result) < 4096  # was the 5 MB string: States.DataLimitExceeded
+    assert "outputs" not in result
+    outputs = json.loads(Path(result["outputs_json"]).read_text())
+    assert outputs == {"w.s": "x" * 5242880, "w.n": 3}
+    assert result["outputs_json"] == os.path.join(result["dir"], "outputs.json")
+
+
+def test_defect_15_uploaded_large_outputs_are_referenced_in_s3(tmp_path: Path) -> None:
+    harness = Harness(tmp_path)
+    harness.start(BIG_OUTPUT, s3upload=UPLOAD, delete_after="success")
+    harness.play(harness.execute)
+    first = finished(harness)
+    again = finished(harness)  # a retried Finish after delete_after
+    for result in (first, again):
+        assert payloads.size_of(result) < 4096 and "outputs" not in result
+        assert result["outputs_json"] == UPLOAD + "outputs.json"
+    assert harness.ports.uploads.objects[UPLOAD + "outputs.json"]["w.s"] == "x" * 5242880
+
+
+def test_defect_15_a_huge_error_cause_travels_by_reference(tmp_path: Path) -> None:
+    harness = Harness(tmp_path)
+    harness.start("version 1.0\nworkflow w { call t }\ntask t { command <<< exit 1 >>> }")
+    harness.play(harness.execute)
+    run = harness.run()
+    huge = {"error": "RunFailed", "message": "y" * 1_000_000}  # more than a cause holds
+    run.error = huge
+    harness.store.put_run(run)
+    result = finished(harness)
+    assert result["status"] == "failed" and len(result["cause"]) <= payloads.CAUSE_LIMIT
+    assert json.loads(result["cause"])["error_json"] == result["error_json"]
+    assert json.loads(Path(result["error_json"]).read_text()) == huge

@@ -17,6 +17,7 @@ import importlib.util
 import io
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +36,11 @@ from miniwdl_serverless.adapters.memory import (
     MemoryUploads,
     SubmittedJob,
 )
+from miniwdl_serverless.adapters.memory import MemoryExecutions as LiveExecutions
 from miniwdl_serverless.adapters.memory_files import MemoryRunFiles
 from miniwdl_serverless.adapters.sources import UriSources
 from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.controller.reconcile import ReconcilePorts
 from miniwdl_serverless.controller.submit import SubmissionPorts, execution_arn, execution_name
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB
 from miniwdl_serverless.core.records import (
@@ -495,6 +498,45 @@ def test_advance_logs_with_the_run_and_job_keys(world, monkeypatch):
     assert handled["batch_job_id"] == "7c1e4b2a-6d3f-4a58-b9e0-1f2d3c4b5a69"
     assert (handled["status"], handled["outcome"]) == ("SUCCEEDED", "collected")
     assert handled["function_name"] == "AdvanceFunction"
+
+
+# ---- reconcile ------------------------------------------------------------------------------
+
+
+def test_reconcile_replays_a_lost_event_and_logs_with_the_run_and_job_keys(world, monkeypatch):
+    given_the_run_started(world)
+    succeeded = event("batch_job_succeeded.json")["detail"]
+    # given Batch says call-fastqc-0 succeeded ten minutes ago, and its event never came
+    world.batch.jobs[succeeded["jobId"]].moved("SUCCEEDED", 0, None, time.time() - 600)
+    token = event("start_payload.json")["task_token"]
+    runs = LiveExecutions(world.orchestrator, {RUN: token})
+    reconciling = function("reconcile")
+    monkeypatch.setattr(reconciling, "reconcile_ports", lambda: ReconcilePorts(world.ports, runs))
+    logged = io.StringIO()
+    monkeypatch.setattr(reconciling.logger.registered_handler, "stream", logged)
+    level = reconciling.logger.log_level
+    reconciling.logger.setLevel(logging.INFO)
+    # when the schedule fires
+    try:
+        result = invoke("reconcile", event("reconcile_scheduled.json"))
+    finally:
+        reconciling.logger.setLevel(level)
+    # then the transition is replayed, and said so with the run and job keys
+    replayed = f"replayed SUCCEEDED of Batch job {succeeded['jobId']}: collected"
+    assert result["actions"] == {RUN: [f"call-fastqc-0: {replayed}"]}
+    assert world.job_of({"detail": succeeded}).status == DONE
+    lines = [json.loads(line) for line in logged.getvalue().splitlines()]
+    (line,) = [line for line in lines if line["message"] == replayed]
+    assert (line["run_id"], line["job_id"]) == (RUN, "call-fastqc-0")
+    assert line["function_name"] == "ReconcileFunction"
+    # and on demand, for one run, nothing more is left to do
+    assert invoke("reconcile", {"run_id": RUN}) == {
+        "runs": 1,
+        "actions": {},
+        "problems": {},
+        "dead_letters_replayed": [],
+        "dead_letters_kept": [],
+    }
 
 
 # ---- cancel ---------------------------------------------------------------------------------

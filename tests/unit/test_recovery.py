@@ -510,3 +510,137 @@ def test_defect_10_step_functions_tells_a_used_token_from_an_answer_not_taken(co
     orchestrator = StepFunctionsOrchestrator(Client(code))
     assert orchestrator.send_success("token", {"run_id": "r"}) is sent
     assert orchestrator.send_failure("token", "RunFailed", "{}") is sent
+
+
+# ---- a retried Start: Step Functions retries it with a new task token --------------------------
+
+SCATTER = """
+version 1.0
+workflow w {
+  scatter (i in [1, 2]) { call t { input: i = i } }
+  output { Array[Int] out = t.out }
+}
+task t { input { Int i } command <<< true >>> output { Int out = i * 10 } }
+"""
+
+
+def retry_start(harness: Harness, token: str) -> dict:
+    arn = f"arn:aws:states:us-east-1:123456789012:execution:RunWorkflow:{harness.run_id}"
+    return start_run({}, token, arn, None, harness.ports)
+
+
+def test_a_start_that_died_after_planning_is_finished_by_its_retry_which_gets_the_answer(
+    harness, monkeypatch
+):
+    from miniwdl_serverless.controller.ports import TransientError
+
+    real_submit = harness.batch.submit
+    calls: list[str] = []
+
+    def throttled_once(submission: Any) -> str:
+        calls.append(submission.name)
+        if len(calls) == 1:
+            raise TransientError("SubmitJob: TooManyRequestsException (retries ran out)")
+        return real_submit(submission)
+
+    monkeypatch.setattr(harness.batch, "submit", throttled_once)
+    with pytest.raises(TransientError):  # the Start Lambda fails; its state retries it
+        harness.start(SCATTER)
+    assert harness.run().status == "running"
+    retried = retry_start(harness, "token-second-attempt")
+    assert retried["resumed"] and len(harness.batch.jobs) == 2  # each shard submitted once
+    harness.play()
+    assert harness.orchestrator.answers["token-second-attempt"] == (
+        "success",
+        {"run_id": harness.run_id, "dir": harness.run().run_dir},
+    )
+    assert harness.answer() is None  # the first attempt's token is gone with its attempt
+
+
+def test_a_retried_start_of_an_ended_run_answers_the_new_token(harness):
+    harness.start(SCATTER)
+    harness.play()
+    assert harness.answer() is not None
+    assert retry_start(harness, "token-late-retry") == {"run_id": harness.run_id, "resumed": True}
+    assert harness.orchestrator.answers["token-late-retry"][0] == "success"
+
+
+def test_the_end_answers_a_token_a_retried_start_took_after_the_event_loaded_the_run(
+    harness, monkeypatch
+):
+    harness.start(SCATTER)
+    real = harness.store.set_run_status
+
+    def retry_lands_first(run_id: str, status: str, expected: Any, **fields: Any) -> bool:
+        if status == RUN_SUCCEEDED:  # the advance loaded the run (old token) before this
+            real(run_id, "running", ["running"], task_token="token-retry")
+        return real(run_id, status, expected, **fields)
+
+    monkeypatch.setattr(harness.store, "set_run_status", retry_lands_first)
+    harness.play()
+    assert harness.orchestrator.answers["token-retry"][0] == "success"
+
+
+# ---- found by the chaos harness (tests/chaos) ---------------------------------------------
+
+
+def retry_start_same_token(harness: Harness, source: str) -> dict:
+    """Step Functions' Retry of the Start state: the same input, the same token."""
+    arn = f"arn:aws:states:us-east-1:123456789012:execution:RunWorkflow:{harness.run_id}"
+    execution_input = {"workflow_source": source, "dir": harness.root}
+    return start_run(execution_input, harness.token, arn, "2026-12-01T10:00:00Z", harness.ports)
+
+
+def test_chaos_a_retried_start_submits_what_a_start_that_died_left_unsubmitted(
+    harness, monkeypatch
+):
+    """Died right after the run went running, before its first jobs existed: the retried
+    Start used to answer "resumed" and nothing would ever submit them."""
+    died = dies_once(
+        monkeypatch,
+        harness.store,
+        "set_run_status",
+        lambda run_id, status, *_: status == "running",
+        after=True,
+    )
+    with pytest.raises(LambdaDied):
+        harness.start(CHAIN)
+    assert died and harness.batch.jobs == {}
+    assert retry_start_same_token(harness, CHAIN) == {"run_id": harness.run_id, "resumed": True}
+    assert len(jobs_named(harness, batch_job_name(harness.run_id, "call-first", 0))) == 1
+    harness.play()
+    assert harness.outputs() == {"chain.result": 12}
+
+
+def test_chaos_a_retried_start_resubmits_a_first_job_once_its_lease_ran_out(
+    harness, clock, monkeypatch
+):
+    """Died between marking the first call running and submitting it: the retry comes
+    seconds later, within the lease, so it waits the lease out and then resubmits."""
+    monkeypatch.setattr(time, "sleep", clock.advance)
+    died = dies_once(monkeypatch, harness.batch, "submit", lambda *_: True)
+    with pytest.raises(LambdaDied):
+        harness.start(CHAIN)
+    assert died and harness.job("call-first").status == RUNNING
+    clock.advance(2)  # the Start state's Retry: IntervalSeconds 2
+    retry_start_same_token(harness, CHAIN)
+    (submitted,) = jobs_named(harness, batch_job_name(harness.run_id, "call-first", 0))
+    assert harness.job("call-first").batch_job_id == submitted.batch_job_id
+    harness.play()
+    assert harness.outputs() == {"chain.result": 12}
+
+
+def test_chaos_a_crash_after_failing_the_job_still_fails_the_run(harness, monkeypatch):
+    """Died after the job was recorded failed, before the run was: the redelivered event
+    used to be "stale" (the job is no longer running) and the run never ended."""
+    harness.start(PAIR)
+    a = harness.batch_job_of("call-a")
+    died = dies_once(monkeypatch, harness.store, "fail_job", lambda *_: True, after=True)
+    with pytest.raises(LambdaDied):
+        harness.event(a, "FAILED", 1)
+    assert died and harness.run().status == "running"
+    assert redeliver(harness, a, "FAILED", 1) == "failed: resumed"
+    assert harness.run().status == RUN_FAILED
+    assert harness.batch_job_of("call-b").terminated is not None
+    answer = harness.answer()
+    assert answer is not None and answer[0] == "failure" and "call-a" in answer[1][1]

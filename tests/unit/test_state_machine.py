@@ -55,3 +55,14 @@ def test_template_wires_functions_rule_and_tables():
     assert set(pattern["detail"]["status"]) == {"RUNNING", "SUCCEEDED", "FAILED"}
     assert {t.logical_id for t in project.tables()} == {"RunsTable", "JobsTable"}
     json.dumps(definition())
+
+
+def test_start_and_finish_retry_transient_failures_and_crashes():
+    states = definition()["States"]
+    for name, expected in (
+        ("Start", {"TransientError", "AnswerNotSent", "Lambda.Unknown", "Sandbox.Timedout"}),
+        ("Finish", {"TransientError", "Lambda.Unknown", "Sandbox.Timedout"}),
+    ):
+        retried = {error for r in states[name]["Retry"] for error in r["ErrorEquals"]}
+        assert expected <= retried, name
+        assert "States.ALL" not in retried  # a WDL error or a failed task is not retried

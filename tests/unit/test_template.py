@@ -44,6 +44,7 @@ EFS_FUNCTIONS = (
     "FinishFunction",
     "CancelFunction",
     "LogsFunction",
+    "ReconcileFunction",
 )
 
 
@@ -65,6 +66,11 @@ def rule_targets(resources: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return {
         k: v["Properties"]["Targets"] for k, v in of_type(resources, "AWS::Events::Rule").items()
     }
+
+
+def source_of(rule: dict[str, Any]) -> Any:
+    """The event source a rule matches (None for a schedule)."""
+    return rule["Properties"].get("EventPattern", {}).get("source")
 
 
 def test_every_engine_resource_is_declared(resources):
@@ -119,9 +125,7 @@ def test_bucket_private_encrypted_with_eventbridge(resources):
 
 def test_batch_rule_invokes_advance_for_our_queues_only(resources):
     rules = of_type(resources, "AWS::Events::Rule")
-    batch_rules = [
-        r for r in rules.values() if r["Properties"]["EventPattern"]["source"] == ["aws.batch"]
-    ]
+    batch_rules = [r for r in rules.values() if source_of(r) == ["aws.batch"]]
     assert len(batch_rules) == 1
     rule = batch_rules[0]["Properties"]
     pattern = rule["EventPattern"]
@@ -137,11 +141,7 @@ def test_batch_rule_invokes_advance_for_our_queues_only(resources):
 
 def test_execution_status_rule_invokes_cancel(resources):
     rules = of_type(resources, "AWS::Events::Rule")
-    (rule,) = [
-        r["Properties"]
-        for r in rules.values()
-        if r["Properties"]["EventPattern"]["source"] == ["aws.states"]
-    ]
+    (rule,) = [r["Properties"] for r in rules.values() if source_of(r) == ["aws.states"]]
     assert set(rule["EventPattern"]["detail"]["status"]) == {"ABORTED", "TIMED_OUT", "FAILED"}
     assert rule["EventPattern"]["detail"]["stateMachineArn"] == [{"Ref": "RunWorkflowStateMachine"}]
     assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["CancelFunction", "Arn"]}
@@ -150,11 +150,7 @@ def test_execution_status_rule_invokes_cancel(resources):
 
 def test_s3_drop_rule_invokes_submit_for_submit_prefix(resources):
     rules = of_type(resources, "AWS::Events::Rule")
-    (rule,) = [
-        r["Properties"]
-        for r in rules.values()
-        if r["Properties"]["EventPattern"]["source"] == ["aws.s3"]
-    ]
+    (rule,) = [r["Properties"] for r in rules.values() if source_of(r) == ["aws.s3"]]
     pattern = rule["EventPattern"]
     assert pattern["detail-type"] == ["Object Created"]
     assert pattern["detail"]["bucket"]["name"] == [{"Ref": "Bucket"}]
@@ -281,6 +277,7 @@ def test_outputs_name_what_the_cli_needs(cfn):
         "TaskQueueArn",
         "TaskQueueFallbackArn",
         "LogsFunctionName",
+        "ReconcileFunctionName",
     } <= set(cfn["Outputs"])
 
 
@@ -347,3 +344,50 @@ def test_defect_07_both_tables_expire_the_attribute_the_stores_write(resources):
     for table, model in (("RunsTable", RunItem), ("JobsTable", JobItem)):
         ttl = resources[table]["Properties"]["TimeToLiveSpecification"]
         assert ttl == {"AttributeName": model.expires_at.attr_name, "Enabled": True}, table
+
+
+# ---- the reconciler -------------------------------------------------------------------------
+
+
+def test_reconcile_runs_on_a_schedule_of_the_interval_parameter(cfn, resources):
+    parameter = cfn["Parameters"]["ReconcileIntervalMinutes"]
+    assert parameter["Default"] == 5 and parameter["MinValue"] == 1
+    (rule,) = [r for r in of_type(resources, "AWS::Events::Rule").values() if source_of(r) is None]
+    expression = rule["Properties"]["ScheduleExpression"]["Fn::If"]
+    assert expression[0] == "ReconcileEveryMinute" and expression[1] == "rate(1 minute)"
+    assert expression[2] == {"Fn::Sub": "rate(${ReconcileIntervalMinutes} minutes)"}
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["ReconcileFunction", "Arn"]}
+    assert "DeadLetterConfig" not in target  # the next round follows; it reads the DLQ itself
+
+
+def test_reconcile_knows_the_state_machine_and_the_dead_letter_queue(resources):
+    variables = resources["ReconcileFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["STATE_MACHINE_ARN"] == {"Ref": "RunWorkflowStateMachine"}
+    assert variables["DEAD_LETTER_QUEUE_URL"] == {"Ref": "DeadLetterQueue"}
+
+
+def test_reconcile_may_list_executions_read_the_dlq_and_describe_jobs_only(resources):
+    statements = _function_statements(resources, "ReconcileFunction")
+    by_action = {a: s for s in statements for a in _actions(s)}
+    assert by_action["states:ListExecutions"]["Resource"] == {"Ref": "RunWorkflowStateMachine"}
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage"):
+        assert by_action[action]["Resource"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert by_action["batch:DescribeJobs"]["Resource"] == "*"  # no resource-level permission
+    assert "sqs:SendMessage" not in by_action and "states:StartExecution" not in by_action
+    for name in ("AdvanceFunction", "StartFunction", "CancelFunction"):
+        others = {a for s in _function_statements(resources, name) for a in _actions(s)}
+        assert not others & {"sqs:ReceiveMessage", "sqs:DeleteMessage", "states:ListExecutions"}
+
+
+def test_an_alarm_watches_the_dead_letter_queue(resources):
+    (alarm,) = of_type(resources, "AWS::CloudWatch::Alarm").values()
+    props = alarm["Properties"]
+    assert (props["Namespace"], props["MetricName"]) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+    )
+    assert props["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
+    ]
+    assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Threshold"] == 0

@@ -8,7 +8,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.ids import BATCH_NAME_LIMIT, TAG_STACK, safe_name
+from miniwdl_serverless.core.reconciling import describe_batches
 from miniwdl_serverless.core.resources import Resources, TaskSubmission
 
 
@@ -133,6 +135,14 @@ class BatchAdapter:
 
     def terminate(self, batch_job_id: str, reason: str) -> None:
         self.client.terminate_job(jobId=batch_job_id, reason=reason[:1024])
+
+    def describe(self, batch_job_ids: list[str]) -> list[BatchJobDetail]:
+        """DescribeJobs, 100 ids a call (its limit); each job as the event detail it sends."""
+        found: list[BatchJobDetail] = []
+        for batch in describe_batches(batch_job_ids):
+            for job in self.client.describe_jobs(jobs=batch).get("jobs", []):
+                found.append(BatchJobDetail.model_validate(job))
+        return found
 
 
 def adapter_from_environment(client: Any) -> BatchAdapter:

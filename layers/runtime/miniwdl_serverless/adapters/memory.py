@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from miniwdl_serverless.controller.ports import MissingJob
+from miniwdl_serverless.core.events import BatchJobDetail
+from miniwdl_serverless.core.reconciling import DeadLetter
 from miniwdl_serverless.core.records import (
     CLAIMED,
     DONE,
@@ -304,6 +306,38 @@ class SubmittedJob:
     batch_job_id: str
     submission: TaskSubmission
     terminated: str | None = None  # the reason, once terminated
+    # What DescribeJobs says of it (tests move it on, with or without sending the event)
+    status: str = "SUBMITTED"
+    exit_code: int | None = None
+    reason: str | None = None
+    started_at: float | None = None  # seconds
+    stopped_at: float | None = None
+    forgotten: bool = False  # Batch no longer knows it (DescribeJobs leaves it out)
+
+    def moved(self, status: str, exit_code: int | None, reason: str | None, now: float) -> None:
+        """Batch moved the job to ``status`` at ``now``."""
+        self.status, self.exit_code, self.reason = status, exit_code, reason
+        if status in ("STARTING", "RUNNING", "SUCCEEDED", "FAILED") and self.started_at is None:
+            self.started_at = now
+        if status in ("SUCCEEDED", "FAILED"):
+            self.stopped_at = now
+
+    def detail(self) -> BatchJobDetail:
+        """The job as DescribeJobs (and its events) describe it."""
+        container: dict[str, Any] = {"logStreamName": f"default/{self.batch_job_id}"}
+        if self.exit_code is not None:
+            container["exitCode"] = self.exit_code
+        return BatchJobDetail(
+            jobName=self.submission.name,
+            jobId=self.batch_job_id,
+            jobQueue=self.submission.queue,
+            status=self.status,  # type: ignore[arg-type]
+            statusReason=self.reason,
+            container=container,
+            tags=dict(self.submission.tags),
+            startedAt=int(self.started_at * 1000) if self.started_at else None,
+            stoppedAt=int(self.stopped_at * 1000) if self.stopped_at else None,
+        )
 
 
 @dataclass
@@ -311,6 +345,7 @@ class MemoryBatch:
     """The BatchJobs port: records submissions; tests decide what each job does."""
 
     jobs: dict[str, SubmittedJob] = field(default_factory=dict)
+    describe_calls: list[list[str]] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _lock: Any = field(default_factory=threading.Lock)
 
@@ -334,6 +369,12 @@ class MemoryBatch:
         with self._lock:
             if batch_job_id in self.jobs:
                 self.jobs[batch_job_id].terminated = reason
+
+    def describe(self, batch_job_ids: list[str]) -> list[BatchJobDetail]:
+        with self._lock:
+            self.describe_calls.append(list(batch_job_ids))
+            found = [self.jobs[i] for i in dict.fromkeys(batch_job_ids) if i in self.jobs]
+            return [job.detail() for job in found if not job.forgotten]
 
     def by_name(self, name: str) -> SubmittedJob:
         return next(j for j in self.jobs.values() if j.submission.name == name)
@@ -375,3 +416,48 @@ class MemoryMetrics:
 
     def count(self, name: str, value: int = 1) -> None:
         self.counts[name] += value
+
+
+@dataclass
+class MemoryExecutions:
+    """The LiveRuns port: executions started (``started``: run id → task token) that neither
+    got their token's answer (Step Functions then runs Finish and ends) nor were stopped."""
+
+    orchestrator: MemoryOrchestrator
+    started: dict[str, str] = field(default_factory=dict)
+    stopped: set[str] = field(default_factory=set)
+
+    def running(self) -> Iterator[str]:
+        answered = self.orchestrator.answers
+        for run_id, token in list(self.started.items()):
+            if token not in answered and run_id not in self.stopped:
+                yield run_id
+
+
+@dataclass
+class MemoryDeadLetters:
+    """The DeadLetters port: a received message stays hidden until ``reappear`` (the
+    visibility timeout passing) unless it was deleted."""
+
+    messages: dict[str, DeadLetter] = field(default_factory=dict)
+    hidden: set[str] = field(default_factory=set)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def put(self, body: str, **attributes: str) -> str:
+        message_id = f"message-{next(self._ids):04d}"
+        self.messages[message_id] = DeadLetter(
+            message_id, body, "receipt-" + message_id, attributes
+        )
+        return message_id
+
+    def receive(self, limit: int) -> list[DeadLetter]:
+        visible = [m for i, m in self.messages.items() if i not in self.hidden][:limit]
+        self.hidden.update(m.message_id for m in visible)
+        return visible
+
+    def delete(self, letter: DeadLetter) -> None:
+        self.messages.pop(letter.message_id, None)
+        self.hidden.discard(letter.message_id)
+
+    def reappear(self) -> None:
+        self.hidden.clear()

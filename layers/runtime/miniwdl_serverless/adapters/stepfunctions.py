@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from miniwdl_serverless.controller.submit import Rejected, execution_arn
@@ -74,3 +75,20 @@ class StepFunctionsExecutions:
                 f"{exn.response['Error'].get('Message')}"
             ) from None
         return str(response["executionArn"]), True
+
+
+class StepFunctionsRuns:
+    """LiveRuns on the stack's state machine: ListExecutions(statusFilter=RUNNING); the
+    execution name is the run id."""
+
+    def __init__(self, sfn: Any, state_machine_arn: str):
+        self.sfn = sfn
+        self.state_machine_arn = state_machine_arn
+
+    def running(self) -> Iterator[str]:
+        pages = self.sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+        )
+        for page in pages:
+            for execution in page.get("executions", []):
+                yield str(execution["name"])

@@ -131,12 +131,24 @@ def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = Tru
     from miniwdl_serverless.cli import views
 
     if description["status"] == "SUCCEEDED":
-        print(json.dumps(views.success_report(description), indent=2))
+        print(json.dumps(views.success_report(description, _read_json), indent=2))
         return 0
     error, info = views.failure_info(description)
     print(json.dumps(info, indent=2), file=sys.stderr)
     print(views.failure_line(error, info), file=sys.stderr)
     return views.failure_exit_status(info)
+
+
+def _read_json(reference: str) -> Any:
+    """outputs.json of a local run (its outputs were too large for the execution's output):
+    the run directory's, or the uploaded copy in the embedded AWS's S3."""
+    if reference.startswith("s3://"):
+        import boto3
+
+        bucket, key = reference[len("s3://") :].split("/", 1)
+        return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    with open(reference, encoding="utf-8") as infile:
+        return json.load(infile)
 
 
 def _terminated(aws: Any, arn: str, signal_name: str) -> int:

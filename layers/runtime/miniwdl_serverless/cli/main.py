@@ -3,9 +3,9 @@
 ``run`` executes a workflow locally on the embedded AWS (see local_run.py); its inputs and stdout
 follow ``miniwdl run``.
 
-``submit``, ``status``, ``logs``, ``cancel`` and ``list`` talk to a deployed stack (see
-remote.py, and watch.py for ``submit --wait/--follow``); ``submit`` takes miniwdl-aws-submit's
-options.
+``submit``, ``status``, ``logs``, ``cancel``, ``list`` and ``reconcile`` talk to a deployed
+stack (see remote.py, and watch.py for ``submit --wait/--follow``); ``submit`` takes
+miniwdl-aws-submit's options.
 """
 
 from __future__ import annotations
@@ -320,6 +320,26 @@ def _add_list_arguments(parser: argparse.ArgumentParser) -> None:
     _add_stack_arguments(parser)
 
 
+def _add_reconcile_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "run",
+        metavar="RUN",
+        nargs="?",
+        help="only this run (run id or execution ARN); default: every live run and the "
+        "dead-letter queue",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_stack_arguments(parser)
+
+
+RECONCILE_DESCRIPTION = """\
+Run one round of the stack's reconcile function now (its schedule runs it every
+ReconcileIntervalMinutes): replay the Batch transitions whose events never reached the stack,
+send the answer an ended run still owes Step Functions, pick up what a dead invocation left in
+a quiet run or fail a run nothing will advance (RunStuck), and replay the dead-letter queue.
+Prints what it did.
+"""
+
 REMOTE_COMMANDS: dict[str, tuple[str, str, Any]] = {
     "submit": (
         "start a workflow on a deployed stack (miniwdl-aws-submit's options)",
@@ -347,6 +367,11 @@ REMOTE_COMMANDS: dict[str, tuple[str, str, Any]] = {
         "recent runs with their status",
         "List the stack's recent runs (newest first).",
         _add_list_arguments,
+    ),
+    "reconcile": (
+        "replay lost events, finish or fail runs nothing advances, replay the DLQ",
+        RECONCILE_DESCRIPTION,
+        _add_reconcile_arguments,
     ),
 }
 

@@ -1,5 +1,5 @@
-"""`submit`, `status`, `logs`, `cancel`, `list`: the CLI against a deployed stack (imperative
-shell over submit.py, views.py and stack.py; watch.py follows a submitted run)."""
+"""`submit`, `status`, `logs`, `cancel`, `list`, `reconcile`: the CLI against a deployed stack
+(imperative shell over submit.py, views.py and stack.py; watch.py follows a submitted run)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from miniwdl_serverless.cli.stack import (
     find_stack,
     get_job,
     get_run,
+    invoke_reconcile,
     list_executions,
     read_run_file,
     run_id_of,
@@ -334,10 +335,21 @@ def list_runs(args: argparse.Namespace, clients: Clients) -> int:
     return 0
 
 
+def reconcile(args: argparse.Namespace, clients: Clients) -> int:
+    stack = _stack(args, clients)
+    run_id = None
+    if args.run:
+        run_id = str(describe_execution(clients, stack, args.run).get("name") or args.run)
+    report = invoke_reconcile(clients, stack, run_id)
+    print(json.dumps(report, indent=2) if args.json else views.format_reconcile(report))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Clients], int]] = {
     "submit": submit,
     "status": status,
     "logs": logs,
     "cancel": cancel,
     "list": list_runs,
+    "reconcile": reconcile,
 }

@@ -33,6 +33,7 @@ class Stack:
     task_queue_arn: str | None = None
     task_queue_fallback_arn: str | None = None
     logs_function: str | None = None
+    reconcile_function: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)
     _function_env: dict[str, str] | None = None
 
@@ -51,6 +52,7 @@ class Stack:
             task_queue_arn=outputs.get("TaskQueueArn") or None,
             task_queue_fallback_arn=outputs.get("TaskQueueFallbackArn") or None,
             logs_function=outputs.get("LogsFunctionName") or None,
+            reconcile_function=outputs.get("ReconcileFunctionName") or None,
             outputs=outputs,
         )
 
@@ -276,6 +278,27 @@ def cancel_run(clients: Clients, stack: Stack, run: str, cause: str) -> int:
             file=sys.stderr,
         )
     return terminated
+
+
+# ---- reconcile -----------------------------------------------------------------------------
+
+
+def invoke_reconcile(clients: Clients, stack: Stack, run_id: str | None) -> dict[str, Any]:
+    """One round of the stack's reconcile function (the code its schedule runs, with the
+    stack's role and its EFS mount): every live run and the dead-letter queue, or one run."""
+    function = stack.require(
+        "reconcile_function", "reconcile function (ReconcileFunctionName output)"
+    )
+    payload = {"run_id": run_id} if run_id else {}
+    response = clients.client("lambda").invoke(
+        FunctionName=function, Payload=json.dumps(payload).encode()
+    )
+    body = json.loads(response["Payload"].read() or b"{}")
+    if response.get("FunctionError"):
+        raise UsageError(
+            f"the reconcile function failed: {body.get('errorType')}: {body.get('errorMessage')}"
+        )
+    return dict(body)
 
 
 # ---- logs ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -207,10 +208,21 @@ def iso(value: Any) -> str | None:
 # ---- a finished execution, printed like `miniwdl run` (local `run` and `submit --wait`) --------
 
 
-def success_report(description: dict[str, Any]) -> dict[str, Any]:
-    """stdout of a succeeded run: {"dir", "outputs"} (+ "s3upload")."""
+def success_report(
+    description: dict[str, Any], read_outputs: Callable[[str], Any] | None = None
+) -> dict[str, Any]:
+    """stdout of a succeeded run: {"dir", "outputs"} (+ "s3upload"). Outputs too large for the
+    execution's output are only referenced there (``outputs_json``): ``read_outputs`` reads
+    them; where it cannot, the report names ``outputs_json`` instead."""
     result = json.loads(description.get("output") or "{}")
-    report = {"dir": result.get("dir"), "outputs": result.get("outputs", {})}
+    report: dict[str, Any] = {"dir": result.get("dir")}
+    if "outputs" in result:
+        report["outputs"] = result["outputs"]
+    elif result.get("outputs_json") and read_outputs is not None:
+        report["outputs"] = read_outputs(result["outputs_json"])
+    if "outputs" not in report or report["outputs"] is None:
+        report["outputs_json"] = result.get("outputs_json")
+        report.pop("outputs", None)
     if result.get("s3upload"):
         report["s3upload"] = result["s3upload"]
     return report
@@ -239,3 +251,21 @@ def failure_exit_status(info: dict[str, Any]) -> int:
     """The failed task's exit status, as `miniwdl run` exits; else 2."""
     status = (info.get("cause") or {}).get("exit_status") or info.get("exit_status")
     return int(status) if isinstance(status, int) and 0 < status < 256 else 2
+
+
+def format_reconcile(report: dict[str, Any]) -> str:
+    """What one reconciler round did (the reconcile function's report)."""
+    lines = [f"looked at {report.get('runs', 0)} live run(s)"]
+    for run_id, actions in (report.get("actions") or {}).items():
+        lines += [f"{run_id}: {action}" for action in actions]
+    for run_id, problem in (report.get("problems") or {}).items():
+        lines.append(f"{run_id}: not reconciled: {problem}")
+    replayed, kept = (
+        report.get("dead_letters_replayed") or [],
+        report.get("dead_letters_kept") or [],
+    )
+    lines += [f"dead letter replayed: {item}" for item in replayed]
+    lines += [f"dead letter kept: {item}" for item in kept]
+    if len(lines) == 1:
+        lines.append("nothing to reconcile")
+    return "\n".join(lines)

@@ -26,6 +26,7 @@ from miniwdl_serverless.cli.submit import ENV_STACK, UsageError
 
 EXIT_INTERRUPTED = 130
 STDERR_TAIL_BYTES = 2048
+OUTPUTS_READ_LIMIT = 256 * 1024 * 1024  # outputs.json read back through the logs function
 
 
 def poll_seconds() -> float:
@@ -188,7 +189,8 @@ class RunWatcher:
 
     def _report(self, description: dict[str, Any]) -> int:
         if description["status"] == "SUCCEEDED":
-            print(json.dumps(views.success_report(description), indent=2), file=self.out)
+            report = views.success_report(description, self._read_outputs)
+            print(json.dumps(report, indent=2), file=self.out)
             return 0
         error, info = views.failure_info(description)
         try:
@@ -198,6 +200,32 @@ class RunWatcher:
         print(json.dumps(info, indent=2), file=self.err)
         print(views.failure_line(error, info), file=self.err)
         return views.failure_exit_status(info)
+
+    def _read_outputs(self, reference: str) -> Any:
+        """Outputs too large for the execution's output: from S3, or the run directory's
+        outputs.json through the logs function; None if they cannot be read from here."""
+        try:
+            if reference.startswith("s3://"):
+                bucket, key = reference[len("s3://") :].split("/", 1)
+                response = self.clients.client("s3").get_object(Bucket=bucket, Key=key)
+                return json.loads(response["Body"].read())
+            return json.loads(self._run_file_text("outputs.json"))
+        except Exception as exn:  # the report names outputs_json instead
+            print(f"cannot read the outputs ({reference}): {exn}", file=self.err)
+            return None
+
+    def _run_file_text(self, path: str, limit: int = OUTPUTS_READ_LIMIT) -> str:
+        chunks: list[str] = []
+        offset = 0
+        while offset < limit:
+            chunk = read_run_file(self.clients, self.stack, self.run_id, path, offset=offset)
+            if "error" in chunk:
+                raise UsageError(f"{chunk['error']}: {chunk.get('message')}")
+            chunks.append(chunk["data"])
+            if chunk["next_offset"] >= chunk["size"] or chunk["next_offset"] == offset:
+                return "".join(chunks)
+            offset = chunk["next_offset"]
+        raise UsageError(f"{path} is larger than {limit} bytes")
 
     def _add_log_locations(self, info: dict[str, Any]) -> None:
         """The failed task's stderr tail and where its logs are (EFS files, CloudWatch stream)."""

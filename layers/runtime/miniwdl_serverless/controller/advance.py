@@ -12,19 +12,25 @@ from miniwdl_serverless.controller.actions import (
     Offer,
     Submit,
 )
-from miniwdl_serverless.controller.context import load_context
+from miniwdl_serverless.controller.context import RunContext, load_context
 from miniwdl_serverless.controller.drive import Driver
-from miniwdl_serverless.controller.end import AnswerNotSent, answer_owed, fail_unloadable_run
+from miniwdl_serverless.controller.end import (
+    AnswerNotSent,
+    answer_owed,
+    fail_run,
+    fail_unloadable_run,
+)
 from miniwdl_serverless.controller.ports import Ports, TransientError
 from miniwdl_serverless.core.decisions import (
     EventKind,
     classify_job_event,
     classify_run_event,
+    job_failure,
     owed_answer,
 )
 from miniwdl_serverless.core.errors import as_run_error
 from miniwdl_serverless.core.events import BatchJobDetail
-from miniwdl_serverless.core.records import Job
+from miniwdl_serverless.core.records import Job, Run
 
 
 def on_batch_event(detail: BatchJobDetail, ports: Ports) -> str:
@@ -46,19 +52,33 @@ def on_batch_event(detail: BatchJobDetail, ports: Ports) -> str:
     if job is None:
         return EventKind.UNKNOWN_JOB.value
     kind = classify_job_event(job, detail)
-    try:
-        ctx = load_context(run, ports)
-    except TransientError:
-        raise
-    except Exception as exn:  # a bundle a task changed or swapped: the run fails, clearly
-        if not fail_unloadable_run(run, ports, as_run_error(exn)):
-            raise AnswerNotSent(run.run_id) from exn
-        return "failed: " + type(exn).__name__
+    ctx = _loaded(run, ports)
+    if isinstance(ctx, str):
+        return ctx
+    if kind is EventKind.FAIL_RUN:  # the job's failure was recorded, the run's end was not
+        cause = job.error or {"error": "RunFailed", "message": detail.status_reason}
+        fail_run(ctx, job_failure(ctx.target_info(), run.run_id, ctx.run_dir, job.job_id, cause))
+        if ctx.unanswered:
+            raise AnswerNotSent(run.run_id)
+        return kind.value
     driver = Driver(ports, ctx)
     driver.run(_actions(kind, job, detail))
     if kind is EventKind.OTHER:
         return f"{kind.value} {detail.status}"
     return driver.outcome or kind.value
+
+
+def _loaded(run: Run, ports: Ports) -> RunContext | str:
+    """The run's context, or what was done instead: a run whose WDL bundle a task changed or
+    swapped (TamperedState, UnsafePath) fails here, rather than every delivery of its events."""
+    try:
+        return load_context(run, ports)
+    except TransientError:
+        raise
+    except Exception as exn:
+        if not fail_unloadable_run(run, ports, as_run_error(exn)):
+            raise AnswerNotSent(run.run_id) from exn
+        return "failed: " + type(exn).__name__
 
 
 def _actions(kind: EventKind, job: Job, detail: BatchJobDetail) -> list[Action]:

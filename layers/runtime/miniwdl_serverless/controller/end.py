@@ -45,8 +45,15 @@ def succeed_run(ctx: RunContext, outputs: dict[str, Any]) -> None:
         if owed is None:
             return
         answer = owed
-    if not send_answer(ctx.ports, ctx.run_id, str(ctx.run.task_token), answer):
+    if not send_answer(ctx.ports, ctx.run_id, current_token(ctx), answer):
         ctx.unanswered = True
+
+
+def current_token(ctx: RunContext) -> str:
+    """The token to answer, read after the run's end was written: a retried Start may have
+    replaced the one this invocation loaded (and cannot once the run has ended)."""
+    run = ctx.ports.store.get_run(ctx.run_id)
+    return str((run or ctx.run).task_token)
 
 
 def fail_run(ctx: RunContext, error: RunError) -> None:
@@ -61,7 +68,7 @@ def fail_run(ctx: RunContext, error: RunError) -> None:
     ctx.log(f"workflow failed: {error.info.get('message')}")
     write_json_best_effort(ctx.ports.files, os.path.join(ctx.run_dir, "error.json"), error.info)
     terminate_run_jobs(ctx.ports, ctx.run_id, f"miniwdl-serverless: run failed ({error.name})")
-    if not send_answer(ctx.ports, ctx.run_id, str(ctx.run.task_token), answer):
+    if not send_answer(ctx.ports, ctx.run_id, current_token(ctx), answer):
         ctx.unanswered = True
 
 

@@ -3,7 +3,6 @@ rule, and deleting the run directory per ``delete_after``."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any
@@ -16,6 +15,7 @@ from miniwdl_serverless.controller.end import (
     write_json_best_effort,
 )
 from miniwdl_serverless.controller.ports import Ports, TransientError
+from miniwdl_serverless.core import payloads
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.records import RUN_FAILED, RUN_SUCCEEDED, Run
 
@@ -35,23 +35,24 @@ def upload_folder(s3upload: str, run_dir: str) -> str:
 
 
 def finish_run(state: dict[str, Any], execution_name: str, ports: Ports) -> dict[str, Any]:
-    """Returns {"status": "succeeded", "dir", "outputs"} or {"status": "failed", "error",
-    "cause"} (the state machine's Succeed and Fail states read these)."""
+    """Returns {"status": "succeeded", "dir", "outputs_json", "outputs" (when small)} or
+    {"status": "failed", "error", "cause", "error_json"} (the state machine's Succeed and Fail
+    states read these; core/payloads.py keeps them within Step Functions' limits)."""
     run_id = (state.get("result") or {}).get("run_id") or execution_name
     run = ports.store.get_run(run_id)
     if run is None:
         error = state.get("error") or {}
         name = str(error.get("Error") or "RunFailed")
-        return _failed(name, {"error": error.get("Error"), "message": error.get("Cause")})
+        return payloads.failed(name, {"error": error.get("Error"), "message": error.get("Cause")})
     if "error" in state and run.status in LIVE:
         _stop_unfinished(run, state["error"], ports)
         run = ports.store.get_run(run_id) or run
     if run.status == RUN_SUCCEEDED:
-        return _succeeded(run, ports.files.load_value(run.outputs) or {}, ports)
+        return _succeeded(run, ports)
     cause = str((state.get("error") or {}).get("Cause"))
     info = run.error or RunError.of("RunFailed", cause).info
-    _after_failure(run, info, ports)
-    return _failed(str(info.get("error") or "RunFailed"), info)
+    error_json = _after_failure(run, info, ports)
+    return payloads.failed(str(info.get("error") or "RunFailed"), info, error_json)
 
 
 def _stop_unfinished(run: Run, error: dict[str, Any], ports: Ports) -> None:
@@ -74,57 +75,62 @@ def _stop_unfinished(run: Run, error: dict[str, Any], ports: Ports) -> None:
         ports.store.set_run_status(run.run_id, RUN_FAILED, LIVE, error=failure.info)
 
 
-def _succeeded(run: Run, outputs: dict[str, Any], ports: Ports) -> dict[str, Any]:
+def _succeeded(run: Run, ports: Ports) -> dict[str, Any]:
     """outputs.json, the upload and ``delete_after``. Idempotent: once every output is
     uploaded (``uploaded_to`` recorded), a re-invoked Finish returns what was uploaded, never
-    paths that ``delete_after`` may have deleted since."""
+    paths that ``delete_after`` may have deleted since (nor reads the run's spilled outputs,
+    deleted with them)."""
     run_dir = str(run.run_dir)
     options = run.options or {}
-    result: dict[str, Any] = {"status": "succeeded", "dir": run_dir, "outputs": outputs}
+    deletes = options.get("delete_after") in ("success", "always")
     if run.uploaded_to:
-        uploaded = ports.uploads.get_json(run.uploaded_to + "outputs.json")
-        result.update(outputs=uploaded, s3upload=run.uploaded_to)
-        if options.get("delete_after") in ("success", "always") and ports.files.is_dir(run_dir):
+        folder = run.uploaded_to
+        uploaded = ports.uploads.get_json(folder + "outputs.json")
+        if deletes and ports.files.is_dir(run_dir):
             _delete_run_dir(run, ports)
-        return result
-    write_json_best_effort(ports.files, os.path.join(run_dir, "outputs.json"), outputs)
-    if options.get("s3upload"):
-        folder = upload_folder(options["s3upload"], run_dir)
-        left: list[str] = []  # outputs that stayed on EFS
-        uploaded = _upload_outputs(ports, run, outputs, folder, left)
-        log_path = os.path.join(run_dir, "workflow.log")
-        _upload_file(ports, log_path, folder + "workflow.log", root=run_dir)
-        ports.uploads.put_json(folder + "outputs.json", uploaded)
-        result.update(outputs=uploaded, s3upload=folder)
-        if not left:
-            ports.store.record_upload(run.run_id, folder)
-        if options.get("delete_after") in ("success", "always"):
-            if left:  # deleting would lose them: keep the run directory
-                message = f"not deleting {run_dir} (delete_after): not uploaded: {', '.join(left)}"
-                log.warning(message, extra={"run_id": run.run_id})
-                _log_line(ports, run, message)
-            else:
-                _delete_run_dir(run, ports)
-    return result
+        return payloads.succeeded(run_dir, uploaded, folder + "outputs.json", folder)
+    outputs = ports.files.load_value(run.outputs) or {}
+    outputs_json = os.path.join(run_dir, "outputs.json")
+    write_json_best_effort(ports.files, outputs_json, outputs)
+    if not options.get("s3upload"):
+        return payloads.succeeded(run_dir, outputs, outputs_json)
+    folder = upload_folder(options["s3upload"], run_dir)
+    left: list[str] = []  # outputs that stayed on EFS
+    uploaded = _upload_outputs(ports, run, outputs, folder, left)
+    _upload_file(ports, os.path.join(run_dir, "workflow.log"), folder + "workflow.log", run_dir)
+    ports.uploads.put_json(folder + "outputs.json", uploaded)
+    if not left:
+        ports.store.record_upload(run.run_id, folder)
+    if deletes and left:  # deleting would lose them: keep the run directory
+        message = f"not deleting {run_dir} (delete_after): not uploaded: {', '.join(left)}"
+        log.warning(message, extra={"run_id": run.run_id})
+        _log_line(ports, run, message)
+    elif deletes:
+        _delete_run_dir(run, ports)
+    return payloads.succeeded(run_dir, uploaded, folder + "outputs.json", folder)
 
 
-def _after_failure(run: Run, info: dict[str, Any], ports: Ports) -> None:
+def _after_failure(run: Run, info: dict[str, Any], ports: Ports) -> str | None:
+    """error.json, the upload of it and the failed task's logs, ``delete_after``. Returns
+    where the whole error JSON is (None: the run has no directory)."""
     options = run.options or {}
     if not run.run_dir or not ports.files.is_dir(str(run.run_dir)):
-        return
+        return None
     run_dir = str(run.run_dir)
-    write_json_best_effort(ports.files, os.path.join(run_dir, "error.json"), info)
-    if options.get("s3upload"):
-        folder = upload_folder(options["s3upload"], run_dir)
-        cause = info.get("cause") or {}
-        for key, name in FAILED_TASK_LOGS:
-            if cause.get(key) and _upload_file(ports, cause[key], folder + name, root=run_dir):
-                cause[key.replace("_file", "_s3file")] = folder + name
-        log_path = os.path.join(run_dir, "workflow.log")
-        _upload_file(ports, log_path, folder + "workflow.log", root=run_dir)
-        ports.uploads.put_json(folder + "error.json", info)
-        if options.get("delete_after") in ("failure", "always"):
-            _delete_run_dir(run, ports)
+    error_json = os.path.join(run_dir, "error.json")
+    write_json_best_effort(ports.files, error_json, info)
+    if not options.get("s3upload"):
+        return error_json
+    folder = upload_folder(options["s3upload"], run_dir)
+    cause = info.get("cause") or {}
+    for key, name in FAILED_TASK_LOGS:
+        if cause.get(key) and _upload_file(ports, cause[key], folder + name, root=run_dir):
+            cause[key.replace("_file", "_s3file")] = folder + name
+    _upload_file(ports, os.path.join(run_dir, "workflow.log"), folder + "workflow.log", run_dir)
+    ports.uploads.put_json(folder + "error.json", info)
+    if options.get("delete_after") in ("failure", "always"):
+        _delete_run_dir(run, ports)
+    return folder + "error.json"
 
 
 def _delete_run_dir(run: Run, ports: Ports) -> None:
@@ -218,8 +224,3 @@ def _upload_file(ports: Ports, path: str, uri: str, root: str | None = None) -> 
         log.warning("not uploading %s: %s", path, exn)
         return False
     return True
-
-
-def _failed(name: str, info: dict[str, Any]) -> dict[str, Any]:
-    cause = json.dumps(info, sort_keys=True)[:32768]
-    return {"status": "failed", "error": name[:256], "cause": cause}

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from miniwdl_serverless.core.events import BatchJobDetail
+from miniwdl_serverless.core.reconciling import DeadLetter
 from miniwdl_serverless.core.records import Job, Run
 from miniwdl_serverless.core.resources import TaskSubmission
 from miniwdl_serverless.core.safe_fs import UnsafePath
@@ -202,6 +204,28 @@ class BatchJobs(Protocol):
         """Submit, unless a job of that name exists already; returns its Batch job id."""
 
     def terminate(self, batch_job_id: str, reason: str) -> None: ...
+
+    def describe(self, batch_job_ids: list[str]) -> list[BatchJobDetail]:
+        """The jobs Batch knows of these ids, as "Job State Change" details (DescribeJobs,
+        at most 100 ids a call); ids Batch does not know are left out."""
+
+
+class LiveRuns(Protocol):
+    """The stack's executions that are still running (one per run; the name is the run id)."""
+
+    def running(self) -> Iterator[str]:
+        """The run ids of the executions still running."""
+
+
+class DeadLetters(Protocol):
+    """The stack's dead-letter queue: events and invocations that failed after every retry."""
+
+    def receive(self, limit: int) -> list[DeadLetter]:
+        """Up to ``limit`` messages, hidden from other readers for a while; one not deleted
+        comes back later."""
+
+    def delete(self, letter: DeadLetter) -> None:
+        """The message was dealt with: remove it from the queue."""
 
 
 class Orchestrator(Protocol):

@@ -18,7 +18,7 @@ from miniwdl_serverless.controller.actions import (
     StartSubworkflow,
     Submit,
 )
-from miniwdl_serverless.controller.context import RunContext, scope_of
+from miniwdl_serverless.controller.context import RunContext, load_scope, scope_of
 from miniwdl_serverless.controller.end import succeed_run
 from miniwdl_serverless.core import planner
 from miniwdl_serverless.core.decisions import scope_end
@@ -166,6 +166,13 @@ def start_subworkflow(driver: Driver, action: StartSubworkflow) -> list[Action]:
     ctx.log(f"sub-workflow {job.job_id} started ({action.callee.name})")
     call_path = list(job.call_path) + [job.node_id]
     return expand(ctx, job.job_id, call_path, planner.initial_jobs(scope), job.job_id)
+
+
+def restart(ctx: RunContext) -> list[Action]:
+    """The run's initial jobs offered again by "start" (a retried Start whose first attempt
+    may have died before evaluating or submitting them): ``expand`` finds them stored and
+    hands on whatever the dead attempt left."""
+    return expand(ctx, "", [], planner.initial_jobs(load_scope(ctx, "", [])), "start")
 
 
 def create_jobs(

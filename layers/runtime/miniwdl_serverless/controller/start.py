@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from miniwdl_serverless.controller.actions import Plan
+from miniwdl_serverless.controller.context import load_context
 from miniwdl_serverless.controller.drive import Driver
-from miniwdl_serverless.controller.end import AnswerNotSent, answer_owed
+from miniwdl_serverless.controller.end import AnswerNotSent, answer_owed, send_answer
 from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.controller.progress import restart
+from miniwdl_serverless.core.decisions import ended_answer
 from miniwdl_serverless.core.ids import run_id_of
-from miniwdl_serverless.core.records import RUN_PLANNING
+from miniwdl_serverless.core.records import RUN_ENDED, RUN_RUNNING, RUNNING, Run
 
 
 def start_run(
@@ -19,16 +23,60 @@ def start_run(
     started_at: str | None,
     ports: Ports,
 ) -> dict[str, Any]:
-    """Idempotent: a retried start of a run that got going changes nothing (but sends an
-    answer the run still owes). Bad input fails the run before any job, with the problem in
-    the execution's error and cause. Raises AnswerNotSent if the run ended and Step
-    Functions could not be told."""
+    """Idempotent. Step Functions retries Start (a transient failure, a crash), each attempt
+    with its own task token: a retry finishes what the first attempt left, and the run's end
+    answers the newest token. Bad input fails the run before any job, with the problem in the
+    execution's error and cause. Raises AnswerNotSent if the run ended and Step Functions
+    could not be told."""
     run_id = run_id_of(execution_arn)
     existing = ports.store.get_run(run_id)
-    if existing is not None and existing.status != RUN_PLANNING:
-        if not answer_owed(existing, ports):
-            raise AnswerNotSent(run_id)
-        return {"run_id": run_id, "resumed": True}
+    if existing is not None and existing.status == RUN_RUNNING:
+        if _take_token(existing, task_token, ports):
+            _restart(existing, ports)
+            return {"run_id": run_id, "resumed": True}
+        existing = ports.store.get_run(run_id)  # it ended meanwhile
+    if existing is not None and existing.status in RUN_ENDED:
+        return _answer_ended(existing, task_token, ports)
     driver = Driver(ports)
     driver.run([Plan(execution_input, task_token, execution_arn, started_at, run_id)])
     return driver.result or {"run_id": run_id}
+
+
+def _restart(run: Run, ports: Ports) -> None:
+    """Offer the first jobs again. Step Functions retries only an attempt that died, so a
+    submit lease still held on a first job without a Batch job may be the dead attempt's:
+    wait it out (45 s at most; the retry comes seconds after the death), then offer again,
+    and the job is resubmitted (looked up by name first)."""
+    ctx = load_context(run, ports)
+    for _ in range(2):
+        Driver(ports, ctx).run(restart(ctx))
+        held = [
+            job.lease_until
+            for job in ports.store.query_jobs(run.run_id, [RUNNING])
+            if job.batch_job_id is None and job.lease_until and job.lease_until > time.time()
+        ]
+        if not held:
+            return
+        time.sleep(max(held) - time.time() + 1)
+
+
+def _take_token(run: Run, task_token: str, ports: Ports) -> bool:
+    """The running run's end answers this attempt's token from now on (False: it ended)."""
+    if run.task_token == task_token:
+        return True
+    taken = ports.store.set_run_status(
+        run.run_id, RUN_RUNNING, [RUN_RUNNING], task_token=task_token
+    )
+    run.task_token = task_token
+    return taken
+
+
+def _answer_ended(run: Run, task_token: str, ports: Ports) -> dict[str, Any]:
+    """A retried Start of a run that ended: the answer it owes, to this attempt's token."""
+    if task_token == run.task_token:
+        sent = answer_owed(run, ports)
+    else:
+        sent = send_answer(ports, run.run_id, task_token, ended_answer(run))
+    if not sent:
+        raise AnswerNotSent(run.run_id)
+    return {"run_id": run.run_id, "resumed": True}

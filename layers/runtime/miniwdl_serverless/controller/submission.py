@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import WDL
@@ -22,6 +23,7 @@ from miniwdl_serverless.controller.actions import (
 )
 from miniwdl_serverless.controller.context import RunContext, task_of
 from miniwdl_serverless.controller.end import fail_run
+from miniwdl_serverless.controller.ports import PortError, TransientError
 from miniwdl_serverless.core.decisions import (
     CallAttempt,
     after_failed_attempt,
@@ -35,6 +37,8 @@ from miniwdl_serverless.core.decisions import (
 from miniwdl_serverless.core.errors import RunError, describe_exception
 from miniwdl_serverless.core.ids import batch_job_name
 from miniwdl_serverless.core.records import RUN_RUNNING, Job
+
+log = logging.getLogger("miniwdl_serverless.controller")
 
 if TYPE_CHECKING:
     from miniwdl_serverless.controller.drive import Driver
@@ -54,15 +58,39 @@ def submit(driver: Driver, action: Submit) -> list[Action]:
     taken = _take(ctx, action, task)
     if taken is None:
         return []
-    marked, inputs, lease = taken
+    marked, inputs, until = taken
+    lease = Lease(until)
+    try:
+        _prepare_and_submit(ctx, action, task, (marked, inputs), lease)
+    except TransientError:  # not submitted (or not known to be): a retry need not wait
+        _give_back(ctx, job.job_id, attempt, lease)
+        raise
+    return []
+
+
+@dataclass
+class Lease:
+    """When this invocation's submit lease on the attempt runs out (None: lost)."""
+
+    until: float | None
+
+
+def _prepare_and_submit(
+    ctx: RunContext,
+    action: Submit,
+    task: Tree.Task,
+    taken: tuple[Job, Env.Bindings[Value.Base]],
+    lease: Lease,
+) -> None:
+    job, attempt = action.job, action.attempt
+    marked, inputs = taken
     files, call_dir = ctx.ports.files, ctx.call_dir(job.job_id)
     if attempt > 0 and not files.exists(os.path.join(call_dir, f"attempt-{attempt - 1}")):
         files.archive_attempt(call_dir, attempt - 1)  # once, even if a submitter died after
     logger = logging.getLogger(f"wdl.{job.job_id}")
     prepared = task_call.prepare(ctx.cfg, task, inputs, job.job_id, call_dir, attempt, logger)
-    held = _hold(ctx, job.job_id, attempt, lease)
-    if held is None:
-        return []
+    if not _hold(ctx, job.job_id, attempt, lease):
+        return
     files.prepare_call(call_dir, prepared.command, prepared.inputs, ctx.settings.copy_input_files)
     runtime = prepared.runtime
     queue = queue_for(
@@ -81,12 +109,22 @@ def submit(driver: Driver, action: Submit) -> list[Action]:
     ctx.ports.store.update_job(
         ctx.run_id, job.job_id, task_state=state, queue=queue, runtime=summary
     )
-    if _hold(ctx, job.job_id, attempt, held) is None:
-        return []
+    if not _hold(ctx, job.job_id, attempt, lease):
+        return
     batch_job_id = ctx.ports.batch.submit(submission)
     where = f"{submission.image}, {queue}"
     _recorded(ctx, job.job_id, attempt, batch_job_id, f"as Batch job {batch_job_id} ({where})")
-    return []
+
+
+def _give_back(ctx: RunContext, job_id: str, attempt: int, lease: Lease) -> None:
+    """End the lease now, so that the redelivery resubmits at once (it looks the attempt's
+    Batch job up by name first: a SubmitJob that did go through is adopted, not doubled)."""
+    if lease.until is None:
+        return
+    try:
+        ctx.ports.store.renew_lease(ctx.run_id, job_id, attempt, lease.until, 0.0)
+    except PortError:  # the store is failing too: the lease runs out by itself
+        log.warning("could not give back the submit lease of %s", job_id, exc_info=True)
 
 
 def _take(
@@ -154,16 +192,19 @@ def _find_attempt(ctx: RunContext, job_id: str, attempt: int) -> str | None:
     return None
 
 
-def _hold(ctx: RunContext, job_id: str, attempt: int, lease: float) -> float | None:
+def _hold(ctx: RunContext, job_id: str, attempt: int, lease: Lease) -> bool:
     """The lease, renewed if it is about to run out (before writing the call directory, and
-    before submitting); None if it was lost: a resubmission took over, leave it to that."""
-    renewal = lease_renewal(time.time(), lease)
+    before submitting); False if it was lost: a resubmission took over, leave it to that."""
+    assert lease.until is not None
+    renewal = lease_renewal(time.time(), lease.until)
     if renewal is None:
-        return lease
-    if ctx.ports.store.renew_lease(ctx.run_id, job_id, attempt, lease, renewal):
-        return renewal
+        return True
+    if ctx.ports.store.renew_lease(ctx.run_id, job_id, attempt, lease.until, renewal):
+        lease.until = renewal
+        return True
+    lease.until = None
     ctx.log(f"{job_id} attempt {attempt + 1}: another invocation took over its submission")
-    return None
+    return False
 
 
 def _recorded(ctx: RunContext, job_id: str, attempt: int, batch_job_id: str, how: str) -> None:

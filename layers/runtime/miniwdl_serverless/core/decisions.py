@@ -9,10 +9,20 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from miniwdl_serverless.core import payloads
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN, batch_job_name, call_dir
-from miniwdl_serverless.core.records import RUN_ENDED, RUN_FAILED, RUN_RUNNING, RUNNING, Job, Run
+from miniwdl_serverless.core.records import (
+    FAILED,
+    RUN_ENDED,
+    RUN_FAILED,
+    RUN_RUNNING,
+    RUN_SUCCEEDED,
+    RUNNING,
+    Job,
+    Run,
+)
 from miniwdl_serverless.core.resources import (
     DEFAULT_IMAGE,
     DEFAULT_MEMORY_DELTA_MIB,
@@ -35,6 +45,7 @@ class EventKind(Enum):
     ANSWERED = "answered: run ended"  # the run ended, its answer was owed: sent again
     RESUME = "resumed"  # the job completed: finish what a crashed invocation left
     RESUBMIT = "resumed submission"  # the previous attempt's end: its retry was never submitted
+    FAIL_RUN = "failed: resumed"  # the job failed for good, its run was never failed
     STALE = "ignored: stale event"  # another attempt's, or another Batch job's
     STARTED = "noted"
     SUCCEEDED = "collected"
@@ -61,6 +72,8 @@ def classify_job_event(job: Job, detail: BatchJobDetail) -> EventKind:
         return EventKind.RESUME
     if _retry_unsubmitted(job, detail):
         return EventKind.RESUBMIT
+    if job.status == FAILED and _final(detail) and _names_attempt(job, detail):
+        return EventKind.FAIL_RUN  # the run is running: whoever failed the job died
     if (
         job.status != RUNNING
         or job.attempt != detail.attempt
@@ -77,6 +90,19 @@ def classify_job_event(job: Job, detail: BatchJobDetail) -> EventKind:
             return EventKind.FAILED_WITH_EXIT
         return EventKind.INTERRUPTED if detail.interrupted else EventKind.FAILED_WITHOUT_EXIT
     return EventKind.OTHER
+
+
+def _final(detail: BatchJobDetail) -> bool:
+    return detail.status in ("SUCCEEDED", "FAILED")
+
+
+def _names_attempt(job: Job, detail: BatchJobDetail) -> bool:
+    """The event is of the job's current attempt and Batch job."""
+    return (
+        job.attempt == detail.attempt
+        and job.batch_job_name == detail.jobName
+        and job.batch_job_id in (None, detail.batch_job_id)
+    )
 
 
 def _retry_unsubmitted(job: Job, detail: BatchJobDetail) -> bool:
@@ -125,7 +151,7 @@ class Answer:
 
     @classmethod
     def failure(cls, error: RunError) -> Answer:
-        return cls(error=error.name, cause=error.cause)
+        return cls(error=error.name, cause=payloads.cause_text(error.info))  # fits SendTaskFailure
 
     def due(self) -> dict[str, Any]:
         """The run's ``answer_due`` marker (the cause is the run's ``error``, kept anyway)."""
@@ -139,7 +165,15 @@ def owed_answer(run: Run) -> Answer | None:
         return None
     if due.get("output") is not None:
         return Answer(output=dict(due["output"]))
-    name = str(due.get("error") or "RunFailed")
+    return ended_answer(run, str(due.get("error") or "RunFailed"))
+
+
+def ended_answer(run: Run, name: str | None = None) -> Answer:
+    """How an ended run answers a token (a retried Start's, which the first answer missed)."""
+    if run.status == RUN_SUCCEEDED:
+        return Answer.success(run.run_id, str(run.run_dir))
+    info = run.error or {}
+    name = name or str(info.get("error") or "RunFailed")
     return Answer.failure(RunError(name, run.error or {"error": name, "message": name}))
 
 

@@ -32,6 +32,8 @@ class BatchJobDetail(BaseModel):
     container: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     attempts: list[dict[str, Any]] = Field(default_factory=list)
+    startedAt: int | None = None  # epoch milliseconds (DescribeJobs and the event carry them)
+    stoppedAt: int | None = None
 
     @property
     def batch_job_id(self) -> str:

@@ -20,6 +20,14 @@ class StartEvent(BaseModel):
     started_at: str | None = None
 
 
+class ReconcileRequest(BaseModel):
+    """The reconcile function's event: EventBridge's "Scheduled Event" (no run id: every live
+    run and the dead-letter queue), or ``{"run_id": RUN}`` from `miniwdl-serverless reconcile`
+    (that run only). Other fields are ignored."""
+
+    run_id: str | None = None
+
+
 class FinishEvent(BaseModel):
     """Payload of the Finish state: the whole state ({run, result} or {run, error})."""
 

@@ -27,13 +27,17 @@ from miniwdl_serverless.adapters.efs import EfsRunFiles
 from miniwdl_serverless.adapters.retrying import Retrying
 from miniwdl_serverless.adapters.s3 import S3SubmissionStore, S3Uploads
 from miniwdl_serverless.adapters.sources import UriSources
+from miniwdl_serverless.adapters.sqs import SqsDeadLetters
 from miniwdl_serverless.adapters.stepfunctions import (
     StepFunctionsExecutions,
     StepFunctionsOrchestrator,
+    StepFunctionsRuns,
 )
 from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.controller.reconcile import ReconcilePorts
 from miniwdl_serverless.controller.submit import SubmissionPorts
 from miniwdl_serverless.core.options import efs_root
+from miniwdl_serverless.core.reconciling import Rules
 
 SERVICE = "miniwdl-serverless"
 
@@ -114,6 +118,26 @@ def submission_ports() -> SubmissionPorts:
     """The S3 drop's: the stack's bucket and state machine (STATE_MACHINE_ARN)."""
     executions = StepFunctionsExecutions(sfn_client(), os.environ["STATE_MACHINE_ARN"])
     return SubmissionPorts(S3SubmissionStore(s3_client()), executions, PowertoolsMetrics())
+
+
+def reconcile_ports() -> ReconcilePorts:
+    """The reconciler's: the controller's ports, the stack's state machine's running
+    executions (STATE_MACHINE_ARN) and its dead-letter queue (DEAD_LETTER_QUEUE_URL)."""
+    queue = os.environ.get("DEAD_LETTER_QUEUE_URL")
+    letters = SqsDeadLetters(boto3.client("sqs"), queue) if queue else None
+    runs = StepFunctionsRuns(sfn_client(), os.environ["STATE_MACHINE_ARN"])
+    return ReconcilePorts(ports(), runs, letters, reconcile_rules())
+
+
+def reconcile_rules() -> Rules:
+    """The reconciler's waiting times; ``MSLS_RECONCILE_<NAME>_SECONDS`` overrides one (the
+    embedded AWS shortens them: its events take milliseconds, not minutes)."""
+    defaults = Rules()
+    values = {}
+    for name in ("replay_after", "resubmit_after", "lost_after", "quiet_after"):
+        value = os.environ.get(f"MSLS_RECONCILE_{name.upper()}_SECONDS")
+        values[name] = float(value) if value else getattr(defaults, name)
+    return Rules(**values)
 
 
 def forget_clients() -> None:

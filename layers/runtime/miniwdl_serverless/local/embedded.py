@@ -91,6 +91,12 @@ def _environment(efs_root: str) -> dict[str, str]:
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
         "POWERTOOLS_SERVICE_NAME": "miniwdl-serverless",
+        # the reconciler's waiting times, for events that take milliseconds here, not minutes
+        # (resubmitting and failing stay slower than a test's own redelivery)
+        "MSLS_RECONCILE_REPLAY_AFTER_SECONDS": "5",
+        "MSLS_RECONCILE_RESUBMIT_AFTER_SECONDS": "60",
+        "MSLS_RECONCILE_LOST_AFTER_SECONDS": "60",
+        "MSLS_RECONCILE_QUIET_AFTER_SECONDS": "60",
     }
 
 
@@ -120,6 +126,9 @@ class EmbeddedAWS:
         self.state_machine_arn = ""
         self.last_execution_arn = ""
         self.handler_errors: list[BaseException] = []
+        self.reconcile_seconds: float | None = 2.0  # how often `wait` runs the reconciler
+        self.reconciled: list[dict[str, Any]] = []  # the reconciler's reports, newest last
+        self._reconciled_at = time.monotonic()
 
     # the bus's state, under the names it had here
     @property
@@ -243,6 +252,34 @@ class EmbeddedAWS:
         """Let in-flight events finish (late RUNNING/terminated events) before AWS goes away."""
         self.events.drain(timeout, self.batch_executor.idle)
 
+    # -- the reconciler, on the schedule the template gives it (shorter here) --
+    def reconcile(self) -> dict[str, Any]:
+        """One round of the reconcile function, as its schedule invokes it."""
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": ACCOUNT,
+            "region": REGION,
+            "resources": [],
+            "detail": {},
+        }
+        report = dict(self._call("ReconcileFunction", event))
+        self.reconciled.append(report)
+        return report
+
+    def _reconcile_when_due(self) -> None:
+        if self.reconcile_seconds is None:
+            return
+        if time.monotonic() - self._reconciled_at < self.reconcile_seconds:
+            return
+        self._reconciled_at = time.monotonic()
+        try:
+            self.reconcile()
+        except Exception:  # the next round tries again, as on AWS
+            logging.getLogger(__name__).warning("reconcile round failed", exc_info=True)
+
     # -- server mode: the same AWS over HTTP, for CLIs in other processes --
     def start_server(self) -> str:
         """Serve this embedded AWS on 127.0.0.1 (a free port) and create a CloudFormation stack
@@ -269,6 +306,7 @@ class EmbeddedAWS:
             "TaskQueueArn": self.queue_arn,
             "TaskQueueFallbackArn": "",
             "LogsFunctionName": "LogsFunction",
+            "ReconcileFunctionName": "ReconcileFunction",
             "AccessPointId": LOCAL_ACCESS_POINT,
         }
 
@@ -300,4 +338,5 @@ class EmbeddedAWS:
                 return dict(description)
             if progress is not None:
                 progress()
+            self._reconcile_when_due()
             time.sleep(poll)

@@ -55,6 +55,9 @@ class EventBus:
         self._sequencer = 0
         self._emitted: set[str] = set()  # executions whose end was announced on the bus
         self._watcher: threading.Thread | None = None
+        # events lost between the service and EventBridge's targets (tests set a predicate)
+        self.losing: Callable[[dict[str, Any]], bool] | None = None
+        self.lost: list[dict[str, Any]] = []
 
     # -- the events AWS sends --
     def batch_event(self, job: Any) -> dict[str, Any]:
@@ -152,6 +155,9 @@ class EventBus:
     def put_event(self, event: dict[str, Any]) -> None:
         """Deliver to every function whose rule matches, asynchronously, like EventBridge."""
         if self.closing:
+            return
+        if self.losing is not None and self.losing(event):
+            self.lost.append(event)
             return
         self.sent.append(event)
         for name, patterns in self.patterns.items():

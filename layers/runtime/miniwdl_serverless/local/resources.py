@@ -86,6 +86,9 @@ def create_resources(project: Project, efs_root: str) -> Resources:
     queue_arn = batch.describe_job_queues(jobQueues=[LOCAL_QUEUE])["jobQueues"][0]["jobQueueArn"]
     tables = {"runs": runs, "jobs": jobs}
     boto3.client("logs").create_log_group(logGroupName=BATCH_LOG_GROUP)
+    queue_url = boto3.client("sqs").create_queue(QueueName="local-DeadLetterQueue")["QueueUrl"]
+    environment["DEAD_LETTER_QUEUE_URL"] = os.environ.get("DEAD_LETTER_QUEUE_URL")
+    os.environ["DEAD_LETTER_QUEUE_URL"] = queue_url  # the reconcile function reads it
     refs: dict[str, str] = {}
     for logical_id, props in project.buckets().items():  # all of them are the local bucket
         refs[logical_id] = LOCAL_BUCKET
