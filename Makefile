@@ -16,7 +16,7 @@ CFN_JSON := build/template.cfn.json
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv demo test unit chaos conformance lint lint-python lint-template typecheck bench clean
+.PHONY: venv demo test unit chaos hostile hostile-full conformance lint lint-python lint-template typecheck bench clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,12 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 # The fault-injection harness at full size (`make test` runs the reduced size).
+hostile: $(STAMP)
+	$(BIN)/pytest -q -n 2 tests/hostile
+
+hostile-full: $(STAMP)
+	HYPOTHESIS_PROFILE=full $(BIN)/pytest -q -n 2 tests/hostile
+
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos --size full
 
