@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from miniwdl_serverless.adapters.sqs import SqsDeadLetters
 from miniwdl_serverless.adapters.stepfunctions import StepFunctionsRuns
+from tests.polling import wait_for
 
 REGION = "us-east-1"
 
@@ -99,5 +100,8 @@ def test_live_runs_are_the_running_executions_of_the_state_machine(aws):
     for name in ("run-a", "run-b", "run-c"):
         sfn.start_execution(stateMachineArn=machines[0], name=name)
     sfn.start_execution(stateMachineArn=machines[1], name="other")
-    sfn.stop_execution(executionArn=machines[0].replace(":stateMachine:", ":execution:") + ":run-b")
+    stopped = machines[0].replace(":stateMachine:", ":execution:") + ":run-b"
+    sfn.stop_execution(executionArn=stopped)
+    # where moto executes state machines, the stop lands asynchronously
+    wait_for(lambda: sfn.describe_execution(executionArn=stopped)["status"] != "RUNNING", 10)
     assert sorted(StepFunctionsRuns(sfn, machines[0]).running()) == ["run-a", "run-c"]

@@ -270,9 +270,13 @@ class EmbeddedAWS:
         return report
 
     def _reconcile_when_due(self) -> None:
+        """A round once the bus has been quiet for ``reconcile_seconds`` (and not since the
+        last round): a lost event shows as silence, and a busy run (a wide scatter) is not
+        slowed by rounds that find everything in motion."""
         if self.reconcile_seconds is None:
             return
-        if time.monotonic() - self._reconciled_at < self.reconcile_seconds:
+        since = min(time.monotonic() - self._reconciled_at, self.events.quiet_for())
+        if since < self.reconcile_seconds:
             return
         self._reconciled_at = time.monotonic()
         try:

@@ -51,6 +51,7 @@ class EventBus:
         self.delivered: list[dict[str, Any]] = []  # those a handler processed without error
         self.closing = False
         self._pending = 0
+        self.last_delivered = time.monotonic()
         self._lock = threading.Lock()
         self._sequencer = 0
         self._emitted: set[str] = set()  # executions whose end was announced on the bus
@@ -175,6 +176,12 @@ class EventBus:
         finally:
             with self._lock:
                 self._pending -= 1
+                self.last_delivered = time.monotonic()
+
+    def quiet_for(self) -> float:
+        """Seconds since the last delivery ended, with none pending (0 while one is)."""
+        with self._lock:
+            return 0.0 if self._pending else time.monotonic() - self.last_delivered
 
     def pending(self) -> int:
         """Events put on the bus whose delivery has not finished."""
