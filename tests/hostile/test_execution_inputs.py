@@ -166,12 +166,14 @@ def check_start(world: Confined, execution_input: Any) -> str:
 
 @given(execution_inputs())
 def test_hostile_execution_inputs(execution_input):
-    with tempfile.TemporaryDirectory(prefix="hostile-") as base:
-        world = Confined.make(Path(base))
+    world = Confined.make(Path(tempfile.mkdtemp(prefix="hostile-")))
+    try:
         execution_input = fill(execution_input, str(world.efs), str(world.outside))
         size = len(json.dumps(execution_input, default=str).encode("utf-8", "surrogatepass"))
         assume(size <= STEP_FUNCTIONS_INPUT_LIMIT)  # Step Functions refuses larger inputs
         event(check_start(world, execution_input))
+    finally:
+        world.remove()
 
 
 # ---- a corpus: each field alone, made hostile -----------------------------------------------
@@ -198,7 +200,10 @@ def test_execution_input_corpus(tmp_path, name, value):
     execution_input = fill({**BASE, name: value}, str(world.efs), str(world.outside))
     if name == "workflow":
         del execution_input["workflow_source"]
-    check_start(world, execution_input)
+    try:
+        check_start(world, execution_input)
+    finally:
+        world.remove()
 
 
 def test_found_1_an_error_quoting_a_huge_input_fits_in_a_store_item(tmp_path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,63 @@ def test_found_6_finish_fails_a_timed_out_run_whose_bundle_was_swapped(tmp_path)
     assert harness.run().status == RUN_FAILED
     assert all(job.terminated for job in harness.batch.jobs.values())
     release_fifos(world.efs)
+
+
+DEEP = """
+version 1.0
+task deep {
+  command <<<
+    mkdir -p tree/$(printf 'd/%.0s' $(seq 1100)) && echo leaf > tree/$(printf 'd/%.0s' $(seq 1100))leaf.txt
+    echo done
+  >>>
+  output { String said = read_string(stdout()) }
+}
+"""
+
+
+def test_found_8_a_tree_nested_past_the_recursion_limit_is_deleted(tmp_path):
+    """Before: Finish's delete_after (shutil.rmtree, recursive) raised RecursionError on 1,100
+    nested directories a task left in its working directory."""
+    world = Confined.make(tmp_path)
+    harness = world.harness()
+    with_uploads(harness, world.efs)
+    harness.start(
+        DEEP,
+        task="deep",
+        dir=str(world.efs / "runs"),
+        s3upload="s3://bucket/o/",
+        delete_after="always",
+    )
+    harness.play(harness.execute)
+    run_dir = Path(str(harness.run().run_dir))
+    try:
+        state = {"result": {"run_id": harness.run_id}}
+        finished = finishes_within(lambda: finish_run(state, harness.run_id, harness.ports), 60)
+        assert finished["status"] == "succeeded", finished
+        assert not run_dir.exists() and world.untouched()
+    finally:
+        world.remove()
+
+
+def test_found_8_a_directory_output_nested_past_the_recursion_limit_is_listed(tmp_path):
+    """Before: listing a Directory output to upload it (os.walk, recursive) raised
+    RecursionError."""
+    from miniwdl_serverless.adapters.efs import EfsRunFiles
+
+    world = Confined.make(tmp_path)
+    subprocess.run(
+        [
+            "bash",
+            "-ec",
+            "cd \"$1\"; D=$(printf 'd/%.0s' $(seq 1100)); mkdir -p $D; echo x > ${D}f",
+            "-",
+            str(world.efs),
+        ],
+        check=True,
+    )
+    os.symlink(world.outside / "victim.txt", world.efs / "d" / "link.txt")
+    try:
+        found = EfsRunFiles(str(world.efs)).list_files(str(world.efs / "d"))
+        assert len(found) == 1 and found[0].endswith("/d/f")
+    finally:
+        world.remove()

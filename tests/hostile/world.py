@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,6 +93,11 @@ class Confined:
 
     def untouched(self) -> bool:
         return snapshot(self.base, skip=self.efs) == self.before
+
+    def remove(self) -> None:
+        """Delete the world with ``rm -rf``: a case may have nested directories deeper than
+        Python's recursive ``shutil.rmtree`` (pytest's and tempfile's clean-up) can remove."""
+        subprocess.run(["rm", "-rf", str(self.base)], check=False)
 
 
 # ---- clear errors -------------------------------------------------------------------------

@@ -147,13 +147,19 @@ class EfsRunFiles:
         return os.path.realpath(path)
 
     def list_files(self, path: str) -> list[str]:
-        found = []
-        for top, dirs, names in os.walk(path, followlinks=False):
-            dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(top, d))]
-            for name in names:
-                full = os.path.join(top, name)
-                if not os.path.islink(full) and os.path.isfile(full) and self.inside_root(full):
-                    found.append(full)
+        found, pending = [], [path]
+        while pending:  # not os.walk: it recurses once per level, and a task may nest deeply
+            top = pending.pop()
+            try:
+                with os.scandir(top) as entries:
+                    children = list(entries)
+            except OSError:
+                continue
+            for entry in children:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif entry.is_file(follow_symlinks=False) and self.inside_root(entry.path):
+                    found.append(entry.path)
         return sorted(found)
 
     def remove_tree(self, path: str) -> None:

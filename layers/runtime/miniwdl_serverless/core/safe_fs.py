@@ -15,9 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-import shutil
 import stat
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -220,27 +218,59 @@ def remove_tree(root: str, path: str) -> None:
         info = os.lstat(name, dir_fd=dir_fd)
         if not stat.S_ISDIR(info.st_mode):
             raise UnsafePath(f"not a directory: {path}")
-        if sys.version_info >= (3, 11):  # fd-based: never follows a link
-            shutil.rmtree(name, dir_fd=dir_fd, ignore_errors=True)
-        else:  # pragma: no cover - Python 3.10 has no rmtree(dir_fd=)
-            remove_tree_at(dir_fd, name)
+        remove_tree_at(dir_fd, name)
 
 
 def remove_tree_at(dir_fd: int, name: str) -> None:
-    """Remove the directory ``name`` in ``dir_fd`` depth first through descriptors, following
-    no symlink (what ``shutil.rmtree(dir_fd=)`` does on Python >= 3.11)."""
-    inner = os.open(name, DIRECTORY_FLAGS, dir_fd=dir_fd)
+    """Remove the directory ``name`` in ``dir_fd`` and everything in it through descriptors,
+    following no symlink, removing what can be removed (as ``rmtree(ignore_errors=True)``).
+
+    Neither recursion nor one descriptor per level: a task can nest directories thousands of
+    levels deep (past Python's recursion limit, the descriptor limit and PATH_MAX), so each
+    directory met is first moved up into the top one and emptied from there."""
+    top = os.open(name, DIRECTORY_FLAGS, dir_fd=dir_fd)
     try:
-        with os.scandir(inner) as entries:
-            children = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
-        for child, is_dir in children:
+        pending = _empty(top, top)  # directories directly in ``top``, each to empty and remove
+        while pending:
+            current = pending[-1]
             try:
-                if is_dir:
-                    remove_tree_at(inner, child)
-                else:
-                    os.unlink(child, dir_fd=inner)
+                fd = os.open(current, DIRECTORY_FLAGS, dir_fd=top)
             except OSError:
-                continue  # as rmtree(ignore_errors=True): remove what can be removed
+                pending.pop()
+                continue
+            try:
+                hoisted = _empty(fd, top)
+            finally:
+                os.close(fd)
+            if hoisted:
+                pending += hoisted
+                continue
+            pending.pop()
+            try:
+                os.rmdir(current, dir_fd=top)
+            except OSError:
+                continue
     finally:
-        os.close(inner)
+        os.close(top)
     os.rmdir(name, dir_fd=dir_fd)
+
+
+def _empty(fd: int, top: int) -> list[str]:
+    """Unlink every non-directory in ``fd`` (links included) and move its directories into
+    ``top`` under unique names, which are returned."""
+    with os.scandir(fd) as entries:
+        children = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+    moved = []
+    for child, is_dir in children:
+        try:
+            if not is_dir:
+                os.unlink(child, dir_fd=fd)
+            elif fd == top:
+                moved.append(child)
+            else:
+                hoisted = f".rm-{secrets.token_hex(8)}"
+                os.rename(child, hoisted, src_dir_fd=fd, dst_dir_fd=top)
+                moved.append(hoisted)
+        except OSError:
+            continue
+    return moved
