@@ -231,7 +231,8 @@ DEEP = """
 version 1.0
 task deep {
   command <<<
-    mkdir -p tree/$(printf 'd/%.0s' $(seq 1100)) && echo leaf > tree/$(printf 'd/%.0s' $(seq 1100))leaf.txt
+    D=tree/$(printf 'd/%.0s' $(seq 1100))
+    mkdir -p $D && echo leaf > ${D}leaf.txt
     echo done
   >>>
   output { String said = read_string(stdout()) }
