@@ -272,3 +272,14 @@ def test_a_call_failure_in_miniwdls_shape():
         error.info["cause"]["dir"] == "/runs/r/call-t" and error.info["cause"]["node"] == "call-t"
     )
     assert error.info["pos"] == {"source": "/w.wdl", "line": 3, "column": 1}
+
+
+def test_a_call_id_longer_than_a_batch_tag_value_is_a_clear_error():
+    """Found by the hostile suite: a 300-character task name made a tag SubmitJob refuses
+    with an unclear Batch error; events find calls by that tag, so it is never cut."""
+    long_id = "call-" + "t" * 300
+    with pytest.raises(RunError) as raised:
+        task_submission(CallAttempt("r", long_id, 0, {}, {}, ""), TaskSettings(), "q", {})
+    assert raised.value.name == "CallIdTooLong"
+    assert "305 characters" in raised.value.info["message"]
+    task_submission(CallAttempt("r", "call-" + "t" * 251, 0, {}, {}, ""), TaskSettings(), "q", {})

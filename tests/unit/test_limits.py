@@ -67,3 +67,15 @@ def test_a_setting_that_is_not_a_number_fails_planning_naming_it(key):
     assert f"configuration option [{section}] {option} should be int" in run.error["message"]
     assert harness.batch.jobs == {}
     assert list(harness.store.query_jobs(harness.run_id)) == []  # not even planned
+
+
+def test_a_call_whose_id_no_batch_tag_holds_fails_the_run_clearly_with_nothing_submitted():
+    harness = Harness()
+    name = "t" * 300
+    harness.start(
+        f"version 1.0\nworkflow w {{ call {name} }}\ntask {name} {{ command <<< true >>> }}"
+    )
+    assert harness.batch.jobs == {}
+    answer = harness.answer()
+    assert answer is not None and answer[0] == "failure"
+    assert "305 characters; AWS Batch tag values hold 256" in answer[1][1]

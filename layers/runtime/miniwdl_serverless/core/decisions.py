@@ -233,6 +233,9 @@ class TaskSettings:
         )
 
 
+TAG_VALUE_LIMIT = 256  # AWS Batch (and AWS tagging in general): characters of a tag value
+
+
 @dataclass(frozen=True)
 class CallAttempt:
     """One attempt of a task call, as miniwdl prepared it."""
@@ -249,6 +252,12 @@ def task_submission(
     call: CallAttempt, settings: TaskSettings, queue: str, run_tags: dict[str, str]
 ) -> TaskSubmission:
     """Name, queue, image, resources, tags, environment and timeout of the Batch job."""
+    if len(call.job_id) > TAG_VALUE_LIMIT:  # events find the call by this tag: never cut it
+        raise RunError.of(
+            "CallIdTooLong",
+            f"call id {call.job_id[:80]}… is {len(call.job_id)} characters; AWS Batch tag "
+            f"values hold {TAG_VALUE_LIMIT} (shorten the task, call or sub-workflow names)",
+        )
     resources = resources_for(call.runtime, call.raw_runtime, settings.memory_delta_mib)
     tags = dict(run_tags)
     tags.update({TAG_RUN: call.run_id, TAG_JOB: call.job_id, TAG_ATTEMPT: str(call.attempt)})
