@@ -117,6 +117,25 @@ def fault_classes(workflow: str, clean: Result, seed: int) -> list[Scenario]:
             seed=seed,
         )
     )
+    scenarios.append(
+        Scenario(
+            f"{tag}: the first final event dead-lettered (the reconciler replays it)",
+            "dead_letter",
+            workflow,
+            dead_letter=True,
+            seed=seed,
+        )
+    )
+    if seed == 0:  # the reconciler's own write point, once per workflow
+        scenarios.append(
+            Scenario(
+                f"{workflow}: crash after dead_letters.delete",
+                "crash",
+                workflow,
+                crash_after=("dead_letters", "delete", 1),
+                dead_letter=True,
+            )
+        )
     if clean.deliveries >= 4:
         cancel_at = max(1, clean.deliveries // 2 - seed)
         scenarios.append(

@@ -137,6 +137,7 @@ class Scenario:
     seed: int = 0
     latency: float = 5.0  # each port call moves the clock: submit leases get renewed
     lose: float = 0.0  # chance that a job's final event never arrives (the reconciler's)
+    dead_letter: bool = False  # the first final event ends in the dead-letter queue
 
 
 @dataclass
@@ -176,6 +177,7 @@ def _run(scenario: Scenario, root: str, reference: dict[str, Any] | None) -> Res
         shuffle=scenario.shuffle,
         delay=scenario.delay,
         lose=scenario.lose,
+        dead_letter=scenario.dead_letter,
         seed=scenario.seed,
     )
     world = World(root, faults, traffic, clock, BEHAVIOURS[workflow.behaviour])
@@ -210,7 +212,9 @@ def _reconciled(world: World, scenario: Scenario) -> bool:
     """The world fell quiet with the run open: in a scenario that loses events, the scheduled
     reconciler's rounds come (until one does something, for at most RECONCILER_ROUNDS).
     The other fault classes must recover without it."""
-    if not scenario.lose or world.result is not None or world.aborted:
+    if world.dead_letters.messages and world.reconciler_rounds < RECONCILER_ROUNDS:
+        return world.reconcile()  # the schedule goes on after the run ended: the DLQ drains
+    if not (scenario.lose or scenario.dead_letter) or world.result is not None or world.aborted:
         return False
     return any(world.reconcile() for _ in range(RECONCILER_ROUNDS))
 
@@ -360,4 +364,6 @@ def _injected(scenario: Scenario, world: World) -> list[str]:
         return ["the execution was never stopped"]
     if scenario.lose and not world.lost:  # (a lost event the run never needed, say a
         return ["no event was lost"]  # terminated job's, leaves the reconciler nothing to do)
+    if scenario.dead_letter and world.dead_letters.messages:
+        return ["a dead letter was never replayed"]
     return []

@@ -11,6 +11,7 @@ a stop, which sends the cancel function "Execution Status Change")."""
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import subprocess
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from miniwdl_serverless.adapters import aws_errors
 from miniwdl_serverless.adapters.efs import EfsRunFiles
 from miniwdl_serverless.adapters.memory import (
     MemoryBatch,
+    MemoryDeadLetters,
     MemoryMetrics,
     MemoryOrchestrator,
     MemoryStore,
@@ -34,7 +36,11 @@ from miniwdl_serverless.controller.advance import on_batch_event
 from miniwdl_serverless.controller.end import stop_run
 from miniwdl_serverless.controller.finish import finish_run
 from miniwdl_serverless.controller.ports import Ports
-from miniwdl_serverless.controller.reconcile import reconcile_run
+from miniwdl_serverless.controller.reconcile import (
+    ReconcileReport,
+    reconcile_run,
+    replay_dead_letters,
+)
 from miniwdl_serverless.controller.start import start_run
 from miniwdl_serverless.core.backoff import Backoff
 from miniwdl_serverless.core.events import BatchJobDetail
@@ -86,6 +92,7 @@ class Traffic:
     delay: float = 0.0  # chance that a picked event is put back for later
     lose: float = 0.0  # chance that a job's SUCCEEDED or FAILED event never arrives (the
     # first one always is lost when this is set)
+    dead_letter: bool = False  # the first final event's deliveries all fail: it is in the DLQ
     seed: int = 0
     rng: random.Random = field(init=False)
 
@@ -141,6 +148,9 @@ class World:
         self.deliveries = 0
         self.dropped = 0
         self.lost = 0  # final events that never arrived (Traffic.lose)
+        self.dead_letters = MemoryDeadLetters()
+        self.letters = port(self.dead_letters, "dead_letters")
+        self.dead_lettered = 0  # final events put in the dead-letter queue (Traffic.dead_letter)
         self.reconciler_rounds = 0
         self.reconciled = 0  # what the reconciler did
         self.failed_invocations = 0
@@ -244,6 +254,12 @@ class World:
         if final and lose:  # the first final event always, then each by chance
             self.lost += 1
             return
+        if final and self.traffic.dead_letter and not self.dead_lettered and delivery.detail:
+            self.dead_lettered += 1  # as EventBridge dead-letters an event it could not deliver
+            detail = delivery.detail.model_dump(mode="json", exclude_none=True)
+            event = {"source": "aws.batch", "detail-type": "Batch Job State Change"}
+            self.dead_letters.put(json.dumps({**event, "detail": detail}))
+            return
         for _ in range(self.traffic.copies()):
             self.queue.append(Delivery(delivery.detail))
 
@@ -295,12 +311,14 @@ class World:
         crashes is simply the next round's to redo). True if it did anything."""
         self.clock.advance(RECONCILE_INTERVAL)
         self.reconciler_rounds += 1
+        report = ReconcileReport()
         try:
             done = reconcile_run(RUN_ID, self.ports)
+            replay_dead_letters(self.ports, self.letters, report)
         except (Exception, LambdaDied):
             self.failed_invocations += 1
             return True
-        self.reconciled += len(done)
+        self.reconciled += len(done) + len(report.replayed)
         self.answered()
         return bool(done)
 
