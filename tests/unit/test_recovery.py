@@ -524,9 +524,12 @@ task t { input { Int i } command <<< true >>> output { Int out = i * 10 } }
 """
 
 
-def retry_start(harness: Harness, token: str) -> dict:
+def retry_start(harness: Harness, token: str | None = None, source: str | None = None) -> dict:
+    """Step Functions' Retry of the Start state: the same input, a new token (or the same)."""
     arn = f"arn:aws:states:us-east-1:123456789012:execution:RunWorkflow:{harness.run_id}"
-    return start_run({}, token, arn, None, harness.ports)
+    execution_input = {"workflow_source": source, "dir": harness.root} if source else {}
+    started_at = "2026-12-01T10:00:00Z" if source else None
+    return start_run(execution_input, token or harness.token, arn, started_at, harness.ports)
 
 
 def test_a_start_that_died_after_planning_is_finished_by_its_retry_which_gets_the_answer(
@@ -584,13 +587,6 @@ def test_the_end_answers_a_token_a_retried_start_took_after_the_event_loaded_the
 # ---- found by the chaos harness (tests/chaos) ---------------------------------------------
 
 
-def retry_start_same_token(harness: Harness, source: str) -> dict:
-    """Step Functions' Retry of the Start state: the same input, the same token."""
-    arn = f"arn:aws:states:us-east-1:123456789012:execution:RunWorkflow:{harness.run_id}"
-    execution_input = {"workflow_source": source, "dir": harness.root}
-    return start_run(execution_input, harness.token, arn, "2026-12-01T10:00:00Z", harness.ports)
-
-
 def test_chaos_a_retried_start_submits_what_a_start_that_died_left_unsubmitted(
     harness, monkeypatch
 ):
@@ -606,7 +602,7 @@ def test_chaos_a_retried_start_submits_what_a_start_that_died_left_unsubmitted(
     with pytest.raises(LambdaDied):
         harness.start(CHAIN)
     assert died and harness.batch.jobs == {}
-    assert retry_start_same_token(harness, CHAIN) == {"run_id": harness.run_id, "resumed": True}
+    assert retry_start(harness, source=CHAIN) == {"run_id": harness.run_id, "resumed": True}
     assert len(jobs_named(harness, batch_job_name(harness.run_id, "call-first", 0))) == 1
     harness.play()
     assert harness.outputs() == {"chain.result": 12}
@@ -623,7 +619,7 @@ def test_chaos_a_retried_start_resubmits_a_first_job_once_its_lease_ran_out(
         harness.start(CHAIN)
     assert died and harness.job("call-first").status == RUNNING
     clock.advance(2)  # the Start state's Retry: IntervalSeconds 2
-    retry_start_same_token(harness, CHAIN)
+    retry_start(harness, source=CHAIN)
     (submitted,) = jobs_named(harness, batch_job_name(harness.run_id, "call-first", 0))
     assert harness.job("call-first").batch_job_id == submitted.batch_job_id
     harness.play()

@@ -12,7 +12,11 @@ from typing import Any
 from miniwdl_serverless.core import payloads
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.events import BatchJobDetail
-from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN, batch_job_name, call_dir
+from miniwdl_serverless.core.ids import (
+    batch_job_name,
+    call_dir,
+    call_tags,
+)
 from miniwdl_serverless.core.records import (
     FAILED,
     RUN_ENDED,
@@ -260,7 +264,7 @@ def task_submission(
         )
     resources = resources_for(call.runtime, call.raw_runtime, settings.memory_delta_mib)
     tags = dict(run_tags)
-    tags.update({TAG_RUN: call.run_id, TAG_JOB: call.job_id, TAG_ATTEMPT: str(call.attempt)})
+    tags.update(call_tags(call.run_id, call.job_id, call.attempt))
     environment = {str(k): str(v) for k, v in (call.runtime.get("env") or {}).items()}
     return TaskSubmission(
         name=batch_job_name(call.run_id, call.job_id, call.attempt),

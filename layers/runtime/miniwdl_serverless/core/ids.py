@@ -16,8 +16,16 @@ import re
 TAG_RUN = "miniwdl-serverless:run"
 TAG_JOB = "miniwdl-serverless:job"
 TAG_ATTEMPT = "miniwdl-serverless:attempt"
+
 # The stack that submitted a job: the only jobs its functions may terminate (template.yaml)
 TAG_STACK = "miniwdl-serverless:stack"
+
+
+def call_tags(run_id: str, job_id: str, attempt: int) -> dict[str, str]:
+    """The tags that route a Batch job's events to its run, job and attempt."""
+    return {TAG_RUN: run_id, TAG_JOB: job_id, TAG_ATTEMPT: str(attempt)}
+
+
 BATCH_NAME_LIMIT = 128
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 

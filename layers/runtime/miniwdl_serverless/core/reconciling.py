@@ -13,7 +13,7 @@ from typing import Any
 
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.events import BatchJobDetail
-from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN
+from miniwdl_serverless.core.ids import call_tags
 from miniwdl_serverless.core.records import (
     CLAIMED,
     COMPLETING,
@@ -113,7 +113,7 @@ def replay_detail(job: Job, described: BatchJobDetail) -> BatchJobDetail:
     """DescribeJobs' job as the "Job State Change" detail it would have sent, named for our
     job (the tags name run, job and attempt; a job that lost its tags gets them back)."""
     tags = dict(described.tags)
-    tags.update({TAG_RUN: job.run_id, TAG_JOB: job.job_id, TAG_ATTEMPT: str(job.attempt)})
+    tags.update(call_tags(job.run_id, job.job_id, job.attempt))
     return described.model_copy(update={"tags": tags})
 
 
