@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from miniwdl_serverless.adapters.dynamodb import DynamoStore
+from miniwdl_serverless.adapters.dynamodb_items import CacheItem
 from miniwdl_serverless.adapters.memory import MemoryStore
 from miniwdl_serverless.controller.ports import MissingJob, RunStore
 from miniwdl_serverless.core.records import (
@@ -55,9 +56,10 @@ def make(store: RunStore, run_id: str, job_id: str, **fields) -> Job:
 
 def test_tables_match_template(embedded):
     store = DynamoStore(embedded.tables["runs"], embedded.tables["jobs"])
+    models = {"RunsTable": store.runs, "JobsTable": store.jobs, "CacheTable": CacheItem}
     for table in embedded.project.tables():
         keys = [k["AttributeName"] for k in table.key_schema]
-        model = store.runs if len(keys) == 1 else store.jobs
+        model = models[table.logical_id]
         names = [model._hash_key_attribute().attr_name]
         if model._range_key_attribute() is not None:
             names.append(model._range_key_attribute().attr_name)

@@ -123,7 +123,7 @@ class BatchAdapter:
             jobQueue=submission.queue,
             jobDefinition=self.job_definition(submission.image, resources),
             containerOverrides={
-                "command": ["/bin/bash", "-ec", submission.script],
+                "command": submission.command or ["/bin/bash", "-ec", submission.script],
                 "environment": environment,
                 "resourceRequirements": resources.requirements(),
             },

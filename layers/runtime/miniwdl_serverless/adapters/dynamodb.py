@@ -73,7 +73,7 @@ class DynamoStore:
             item.save(condition=self.runs.run_id.does_not_exist())
             return True
         except PutError as exn:
-            if _condition_failed(exn):
+            if condition_failed(exn):
                 return False
             raise
 
@@ -358,7 +358,7 @@ class DynamoStore:
             item.update(actions=actions, condition=condition)
             return item
         except UpdateError as exn:
-            if _condition_failed(exn):
+            if condition_failed(exn):
                 return None
             raise
 
@@ -386,7 +386,7 @@ def _assignments(model: Any, fields: dict[str, Any], known: frozenset[str]) -> l
     ]
 
 
-def _condition_failed(exn: Exception) -> bool:
+def condition_failed(exn: Exception) -> bool:
     cause = getattr(exn, "cause_response_code", None) or ""
     return "ConditionalCheckFailed" in str(cause) or "ConditionalCheckFailed" in str(exn)
 

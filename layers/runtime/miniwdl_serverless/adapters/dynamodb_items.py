@@ -1,5 +1,5 @@
-"""The pynamodb item models of the runs and jobs tables (see template.yaml), and their binding
-to a table's name: each store binds its own, nothing global is switched."""
+"""The pynamodb item models of the runs, jobs and cache tables (see template.yaml), and their
+binding to a table's name: each store binds its own, nothing global is switched."""
 
 from __future__ import annotations
 
@@ -91,6 +91,22 @@ class JobItem(Model):
     finished_at = NumberAttribute(null=True)
     error = JSONAttribute(null=True)
     expires_at = NumberAttribute(null=True)  # the table's TTL attribute (stubs have it too)
+
+
+class CacheItem(Model):
+    """One entry of the cache table: a download of one version of a URI (``download:…``) or a
+    call-cache entry (``call:…``), shared by every run of the stack."""
+
+    class Meta:
+        table_name = "miniwdl-serverless-cache"
+
+    key = UnicodeAttribute(hash_key=True)
+    status = UnicodeAttribute(null=True)
+    claimant = UnicodeAttribute(null=True)
+    lease_until = NumberAttribute(null=True)
+    waiters = UnicodeSetAttribute(null=True)
+    data = JSONAttribute(null=True)
+    updated_at = NumberAttribute(null=True)
 
 
 def bound(base: type[Model], table: str, host: str | None) -> type[Model]:

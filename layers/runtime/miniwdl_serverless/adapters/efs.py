@@ -14,9 +14,10 @@ import json
 import os
 import shutil
 import stat
-from typing import Any
+from typing import Any, BinaryIO
 
 from miniwdl_serverless.core import safe_fs, spill
+from miniwdl_serverless.core.localizing import Stamp
 from miniwdl_serverless.core.safe_fs import UnsafePath
 
 READ_LIMIT = 256 * 1024 * 1024  # read_text without a limit of its own
@@ -161,6 +162,46 @@ class EfsRunFiles:
                 elif entry.is_file(follow_symlinks=False) and self.inside_root(entry.path):
                     found.append(entry.path)
         return sorted(found)
+
+    def open_new(self, path: str) -> BinaryIO:
+        parent, name = os.path.split(os.path.normpath(path))
+        with safe_fs.directory(self.root, parent, create=True) as dir_fd:
+            return os.fdopen(safe_fs.create_exclusive(dir_fd, name), "wb")
+
+    def move(self, source: str, target: str) -> None:
+        (src_parent, src_name), (dst_parent, dst_name) = (
+            os.path.split(os.path.normpath(p)) for p in (source, target)
+        )
+        with (
+            safe_fs.directory(self.root, src_parent) as src_fd,
+            safe_fs.directory(self.root, dst_parent, create=True) as dst_fd,
+        ):
+            try:
+                os.lstat(dst_name, dir_fd=dst_fd)
+            except FileNotFoundError:
+                os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+                return
+            raise FileExistsError(target)
+
+    def stamp(self, path: str) -> Stamp | None:
+        if not self.inside_root(path):
+            return None
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return None
+        if stat.S_ISREG(info.st_mode):
+            return Stamp(info.st_size, info.st_mtime_ns)
+        if not stat.S_ISDIR(info.st_mode):
+            return None
+        size, newest, count = 0, info.st_mtime_ns, 0
+        for file in self.list_files(path):
+            try:
+                entry = os.lstat(file)
+            except OSError:
+                continue
+            size, newest, count = size + entry.st_size, max(newest, entry.st_mtime_ns), count + 1
+        return Stamp(size, newest, count)
 
     def remove_tree(self, path: str) -> None:
         try:

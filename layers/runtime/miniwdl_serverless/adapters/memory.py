@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from miniwdl_serverless.controller.ports import MissingJob
+from miniwdl_serverless.controller.ports import CacheEntry, MissingJob
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.reconciling import DeadLetter
 from miniwdl_serverless.core.records import (
@@ -461,3 +461,81 @@ class MemoryDeadLetters:
 
     def reappear(self) -> None:
         self.hidden.clear()
+
+
+class MemoryCache:
+    """The CacheStore port in a dict, with the DynamoDB adapter's conditions
+    (adapters/cache_table.py); ``calls`` counts each method's use."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, CacheEntry] = {}
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def get_entry(self, key: str) -> CacheEntry | None:
+        with self._lock:
+            self.calls["get_entry"] += 1
+            entry = self.entries.get(key)
+            return copy.deepcopy(entry) if entry is not None else None
+
+    def claim_entry(  # noqa: PLR0913 - the port's signature
+        self,
+        key: str,
+        claimant: str,
+        lease_until: float,
+        now: float,
+        replacing: str | None,
+        data: dict[str, Any],
+    ) -> bool:
+        with self._lock:
+            self.calls["claim_entry"] += 1
+            entry = self.entries.get(key)
+            free = (
+                entry is None
+                or entry.status == "failed"
+                or (entry.status == "downloading" and (entry.lease_until or 0) < now)
+                or (entry.status == "downloading" and entry.claimant == claimant)
+                or (
+                    replacing is not None
+                    and entry.status == "ready"
+                    and entry.claimant == replacing
+                )
+            )
+            if not free:
+                return False
+            waiters = entry.waiters if entry is not None else set()
+            self.entries[key] = CacheEntry(
+                key, "downloading", claimant, lease_until, waiters, copy.deepcopy(data)
+            )
+            return True
+
+    def add_waiter(self, key: str, waiter: str) -> bool:
+        with self._lock:
+            self.calls["add_waiter"] += 1
+            entry = self.entries.get(key)
+            if entry is None or entry.status != "downloading":
+                return False
+            entry.waiters.add(waiter)
+            return True
+
+    def settle_entry(
+        self, key: str, claimant: str, status: str, data: dict[str, Any]
+    ) -> set[str] | None:
+        with self._lock:
+            self.calls["settle_entry"] += 1
+            entry = self.entries.get(key)
+            if entry is None or entry.status != "downloading" or entry.claimant != claimant:
+                return None
+            waiters = entry.waiters
+            self.entries[key] = CacheEntry(key, status, claimant, None, set(), copy.deepcopy(data))
+            return waiters
+
+    def put_entry(self, entry: CacheEntry) -> None:
+        with self._lock:
+            self.calls["put_entry"] += 1
+            self.entries[entry.key] = copy.deepcopy(entry)
+
+    def delete_entry(self, key: str) -> None:
+        with self._lock:
+            self.calls["delete_entry"] += 1
+            self.entries.pop(key, None)

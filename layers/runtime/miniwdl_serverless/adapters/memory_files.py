@@ -9,12 +9,14 @@ or a write, whether at the path or on the way to it.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import threading
-from typing import Any
+from typing import Any, BinaryIO
 
 from miniwdl_serverless.core import safe_fs, spill
+from miniwdl_serverless.core.localizing import Stamp
 from miniwdl_serverless.core.safe_fs import UnsafePath
 
 READ_LIMIT = 256 * 1024 * 1024
@@ -147,6 +149,42 @@ class MemoryRunFiles:
         prefix = path.rstrip("/") + "/"
         with self._lock:
             return sorted(name for name in self.files if name.startswith(prefix))
+
+    def open_new(self, path: str) -> BinaryIO:
+        with self._lock:
+            self._check(path)
+            if path in self.files or path in self.links:
+                raise FileExistsError(path)
+            self._mkdirs(os.path.dirname(path))
+            self.files[path] = ""
+        owner = self
+
+        class _Writer(io.BytesIO):  # the text lands in ``files`` when closed
+            def close(self) -> None:
+                if not self.closed:
+                    with owner._lock:
+                        owner.files[path] = self.getvalue().decode(errors="replace")
+                super().close()
+
+        return _Writer()
+
+    def move(self, source: str, target: str) -> None:
+        with self._lock:
+            self._check(source)
+            self._check(target)
+            if target in self.files or target in self.dirs or target in self.links:
+                raise FileExistsError(target)
+            self._mkdirs(os.path.dirname(target))
+            self._move(source, target)
+
+    def stamp(self, path: str) -> Stamp | None:
+        with self._lock:
+            if path in self.files:
+                return Stamp(len(self.files[path].encode()), 0)
+            if path not in self.dirs:
+                return None
+            inside = [t for n, t in self.files.items() if n.startswith(path.rstrip("/") + "/")]
+        return Stamp(sum(len(t.encode()) for t in inside), 0, len(inside))
 
     def remove_tree(self, path: str) -> None:
         with self._lock:

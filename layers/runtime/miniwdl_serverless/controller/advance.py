@@ -20,6 +20,7 @@ from miniwdl_serverless.controller.end import (
     fail_run,
     fail_unloadable_run,
 )
+from miniwdl_serverless.controller.localize import on_download_event
 from miniwdl_serverless.controller.ports import Ports, TransientError
 from miniwdl_serverless.core.decisions import (
     EventKind,
@@ -30,6 +31,7 @@ from miniwdl_serverless.core.decisions import (
 )
 from miniwdl_serverless.core.errors import as_run_error
 from miniwdl_serverless.core.events import BatchJobDetail
+from miniwdl_serverless.core.localizing import DOWNLOAD_TAG
 from miniwdl_serverless.core.records import Job, Run
 
 
@@ -37,6 +39,12 @@ def on_batch_event(detail: BatchJobDetail, ports: Ports) -> str:
     """React to one Batch job state change; returns what was done (for logs and tests).
     Raises AnswerNotSent if the run ended and Step Functions could not be told (so that
     the event is delivered again)."""
+    if DOWNLOAD_TAG in detail.tags:  # a download job's end settles a cache entry, not a call
+        return on_download_event(detail, ports)
+    return _on_task_event(detail, ports)
+
+
+def _on_task_event(detail: BatchJobDetail, ports: Ports) -> str:
     run = ports.store.get_run(detail.run_id) if detail.run_id else None
     kind = classify_run_event(detail, run)
     if kind is EventKind.STRAGGLER:

@@ -15,7 +15,7 @@ import WDL
 from WDL import Env, Tree, Value
 
 from miniwdl_serverless.controller.ports import Ports, RunFiles
-from miniwdl_serverless.core import guarded_reads, planner
+from miniwdl_serverless.core import guarded_reads, localizing, planner
 from miniwdl_serverless.core.decisions import Target, TaskSettings
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.ids import call_dir
@@ -43,9 +43,11 @@ class RunContext:
     settings: TaskSettings
     doc: WDL.Document
     ports: Ports
+    downloads: localizing.Settings
     scopes: dict[str, planner.Scope] = field(default_factory=dict)
     allowlist: planner.PathAllowlist | None = None
     unanswered: bool = False  # the run ended here but Step Functions could not be told
+    probed: dict[tuple[str, bool], localizing.Remote] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -101,7 +103,8 @@ class RunContext:
                 return str(value.value)
 
             Value.rewrite_env_paths(top.inputs, add)
-            self.allowlist = planner.PathAllowlist(self.run_dir, paths)
+            cache = localizing.cache_root(self.downloads, self.run_dir)
+            self.allowlist = planner.PathAllowlist(self.run_dir, paths, [cache])
         return self.allowlist
 
 
@@ -140,7 +143,8 @@ def load_context(run: Run, ports: Ports) -> RunContext:
     # our own settings, read here once so that a bad value fails planning, before any job
     max_scatter_width(cfg)
     guarded_reads.policy_of(cfg)
-    return RunContext(run, options, cfg, settings, doc, ports)
+    downloads = localizing.Settings.from_config(cfg, ports.files.root)
+    return RunContext(run, options, cfg, settings, doc, ports, downloads)
 
 
 def load_scope(ctx: RunContext, scope: str, call_path: list[str]) -> planner.Scope:
@@ -185,6 +189,9 @@ def make_config(options: RunOptions, root: str = "/") -> WDL.runtime.config.Load
         _, section, name = key.split("__", 2)
         overrides.setdefault(section.lower(), {})[name.lower()] = value
     overrides.setdefault("file_io", {})["root"] = root
+    for key in ("get", "put"):  # our download cache is on by default (core/localizing.py)
+        if f"MINIWDL__DOWNLOAD_CACHE__{key.upper()}" not in os.environ:
+            overrides.setdefault("download_cache", {}).setdefault(key, "true")
     if options.copy_input_files:
         overrides.setdefault("file_io", {})["copy_input_files"] = "true"
     logger = logging.getLogger("miniwdl_serverless.config")

@@ -17,12 +17,14 @@ from miniwdl_serverless.controller.context import (
     inputs_env,
     load_context,
     load_scope,
+    make_config,
     remember_document,
 )
 from miniwdl_serverless.controller.finish import upload_folder
+from miniwdl_serverless.controller.localize import check_input_uris
 from miniwdl_serverless.controller.ports import RunFiles
 from miniwdl_serverless.controller.progress import create_jobs
-from miniwdl_serverless.core import planner
+from miniwdl_serverless.core import localizing, planner
 from miniwdl_serverless.core.decisions import run_dir_request
 from miniwdl_serverless.core.errors import BadSubmission, RunError
 from miniwdl_serverless.core.options import RunOptions, parse_run_options
@@ -46,7 +48,10 @@ def plan(driver: Driver, action: Plan) -> list[Action]:
     if target is None:
         raise RunError.of("InputError", "the document has no workflow; give 'task'")
     check_upload_target(options, target.name, action.started_at, ports.stack_bucket)
-    inputs = check_inputs(target, options, ports.files)
+    inputs = check_inputs(target, options, ports.files, downloads=ports.remotes is not None)
+    if ports.remotes is not None:  # every URI input readable, before anything is made
+        settings = localizing.Settings.from_config(make_config(options), ports.files.root)
+        check_input_uris(ports, settings.requester_pays, inputs_env(target, inputs))
     if existing is not None and existing.run_dir:
         run_dir, created = existing.run_dir, existing.run_dir_created
     else:
@@ -116,17 +121,20 @@ def provision_run_dir(
 
 
 def check_inputs(
-    target: Tree.Workflow | Tree.Task, options: RunOptions, files: RunFiles
+    target: Tree.Workflow | Tree.Task, options: RunOptions, files: RunFiles, downloads: bool
 ) -> dict[str, Any]:
     """Typecheck the inputs with miniwdl's rules; local paths must exist, and resolve inside the
-    file system's root (symlinks included: realpath). Returns namespaced JSON."""
+    file system's root (symlinks included: realpath); URIs are downloaded later (``downloads``:
+    the controller has its Remotes port). Returns namespaced JSON."""
     env = inputs_env(target, dict(options.inputs))
     missing, outside = [], []
 
     def check(value: Value.Base) -> str:
         path = str(value.value)
-        if "://" in path:  # not downloaded yet: say so now rather than fail in a task later
-            missing.append(f"{path} (URI inputs are not localized yet; copy the file to EFS)")
+        if downloads and localizing.is_downloadable(path):
+            return path  # probed by check_input_uris
+        if "://" in path:  # say so now rather than fail in a task later
+            missing.append(f"{path} (not a URI that can be downloaded here)")
         elif not os.path.isabs(path):
             missing.append(f"{path} (input paths must be absolute)")
         elif not files.inside_root(path):  # before existence: nothing is said about outside

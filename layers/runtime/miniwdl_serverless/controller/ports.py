@@ -8,10 +8,11 @@ when the store's state did not allow it: that is an expected outcome, never an e
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Protocol
 
 from miniwdl_serverless.core.events import BatchJobDetail
+from miniwdl_serverless.core.localizing import Remote, Stamp
 from miniwdl_serverless.core.reconciling import DeadLetter
 from miniwdl_serverless.core.records import Job, Run
 from miniwdl_serverless.core.resources import TaskSubmission
@@ -191,6 +192,18 @@ class RunFiles(Protocol):
         """The regular files under a directory, at any depth (absolute paths, sorted); a
         symlink (to a file or a directory) is not followed and not listed."""
 
+    def open_new(self, path: str) -> BinaryIO:
+        """A new file to write (a download), created exclusively, directories made on the way;
+        never through a link."""
+
+    def move(self, source: str, target: str) -> None:
+        """Rename a file or directory into place (``target`` must not exist); no link followed
+        on the way to either."""
+
+    def stamp(self, path: str) -> Stamp | None:
+        """Size, newest mtime and count of a regular file, or of the regular files of a
+        directory (links are not followed); None if there is none."""
+
     def remove_tree(self, path: str) -> None:
         """Delete a directory under the root (never the root itself) and what it holds, following
         no link on the way or inside."""
@@ -258,6 +271,64 @@ class WorkflowSources(Protocol):
         """At most ``limit`` + 1 bytes of the document."""
 
 
+class Remotes(Protocol):
+    """Where URI inputs are downloaded from (s3://, http(s)://, ftp://, gs://). Raises
+    ``core/localizing.py:DownloadError`` naming the URI and why, for anything but a transient
+    failure (``TransientError``)."""
+
+    def probe(self, uri: str, directory: bool, requester_pays: bool) -> Remote:
+        """The URI's current version and size (a prefix's objects for a Directory)."""
+
+    def fetch(self, uri: str, remote: Remote, requester_pays: bool, out: BinaryIO) -> int:
+        """Write one object's bytes to ``out``; the number written."""
+
+
+@dataclass
+class CacheEntry:
+    """One item of the cache table: a download (``download:…``) or a call (``call:…``)."""
+
+    key: str
+    status: str  # downloading, ready, failed
+    claimant: str | None = None
+    lease_until: float | None = None
+    waiters: set[str] = field(default_factory=set)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class CacheStore(Protocol):
+    """The cache table, shared by every run of the stack: downloads (claimed by one
+    downloader, waited for by the others) and call-cache entries."""
+
+    def get_entry(self, key: str) -> CacheEntry | None: ...
+
+    def claim_entry(  # noqa: PLR0913 - the entry, who, until when, and what it is
+        self,
+        key: str,
+        claimant: str,
+        lease_until: float,
+        now: float,
+        replacing: str | None,
+        data: dict[str, Any],
+    ) -> bool:
+        """Become the entry's downloader: it is absent, failed, its claim's lease ran out, it is
+        already this claimant's, or (``replacing``) a ready entry of that claimant found stale.
+        ``data`` says what is being downloaded."""
+
+    def add_waiter(self, key: str, waiter: str) -> bool:
+        """Wait for the entry's download; False if it is no longer downloading."""
+
+    def settle_entry(
+        self, key: str, claimant: str, status: str, data: dict[str, Any]
+    ) -> set[str] | None:
+        """End the claimant's download as ``ready`` or ``failed`` with ``data``; returns the
+        waiters to tell (removed from the entry), None if the claim is no longer this one's."""
+
+    def put_entry(self, entry: CacheEntry) -> None:
+        """A call-cache entry (the last writer wins: equal keys mean equal calls)."""
+
+    def delete_entry(self, key: str) -> None: ...
+
+
 class Metrics(Protocol):
     def count(self, name: str, value: int = 1) -> None: ...
 
@@ -277,3 +348,5 @@ class Ports:
     default_queue: str | None = None
     default_fallback_queue: str | None = None
     stack_bucket: str | None = None
+    remotes: Remotes | None = None  # None: URI inputs are refused (a harness without them)
+    cache: CacheStore | None = None

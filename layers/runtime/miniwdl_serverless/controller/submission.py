@@ -23,6 +23,7 @@ from miniwdl_serverless.controller.actions import (
 )
 from miniwdl_serverless.controller.context import RunContext, task_of
 from miniwdl_serverless.controller.end import fail_run
+from miniwdl_serverless.controller.localize import localize_call, provenance
 from miniwdl_serverless.controller.ports import PortError, TransientError
 from miniwdl_serverless.core.decisions import (
     CallAttempt,
@@ -87,11 +88,18 @@ def _prepare_and_submit(
     files, call_dir = ctx.ports.files, ctx.call_dir(job.job_id)
     if attempt > 0 and not files.exists(os.path.join(call_dir, f"attempt-{attempt - 1}")):
         files.archive_attempt(call_dir, attempt - 1)  # once, even if a submitter died after
+    localized = localize_call(ctx, task, job.job_id, attempt, inputs)
+    if localized.pending:  # told when they are there (localize.py: tell_waiters)
+        _give_back(ctx, job.job_id, attempt, lease)
+        return
+    inputs = localized.inputs
     logger = logging.getLogger(f"wdl.{job.job_id}")
     prepared = task_call.prepare(ctx.cfg, task, inputs, job.job_id, call_dir, attempt, logger)
     if not _hold(ctx, job.job_id, attempt, lease):
         return
     files.prepare_call(call_dir, prepared.command, prepared.inputs, ctx.settings.copy_input_files)
+    if localized.sources:  # where each downloaded input came from
+        files.write_json(os.path.join(call_dir, "downloads.json"), provenance(localized.sources))
     runtime = prepared.runtime
     queue = queue_for(
         ctx.options.task_queue or ctx.ports.default_queue,

@@ -65,17 +65,19 @@ class Evaluation:
 
 class PathAllowlist(set):
     """miniwdl's fspath allowlist without a global set: paths under the run directory (outputs
-    of this run's calls) plus the workflow's input paths."""
+    of this run's calls) and the download cache (copies of URI inputs), plus the workflow's
+    input paths."""
 
-    def __init__(self, run_dir: str, paths: Iterable[str]):
+    def __init__(self, run_dir: str, paths: Iterable[str], also_under: Iterable[str] = ()):
         super().__init__(paths)
-        self.run_dir = os.path.realpath(run_dir).rstrip("/") + "/"
+        self.roots = [os.path.realpath(root).rstrip("/") + "/" for root in (run_dir, *also_under)]
 
     def __contains__(self, path: object) -> bool:
         if not isinstance(path, str):
             return False
         # resolved, so neither '..' nor a symlink planted by a task leads outside the run
-        return set.__contains__(self, path) or os.path.realpath(path).startswith(self.run_dir)
+        real = os.path.realpath(path)
+        return set.__contains__(self, path) or any(real.startswith(r) for r in self.roots)
 
 
 class Scope:

@@ -59,3 +59,4 @@ class TaskSubmission:
     environment: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     timeout_seconds: int = 86400
+    command: list[str] | None = None  # None: bash runs ``script`` (a task); else as given

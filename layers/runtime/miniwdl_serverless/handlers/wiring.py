@@ -22,8 +22,10 @@ from pydantic import BaseModel
 
 from miniwdl_serverless.adapters import aws_errors
 from miniwdl_serverless.adapters.batch import adapter_from_environment
+from miniwdl_serverless.adapters.cache_table import DynamoCache
 from miniwdl_serverless.adapters.dynamodb import DynamoStore
 from miniwdl_serverless.adapters.efs import EfsRunFiles
+from miniwdl_serverless.adapters.remotes import UriRemotes
 from miniwdl_serverless.adapters.retrying import Retrying
 from miniwdl_serverless.adapters.s3 import S3SubmissionStore, S3Uploads
 from miniwdl_serverless.adapters.sources import UriSources
@@ -93,6 +95,8 @@ def ports() -> Ports:
         uploads=S3Uploads(s3_client(), root=efs_root()),
         metrics=PowertoolsMetrics(),
         sources=UriSources(s3_client, root=efs_root()),
+        remotes=UriRemotes(),
+        cache=cache_store(),
         default_queue=os.environ.get("TASK_QUEUE") or None,
         default_fallback_queue=os.environ.get("TASK_QUEUE_FALLBACK") or None,
         stack_bucket=os.environ.get("STACK_BUCKET") or None,
@@ -102,6 +106,12 @@ def ports() -> Ports:
 @lru_cache(maxsize=1)
 def run_store() -> DynamoStore:
     return DynamoStore.from_environment()
+
+
+@lru_cache(maxsize=1)
+def cache_store() -> Any:
+    cache = DynamoCache.from_environment()
+    return Retrying(cache, aws_errors.classify) if cache is not None else None
 
 
 @lru_cache(maxsize=1)
@@ -142,5 +152,5 @@ def reconcile_rules() -> Rules:
 
 def forget_clients() -> None:
     """Drop the cached clients and ports (the embedded AWS, entered after a client was made)."""
-    for cached in (ports, run_store, s3_client, sfn_client):
+    for cached in (ports, run_store, cache_store, s3_client, sfn_client):
         cached.cache_clear()

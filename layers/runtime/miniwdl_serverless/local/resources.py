@@ -63,8 +63,9 @@ def create_resources(project: Project, efs_root: str) -> Resources:
         )
     runs = names[project.table_for_env("RUNS_TABLE")]
     jobs = names[project.table_for_env("JOBS_TABLE")]
-    os.environ["RUNS_TABLE"], os.environ["JOBS_TABLE"] = runs, jobs
-    environment["RUNS_TABLE"], environment["JOBS_TABLE"] = None, None
+    for variable in ("RUNS_TABLE", "JOBS_TABLE", "CACHE_TABLE"):
+        environment[variable] = os.environ.get(variable)
+        os.environ[variable] = names[project.table_for_env(variable)]
     wiring.forget_clients()  # the handlers' ports read the tables' names from there
 
     iam = boto3.client("iam")
