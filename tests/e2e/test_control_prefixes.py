@@ -14,7 +14,7 @@ from miniwdl_serverless.local.resources import LOCAL_BUCKET
 TASK = "version 1.0\ntask t { command <<< echo hi >>> output { String s = read_string(stdout()) } }"
 
 
-@pytest.mark.parametrize("folder", ["submit/", "errors/", "wdl/"])
+@pytest.mark.parametrize("folder", ["submit/", "errors/", "wdl/", "inputs/"])
 def test_defect_06_start_refuses_uploads_under_control_prefixes(embedded, tmp_path, folder):
     s3upload = f"s3://{LOCAL_BUCKET}/{folder}"
     execution_input = {

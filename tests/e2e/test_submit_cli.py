@@ -459,11 +459,6 @@ def test_bad_submissions_fail_fast_with_one_line(aws_server, tmp_path, args, ext
         ('version 1.0\nworkflow w { Int x = "a" + 1.5 * [] }\n', [], ":2:"),
         ("version 1.0\nworkflow w { input { Int n } }\n", [], "missing required inputs for w: n"),
         ("version 1.0\nworkflow w { input { Int n } }\n", ["n=abc"], "n"),
-        (
-            "version 1.0\nworkflow w { input { File f } }\n",
-            ["f=reads.bam"],
-            "must be absolute paths",
-        ),
     ],
 )
 def test_bad_workflows_fail_on_the_laptop(aws_server, tmp_path, source, args, message):

@@ -1,5 +1,6 @@
-"""Issue 9, defect 6: the stack's bucket holds control state (submit/, errors/, wdl/). A run
-may not upload there, and a staged wdl/<sha256>.zip must be what its name says."""
+"""Issue 9, defect 6: the stack's bucket holds control state (submit/, errors/, wdl/, and since
+issue 10 inputs/). A run may not upload there, and a staged wdl/<sha256>.zip must be what its
+name says."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ def harness() -> Harness:
         ({"s3upload": "s3://stack-bucket/errors/"}, "errors/"),
         ({"s3upload": "s3://stack-bucket/wdl/"}, "wdl/"),
         ({"s3upload": "s3://stack-bucket/wdl"}, "wdl/"),
+        ({"s3upload": "s3://stack-bucket/inputs/"}, "inputs/"),  # staged inputs (issue 10)
+        ({"s3upload": "s3://stack-bucket/inputs/" + "0" * 64 + "/"}, "inputs/"),
     ],
 )
 def test_defect_06_s3upload_under_submit_is_refused(harness, options, prefix):
@@ -70,6 +73,7 @@ def test_defect_06_s3upload_under_submit_is_refused(harness, options, prefix):
         {"s3upload": "s3://stack-bucket/results/"},
         {"s3upload": "s3://stack-bucket/submitted/"},  # not under submit/
         {"s3upload": "s3://stack-bucket/results/submit/"},
+        {"s3upload": "s3://stack-bucket/results/inputs/"},
         {"s3upload": "s3://stack-bucket"},  # into <run name>/ at the top
         {"s3upload": "s3://other-bucket/submit/"},  # another bucket's submit/ is not ours
     ],

@@ -391,3 +391,26 @@ def test_an_alarm_watches_the_dead_letter_queue(resources):
         {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
     ]
     assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Threshold"] == 0
+
+
+# ---- staged inputs (issue 10) ---------------------------------------------------------------
+
+# Functions whose driver loop evaluates a run's inputs, and so downloads the s3:// inputs that
+# `submit` staged under the stack bucket's inputs/ onto EFS.
+INPUT_READERS = ("StartFunction", "AdvanceFunction", "ReconcileFunction")
+STAGED_INPUTS = {"Fn::Sub": "${Bucket.Arn}/inputs/*"}
+
+
+def test_the_functions_that_localize_inputs_may_read_the_staged_inputs_only(resources):
+    for function in INPUT_READERS:
+        statements = _function_statements(resources, function)
+        reads = [s for s in statements if s.get("Resource") == STAGED_INPUTS]
+        assert [(s["Effect"], _actions(s)) for s in reads] == [("Allow", ["s3:GetObject"])]
+        (listing,) = [s for s in statements if "s3:ListBucket" in _actions(s)]
+        assert _actions(listing) == ["s3:ListBucket"], function
+        assert listing["Resource"] == {"Fn::GetAtt": ["Bucket", "Arn"]}, function
+        # a staged Directory is listed by its prefix, and only prefixes under inputs/ may be
+        assert listing["Condition"] == {"StringLike": {"s3:prefix": ["inputs/*"]}}, function
+    for role, statement in _statements(resources):
+        if statement.get("Resource") == STAGED_INPUTS:  # read, never written, by the stack
+            assert _actions(statement) == ["s3:GetObject"], role

@@ -94,8 +94,10 @@ Start WORKFLOW on a deployed miniwdl-serverless stack (one Step Functions execut
 WORKFLOW is a local .wdl (packaged with its imports as a miniwdl zip and staged to the stack's
 bucket under wdl/), a local miniwdl .zip, or an s3:// or https:// URI (passed through). Inputs
 take `miniwdl run`'s syntax (name=value, -i inputs.json, --empty, --none) and are typechecked
-here before anything starts; File/Directory inputs are absolute paths on the stack's EFS (as the
-tasks see them) and are not looked for on this machine.
+here before anything starts. A File/Directory input under the stack's EFS mount (/mnt/efs) or
+given as a URI is passed as it is; any other path is a file on this machine, staged to the stack's
+bucket (content-addressed: s3://BUCKET/inputs/<sha256>/<name>, not uploaded again when already
+there) and given to the run as that s3:// URI (--no-stage refuses instead).
 
 Prints the run id (the execution name) on stdout, or with --wait/--follow the run's result like
 `miniwdl run`: {"dir", "outputs"} and exit 0, or miniwdl's error JSON on stderr (with the failed
@@ -194,6 +196,12 @@ def _add_submit_arguments(parser: argparse.ArgumentParser) -> None:
         "--copy-input-files",
         action="store_true",
         help="copy input files for each task instead of linking",
+    )
+    where.add_argument(
+        "--no-stage",
+        action="store_true",
+        help="refuse File/Directory inputs on this machine (not under the stack's EFS mount) "
+        "instead of staging them to the stack's bucket under inputs/",
     )
     where.add_argument(
         "--no-cache",

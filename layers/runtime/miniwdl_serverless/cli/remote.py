@@ -29,6 +29,7 @@ from miniwdl_serverless.cli.stack import (
     stage_archive,
     start_execution,
 )
+from miniwdl_serverless.cli.staging import Progress, stage_local_inputs
 from miniwdl_serverless.cli.submit import (
     ENV_FSAP,
     ENV_STACK,
@@ -36,6 +37,7 @@ from miniwdl_serverless.cli.submit import (
     UsageError,
     execution_input,
     execution_name,
+    input_json,
     load_workflow,
     parse_inputs,
     resolve_settings,
@@ -116,7 +118,7 @@ def submit(args: argparse.Namespace, clients: Clients) -> int:
     passing: tuple[type[BaseException], ...] = (UsageError, *_aws_errors())
     try:
         workflow = load_workflow(args.wdl)
-        target, inputs = parse_inputs(
+        target, env = parse_inputs(
             workflow.doc, args.inputs, args.input, args.empty, args.none, args.task
         )
     except passing:
@@ -127,6 +129,8 @@ def submit(args: argparse.Namespace, clients: Clients) -> int:
     stack = _stack(args, clients)
     _check_against_stack(settings, stack, clients)
     _check_upload_target(settings, stack, target.name)
+    env = stage_local_inputs(clients, stack, env, settings.stage_inputs, Progress())
+    inputs = input_json(target, env)
     uri = workflow.uri
     if workflow.archive is not None:
         bucket = stack.require("bucket", "bucket (BucketName output) to stage the workflow in")
@@ -196,7 +200,8 @@ def _check_against_stack(settings: Any, stack: Stack, clients: Clients) -> None:
 
 def _check_upload_target(settings: Any, stack: Stack, target_name: str) -> None:
     """--s3upload may not write under the stack bucket's control prefixes (submit/, errors/,
-    wdl/): the start function's own rule, applied here before anything is staged or started."""
+    wdl/, inputs/): the start function's own rule, applied here before anything is staged or
+    started."""
     from miniwdl_serverless.controller.planning import check_upload_target
     from miniwdl_serverless.core.errors import BadSubmission
     from miniwdl_serverless.core.options import RunOptions

@@ -1,20 +1,19 @@
-"""The CLI's AWS side (imperative shell): find a deployed stack, stage a workflow, start, stop
-and describe executions, read run state and logs. Small functions over boto3 clients; every
-one works against AWS or any endpoint given by ``AWS_ENDPOINT_URL``."""
+"""The CLI's AWS side (imperative shell): find a deployed stack, stage a workflow and local
+inputs, start, stop and describe executions, read run state and logs. Small functions over
+boto3 clients; every one works against AWS or any endpoint given by ``AWS_ENDPOINT_URL``."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from miniwdl_serverless.adapters.dynamodb import DynamoStore
 from miniwdl_serverless.cli.submit import UsageError
 from miniwdl_serverless.core.ids import run_id_of
+from miniwdl_serverless.core.input_staging import MULTIPART_THRESHOLD, ObjectChecksum, part_size
 from miniwdl_serverless.core.records import Job, Run
 
 BATCH_LOG_GROUP = "/aws/batch/job"
@@ -153,24 +152,12 @@ def stack_outputs(clients: Clients, stack_name: str) -> dict[str, str]:
 
 
 def stage_archive(clients: Clients, bucket: str, key: str, archive: bytes) -> str:
-    """Upload the workflow's zip to its content-addressed key; returns its s3:// URI.
-
-    An object already there is reused only if S3's own SHA-256 of it is the archive's: the
-    ChecksumSHA256 S3 computed and checked when it was uploaded with that checksum (as here).
-    Its name proves nothing (whoever may write the bucket may write that key), and with SSE-KMS
-    the ETag is no digest of the content. Anything else (another content, no SHA-256 checksum,
-    a multipart upload's composite one, an object this caller may not read) is uploaded again;
-    the start function checks the digest once more when it loads the archive."""
-    from botocore.exceptions import ClientError
-
-    s3 = clients.client("s3")
-    digest = base64.b64encode(hashlib.sha256(archive).digest()).decode()
-    try:
-        existing = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-    except ClientError:  # not there (404), or not readable: upload (the put says if forbidden)
-        existing = {}
-    if existing.get("ChecksumSHA256") != digest:
-        s3.put_object(
+    """Upload the workflow's zip to its content-addressed key, unless it is already there
+    (``already_staged``); returns its s3:// URI. The start function checks the digest once more
+    when it loads the archive."""
+    checksum = ObjectChecksum.of_bytes(archive)
+    if not already_staged(clients, bucket, key, checksum):
+        clients.client("s3").put_object(
             Bucket=bucket,
             Key=key,
             Body=archive,
@@ -178,6 +165,55 @@ def stage_archive(clients: Clients, bucket: str, key: str, archive: bytes) -> st
             ChecksumAlgorithm="SHA256",
         )
     return f"s3://{bucket}/{key}"
+
+
+def already_staged(clients: Clients, bucket: str, key: str, checksum: ObjectChecksum) -> bool:
+    """Whether the object at a content-addressed key is that content: only if S3's own SHA-256
+    of it is the content's, the ChecksumSHA256 S3 computed and checked when it was uploaded with
+    that checksum (as ``submit`` uploads). Its name proves nothing (whoever may write the bucket
+    may write that key), and with SSE-KMS the ETag is no digest of the content. Anything else
+    (another content, no SHA-256 checksum, another part layout, an object this caller may not
+    read) is not: it is uploaded again."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = clients.client("s3").head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError:  # not there (404), or not readable: upload (the put says if forbidden)
+        return False
+    return checksum.matches(head)
+
+
+def upload_file(  # noqa: PLR0913 - the object, its source and checksum, and the progress meter
+    clients: Clients,
+    bucket: str,
+    key: str,
+    path: str,
+    checksum: ObjectChecksum,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Upload a file with S3's SHA-256 checksums through boto3's transfer manager (in parts from
+    ``MULTIPART_THRESHOLD``, of the size ``checksum`` was computed for), then check that S3 keeps
+    the checksum expected: a file that changed since it was read stops the submission (and the
+    object left at the key, not what its name says, is uploaded again by the next one)."""
+    from boto3.s3.transfer import TransferConfig
+
+    part = part_size(checksum.size)
+    config = TransferConfig(
+        multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=part or MULTIPART_THRESHOLD
+    )
+    clients.client("s3").upload_file(
+        path,
+        bucket,
+        key,
+        ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+        Config=config,
+        Callback=progress,
+    )
+    if not already_staged(clients, bucket, key, checksum):
+        raise UsageError(
+            f"{path} changed while it was staged (S3's SHA-256 of s3://{bucket}/{key} is not "
+            "the one read before); submit again once it is complete"
+        )
 
 
 def start_execution(

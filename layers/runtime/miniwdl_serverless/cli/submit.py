@@ -1,6 +1,7 @@
 """`miniwdl-serverless submit`, the pure part: options (flags, then miniwdl-aws's environment
 variables), inputs parsed and typechecked with miniwdl's own rules, the miniwdl zip of a local
-workflow, and the Step Functions execution input. No AWS calls here (see stack.py)."""
+workflow, and the Step Functions execution input. No AWS calls here (see stack.py; local
+inputs are staged by staging.py)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ class SubmitSettings:
     timeout_seconds: int | None = None
     name: str | None = None
     task: str | None = None
+    stage_inputs: bool = True  # --no-stage: refuse local inputs instead of staging them
 
 
 def resolve_settings(args: Any, env: Mapping[str, str]) -> SubmitSettings:
@@ -110,6 +112,7 @@ def resolve_settings(args: Any, env: Mapping[str, str]) -> SubmitSettings:
         timeout_seconds=parse_timeout(args.timeout) if args.timeout is not None else None,
         name=args.name,
         task=args.task,
+        stage_inputs=not getattr(args, "no_stage", False),
     )
 
 
@@ -266,41 +269,35 @@ def parse_inputs(  # noqa: PLR0913 - miniwdl run's input options, one each
     empty: list[str],
     none: list[str],
     task: str | None,
-) -> tuple[Any, dict[str, Any]]:
-    """`miniwdl run`'s input syntax and checks, except that File/Directory inputs name paths on
-    the stack's file system (or URIs), so they are not looked for on this machine; they must be
-    absolute. Returns (target, namespaced input JSON)."""
-    import WDL
+) -> tuple[Any, Any]:
+    """`miniwdl run`'s input syntax and checks, except that File/Directory inputs are not looked
+    for here: whether each is on the stack's file system, a URI or a file on this machine (to
+    be staged) is for cli/staging.py to decide. Returns (target, miniwdl value environment)."""
     import WDL.CLI
 
     with contextlib.redirect_stderr(
         io.StringIO()
     ):  # miniwdl prints the inputs' help; one line is enough
-        target, env, input_json = WDL.CLI.runner_input(
+        target, env, _ = WDL.CLI.runner_input(
             doc,
             inputs,
             input_file,
             empty,
             none,
             task=task,
-            downloadable=lambda _uri, _directory: True,  # URIs are the stack's to fetch
+            downloadable=lambda _uri, _directory: True,  # decided later, in staging
             root="/",
         )
-    relative: list[str] = []
+    return target, env
 
-    def check(value: Any) -> str:
-        path = str(value.value)
-        if "://" not in path and not path.startswith("/"):
-            relative.append(path)
-        return path
 
-    WDL.Value.rewrite_env_paths(env, check)
-    if relative:
-        raise UsageError(
-            "File/Directory inputs must be absolute paths on the stack's file system (or URIs): "
-            + ", ".join(relative)
-        )
-    return target, input_json
+def input_json(target: Any, env: Any) -> dict[str, Any]:
+    """The inputs as miniwdl run's JSON (namespaced by the workflow's name, as runner_input
+    makes it)."""
+    import WDL
+
+    namespace = target.name if isinstance(target, WDL.Workflow) else ""
+    return dict(WDL.values_to_json(env, namespace=namespace))
 
 
 def execution_name(workflow: str, name: str | None, target_name: str) -> str:

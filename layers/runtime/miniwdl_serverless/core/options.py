@@ -26,9 +26,12 @@ DEFAULT_TIMEOUT_SECONDS = 7 * 24 * 3600
 REFUSED_SETTINGS = frozenset({("file_io", "root"), ("file_io", "allow_any_input")})
 
 
+EFS_MOUNT = "/mnt/efs"  # where template.yaml mounts the access point, in functions and tasks
+
+
 def efs_root() -> str:
     """Where the shared file system is mounted, identically in Lambdas and task jobs."""
-    return os.environ.get("MSLS_EFS_ROOT", "/mnt/efs")
+    return os.environ.get("MSLS_EFS_ROOT", EFS_MOUNT)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,16 @@
 """The stack's own bucket: the prefixes its functions read as control state, and the
-content-addressed keys of staged workflows. Pure.
+content-addressed keys of staged workflows and inputs. Pure.
 
 * ``submit/`` — every object created there is a submission (the S3 drop starts a run for it);
 * ``errors/`` — the S3 drop's error reports;
 * ``wdl/<sha256>.zip`` — workflows staged by ``miniwdl-serverless submit``, named by their
-  content's SHA-256 and reused by name.
+  content's SHA-256 and reused by name;
+* ``inputs/<sha256>/<name>`` — local File inputs staged by ``submit`` (a Directory's files under
+  ``inputs/<sha256 of its listing>/<name>/``), named by their content and reused by name.
 
 A run's ``s3upload`` must never write there: outputs uploaded under ``submit/`` would become
-new submissions (runs spawning runs), under ``wdl/`` they could replace staged workflows.
+new submissions (runs spawning runs), under ``wdl/`` or ``inputs/`` they could replace staged
+workflows or inputs that later runs take for what their names say.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from miniwdl_serverless.core.errors import RunError
 SUBMIT_PREFIX = "submit/"
 ERRORS_PREFIX = "errors/"
 STAGED_PREFIX = "wdl/"
+INPUTS_PREFIX = "inputs/"
 CONTROL_PREFIXES = {
     SUBMIT_PREFIX: "every object there is a new submission, so the run's files would start runs",
     ERRORS_PREFIX: "the S3 drop writes its error reports there",
     STAGED_PREFIX: "staged workflows live there, and runs load them",
+    INPUTS_PREFIX: "staged inputs live there, named by their content, and runs read them",
 }
 _STAGED_KEY = re.compile(r"^wdl/([0-9a-fA-F]{64})\.zip$")
 
@@ -63,6 +68,13 @@ def _resolve_dots(key: str) -> str:
 def staged_key(archive: bytes) -> str:
     """Where a staged workflow goes in the stack's bucket: named by its content's SHA-256."""
     return f"{STAGED_PREFIX}{hashlib.sha256(archive).hexdigest()}.zip"
+
+
+def staged_input_key(digest: str, name: str) -> str:
+    """Where a staged input goes: ``inputs/<sha256>/<name>`` (a File: the SHA-256 of its
+    content and its base name; a Directory's file: the digest of the Directory's listing, and
+    ``<directory name>/<relative path>``)."""
+    return f"{INPUTS_PREFIX}{digest}/{name}"
 
 
 def staged_digest(workflow: str | None, stack_bucket: str | None) -> str | None:
