@@ -227,3 +227,35 @@ def test_a_uri_that_cannot_be_downloaded_fails_the_run_before_any_task(
     assert f"s3://{name}/no/such.txt (no such object (404))" in cause
     assert f"{served.url('/missing.fa')} (HTTP 404 Not Found)" in cause
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("call-*"))
+
+
+def test_a_local_file_staged_by_submit_is_localized_and_used(embedded, tmp_path, served):
+    """What `submit` does with a file on the submitter's machine (cli/staging.py: uploaded
+    once to the stack bucket's inputs/<sha256>/), then the run downloading it from there."""
+    import io
+
+    import WDL
+
+    from miniwdl_serverless.cli.stack import Clients, Stack
+    from miniwdl_serverless.cli.staging import Progress, stage_local_inputs
+    from miniwdl_serverless.local.resources import LOCAL_BUCKET
+
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "reads.txt").write_text("r1\nr2\nr3\nr4\n")
+    served.files["/default.txt"] = b"d"
+    source = COUNT.replace("REPLACED_DEFAULT", served.url("/default.txt"))
+    doc = WDL.parse_document(source)
+    doc.typecheck()
+    assert doc.workflow is not None
+    env = WDL.values_from_json(
+        {"w.f": str(laptop / "reads.txt")}, doc.workflow.available_inputs, namespace="w"
+    )
+    stack = Stack("arn:aws:states:us-east-1:123456789012:stateMachine:x", bucket=LOCAL_BUCKET)
+    stack._function_env = {"MSLS_EFS_ROOT": "/mnt/efs"}  # as deployed: the laptop is not EFS
+    staged = stage_local_inputs(Clients(), stack, env, True, Progress(io.StringIO(), tty=False))
+    uri = WDL.values_to_json(staged, namespace="w")["w.f"]
+    assert uri.startswith(f"s3://{LOCAL_BUCKET}/inputs/") and uri.endswith("/reads.txt")
+    description = run(embedded, tmp_path, source, {"w.f": uri}, tmp_path / "cache")
+    assert description["status"] == "SUCCEEDED", description.get("cause")
+    assert outputs(description)["w.lines"] == 4

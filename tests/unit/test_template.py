@@ -406,7 +406,11 @@ def test_the_functions_that_localize_inputs_may_read_the_staged_inputs_only(reso
         statements = _function_statements(resources, function)
         reads = [s for s in statements if s.get("Resource") == STAGED_INPUTS]
         assert [(s["Effect"], _actions(s)) for s in reads] == [("Allow", ["s3:GetObject"])]
-        (listing,) = [s for s in statements if "s3:ListBucket" in _actions(s)]
+        (listing,) = [
+            s
+            for s in statements
+            if "s3:ListBucket" in _actions(s) and s.get("Sid") == "ListStagedInputs"
+        ]
         assert _actions(listing) == ["s3:ListBucket"], function
         assert listing["Resource"] == {"Fn::GetAtt": ["Bucket", "Arn"]}, function
         # a staged Directory is listed by its prefix, and only prefixes under inputs/ may be
