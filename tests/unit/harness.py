@@ -14,6 +14,7 @@ from typing import Any
 from miniwdl_serverless.adapters.efs import EfsRunFiles
 from miniwdl_serverless.adapters.memory import (
     MemoryBatch,
+    MemoryCache,
     MemoryDeadLetters,
     MemoryExecutions,
     MemoryMetrics,
@@ -30,6 +31,7 @@ from miniwdl_serverless.controller.ports import Ports
 from miniwdl_serverless.controller.reconcile import ReconcilePorts, ReconcileReport, reconcile
 from miniwdl_serverless.controller.start import start_run
 from miniwdl_serverless.core.events import BatchJobDetail
+from miniwdl_serverless.core.localizing import DownloadError, Remote, RemoteFile
 from miniwdl_serverless.core.records import Job, Run
 
 QUEUE, FALLBACK = "queue-spot", "queue-ondemand"
@@ -43,6 +45,43 @@ Behaviour = Callable[[SubmittedJob], Outcome]
 
 def succeeds(job: SubmittedJob) -> Outcome:
     return ("SUCCEEDED", 0, "Essential container in task exited")
+
+
+class FakeRemotes:
+    """The Remotes port on a dict of URI → bytes (a prefix ending in '/' lists the URIs under
+    it); each change of an object is a new version. Counts probes and fetches per URI."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.versions: dict[str, int] = {}
+        self.probes: dict[str, int] = {}
+        self.fetches: dict[str, int] = {}
+
+    def put(self, uri: str, data: bytes) -> None:
+        self.objects[uri] = data
+        self.versions[uri] = self.versions.get(uri, 0) + 1
+
+    def probe(self, uri: str, directory: bool, requester_pays: bool) -> Remote:
+        self.probes[uri] = self.probes.get(uri, 0) + 1
+        if directory:
+            prefix = uri.rstrip("/") + "/"
+            files = [
+                RemoteFile(u[len(prefix) :], len(d), str(self.versions[u]))
+                for u, d in sorted(self.objects.items())
+                if u.startswith(prefix)
+            ]
+            if not files:
+                raise DownloadError(uri, "no objects under this prefix")
+            version = ",".join(f"{f.relative}:{f.etag}" for f in files)
+            return Remote(uri, version, sum(f.size for f in files), True, tuple(files))
+        if uri not in self.objects:
+            raise DownloadError(uri, "no such object (404)")
+        return Remote(uri, str(self.versions[uri]), len(self.objects[uri]))
+
+    def fetch(self, uri: str, remote: Remote, requester_pays: bool, out: Any) -> int:
+        self.fetches[uri] = self.fetches.get(uri, 0) + 1
+        out.write(self.objects[uri])
+        return len(self.objects[uri])
 
 
 class Harness:
@@ -61,6 +100,8 @@ class Harness:
         self.batch = MemoryBatch()
         self.orchestrator = MemoryOrchestrator()
         self.metrics = MemoryMetrics()
+        self.remotes = FakeRemotes()
+        self.cache = MemoryCache()
         self.ports = Ports(
             store=self.store,
             files=self.files,
@@ -71,6 +112,8 @@ class Harness:
             sources=UriSources(root=self.efs_root),  # inline sources and local files: no AWS
             default_queue=QUEUE,
             default_fallback_queue=FALLBACK,
+            remotes=self.remotes,
+            cache=self.cache,
         )
         self.ended: set[str] = set()  # Batch jobs whose final event was sent
         self.executions = MemoryExecutions(self.orchestrator)  # Step Functions' running ones

@@ -182,11 +182,15 @@ def _fetch_into(ports: Ports, remote: Remote, partial: str, requester_pays: bool
 
 
 def _into_place(ports: Ports, partial: str, path: str) -> Stamp:
-    files = ports.files
-    if files.exists(path):  # a stale copy (changed by a task): replaced
-        files.remove_tree(path)
-    files.move(partial, path)
-    files.remove_tree(os.path.dirname(partial))
+    """Rename the download into place; what was there (a copy a task changed, or a link it
+    planted) is moved aside first and deleted with the partial directory."""
+    files, scratch = ports.files, os.path.dirname(partial)
+    try:
+        files.move(partial, path)
+    except FileExistsError:
+        files.move(path, os.path.join(scratch, ".stale"))
+        files.move(partial, path)
+    files.remove_tree(scratch)
     stamp = files.stamp(path)
     assert stamp is not None
     return stamp
