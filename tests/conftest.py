@@ -3,6 +3,7 @@ made before moto is imported is not mocked); unit tests need neither and import 
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -14,6 +15,17 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 import pytest  # noqa: E402
 
 from miniwdl_serverless.local.embedded import EmbeddedAWS  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def local_state_dir(monkeypatch, tmp_path_factory, request):
+    """`miniwdl-serverless run` keeps its state under the home directory by default: in the
+    tests, each test has its own state directory (created only if a run saves), never the
+    real one. Subprocesses inherit it."""
+    name = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    path = tmp_path_factory.getbasetemp() / "local-state" / name
+    monkeypatch.setenv("MINIWDL_SERVERLESS_STATE_DIR", str(path))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from miniwdl_serverless.cli.local_runs import LocalRuns
+from miniwdl_serverless.local.state import StateDir
 from tests.polling import wait_for
 
 CLI = str(Path(sys.executable).parent / "miniwdl-serverless")
@@ -36,7 +38,7 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_defect_17_a_signal_stops_the_tasks_and_records_the_error(tmp_path, sig):
+def test_defect_17_a_signal_stops_the_tasks_and_records_the_error(tmp_path, sig, local_state_dir):
     (tmp_path / "slow.wdl").write_text(SLOW)
     pidfile = tmp_path / "task.pid"
     command = [CLI, "run", str(tmp_path / "slow.wdl"), f"pidfile={pidfile}", "--task", "slow"]
@@ -64,6 +66,12 @@ def test_defect_17_a_signal_stops_the_tasks_and_records_the_error(tmp_path, sig)
     recorded = json.loads((run_dir / "error.json").read_text())
     assert recorded["cause"]["error"] == "Terminated"
     assert "terminated" in (run_dir / "workflow.log").read_text()
+    # the local state was saved on the way out: `status --local` shows the stopped run
+    runs = LocalRuns.read(StateDir(local_state_dir))
+    (execution,) = runs.executions()
+    assert execution["status"] == "ABORTED"
+    run = runs.run(execution["name"])
+    assert run is not None and run.status == "failed" and run.run_dir == str(run_dir)
 
 
 def test_a_signal_before_the_run_started_is_a_clean_error(monkeypatch, capsys):

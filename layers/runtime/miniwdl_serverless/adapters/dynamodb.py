@@ -29,7 +29,13 @@ from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from miniwdl_serverless.adapters.dynamodb_items import JobItem, RunItem, bound, record
+from miniwdl_serverless.adapters.dynamodb_items import (
+    JobItem,
+    RunItem,
+    bound,
+    job_record,
+    run_record,
+)
 from miniwdl_serverless.controller.ports import Conflict, MissingJob
 from miniwdl_serverless.core.records import (
     CLAIMED,
@@ -85,7 +91,7 @@ class DynamoStore:
             item = self.runs.get(run_id, consistent_read=True)
         except self.runs.DoesNotExist:
             return None
-        return record(item, Run, RUN_FIELDS)  # type: ignore[no-any-return]
+        return run_record(item)
 
     def set_run_status(
         self, run_id: str, status: str, expected: Iterable[str], **fields: Any
@@ -336,12 +342,7 @@ class DynamoStore:
         return self.runs(**values)  # type: ignore[no-any-return]
 
     def _job(self, item: Model) -> Job | None:
-        if item.attribute_values.get("status") is None:
-            return None  # a stub holding only waiters
-        job: Job = record(item, Job, JOB_FIELDS)
-        if job.awaiting is not None:
-            job.awaiting = sorted(job.awaiting)  # a string set in the item
-        return job
+        return job_record(item)
 
     def _exists(self) -> Condition:
         return self.jobs.status.exists()  # type: ignore[no-any-return]

@@ -16,6 +16,8 @@ from pynamodb.attributes import (
 )
 from pynamodb.models import Model
 
+from miniwdl_serverless.core.records import JOB_FIELDS, RUN_FIELDS, Job, Run
+
 
 def _region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
@@ -118,3 +120,17 @@ def bound(base: type[Model], table: str, host: str | None) -> type[Model]:
 def record(item: Model, record_type: type[Any], fields: frozenset[str]) -> Any:
     values = {k: v for k, v in item.attribute_values.items() if k in fields and v is not None}
     return record_type(**values)
+
+
+def run_record(item: Model) -> Run:
+    return record(item, Run, RUN_FIELDS)  # type: ignore[no-any-return]
+
+
+def job_record(item: Model) -> Job | None:
+    """The job an item holds; None for a stub holding only waiters."""
+    if item.attribute_values.get("status") is None:
+        return None
+    job: Job = record(item, Job, JOB_FIELDS)
+    if job.awaiting is not None:
+        job.awaiting = sorted(job.awaiting)  # a string set in the item
+    return job

@@ -12,10 +12,13 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from miniwdl_serverless.controller.ports import RunStore
 from miniwdl_serverless.core.ids import run_id_of
+
+if TYPE_CHECKING:
+    from miniwdl_serverless.local.state import StateDir
 
 EXIT_USAGE = 2
 EXIT_TERMINATED = 2  # what `miniwdl run` exits with when a signal stops it
@@ -111,8 +114,18 @@ def _run_local(args: argparse.Namespace) -> int:
         return _input_error(exn)
     from miniwdl_serverless.local.embedded import EmbeddedAWS
 
-    with EmbeddedAWS(efs_root="/", workers=args.workers) as aws:
+    with EmbeddedAWS(efs_root="/", workers=args.workers, state=state_dir(args)) as aws:
         return execute(aws, execution_input, show_progress=not args.no_progress)
+
+
+def state_dir(args: argparse.Namespace) -> StateDir | None:
+    """The state directory this run loads and saves (``--state-dir``, the environment's, or
+    ``~/.miniwdl-serverless``), or None with ``--no-state``."""
+    from miniwdl_serverless.local.state import StateDir, state_dir_path
+
+    if args.no_state:
+        return None
+    return StateDir(state_dir_path(args.state_dir, os.environ))
 
 
 def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = True) -> int:

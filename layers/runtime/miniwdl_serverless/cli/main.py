@@ -5,7 +5,8 @@ follow ``miniwdl run``.
 
 ``submit``, ``status``, ``logs``, ``cancel``, ``list`` and ``reconcile`` talk to a deployed
 stack (see remote.py, and watch.py for ``submit --wait/--follow``); ``submit`` takes
-miniwdl-aws-submit's options.
+miniwdl-aws-submit's options. ``status`` and ``list`` also read local runs from the state
+directory ``run`` keeps (local_runs.py).
 """
 
 from __future__ import annotations
@@ -277,6 +278,22 @@ def _add_status_arguments(parser: argparse.ArgumentParser) -> None:
     _add_run_id(parser)
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     _add_stack_arguments(parser)
+    _add_local_arguments(parser)
+
+
+LOCAL_HELP = (
+    "runs of `miniwdl-serverless run`, read from its state directory (the default when no "
+    "stack is given by flag or environment and local runs exist)"
+)
+STATE_DIR_HELP = (
+    "the local state directory [env MINIWDL_SERVERLESS_STATE_DIR; default ~/.miniwdl-serverless]"
+)
+
+
+def _add_local_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("local runs")
+    group.add_argument("--local", action="store_true", help=LOCAL_HELP)
+    group.add_argument("--state-dir", metavar="DIR", help=STATE_DIR_HELP + " (implies --local)")
 
 
 def _add_logs_arguments(parser: argparse.ArgumentParser) -> None:
@@ -326,6 +343,7 @@ def _add_list_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     _add_stack_arguments(parser)
+    _add_local_arguments(parser)
 
 
 def _add_reconcile_arguments(parser: argparse.ArgumentParser) -> None:
@@ -423,6 +441,17 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--timeout", type=int, metavar="SECONDS", help="fail the run after this long")
     run.add_argument("--workers", type=int, help="parallel task commands (default: CPU count)")
     run.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    state = run.add_mutually_exclusive_group()
+    state.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help=STATE_DIR_HELP + ": run records, call cache and download cache kept between runs",
+    )
+    state.add_argument(
+        "--no-state",
+        action="store_true",
+        help="keep nothing: start with empty tables and save none (ephemeral)",
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from miniwdl_serverless.cli import views
+from miniwdl_serverless.cli import local_runs, views
 from miniwdl_serverless.cli.stack import (
     Clients,
     Stack,
@@ -217,13 +217,18 @@ def _check_upload_target(settings: Any, stack: Stack, target_name: str) -> None:
 
 
 def status(args: argparse.Namespace, clients: Clients) -> int:
-    stack = _stack(args, clients)
-    execution = describe_execution(clients, stack, args.run)
-    run_id = str(execution.get("name") or run_id_of(args.run))
-    run = get_run(stack, run_id)
-    jobs = [j.as_dict() for j in run_jobs(stack, run_id)]
+    state = local_runs.chosen(args, os.environ)
+    if state is not None:
+        execution, run, jobs = local_runs.status(args, state)
+    else:
+        stack = _stack(args, clients)
+        execution = describe_execution(clients, stack, args.run)
+        run_id = str(execution.get("name") or run_id_of(args.run))
+        run, jobs = get_run(stack, run_id), run_jobs(stack, run_id)
     report = views.status_report(
-        execution, run.as_dict() if run is not None else None, views.call_rows(jobs)
+        execution,
+        run.as_dict() if run is not None else None,
+        views.call_rows([j.as_dict() for j in jobs]),
     )
     print(json.dumps(report, indent=2, default=str) if args.json else views.format_status(report))
     return 0
@@ -317,8 +322,11 @@ def cancel(args: argparse.Namespace, clients: Clients) -> int:
 
 
 def list_runs(args: argparse.Namespace, clients: Clients) -> int:
-    stack = _stack(args, clients)
-    executions = list_executions(clients, stack, args.limit, args.status)
+    state = local_runs.chosen(args, os.environ)
+    if state is not None:
+        executions = local_runs.list_runs(args, state)
+    else:
+        executions = list_executions(clients, _stack(args, clients), args.limit, args.status)
     if args.json:
         print(
             json.dumps(

@@ -4,7 +4,8 @@ and a local Batch executor runs each job's command with bash and emits the Event
 
 ``EmbeddedAWS`` wires the pieces together: ``moto_patches`` (every patch of moto internals),
 ``resources`` (what template.yaml declares, created in moto), ``batch_executor`` (the local
-Batch queue) and ``event_bus`` (EventBridge).
+Batch queue) and ``event_bus`` (EventBridge); with a state directory, ``persistence`` loads
+its tables at the start and saves them at the end.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from miniwdl_serverless.adapters.efs import EfsRunFiles
 from miniwdl_serverless.local import moto_patches
 from miniwdl_serverless.local.batch_executor import BATCH_LOG_GROUP, JobLogs, LocalBatch
 from miniwdl_serverless.local.event_bus import TERMINAL, EventBus
+from miniwdl_serverless.local.persistence import Persistence
 from miniwdl_serverless.local.project import Project
 from miniwdl_serverless.local.resources import (
     ACCOUNT,
@@ -35,6 +37,10 @@ from miniwdl_serverless.local.resources import (
     create_resources,
     create_stack,
 )
+from miniwdl_serverless.local.state import StateDir, deferred_signals
+
+# miniwdl's [download_cache] dir: STATE_DIR/downloads for the functions, unless the user set it
+DOWNLOAD_CACHE_ENV = "MINIWDL__DOWNLOAD_CACHE__DIR"
 
 __all__ = [
     "ACCOUNT",
@@ -109,8 +115,12 @@ class EmbeddedAWS:
         workers: int | None = None,
         event_workers: int = 4,
         server: bool = False,
+        state: StateDir | None = None,
     ):
+        """``state``: the state directory whose tables are loaded at the start and saved at the
+        end (None: nothing is kept, as in the tests)."""
         self.project = Project()
+        self.persistence = Persistence(state, ACCOUNT, REGION) if state is not None else None
         self.serve_http = server
         self.server: Any = None
         self.endpoint_url = ""  # http://127.0.0.1:PORT once serving (start_server)
@@ -141,7 +151,10 @@ class EmbeddedAWS:
 
     # -- lifecycle --
     def __enter__(self) -> EmbeddedAWS:
-        for key, value in _environment(self.efs_root).items():
+        environment = _environment(self.efs_root)
+        if self.persistence is not None and not os.environ.get(DOWNLOAD_CACHE_ENV):
+            environment[DOWNLOAD_CACHE_ENV] = str(self.persistence.state.downloads)
+        for key, value in environment.items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
         import moto
@@ -165,6 +178,7 @@ class EmbeddedAWS:
         )
         self._patch_moto()
         self._create_resources()
+        self._load_state()
         if self.serve_http:
             self.start_server()
         return self
@@ -178,14 +192,38 @@ class EmbeddedAWS:
         self.events.join_watcher(timeout=5)
         self.batch_executor.shutdown()
         self.events.shutdown()
-        for undo in reversed(self._restore):
-            undo()
-        self.mock.stop()
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        with deferred_signals():  # Ctrl-C now comes after the state is saved and moto stopped
+            self._save_state()
+            for undo in reversed(self._restore):
+                undo()
+            self.mock.stop()
+            for key, value in self._saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def _load_state(self) -> None:
+        if self.persistence is None:
+            return
+        try:
+            self.persistence.load()
+        except Exception as exn:  # run on, saving nothing rather than losing what is kept
+            self.persistence.state.warn(
+                f"not using the local state in {self.persistence.state.path}: {exn}"
+            )
+            self.persistence = None
+
+    def _save_state(self) -> None:
+        """Save the tables and executions (also after a failure or Ctrl-C: __exit__ runs)."""
+        if self.persistence is None:
+            return
+        try:
+            self.persistence.save(self.sfn, self.state_machine_arn, self.tables)
+        except Exception as exn:  # the run's own result stands
+            self.persistence.state.warn(
+                f"cannot save the local state in {self.persistence.state.path}: {exn}"
+            )
 
     def _patch_moto(self) -> None:
         events = self.events

@@ -3,7 +3,9 @@ and returns its undo (call the undos in reverse order to put moto back).
 
 moto is pinned (``moto[server]==5.2.5`` in pyproject.toml: these patches follow that version's
 internals) and this is the one place its internals are touched:
-moto is imported inside each function, once the embedded AWS has started its mock.
+moto is imported inside each function, once the embedded AWS has started its mock. Besides the
+patches, ``table_items`` and ``put_table_items`` read and fill a table's items directly (the
+local state directory's load and save: through boto3 a few thousand items take seconds).
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 Undo = Callable[[], None]
+
+# Held around every DynamoDB request once patch_dynamodb_lock is applied, and around the direct
+# reads and writes of table_items / put_table_items.
+DYNAMODB_LOCK = threading.RLock()
 
 
 def _replace(cls: Any, name: str, new: Any) -> Undo:
@@ -63,7 +69,7 @@ def patch_dynamodb_lock() -> Undo:
     from moto.core.botocore_stubber import BotocoreStubber
     from moto.dynamodb.responses import DynamoHandler
 
-    dynamodb_lock = threading.RLock()
+    dynamodb_lock = DYNAMODB_LOCK
     original_call = BotocoreStubber.__call__
 
     def call(stubber: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
@@ -205,3 +211,49 @@ def patch_transaction_snapshots() -> Undo:
         backend_class.transact_write_items = original  # type: ignore[method-assign]
 
     return restore
+
+
+def _table(account: str, region: str, name: str) -> Any:
+    from moto.dynamodb.models import dynamodb_backends
+
+    return dynamodb_backends[account][region].get_table(name)
+
+
+def table_items(account: str, region: str, name: str) -> list[dict[str, Any]]:
+    """Every item of a table, in DynamoDB JSON (what GetItem returns as ``Item``)."""
+    with DYNAMODB_LOCK:
+        return [item.to_json()["Attributes"] for item in _table(account, region, name).all_items()]
+
+
+def put_table_items(account: str, region: str, name: str, items: list[dict[str, Any]]) -> None:
+    """Put items (DynamoDB JSON) into a table, replacing any with the same key. They were
+    DynamoDB's items when they were saved, so moto's checks are skipped: its per-attribute size
+    check (quadratic in the number of attributes), as moto's own copy of an item skips it, and
+    its generic conversion of each value (a few times slower than ``_value`` here)."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+
+    def value(typed: dict[str, Any]) -> DynamoType:
+        ((kind, inner),) = typed.items()
+        converted = DynamoType.__new__(DynamoType)
+        converted.type = kind
+        if kind == "L":
+            inner = [value(v) for v in inner]
+        elif kind == "M":
+            inner = {k: value(v) for k, v in inner.items()}
+        converted.value = inner
+        return converted
+
+    with DYNAMODB_LOCK:
+        table = _table(account, region, name)
+        hash_name, range_name = table.hash_key_attr, table.range_key_attr
+        for attributes in items:
+            item: Any = Item.__new__(Item)
+            values = LimitedSizeDict.__new__(LimitedSizeDict)
+            dict.__init__(values, ((k, value(v)) for k, v in attributes.items()))
+            item.attrs = values
+            item.hash_key = values[hash_name]
+            item.range_key = values[range_name] if range_name else None
+            if range_name:
+                table.items[item.hash_key][item.range_key] = item
+            else:
+                table.items[item.hash_key] = item
