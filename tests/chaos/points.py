@@ -66,6 +66,7 @@ KINDS: dict[str, dict[str, str]] = {
         "is_file": READ,
         "is_own_file": READ,
         "real_path": READ,
+        "file_size": READ,
         "list_files": READ,
         "remove_tree": WRITE,
     },

@@ -10,7 +10,6 @@ a stop, which sends the cancel function "Execution Status Change")."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import subprocess
@@ -46,6 +45,7 @@ from miniwdl_serverless.core.backoff import Backoff
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB
 from miniwdl_serverless.core.records import RUN_ENDED, Run
+from miniwdl_serverless.core.uploads import Transfer
 from tests.chaos.faults import Clock, Faults, Faulty, LambdaDied
 
 QUEUE, FALLBACK = "queue-spot", "queue-ondemand"
@@ -70,9 +70,10 @@ def runs_script(job_id: str, attempt: int, queue: str) -> Outcome | None:
 class Uploads(MemoryUploads):
     """S3: keeps each uploaded file's digest (the run directory may be deleted after)."""
 
-    def upload_file(self, path: str, uri: str) -> None:
-        with open(path, "rb") as file:
-            self.files[uri] = hashlib.sha256(file.read()).hexdigest()
+    def upload_file(self, path: str, uri: str) -> Transfer:
+        transfer = super().upload_file(path, uri)
+        self.files[uri] = self.digests[uri]
+        return transfer
 
 
 @dataclass

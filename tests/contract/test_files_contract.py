@@ -236,3 +236,11 @@ def test_the_regular_files_of_a_directory_are_listed(files, root):
     files.write_text(f"{root}/run/other.txt", "c")
     listed = files.list_files(f"{root}/run/out")
     assert listed == [f"{root}/run/out/a.txt", f"{root}/run/out/sub/b.txt"]
+
+
+def test_a_files_size_is_known_without_reading_it_and_only_inside_the_root(files, root, outside):
+    files.write_text(f"{root}/out.txt", "12345")
+    assert files.file_size(f"{root}/out.txt") == 5
+    plant_link(files, f"{root}/away.txt", outside)
+    for path in (f"{root}/away.txt", outside, f"{root}/missing.txt", root):
+        assert files.file_size(path) == 0, path

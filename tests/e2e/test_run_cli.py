@@ -259,6 +259,50 @@ task t { command <<< echo hello > report.txt >>> output { File report = "report.
     assert not os.path.exists(result["dir"])  # deleted after the successful upload
 
 
+def test_finish_continues_in_further_invocations_until_every_file_is_uploaded(
+    run_cli, embedded, tmp_path, monkeypatch
+):
+    """The real state machine: Finish returns "continue" when its time runs low (here at
+    once: the reserve is the whole invocation, so each invocation uploads one file) and
+    MoreToUpload invokes it again, until every file is uploaded and the directory deleted."""
+    monkeypatch.setenv("FINISH_RESERVE_SECONDS", "900")  # the embedded Lambda's whole timeout
+    wdl = write(
+        tmp_path / "three.wdl",
+        """
+version 1.0
+task three {
+  command <<< echo a > a.txt; echo b > b.txt; echo c > c.txt >>>
+  output { Array[File] files = ["a.txt", "b.txt", "c.txt"] }
+}
+""",
+    )
+    code, stdout, stderr = run_cli(
+        [wdl, "--task", "three", "--dir", str(tmp_path), "--s3upload", "s3://continued/x/"]
+        + ["--delete-after", "success"],
+        cwd=str(tmp_path),
+    )
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    folder = "s3://continued/x/"
+    assert result["outputs"] == {
+        "three.files": [f"{folder}three.files/{i}/{n}.txt" for i, n in enumerate("abc")]
+    }
+    s3 = boto3.client("s3")
+    for i, name in enumerate("abc"):
+        key = f"x/three.files/{i}/{name}.txt"
+        assert s3.get_object(Bucket="continued", Key=key)["Body"].read() == f"{name}\n".encode()
+    assert not os.path.exists(result["dir"])
+    history = boto3.client("stepfunctions").get_execution_history(
+        executionArn=embedded.last_execution_arn, maxResults=1000
+    )["events"]
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e
+    ]
+    assert entered.count("Finish") == 3 and entered.count("MoreToUpload") == 3
+    log = s3.get_object(Bucket="continued", Key="x/workflow.log")["Body"].read().decode()
+    assert "continuing in invocation 2" in log and "in 3 invocations" in log
+
+
 def test_failed_run_uploads_error_and_stderr(run_cli, tmp_path):
     wdl = write(
         tmp_path / "f.wdl", "version 1.0\ntask t { command <<< echo bad >&2; exit 3 >>> }\n"
@@ -276,6 +320,9 @@ def test_failed_run_uploads_error_and_stderr(run_cli, tmp_path):
         s3.get_object(Bucket="failures", Key="x/CommandFailed_stderr.txt")["Body"].read()
         == b"bad\n"
     )
+    assert error["cause"]["stdout_s3file"] == "s3://failures/x/CommandFailed_stdout.txt"
+    log = s3.get_object(Bucket="failures", Key="x/workflow.log")["Body"].read().decode()
+    assert "uploaded 2 files" in log  # the failed task's stderr and stdout
 
 
 def test_run_timeout_stops_the_run(run_cli, embedded, tmp_path):

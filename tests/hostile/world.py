@@ -22,6 +22,7 @@ from miniwdl_serverless.controller.end import AnswerNotSent
 from miniwdl_serverless.controller.ports import TransientError
 from miniwdl_serverless.core.records import Job, Run
 
+from ..unit.fake_s3 import RecordingS3
 from ..unit.harness import Harness
 
 SECRET = "AWS_SECRET_ACCESS_KEY=hostile-suite-must-never-see-this"
@@ -250,28 +251,10 @@ def measured(harness: Harness) -> MeasuredStore:
     return store
 
 
-class RecordingS3:
-    """An S3 client for the real ``S3Uploads``: keeps every object it is given."""
-
-    def __init__(self) -> None:
-        self.bodies: dict[str, bytes] = {}
-
-    def upload_fileobj(self, infile: Any, bucket: str, key: str) -> None:
-        self.bodies[f"s3://{bucket}/{key}"] = infile.read(1 << 20)  # enough to see a secret
-
-    def put_object(self, Bucket: str, Key: str, Body: bytes, **_: Any) -> None:  # noqa: N803
-        self.bodies[f"s3://{Bucket}/{Key}"] = Body
-
-    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803
-        import io
-
-        return {"Body": io.BytesIO(self.bodies[f"s3://{Bucket}/{Key}"])}
-
-
 def with_uploads(harness: Harness, root: Path) -> RecordingS3:
     """The real S3 uploads (guarded reads from the EFS root) on a recording client."""
     from miniwdl_serverless.adapters.s3 import S3Uploads
 
-    client = RecordingS3()
+    client = RecordingS3(read_limit=1 << 20)  # enough to see a secret
     harness.ports.uploads = S3Uploads(client, root=str(root))
     return client

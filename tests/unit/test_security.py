@@ -27,6 +27,7 @@ from miniwdl_serverless.core.errors import BadSubmission, describe_exception
 from miniwdl_serverless.core.options import parse_run_options, schema_problem
 from miniwdl_serverless.core.records import RUN_FAILED, RUN_RUNNING, RUN_SUCCEEDED, Run
 
+from .fake_s3 import RecordingS3
 from .harness import Harness
 
 NO_CALLS = """
@@ -660,14 +661,6 @@ def test_defect_11_concurrent_deliveries_of_a_success_with_spilled_outputs_both_
 
 
 # ---- noticed: uploads read what they upload the same way -------------------------------------
-
-
-class RecordingS3:
-    def __init__(self) -> None:
-        self.bodies: dict[str, bytes] = {}
-
-    def upload_fileobj(self, infile: Any, bucket: str, key: str) -> None:
-        self.bodies[f"s3://{bucket}/{key}"] = infile.read()
 
 
 def test_uploads_never_read_outside_the_efs_root_nor_a_fifo(tmp_path, efs):

@@ -66,3 +66,19 @@ def test_start_and_finish_retry_transient_failures_and_crashes():
         retried = {error for r in states[name]["Retry"] for error in r["ErrorEquals"]}
         assert expected <= retried, name
         assert "States.ALL" not in retried  # a WDL error or a failed task is not retried
+
+
+def test_finish_loops_back_while_it_has_files_left_to_upload():
+    """Finish's output is its result alone, and a "continue" result sends the execution into
+    Finish again with it as the state (the next invocation's progress), every other result
+    on to Outcome."""
+    states = definition()["States"]
+    finish = states["Finish"]
+    assert finish["OutputPath"] == "$.Payload" and finish["Parameters"]["Payload"]["state.$"] == "$"
+    assert finish["Next"] == "MoreToUpload"
+    loop = states["MoreToUpload"]
+    assert loop["Type"] == "Choice" and loop["Default"] == "Outcome"
+    assert loop["Choices"] == [
+        {"Variable": "$.status", "StringEquals": "continue", "Next": "Finish"}
+    ]
+    assert {c["Next"] for c in finish["Catch"]} == {"FinishCrashed"}  # a crash never loops

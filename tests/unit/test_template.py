@@ -418,3 +418,36 @@ def test_the_functions_that_localize_inputs_may_read_the_staged_inputs_only(reso
     for role, statement in _statements(resources):
         if statement.get("Resource") == STAGED_INPUTS:  # read, never written, by the stack
             assert _actions(statement) == ["s3:GetObject"], role
+# ---- Finish's uploads (issue 10) ------------------------------------------------------------
+
+
+def test_finish_upload_settings_fit_the_function(resources):
+    """The template's transfer settings are valid, and their parts fit in the finish
+    function's memory (what Lambda tells the function as AWS_LAMBDA_FUNCTION_MEMORY_SIZE)."""
+    from miniwdl_serverless.core.uploads import MiB, UploadSettings
+
+    props = resources["FinishFunction"]["Properties"]
+    env = {k: str(v) for k, v in props["Environment"]["Variables"].items() if isinstance(v, str)}
+    env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = str(props["MemorySize"])
+    settings = UploadSettings.from_environment(env, check_memory=True)
+    assert set(UploadSettings.ENVIRONMENT.values()) <= set(env)
+    assert (settings.part_size, settings.concurrency) == (64 * MiB, 10)
+    assert settings.reserve_seconds < props["Timeout"] / 2
+
+
+def test_finish_may_read_back_abort_and_remove_only_what_it_uploads(resources):
+    """HeadObject (s3:GetObject: is an identical object there?), AbortMultipartUpload and
+    DeleteObject (a file that changed while it was sent), on the objects PutObject may
+    write and nowhere else; no s3:ListBucket (a missing key is then 403, not 404: S3Uploads
+    takes either as not there)."""
+    statements = _function_statements(resources, "FinishFunction")
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
+    assert s3
+    for statement in s3:
+        assert set(_actions(statement)) == {
+            "s3:PutObject",
+            "s3:GetObject",
+            "s3:AbortMultipartUpload",
+            "s3:DeleteObject",
+        }
+        assert str(statement["Resource"]).count("/*") >= 1

@@ -147,6 +147,14 @@ class EfsRunFiles:
     def real_path(self, path: str) -> str:
         return os.path.realpath(path)
 
+    def file_size(self, path: str) -> int:
+        if not self.is_file(path):
+            return 0
+        try:
+            return os.path.getsize(path)
+        except OSError:  # gone since
+            return 0
+
     def list_files(self, path: str) -> list[str]:
         found, pending = [], [path]
         while pending:  # not os.walk: it recurses once per level, and a task may nest deeply

@@ -5,7 +5,9 @@ the same contract tests as the DynamoDB store (tests/contract/)."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
+import json
 import threading
 import time
 from collections import Counter
@@ -35,6 +37,7 @@ from miniwdl_serverless.core.store_rules import (
     chunks,
     ended_fields,
 )
+from miniwdl_serverless.core.uploads import Transfer
 
 
 class MemoryStore:
@@ -397,14 +400,36 @@ class MemoryOrchestrator:
 
 @dataclass
 class MemoryUploads:
+    """The Uploads port as S3Uploads keeps it: an object with the file's content (its SHA-256)
+    is not sent again. A path that is no real file (MemoryRunFiles' files) is always sent."""
+
     files: dict[str, str] = field(default_factory=dict)  # uri → local path
     objects: dict[str, Any] = field(default_factory=dict)  # uri → JSON data
+    digests: dict[str, str] = field(default_factory=dict)  # uri → SHA-256 of what was sent
+    sent: list[str] = field(default_factory=list)  # every upload not skipped, in order
 
-    def upload_file(self, path: str, uri: str) -> None:
+    def upload_file(self, path: str, uri: str) -> Transfer:
+        try:
+            with open(path, "rb") as file:
+                content = file.read()
+        except OSError:
+            content = None
+        if content is not None:
+            digest = hashlib.sha256(content).hexdigest()
+            if self.digests.get(uri) == digest and uri in self.files:
+                return Transfer(len(content), skipped=True)
+            self.digests[uri] = digest
         self.files[uri] = path
+        self.sent.append(uri)
+        return Transfer(len(content or b""))
 
-    def put_json(self, uri: str, data: Any) -> None:
+    def put_json(self, uri: str, data: Any) -> Transfer:
+        size = len(json.dumps(data, indent=2).encode())
+        if uri in self.objects and self.objects[uri] == data:
+            return Transfer(size, skipped=True)
         self.objects[uri] = copy.deepcopy(data)
+        self.sent.append(uri)
+        return Transfer(size)
 
     def get_json(self, uri: str) -> Any:
         return copy.deepcopy(self.objects[uri])

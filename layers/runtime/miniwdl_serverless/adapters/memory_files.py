@@ -145,6 +145,13 @@ class MemoryRunFiles:
     def real_path(self, path: str) -> str:
         return self._resolve(path)
 
+    def file_size(self, path: str) -> int:
+        if not self.inside_root(path):
+            return 0
+        with self._lock:
+            text = self.files.get(self._resolve(path))
+        return len(text.encode()) if text is not None else 0
+
     def list_files(self, path: str) -> list[str]:
         prefix = path.rstrip("/") + "/"
         with self._lock:

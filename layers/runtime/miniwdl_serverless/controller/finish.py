@@ -1,5 +1,6 @@
 """The Finish state: outputs.json or error.json, the upload to S3 with miniwdl-aws's folder
-rule, and deleting the run directory per ``delete_after``."""
+rule (controller/uploading.py), and deleting the run directory per ``delete_after`` once every
+upload is confirmed. An upload too large for one invocation goes on in further ones."""
 
 from __future__ import annotations
 
@@ -15,11 +16,15 @@ from miniwdl_serverless.controller.end import (
     write_json_best_effort,
 )
 from miniwdl_serverless.controller.ports import Ports, TransientError
+from miniwdl_serverless.controller.uploading import Batch, Continue, Item, OutputPlan, upload_item
 from miniwdl_serverless.core import payloads
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.records import RUN_FAILED, RUN_SUCCEEDED, Run
+from miniwdl_serverless.core.uploads import Deadline, Progress
 
 log = logging.getLogger("miniwdl_serverless.controller")
+# The failed task's logs a failed run uploads, by the key of the error's cause that names
+# them: miniwdl-aws's name for stderr (its ``stderr_s3file``), and the same for stdout.
 FAILED_TASK_LOGS = (
     ("stderr_file", "CommandFailed_stderr.txt"),
     ("stdout_file", "CommandFailed_stdout.txt"),
@@ -34,10 +39,14 @@ def upload_folder(s3upload: str, run_dir: str) -> str:
     return s3upload + "/" + os.path.basename(run_dir.rstrip("/")) + "/"
 
 
-def finish_run(state: dict[str, Any], execution_name: str, ports: Ports) -> dict[str, Any]:
+def finish_run(
+    state: dict[str, Any], execution_name: str, ports: Ports, deadline: Deadline | None = None
+) -> dict[str, Any]:
     """Returns {"status": "succeeded", "dir", "outputs_json", "outputs" (when small)} or
     {"status": "failed", "error", "cause", "error_json"} (the state machine's Succeed and Fail
-    states read these; core/payloads.py keeps them within Step Functions' limits)."""
+    states read these; core/payloads.py keeps them within Step Functions' limits), or, when
+    ``deadline`` came near before every file was uploaded, {"status": "continue", ...}: the
+    state machine invokes Finish again with that as its state, and it goes on from there."""
     run_id = (state.get("result") or {}).get("run_id") or execution_name
     run = ports.store.get_run(run_id)
     if run is None:
@@ -47,11 +56,15 @@ def finish_run(state: dict[str, Any], execution_name: str, ports: Ports) -> dict
     if "error" in state and run.status in LIVE:
         _stop_unfinished(run, state["error"], ports)
         run = ports.store.get_run(run_id) or run
-    if run.status == RUN_SUCCEEDED:
-        return _succeeded(run, ports)
-    cause = str((state.get("error") or {}).get("Cause"))
-    info = run.error or RunError.of("RunFailed", cause).info
-    error_json = _after_failure(run, info, ports)
+    batch = Batch(ports, deadline, Progress.from_json(state.get("progress")))
+    try:
+        if run.status == RUN_SUCCEEDED:
+            return _succeeded(run, ports, batch)
+        cause = str((state.get("error") or {}).get("Cause"))
+        info = run.error or RunError.of("RunFailed", cause).info
+        error_json = _after_failure(run, info, ports, batch)
+    except Continue as stop:
+        return _continuing(run, ports, batch, stop.progress, state.get("error"))
     return payloads.failed(str(info.get("error") or "RunFailed"), info, error_json)
 
 
@@ -75,11 +88,12 @@ def _stop_unfinished(run: Run, error: dict[str, Any], ports: Ports) -> None:
         ports.store.set_run_status(run.run_id, RUN_FAILED, LIVE, error=failure.info)
 
 
-def _succeeded(run: Run, ports: Ports) -> dict[str, Any]:
+def _succeeded(run: Run, ports: Ports, batch: Batch) -> dict[str, Any]:
     """outputs.json, the upload and ``delete_after``. Idempotent: once every output is
     uploaded (``uploaded_to`` recorded), a re-invoked Finish returns what was uploaded, never
     paths that ``delete_after`` may have deleted since (nor reads the run's spilled outputs,
-    deleted with them)."""
+    deleted with them). Before that, a re-invoked Finish (or a further one) sends nothing an
+    earlier one sent: the objects are there already."""
     run_dir = str(run.run_dir)
     options = run.options or {}
     deletes = options.get("delete_after") in ("success", "always")
@@ -95,24 +109,22 @@ def _succeeded(run: Run, ports: Ports) -> dict[str, Any]:
     if not options.get("s3upload"):
         return payloads.succeeded(run_dir, outputs, outputs_json)
     folder = upload_folder(options["s3upload"], run_dir)
-    left: list[str] = []  # outputs that stayed on EFS
-    uploaded = _upload_outputs(ports, run, outputs, folder, left)
-    _upload_file(ports, os.path.join(run_dir, "workflow.log"), folder + "workflow.log", run_dir)
+    plan = OutputPlan(ports.files, run, folder, outputs)
+    left = batch.upload(plan.items)  # outputs that stay on EFS
+    uploaded = plan.rewrite(outputs, left)
+    left |= _close(run, ports, batch, folder)
     ports.uploads.put_json(folder + "outputs.json", uploaded)
     if not left:
         ports.store.record_upload(run.run_id, folder)
-    if deletes and left:  # deleting would lose them: keep the run directory
-        message = f"not deleting {run_dir} (delete_after): not uploaded: {', '.join(left)}"
-        log.warning(message, extra={"run_id": run.run_id})
-        _log_line(ports, run, message)
-    elif deletes:
-        _delete_run_dir(run, ports)
+    if deletes:
+        _delete_if_uploaded(run, ports, left)
     return payloads.succeeded(run_dir, uploaded, folder + "outputs.json", folder)
 
 
-def _after_failure(run: Run, info: dict[str, Any], ports: Ports) -> str | None:
-    """error.json, the upload of it and the failed task's logs, ``delete_after``. Returns
-    where the whole error JSON is (None: the run has no directory)."""
+def _after_failure(run: Run, info: dict[str, Any], ports: Ports, batch: Batch) -> str | None:
+    """error.json, the upload of it, the failed task's stderr and stdout (miniwdl-aws's
+    names: ``CommandFailed_stderr.txt``, the cause's ``stderr_s3file``) and workflow.log,
+    ``delete_after``. Returns where the whole error JSON is (None: the run has no directory)."""
     options = run.options or {}
     if not run.run_dir or not ports.files.is_dir(str(run.run_dir)):
         return None
@@ -122,15 +134,74 @@ def _after_failure(run: Run, info: dict[str, Any], ports: Ports) -> str | None:
     if not options.get("s3upload"):
         return error_json
     folder = upload_folder(options["s3upload"], run_dir)
-    cause = info.get("cause") or {}
-    for key, name in FAILED_TASK_LOGS:
-        if cause.get(key) and _upload_file(ports, cause[key], folder + name, root=run_dir):
-            cause[key.replace("_file", "_s3file")] = folder + name
-    _upload_file(ports, os.path.join(run_dir, "workflow.log"), folder + "workflow.log", run_dir)
+    cause = info.get("cause")
+    logs = _failed_task_logs(ports, cause, folder, run_dir)
+    left = batch.upload(logs)
+    for item in logs:
+        if item.name not in left and isinstance(cause, dict):
+            cause[item.name.replace("_file", "_s3file")] = item.uri
+    left |= _close(run, ports, batch, folder)
     ports.uploads.put_json(folder + "error.json", info)
     if options.get("delete_after") in ("failure", "always"):
-        _delete_run_dir(run, ports)
+        _delete_if_uploaded(run, ports, left)
     return folder + "error.json"
+
+
+def _failed_task_logs(ports: Ports, cause: Any, folder: str, run_dir: str) -> list[Item]:
+    """The failed task's stderr and stdout files its error names, if they are there."""
+    if not isinstance(cause, dict):
+        return []
+    return [
+        Item(cause[key], folder + name, key, own_root=run_dir)
+        for key, name in FAILED_TASK_LOGS
+        if isinstance(cause.get(key), str) and ports.files.is_file(cause[key])
+    ]
+
+
+def _close(run: Run, ports: Ports, batch: Batch, folder: str) -> set[str]:
+    """What was uploaded and skipped, in workflow.log and the metrics; then workflow.log
+    itself (last, so that it holds the line). Returns {"workflow.log"} if it could not be."""
+    line = batch.total.line()
+    if batch.progress.invocations:
+        line += f", in {batch.progress.invocations + 1} invocations"
+    _report(run, ports, batch, line)
+    path = os.path.join(str(run.run_dir), "workflow.log")
+    if not ports.files.is_file(path):
+        return set()
+    item = Item(path, folder + "workflow.log", "workflow.log", own_root=str(run.run_dir))
+    return set() if upload_item(ports, item) else {"workflow.log"}
+
+
+def _continuing(
+    run: Run, ports: Ports, batch: Batch, progress: Progress, error: Any
+) -> dict[str, Any]:
+    line = (
+        f"{progress.tally.line()} so far; the invocation's time is running out: "
+        f"continuing in invocation {progress.invocations + 1}"
+    )
+    _report(run, ports, batch, line)
+    ports.metrics.count("FinishContinued")
+    return payloads.continuing(run.run_id, progress.as_json(), error)
+
+
+def _report(run: Run, ports: Ports, batch: Batch, line: str) -> None:
+    log.info(line, extra={"run_id": run.run_id})
+    _log_line(ports, run, line)
+    for name, value in batch.session.metrics().items():
+        if value:
+            ports.metrics.count(name, value)
+
+
+def _delete_if_uploaded(run: Run, ports: Ports, left: set[str]) -> None:
+    """``delete_after``, once every upload is confirmed: deleting would lose what is left."""
+    if left:
+        message = (
+            f"not deleting {run.run_dir} (delete_after): not uploaded: {', '.join(sorted(left))}"
+        )
+        log.warning(message, extra={"run_id": run.run_id})
+        _log_line(ports, run, message)
+        return
+    _delete_run_dir(run, ports)
 
 
 def _delete_run_dir(run: Run, ports: Ports) -> None:
@@ -151,76 +222,3 @@ def _delete_run_dir(run: Run, ports: Ports) -> None:
 
 def _log_line(ports: Ports, run: Run, message: str) -> None:
     append_workflow_log(ports.files, str(run.run_dir), run.workflow_name, message)
-
-
-def _upload_outputs(
-    ports: Ports, run: Run, outputs: dict[str, Any], folder: str, left: list[str]
-) -> dict[str, Any]:
-    """Upload each output file under <folder>/<output name>/ (a Directory with everything in
-    it) and rewrite it to its s3:// URI, in any WDL type. Only files of the run (or its
-    inputs) are uploaded: an output string naming another file on the Lambda's file system
-    stays a string. A file or directory of the run that could not be uploaded keeps its path
-    and is named in ``left``."""
-    files = ports.files
-    run_dir = files.real_path(str(run.run_dir)).rstrip("/") + "/"
-    inputs = _input_paths(files.load_value(run.inputs) or {})
-
-    def ours(value: str) -> bool:
-        return files.real_path(value).startswith(run_dir) or value.rstrip("/") in inputs
-
-    def rewrite(value: Any, name: str) -> Any:
-        if isinstance(value, str) and os.path.isabs(value) and ours(value):
-            if files.is_file(value):
-                target = f"{folder}{name}/{os.path.basename(value)}"
-                if _upload_file(ports, value, target):
-                    return target
-                left.append(name)
-            elif files.is_dir(value):
-                return _upload_directory(ports, value, f"{folder}{name}/", name, left)
-            return value
-        if isinstance(value, list):
-            return [rewrite(v, f"{name}/{i}") for i, v in enumerate(value)]
-        if isinstance(value, dict):
-            return {k: rewrite(v, f"{name}/{k}") for k, v in value.items()}
-        return value
-
-    return {key: rewrite(value, key) for key, value in outputs.items()}
-
-
-def _upload_directory(ports: Ports, path: str, prefix: str, name: str, left: list[str]) -> str:
-    """A Directory output: every regular file in it (links are not followed), under
-    ``<prefix><directory name>/``; its URI ends in '/'."""
-    top = path.rstrip("/")
-    target = f"{prefix}{os.path.basename(top)}/"
-    complete = True
-    for file in ports.files.list_files(top):
-        complete = _upload_file(ports, file, target + os.path.relpath(file, top)) and complete
-    if not complete:
-        left.append(name)
-        return path
-    return target
-
-
-def _input_paths(value: Any) -> set[str]:
-    if isinstance(value, str):
-        return {value} if os.path.isabs(value) else set()
-    if isinstance(value, dict):
-        items = list(value.values())
-    elif isinstance(value, list):
-        items = value
-    else:
-        return set()
-    return set().union(*(_input_paths(v) for v in items)) if items else set()
-
-
-def _upload_file(ports: Ports, path: str, uri: str, root: str | None = None) -> bool:
-    """Upload a file; with ``root``, only a regular file inside it (logs a task could replace)."""
-    files = ports.files
-    if not files.is_file(path) or (root is not None and not files.is_own_file(path, root)):
-        return False
-    try:
-        ports.uploads.upload_file(path, uri)
-    except OSError as exn:  # swapped since it was checked: a link out of EFS, a FIFO (refused)
-        log.warning("not uploading %s: %s", path, exn)
-        return False
-    return True

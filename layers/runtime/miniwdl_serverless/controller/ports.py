@@ -17,6 +17,7 @@ from miniwdl_serverless.core.reconciling import DeadLetter
 from miniwdl_serverless.core.records import Job, Run
 from miniwdl_serverless.core.resources import TaskSubmission
 from miniwdl_serverless.core.safe_fs import UnsafePath
+from miniwdl_serverless.core.uploads import Transfer
 
 __all__ = ["UnsafePath"]  # raised by RunFiles (core/safe_fs.py): an OSError
 
@@ -188,6 +189,10 @@ class RunFiles(Protocol):
 
     def real_path(self, path: str) -> str: ...
 
+    def file_size(self, path: str) -> int:
+        """The size of a regular file whose real path lies under the root, 0 for anything
+        else (an estimate: nothing is read)."""
+
     def list_files(self, path: str) -> list[str]:
         """The regular files under a directory, at any depth (absolute paths, sorted); a
         symlink (to a file or a directory) is not followed and not listed."""
@@ -254,11 +259,15 @@ class Orchestrator(Protocol):
 
 
 class Uploads(Protocol):
-    """The object store outputs are uploaded to (``s3upload``)."""
+    """The object store outputs are uploaded to (``s3upload``). An object already there with
+    the same content (its SHA-256, kept as the object's metadata) is not sent again: the
+    Transfer says ``skipped``."""
 
-    def upload_file(self, path: str, uri: str) -> None: ...
+    def upload_file(self, path: str, uri: str) -> Transfer:
+        """Upload a regular file under the root (read without following a link; OSError
+        otherwise, or when it changed while it was sent: no object is left then)."""
 
-    def put_json(self, uri: str, data: Any) -> None: ...
+    def put_json(self, uri: str, data: Any) -> Transfer: ...
 
     def get_json(self, uri: str) -> Any:
         """What ``put_json`` put there (a re-invoked Finish reads its earlier upload)."""

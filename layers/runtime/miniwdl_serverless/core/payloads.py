@@ -51,6 +51,23 @@ def failed(name: str, info: dict[str, Any], error_json: str | None = None) -> di
     return result
 
 
+def continuing(run_id: str, progress: dict[str, Any], error: Any = None) -> dict[str, Any]:
+    """Finish's result when its invocation's time ran out before every file was uploaded: the
+    state machine loops back into Finish with it as the state, so it holds what the next
+    invocation needs — the run, how far the upload got, and the error Start ended with (its
+    cause for a failed run that recorded none; Step Functions' own, within its limits) — and
+    nothing that grows with the outputs (``progress`` names at most uploads.MAX_FAILED files,
+    by index)."""
+    result: dict[str, Any] = {"status": "continue", "result": {"run_id": run_id}}
+    result["progress"] = progress
+    if isinstance(error, dict):
+        limits = (("Error", ERROR_NAME_LIMIT), ("Cause", CAUSE_LIMIT))
+        result["error"] = {
+            key: str(error[key])[:limit] for key, limit in limits if error.get(key) is not None
+        }
+    return result
+
+
 def cause_text(info: dict[str, Any], error_json: str | None = None) -> str:
     """miniwdl's error JSON as a cause of at most CAUSE_LIMIT characters, always valid JSON."""
     text = json.dumps(info, sort_keys=True)

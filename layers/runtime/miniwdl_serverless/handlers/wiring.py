@@ -18,6 +18,7 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import envelopes, event_parser
+from botocore.config import Config as BotoConfig
 from pydantic import BaseModel
 
 from miniwdl_serverless.adapters import aws_errors
@@ -40,6 +41,7 @@ from miniwdl_serverless.controller.reconcile import ReconcilePorts
 from miniwdl_serverless.controller.submit import SubmissionPorts
 from miniwdl_serverless.core.options import efs_root
 from miniwdl_serverless.core.reconciling import Rules
+from miniwdl_serverless.core.uploads import MAX_CONCURRENCY, Deadline, UploadSettings
 
 SERVICE = "miniwdl-serverless"
 
@@ -92,7 +94,10 @@ def ports() -> Ports:
         files=EfsRunFiles(efs_root()),  # confined to the EFS mount ("/" in local mode)
         batch=Retrying(adapter_from_environment(boto3.client("batch")), aws_errors.classify),
         orchestrator=StepFunctionsOrchestrator(sfn_client()),
-        uploads=S3Uploads(s3_client(), root=efs_root()),
+        uploads=Retrying(
+            S3Uploads(s3_client(), root=efs_root(), settings=upload_settings()),
+            aws_errors.classify,
+        ),
         metrics=PowertoolsMetrics(),
         sources=UriSources(s3_client, root=efs_root()),
         remotes=UriRemotes(),
@@ -116,7 +121,24 @@ def cache_store() -> Any:
 
 @lru_cache(maxsize=1)
 def s3_client() -> Any:
-    return boto3.client("s3")
+    # room for a connection per part in flight, at any UPLOAD_CONCURRENCY (boto3's pool: 10)
+    pool = MAX_CONCURRENCY + 2
+    return boto3.client("s3", config=BotoConfig(max_pool_connections=pool))
+
+
+def upload_settings(check_memory: bool = False) -> UploadSettings:
+    """The finish function's transfer settings (template.yaml: UPLOAD_*, FINISH_RESERVE_SECONDS;
+    a bad value fails the invocation naming the variable)."""
+    return UploadSettings.from_environment(os.environ, check_memory)
+
+
+def finish_deadline(context: Any) -> Deadline:
+    """When Finish must stop uploading: the invocation's remaining time (the Lambda context)
+    less the reserve for what Finish does after its uploads. Also where the finish function
+    finds out that its parts would not fit in its memory (the other functions upload nothing)."""
+    settings = upload_settings(check_memory=True)
+    remaining = context.get_remaining_time_in_millis() / 1000
+    return Deadline.within(remaining, settings.reserve_seconds)
 
 
 @lru_cache(maxsize=1)
