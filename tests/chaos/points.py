@@ -19,6 +19,8 @@ PORTS: dict[str, type] = {
     "uploads": ports.Uploads,
     "metrics": ports.Metrics,
     "sources": ports.WorkflowSources,
+    "remotes": ports.Remotes,
+    "cache": ports.CacheStore,
     # the reconciler's own (controller/reconcile.py:ReconcilePorts)
     "runs": ports.LiveRuns,
     "dead_letters": ports.DeadLetters,
@@ -69,6 +71,9 @@ KINDS: dict[str, dict[str, str]] = {
         "file_size": READ,
         "list_files": READ,
         "remove_tree": WRITE,
+        "open_new": WRITE,
+        "move": WRITE,
+        "stamp": READ,
     },
     "batch": {"find": READ, "describe": READ, "submit": WRITE, "terminate": WRITE},
     "orchestrator": {"send_success": WRITE, "send_failure": WRITE},
@@ -76,6 +81,15 @@ KINDS: dict[str, dict[str, str]] = {
     # metrics are best effort and never read back; a source is only read
     "metrics": {"count": READ},
     "sources": {"fetch": READ},
+    "remotes": {"probe": READ, "fetch": READ},  # a fetch writes through files.open_new
+    "cache": {
+        "get_entry": READ,
+        "claim_entry": WRITE,
+        "add_waiter": WRITE,
+        "settle_entry": WRITE,
+        "put_entry": WRITE,
+        "delete_entry": WRITE,
+    },
     "runs": {"running": READ},
     "dead_letters": {"receive": READ, "delete": WRITE},  # deleted only after its replay
 }

@@ -22,6 +22,7 @@ from miniwdl_serverless.adapters import aws_errors
 from miniwdl_serverless.adapters.efs import EfsRunFiles
 from miniwdl_serverless.adapters.memory import (
     MemoryBatch,
+    MemoryCache,
     MemoryDeadLetters,
     MemoryMetrics,
     MemoryOrchestrator,
@@ -47,6 +48,7 @@ from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB
 from miniwdl_serverless.core.records import RUN_ENDED, Run
 from miniwdl_serverless.core.uploads import Transfer
 from tests.chaos.faults import Clock, Faults, Faulty, LambdaDied
+from tests.unit.harness import FakeRemotes
 
 QUEUE, FALLBACK = "queue-spot", "queue-ondemand"
 RUN_ID = "chaos-run"
@@ -139,6 +141,8 @@ class World:
             uploads=port(self.uploads, "uploads"),
             metrics=MemoryMetrics(),
             sources=UriSources(root=root),
+            remotes=port(FakeRemotes(), "remotes"),
+            cache=port(MemoryCache(), "cache"),
             default_queue=QUEUE,
             default_fallback_queue=FALLBACK,
         )

@@ -121,9 +121,20 @@ class Harness:
         self.run_id = ""
 
     # -- the execution --
-    def start(self, source: str, inputs: dict[str, Any] | None = None, **options: Any) -> dict:
+    def start(
+        self,
+        source: str,
+        inputs: dict[str, Any] | None = None,
+        call_cache: bool = False,
+        **options: Any,
+    ) -> dict:
         self.run_id = f"run-{next(_runs):04d}"
         execution_input = {"workflow_source": source, "dir": self.root, **options}
+        if not call_cache:  # on by default, as for users; most tests follow each submission
+            config = dict(execution_input.get("config") or {})
+            config.setdefault("MINIWDL__CALL_CACHE__GET", "false")
+            config.setdefault("MINIWDL__CALL_CACHE__PUT", "false")
+            execution_input["config"] = config
         if inputs:
             execution_input["inputs"] = inputs
         arn = f"arn:aws:states:us-east-1:123456789012:execution:RunWorkflow:{self.run_id}"

@@ -46,6 +46,17 @@ JOBS = [
 ]
 
 
+def test_a_cached_call_is_shown_cached_and_counted_done():
+    job = {"job_id": "call-x", "status": "done", "batch_job_name": "n", "cached_from": "/r/c"}
+    (row,) = views.call_rows([job], now=1.0)
+    assert row["status"] == "cached" and row["cached_from"] == "/r/c"
+    counts = views.count_calls([row])
+    assert (counts.done, counts.cached) == (1, 1)
+    assert views.progress_line(counts) == "calls: 1 done (1 cached), 0 running, 0 queued"
+    run = {"calls_submitted": 2, "calls_succeeded": 1, "calls_cached": 3}
+    assert views.counts_from_run(run) == views.Counts(done=4, running=1, cached=3)
+
+
 def test_call_rows_and_counts():
     rows = views.call_rows(JOBS, now=200.0)
     assert [r["call"] for r in rows] == [
@@ -63,6 +74,7 @@ def test_call_rows_and_counts():
         "duration_seconds": 65.0,
         "batch_job_id": "j1",
         "log_stream": "s1",
+        "cached_from": None,
     }
     assert b0["status"] == "running" and b0["duration_seconds"] == 50.0
     assert b1["status"] == "queued" and b1["duration_seconds"] is None

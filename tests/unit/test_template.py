@@ -418,6 +418,8 @@ def test_the_functions_that_localize_inputs_may_read_the_staged_inputs_only(reso
     for role, statement in _statements(resources):
         if statement.get("Resource") == STAGED_INPUTS:  # read, never written, by the stack
             assert _actions(statement) == ["s3:GetObject"], role
+
+
 # ---- Finish's uploads (issue 10) ------------------------------------------------------------
 
 

@@ -52,6 +52,7 @@ class RunItem(Model):
     calls_succeeded = NumberAttribute(null=True)
     calls_failed = NumberAttribute(null=True)
     calls_retried = NumberAttribute(null=True)
+    calls_cached = NumberAttribute(null=True)
     answer_due = JSONAttribute(null=True)  # removed once the token's answer was sent
     uploaded_to = UnicodeAttribute(null=True)  # set once every output is uploaded
 
@@ -92,6 +93,7 @@ class JobItem(Model):
     started_at = NumberAttribute(null=True)
     finished_at = NumberAttribute(null=True)
     error = JSONAttribute(null=True)
+    cached_from = UnicodeAttribute(null=True)
     expires_at = NumberAttribute(null=True)  # the table's TTL attribute (stubs have it too)
 
 

@@ -238,6 +238,8 @@ class Progress:
             - int(run.calls_retried or 0),
         )
         line = f"jobs: {done} done, {running} running, {max(0, total - done - running)} waiting"
+        if run.calls_cached:
+            line += f" ({run.calls_cached} calls cached)"
         if line == self.last_line and not self.tty:
             return
         self.last_line = line

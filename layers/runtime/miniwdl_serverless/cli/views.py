@@ -32,6 +32,8 @@ def call_row(job: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     started, finished = job.get("started_at"), job.get("finished_at")
     if status == "running" and job.get("batch_job_name") and not started:
         status = "queued"
+    if status == "succeeded" and job.get("cached_from"):
+        status = "cached"  # completed from the call cache: no Batch job
     duration = None
     if started:
         duration = float(finished or (now if status == "running" else started)) - float(started)
@@ -43,6 +45,7 @@ def call_row(job: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         "duration_seconds": round(duration, 1) if duration is not None else None,
         "batch_job_id": job.get("batch_job_id"),
         "log_stream": job.get("log_stream") or None,
+        "cached_from": job.get("cached_from") or None,
     }
 
 
@@ -61,6 +64,7 @@ class Counts:
     queued: int = 0
     waiting: int = 0
     failed: int = 0
+    cached: int = 0  # of the done ones
 
     @property
     def total(self) -> int:
@@ -68,11 +72,16 @@ class Counts:
 
 
 def count_calls(rows: list[dict[str, Any]]) -> Counts:
-    tally = {"succeeded": 0, "running": 0, "queued": 0, "waiting": 0, "failed": 0}
+    tally = {"succeeded": 0, "running": 0, "queued": 0, "waiting": 0, "failed": 0, "cached": 0}
     for row in rows:
         tally[row["status"] if row["status"] in tally else "waiting"] += 1
     return Counts(
-        tally["succeeded"], tally["running"], tally["queued"], tally["waiting"], tally["failed"]
+        tally["succeeded"] + tally["cached"],
+        tally["running"],
+        tally["queued"],
+        tally["waiting"],
+        tally["failed"],
+        tally["cached"],
     )
 
 
@@ -89,15 +98,20 @@ def counts_from_run(run: dict[str, Any]) -> Counts:
         int(run.get("calls_succeeded") or 0),
     )
     failed, retried = int(run.get("calls_failed") or 0), int(run.get("calls_retried") or 0)
+    cached = int(run.get("calls_cached") or 0)
     return Counts(
-        done=succeeded, running=max(0, submitted - succeeded - failed - retried), failed=failed
+        done=succeeded + cached,
+        running=max(0, submitted - succeeded - failed - retried),
+        failed=failed,
+        cached=cached,
     )
 
 
 def progress_line(counts: Counts, width: int | None = None) -> str:
     """'calls: 3 done, 2 running, 1 queued' (+ waiting/failed), with a bar when ``width`` is
     given."""
-    text = f"calls: {counts.done} done, {counts.running} running, {counts.queued} queued"
+    done = f"{counts.done} done" + (f" ({counts.cached} cached)" if counts.cached else "")
+    text = f"calls: {done}, {counts.running} running, {counts.queued} queued"
     if counts.waiting:
         text += f", {counts.waiting} waiting"
     if counts.failed:

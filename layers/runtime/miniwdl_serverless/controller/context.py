@@ -3,6 +3,7 @@ parsed document, the scopes it has loaded so far and the ports."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -15,7 +16,7 @@ import WDL
 from WDL import Env, Tree, Value
 
 from miniwdl_serverless.controller.ports import Ports, RunFiles
-from miniwdl_serverless.core import guarded_reads, localizing, planner
+from miniwdl_serverless.core import call_caching, guarded_reads, localizing, planner
 from miniwdl_serverless.core.decisions import Target, TaskSettings
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.ids import call_dir
@@ -44,6 +45,7 @@ class RunContext:
     doc: WDL.Document
     ports: Ports
     downloads: localizing.Settings
+    call_cache: call_caching.Settings
     scopes: dict[str, planner.Scope] = field(default_factory=dict)
     allowlist: planner.PathAllowlist | None = None
     unanswered: bool = False  # the run ended here but Step Functions could not be told
@@ -104,7 +106,9 @@ class RunContext:
 
             Value.rewrite_env_paths(top.inputs, add)
             cache = localizing.cache_root(self.downloads, self.run_dir)
-            self.allowlist = planner.PathAllowlist(self.run_dir, paths, [cache])
+            # the run root: call-cache hits name the outputs of earlier runs' calls
+            others = os.path.dirname(self.run_dir.rstrip("/"))
+            self.allowlist = planner.PathAllowlist(self.run_dir, paths, [cache, others])
         return self.allowlist
 
 
@@ -144,7 +148,8 @@ def load_context(run: Run, ports: Ports) -> RunContext:
     max_scatter_width(cfg)
     guarded_reads.policy_of(cfg)
     downloads = localizing.Settings.from_config(cfg, ports.files.root)
-    return RunContext(run, options, cfg, settings, doc, ports, downloads)
+    call_cache = call_caching.Settings.from_config(cfg)
+    return RunContext(run, options, cfg, settings, doc, ports, downloads, call_cache)
 
 
 def load_scope(ctx: RunContext, scope: str, call_path: list[str]) -> planner.Scope:
@@ -189,9 +194,10 @@ def make_config(options: RunOptions, root: str = "/") -> WDL.runtime.config.Load
         _, section, name = key.split("__", 2)
         overrides.setdefault(section.lower(), {})[name.lower()] = value
     overrides.setdefault("file_io", {})["root"] = root
-    for key in ("get", "put"):  # our download cache is on by default (core/localizing.py)
-        if f"MINIWDL__DOWNLOAD_CACHE__{key.upper()}" not in os.environ:
-            overrides.setdefault("download_cache", {}).setdefault(key, "true")
+    for section, key in itertools.product(("download_cache", "call_cache"), ("get", "put")):
+        # both caches are on by default (core/localizing.py, core/call_caching.py)
+        if f"MINIWDL__{section.upper()}__{key.upper()}" not in os.environ:
+            overrides.setdefault(section, {}).setdefault(key, "true")
     if options.copy_input_files:
         overrides.setdefault("file_io", {})["copy_input_files"] = "true"
     logger = logging.getLogger("miniwdl_serverless.config")

@@ -46,10 +46,10 @@ READY, PENDING = "ready", "pending"
 
 @dataclass
 class Localized:
-    """A call's inputs with every URI replaced by its local copy, or the URIs still coming."""
+    """A call's inputs with every URI replaced by its local copy's path, and what they are."""
 
     inputs: Env.Bindings[Value.Base]
-    pending: list[str] = field(default_factory=list)
+    remotes: list[Remote] = field(default_factory=list)
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # local path → provenance
 
 
@@ -88,24 +88,22 @@ def check_input_uris(ports: Ports, requester_pays: bool, env: Env.Bindings[Value
         raise RunError.of("DownloadError", "cannot download input: " + ", ".join(problems))
 
 
-def localize_call(
-    ctx: RunContext, task: Tree.Task, job_id: str, attempt: int, env: Env.Bindings[Value.Base]
-) -> Localized:
-    """The call's inputs with URIs replaced by cache paths, downloading what is missing (or
-    waiting for it: ``pending``). Raises DownloadError for a URI that cannot be downloaded."""
+def localized_inputs(ctx: RunContext, task: Tree.Task, env: Env.Bindings[Value.Base]) -> Localized:
+    """The call's inputs with each URI (its task's URI defaults too, as miniwdl's task runner
+    takes them) replaced by the cache path of its current version: probed, not downloaded
+    (``fetch_missing`` does that; a call-cache hit needs no download). Raises DownloadError for
+    a URI that cannot be read."""
     with_defaults = _add_downloadable_defaults(ctx.cfg, task.available_inputs, env)
     needed = uris_in(with_defaults)
     if not needed:
         return Localized(env)
     local: dict[str, str] = {}
     result = Localized(env)
-    waiter = localizing.waiter_id(ctx.run_id, job_id, attempt)
     for uri, directory in needed:
         remote = probe(ctx, uri, directory)
         path = localizing.cache_path(_root(ctx), remote)
-        if ensure(ctx, remote, waiter) == PENDING:
-            result.pending.append(uri)
         local[uri] = path
+        result.remotes.append(remote)
         result.sources[path] = {"uri": uri, "version": remote.version, "size": remote.size}
 
     def replace(value: Value.Base) -> str:
@@ -113,6 +111,13 @@ def localize_call(
 
     result.inputs = Value.rewrite_env_paths(with_defaults, replace)
     return result
+
+
+def fetch_missing(ctx: RunContext, localized: Localized, job_id: str, attempt: int) -> list[str]:
+    """Download what is not in the cache yet; the URIs still coming (the call waits for them
+    as one of their entries' waiters)."""
+    waiter = localizing.waiter_id(ctx.run_id, job_id, attempt)
+    return [r.uri for r in localized.remotes if ensure(ctx, r, waiter) == PENDING]
 
 
 def ensure(ctx: RunContext, remote: Remote, waiter: str) -> str:

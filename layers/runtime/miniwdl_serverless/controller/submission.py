@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import WDL
 from WDL import Env, Tree, Value
 
-from miniwdl_serverless.controller import task_call
+from miniwdl_serverless.controller import call_cache, task_call
 from miniwdl_serverless.controller.actions import (
     Action,
     AttemptFailed,
@@ -23,8 +23,9 @@ from miniwdl_serverless.controller.actions import (
 )
 from miniwdl_serverless.controller.context import RunContext, task_of
 from miniwdl_serverless.controller.end import fail_run
-from miniwdl_serverless.controller.localize import localize_call, provenance
+from miniwdl_serverless.controller.localize import fetch_missing, localized_inputs, provenance
 from miniwdl_serverless.controller.ports import PortError, TransientError
+from miniwdl_serverless.core import call_caching
 from miniwdl_serverless.core.decisions import (
     CallAttempt,
     after_failed_attempt,
@@ -62,11 +63,10 @@ def submit(driver: Driver, action: Submit) -> list[Action]:
     marked, inputs, until = taken
     lease = Lease(until)
     try:
-        _prepare_and_submit(ctx, action, task, (marked, inputs), lease)
+        return _prepare_and_submit(ctx, action, task, (marked, inputs), lease)
     except TransientError:  # not submitted (or not known to be): a retry need not wait
         _give_back(ctx, job.job_id, attempt, lease)
         raise
-    return []
 
 
 @dataclass
@@ -82,21 +82,26 @@ def _prepare_and_submit(
     task: Tree.Task,
     taken: tuple[Job, Env.Bindings[Value.Base]],
     lease: Lease,
-) -> None:
+) -> list[Action]:
     job, attempt = action.job, action.attempt
     marked, inputs = taken
     files, call_dir = ctx.ports.files, ctx.call_dir(job.job_id)
     if attempt > 0 and not files.exists(os.path.join(call_dir, f"attempt-{attempt - 1}")):
         files.archive_attempt(call_dir, attempt - 1)  # once, even if a submitter died after
-    localized = localize_call(ctx, task, job.job_id, attempt, inputs)
-    if localized.pending:  # told when they are there (localize.py: tell_waiters)
+    localized = localized_inputs(ctx, task, inputs)
+    key = call_caching.key_of(task, localized.inputs)
+    hit = call_cache.lookup(ctx, task, key, job.job_id)
+    if hit is not None:  # no Batch job, no download: the earlier call's outputs
+        return [_cached(ctx, job, attempt, hit)]
+    if fetch_missing(ctx, localized, job.job_id, attempt):  # told once they are there
         _give_back(ctx, job.job_id, attempt, lease)
-        return
+        return []
     inputs = localized.inputs
     logger = logging.getLogger(f"wdl.{job.job_id}")
     prepared = task_call.prepare(ctx.cfg, task, inputs, job.job_id, call_dir, attempt, logger)
+    prepared.state["cache"] = {"key": key, "inputs": WDL.values_to_json(inputs)}
     if not _hold(ctx, job.job_id, attempt, lease):
-        return
+        return []
     files.prepare_call(call_dir, prepared.command, prepared.inputs, ctx.settings.copy_input_files)
     if localized.sources:  # where each downloaded input came from
         files.write_json(os.path.join(call_dir, "downloads.json"), provenance(localized.sources))
@@ -118,10 +123,21 @@ def _prepare_and_submit(
         ctx.run_id, job.job_id, task_state=state, queue=queue, runtime=summary
     )
     if not _hold(ctx, job.job_id, attempt, lease):
-        return
+        return []
     batch_job_id = ctx.ports.batch.submit(submission)
     where = f"{submission.image}, {queue}"
     _recorded(ctx, job.job_id, attempt, batch_job_id, f"as Batch job {batch_job_id} ({where})")
+    return []
+
+
+def _cached(ctx: RunContext, job: Job, attempt: int, hit: call_cache.Hit) -> Complete:
+    """A call-cache hit completes the call with the outputs an earlier call left (by
+    reference: the paths in that call's directory)."""
+    _, call_name = task_of(ctx, job)
+    ctx.ports.store.update_job(ctx.run_id, job.job_id, cached_from=hit.origin)
+    data = WDL.values_to_json(hit.outputs.wrap_namespace(call_name))
+    note = f"{job.job_id}: call cache hit, outputs of {hit.origin}"
+    return Complete(job, data, attempt, {"calls_cached": 1}, note=note, metric="TasksCached")
 
 
 def _give_back(ctx: RunContext, job_id: str, attempt: int, lease: Lease) -> None:
@@ -254,6 +270,10 @@ def collect(driver: Driver, action: Collect) -> list[Action]:
     except Exception as exn:
         return [AttemptFailed(job, exn, interrupted=False)]
     driver.outcome = "collected"
+    if state.get("cache"):
+        call_cache.remember(
+            ctx, task, state["cache"]["key"], state["cache"]["inputs"], outputs, call_dir
+        )
     data = WDL.values_to_json(outputs.wrap_namespace(call_name))
     note = f"finished {job.job_id} (exit status {action.exit_code})"
     counters = {"calls_succeeded": 1}

@@ -22,6 +22,7 @@ RUN_COUNTERS = (
     "calls_succeeded",
     "calls_failed",
     "calls_retried",
+    "calls_cached",
 )
 
 
@@ -52,6 +53,7 @@ class Run:
     calls_succeeded: int = 0
     calls_failed: int = 0
     calls_retried: int = 0
+    calls_cached: int = 0  # calls completed from the call cache, with no Batch job
     # The answer the Start task's token is owed, from the write that ended the run until it
     # is sent: {"output": {...}} or {"error": name} (the cause is ``error``). See decisions.py.
     answer_due: dict[str, Any] | None = None
@@ -98,6 +100,7 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     error: dict[str, Any] | None = None
+    cached_from: str | None = None  # a call cache hit: the call directory its outputs are in
     expires_at: int | None = None  # the jobs table's TTL, set when the job is created
 
     @property

@@ -175,6 +175,8 @@ def _fetch_and_load_zip(
 
 
 def _load(main: str, read_source: Any) -> WDL.Document:
-    return asyncio.run(
+    doc = asyncio.run(
         WDL.Tree._load_async(main, path=[], read_source=read_source, check_quant=True)
     )
+    WDL.Walker.SetParents()(doc)  # as WDL.load does: a task's digest (call cache) needs them
+    return doc
