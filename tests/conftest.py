@@ -11,6 +11,11 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+# The call cache is on by default, for users; the tests share one embedded AWS (one cache
+# table) and mostly follow each call's submission, so it is off for them unless a test's run
+# turns it on (its config map) or a test's subprocess environment does.
+os.environ.setdefault("MINIWDL__CALL_CACHE__GET", "false")
+os.environ.setdefault("MINIWDL__CALL_CACHE__PUT", "false")
 
 import pytest  # noqa: E402
 

@@ -193,8 +193,8 @@ def _execution_fails(embedded, execution_input) -> dict:
                 "workflow_source": "version 1.0\nworkflow w { input { File f } }",
                 "inputs": {"w.f": "s3://b/k"},
             },
-            "InputError",
-            "s3://b/k",
+            "DownloadError",  # probed at start: no such bucket
+            "s3://b/k (",
         ),
         (
             {"workflow": "/x.wdl", "delete_after": "always"},

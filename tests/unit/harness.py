@@ -129,12 +129,15 @@ class Harness:
         **options: Any,
     ) -> dict:
         self.run_id = f"run-{next(_runs):04d}"
-        execution_input = {"workflow_source": source, "dir": self.root, **options}
-        if not call_cache:  # on by default, as for users; most tests follow each submission
-            config = dict(execution_input.get("config") or {})
-            config.setdefault("MINIWDL__CALL_CACHE__GET", "false")
-            config.setdefault("MINIWDL__CALL_CACHE__PUT", "false")
-            execution_input["config"] = config
+        # a path to a .wdl file (with imports beside it), or the WDL text itself
+        where = "workflow" if source.endswith(".wdl") else "workflow_source"
+        execution_input = {where: source, "dir": self.root, **options}
+        # the call cache is on by default, as for users, but off in most tests, which follow
+        # each submission (the test process's environment says so: tests/conftest.py)
+        config = dict(execution_input.get("config") or {})
+        for key in ("MINIWDL__CALL_CACHE__GET", "MINIWDL__CALL_CACHE__PUT"):
+            config.setdefault(key, "true" if call_cache else "false")
+        execution_input["config"] = config
         if inputs:
             execution_input["inputs"] = inputs
         arn = f"arn:aws:states:us-east-1:123456789012:execution:RunWorkflow:{self.run_id}"

@@ -132,3 +132,19 @@ def test_a_rerun_after_a_failure_runs_only_the_failed_call(tmp_path):
     h.batch.jobs.clear()
     run(h, {"reads": str(reads), "fail": False})
     assert submitted(h) == ["call-finish"]
+
+
+def test_reused_outputs_are_uploaded_with_s3upload(tmp_path):
+    from miniwdl_serverless.controller.finish import finish_run
+
+    h = Harness(tmp_path)
+    reads = tmp_path / "reads.txt"
+    reads.write_text("A\n")
+    run(h, {"reads": str(reads)})
+    h.start(PIPELINE, {"reads": str(reads)}, call_cache=True, s3upload="s3://results/")
+    h.play(h.execute)
+    result = finish_run({"result": {"run_id": h.run_id}}, h.run_id, h.ports)
+    assert result["status"] == "succeeded"
+    folder = result["outputs_json"].rsplit("/", 1)[0]
+    assert result["outputs"]["w.first"] == f"{folder}/w.first/out.txt"  # from the first run
+    assert h.ports.uploads.files[f"{folder}/w.first/out.txt"].startswith(str(tmp_path / "runs"))

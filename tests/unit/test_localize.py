@@ -207,3 +207,45 @@ def test_a_waiter_never_told_is_resubmitted_by_the_reconciler(tmp_path, monkeypa
     (task,) = task_jobs(h)
     h.play(h.execute)
     assert h.outputs()["w.count.lines"] == 100
+
+
+INNER = (
+    TASK
+    + """
+workflow inner {
+  input { File g }
+  call count { input: f = g }
+  output { Int lines = count.lines }
+}
+"""
+)
+OUTER = """
+version 1.2
+import "inner.wdl"
+workflow w {
+  call inner.inner { input: g = "s3://data/reads.txt" }
+  output { Int lines = inner.lines }
+}
+"""
+
+
+def test_a_uri_in_a_sub_workflow_call_is_downloaded(tmp_path):
+    h = Harness(tmp_path)
+    h.remotes.put(URI, b"1\n2\n3\n")
+    (tmp_path / "inner.wdl").write_text(INNER)
+    (tmp_path / "outer.wdl").write_text(OUTER)
+    h.start(str(tmp_path / "outer.wdl"), **options(tmp_path))
+    h.play(h.execute)
+    assert h.outputs() == {"w.lines": 3}
+    assert h.remotes.fetches == {URI: 1}
+
+
+def test_a_download_cache_outside_the_root_is_refused_before_anything(tmp_path):
+    h = Harness(tmp_path, efs_root=tmp_path / "efs")
+    (tmp_path / "efs").mkdir()
+    h.root = str(tmp_path / "efs" / "runs")
+    h.remotes.put(URI, b"1\n")
+    config = {"MINIWDL__DOWNLOAD_CACHE__DIR": str(tmp_path / "elsewhere")}
+    result = h.start(ONE, {"w.f": URI}, config=config)
+    assert result.get("failed") == "InvalidSubmission"
+    assert "download_cache" in h.run().error["message"] and not h.batch.jobs

@@ -25,7 +25,12 @@ EXIT_TERMINATED = 2  # what `miniwdl run` exits with when a signal stops it
 
 
 def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
-    """Parse inputs exactly as `miniwdl run` does, into the execution input."""
+    """Parse inputs exactly as `miniwdl run` does, into the execution input (or, with
+    ``--resume DIR``, the input of the local run in DIR, to run again)."""
+    if args.resume:
+        return resumed_local_input(args)
+    if not args.wdl:
+        raise ValueError("give the WORKFLOW to run (or --resume DIR)")
     import WDL
     import WDL.CLI
 
@@ -46,12 +51,7 @@ def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
         ),
         root="/",
     )
-    config = {}
-    for item in args.cfg:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--cfg wants SECTION__KEY=VALUE, got {item!r}")
-        config[key.upper()] = value
+    config = _config(args)
     data: dict[str, Any] = {"workflow": wdl, "inputs": input_json}
     directory = os.path.abspath(args.dir or os.getcwd())
     if args.dir and args.dir.rstrip("/").endswith("/."):
@@ -69,6 +69,43 @@ def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
     if args.timeout:
         data["timeout_seconds"] = args.timeout
     return data
+
+
+def _config(args: argparse.Namespace) -> dict[str, str]:
+    """--cfg SECTION__KEY=VALUE settings, then --no-cache."""
+    config = {}
+    for item in args.cfg:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--cfg wants SECTION__KEY=VALUE, got {item!r}")
+        config[key.upper()] = value
+    if args.no_cache:
+        config["MINIWDL__CALL_CACHE__GET"] = config["MINIWDL__CALL_CACHE__PUT"] = "false"
+    return config
+
+
+def resumed_local_input(args: argparse.Namespace) -> dict[str, Any]:
+    """The execution input of the local run whose run directory is ``--resume DIR`` (its
+    record in the state directory), made to rerun it through the call cache."""
+    from miniwdl_serverless.cli.local_runs import LocalRuns
+    from miniwdl_serverless.core.resume import cache_was_off, resumed_input
+
+    if args.wdl or args.inputs or args.input:
+        raise ValueError("--resume reruns the run's own workflow and inputs: give no WORKFLOW")
+    state = state_dir(args)
+    if state is None:
+        raise ValueError("--resume needs the state directory (not --no-state)")
+    wanted = os.path.realpath(args.resume)
+    run = LocalRuns.read(state).run_in(wanted) if state.exists() else None
+    if run is None:
+        raise ValueError(f"no local run in {wanted} among the runs in {state.path}")
+    options = dict(run.options or {})
+    if cache_was_off(options):
+        print(
+            "miniwdl-serverless: that run wrote no call cache: every call runs again",
+            file=sys.stderr,
+        )
+    return resumed_input(options, run.run_dir, run.status)
 
 
 class Terminated(BaseException):

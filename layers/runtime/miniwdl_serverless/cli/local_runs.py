@@ -11,6 +11,7 @@ stderr says so), or the usual "which stack?" error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -79,6 +80,16 @@ class LocalRuns:
 
         for item in self._items(self.snapshot.roles.get("runs")):
             if item["run_id"].get("S") == run_id:
+                return run_record(RunItem.from_raw_data(item))
+        return None
+
+    def run_in(self, run_dir: str) -> Run | None:
+        """The run whose run directory is ``run_dir`` (a real path)."""
+        from miniwdl_serverless.adapters.dynamodb_items import RunItem, run_record
+
+        for item in self._items(self.snapshot.roles.get("runs")):
+            found = item.get("run_dir", {}).get("S")
+            if found and os.path.realpath(found) == run_dir:
                 return run_record(RunItem.from_raw_data(item))
         return None
 

@@ -108,7 +108,7 @@ task's stderr tail and log locations) and a non-zero exit (the task's exit statu
 
 def _add_workflow_arguments(parser: argparse.ArgumentParser, workflow_help: str) -> None:
     """The workflow and its inputs, as `miniwdl run` takes them (shared by run and submit)."""
-    parser.add_argument("wdl", metavar="WORKFLOW", help=workflow_help)
+    parser.add_argument("wdl", metavar="WORKFLOW", nargs="?", help=workflow_help)
     parser.add_argument(
         "inputs", nargs="*", metavar="input_key=value", help="workflow inputs, as for `miniwdl run`"
     )
@@ -208,6 +208,12 @@ def _add_submit_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-cache",
         action="store_true",
         help="neither read nor write the call cache (CALL_CACHE__GET/PUT=false)",
+    )
+    where.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="rerun this failed or stopped run's workflow and inputs (give no WORKFLOW): "
+        "every call that succeeded is reused from the call cache",
     )
     where.add_argument(
         "--name",
@@ -439,6 +445,17 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         help="miniwdl setting SECTION__KEY=VALUE (repeatable)",
     )
     run.add_argument("--timeout", type=int, metavar="SECONDS", help="fail the run after this long")
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the call cache (CALL_CACHE__GET/PUT=false)",
+    )
+    run.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="rerun the local run in DIR (its run directory; give no WORKFLOW): every call "
+        "that succeeded is reused from the call cache",
+    )
     run.add_argument("--workers", type=int, help="parallel task commands (default: CPU count)")
     run.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     state = run.add_mutually_exclusive_group()

@@ -26,6 +26,7 @@ from miniwdl_serverless.cli.stack import (
     read_run_file,
     run_id_of,
     run_jobs,
+    run_store,
     stage_archive,
     start_execution,
 )
@@ -115,6 +116,10 @@ def submit(args: argparse.Namespace, clients: Clients) -> int:
     from miniwdl_serverless.core.errors import RunError, describe_exception
 
     settings = resolve_settings(args, os.environ)
+    if args.resume:
+        return _resume(args, clients)
+    if not args.wdl:
+        raise UsageError("give the WORKFLOW to run (or --resume RUN)")
     passing: tuple[type[BaseException], ...] = (UsageError, *_aws_errors())
     try:
         workflow = load_workflow(args.wdl)
@@ -147,6 +152,33 @@ def submit(args: argparse.Namespace, clients: Clients) -> int:
         )
         return 0
     print(f"started run {name}", file=sys.stderr)
+    return RunWatcher(clients, stack, name, follow=args.follow).watch()
+
+
+def _resume(args: argparse.Namespace, clients: Clients) -> int:
+    """``--resume RUN``: the run's own execution input again, through the call cache."""
+    from miniwdl_serverless.core.resume import ResumeRefused, cache_was_off, resumed_input
+
+    if args.wdl or args.inputs or args.input:
+        raise UsageError("--resume reruns the run's own workflow and inputs: give no WORKFLOW")
+    stack = _stack(args, clients)
+    run_id = run_id_of(args.resume)
+    run = run_store(stack).get_run(run_id)
+    if run is None:
+        raise UsageError(f"no run {run_id} in the stack's runs table")
+    options = dict(run.options or {})
+    try:
+        rerun = resumed_input(options, run.run_dir, run.status)
+    except ResumeRefused as exn:
+        raise UsageError(f"cannot resume {run_id}: {exn}") from exn
+    if cache_was_off(options):
+        print(f"{run_id} wrote no call cache: every call runs again", file=sys.stderr)
+    name = execution_name(str(options.get("workflow") or ""), None, run.workflow_name or "")
+    start_execution(clients, stack, name, rerun)
+    print(f"resumed {run_id} as run {name}", file=sys.stderr)
+    if not (args.wait or args.follow):
+        print(name)
+        return 0
     return RunWatcher(clients, stack, name, follow=args.follow).watch()
 
 

@@ -8,7 +8,11 @@ import logging
 import os
 from typing import Any
 
-from miniwdl_serverless.controller.context import append_workflow_log, load_context
+from miniwdl_serverless.controller.context import (
+    append_workflow_log,
+    load_context,
+    make_config,
+)
 from miniwdl_serverless.controller.end import (
     LIVE,
     fail_run,
@@ -17,8 +21,9 @@ from miniwdl_serverless.controller.end import (
 )
 from miniwdl_serverless.controller.ports import Ports, TransientError
 from miniwdl_serverless.controller.uploading import Batch, Continue, Item, OutputPlan, upload_item
-from miniwdl_serverless.core import payloads
+from miniwdl_serverless.core import localizing, payloads
 from miniwdl_serverless.core.errors import RunError
+from miniwdl_serverless.core.options import parse_run_options
 from miniwdl_serverless.core.records import RUN_FAILED, RUN_SUCCEEDED, Run
 from miniwdl_serverless.core.uploads import Deadline, Progress
 
@@ -109,7 +114,7 @@ def _succeeded(run: Run, ports: Ports, batch: Batch) -> dict[str, Any]:
     if not options.get("s3upload"):
         return payloads.succeeded(run_dir, outputs, outputs_json)
     folder = upload_folder(options["s3upload"], run_dir)
-    plan = OutputPlan(ports.files, run, folder, outputs)
+    plan = OutputPlan(ports.files, run, folder, outputs, _reused_roots(run, ports))
     left = batch.upload(plan.items)  # outputs that stay on EFS
     uploaded = plan.rewrite(outputs, left)
     left |= _close(run, ports, batch, folder)
@@ -119,6 +124,16 @@ def _succeeded(run: Run, ports: Ports, batch: Batch) -> dict[str, Any]:
     if deletes:
         _delete_if_uploaded(run, ports, left)
     return payloads.succeeded(run_dir, uploaded, folder + "outputs.json", folder)
+
+
+def _reused_roots(run: Run, ports: Ports) -> tuple[str, ...]:
+    """Where outputs of this run may lie besides its directory: the download cache (an input
+    passed through) and the run root (a call's outputs reused from an earlier run)."""
+    options = parse_run_options(run.options or {})
+    root = ports.files.root
+    downloads = localizing.Settings.from_config(make_config(options, root), root)
+    run_dir = str(run.run_dir)
+    return (localizing.cache_root(downloads, run_dir), os.path.dirname(run_dir.rstrip("/")))
 
 
 def _after_failure(run: Run, info: dict[str, Any], ports: Ports, batch: Batch) -> str | None:

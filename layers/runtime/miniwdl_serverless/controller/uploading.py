@@ -99,13 +99,22 @@ def upload_item(ports: Ports, item: Item) -> Transfer | None:
 class OutputPlan:
     """Where a run's outputs go: each output file under ``<folder><name>/``, a Directory
     with everything in it under ``<folder><name>/<directory name>/`` (links are not followed),
-    in any WDL type. Only files of the run (or its inputs) are uploaded: an output string naming
-    another file on the Lambda's file system stays a string."""
+    in any WDL type. Only files of the run (or its inputs) are uploaded, and files under
+    ``also_under`` (the download cache, earlier runs' calls reused from the call cache): an
+    output string naming another file on the Lambda's file system stays a string."""
 
-    def __init__(self, files: RunFiles, run: Run, folder: str, outputs: dict[str, Any]):
+    def __init__(  # noqa: PLR0913 - the run, where to, what, and which other folders count
+        self,
+        files: RunFiles,
+        run: Run,
+        folder: str,
+        outputs: dict[str, Any],
+        also_under: tuple[str, ...] = (),
+    ):
         self.files = files
         self.folder = folder
         self.run_dir = files.real_path(str(run.run_dir)).rstrip("/") + "/"
+        self.roots = (self.run_dir, *(files.real_path(r).rstrip("/") + "/" for r in also_under))
         self.inputs = input_paths(files.load_value(run.inputs) or {})
         self.items: list[Item] = []
         self.targets: dict[str, str] = {}  # output name → its URI
@@ -122,7 +131,7 @@ class OutputPlan:
 
     def _ours(self, value: str) -> bool:
         real = self.files.real_path(value)
-        return real.startswith(self.run_dir) or value.rstrip("/") in self.inputs
+        return real.startswith(self.roots) or value.rstrip("/") in self.inputs
 
     def _plan(self, value: str, name: str) -> str:
         if not self._ours(value):

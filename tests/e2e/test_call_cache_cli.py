@@ -1,0 +1,84 @@
+"""The call cache across `miniwdl-serverless run` invocations (the real CLI in its own process,
+on the state directory the conftest gives each test): a second run of the same workflow reuses
+the first one's calls (their stamps prove it, and it submits no Batch job for them); `--resume
+DIR` reruns a failed run and runs only the failed call; `--no-cache` reuses nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.e2e.test_local_state import CLI, environment
+
+PIPELINE = """
+version 1.0
+workflow pipe {
+  input { String flag }
+  scatter (i in range(3)) { call stamp { input: i = i } }
+  call check { input: flag = flag, stamps = stamp.out }
+  output { Array[String] stamps = stamp.out  String checked = check.out }
+}
+task stamp {
+  input { Int i }
+  command <<< echo "~{i} $(date +%s%N)" >>>
+  output { String out = read_string(stdout()) }
+}
+task check {
+  input { String flag  Array[String] stamps }
+  command <<< if [ -e ~{flag} ]; then echo "flag set" >&2; exit 4; fi; echo ok >>>
+  output { String out = read_string(stdout()) }
+}
+"""
+
+
+def run(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
+    result = subprocess.run(
+        [CLI, "run", *args, "--dir", str(tmp_path / "runs"), "--no-progress"],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    report = json.loads(result.stdout) if result.returncode == 0 else {}
+    return result.returncode, report, result.stderr
+
+
+def test_a_second_local_run_reuses_the_first_ones_calls(tmp_path):
+    (tmp_path / "pipe.wdl").write_text(PIPELINE)
+    flag = str(tmp_path / "absent")
+    code, first, err = run(tmp_path, str(tmp_path / "pipe.wdl"), f"flag={flag}")
+    assert code == 0, err
+    code, second, err = run(tmp_path, str(tmp_path / "pipe.wdl"), f"flag={flag}")
+    assert code == 0, err
+    assert second["outputs"] == first["outputs"]  # the same stamps: nothing ran again
+    log = (Path(second["dir"]) / "workflow.log").read_text()
+    assert log.count("call cache hit") == 4 and "submitted" not in log
+    code, third, err = run(tmp_path, str(tmp_path / "pipe.wdl"), f"flag={flag}", "--no-cache")
+    assert code == 0, err
+    assert third["outputs"]["pipe.stamps"] != first["outputs"]["pipe.stamps"]
+
+
+def test_resume_reruns_only_the_failed_call(tmp_path):
+    (tmp_path / "pipe.wdl").write_text(PIPELINE)
+    flag = tmp_path / "flag"
+    flag.write_text("")
+    code, _, err = run(tmp_path, str(tmp_path / "pipe.wdl"), f"flag={flag}")
+    assert code == 4, err
+    failed_dir = json.loads(err[err.index("{") : err.rindex("}") + 1])["dir"]
+    stamps = [
+        (Path(failed_dir) / f"call-stamp-{i}" / "stdout.txt").read_text().strip() for i in range(3)
+    ]
+    flag.unlink()  # what made it fail is fixed
+    code, resumed, err = run(tmp_path, "--resume", failed_dir)
+    assert code == 0, err
+    assert resumed["outputs"]["pipe.stamps"] == stamps  # reused, not run again
+    assert resumed["outputs"]["pipe.checked"] == "ok"
+    assert Path(resumed["dir"]).parent == Path(failed_dir).parent
+    log = (Path(resumed["dir"]) / "workflow.log").read_text()
+    assert log.count("call cache hit") == 3 and "submitted call-check attempt 1" in log
+
+
+def test_resume_of_an_unknown_directory_says_so(tmp_path):
+    code, _, err = run(tmp_path, "--resume", str(tmp_path))
+    assert code == 2 and "no local run in" in err
