@@ -14,6 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.e2e.test_call_cache_cli import PIPELINE as RESUMABLE
 from tests.polling import wait_for
 
 pytestmark = pytest.mark.xdist_group("server")
@@ -553,29 +554,8 @@ def test_defect_15_submit_wait_prints_outputs_larger_than_a_payload(aws_server, 
     assert len(execution["output"]) < 4096  # by reference: outputs_json
 
 
-RESUMABLE = """
-version 1.0
-workflow pipe {
-  input { String flag }
-  scatter (i in range(2)) { call stamp { input: i = i } }
-  call check { input: flag = flag, stamps = stamp.out }
-  output { Array[String] stamps = stamp.out  String checked = check.out }
-}
-task stamp {
-  input { Int i }
-  command <<< echo "~{i} $(date +%s%N)" >>>
-  output { String out = read_string(stdout()) }
-}
-task check {
-  input { String flag  Array[String] stamps }
-  command <<< if [ -e ~{flag} ]; then exit 4; fi; echo ok >>>
-  output { String out = read_string(stdout()) }
-}
-"""
-
-
 def test_submit_resume_reruns_only_the_failed_call(aws_server, tmp_path):
-    (tmp_path / "pipe.wdl").write_text(RESUMABLE)
+    (tmp_path / "pipe.wdl").write_text(RESUMABLE)  # scatter of 3, then check
     flag = tmp_path / "flag"
     flag.write_text("")
     args = ["--stack", STACK, "--dir", str(tmp_path / "runs"), "--cfg", "CALL_CACHE__PUT=true"]
@@ -593,10 +573,10 @@ def test_submit_resume_reruns_only_the_failed_call(aws_server, tmp_path):
     assert report["outputs"]["pipe.checked"] == "ok"
     rerun = latest_execution(aws_server)["name"]
     jobs = {j.job_id: j for j in aws_server.store.query_jobs(rerun)}
-    assert all(jobs[f"call-stamp-{i}"].cached_from for i in range(2))
+    assert all(jobs[f"call-stamp-{i}"].cached_from for i in range(3))
     assert jobs["call-check"].batch_job_id and not jobs["call-check"].cached_from
     assert sorted(str(s) for s in stamps) == sorted(
-        str(jobs[f"call-stamp-{i}"].outputs) for i in range(2)
+        str(jobs[f"call-stamp-{i}"].outputs) for i in range(3)
     )
     refused = cli(aws_server, "submit", "--resume", "no-such-run", "--stack", STACK)
     assert refused.returncode == 2 and "no run no-such-run" in refused.stderr

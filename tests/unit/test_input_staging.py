@@ -18,6 +18,7 @@ from miniwdl_serverless.cli.stack import Stack
 from miniwdl_serverless.cli.submit import UsageError
 from miniwdl_serverless.core import input_staging as core
 from miniwdl_serverless.core.input_staging import LOCAL, ON_EFS, URI, ObjectChecksum
+from tests.unit.test_stack_bucket import FakeClients
 
 MiB = 1024 * 1024
 BUCKET = "stack-bucket"
@@ -260,15 +261,6 @@ class FakeS3:
         self.uploads.append(Key)
         if Callback:
             Callback(len(data))
-
-
-class FakeClients:
-    def __init__(self, s3: FakeS3):
-        self.s3 = s3
-
-    def client(self, service: str) -> FakeS3:
-        assert service == "s3"
-        return self.s3
 
 
 def stack() -> Stack:
