@@ -20,10 +20,21 @@ from tests.chaos.points import write_points
 from tests.chaos.scenarios import Result, Scenario, run_scenario
 
 # the workflows every fault class runs on; crash points are enumerated for each of them
-WORKFLOWS = ["scatter_gather", "sub_workflow", "conditional", "retries", "demo", "cannot_pull"]
+WORKFLOWS = [
+    "scatter_gather",
+    "sub_workflow",
+    "conditional",
+    "retries",
+    "demo",
+    "cannot_pull",
+    "downloads",
+]
 SIZES = {
     # size: (workflows whose write points are each crashed after, seeds per fault class)
-    "reduced": (["scatter_gather", "sub_workflow", "conditional", "retries", "cannot_pull"], 1),
+    "reduced": (
+        ["scatter_gather", "sub_workflow", "conditional", "retries", "cannot_pull", "downloads"],
+        1,
+    ),
     "full": (WORKFLOWS, 3),
 }
 

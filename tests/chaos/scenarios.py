@@ -67,6 +67,7 @@ class Workflow:
     options: dict[str, Any] = field(default_factory=dict)
     behaviour: str = "script"
     demo: bool = False  # the sources (and inputs) are examples/viral_pipeline
+    remote_objects: dict[str, bytes] = field(default_factory=dict)  # URI inputs' objects
 
     def execution_input(self, root: str) -> dict[str, Any]:
         sources = os.path.join(root, "wdl")
@@ -113,6 +114,21 @@ WORKFLOWS = {
             demo=True,
         ),
         Workflow("cannot_pull", "scatter_gather.wdl", behaviour="cannot_pull"),
+        Workflow(
+            "downloads",
+            "downloads.wdl",
+            inputs={
+                "downloads.small": "s3://chaos/small.txt",
+                "downloads.large": "s3://chaos/l.txt",
+            },
+            options={
+                "config": {
+                    "MINIWDL__DOWNLOAD_CACHE__DIR": "cache",
+                    "MINIWDL__SERVERLESS__LAMBDA_DOWNLOAD_LIMIT": "100",
+                }
+            },
+            remote_objects={"s3://chaos/small.txt": b"a\nb\n", "s3://chaos/l.txt": b"x\n" * 100},
+        ),
         Workflow("wide_scatter", "scatter_gather.wdl", inputs={"scatter_gather.n": 200}),
     ]
 }
@@ -181,6 +197,8 @@ def _run(scenario: Scenario, root: str, reference: dict[str, Any] | None) -> Res
         seed=scenario.seed,
     )
     world = World(root, faults, traffic, clock, BEHAVIOURS[workflow.behaviour])
+    for uri, data in workflow.remote_objects.items():
+        world.remotes.put(uri, data)
     with frozen_time(clock):
         world.start(workflow.execution_input(root))
         if scenario.concurrent:

@@ -11,6 +11,7 @@ a stop, which sends the cancel function "Execution Status Change")."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from miniwdl_serverless.controller.start import start_run
 from miniwdl_serverless.core.backoff import Backoff
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB
+from miniwdl_serverless.core.localizing import DOWNLOAD_TAG
 from miniwdl_serverless.core.records import RUN_ENDED, Run
 from miniwdl_serverless.core.uploads import Transfer
 from tests.chaos.faults import Clock, Faults, Faulty, LambdaDied
@@ -133,6 +135,7 @@ class World:
                 Retrying(faulty, aws_errors.classify, backoff, clock.advance) if retried else faulty
             )
 
+        self.remotes = FakeRemotes()  # URI inputs' objects (a scenario puts them)
         self.ports = Ports(
             store=port(self.store, "store", retried=True),
             files=port(self.files, "files"),
@@ -141,7 +144,7 @@ class World:
             uploads=port(self.uploads, "uploads"),
             metrics=MemoryMetrics(),
             sources=UriSources(root=root),
-            remotes=port(FakeRemotes(), "remotes"),
+            remotes=port(self.remotes, "remotes"),
             cache=port(MemoryCache(), "cache"),
             default_queue=QUEUE,
             default_fallback_queue=FALLBACK,
@@ -224,6 +227,9 @@ class World:
             self.left_open.append(job.submission.name)
         self.executed.append(job)
         self._emit(job, "RUNNING", None, "")
+        if DOWNLOAD_TAG in tags:  # what `aws s3 cp URI TARGET` does
+            self._emit(job, *self._download(job))
+            return
         outcome = self.behaviour(tags[TAG_JOB], int(tags[TAG_ATTEMPT]), job.submission.queue)
         if outcome is None:
             done = subprocess.run(
@@ -234,6 +240,14 @@ class World:
             )
             outcome = ("SUCCEEDED" if done.returncode == 0 else "FAILED", done.returncode, EXITED)
         self._emit(job, *outcome)
+
+    def _download(self, job: SubmittedJob) -> tuple[str, int | None, str]:
+        command = job.submission.command or []
+        uri, target = command[-2], command[-1]
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as out:
+            out.write(self.remotes.objects[uri])
+        return ("SUCCEEDED", 0, EXITED)
 
     def _emit(self, job: SubmittedJob, status: str, exit_code: int | None, reason: str) -> None:
         job.moved(status, exit_code, reason or None, self.clock())  # what DescribeJobs says
@@ -325,7 +339,7 @@ class World:
             return True
         self.reconciled += len(done) + len(report.replayed)
         self.answered()
-        return bool(done)
+        return bool(done or report.replayed)  # a replayed letter may have submitted jobs
 
     def deliver_concurrently(self, workers: int) -> None:
         """Every queued event at once, from ``workers`` threads (as Lambda scales out)."""

@@ -5,8 +5,8 @@ What each conditional write guards:
   out, or this claimant's own), or the ready entry the claimant found stale is still that one;
 - waiting for a download: it is still downloading (a waiter added after it settled would never
   be told);
-- settling a download: the claim is still this claimant's; the waiters are removed in the
-  same write and returned as they were, so each is told exactly once.
+- settling a download: the claim is still this claimant's; the waiters (runs) are returned as
+  they were, and kept, so that a redelivered end of the download job tells them again.
 """
 
 from __future__ import annotations
@@ -79,14 +79,13 @@ class DynamoCache:
         actions = [
             items.status.set(status),
             items.data.set(data),
-            items.waiters.remove(),
             items.lease_until.remove(),
             items.updated_at.set(time.time()),
         ]
         condition = (items.status == DOWNLOADING) & (items.claimant == claimant)
         try:
             response = items._get_connection().update_item(
-                key, actions=actions, condition=condition, return_values="ALL_OLD"
+                key, actions=actions, condition=condition, return_values="ALL_NEW"
             )
         except UpdateError as exn:
             if condition_failed(exn):

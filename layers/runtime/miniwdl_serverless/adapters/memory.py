@@ -551,8 +551,10 @@ class MemoryCache:
             entry = self.entries.get(key)
             if entry is None or entry.status != "downloading" or entry.claimant != claimant:
                 return None
-            waiters = entry.waiters
-            self.entries[key] = CacheEntry(key, status, claimant, None, set(), copy.deepcopy(data))
+            waiters = set(entry.waiters)  # kept: a redelivered end tells them again
+            self.entries[key] = CacheEntry(
+                key, status, claimant, None, set(waiters), copy.deepcopy(data)
+            )
             return waiters
 
     def put_entry(self, entry: CacheEntry) -> None:

@@ -6,9 +6,10 @@ for their current version (ETag, version id, Last-Modified): one version of one 
 cache entry (core/localizing.py:cache_path), claimed in the cache table by one downloader at a
 time. Small downloads happen here, in the Lambda; larger ones are Batch download jobs whose
 end (``on_download_event``) renames them into place. A call whose inputs are still downloading
-waits as one of the entry's waiters, its submit lease given back; whoever settles the entry
-resubmits every waiter (or fails its run, naming the URI), and the reconciler resubmits a
-waiter that was never told. An entry a task changed since it settled is downloaded again.
+waits, its run one of the entry's waiters, its submit lease given back; whoever settles the
+entry resubmits the waiting calls of every waiting run (or fails the run, naming the URI), and
+the reconciler resubmits a waiting call that was never told (replaying the download job's end
+if it was lost). An entry a task changed since it settled is downloaded again.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from WDL.runtime._io_helpers import _add_downloadable_defaults
 from miniwdl_serverless.controller.actions import Submit
 from miniwdl_serverless.controller.context import RunContext, load_context
 from miniwdl_serverless.controller.end import fail_run
-from miniwdl_serverless.controller.ports import CacheStore, Ports, Remotes, TransientError
+from miniwdl_serverless.controller.ports import (
+    CacheEntry,
+    CacheStore,
+    Ports,
+    Remotes,
+    TransientError,
+)
 from miniwdl_serverless.core import localizing
 from miniwdl_serverless.core.decisions import job_failure
 from miniwdl_serverless.core.errors import RunError
@@ -38,7 +45,7 @@ from miniwdl_serverless.core.localizing import (
     Remote,
     Stamp,
 )
-from miniwdl_serverless.core.records import RUN_RUNNING
+from miniwdl_serverless.core.records import RUN_RUNNING, RUNNING
 
 log = logging.getLogger("miniwdl_serverless.controller")
 READY, PENDING = "ready", "pending"
@@ -113,15 +120,18 @@ def localized_inputs(ctx: RunContext, task: Tree.Task, env: Env.Bindings[Value.B
     return result
 
 
-def fetch_missing(ctx: RunContext, localized: Localized, job_id: str, attempt: int) -> list[str]:
-    """Download what is not in the cache yet; the URIs still coming (the call waits for them
-    as one of their entries' waiters)."""
-    waiter = localizing.waiter_id(ctx.run_id, job_id, attempt)
-    return [r.uri for r in localized.remotes if ensure(ctx, r, waiter) == PENDING]
+def fetch_missing(
+    ctx: RunContext, localized: Localized, job_id: str, attempt: int, resubmit: bool = False
+) -> list[str]:
+    """Download what is not in the cache yet; the URIs still coming (the call's run waits for
+    them as one of their entries' waiters). A resubmission (the reconciler's, or a waiter told)
+    also looks at the Batch job of a download that takes long: its lost end is replayed."""
+    claimant = localizing.waiter_id(ctx.run_id, job_id, attempt)
+    return [r.uri for r in localized.remotes if ensure(ctx, r, claimant, resubmit) == PENDING]
 
 
-def ensure(ctx: RunContext, remote: Remote, waiter: str) -> str:
-    """READY once the entry's copy is in place and intact; PENDING while it downloads (the call
+def ensure(ctx: RunContext, remote: Remote, claimant: str, resubmit: bool = False) -> str:
+    """READY once the entry's copy is in place and intact; PENDING while it downloads (the run
     is one of its waiters)."""
     cache, root = _cache(ctx.ports), _root(ctx)
     key, path = localizing.entry_key(root, remote), localizing.cache_path(root, remote)
@@ -134,20 +144,38 @@ def ensure(ctx: RunContext, remote: Remote, waiter: str) -> str:
                 return READY
             ctx.log(f"download cache entry {path} changed since it was downloaded: again")
             replacing = entry.claimant
+        if entry is not None and resubmit and _replayed(ctx.ports, entry):
+            continue  # its download job had ended without our hearing of it
         now = time.time()
         data = {"remote": remote.to_json(), "path": path, "root": root}
         lease = now + (LEASE_SECONDS if localizing.in_lambda(remote, ctx.downloads) else 86400)
-        if cache.claim_entry(key, waiter, lease, now, replacing, data):
-            return _download(ctx, key, remote, path, waiter)
-        if cache.add_waiter(key, waiter):
+        if cache.claim_entry(key, claimant, lease, now, replacing, data):
+            return _download(ctx, key, remote, (path, claimant), data)
+        if cache.add_waiter(key, ctx.run_id):
             ctx.log(f"waiting for {remote.uri}, being downloaded for another call")
             return PENDING
     raise TransientError(f"the download cache entry of {remote.uri} keeps changing")
 
 
-def _download(ctx: RunContext, key: str, remote: Remote, path: str, claimant: str) -> str:
+def _replayed(ports: Ports, entry: CacheEntry) -> bool:
+    """A download job's end that never reached us (a lost event): replayed, as the reconciler
+    replays a call's. True if the entry settled."""
+    batch_job_id = entry.data.get("batch_job_id")
+    if entry.status != "downloading" or not batch_job_id:
+        return False
+    for detail in ports.batch.describe([str(batch_job_id)]):
+        if detail.status in ("SUCCEEDED", "FAILED"):
+            on_download_event(detail, ports)
+            return True
+    return False
+
+
+def _download(
+    ctx: RunContext, key: str, remote: Remote, where: tuple[str, str], data: dict[str, Any]
+) -> str:
+    path, claimant = where
     if not localizing.in_lambda(remote, ctx.downloads):
-        _submit_download_job(ctx, key, remote, path, claimant)
+        _submit_download_job(ctx, key, remote, where, data)
         return PENDING
     files, partial = ctx.ports.files, localizing.partial_path(path, claimant)
     started = time.monotonic()
@@ -160,14 +188,14 @@ def _download(ctx: RunContext, key: str, remote: Remote, path: str, claimant: st
         stamp = _into_place(ctx.ports, partial, path)
     except DownloadError as exn:
         waiters = _cache(ctx.ports).settle_entry(key, claimant, "failed", {"error": exn.reason})
-        tell_waiters(ctx.ports, waiters or set(), claimant, failure=str(exn))
+        tell_waiters(ctx.ports, waiters or set(), failure=str(exn))
         raise
     seconds = time.monotonic() - started
     settled = _settle_ready(ctx.ports, key, claimant, remote, path, stamp)
     ctx.log(f"downloaded {remote.uri} ({stamp.size} bytes, {seconds:.1f} s) to {path}")
     ctx.ports.metrics.count("InputsDownloaded")
     ctx.ports.metrics.count("InputBytesDownloaded", stamp.size)
-    tell_waiters(ctx.ports, settled, claimant)
+    tell_waiters(ctx.ports, settled)
     return READY
 
 
@@ -209,10 +237,11 @@ def _settle_ready(  # noqa: PLR0913 - the entry, its claimant, what and where
 
 
 def _submit_download_job(
-    ctx: RunContext, key: str, remote: Remote, path: str, claimant: str
+    ctx: RunContext, key: str, remote: Remote, where: tuple[str, str], data: dict[str, Any]
 ) -> None:
     """A Batch job downloads it into the claimant's partial path; its end settles the entry.
-    The claimant waits like everyone else."""
+    The claimant's run waits like everyone else's; the entry names the job (for a lost end)."""
+    path, claimant = where
     queue = ctx.options.task_queue or ctx.ports.default_queue or ""
     tags = dict(ctx.options.tags)
     tags.update({TAG_RUN: ctx.run_id, DOWNLOAD_TAG: key})
@@ -220,7 +249,9 @@ def _submit_download_job(
     partial = localizing.partial_path(path, claimant)
     submission = localizing.download_submission(remote, ctx.downloads, name, queue, partial, tags)
     batch_job_id = ctx.ports.batch.submit(submission)
-    _cache(ctx.ports).add_waiter(key, claimant)
+    cache, now = _cache(ctx.ports), time.time()
+    cache.claim_entry(key, claimant, now + 86400, now, None, {**data, "batch_job_id": batch_job_id})
+    cache.add_waiter(key, ctx.run_id)
     ctx.log(f"downloading {remote.uri} ({remote.size} bytes) as Batch job {batch_job_id}")
     ctx.ports.metrics.count("DownloadJobsSubmitted")
 
@@ -233,6 +264,9 @@ def on_download_event(detail: BatchJobDetail, ports: Ports) -> str:
     key = detail.tags.get(DOWNLOAD_TAG, "")
     cache = _cache(ports)
     entry = cache.get_entry(key)
+    if entry is not None and entry.status == "ready" and detail.status == "SUCCEEDED":
+        tell_waiters(ports, entry.waiters)  # again: the first telling may have died
+        return "download told again"
     if entry is None or entry.status != "downloading" or not entry.claimant:
         return "download stale"
     remote = Remote.from_json(entry.data["remote"])
@@ -247,47 +281,48 @@ def on_download_event(detail: BatchJobDetail, ports: Ports) -> str:
         problem = localizing.complete_download(remote, ports.files.stamp(partial))
     if problem is not None:
         waiters = cache.settle_entry(key, entry.claimant, "failed", {"error": problem})
-        tell_waiters(ports, waiters or set(), None, failure=str(DownloadError(remote.uri, problem)))
+        tell_waiters(ports, waiters or set(), failure=str(DownloadError(remote.uri, problem)))
         return "download failed"
     stamp = _into_place(ports, partial, path)
     waiters = _settle_ready(ports, key, entry.claimant, remote, path, stamp)
     ports.metrics.count("InputsDownloaded")
     ports.metrics.count("InputBytesDownloaded", stamp.size)
-    tell_waiters(ports, waiters, None)
+    tell_waiters(ports, waiters)
     return "downloaded"
 
 
-def tell_waiters(
-    ports: Ports, waiters: set[str], current: str | None, failure: str | None = None
-) -> None:
-    """Every call that waited for the entry: resubmitted (its inputs are there now), or failed
-    with the download's error. One that cannot be told now is resubmitted by the reconciler."""
-    for waiter in sorted(waiters - {current} if current else waiters):
-        parsed = localizing.parse_waiter(waiter)
-        if parsed is None:
-            continue
-        run_id, job_id, attempt = parsed
+def tell_waiters(ports: Ports, waiters: set[str], failure: str | None = None) -> None:
+    """Every run that waited for the entry: its calls waiting for a download resubmitted (their
+    inputs may be there now; one still waiting for another waits again), or its run failed with
+    the download's error. A run that cannot be told now is told by the reconciler, which
+    resubmits calls left without a Batch job."""
+    for run_id in sorted(waiters):
         try:
-            _tell(ports, run_id, job_id, attempt, failure)
+            _tell(ports, run_id, failure)
         except Exception:  # noqa: BLE001 - the reconciler resubmits a waiter never told
-            log.warning("could not tell %s of its download", waiter, exc_info=True)
+            log.warning("could not tell run %s of its download", run_id, exc_info=True)
 
 
-def _tell(ports: Ports, run_id: str, job_id: str, attempt: int, failure: str | None) -> None:
+def _tell(ports: Ports, run_id: str, failure: str | None) -> None:
     run = ports.store.get_run(run_id)
     if run is None or run.status != RUN_RUNNING:
+        return
+    waiting = [  # attempts marked for submission, with no Batch job and their lease given back
+        job
+        for job in ports.store.query_jobs(run_id, [RUNNING])
+        if job.batch_job_name and not job.batch_job_id and (job.lease_until or 0) <= time.time()
+    ]
+    if not waiting:
         return
     ctx = load_context(run, ports)
     if failure is not None:
         cause = {"error": "DownloadError", "message": failure}
+        job_id = waiting[0].job_id
         fail_run(ctx, job_failure(ctx.target_info(), run_id, ctx.run_dir, job_id, cause))
         return
-    job = ports.store.get_job(run_id, job_id)
-    if job is None or job.attempt != attempt or job.batch_job_id:
-        return  # moved on, or submitted meanwhile
     from miniwdl_serverless.controller.drive import Driver  # drive imports the steps
 
-    Driver(ports, ctx).run([Submit(job, None, attempt, resubmit=True)])
+    Driver(ports, ctx).run([Submit(job, None, job.attempt, resubmit=True) for job in waiting])
 
 
 def _root(ctx: RunContext) -> str:

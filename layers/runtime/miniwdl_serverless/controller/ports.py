@@ -324,13 +324,14 @@ class CacheStore(Protocol):
         ``data`` says what is being downloaded."""
 
     def add_waiter(self, key: str, waiter: str) -> bool:
-        """Wait for the entry's download; False if it is no longer downloading."""
+        """A run waits for the entry's download; False if it is no longer downloading."""
 
     def settle_entry(
         self, key: str, claimant: str, status: str, data: dict[str, Any]
     ) -> set[str] | None:
         """End the claimant's download as ``ready`` or ``failed`` with ``data``; returns the
-        waiters to tell (removed from the entry), None if the claim is no longer this one's."""
+        waiters to tell (the runs; kept on the entry), None if the claim is no longer this
+        one's."""
 
     def put_entry(self, entry: CacheEntry) -> None:
         """A call-cache entry (the last writer wins: equal keys mean equal calls)."""
