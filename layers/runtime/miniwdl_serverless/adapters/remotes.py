@@ -56,7 +56,7 @@ class UriRemotes:
     def probe(self, uri: str, directory: bool, requester_pays: bool) -> Remote:
         if uri.startswith("s3://"):
             return self._s3_call(
-                uri, requester_pays, lambda c, a: self._probe_s3(uri, directory, c, a)
+                uri, requester_pays, lambda c, a, u: _probe_s3(uri, directory, c, a, u)
             )
         if directory:
             raise DownloadError(uri, "a Directory can be downloaded only from an s3:// prefix")
@@ -66,7 +66,7 @@ class UriRemotes:
         if uri.startswith("s3://"):
             bucket, key = split_s3(uri)
 
-            def get(client: Any, extra: dict[str, Any]) -> int:
+            def get(client: Any, extra: dict[str, Any], _unsigned: bool) -> int:
                 client.download_fileobj(bucket, key, out, ExtraArgs=extra or None)
                 return out.tell()
 
@@ -84,11 +84,11 @@ class UriRemotes:
         self,
         uri: str,
         requester_pays: bool,
-        call: Callable[[Any, dict[str, Any]], Any],
+        call: Callable[[Any, dict[str, Any], bool], Any],
         known: Remote | None = None,
     ) -> Any:
-        """``call(client, extra args)`` signed, then (access denied, no requester pays) unsigned,
-        in the bucket's region once S3 names it; errors become the port's."""
+        """``call(client, extra args, unsigned)`` signed, then (access denied, no requester
+        pays) unsigned, in the bucket's region once S3 names it; errors become the port's."""
         extra = {"RequestPayer": "requester"} if requester_pays else {}
         region = known.region if known is not None else None
         attempts = [True] if known is not None and known.unsigned else [False, True]
@@ -98,7 +98,7 @@ class UriRemotes:
         for unsigned in attempts:
             for _ in range(2):  # once more in the region a redirect names
                 try:
-                    return call(self._client(region, unsigned), extra)
+                    return call(self._client(region, unsigned), extra, unsigned)
                 except ClientError as exn:
                     last = exn
                     named = _bucket_region(exn)
@@ -113,35 +113,35 @@ class UriRemotes:
         assert last is not None
         raise _port_error(uri, last) from last
 
-    def _probe_s3(self, uri: str, directory: bool, client: Any, extra: dict[str, Any]) -> Remote:
-        bucket, key = split_s3(uri)
-        region = client.meta.region_name
-        unsigned = client.meta.config.signature_version is UNSIGNED
-        if not directory:
-            head = client.head_object(Bucket=bucket, Key=key, **extra)
-            version = head.get("VersionId") or head.get("ETag") or str(head.get("LastModified"))
-            return Remote(
-                uri, version, int(head["ContentLength"]), region=region, unsigned=unsigned
-            )
-        prefix = key.rstrip("/") + "/" if key.strip("/") else ""
-        files: list[RemoteFile] = []
-        pages = client.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=prefix, **extra
-        )
-        for page in pages:
-            for item in page.get("Contents", []):
-                relative = item["Key"][len(prefix) :]
-                if not relative or relative.endswith("/"):
-                    continue  # the prefix itself, or a console "folder" marker
-                problem = relative_problem(relative)
-                if problem:
-                    raise DownloadError(uri, problem)
-                files.append(RemoteFile(relative, int(item["Size"]), str(item.get("ETag"))))
-        if not files:
-            raise DownloadError(uri, "no objects under this prefix")
-        size = sum(f.size for f in files)
-        version = directory_version(files)
-        return Remote(uri, version, size, True, tuple(files), region, unsigned)
+
+def _probe_s3(
+    uri: str, directory: bool, client: Any, extra: dict[str, Any], unsigned: bool
+) -> Remote:
+    bucket, key = split_s3(uri)
+    region = client.meta.region_name
+    if not directory:
+        head = client.head_object(Bucket=bucket, Key=key, **extra)
+        headers = head.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
+        region = headers.get("x-amz-bucket-region") or region  # S3 says where it is
+        version = head.get("VersionId") or head.get("ETag") or str(head.get("LastModified"))
+        return Remote(uri, version, int(head["ContentLength"]), region=region, unsigned=unsigned)
+    prefix = key.rstrip("/") + "/" if key.strip("/") else ""
+    files: list[RemoteFile] = []
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **extra)
+    for page in pages:
+        for item in page.get("Contents", []):
+            relative = item["Key"][len(prefix) :]
+            if not relative or relative.endswith("/"):
+                continue  # the prefix itself, or a console "folder" marker
+            problem = relative_problem(relative)
+            if problem:
+                raise DownloadError(uri, problem)
+            files.append(RemoteFile(relative, int(item["Size"]), str(item.get("ETag"))))
+    if not files:
+        raise DownloadError(uri, "no objects under this prefix")
+    size = sum(f.size for f in files)
+    version = directory_version(files)
+    return Remote(uri, version, size, True, tuple(files), region, unsigned)
 
 
 def _code(exn: ClientError) -> str:
