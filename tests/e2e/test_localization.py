@@ -259,3 +259,19 @@ def test_a_local_file_staged_by_submit_is_localized_and_used(embedded, tmp_path,
     description = run(embedded, tmp_path, source, {"w.f": uri}, tmp_path / "cache")
     assert description["status"] == "SUCCEEDED", description.get("cause")
     assert outputs(description)["w.lines"] == 4
+
+
+def test_the_embedded_aws_downloads_every_size_in_process(embedded):
+    """No Lambda time limit locally, and no AWS CLI image to run a download job in."""
+    from miniwdl_serverless.core.localizing import Remote, Settings, in_lambda
+    from miniwdl_serverless.local.embedded import LAMBDA_DOWNLOAD_LIMIT_ENV
+
+    assert int(os.environ[LAMBDA_DOWNLOAD_LIMIT_ENV]) >= 1 << 50
+
+    import logging
+
+    import WDL
+
+    config = WDL.runtime.config.Loader(logging.getLogger("test"))  # the functions' environment
+    settings = Settings.from_config(config, "/")
+    assert in_lambda(Remote("s3://b/huge.bam", "v", 500 << 30), settings)

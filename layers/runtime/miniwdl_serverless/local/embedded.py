@@ -41,6 +41,7 @@ from miniwdl_serverless.local.state import StateDir, deferred_signals
 
 # miniwdl's [download_cache] dir: STATE_DIR/downloads for the functions, unless the user set it
 DOWNLOAD_CACHE_ENV = "MINIWDL__DOWNLOAD_CACHE__DIR"
+LAMBDA_DOWNLOAD_LIMIT_ENV = "MINIWDL__SERVERLESS__LAMBDA_DOWNLOAD_LIMIT"
 
 __all__ = [
     "ACCOUNT",
@@ -154,6 +155,8 @@ class EmbeddedAWS:
         environment = _environment(self.efs_root)
         if self.persistence is not None and not os.environ.get(DOWNLOAD_CACHE_ENV):
             environment[DOWNLOAD_CACHE_ENV] = str(self.persistence.state.downloads)
+        if not os.environ.get(LAMBDA_DOWNLOAD_LIMIT_ENV):  # no Lambda time limit locally, and
+            environment[LAMBDA_DOWNLOAD_LIMIT_ENV] = str(1 << 62)  # no aws CLI image: in process
         for key, value in environment.items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
