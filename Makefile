@@ -31,7 +31,7 @@ demo: $(STAMP)
 	cd examples/viral_pipeline && ../../$(BIN)/miniwdl-serverless run pipeline.wdl -i inputs.json --dir $(DEMO_DIR)
 
 test: $(STAMP) lint
-	$(BIN)/pytest -q -n 2 --dist loadgroup -m "not big_upload"
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -91,7 +91,7 @@ task big {
 """
 
 
-@pytest.mark.big_upload  # about 10 s: `make big-upload`
+@pytest.mark.big_upload  # about 10 s; alone: `make big-upload`
 def test_a_200_mb_output_is_uploaded_in_parallel_parts(
     tmp_path: Path, s3: Any, bucket: str
 ) -> None:
