@@ -16,6 +16,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.models import Model
 
+from miniwdl_serverless.adapters import clients
 from miniwdl_serverless.core.records import JOB_FIELDS, RUN_FIELDS, Job, Run
 
 
@@ -114,9 +115,23 @@ class CacheItem(Model):
 
 
 def bound(base: type[Model], table: str, host: str | None) -> type[Model]:
-    """The item model bound to one table (each store its own; nothing global is switched)."""
-    meta = type("Meta", (), {"table_name": table, "region": _region(), "host": host})
-    return type(f"{base.__name__}_{table}", (base,), {"Meta": meta})
+    """The item model bound to one table (each store its own; nothing global is switched),
+    with the timeouts, attempts and adaptive retry mode of adapters/clients.py."""
+    settings = {"table_name": table, "region": _region(), "host": host, **clients.pynamodb_meta()}
+    meta = type("Meta", (), settings)
+    namespace = {"Meta": meta, "_get_connection": classmethod(_adaptive_connection)}
+    return type(f"{base.__name__}_{table}", (base,), namespace)
+
+
+def _adaptive_connection(cls: type[Model]) -> Any:
+    """The model's table connection, its retries botocore's adaptive mode. pynamodb's Meta
+    takes the attempts but not the mode (its Connection takes ``retry_configuration``, which
+    the model does not pass on): set here before the connection makes its client."""
+    table_connection = Model._get_connection.__func__(cls)  # type: ignore[attr-defined]
+    connection = table_connection.connection
+    if connection._client is None:
+        connection._retry_configuration = clients.retries()
+    return table_connection
 
 
 def record(item: Model, record_type: type[Any], fields: frozenset[str]) -> Any:

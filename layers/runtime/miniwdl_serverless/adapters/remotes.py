@@ -19,6 +19,7 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from miniwdl_serverless.adapters import clients
 from miniwdl_serverless.adapters.aws_errors import classify
 from miniwdl_serverless.adapters.retrying import Failure
 from miniwdl_serverless.controller.ports import TransientError
@@ -39,12 +40,8 @@ ClientFactory = Callable[[str | None, bool], Any]  # (region, unsigned) → an S
 
 
 def boto3_clients(region: str | None, unsigned: bool) -> Any:
-    import boto3
-
-    config = Config(retries={"max_attempts": 8, "mode": "adaptive"})
-    if unsigned:
-        config = config.merge(Config(signature_version=UNSIGNED))
-    return boto3.client("s3", region_name=region, config=config)
+    extra = Config(signature_version=UNSIGNED) if unsigned else None
+    return clients.client("s3", extra, region_name=region)
 
 
 class UriRemotes:

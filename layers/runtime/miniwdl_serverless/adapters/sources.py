@@ -42,6 +42,6 @@ class UriSources:
     def _s3(self) -> Any:
         if self._s3_client is not None:
             return self._s3_client()
-        import boto3
+        from miniwdl_serverless.adapters import clients
 
-        return boto3.client("s3")
+        return clients.client("s3")

@@ -193,10 +193,10 @@ def _read_json(reference: str) -> Any:
     """outputs.json of a local run (its outputs were too large for the execution's output):
     the run directory's, or the uploaded copy in the embedded AWS's S3."""
     if reference.startswith("s3://"):
-        import boto3
+        from miniwdl_serverless.adapters import clients
 
         bucket, key = reference[len("s3://") :].split("/", 1)
-        return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+        return json.loads(clients.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
     with open(reference, encoding="utf-8") as infile:
         return json.load(infile)
 
@@ -237,11 +237,11 @@ def _input_error(exn: Exception) -> int:
 
 
 def _create_upload_bucket(uri: str) -> None:
-    import boto3
+    from miniwdl_serverless.adapters import clients
 
     bucket = uri[len("s3://") :].split("/", 1)[0]
     try:
-        boto3.client("s3").create_bucket(Bucket=bucket)
+        clients.client("s3").create_bucket(Bucket=bucket)
     except Exception:
         pass
 

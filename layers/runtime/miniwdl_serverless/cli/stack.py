@@ -100,9 +100,9 @@ class Clients:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            import boto3
+            from miniwdl_serverless.adapters import clients
 
-            self._clients[service] = boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+            self._clients[service] = clients.client(service, region_name=self.region)
         return self._clients[service]
 
 

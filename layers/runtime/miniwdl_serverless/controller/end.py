@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from miniwdl_serverless.controller.context import RunContext
 from miniwdl_serverless.controller.ports import Ports, RunFiles
 from miniwdl_serverless.core.decisions import Answer, owed_answer
 from miniwdl_serverless.core.errors import RunError
@@ -19,6 +18,9 @@ from miniwdl_serverless.core.records import (
     RUNNING,
     Run,
 )
+
+if TYPE_CHECKING:  # the context needs miniwdl; cancel's stop_run needs neither
+    from miniwdl_serverless.controller.context import RunContext
 
 log = logging.getLogger("miniwdl_serverless.controller")
 LIVE = (RUN_PLANNING, RUN_RUNNING)

@@ -6,8 +6,8 @@ import json
 import re
 from typing import Any
 
-import WDL
-from WDL.runtime.error import error_json as _miniwdl_error_json
+# miniwdl (WDL) is imported where an exception is described, not here: the handlers that never
+# describe one (logs, cancel, submit) import this module without paying for it at cold start.
 
 # Characters of any one text an error keeps (its message, a value it quotes): an error may
 # quote what a submitter or a task made as large as they liked (a list of 10,000 missing input
@@ -57,7 +57,10 @@ class BadSubmission(RunError):
 
 def describe_exception(exn: BaseException) -> dict[str, Any]:
     """miniwdl's error JSON for an exception, with a readable message and `file:line:col`."""
-    info = _miniwdl_error_json(exn)
+    import WDL
+    from WDL.runtime.error import error_json
+
+    info = error_json(exn)
     if isinstance(exn, WDL.Error.MultipleValidationErrors):
         info["message"] = "; ".join(_located(e) for e in exn.exceptions)
         info["errors"] = [describe_exception(e) for e in exn.exceptions]
@@ -70,6 +73,8 @@ def describe_exception(exn: BaseException) -> dict[str, Any]:
 
 def _located(exn: BaseException) -> str:
     """'file:line:col message' like miniwdl check prints."""
+    import WDL
+
     pos = getattr(exn, "pos", None)
     text = syntax_message(exn) if isinstance(exn, WDL.Error.SyntaxError) else str(exn)
     if pos is not None:

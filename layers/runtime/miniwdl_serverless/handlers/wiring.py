@@ -12,16 +12,14 @@ import sys
 import warnings
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import envelopes, event_parser
-from botocore.config import Config as BotoConfig
 from pydantic import BaseModel
 
-from miniwdl_serverless.adapters import aws_errors
+from miniwdl_serverless.adapters import aws_errors, clients
 from miniwdl_serverless.adapters.batch import adapter_from_environment
 from miniwdl_serverless.adapters.cache_table import DynamoCache
 from miniwdl_serverless.adapters.dynamodb import DynamoStore
@@ -37,11 +35,13 @@ from miniwdl_serverless.adapters.stepfunctions import (
     StepFunctionsRuns,
 )
 from miniwdl_serverless.controller.ports import Ports
-from miniwdl_serverless.controller.reconcile import ReconcilePorts
 from miniwdl_serverless.controller.submit import SubmissionPorts
 from miniwdl_serverless.core.options import efs_root
 from miniwdl_serverless.core.reconciling import Rules
 from miniwdl_serverless.core.uploads import MAX_CONCURRENCY, Deadline, UploadSettings
+
+if TYPE_CHECKING:  # the reconciler's controller needs miniwdl: imported where it is wired
+    from miniwdl_serverless.controller.reconcile import ReconcilePorts
 
 SERVICE = "miniwdl-serverless"
 
@@ -92,7 +92,7 @@ def ports() -> Ports:
     return Ports(
         store=Retrying(run_store(), aws_errors.classify),
         files=EfsRunFiles(efs_root()),  # confined to the EFS mount ("/" in local mode)
-        batch=Retrying(adapter_from_environment(boto3.client("batch")), aws_errors.classify),
+        batch=Retrying(adapter_from_environment(clients.client("batch")), aws_errors.classify),
         orchestrator=StepFunctionsOrchestrator(sfn_client()),
         uploads=Retrying(
             S3Uploads(s3_client(), root=efs_root(), settings=upload_settings()),
@@ -123,7 +123,9 @@ def cache_store() -> Any:
 def s3_client() -> Any:
     # room for a connection per part in flight, at any UPLOAD_CONCURRENCY (boto3's pool: 10)
     pool = MAX_CONCURRENCY + 2
-    return boto3.client("s3", config=BotoConfig(max_pool_connections=pool))
+    from botocore.config import Config
+
+    return clients.client("s3", Config(max_pool_connections=pool))
 
 
 def upload_settings(check_memory: bool = False) -> UploadSettings:
@@ -143,7 +145,7 @@ def finish_deadline(context: Any) -> Deadline:
 
 @lru_cache(maxsize=1)
 def sfn_client() -> Any:
-    return boto3.client("stepfunctions")
+    return clients.client("stepfunctions")
 
 
 def submission_ports() -> SubmissionPorts:
@@ -155,8 +157,10 @@ def submission_ports() -> SubmissionPorts:
 def reconcile_ports() -> ReconcilePorts:
     """The reconciler's: the controller's ports, the stack's state machine's running
     executions (STATE_MACHINE_ARN) and its dead-letter queue (DEAD_LETTER_QUEUE_URL)."""
+    from miniwdl_serverless.controller.reconcile import ReconcilePorts
+
     queue = os.environ.get("DEAD_LETTER_QUEUE_URL")
-    letters = SqsDeadLetters(boto3.client("sqs"), queue) if queue else None
+    letters = SqsDeadLetters(clients.client("sqs"), queue) if queue else None
     runs = StepFunctionsRuns(sfn_client(), os.environ["STATE_MACHINE_ARN"])
     return ReconcilePorts(ports(), runs, letters, reconcile_rules())
 

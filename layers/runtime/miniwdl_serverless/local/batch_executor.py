@@ -137,9 +137,9 @@ class JobLogs:
 
     @functools.cached_property
     def client(self) -> Any:  # one client for every finished job (boto3 clients are thread-safe)
-        import boto3
+        from miniwdl_serverless.adapters import clients
 
-        return boto3.client("logs")
+        return clients.client("logs")
 
     def __call__(self, job: Any, output: bytes) -> None:
         if self.closing() or not job.log_stream_name:

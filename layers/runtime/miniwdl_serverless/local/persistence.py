@@ -51,10 +51,10 @@ class Persistence:
             return self._load()
 
     def _load(self) -> int:
-        import boto3
+        from miniwdl_serverless.adapters import clients
 
         snapshot = self.state.read().live()
-        dynamodb = boto3.client("dynamodb")
+        dynamodb = clients.client("dynamodb")
         live = _tables(dynamodb)
         loaded = 0
         for name, collection in snapshot.collections.items():
@@ -88,11 +88,11 @@ class Persistence:
 
     def current(self, sfn: Any, state_machine_arn: str) -> Snapshot:
         """Everything the embedded AWS holds now, as a snapshot."""
-        import boto3
+        from miniwdl_serverless.adapters import clients
 
         snapshot = Snapshot()
         held = self.base.roles.get(HELD_ROLE)
-        for table, shape in _tables(boto3.client("dynamodb")).items():
+        for table, shape in _tables(clients.client("dynamodb")).items():
             name = table_collection(table)
             items = moto_patches.table_items(self.account, self.region, table)
             collection = Collection.of(shape.key_names, items, shape.meta)

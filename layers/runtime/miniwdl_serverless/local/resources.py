@@ -45,12 +45,11 @@ class Resources:
 def create_resources(project: Project, efs_root: str) -> Resources:
     """Everything template.yaml declares, in the embedded account. Sets in this process the
     variables the handlers read for them (RUNS_TABLE, JOBS_TABLE, STATE_MACHINE_ARN)."""
-    import boto3
-
+    from miniwdl_serverless.adapters import clients
     from miniwdl_serverless.handlers import wiring
 
     environment: dict[str, str | None] = {}
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = clients.client("dynamodb")
     names = {}
     for table in project.tables():
         name = f"local-{table.logical_id}"
@@ -68,9 +67,9 @@ def create_resources(project: Project, efs_root: str) -> Resources:
         os.environ[variable] = names[project.table_for_env(variable)]
     wiring.forget_clients()  # the handlers' ports read the tables' names from there
 
-    iam = boto3.client("iam")
+    iam = clients.client("iam")
     role = iam.create_role(RoleName="local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    batch = boto3.client("batch")
+    batch = clients.client("batch")
     compute = batch.create_compute_environment(
         computeEnvironmentName="local", type="UNMANAGED", state="ENABLED", serviceRole=role
     )
@@ -82,12 +81,12 @@ def create_resources(project: Project, efs_root: str) -> Resources:
             {"order": 1, "computeEnvironment": compute["computeEnvironmentArn"]}
         ],
     )
-    s3 = boto3.client("s3")
+    s3 = clients.client("s3")
     s3.create_bucket(Bucket=LOCAL_BUCKET)
     queue_arn = batch.describe_job_queues(jobQueues=[LOCAL_QUEUE])["jobQueues"][0]["jobQueueArn"]
     tables = {"runs": runs, "jobs": jobs}
-    boto3.client("logs").create_log_group(logGroupName=BATCH_LOG_GROUP)
-    queue_url = boto3.client("sqs").create_queue(QueueName="local-DeadLetterQueue")["QueueUrl"]
+    clients.client("logs").create_log_group(logGroupName=BATCH_LOG_GROUP)
+    queue_url = clients.client("sqs").create_queue(QueueName="local-DeadLetterQueue")["QueueUrl"]
     environment["DEAD_LETTER_QUEUE_URL"] = os.environ.get("DEAD_LETTER_QUEUE_URL")
     os.environ["DEAD_LETTER_QUEUE_URL"] = queue_url  # the reconcile function reads it
     refs: dict[str, str] = {}
@@ -103,7 +102,7 @@ def create_resources(project: Project, efs_root: str) -> Resources:
                 Bucket=LOCAL_BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
             )
 
-    awslambda = boto3.client("lambda")
+    awslambda = clients.client("lambda")
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("app.py", "def handler(event, context):\n    return event\n")
@@ -136,7 +135,7 @@ def create_resources(project: Project, efs_root: str) -> Resources:
             return project.parameter_default(value["Ref"])
         return value
 
-    sfn = boto3.client("stepfunctions")
+    sfn = clients.client("stepfunctions")
     state_machine_arn = sfn.create_state_machine(
         name="RunWorkflow",
         definition=json.dumps(project.definition(resolve)),
@@ -161,7 +160,7 @@ def create_stack(
 ) -> None:
     """A CloudFormation stack with these outputs (the empty ones left out), tagged on the state
     machine as a deploy tags it: what the CLI's ``--stack`` finds."""
-    import boto3
+    from miniwdl_serverless.adapters import clients
 
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -171,7 +170,7 @@ def create_stack(
     # moto does not model the placeholder resource; only Outputs matter
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        boto3.client("cloudformation").create_stack(
+        clients.client("cloudformation").create_stack(
             StackName=stack_name, TemplateBody=json.dumps(template)
         )
     sfn.tag_resource(
