@@ -84,7 +84,11 @@ lint-template: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(ASL_VALIDATOR)
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
 		-f template.yaml -f $(CFN_JSON)
 
+# Per-completion controller cost at 10 to 10,000 shards against a whole-state baseline (about
+# 6 CPU minutes, most of it the baseline at 10,000; `make test` runs its quick mode: tests/unit/test_bench_completions.py), then the
+# scatter side by side on the embedded AWS. Figures: bench/results.json.
 bench: $(STAMP)
+	$(BIN)/python -m bench.bench_completions
 	$(BIN)/python bench/bench_scatter.py
 
 clean:
