@@ -78,6 +78,7 @@ class Submit:
     inputs: Env.Bindings[Value.Base] | None
     attempt: int
     resubmit: bool = False  # the previous submitter may have died before recording a Batch job
+    reconciling: bool = False  # the reconciler's: may look up a download job's lost end
     interruptions: int | None = None  # a retry's count of interruptions, set with its mark
 
 

@@ -121,16 +121,16 @@ def localized_inputs(ctx: RunContext, task: Tree.Task, env: Env.Bindings[Value.B
 
 
 def fetch_missing(
-    ctx: RunContext, localized: Localized, job_id: str, attempt: int, resubmit: bool = False
+    ctx: RunContext, localized: Localized, job_id: str, attempt: int, reconciling: bool = False
 ) -> list[str]:
     """Download what is not in the cache yet; the URIs still coming (the call's run waits for
-    them as one of their entries' waiters). A resubmission (the reconciler's, or a waiter told)
-    also looks at the Batch job of a download that takes long: its lost end is replayed."""
+    them as one of their entries' waiters). The reconciler's resubmission also looks at the
+    Batch job of a download still going (DescribeJobs, only there): a lost end is replayed."""
     claimant = localizing.waiter_id(ctx.run_id, job_id, attempt)
-    return [r.uri for r in localized.remotes if ensure(ctx, r, claimant, resubmit) == PENDING]
+    return [r.uri for r in localized.remotes if ensure(ctx, r, claimant, reconciling) == PENDING]
 
 
-def ensure(ctx: RunContext, remote: Remote, claimant: str, resubmit: bool = False) -> str:
+def ensure(ctx: RunContext, remote: Remote, claimant: str, reconciling: bool = False) -> str:
     """READY once the entry's copy is in place and intact; PENDING while it downloads (the run
     is one of its waiters)."""
     cache, root = _cache(ctx.ports), _root(ctx)
@@ -144,7 +144,7 @@ def ensure(ctx: RunContext, remote: Remote, claimant: str, resubmit: bool = Fals
                 return READY
             ctx.log(f"download cache entry {path} changed since it was downloaded: again")
             replacing = entry.claimant
-        if entry is not None and resubmit and _replayed(ctx.ports, entry):
+        if entry is not None and reconciling and _replayed(ctx.ports, entry):
             continue  # its download job had ended without our hearing of it
         now = time.time()
         data = {"remote": remote.to_json(), "path": path, "root": root}

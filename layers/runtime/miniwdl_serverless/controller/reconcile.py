@@ -146,7 +146,7 @@ def _reconcile_calls(
         if verdict.move is Move.REPLAY and verdict.detail is not None:
             done.append(_replay(run, job, verdict.detail, ports))
         elif verdict.move is Move.RESUBMIT:
-            _drive(run, ports, [Submit(job, None, job.attempt, resubmit=True)])
+            _drive(run, ports, [Submit(job, None, job.attempt, resubmit=True, reconciling=True)])
             ports.metrics.count("ReconciledTransitions")
             done.append(Reconciled(run.run_id, f"{verdict.note}: resubmitted", job.job_id))
     return done, in_motion

@@ -93,7 +93,7 @@ def _prepare_and_submit(
     hit = call_cache.lookup(ctx, task, key, job.job_id)
     if hit is not None:  # no Batch job, no download: the earlier call's outputs
         return [_cached(ctx, job, attempt, hit)]
-    if fetch_missing(ctx, localized, job.job_id, attempt, action.resubmit):  # told later
+    if fetch_missing(ctx, localized, job.job_id, attempt, action.reconciling):  # told later
         _give_back(ctx, job.job_id, attempt, lease)
         return []
     inputs = localized.inputs
