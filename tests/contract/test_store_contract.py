@@ -257,6 +257,18 @@ def test_query_by_status(store, run_id):
     assert set(store.get_jobs(run_id, ["a", "later", "zzz"])) == {"a"}
 
 
+def test_query_by_id_prefix_reads_a_range_of_the_partition(store, run_id):
+    shards = {"of": "scatter-s", "node": "call-t", "prefix": "call-t-", "count": 2}
+    make(store, run_id, "gather-call-t", shards=shards, pending=2)
+    for job_id in ("call-t-1", "call-t-0", "call-tt-0", "call-t-0/call-u", "decl-call-t-0"):
+        make(store, run_id, job_id)
+    store.register_waiter(run_id, "call-t-2", "x", expires_at=EXPIRES)  # a stub is not a job
+    found = [j.job_id for j in store.query_jobs(run_id, prefix="call-t-")]
+    assert found == ["call-t-0", "call-t-0/call-u", "call-t-1"]  # in id order
+    gather = store.get_job(run_id, "gather-call-t")
+    assert gather is not None and gather.shards == shards and gather.deps == []
+
+
 def test_readiness_reads(store, run_id):
     make(store, run_id, "a", pending=0, dependents=["x"], outputs={"big": "value"})
     (job,) = store.get_jobs(run_id, ["a"], readiness_only=True).values()

@@ -322,6 +322,44 @@ def test_nested_sections_give_miniwdl_results(harness):
     }
 
 
+GATHERED = """
+version 1.1
+workflow w {
+  input { Array[String] names = ["ann", "bob", "cy"] }
+  scatter (name in names) {
+    call t { input: x = if name == "cy" then 2 else 3 }
+    scatter (k in range(t.y)) { Int kk = k + t.y }
+  }
+  call add { input: ys = t.y }
+  scatter (v in [0, 1]) { call add as again { input: ys = flatten(kk) } }
+  output { Int total = add.s  Array[Array[Int]] kks = kk  Array[Int] agains = again.s }
+}
+task t { input { Int x } command {} output { Int y = x * 2 } }
+task add { input { Array[Int] ys } command {} output { Int s = length(ys) * 1000 + ys[0] } }
+"""
+
+
+def test_a_gather_holds_its_shards_count_and_feeds_later_calls(harness):
+    harness.start(GATHERED)
+    harness.play()
+    kks = [[6 + k for k in range(6)], [6 + k for k in range(6)], [4 + k for k in range(4)]]
+    assert harness.outputs() == {"w.total": 3006, "w.kks": kks, "w.agains": [16006, 16006]}
+    jobs = {j.job_id: j for j in harness.store.query_jobs(harness.run_id)}
+    gathers = [j for j in jobs.values() if j.node_id.startswith("gather-") and j.shards]
+    # gather-call-t, gather-decl-kk at each name (nested) and of them all, gather-call-again
+    assert len(gathers) == 6
+    for gather in gathers:
+        assert gather.deps == [] and gather.status == DONE
+        shards = [j for j in jobs.values() if j.job_id.startswith(gather.shards["prefix"])]
+        assert (
+            len([j for j in shards if j.node_id == gather.shards["node"]])
+            == (gather.shards["count"])
+        )
+    # miniwdl's ids, with the value tags of the names (call-t-0-ann, ...)
+    assert jobs["gather-call-t"].shards["prefix"] == "call-t-"
+    assert "call-t-0-ann" in jobs
+
+
 MAIN = """
 version 1.0
 import "sub.wdl" as sub
@@ -355,6 +393,32 @@ def test_subworkflows_run_as_child_graphs_and_complete_their_calls(harness, tmp_
     assert harness.job(calls[1]).status == DONE
     log = harness.files.read_text(harness.run().run_dir + "/workflow.log")
     assert f"sub-workflow {calls[0]} finished" in log
+
+
+SCATTERING = """
+version 1.0
+workflow inner {
+  input { Int x }
+  scatter (i in range(x)) { call t { input: x = i + x } }
+  output { Array[Int] out = t.y }
+}
+task t { input { Int x } command {} output { Int y = x * 2 } }
+"""
+
+
+def test_a_scatter_inside_a_scattered_sub_workflow_gathers_its_own_shards(harness, tmp_path):
+    (tmp_path / "main.wdl").write_text(
+        MAIN.replace("Array[Int] doubled", "Array[Array[Int]] doubled")
+    )
+    (tmp_path / "sub.wdl").write_text(SCATTERING)
+    harness.start("", workflow=str(tmp_path / "main.wdl"), workflow_source=None)
+    harness.play()
+    assert harness.outputs() == {"main.doubled": [[2], [4, 6]]}
+    inner = [j for j in harness.store.query_jobs(harness.run_id) if j.node_id == "gather-call-t"]
+    assert sorted(j.shards["prefix"] for j in inner) == [
+        "call-inner-0-1/call-t-",  # miniwdl's ids: the index, then the value's tag
+        "call-inner-1-2/call-t-",
+    ]
 
 
 def test_the_outputs_wait_for_every_job_so_a_failing_decl_fails_the_run(harness):

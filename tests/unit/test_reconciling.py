@@ -128,6 +128,17 @@ def test_a_quiet_run_with_jobs_left_is_stuck_and_the_error_names_them():
     assert error.info["left"][0] == "call-b waits for 1 completion(s) never counted"
 
 
+def test_a_stuck_gather_says_how_many_of_its_shards_it_waits_for():
+    shards = {"of": "scatter-s", "node": "call-t", "prefix": "call-t-", "count": 3}
+    jobs = [
+        Job("r", "call-t-0", status=DONE, finished_at=NOW - 3600),
+        Job("r", "gather-call-t", shards=shards, pending=2),
+    ]
+    error = stuck_error(run(), jobs, NOW)
+    assert error is not None
+    assert error.info["left"] == ["gather-call-t waits for 2 of its 3 shards (call-t-*)"]
+
+
 def test_a_run_is_not_stuck_while_recent_or_not_running():
     jobs = [Job("r", "call-b", pending=1, finished_at=NOW - 60)]
     assert stuck_error(run(), jobs, NOW) is None

@@ -187,9 +187,13 @@ class DynamoStore:
                     found[job.job_id] = job
         return found
 
-    def query_jobs(self, run_id: str, statuses: Iterable[str] | None = None) -> Iterator[Job]:
+    def query_jobs(
+        self, run_id: str, statuses: Iterable[str] | None = None, *, prefix: str = ""
+    ) -> Iterator[Job]:
         condition = self.jobs.status.is_in(*statuses) if statuses else None
-        for item in self.jobs.query(run_id, filter_condition=condition, consistent_read=True):
+        in_range = self.jobs.job_id.startswith(prefix) if prefix else None
+        items = self.jobs.query(run_id, in_range, filter_condition=condition, consistent_read=True)
+        for item in items:
             job = self._job(item)
             if job is not None:
                 yield job

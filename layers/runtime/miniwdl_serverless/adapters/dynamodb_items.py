@@ -72,6 +72,7 @@ class JobItem(Model):
     call_path: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     deps: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     dependents: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    shards = JSONAttribute(null=True)  # a scatter's gather: its shards, described (not listed)
     waiters: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     waiters_version = NumberAttribute(null=True)
     pending = NumberAttribute(null=True)

@@ -171,13 +171,17 @@ class MemoryStore:
                     found[job_id] = copy.deepcopy(job)
             return found
 
-    def query_jobs(self, run_id: str, statuses: Iterable[str] | None = None) -> Iterator[Job]:
+    def query_jobs(
+        self, run_id: str, statuses: Iterable[str] | None = None, *, prefix: str = ""
+    ) -> Iterator[Job]:
         wanted = set(statuses) if statuses else None
         with self._lock:
             found = [
                 copy.deepcopy(job)
-                for (owner, _), job in sorted(self._jobs.items())
-                if owner == run_id and (wanted is None or job.status in wanted)
+                for (owner, job_id), job in sorted(self._jobs.items())
+                if owner == run_id
+                and job_id.startswith(prefix)
+                and (wanted is None or job.status in wanted)
             ]
         return iter(found)
 

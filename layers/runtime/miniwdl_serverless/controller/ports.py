@@ -87,8 +87,12 @@ class RunStore(Protocol):
     ) -> dict[str, Job]:
         """Several jobs at once; ``readiness_only`` reads only what readiness needs."""
 
-    def query_jobs(self, run_id: str, statuses: Iterable[str] | None = None) -> Iterator[Job]:
-        """Every job of a run (optionally in these statuses): failure and cancel paths only."""
+    def query_jobs(
+        self, run_id: str, statuses: Iterable[str] | None = None, *, prefix: str = ""
+    ) -> Iterator[Job]:
+        """Every job of a run (optionally in these statuses): failure and cancel paths only.
+        With ``prefix``, only the jobs whose id begins with it, in id order (a range of the
+        partition: a scatter's gather reads its shards so)."""
 
     def claim(self, run_id: str, job_id: str, claimant: str) -> Job | None:
         """Claim a ready job (nothing pending; waiting, or already this claimant's)."""

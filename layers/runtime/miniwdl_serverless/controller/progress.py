@@ -3,7 +3,7 @@ schedule, end scopes. Each takes one action and returns the actions it leads to.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import WDL
 from WDL import Tree
@@ -20,10 +20,11 @@ from miniwdl_serverless.controller.actions import (
 )
 from miniwdl_serverless.controller.context import RunContext, load_scope, scope_of
 from miniwdl_serverless.controller.end import succeed_run
+from miniwdl_serverless.controller.ports import StoreError
 from miniwdl_serverless.core import planner
 from miniwdl_serverless.core.decisions import scope_end
 from miniwdl_serverless.core.ids import scoped_id
-from miniwdl_serverless.core.records import COMPLETING, RUNNING, WAITING, Job
+from miniwdl_serverless.core.records import COMPLETING, RUNNING, WAITING, Job, is_shard
 
 if TYPE_CHECKING:
     from miniwdl_serverless.controller.drive import Driver
@@ -59,14 +60,17 @@ def evaluate(driver: Driver, action: Evaluate) -> list[Action]:
     """miniwdl's evaluation of one ready job, given its dependencies' outputs."""
     ctx, job = driver.context(), action.job
     scope = scope_of(ctx, job)
-    deps = ctx.ports.store.get_jobs(ctx.run_id, job.deps)
+    deps = dependencies(ctx, job)
     dep_outputs = {}
     for dep in deps.values():
         types = planner.output_types(scope, dep.node_id)
         dep_outputs[dep.local_id] = planner.values_from_json(
             types, ctx.load_value(dep.outputs) or {}
         )
-    local_deps = [d[len(job.scope) + 1 :] if job.scope else d for d in job.deps]
+    if job.shards:  # miniwdl's gather expects its shards as its dependencies
+        local_deps = sorted(dep.local_id for dep in deps.values())
+    else:
+        local_deps = [d[len(job.scope) + 1 :] if job.scope else d for d in job.deps]
     scope_dir = ctx.call_dir(job.scope) if job.scope else ctx.run_dir
     evaluation = planner.evaluate(
         ctx.cfg,
@@ -91,6 +95,25 @@ def evaluate(driver: Driver, action: Evaluate) -> list[Action]:
     # claim is the recovery marker, and a redelivery evaluates it again, which offers the
     # body it created (see expand). Nothing waits on a section but the scope's outputs.
     return [Complete(job, outputs)] + body
+
+
+def dependencies(ctx: RunContext, job: Job) -> dict[str, Job]:
+    """The jobs whose outputs evaluating ``job`` reads: its ``deps``, or for a scatter's gather
+    its shards, read by their id prefix from the run's partition (never from a list on the
+    gather's item, which would grow with the width: design rule 2)."""
+    if not job.shards:
+        return ctx.ports.store.get_jobs(ctx.run_id, job.deps)
+    count = int(job.shards["count"])
+    if count == 0:
+        return {}
+    found = {
+        shard.job_id: shard
+        for shard in ctx.ports.store.query_jobs(ctx.run_id, prefix=job.shards["prefix"])
+        if is_shard(job, shard)
+    }
+    if len(found) != count:
+        raise StoreError(f"{job.job_id} gathers {count} shards, the store has {len(found)}")
+    return found
 
 
 def complete(driver: Driver, action: Complete) -> list[Action]:
@@ -260,8 +283,18 @@ def _job(run_id: str, scope: str, call_path: list[str], spec: planner.JobSpec) -
         call_path=call_path,
         deps=[scoped_id(scope, d) for d in spec.deps],
         dependents=[scoped_id(scope, d) for d in spec.dependents],
+        shards=_scoped_shards(scope, spec.shards),
         pending=spec.pending + len(spec.external),
         awaiting=[scoped_id(scope, d) for d in spec.external] or None,
         scatter_stack=spec.scatter_stack,
         status=WAITING,
     )
+
+
+def _scoped_shards(scope: str, shards: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A gather's shards described with graph job ids (the node id stays local, as
+    ``Job.node_id`` does)."""
+    if shards is None:
+        return None
+    of, prefix = scoped_id(scope, shards["of"]), scoped_id(scope, shards["prefix"])
+    return dict(shards, of=of, prefix=prefix)

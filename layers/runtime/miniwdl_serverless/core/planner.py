@@ -52,6 +52,9 @@ class JobSpec:
     scatter_stack: list[list[Any]] = field(default_factory=list)  # [index, variable, value JSON]
     pending: int = 0  # dependencies that will decrement this job through their ``dependents``
     external: list[str] = field(default_factory=list)  # dependencies to register with as a waiter
+    # A scatter's gather: its shards described, not listed (``deps`` is then empty, ``pending``
+    # their number): {"of": the scatter's job, "node", "prefix", "count"} (records.Job.shards).
+    shards: dict[str, Any] | None = None
 
 
 @dataclass
@@ -193,6 +196,17 @@ def _spec(scope: Scope, job: _Job) -> JobSpec:
     """
     indices = [index for index, _ in job.scatter_stack]
     stack = [[index, binding.name, binding.value.json] for index, binding in job.scatter_stack]
+    shards = _shards(job, indices)
+    if shards is not None:  # a scatter's gather: its item must not grow with the width
+        return JobSpec(
+            id=job.id,
+            node_id=job.node.workflow_node_id,
+            deps=[],
+            dependents=dependents_of(scope, job.node.workflow_node_id, indices),
+            scatter_stack=stack,
+            pending=shards["count"],
+            shards=shards,
+        )
     deps = sorted(job.dependencies)
     mine = set(scope.sections[job.node.workflow_node_id])
     external = [d for d in deps if mine and not mine <= set(scope.sections[_dep_node(job.node, d)])]
@@ -205,6 +219,26 @@ def _spec(scope: Scope, job: _Job) -> JobSpec:
         pending=len(deps) - len(external),
         external=external,
     )
+
+
+def _shards(job: _Job, indices: list[str]) -> dict[str, Any] | None:
+    """miniwdl's gather of a scatter depends on every shard of its body node (that node's id
+    plus the gather's scatter indices plus one more): described here by that prefix and their
+    number. The shards are created with the gather and each names it a dependent, so they
+    never wait outside it (see ``_spec``). Conditionals' gathers (one dependency at most) and
+    everything else: None."""
+    node = job.node
+    if not (isinstance(node, Tree.Gather) and isinstance(node.section, Tree.Scatter)):
+        return None
+    shard_node = node.referee.workflow_node_id
+    prefix = "-".join([shard_node, *indices]) + "-"
+    assert all(d.startswith(prefix) for d in job.dependencies), (job.id, prefix)
+    return {
+        "of": "-".join([node.section.workflow_node_id, *indices]),
+        "node": shard_node,
+        "prefix": prefix,
+        "count": len(job.dependencies),
+    }
 
 
 def _dep_node(node: Tree.WorkflowNode, dep_job_id: str) -> str:

@@ -197,6 +197,9 @@ def _why_left(job: Job, by_id: dict[str, Job]) -> str | None:
         return f"{job.job_id} runs as Batch job {job.batch_job_id}, which AWS Batch does not know"
     if job.status == WAITING and job.pending <= 0:
         return f"{job.job_id} is ready but was never claimed"
+    if job.shards:  # a scatter's gather: ``pending`` is its shards not yet completed
+        count, prefix = job.shards["count"], job.shards["prefix"]
+        return f"{job.job_id} waits for {job.pending} of its {count} shards ({prefix}*)"
     undone = [d for d in job.deps if d not in by_id or by_id[d].status != DONE]
     if undone:
         return f"{job.job_id} waits for {', '.join(undone)}"

@@ -76,6 +76,10 @@ class Job:
     call_path: list[str] = field(default_factory=list)  # call node ids down to the scope
     deps: list[str] = field(default_factory=list)
     dependents: list[str] = field(default_factory=list)
+    # A scatter's gather lists no shard in ``deps`` (its item would grow with the width): it
+    # holds their description instead, ``{"of": scatter job, "node": shard node id, "prefix":
+    # shard job id prefix, "count": N}``, and ``pending`` starts at N (see ``is_shard``).
+    shards: dict[str, Any] | None = None
     waiters: list[str] | None = None  # later jobs that registered to be decremented
     waiters_version: int | None = None
     pending: int = 0
@@ -119,6 +123,23 @@ class Job:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def is_shard(gather: Job, job: Job) -> bool:
+    """Whether ``job`` is one of the shards ``gather`` gathers: a job of its shard node, in
+    its scope, whose id begins with the prefix and whose scatter indices are the gather's plus
+    one (a sub-workflow shard's children, in another scope, share the prefix but are not)."""
+    shards = gather.shards
+    if not shards:
+        return False
+    outer = [entry[0] for entry in gather.scatter_stack]
+    return (
+        job.scope == gather.scope
+        and job.node_id == shards["node"]
+        and job.job_id.startswith(shards["prefix"])
+        and [entry[0] for entry in job.scatter_stack[:-1]] == outer
+        and len(job.scatter_stack) == len(outer) + 1
+    )
 
 
 JOB_FIELDS = frozenset(f.name for f in dataclasses.fields(Job))
