@@ -80,3 +80,22 @@ def test_the_kept_document_is_the_digest_checked_one(tmp_path: Path, parses: lis
     assert failed.value.name == "TamperedState"
     with context._documents_lock:
         assert not context._documents  # nothing kept from the forged bundle
+
+
+def test_one_miniwdl_configuration_per_settings_in_a_warm_container(monkeypatch):
+    """make_config builds miniwdl's Loader once per configuration (its defaults file and the
+    environment are read once), and a different run map or environment is another one."""
+    from miniwdl_serverless.controller.context import make_config
+    from miniwdl_serverless.core.options import parse_run_options
+
+    options = parse_run_options({"workflow_source": "version 1.0\nworkflow w {}"})
+    first = make_config(options, "/")
+    assert make_config(options, "/") is first
+    other = parse_run_options(
+        {"workflow_source": "version 1.0\nworkflow w {}", "config": {"CALL_CACHE__GET": "false"}}
+    )
+    assert make_config(other, "/") is not first
+    assert not make_config(other, "/")["call_cache"].get_bool("get")
+    monkeypatch.setenv("MINIWDL__TASK_RUNTIME__DEFAULTS", '{"cpu": 3}')
+    changed = make_config(options, "/")
+    assert changed is not first and changed["task_runtime"].get_dict("defaults")["cpu"] == 3

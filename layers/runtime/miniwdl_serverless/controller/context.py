@@ -4,6 +4,7 @@ parsed document, the scopes it has loaded so far and the ports."""
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import threading
@@ -34,6 +35,10 @@ MAX_BUNDLE_BYTES = 160 * 1024 * 1024
 # Parsed documents by bundle digest: a warm Lambda container parses each workflow once.
 _documents: dict[str, WDL.Document] = {}
 _documents_lock = threading.Lock()
+# miniwdl configurations by what they are made of (make_config)
+_configs: dict[str, WDL.runtime.config.Loader] = {}
+_configs_lock = threading.Lock()
+MAX_CONFIGS = 64
 
 
 @dataclass
@@ -200,8 +205,18 @@ def make_config(options: RunOptions, root: str = "/") -> WDL.runtime.config.Load
             overrides.setdefault(section, {}).setdefault(key, "true")
     if options.copy_input_files:
         overrides.setdefault("file_io", {})["copy_input_files"] = "true"
-    logger = logging.getLogger("miniwdl_serverless.config")
-    return WDL.runtime.config.Loader(logger, overrides=overrides)
+    # one Loader per configuration in a warm container (reading miniwdl's default.cfg and the
+    # environment costs ~2 ms, once per event otherwise); its inputs are all in the key
+    environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("MINIWDL"))
+    key = json.dumps([overrides, environment], sort_keys=True)
+    with _configs_lock:
+        cfg = _configs.get(key)
+        if cfg is None:
+            logger = logging.getLogger("miniwdl_serverless.config")
+            cfg = _configs[key] = WDL.runtime.config.Loader(logger, overrides=overrides)
+            while len(_configs) > MAX_CONFIGS:
+                _configs.pop(next(iter(_configs)))
+    return cfg
 
 
 def find_task(doc: WDL.Document, name: str) -> Tree.Task:
