@@ -33,6 +33,7 @@ def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("give the WORKFLOW to run (or --resume DIR)")
     import WDL
     import WDL.CLI
+    import WDL.runtime
 
     from miniwdl_serverless.cli.submit import quiet_logger
 
