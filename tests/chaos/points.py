@@ -88,7 +88,6 @@ KINDS: dict[str, dict[str, str]] = {
         "add_waiter": WRITE,
         "settle_entry": WRITE,
         "put_entry": WRITE,
-        "delete_entry": WRITE,
     },
     "runs": {"running": READ},
     "dead_letters": {"receive": READ, "delete": WRITE},  # deleted only after its replay

@@ -92,12 +92,13 @@ def test_concurrent_claims_have_one_winner(cache, key):
     assert len(wins) == 1
 
 
-def test_call_entries_are_put_read_and_deleted(cache):
+def test_call_entries_are_put_and_read_the_last_writer_winning(cache):
     key = "call:" + uuid.uuid4().hex
     assert cache.get_entry(key) is None
     cache.put_entry(CacheEntry(key, "ready", "run-1", data={"outputs": {"t.x": 1}}))
     entry = cache.get_entry(key)
     assert entry is not None and entry.data == {"outputs": {"t.x": 1}}
     assert entry.claimant == "run-1"
-    cache.delete_entry(key)
-    assert cache.get_entry(key) is None
+    cache.put_entry(CacheEntry(key, "ready", "run-2", data={"outputs": {"t.x": 2}}))
+    entry = cache.get_entry(key)  # the last writer wins (equal keys: equal calls)
+    assert entry is not None and entry.claimant == "run-2"

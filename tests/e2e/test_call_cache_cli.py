@@ -82,3 +82,11 @@ def test_resume_reruns_only_the_failed_call(tmp_path):
 def test_resume_of_an_unknown_directory_says_so(tmp_path):
     code, _, err = run(tmp_path, "--resume", str(tmp_path))
     assert code == 2 and "no local run in" in err
+
+
+def test_resume_with_a_workflow_or_run_without_one_is_refused(tmp_path):
+    (tmp_path / "pipe.wdl").write_text(PIPELINE)
+    code, _, err = run(tmp_path, str(tmp_path / "pipe.wdl"), "--resume", str(tmp_path))
+    assert code == 2 and "--resume reruns the run's own workflow and inputs" in err
+    code, _, err = run(tmp_path)
+    assert code == 2 and "give the WORKFLOW to run (or --resume DIR)" in err

@@ -104,9 +104,6 @@ class DynamoCache:
         )
         item.save()
 
-    def delete_entry(self, key: str) -> None:
-        self.items(key).delete()
-
     def _update(self, key: str, actions: list[Any], condition: Condition) -> bool:
         try:
             self.items(key).update(actions=actions, condition=condition)

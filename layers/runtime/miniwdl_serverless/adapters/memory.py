@@ -565,8 +565,3 @@ class MemoryCache:
         with self._lock:
             self.calls["put_entry"] += 1
             self.entries[entry.key] = copy.deepcopy(entry)
-
-    def delete_entry(self, key: str) -> None:
-        with self._lock:
-            self.calls["delete_entry"] += 1
-            self.entries.pop(key, None)

@@ -40,6 +40,7 @@ from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.ids import TAG_RUN
 from miniwdl_serverless.core.localizing import (
     DOWNLOAD_TAG,
+    JOB_LEASE_SECONDS,
     LEASE_SECONDS,
     DownloadError,
     Remote,
@@ -148,7 +149,8 @@ def ensure(ctx: RunContext, remote: Remote, claimant: str, reconciling: bool = F
             continue  # its download job had ended without our hearing of it
         now = time.time()
         data = {"remote": remote.to_json(), "path": path, "root": root}
-        lease = now + (LEASE_SECONDS if localizing.in_lambda(remote, ctx.downloads) else 86400)
+        held = LEASE_SECONDS if localizing.in_lambda(remote, ctx.downloads) else JOB_LEASE_SECONDS
+        lease = now + held
         if cache.claim_entry(key, claimant, lease, now, replacing, data):
             return _download(ctx, key, remote, (path, claimant), data)
         if cache.add_waiter(key, ctx.run_id):
@@ -250,7 +252,8 @@ def _submit_download_job(
     submission = localizing.download_submission(remote, ctx.downloads, name, queue, partial, tags)
     batch_job_id = ctx.ports.batch.submit(submission)
     cache, now = _cache(ctx.ports), time.time()
-    cache.claim_entry(key, claimant, now + 86400, now, None, {**data, "batch_job_id": batch_job_id})
+    recorded = {**data, "batch_job_id": batch_job_id}
+    cache.claim_entry(key, claimant, now + JOB_LEASE_SECONDS, now, None, recorded)
     cache.add_waiter(key, ctx.run_id)
     ctx.log(f"downloading {remote.uri} ({remote.size} bytes) as Batch job {batch_job_id}")
     ctx.ports.metrics.count("DownloadJobsSubmitted")

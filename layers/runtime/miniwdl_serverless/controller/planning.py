@@ -49,7 +49,8 @@ def plan(driver: Driver, action: Plan) -> list[Action]:
         raise RunError.of("InputError", "the document has no workflow; give 'task'")
     check_upload_target(options, target.name, action.started_at, ports.stack_bucket)
     inputs = check_inputs(target, options, ports.files, downloads=ports.remotes is not None)
-    settings = localizing.Settings.from_config(make_config(options), ports.files.root)
+    root = ports.files.root
+    settings = localizing.Settings.from_config(make_config(options, root), root)
     if not ports.files.inside_root(settings.cache_dir):  # the run would write there
         message = f"[download_cache] dir must resolve inside the EFS root {ports.files.root}"
         raise BadSubmission(f"{message}, got {json.dumps(settings.cache_dir)}")

@@ -340,8 +340,6 @@ class CacheStore(Protocol):
     def put_entry(self, entry: CacheEntry) -> None:
         """A call-cache entry (the last writer wins: equal keys mean equal calls)."""
 
-    def delete_entry(self, key: str) -> None: ...
-
 
 class Metrics(Protocol):
     def count(self, name: str, value: int = 1) -> None: ...

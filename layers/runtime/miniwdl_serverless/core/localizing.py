@@ -23,6 +23,7 @@ DEFAULT_HTTP_IMAGE = "public.ecr.aws/docker/library/buildpack-deps:bookworm-curl
 DEFAULT_CACHE_DIR = "_CACHE/download"  # under the EFS root, beside miniwdl-aws's miniwdl_run
 MINIWDL_DEFAULT_DIR = "/tmp/miniwdl_download_cache"  # a Lambda's /tmp is not shared: not used
 LEASE_SECONDS = 900  # a Lambda download holds its entry at most one invocation
+JOB_LEASE_SECONDS = 86400  # a Batch download job holds it for its timeout (job_timeout_seconds)
 GS_HTTP = "https://storage.googleapis.com/"
 
 
@@ -129,7 +130,7 @@ class Settings:
     s3_image: str = DEFAULT_S3_IMAGE
     http_image: str = DEFAULT_HTTP_IMAGE
     requester_pays: bool = False
-    job_timeout_seconds: int = 86400
+    job_timeout_seconds: int = JOB_LEASE_SECONDS
     job_resources: Resources = field(default_factory=lambda: Resources(vcpus=2, memory_mib=4096))
 
     @classmethod
