@@ -57,6 +57,7 @@ class EventKind(Enum):
     INTERRUPTED = "interrupted"  # the host went away (spot reclaim)
     FAILED_WITHOUT_EXIT = "failed to run"  # never ran (image pull, timeout, ...)
     OTHER = "ignored: status"
+    ARRAY_PARENT = "ignored: array parent"  # its children's events say it all (core/arrays.py)
 
 
 def classify_run_event(detail: BatchJobDetail, run: Run | None) -> EventKind | None:

@@ -20,6 +20,11 @@ TAG_ATTEMPT = "miniwdl-serverless:attempt"
 # The stack that submitted a job: the only jobs its functions may terminate (template.yaml)
 TAG_STACK = "miniwdl-serverless:stack"
 
+# An array job of a scatter's shards (core/arrays.py): the array's id, and the width of one
+# record of its index file (the child at index i runs the shard named by record i)
+TAG_ARRAY = "miniwdl-serverless:array"
+TAG_ARRAY_RECORD = "miniwdl-serverless:array-record"
+
 
 def call_tags(run_id: str, job_id: str, attempt: int) -> dict[str, str]:
     """The tags that route a Batch job's events to its run, job and attempt."""
@@ -52,7 +57,16 @@ def batch_job_name(run_id: str, job_id: str, attempt: int) -> str:
     replaced, a leading '-' or '_', or too long) a digest of the exact ids keeps distinct jobs
     apart, e.g. the runs "sample.1" and "sample_1".
     """
-    raw = f"{run_id}-{job_id}-try{attempt + 1}"
+    return _job_name(f"{run_id}-{job_id}-try{attempt + 1}")
+
+
+def array_job_name(run_id: str, array_id: str) -> str:
+    """The name of the array job of the shards ``array_id`` names (``core/arrays.py``), by the
+    rules of ``batch_job_name``; ``-array`` where a call's attempt has ``-tryN``."""
+    return _job_name(f"{run_id}-{array_id}-array")
+
+
+def _job_name(raw: str) -> str:
     name = _UNSAFE.sub("_", raw)
     if name == raw and len(name) <= BATCH_NAME_LIMIT and name[0].isalnum():
         return name

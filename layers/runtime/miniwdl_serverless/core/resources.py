@@ -60,3 +60,4 @@ class TaskSubmission:
     tags: dict[str, str] = field(default_factory=dict)
     timeout_seconds: int = 86400
     command: list[str] | None = None  # None: bash runs ``script`` (a task); else as given
+    array_size: int | None = None  # an array job of that many children (core/arrays.py)
