@@ -476,3 +476,25 @@ def test_describe_asks_100_ids_at_a_time_and_returns_event_details(batch: Any, q
     assert detail.jobName == f"{PREFIX}-job-0"
     assert (detail.run_id, detail.job_id, detail.attempt) == ("run-1", "call-hello", 0)
     assert make_adapter(counting).describe([]) == []
+
+
+# ---- array jobs (core/arrays.py) ------------------------------------------------------------
+
+
+def test_an_array_submission_is_one_job_with_that_many_children(batch: Any, queue: str) -> None:
+    adapter = make_adapter(batch)
+    parent = submit(adapter, queue, "run-1-call-t-0_3-array", array_size=3)
+    described = describe(batch, parent)
+    assert described["arrayProperties"]["size"] == 3
+    children = batch.list_jobs(arrayJobId=parent)["jobSummaryList"]
+    assert sorted(c["jobId"] for c in children) == [f"{parent}:{i}" for i in range(3)]
+    child = describe(batch, f"{parent}:1")
+    assert child["jobName"] == "run-1-call-t-0_3-array"  # the parent's name
+    # a repeated submission finds the array by its name, as a single job's
+    assert submit(adapter, queue, "run-1-call-t-0_3-array", array_size=3) == parent
+
+
+def test_a_single_submission_has_no_array_properties(batch: Any, queue: str) -> None:
+    job = submit(make_adapter(batch), queue, "run-1-call-t-0-try1")
+    assert "arrayProperties" not in describe(batch, job)
+    assert batch.list_jobs(arrayJobId=job)["jobSummaryList"] == []

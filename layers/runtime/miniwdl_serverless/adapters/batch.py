@@ -118,6 +118,9 @@ class BatchAdapter:
         tags = dict(submission.tags)
         if self.stack_name:  # last, so a run's own tags cannot claim another stack
             tags[TAG_STACK] = self.stack_name
+        extra: dict[str, Any] = {}
+        if submission.array_size is not None:  # one job, that many children (core/arrays.py)
+            extra["arrayProperties"] = {"size": submission.array_size}
         response = self.client.submit_job(
             jobName=submission.name,
             jobQueue=submission.queue,
@@ -130,6 +133,7 @@ class BatchAdapter:
             tags={k[:128]: v[:256] for k, v in tags.items()},
             propagateTags=True,
             timeout={"attemptDurationSeconds": max(60, submission.timeout_seconds)},
+            **extra,
         )
         return str(response["jobId"])
 
