@@ -43,6 +43,33 @@ class LocalBatch:
             self.running.add(job)
         self.pool.submit(self._run, job)
 
+    def accept_array(self, parent: Any, children: list[Any]) -> None:
+        """An array job: its children run as jobs (``AWS_BATCH_JOB_ARRAY_INDEX`` set), the
+        parent is PENDING once they are RUNNABLE, and ends once they all did: SUCCEEDED, or
+        FAILED if any failed (docs.aws.amazon.com/batch/latest/userguide/array_jobs.html)."""
+        parent._child_jobs = children
+        parent.array_left = len(children)
+        parent.array_failed = False
+        for child in children:
+            child.array_parent = parent
+            child.status = "RUNNABLE"
+        parent.status = "PENDING"
+        self.emit(parent)
+        for child in children:
+            self.accept(child)
+
+    def _child_ended(self, child: Any) -> None:
+        parent = getattr(child, "array_parent", None)
+        if parent is None:
+            return
+        with self.lock:
+            parent.array_left -= 1
+            parent.array_failed |= child.status != "SUCCEEDED"
+            last = parent.array_left == 0
+        if last:
+            parent._mark_stopped(success=not parent.array_failed)
+            self.emit(parent)
+
     def idle(self) -> bool:
         with self.lock:
             return self.active == 0
@@ -56,11 +83,17 @@ class LocalBatch:
             job._mark_stopped(success=False)
             self.emit(job)
         finally:
-            with self.lock:
-                self.active -= 1
-                self.running.discard(job)
+            try:
+                self._child_ended(job)
+            finally:
+                with self.lock:
+                    self.active -= 1
+                    self.running.discard(job)
 
     def _execute(self, job: Any) -> None:
+        parent = getattr(job, "array_parent", None)
+        if parent is not None and parent.stop:  # TerminateJob of the parent ends its children
+            job.stop = True
         if job.stop:
             job._mark_stopped(success=False)
             self.emit(job)
@@ -77,6 +110,8 @@ class LocalBatch:
         for item in properties.get("environment", []) + overrides:
             env[item["name"]] = item["value"]
         env["AWS_BATCH_JOB_ID"] = job.job_id
+        if parent is not None:
+            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_properties["index"])
         # the container's output, as the awslogs driver keeps it
         with tempfile.TemporaryFile() as output:
             process = subprocess.Popen(
@@ -87,7 +122,8 @@ class LocalBatch:
                 start_new_session=True,
             )
             while process.poll() is None:
-                if job.stop:
+                if job.stop or (parent is not None and parent.stop):
+                    job.stop = True
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
                     break

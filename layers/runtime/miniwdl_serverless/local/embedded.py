@@ -241,7 +241,9 @@ class EmbeddedAWS:
             ),
             lambda: moto_patches.patch_lambda_invoke(self._invoke),
             lambda: moto_patches.patch_batch_jobs(
-                LOCAL_QUEUE, lambda job: self.batch_executor.accept(job)
+                LOCAL_QUEUE,
+                lambda job: self.batch_executor.accept(job),
+                lambda parent, children: self.batch_executor.accept_array(parent, children),
             ),
             moto_patches.patch_dynamodb_lock,
         ):

@@ -69,6 +69,10 @@ class EventBus:
             detail.setdefault("container", {})["exitCode"] = job.exit_code
         if job.job_stopped_reason:
             detail["statusReason"] = job.job_stopped_reason
+        parent = getattr(job, "array_parent", None)
+        if parent is not None:  # an array child: its index, and (assumed) the parent's tags
+            detail["tags"] = dict(parent.backend.list_tags_for_resource(parent.arn))
+            detail["arrayProperties"] = {"index": job.array_properties["index"]}
         return _envelope("Batch Job State Change", "aws.batch", job.arn, detail)
 
     def execution_event(self, description: dict[str, Any]) -> dict[str, Any]:

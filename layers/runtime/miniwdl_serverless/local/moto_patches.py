@@ -46,18 +46,41 @@ def patch_lambda_invoke(invoke: Callable[[str, Any, dict[str, str]], bytes]) -> 
     return _replace(LambdaSimpleBackend, "invoke", hook)
 
 
-def patch_batch_jobs(queue: str, accept: Callable[[Any], None]) -> Undo:
+def patch_batch_jobs(
+    queue: str,
+    accept: Callable[[Any], None],
+    accept_array: Callable[[Any, list[Any]], None] | None = None,
+) -> Undo:
     """Jobs submitted to ``queue`` go to ``accept`` (the local executor) instead of being
-    finished by moto; other queues keep moto's own behaviour."""
+    finished by moto; other queues keep moto's own behaviour. An array job (moto makes its
+    children ``<parent>:<index>`` first, then the parent) goes to ``accept_array(parent,
+    children)``, or without it each child to ``accept``."""
     from moto.batch_simple.models import BatchSimpleBackend
 
     original = BatchSimpleBackend.__dict__["_mark_job_as_finished"]
+    lock = threading.Lock()
+    children: dict[str, list[Any]] = {}  # parent id → its children, until the parent comes
 
     def hook(backend: Any, include_start_attempt: bool, job: Any) -> None:
         if job.job_queue.name != queue:
             return original(backend, include_start_attempt, job)  # type: ignore[no-any-return]
         backend.backend._jobs[job.job_id] = job
+        properties = job.array_properties or {}
+        if "index" in properties:
+            with lock:
+                children.setdefault(job.job_id.rsplit(":", 1)[0], []).append(job)
+            return None
+        if "size" in properties:
+            with lock:
+                kids = children.pop(job.job_id, [])
+            if accept_array is not None:
+                accept_array(job, kids)
+            else:
+                for kid in kids:
+                    accept(kid)
+            return None
         accept(job)
+        return None
 
     return _replace(BatchSimpleBackend, "_mark_job_as_finished", hook)
 
