@@ -233,7 +233,7 @@ def test_submission_spec():
 def test_settings_come_from_miniwdls_configuration():
     import logging
 
-    import WDL
+    import WDL.runtime
 
     overrides = {
         "aws": {"memory_delta": "-50", "job_timeout": "7200"},
