@@ -16,7 +16,7 @@ CFN_JSON := build/template.cfn.json
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv demo test unit chaos hostile hostile-full conformance big-upload lint lint-python lint-template typecheck bench clean
+.PHONY: venv demo test test-full unit chaos hostile hostile-full conformance big-upload lint lint-python lint-template typecheck bench clean
 
 venv: $(STAMP)
 
@@ -54,6 +54,10 @@ big-upload: $(STAMP)
 conformance: $(STAMP)
 	$(BIN)/pytest -q -n 2 tests/e2e/test_conformance.py
 
+# The end-to-end tests on moto's DynamoDB (`--embedded-aws full`) instead of the in-memory store.
+test-full: $(STAMP)
+	MSLS_EMBEDDED_AWS=full $(BIN)/pytest -q -n 2 --dist loadgroup tests/e2e
+
 $(SAM_STAMP):
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet 'aws-sam-cli==1.170.0'
@@ -86,10 +90,12 @@ lint-template: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(ASL_VALIDATOR)
 
 # Per-completion controller cost at 10 to 10,000 shards against a whole-state baseline (about
 # 6 CPU minutes, most of it the baseline at 10,000; `make test` runs its quick mode: tests/unit/test_bench_completions.py), then the
-# scatter side by side on the embedded AWS. Figures: bench/results.json.
+# scatter side by side on the embedded AWS, then local mode against `miniwdl run` (bench_local;
+# `make test` runs its quick mode: tests/e2e/test_bench_local.py). Figures: bench/results.json.
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_completions
 	$(BIN)/python bench/bench_scatter.py
+	$(BIN)/python -m bench.bench_local
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) build .aws-sam .pytest_cache .ruff_cache .mypy_cache

@@ -35,8 +35,11 @@ def local_state_dir(monkeypatch, tmp_path_factory, request):
 
 @pytest.fixture(scope="session")
 def embedded():
-    """One embedded AWS per test process: tables, functions, state machine, local Batch."""
-    with EmbeddedAWS(efs_root="/", workers=4) as aws:
+    """One embedded AWS per test process: tables, functions, state machine, local Batch; in
+    the default mode (the in-memory store), or with ``MSLS_EMBEDDED_AWS=full`` moto's DynamoDB
+    (`make test-full`; a few tests run the CLI with ``--embedded-aws full`` in every mode)."""
+    mode = os.environ.get("MSLS_EMBEDDED_AWS", "memory")
+    with EmbeddedAWS(efs_root="/", workers=4, mode=mode) as aws:
         yield aws
 
 

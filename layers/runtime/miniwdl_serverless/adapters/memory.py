@@ -51,6 +51,31 @@ class MemoryStore:
         self._stubs: dict[tuple[str, str], tuple[list[str], int]] = {}
         self.writes = 0  # conditional and unconditional writes, for tests that count them
 
+    # -- everything held, for the local state directory (local/memory_tables.py) --
+    def all_runs(self) -> list[Run]:
+        with self._lock:
+            return [copy.deepcopy(run) for run in self._runs.values()]
+
+    def all_jobs(self) -> list[Job]:
+        with self._lock:
+            return [copy.deepcopy(job) for job in self._jobs.values()]
+
+    def all_stubs(self) -> dict[tuple[str, str], tuple[list[str], int]]:
+        """Waiters registered on jobs not created yet: (run id, job id) → (waiters, version)."""
+        with self._lock:
+            return {
+                key: (list(waiters), version) for key, (waiters, version) in self._stubs.items()
+            }
+
+    def restore_run(self, run: Run) -> None:
+        """Put back a run as saved (its own ``created_at`` kept; not counted as a write)."""
+        with self._lock:
+            self._runs[run.run_id] = copy.deepcopy(run)
+
+    def restore_job(self, job: Job) -> None:
+        with self._lock:
+            self._jobs[(job.run_id, job.job_id)] = copy.deepcopy(job)
+
     # -- runs --
     def create_run(self, run: Run) -> bool:
         with self._lock:

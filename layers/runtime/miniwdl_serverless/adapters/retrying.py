@@ -65,8 +65,8 @@ class Retrying:
             setattr(self._target, name, value)
 
     def _call(self, name: str, method: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-        delays = self._backoff.delays()
-        for attempt in range(len(delays) + 1):
+        delays: list[float] = []  # drawn at the first failure (a Random per call costs)
+        for attempt in range(self._backoff.attempts):
             try:
                 return method(*args, **kwargs)
             except Exception as exn:
@@ -75,8 +75,9 @@ class Retrying:
                     raise
                 if failure is Failure.ERROR:
                     raise PortError(f"{name}: {exn}") from exn
-                if attempt == len(delays):
+                if attempt == self._backoff.attempts - 1:
                     raise TransientError(f"{name}: {exn} (after {attempt + 1} tries)") from exn
                 log.warning("%s: transient failure, retrying: %s", name, exn)
+                delays = delays or self._backoff.delays()
                 self._sleep(delays[attempt])
         raise AssertionError("unreachable")

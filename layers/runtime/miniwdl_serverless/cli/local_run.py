@@ -152,7 +152,8 @@ def _run_local(args: argparse.Namespace) -> int:
         return _input_error(exn)
     from miniwdl_serverless.local.embedded import EmbeddedAWS
 
-    with EmbeddedAWS(efs_root="/", workers=args.workers, state=state_dir(args)) as aws:
+    state, mode = state_dir(args), args.embedded_aws
+    with EmbeddedAWS(efs_root="/", workers=args.workers, state=state, mode=mode) as aws:
         return execute(aws, execution_input, show_progress=not args.no_progress)
 
 

@@ -458,6 +458,13 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--workers", type=int, help="parallel task commands (default: CPU count)")
     run.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    run.add_argument(
+        "--embedded-aws",
+        choices=("memory", "full"),
+        default="memory",
+        help="where the embedded AWS keeps its tables: the in-memory store (default, fast) or "
+        "moto's DynamoDB (full: every request through moto, ~10x slower)",
+    )
     state = run.add_mutually_exclusive_group()
     state.add_argument(
         "--state-dir",

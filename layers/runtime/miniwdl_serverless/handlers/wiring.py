@@ -34,7 +34,7 @@ from miniwdl_serverless.adapters.stepfunctions import (
     StepFunctionsOrchestrator,
     StepFunctionsRuns,
 )
-from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.controller.ports import CacheStore, Ports, RunStore
 from miniwdl_serverless.controller.submit import SubmissionPorts
 from miniwdl_serverless.core.options import efs_root
 from miniwdl_serverless.core.reconciling import Rules
@@ -108,13 +108,28 @@ def ports() -> Ports:
     )
 
 
+# The embedded AWS's in-memory store and cache (local mode's default), instead of DynamoDB.
+_local_stores: tuple[RunStore, CacheStore] | None = None
+
+
+def use_stores(stores: tuple[RunStore, CacheStore] | None) -> None:
+    """The handlers' store and cache from now on (None: DynamoDB again)."""
+    global _local_stores
+    _local_stores = stores
+    forget_clients()
+
+
 @lru_cache(maxsize=1)
-def run_store() -> DynamoStore:
+def run_store() -> RunStore:
+    if _local_stores is not None:
+        return _local_stores[0]
     return DynamoStore.from_environment()
 
 
 @lru_cache(maxsize=1)
 def cache_store() -> Any:
+    if _local_stores is not None:
+        return _local_stores[1]
     cache = DynamoCache.from_environment()
     return Retrying(cache, aws_errors.classify) if cache is not None else None
 

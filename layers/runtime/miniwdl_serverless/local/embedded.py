@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from miniwdl_serverless.adapters.dynamodb import DynamoStore
 from miniwdl_serverless.adapters.efs import EfsRunFiles
 from miniwdl_serverless.local import moto_patches
 from miniwdl_serverless.local.batch_executor import BATCH_LOG_GROUP, JobLogs, LocalBatch
 from miniwdl_serverless.local.event_bus import TERMINAL, EventBus
+from miniwdl_serverless.local.memory_tables import MemoryTables, MotoTables, Tables, TableSpec
 from miniwdl_serverless.local.persistence import Persistence
 from miniwdl_serverless.local.project import Project
 from miniwdl_serverless.local.resources import (
@@ -36,12 +36,18 @@ from miniwdl_serverless.local.resources import (
     Handler,
     create_resources,
     create_stack,
+    table_name,
 )
 from miniwdl_serverless.local.state import StateDir, deferred_signals
 
 # miniwdl's [download_cache] dir: STATE_DIR/downloads for the functions, unless the user set it
 DOWNLOAD_CACHE_ENV = "MINIWDL__DOWNLOAD_CACHE__DIR"
 LAMBDA_DOWNLOAD_LIMIT_ENV = "MINIWDL__SERVERLESS__LAMBDA_DOWNLOAD_LIMIT"
+
+# Where the template's tables are held: the in-memory store (the default: moto's DynamoDB
+# costs ~10 ms a request, most of a local run's time), or moto's DynamoDB ("full").
+MODES = ("memory", "full")
+TABLE_ROLES = {"runs": "RUNS_TABLE", "jobs": "JOBS_TABLE", "cache": "CACHE_TABLE"}
 
 __all__ = [
     "ACCOUNT",
@@ -110,18 +116,23 @@ def _environment(efs_root: str) -> dict[str, str]:
 class EmbeddedAWS:
     """moto with the project's tables, functions, state machine and a local Batch queue."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the embedded AWS's settings, all with defaults
         self,
         efs_root: str = "/",
         workers: int | None = None,
         event_workers: int = 4,
         server: bool = False,
         state: StateDir | None = None,
+        mode: str = "memory",
     ):
         """``state``: the state directory whose tables are loaded at the start and saved at the
-        end (None: nothing is kept, as in the tests)."""
+        end (None: nothing is kept, as in the tests). ``mode``: one of MODES."""
+        if mode not in MODES:
+            raise ValueError(f"the embedded AWS is one of {', '.join(MODES)}, not {mode!r}")
+        self.mode = mode
         self.project = Project()
-        self.persistence = Persistence(state, ACCOUNT, REGION) if state is not None else None
+        self.state = state
+        self.persistence: Persistence | None = None
         self.serve_http = server
         self.server: Any = None
         self.endpoint_url = ""  # http://127.0.0.1:PORT once serving (start_server)
@@ -153,8 +164,8 @@ class EmbeddedAWS:
     # -- lifecycle --
     def __enter__(self) -> EmbeddedAWS:
         environment = _environment(self.efs_root)
-        if self.persistence is not None and not os.environ.get(DOWNLOAD_CACHE_ENV):
-            environment[DOWNLOAD_CACHE_ENV] = str(self.persistence.state.downloads)
+        if self.state is not None and not os.environ.get(DOWNLOAD_CACHE_ENV):
+            environment[DOWNLOAD_CACHE_ENV] = str(self.state.downloads)
         if not os.environ.get(LAMBDA_DOWNLOAD_LIMIT_ENV):  # no Lambda time limit locally, and
             environment[LAMBDA_DOWNLOAD_LIMIT_ENV] = str(1 << 62)  # no aws CLI image: in process
         for key, value in environment.items():
@@ -181,6 +192,8 @@ class EmbeddedAWS:
         )
         self._patch_moto()
         self._create_resources()
+        if self.state is not None:
+            self.persistence = Persistence(self.state, self._tables())
         self._load_state()
         if self.serve_http:
             self.start_server()
@@ -199,6 +212,10 @@ class EmbeddedAWS:
             self._save_state()
             for undo in reversed(self._restore):
                 undo()
+            if self.mode == "memory":
+                from miniwdl_serverless.handlers import wiring
+
+                wiring.use_stores(None)
             self.mock.stop()
             for key, value in self._saved_env.items():
                 if value is None:
@@ -232,7 +249,6 @@ class EmbeddedAWS:
         events = self.events
         for patch in (
             moto_patches.patch_callback_delay,
-            moto_patches.patch_transaction_snapshots,
             moto_patches.patch_stopped_executions,
             lambda: moto_patches.patch_s3_notifications(
                 lambda name, bucket, key: events.put_event(
@@ -245,16 +261,28 @@ class EmbeddedAWS:
                 lambda job: self.batch_executor.accept(job),
                 lambda parent, children: self.batch_executor.accept_array(parent, children),
             ),
-            moto_patches.patch_dynamodb_lock,
         ):
             self._restore.append(patch())
+        if self.mode == "full":  # (importing moto's DynamoDB takes time the default saves)
+            self._restore.append(moto_patches.patch_transaction_snapshots())
+            self._restore.append(moto_patches.patch_dynamodb_lock())
 
     def _create_resources(self) -> None:
-        resources = create_resources(self.project, self.efs_root)
+        resources = create_resources(self.project, self.efs_root, self.mode == "full")
         for key, value in resources.environment.items():
             self._saved_env.setdefault(key, value)
         self.tables = resources.tables
-        self.store = DynamoStore(self.tables["runs"], self.tables["jobs"])  # for tests and the CLI
+        self.store: Any  # for tests and the CLI: the handlers' store
+        if self.mode == "full":
+            from miniwdl_serverless.adapters.dynamodb import DynamoStore
+
+            self.store = DynamoStore(self.tables["runs"], self.tables["jobs"])
+        else:
+            from miniwdl_serverless.adapters.memory import MemoryCache, MemoryStore
+            from miniwdl_serverless.handlers import wiring
+
+            self.store, self.cache = MemoryStore(), MemoryCache()
+            wiring.use_stores((self.store, self.cache))
         self.run_files = EfsRunFiles(self.efs_root)  # the local directory standing in for EFS
         self.queue_arn = resources.queue_arn
         self.handlers.update(resources.handlers)
@@ -263,6 +291,18 @@ class EmbeddedAWS:
             self.events.subscribe(name, patterns)
         self.state_machine_arn = resources.state_machine_arn
         self.sfn = resources.sfn
+
+    def _tables(self) -> Tables:
+        """Where the state directory's tables are read and written."""
+        moto_tables = MotoTables(ACCOUNT, REGION)
+        if self.mode == "full":
+            return moto_tables
+        specs = {t.logical_id: t for t in self.project.tables()}
+        roles = {}
+        for role, variable in TABLE_ROLES.items():
+            spec = specs[self.project.table_for_env(variable)]
+            roles[role] = TableSpec(table_name(spec.logical_id), spec.key_schema, spec.attributes)
+        return MemoryTables(roles, self.store, self.cache, moto_tables)
 
     # -- the functions --
     def _invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:

@@ -242,6 +242,17 @@ def _table(account: str, region: str, name: str) -> Any:
     return dynamodb_backends[account][region].get_table(name)
 
 
+def has_tables(account: str, region: str) -> bool:
+    """Whether moto's DynamoDB holds any table (without starting its backend if never used)."""
+    import sys
+
+    models = sys.modules.get("moto.dynamodb.models")
+    if models is None:
+        return False
+    backends = models.dynamodb_backends
+    return account in backends and bool(backends[account][region].tables)
+
+
 def table_items(account: str, region: str, name: str) -> list[dict[str, Any]]:
     """Every item of a table, in DynamoDB JSON (what GetItem returns as ``Item``)."""
     with DYNAMODB_LOCK:

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from miniwdl_serverless.core.store_rules import FINISHED_RUN_TTL_SECONDS
-from miniwdl_serverless.local import moto_patches
+from miniwdl_serverless.local.memory_tables import Tables
 from miniwdl_serverless.local.state import (
     TTL_ATTRIBUTE,
     Collection,
@@ -38,10 +38,11 @@ def table_collection(table_name: str) -> str:
 
 
 class Persistence:
-    """One embedded AWS's link to its state directory."""
+    """One embedded AWS's link to its state directory; ``tables``: where its tables are held
+    (local/memory_tables.py: moto's DynamoDB, or the in-memory store)."""
 
-    def __init__(self, state: StateDir, account: str, region: str):
-        self.state, self.account, self.region = state, account, region
+    def __init__(self, state: StateDir, tables: Tables):
+        self.state, self.tables = state, tables
         self.base = Snapshot()  # what was loaded (then saved): the merge's common ancestor
 
     def load(self) -> int:
@@ -51,18 +52,15 @@ class Persistence:
             return self._load()
 
     def _load(self) -> int:
-        from miniwdl_serverless.adapters import clients
-
         snapshot = self.state.read().live()
-        dynamodb = clients.client("dynamodb")
-        live = _tables(dynamodb)
+        live = self.tables.shapes()
         loaded = 0
         for name, collection in snapshot.collections.items():
             if not name.startswith(TABLE_PREFIX):
                 continue
             table = name[len(TABLE_PREFIX) :]
             if table not in live:
-                _create_table(dynamodb, table, collection)
+                self.tables.create(table, collection)
             elif live[table].key_names != collection.key_names:
                 self.state.warn(
                     f"table {table}'s key is now {live[table].key_names}, not "
@@ -72,7 +70,7 @@ class Persistence:
             if name == snapshot.roles.get(HELD_ROLE):
                 continue  # carried forward by current()
             items = list(collection.items.values())
-            moto_patches.put_table_items(self.account, self.region, table, items)
+            self.tables.put_items(table, items)
             loaded += len(items)
         self.base = snapshot
         return loaded
@@ -88,13 +86,11 @@ class Persistence:
 
     def current(self, sfn: Any, state_machine_arn: str) -> Snapshot:
         """Everything the embedded AWS holds now, as a snapshot."""
-        from miniwdl_serverless.adapters import clients
-
         snapshot = Snapshot()
         held = self.base.roles.get(HELD_ROLE)
-        for table, shape in _tables(clients.client("dynamodb")).items():
+        for table, shape in self.tables.shapes().items():
             name = table_collection(table)
-            items = moto_patches.table_items(self.account, self.region, table)
+            items = self.tables.items(table)
             collection = Collection.of(shape.key_names, items, shape.meta)
             collection.ttl_attribute = shape.ttl_attribute
             saved = self.base.collections.get(name)
@@ -106,36 +102,6 @@ class Persistence:
         current = Collection.of(EXECUTION_KEY, _executions(sfn, state_machine_arn))
         snapshot.collections[EXECUTIONS] = Collection(EXECUTION_KEY, {**known, **current.items})
         return snapshot
-
-
-def _tables(dynamodb: Any) -> dict[str, Collection]:
-    """Every table of the embedded account: its key and TTL attribute (no items)."""
-    found = {}
-    for page in dynamodb.get_paginator("list_tables").paginate():
-        for name in page["TableNames"]:
-            table = dynamodb.describe_table(TableName=name)["Table"]
-            schema = sorted(table["KeySchema"], key=lambda k: k["KeyType"] != "HASH")
-            meta = {"KeySchema": schema, "AttributeDefinitions": table["AttributeDefinitions"]}
-            shape = Collection([k["AttributeName"] for k in schema], meta=meta)
-            ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-            if ttl.get("TimeToLiveStatus") == "ENABLED" and ttl.get("AttributeName"):
-                shape.ttl_attribute = ttl["AttributeName"]
-            found[name] = shape
-    return found
-
-
-def _create_table(dynamodb: Any, name: str, collection: Collection) -> None:
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=collection.meta["KeySchema"],
-        AttributeDefinitions=collection.meta["AttributeDefinitions"],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    if collection.ttl_attribute != TTL_ATTRIBUTE:
-        dynamodb.update_time_to_live(
-            TableName=name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": collection.ttl_attribute},
-        )
 
 
 def _executions(sfn: Any, state_machine_arn: str) -> list[Item]:

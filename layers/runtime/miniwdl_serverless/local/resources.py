@@ -42,24 +42,36 @@ class Resources:
     environment: dict[str, str | None]  # variables set → the value to restore (None: unset)
 
 
-def create_resources(project: Project, efs_root: str) -> Resources:
-    """Everything template.yaml declares, in the embedded account. Sets in this process the
+def table_name(logical_id: str) -> str:
+    return f"local-{logical_id}"
+
+
+def _create_tables(project: Project, in_moto: bool) -> dict[str, str]:
+    """The template's tables, by logical id → name (created in moto if ``in_moto``)."""
+    from miniwdl_serverless.adapters import clients
+
+    names = {}
+    for table in project.tables():
+        names[table.logical_id] = table_name(table.logical_id)
+        if in_moto:
+            clients.client("dynamodb").create_table(
+                TableName=names[table.logical_id],
+                KeySchema=table.key_schema,
+                AttributeDefinitions=table.attributes,
+                BillingMode="PAY_PER_REQUEST",
+            )
+    return names
+
+
+def create_resources(project: Project, efs_root: str, tables_in_moto: bool = True) -> Resources:
+    """Everything template.yaml declares, in the embedded account (its tables only if
+    ``tables_in_moto``: else the in-memory store holds them). Sets in this process the
     variables the handlers read for them (RUNS_TABLE, JOBS_TABLE, STATE_MACHINE_ARN)."""
     from miniwdl_serverless.adapters import clients
     from miniwdl_serverless.handlers import wiring
 
     environment: dict[str, str | None] = {}
-    dynamodb = clients.client("dynamodb")
-    names = {}
-    for table in project.tables():
-        name = f"local-{table.logical_id}"
-        names[table.logical_id] = name
-        dynamodb.create_table(
-            TableName=name,
-            KeySchema=table.key_schema,
-            AttributeDefinitions=table.attributes,
-            BillingMode="PAY_PER_REQUEST",
-        )
+    names = _create_tables(project, tables_in_moto)
     runs = names[project.table_for_env("RUNS_TABLE")]
     jobs = names[project.table_for_env("JOBS_TABLE")]
     for variable in ("RUNS_TABLE", "JOBS_TABLE", "CACHE_TABLE"):
