@@ -6,6 +6,9 @@ What each conditional write guards:
   is the version read, so a repeated event cannot decrement twice and no waiter is missed;
   the dependents' decrements commit in the same transaction (``completing-N`` marks progress
   when there are more than one transaction holds);
+- a shard's tally: its index added to its bucket's set (idempotent, no transaction), and a
+  full bucket counted into the gather's ``pending`` once (``tallied`` does not hold it), so
+  no item that concurrent completions write is in a transaction;
 - claim: nothing pending and still waiting (or already this claimant's, so a re-delivered
   event resumes its own work);
 - mark running: from the claim, from the previous attempt, or once the submitter's lease ran
