@@ -76,8 +76,17 @@ def _put_new_jobs(jobs: list[Any], *_args: Any, **_kwargs: Any) -> int:
     return _batches(len(jobs), TRANSACTION_LIMIT)
 
 
-def _complete(job: Any, *_args: Any, **_kwargs: Any) -> int:
-    return _batches(len(job.targets()), TRANSACTION_LIMIT - 1)  # the job itself is one action
+def _complete(job: Any, *_args: Any, **_kwargs: Any) -> Counter[str]:
+    """A transaction per 99 targets (the job itself is one action); with none (a shard whose
+    gather is tallied), one conditional UpdateItem."""
+    if not job.targets():
+        return Counter({_WRITE: 1})
+    return Counter({_TRANSACT: _batches(len(job.targets()), TRANSACTION_LIMIT - 1)})
+
+
+def _tally_bucket(*_args: Any, **_kwargs: Any) -> Counter[str]:
+    """A conditional UpdateItem; when the bucket was counted before, a read of the gather."""
+    return Counter({_WRITE: 1})
 
 
 def _describe(batch_job_ids: list[str], *_args: Any, **_kwargs: Any) -> int:
@@ -93,7 +102,11 @@ STORE: dict[str, tuple[str, Callable[..., int]]] = {
     "get_jobs": (_READ, _get_jobs),  # BatchGetItem
     "query_jobs": (_READ, _one),  # Query (one page per call counted)
     "put_new_jobs": (_TRANSACT, _put_new_jobs),  # TransactWriteItems
-    "complete": (_TRANSACT, _complete),
+}
+# methods whose request kind depends on the call
+STORE_BY_CALL: dict[str, Callable[..., Counter[str]]] = {
+    "complete": _complete,
+    "tally_bucket": _tally_bucket,
 }
 BATCH: dict[str, tuple[str, Callable[..., int]]] = {
     "find": ("Batch ListJobs", _one),
@@ -124,9 +137,13 @@ class Counting:
 
 
 def _by_table(
-    table: dict[str, tuple[str, Callable[..., int]]], default: str
+    table: dict[str, tuple[str, Callable[..., int]]],
+    default: str,
+    by_call: dict[str, Callable[..., Counter[str]]] | None = None,
 ) -> Callable[[str, tuple, dict], Counter[str]]:
     def kind(name: str, args: tuple, kwargs: dict) -> Counter[str]:
+        if by_call and name in by_call:
+            return by_call[name](*args, **kwargs)
         what, count = table.get(name, (default, _one))
         return Counter({what: count(*args, **kwargs)})
 
@@ -149,7 +166,7 @@ def _files_kind(name: str, _args: tuple, _kwargs: dict) -> Counter[str]:
 def counted_ports(harness: Harness) -> list[Counting]:
     """The harness's store, files, Batch, Step Functions and cache behind counting proxies."""
     proxies = {
-        "store": Counting(harness.ports.store, _by_table(STORE, _WRITE)),
+        "store": Counting(harness.ports.store, _by_table(STORE, _WRITE, STORE_BY_CALL)),
         "files": Counting(harness.ports.files, _files_kind),
         "batch": Counting(harness.ports.batch, _batch_kind),
         "orchestrator": Counting(harness.ports.orchestrator, _by_table({}, "Step Functions")),

@@ -49,6 +49,8 @@ KINDS: dict[str, dict[str, str]] = {
         "stop_awaiting": WRITE,
         "update_job": WRITE,
         "complete": WRITE,
+        "tally_shard": WRITE,
+        "tally_bucket": WRITE,
         "fail_job": WRITE,
     },
     "files": {

@@ -4,16 +4,24 @@ claims, idempotence, waiters, leases, give-backs, owed answers and concurrent co
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
+from miniwdl_serverless.adapters.aws_errors import classify
 from miniwdl_serverless.adapters.dynamodb import DynamoStore
 from miniwdl_serverless.adapters.dynamodb_items import CacheItem
 from miniwdl_serverless.adapters.memory import MemoryStore
+from miniwdl_serverless.adapters.retrying import Retrying
 from miniwdl_serverless.controller.ports import MissingJob, RunStore
+from miniwdl_serverless.controller.progress import ready_dependents
+from miniwdl_serverless.core.backoff import Backoff
 from miniwdl_serverless.core.records import (
     CLAIMED,
     DONE,
@@ -26,7 +34,10 @@ from miniwdl_serverless.core.records import (
     WAITING,
     Job,
     Run,
+    tally_of,
 )
+from miniwdl_serverless.core.store_rules import TALLY_BUCKET
+from tests.contract.conflicts import Conflicting
 
 EXPIRES = int(time.time()) + 30 * 24 * 3600  # what the controller gives (store_rules.job_expiry)
 
@@ -410,3 +421,172 @@ def test_defect_14_an_upload_is_recorded_on_the_run(store, run_id):
     assert store.get_run(run_id).uploaded_to is None  # type: ignore[union-attr]
     store.record_upload(run_id, "s3://results/runs/")
     assert store.get_run(run_id).uploaded_to == "s3://results/runs/"  # type: ignore[union-attr]
+
+
+# -- a scatter's gather: shards tallied, no hot item in a transaction (design rule 7) --------
+
+PREFIX = "call-t-"
+
+
+def scatter(store: RunStore, run_id: str, width: int, *, tallied: bool = True) -> list[Job]:
+    """A gather of ``width`` running shards as ``progress.py:_store_jobs`` creates them (the
+    shards tallied into it: ``records.tally_of``; or, ``tallied=False``, as before tallies:
+    each decrements the gather in its completion's transaction). The shards, as read."""
+    shards = {"of": "scatter-s", "node": "call-t", "prefix": PREFIX, "count": width}
+    gather = Job(run_id, "gather-call-t", node_id="gather-call-t", shards=shards, pending=width)
+    jobs = [
+        Job(
+            run_id,
+            f"{PREFIX}{i}",
+            node_id="call-t",
+            dependents=[gather.job_id],
+            scatter_stack=[[str(i), "i", i]],
+            status=RUNNING,
+        )
+        for i in range(width)
+    ]
+    for job in jobs:
+        job.tally = tally_of(gather, job) if tallied else None
+    assert store.put_new_jobs([gather, *jobs], expires_at=EXPIRES) == {
+        j.job_id for j in [gather, *jobs]
+    }
+    found = store.get_jobs(run_id, [j.job_id for j in jobs])
+    return [found[j.job_id] for j in jobs]
+
+
+def graph(store: RunStore, run_id: str) -> SimpleNamespace:
+    """What ``progress.ready_dependents`` needs of a run's context: its store."""
+    return SimpleNamespace(run_id=run_id, ports=SimpleNamespace(store=store))
+
+
+def finish(store: RunStore, run_id: str, shard: Job) -> list[str]:
+    """A shard's completion as ``progress.py:complete`` does it, then the claims of what it
+    offers (as ``progress.py:offer``): the ids it claimed."""
+    targets = store.complete(shard, {"out": shard.job_id}, expected_attempt=0)
+    offers = ready_dependents(graph(store, run_id), shard, targets)  # type: ignore[arg-type]
+    return [o.job.job_id for o in offers if store.claim(run_id, o.job.job_id, shard.job_id)]
+
+
+def test_shards_are_tallied_into_their_gather_not_decremented_in_a_transaction(store, run_id):
+    width = TALLY_BUCKET + 50  # two buckets: one full-sized, one of 50
+    shards = scatter(store, run_id, width)
+    assert shards[0].tally == {"gather": "gather-call-t", "index": 0, "bucket": 0, "size": 200}
+    assert shards[-1].tally == {"gather": "gather-call-t", "index": 249, "bucket": 1, "size": 50}
+    assert shards[0].targets() == []  # the gather is a dependent, but no target
+    assert store.complete(shards[0], {"x": 0}) == []
+    assert store.get_job(run_id, "gather-call-t").pending == width  # type: ignore[union-attr]
+    done = store.get_job(run_id, shards[0].job_id)
+    assert done is not None and done.status == DONE and done.outputs == {"x": 0}
+    for shard in shards[TALLY_BUCKET:-1]:
+        assert not store.tally_shard(shard)
+    assert not store.tally_shard(shards[TALLY_BUCKET])  # again: counted once
+    assert store.tally_shard(shards[-1])  # its bucket is full
+    assert store.tally_shard(shards[-1])  # and stays so
+    gather = store.tally_bucket(shards[-1])
+    assert gather is not None and gather.pending == TALLY_BUCKET and gather.status == WAITING
+    again = store.tally_bucket(shards[TALLY_BUCKET])  # the same bucket: counted before
+    assert again is not None and again.pending == TALLY_BUCKET
+    for shard in shards[: TALLY_BUCKET - 1]:
+        assert not store.tally_shard(shard)
+    assert store.tally_shard(shards[TALLY_BUCKET - 1])
+    last = store.tally_bucket(shards[0])
+    assert last is not None and last.pending == 0
+    assert store.get_job(run_id, "gather-call-t").tallied == [0, 1]  # type: ignore[union-attr]
+    # the buckets are no jobs: no read or id range of the partition returns them
+    assert len(list(store.query_jobs(run_id))) == width + 1
+    assert len(list(store.query_jobs(run_id, prefix=PREFIX))) == width
+    assert (
+        store.tally_bucket(replace(shards[0], tally=dict(shards[0].tally or {}, gather="no")))
+        is None
+    )
+
+
+def test_a_tally_cut_short_is_finished_by_a_redelivery(store, run_id):
+    """The completion's steps are separate writes: a crash after any of them leaves what a
+    redelivery (``ready_dependents`` with nothing known, as ``progress.py:resume`` calls it)
+    finishes, whichever shard's event comes again, and the gather is claimed once."""
+    shards = scatter(store, run_id, 3)
+    context = graph(store, run_id)
+    assert finish(store, run_id, shards[0]) == []
+    assert store.complete(shards[1], {}, expected_attempt=0) == []  # died: not tallied
+    assert store.complete(shards[2], {}, expected_attempt=0) == []
+    assert store.tally_shard(shards[2]) is False  # died before its bucket was full
+    assert store.get_job(run_id, "gather-call-t").pending == 3  # type: ignore[union-attr]
+    # shard 2's event again: its tally is repeated, the bucket still waits for shard 1
+    assert ready_dependents(context, shards[2], None) == []  # type: ignore[arg-type]
+    # shard 1's event again: tallied, the bucket fills, the gather is offered to shard 1
+    (offer,) = ready_dependents(context, shards[1], None)  # type: ignore[arg-type]
+    assert offer.job.job_id == "gather-call-t" and offer.claimant == shards[1].job_id
+    # it died before claiming: any shard's redelivery offers it again; one claim wins
+    (again,) = ready_dependents(context, shards[0], None)  # type: ignore[arg-type]
+    assert store.claim(run_id, "gather-call-t", again.claimant)
+    assert store.claim(run_id, "gather-call-t", offer.claimant) is None
+    gather = store.get_job(run_id, "gather-call-t")
+    assert gather is not None and gather.pending == 0 and gather.tallied == [0]
+    # a stale attempt's event neither completes nor tallies the shard
+    running = scatter(store, run_id + "-b", 1)[0]
+    store.update_job(run_id + "-b", running.job_id, attempt=1)
+    assert store.complete(running, {}, expected_attempt=0) is None
+    assert ready_dependents(graph(store, run_id + "-b"), running, None) == []  # type: ignore[arg-type]
+    assert store.get_job(run_id + "-b", "gather-call-t").pending == 1  # type: ignore[union-attr]
+
+
+def _concurrently(calls: list[Callable[[], list[str]]]) -> tuple[list[str], list[BaseException]]:
+    barrier = threading.Barrier(len(calls))
+    claims: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run(call: Callable[[], list[str]]) -> None:
+        try:
+            barrier.wait()
+            claimed = call()
+            with lock:
+                claims.extend(claimed)
+        except BaseException as exn:  # noqa: BLE001 - surfaced by the caller
+            with lock:
+                errors.append(exn)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return claims, errors
+
+
+QUICK_RETRIES = Backoff(attempts=6, base_seconds=0.01, cap_seconds=0.2)
+
+
+def test_hundreds_of_concurrent_completions_of_one_scatter_claim_the_gather_once(store, run_id):
+    """250 shards (two buckets) complete at once in 250 threads, and 30 of them are delivered
+    twice at the same time, through the store as production wires it (``Retrying``) with
+    DynamoDB's transaction conflicts injected at the port: nothing conflicts, every shard is
+    done, the gather is ready and claimed (so evaluated) exactly once."""
+    width = TALLY_BUCKET + 50
+    conflicting = Conflicting(store)
+    wired = Retrying(conflicting, classify, QUICK_RETRIES)
+    shards = scatter(store, run_id, width)
+    deliveries = shards + shards[::9][:30]
+    calls = [functools.partial(finish, wired, run_id, shard) for shard in deliveries]
+    claims, errors = _concurrently(calls)  # type: ignore[arg-type]
+    assert not errors, errors[:3]
+    assert conflicting.calls["complete"] == len(deliveries)
+    assert sum(conflicting.conflicts.values()) == 0  # no item is in two writes' transactions
+    assert claims == ["gather-call-t"]
+    found = store.get_jobs(run_id, [s.job_id for s in shards])
+    assert {j.status for j in found.values()} == {DONE} and len(found) == width
+    gather = store.get_job(run_id, "gather-call-t")
+    assert gather is not None and gather.pending == 0 and gather.status == CLAIMED
+    assert gather.tallied == [0, 1]
+
+
+def test_the_conflicts_are_real_where_shards_decrement_their_gather_in_transactions(store, run_id):
+    """The injected rule is not vacuous: shards that decrement the gather in their
+    completion's transaction (as before tallies) meet conflicts when they complete at once."""
+    shards = scatter(store, run_id, 40, tallied=False)
+    conflicting = Conflicting(store)
+    wired = Retrying(conflicting, classify, QUICK_RETRIES)
+    calls = [functools.partial(finish, wired, run_id, shard) for shard in shards]
+    _concurrently(calls)  # type: ignore[arg-type]
+    assert conflicting.conflicts["complete"] > 0

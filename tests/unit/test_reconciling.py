@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN
@@ -173,6 +174,24 @@ def test_what_a_dead_invocation_left_is_resumed_with_the_claimant_it_had():
         ("call-sub2/outputs", "call-sub2/outputs"),
         ("outputs", "outputs"),
     ]
+
+
+def test_done_shards_whose_bucket_the_gather_never_counted_are_resumed():
+    """A shard's tally is cut short only by a dead invocation; if its event is lost for good
+    too, a quiet run resumes the done shards of a bucket the waiting gather has not counted
+    (resumed, each repeats its tally: idempotent), not those of a counted bucket."""
+    shards = {"of": "scatter-s", "node": "call-t", "prefix": "call-t-", "count": 300}
+    gather = Job("r", "gather-call-t", status=WAITING, pending=100, shards=shards, tallied=[0])
+
+    def shard(index: int, status: str = DONE) -> Job:
+        tally = {"gather": gather.job_id, "index": index, "bucket": index // 200, "size": 200}
+        return Job("r", f"call-t-{index}", status=status, tally=tally, batch_job_name="n")
+
+    jobs = [gather, shard(0), shard(1), shard(200), shard(201), shard(202, RUNNING)]
+    found = [(job.job_id, claimant) for job, claimant in resumable(jobs)]
+    assert found == [("call-t-200", "call-t-200"), ("call-t-201", "call-t-201")]
+    counted = replace(gather, status=DONE, pending=0, tallied=[0, 1])
+    assert resumable([counted, shard(200)]) == []
 
 
 # ---- dead letters ---------------------------------------------------------------------------

@@ -6,6 +6,9 @@ What each conditional write guards:
   is the version read, so a repeated event cannot decrement twice and no waiter is missed;
   the dependents' decrements commit in the same transaction (``completing-N`` marks progress
   when there are more than one transaction holds);
+- a shard's tally: its index added to its bucket's set (idempotent, no transaction), and a
+  full bucket counted into the gather's ``pending`` once (``tallied`` does not hold it), so
+  no item that concurrent completions write is in a transaction;
 - claim: nothing pending and still waiting (or already this claimant's, so a re-delivered
   event resumes its own work);
 - mark running: from the claim, from the previous attempt, or once the submitter's lease ran
@@ -55,6 +58,7 @@ from miniwdl_serverless.core.store_rules import (
     TRANSACTION_LIMIT,
     chunks,
     ended_fields,
+    tally_item_id,
 )
 
 COMPLETION_ATTEMPTS = 20
@@ -295,25 +299,60 @@ class DynamoStore:
             guard = condition if index == 0 else jobs.status == f"completing-{index}"
             progress = [jobs.status.set(f"completing-{index + 1}"), jobs.outputs.set(outputs)]
             actions = done if index == len(batches) - 1 else progress
-            try:
-                with TransactWrite(connection=self._connection()) as transaction:
-                    transaction.update(item, actions=actions, condition=guard)
-                    for dependent in batches[index]:
-                        transaction.update(
-                            jobs(job.run_id, dependent),
-                            actions=[jobs.pending.add(-1)],
-                            condition=jobs.job_id.exists(),
-                        )
-            except TransactWriteError as exn:
-                codes = _cancellation_codes(exn)
-                if not codes or codes[0] != "ConditionalCheckFailed":
-                    if "ConditionalCheckFailed" in codes:
-                        raise MissingJob(f"{job.job_id}: a dependent does not exist") from exn
-                    raise  # a conflict or throttling: the Retrying wrapper's to judge
-                if index > 0:
-                    return False
-                return self._retry_with_fresh(job, expected_attempt, version)
+            if self._commit(item, actions, guard, batches[index]):
+                continue
+            if index > 0:
+                return False
+            return self._retry_with_fresh(job, expected_attempt, version)
         return targets
+
+    def _commit(
+        self, item: Any, actions: list[Action], guard: Condition, dependents: list[str]
+    ) -> bool:
+        """One completion step: the job's write and its dependents' decrements, in one
+        transaction; with no dependent (a shard whose gather is tallied), one conditional
+        update of the job alone. False if the job's guard failed."""
+        if not dependents:
+            return self._update(item, actions, guard) is not None
+        jobs = self.jobs
+        try:
+            with TransactWrite(connection=self._connection()) as transaction:
+                transaction.update(item, actions=actions, condition=guard)
+                for dependent in dependents:
+                    transaction.update(
+                        jobs(item.run_id, dependent),
+                        actions=[jobs.pending.add(-1)],
+                        condition=jobs.job_id.exists(),
+                    )
+        except TransactWriteError as exn:
+            codes = _cancellation_codes(exn)
+            if not codes or codes[0] != "ConditionalCheckFailed":
+                if "ConditionalCheckFailed" in codes:
+                    raise MissingJob(f"{item.job_id}: a dependent does not exist") from exn
+                raise  # a conflict or throttling: the Retrying wrapper's to judge
+            return False
+        return True
+
+    def tally_shard(self, job: Job) -> bool:
+        tally = _tally(job)
+        jobs = self.jobs
+        actions = [jobs.members.add({int(tally["index"])})]
+        if job.expires_at is not None:  # the bucket expires with the jobs (if_not_exists)
+            actions.append(jobs.expires_at.set(jobs.expires_at | job.expires_at))
+        bucket = jobs(job.run_id, tally_item_id(tally["gather"], int(tally["bucket"])))
+        bucket.update(actions=actions)  # an ADD to a set: a second one changes nothing
+        return len(bucket.members or ()) >= int(tally["size"])
+
+    def tally_bucket(self, job: Job) -> Job | None:
+        tally = _tally(job)
+        jobs, bucket = self.jobs, int(tally["bucket"])
+        actions = [jobs.tallied.add({bucket}), jobs.pending.add(-int(tally["size"]))]
+        condition = jobs.status.exists() & ~jobs.tallied.contains(bucket)
+        counted = self._job_update(job.run_id, tally["gather"], actions, condition)
+        if counted is not None:
+            return counted
+        found = self.get_jobs(job.run_id, [tally["gather"]], readiness_only=True)
+        return found.get(tally["gather"])  # counted before (or no such gather)
 
     def _retry_with_fresh(self, job: Job, expected_attempt: int | None, version: Any) -> bool:
         """After the first step's guard failed: True to try again with the job as it is now —
@@ -394,6 +433,12 @@ def _assignments(model: Any, fields: dict[str, Any], known: frozenset[str]) -> l
 def condition_failed(exn: Exception) -> bool:
     cause = getattr(exn, "cause_response_code", None) or ""
     return "ConditionalCheckFailed" in str(cause) or "ConditionalCheckFailed" in str(exn)
+
+
+def _tally(job: Job) -> dict[str, Any]:
+    if not job.tally:
+        raise ValueError(f"{job.job_id} is no tallied shard")
+    return job.tally
 
 
 def _cancellation_codes(exn: TransactWriteError) -> list[str | None]:

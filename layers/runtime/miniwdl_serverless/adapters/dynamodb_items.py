@@ -11,6 +11,7 @@ from pynamodb.attributes import (
     JSONAttribute,
     ListAttribute,
     NumberAttribute,
+    NumberSetAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
@@ -60,7 +61,8 @@ class RunItem(Model):
 
 class JobItem(Model):
     """One job of the expanded graph. An item with only ``waiters`` is a stub: later jobs
-    registered on it before it was created."""
+    registered on it before it was created; one with only ``members`` is a bucket of a
+    gather's tally (``core/store_rules.py:tally_item_id``). Neither has a ``status``."""
 
     class Meta:
         table_name = "miniwdl-serverless-jobs"
@@ -73,6 +75,9 @@ class JobItem(Model):
     deps: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     dependents: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     shards = JSONAttribute(null=True)  # a scatter's gather: its shards, described (not listed)
+    tally = JSONAttribute(null=True)  # a shard: where it is counted into its gather
+    tallied = NumberSetAttribute(null=True)  # a gather: the buckets counted (each once)
+    members = NumberSetAttribute(null=True)  # a gather's bucket item: the shards counted
     waiters: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     waiters_version = NumberAttribute(null=True)
     pending = NumberAttribute(null=True)
@@ -151,4 +156,6 @@ def job_record(item: Model) -> Job | None:
     job: Job = record(item, Job, JOB_FIELDS)
     if job.awaiting is not None:
         job.awaiting = sorted(job.awaiting)  # a string set in the item
+    if job.tallied is not None:
+        job.tallied = sorted(int(bucket) for bucket in job.tallied)  # a number set
     return job

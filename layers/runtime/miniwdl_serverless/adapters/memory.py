@@ -36,6 +36,7 @@ from miniwdl_serverless.core.store_rules import (
     TRANSACTION_LIMIT,
     chunks,
     ended_fields,
+    tally_item_id,
 )
 from miniwdl_serverless.core.uploads import Transfer
 
@@ -49,6 +50,8 @@ class MemoryStore:
         self._jobs: dict[tuple[str, str], Job] = {}
         # waiters registered on a job that does not exist yet: (waiters, version)
         self._stubs: dict[tuple[str, str], tuple[list[str], int]] = {}
+        # a gather's buckets (run id, tally_item_id): the shard indices counted in each
+        self._tallies: dict[tuple[str, str], set[int]] = {}
         self.writes = 0  # conditional and unconditional writes, for tests that count them
 
     # -- everything held, for the local state directory (local/memory_tables.py) --
@@ -301,6 +304,28 @@ class MemoryStore:
             current.finished_at = time.time()
             return targets
 
+    def tally_shard(self, job: Job) -> bool:
+        tally = _tally(job)
+        with self._lock:
+            self.writes += 1
+            key = (job.run_id, tally_item_id(tally["gather"], tally["bucket"]))
+            members = self._tallies.setdefault(key, set())
+            members.add(int(tally["index"]))
+            return len(members) >= int(tally["size"])
+
+    def tally_bucket(self, job: Job) -> Job | None:
+        tally = _tally(job)
+        bucket = int(tally["bucket"])
+        with self._lock:
+            self.writes += 1
+            gather = self._jobs.get((job.run_id, tally["gather"]))
+            if gather is None:
+                return None
+            if bucket not in (gather.tallied or []):
+                gather.tallied = sorted({*(gather.tallied or []), bucket})
+                gather.pending -= int(tally["size"])
+            return copy.deepcopy(gather)
+
     def fail_job(self, run_id: str, job_id: str, error: dict[str, Any]) -> bool:
         def allowed(job: Job) -> bool:
             return job.status in (CLAIMED, RUNNING)
@@ -325,6 +350,12 @@ class MemoryStore:
             for name, value in copy.deepcopy(fields).items():
                 setattr(job, name, value)
             return copy.deepcopy(job)
+
+
+def _tally(job: Job) -> dict[str, Any]:
+    if not job.tally:
+        raise ValueError(f"{job.job_id} is no tallied shard")
+    return job.tally
 
 
 def _check_fields(fields: dict[str, Any], known: frozenset[str]) -> None:

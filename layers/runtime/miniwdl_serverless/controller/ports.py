@@ -129,6 +129,17 @@ class RunStore(Protocol):
         Returns what it decremented; None if it was completed before, or the attempt moved on.
         Raises MissingJob if a dependent does not exist (nothing changes then)."""
 
+    def tally_shard(self, job: Job) -> bool:
+        """Count the completed shard ``job`` (``job.tally``) in its bucket, without a
+        transaction and idempotently (a shard is counted once however often this is called:
+        call it only once ``job`` is done). True if its bucket now holds all its shards."""
+
+    def tally_bucket(self, job: Job) -> Job | None:
+        """Count the full bucket of the shard ``job`` into its gather's ``pending``, once per
+        bucket (a conditional write on the gather, no transaction). Returns the gather as it
+        is after this (readiness fields; counted by this call or before); None if the gather
+        does not exist."""
+
     def fail_job(self, run_id: str, job_id: str, error: dict[str, Any]) -> bool: ...
 
 

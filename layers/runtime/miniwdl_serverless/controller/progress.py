@@ -24,7 +24,15 @@ from miniwdl_serverless.controller.ports import StoreError
 from miniwdl_serverless.core import planner
 from miniwdl_serverless.core.decisions import scope_end
 from miniwdl_serverless.core.ids import scoped_id
-from miniwdl_serverless.core.records import COMPLETING, RUNNING, WAITING, Job, is_shard
+from miniwdl_serverless.core.records import (
+    COMPLETING,
+    DONE,
+    RUNNING,
+    WAITING,
+    Job,
+    is_shard,
+    tally_of,
+)
 
 if TYPE_CHECKING:
     from miniwdl_serverless.controller.drive import Driver
@@ -134,7 +142,8 @@ def complete(driver: Driver, action: Complete) -> list[Action]:
 
 def resume(driver: Driver, action: Resume) -> list[Action]:
     """A crashed invocation may have stopped between completion transactions, or after the
-    completion but before the dependents were evaluated: finish both (idempotent)."""
+    completion but before its shard was tallied or the dependents were evaluated: finish all
+    (idempotent)."""
     ctx = driver.context()
     job = ctx.ports.store.get_job(ctx.run_id, action.job.job_id) or action.job
     targets = None
@@ -147,19 +156,41 @@ def resume(driver: Driver, action: Resume) -> list[Action]:
 
 
 def ready_dependents(ctx: RunContext, job: Job, targets: list[str] | None) -> list[Action]:
-    """Dependents and waiters that this job's completion left with nothing pending.
+    """Dependents and waiters that this job's completion left with nothing pending, and, for
+    a scatter's shard, its gather once every shard is tallied.
 
-    ``targets``: those the completion decremented; else read afresh (waiters may have come).
+    ``targets``: those the completion decremented (the job is done); else the job is read
+    afresh (waiters may have come; its completion may have been another's, or cut short).
     """
+    store = ctx.ports.store
+    done = targets is not None
     if targets is None:
-        current = ctx.ports.store.get_job(ctx.run_id, job.job_id) or job
-        targets = current.targets()
-    found = ctx.ports.store.get_jobs(ctx.run_id, targets, readiness_only=True)
-    return [
-        Offer(j, job.job_id)
-        for j in found.values()
-        if j.pending <= 0 and (j.status == WAITING or j.claimed_by == job.job_id)
-    ]
+        job = store.get_job(ctx.run_id, job.job_id) or job
+        targets, done = job.targets(), job.status == DONE
+    found = store.get_jobs(ctx.run_id, targets, readiness_only=True) if targets else {}
+    ready = [j for j in found.values() if _offered(j, job)]
+    if done and job.tally:
+        ready += [j for j in _tallied(ctx, job) if _offered(j, job)]
+    return [Offer(j, job.job_id) for j in ready]
+
+
+def _offered(target: Job, job: Job) -> bool:
+    """Whether ``job``'s completion offers ``target``: nothing pending, and not claimed by
+    another (the claim's condition decides between completers)."""
+    return target.pending <= 0 and (target.status == WAITING or target.claimed_by == job.job_id)
+
+
+def _tallied(ctx: RunContext, shard: Job) -> list[Job]:
+    """Count the done ``shard`` into its gather, with no transaction (no hot spot: design rule
+    7): its index into its bucket's set, then, if that filled the bucket, the bucket into the
+    gather's ``pending``, once. Whoever fills a bucket counts it, so the gather's last bucket
+    is counted by someone even when its last shards complete together; a redelivery after a
+    crash between the steps repeats them, changing nothing twice. The gather, if counted."""
+    store = ctx.ports.store
+    if not store.tally_shard(shard):
+        return []
+    gather = store.tally_bucket(shard)
+    return [gather] if gather is not None else []
 
 
 def end_scope(driver: Driver, action: EndScope) -> list[Action]:
@@ -246,6 +277,7 @@ def _store_jobs(
     them; those that existed before are read back (only what readiness needs)."""
     store, expires_at = ctx.ports.store, ctx.job_expiry()
     jobs = {scoped_id(scope, spec.id): _job(ctx.run_id, scope, call_path, spec) for spec in specs}
+    _tally_shards(list(jobs.values()))
     created = store.put_new_jobs(list(jobs.values()), expires_at=expires_at)
     if created:
         store.count(ctx.run_id, jobs_total=len(created))
@@ -257,6 +289,15 @@ def _store_jobs(
     if existing:  # a resumed expansion: the store knows what happened since
         jobs.update(store.get_jobs(ctx.run_id, existing, readiness_only=True))
     return jobs, created
+
+
+def _tally_shards(jobs: list[Job]) -> None:
+    """Each shard created with its gather is tallied into it rather than decrementing it in
+    its completion's transaction (``Job.tally``)."""
+    for gather in jobs:
+        if gather.shards:
+            for job in jobs:
+                job.tally = tally_of(gather, job) or job.tally
 
 
 def _register_outside(

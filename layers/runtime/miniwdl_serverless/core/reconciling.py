@@ -174,11 +174,21 @@ def _resume_as(job: Job, by_id: dict[str, Job], scopes: set[str]) -> str | None:
         return job.job_id if not job.scope or (parent and parent.status == RUNNING) else None
     if job.status == WAITING and job.pending <= 0:
         return RECONCILER
+    if job.status == DONE and job.tally and _untallied(job, by_id):
+        return job.job_id  # its tally may have been cut short: resumed, it is repeated
     if job.status == CLAIMED:
         return job.claimed_by or RECONCILER
     if job.status == RUNNING and not job.batch_job_name and job.job_id not in scopes:
         return job.claimed_by or RECONCILER  # a sub-workflow call whose children never came
     return None
+
+
+def _untallied(shard: Job, by_id: dict[str, Job]) -> bool:
+    """Whether the done ``shard``'s gather still waits for the shard's bucket."""
+    assert shard.tally is not None
+    gather = by_id.get(shard.tally["gather"])
+    counted = gather is not None and shard.tally["bucket"] in (gather.tallied or [])
+    return gather is not None and gather.status == WAITING and not counted
 
 
 def _why_left(job: Job, by_id: dict[str, Job]) -> str | None:

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from miniwdl_serverless.core.store_rules import shard_tally
+
 # Job statuses. A completion with more targets than one transaction holds passes through
 # "completing-1", "completing-2", ... (see the store port's ``complete``).
 WAITING, CLAIMED, RUNNING, DONE, FAILED = "waiting", "claimed", "running", "done", "failed"
@@ -80,6 +82,13 @@ class Job:
     # holds their description instead, ``{"of": scatter job, "node": shard node id, "prefix":
     # shard job id prefix, "count": N}``, and ``pending`` starts at N (see ``is_shard``).
     shards: dict[str, Any] | None = None
+    # A scatter's shard: where its completion is counted into its gather instead of
+    # decrementing it in the completion's transaction (``store_rules.shard_tally``: the
+    # gather's id, the shard's index, its bucket and the bucket's size). Set when the shard is
+    # created with its gather; the gather stays in ``dependents`` but is no ``target``.
+    tally: dict[str, Any] | None = None
+    # A gather: the buckets of shards counted into ``pending`` so far (each once).
+    tallied: list[int] | None = None
     waiters: list[str] | None = None  # later jobs that registered to be decremented
     waiters_version: int | None = None
     pending: int = 0
@@ -118,8 +127,10 @@ class Job:
         return self.status == DONE or self.status.startswith(COMPLETING)
 
     def targets(self) -> list[str]:
-        """The jobs this one's completion decrements."""
-        return list(self.dependents) + list(self.waiters or [])
+        """The jobs this one's completion decrements (in its transaction): its dependents and
+        waiters, but for the gather a shard is tallied into (``tally``)."""
+        gather = self.tally["gather"] if self.tally else None
+        return [d for d in self.dependents if d != gather] + list(self.waiters or [])
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -140,6 +151,19 @@ def is_shard(gather: Job, job: Job) -> bool:
         and [entry[0] for entry in job.scatter_stack[:-1]] == outer
         and len(job.scatter_stack) == len(outer) + 1
     )
+
+
+def tally_of(gather: Job, job: Job) -> dict[str, Any] | None:
+    """Where ``job``, a shard of ``gather`` created with it, is counted into it; None for any
+    other job (or a shard whose index is not a number: it decrements the gather in its
+    completion's transaction, as every dependent is)."""
+    shards = gather.shards
+    if not shards or not is_shard(gather, job) or gather.job_id not in job.dependents:
+        return None
+    index = str(job.scatter_stack[-1][0])
+    if not index.isdigit():
+        return None
+    return shard_tally(gather.job_id, int(index), int(shards["count"]))
 
 
 JOB_FIELDS = frozenset(f.name for f in dataclasses.fields(Job))

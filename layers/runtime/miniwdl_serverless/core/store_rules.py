@@ -14,6 +14,27 @@ FINISHED_RUN_TTL_SECONDS = 90 * 24 * 3600
 SUBMIT_LEASE_SECONDS = 45
 LEASE_MARGIN_SECONDS = 30
 FINISH_MARGIN_SECONDS = 900  # a run that timed out is ended by Finish, one Lambda invocation
+# A scatter's shards are counted into their gather in buckets of this many consecutive
+# indices (docs/architecture.md, "the gather's tally"): a shard's completion adds its index to
+# its bucket's set (an idempotent ADD, no transaction), and a full bucket is counted into the
+# gather once (a conditional ADD). A bucket's item stays under 1 KB (one write unit) and the
+# gather's set of counted buckets under ~1.5 KB at the widest scatter (100,000 shards).
+TALLY_BUCKET = 200
+
+
+def shard_tally(gather_id: str, index: int, count: int) -> dict[str, Any]:
+    """Where shard ``index`` of ``count`` is counted: ``{"gather", "index", "bucket", "size"}``
+    (``size``: how many shards its bucket holds, the last one fewer)."""
+    bucket = index // TALLY_BUCKET
+    size = min(TALLY_BUCKET, count - bucket * TALLY_BUCKET)
+    return {"gather": gather_id, "index": index, "bucket": bucket, "size": size}
+
+
+def tally_item_id(gather_id: str, bucket: int) -> str:
+    """The jobs-table sort key of a gather's bucket: ``#`` sorts before any job id (none
+    begins with it), so no job-id prefix range reads it; the item has no ``status``, so the
+    store's reads treat it as no job, as they do a stub."""
+    return f"#tally/{gather_id}/{bucket}"
 
 
 def job_expiry(created_at: float, timeout_seconds: int) -> int:
