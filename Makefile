@@ -90,10 +90,14 @@ lint-template: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(ASL_VALIDATOR)
 
 # Per-completion controller cost at 10 to 10,000 shards against a whole-state baseline (about
 # 6 CPU minutes, most of it the baseline at 10,000; `make test` runs its quick mode: tests/unit/test_bench_completions.py), then the
-# scatter side by side on the embedded AWS, then local mode against `miniwdl run` (bench_local;
-# `make test` runs its quick mode: tests/e2e/test_bench_local.py). Figures: bench/results.json.
+# scatter side by side on the embedded AWS; planning time of generated workflows next to
+# `miniwdl check`, and the cost model of a 1,000-task, 10-hour run (quick modes in `make test`:
+# tests/unit/test_bench_planning_cost.py); then local mode against `miniwdl run` (bench_local;
+# its quick mode: tests/e2e/test_bench_local.py). Figures: bench/results.json.
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_completions
+	$(BIN)/python -m bench.bench_planning
+	$(BIN)/python -m bench.bench_cost
 	$(BIN)/python bench/bench_scatter.py
 	$(BIN)/python -m bench.bench_local
 
