@@ -49,6 +49,16 @@ class Complete:
 
 
 @dataclass(frozen=True)
+class ExpandShards:
+    """Create (and offer) shards ``start``..``stop`` of the scatter that ``section`` evaluated:
+    a part of its expansion the evaluating invocation handed on."""
+
+    section: str
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
 class Resume:
     """A job already completed: finish what a crashed invocation left after its completion."""
 
@@ -110,6 +120,7 @@ Action = (
     | Offer
     | Evaluate
     | Complete
+    | ExpandShards
     | Resume
     | EndScope
     | StartSubworkflow

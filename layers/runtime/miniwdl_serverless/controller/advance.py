@@ -60,7 +60,7 @@ def _on_task_event(detail: BatchJobDetail, ports: Ports) -> str:
     if job is None:
         return EventKind.UNKNOWN_JOB.value
     kind = classify_job_event(job, detail)
-    ctx = _loaded(run, ports)
+    ctx = loaded_context(run, ports)
     if isinstance(ctx, str):
         return ctx
     if kind is EventKind.FAIL_RUN:  # the job's failure was recorded, the run's end was not
@@ -76,7 +76,7 @@ def _on_task_event(detail: BatchJobDetail, ports: Ports) -> str:
     return driver.outcome or kind.value
 
 
-def _loaded(run: Run, ports: Ports) -> RunContext | str:
+def loaded_context(run: Run, ports: Ports) -> RunContext | str:
     """The run's context, or what was done instead: a run whose WDL bundle a task changed or
     swapped (TamperedState, UnsafePath) fails here, rather than every delivery of its events."""
     try:
