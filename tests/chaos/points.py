@@ -21,6 +21,7 @@ PORTS: dict[str, type] = {
     "sources": ports.WorkflowSources,
     "remotes": ports.Remotes,
     "cache": ports.CacheStore,
+    "work": ports.WorkQueue,
     # the reconciler's own (controller/reconcile.py:ReconcilePorts)
     "runs": ports.LiveRuns,
     "dead_letters": ports.DeadLetters,
@@ -78,6 +79,7 @@ KINDS: dict[str, dict[str, str]] = {
         "stamp": READ,
     },
     "batch": {"find": READ, "describe": READ, "submit": WRITE, "terminate": WRITE},
+    "work": {"put": WRITE},
     "orchestrator": {"send_success": WRITE, "send_failure": WRITE},
     "uploads": {"upload_file": WRITE, "put_json": WRITE, "get_json": READ},
     # metrics are best effort and never read back; a source is only read

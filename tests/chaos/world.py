@@ -29,6 +29,7 @@ from miniwdl_serverless.adapters.memory import (
     MemoryOrchestrator,
     MemoryStore,
     MemoryUploads,
+    MemoryWork,
     SubmittedJob,
 )
 from miniwdl_serverless.adapters.retrying import Retrying
@@ -43,12 +44,15 @@ from miniwdl_serverless.controller.reconcile import (
     replay_dead_letters,
 )
 from miniwdl_serverless.controller.start import start_run
+from miniwdl_serverless.controller.submitter import SubmitterPorts
+from miniwdl_serverless.controller.work import deliver_in_process
 from miniwdl_serverless.core.backoff import Backoff
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB
 from miniwdl_serverless.core.localizing import DOWNLOAD_TAG
 from miniwdl_serverless.core.records import RUN_ENDED, Run
 from miniwdl_serverless.core.uploads import Transfer
+from miniwdl_serverless.core.work import Pacer, WorkItem
 from tests.chaos.faults import Clock, Faults, Faulty, LambdaDied
 from tests.unit.harness import FakeRemotes
 
@@ -86,6 +90,7 @@ class Delivery:
 
     detail: BatchJobDetail | None = None  # None: "Execution Status Change" (ABORTED)
     tries: int = 0
+    work: WorkItem | None = None  # an item of the work table's stream (not an event)
 
 
 @dataclass(kw_only=True)  # by name: the knobs are all numbers
@@ -136,6 +141,7 @@ class World:
             )
 
         self.remotes = FakeRemotes()  # URI inputs' objects (a scenario puts them)
+        self.work = MemoryWork()  # the work table: its stream's items join the deliveries
         self.ports = Ports(
             store=port(self.store, "store", retried=True),
             files=port(self.files, "files"),
@@ -146,9 +152,18 @@ class World:
             sources=UriSources(root=root),
             remotes=port(self.remotes, "remotes"),
             cache=port(MemoryCache(), "cache"),
+            work=port(self.work, "work"),
             default_queue=QUEUE,
             default_fallback_queue=FALLBACK,
         )
+        self.submitter = SubmitterPorts(
+            self.ports.store,
+            self.ports.batch,
+            self.ports.metrics,
+            self.ports.work,
+            self.ports.cache,
+        )
+        self.pacer = Pacer(rate=1e9)
         self.queue: list[Delivery] = []
         self.scheduled: set[str] = set()  # Batch jobs the world has run (or failed, terminated)
         self.executed: list[SubmittedJob] = []  # jobs whose script ran (or would have)
@@ -286,7 +301,9 @@ class World:
     def deliver(self, delivery: Delivery) -> None:
         self.deliveries += 1
         try:
-            if delivery.detail is None:
+            if delivery.work is not None:
+                deliver_in_process([delivery.work], self.ports, self.submitter, self.pacer)
+            elif delivery.detail is None:
                 stop_run(RUN_ID, "ABORTED", self.ports)
             else:
                 on_batch_event(delivery.detail, self.ports)
@@ -296,9 +313,11 @@ class World:
                 self.dropped += 1
                 return
             self.clock.advance(LAMBDA_RETRY_SECONDS)
-            self.queue.append(Delivery(delivery.detail, delivery.tries + 1))
+            self.queue.append(Delivery(delivery.detail, delivery.tries + 1, delivery.work))
 
     def next_delivery(self) -> Delivery | None:
+        while self.work.queue:  # the stream's new items, each delivered (at least) once
+            self.queue.append(Delivery(work=self.work.queue.pop(0)))
         while self.queue:
             index = self.traffic.rng.randrange(len(self.queue)) if self.traffic.shuffle else 0
             delivery = self.queue.pop(index)

@@ -76,7 +76,7 @@ def test_resume_reruns_only_the_failed_call(tmp_path):
     assert resumed["outputs"]["pipe.checked"] == "ok"
     assert Path(resumed["dir"]).parent == Path(failed_dir).parent
     log = (Path(resumed["dir"]) / "workflow.log").read_text()
-    assert log.count("call cache hit") == 3 and "submitted call-check attempt 1" in log
+    assert log.count("call cache hit") == 3 and "submitting call-check attempt 1" in log
 
 
 def test_resume_of_an_unknown_directory_says_so(tmp_path):

@@ -29,7 +29,7 @@ def test_thousand_shard_scatter(run_cli, embedded, tmp_path):
 
     run_id = embedded.last_execution_arn.rsplit(":", 1)[-1]
     if embedded.mode == "full":
-        jobs = list(embedded.store.jobs.query(run_id))
+        jobs = [j for j in embedded.store.jobs.query(run_id) if not j.job_id.startswith("#")]
         run = embedded.store.runs.get(run_id)
     else:  # the items the DynamoDB adapter would write for the records held in memory
         jobs = [job_item(job) for job in embedded.store.query_jobs(run_id)]

@@ -187,7 +187,7 @@ def test_submit_follow_failure_reports_stderr_tail_and_logs(aws_server, tmp_path
     assert result.returncode == 3, result.stderr  # the failed task's exit status, as miniwdl run
     assert result.stdout == ""
     assert "calls: " in result.stderr  # progress, plain lines without a terminal
-    assert "submitted call-fails attempt 1" in result.stderr  # the streamed workflow.log
+    assert "submitting call-fails attempt 1" in result.stderr  # the streamed workflow.log
     error = json.loads(
         result.stderr[result.stderr.index("\n{") + 1 : result.stderr.rindex("}") + 1]
     )
@@ -217,7 +217,7 @@ def test_submit_follow_success_prints_outputs_and_progress(aws_server, tmp_path)
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["outputs"]["hello.lines"] == ["hello x 0"]
-    assert "calls: " in result.stderr and "submitted call-greet-0 attempt 1" in result.stderr
+    assert "calls: " in result.stderr and "submitting call-greet-0 attempt 1" in result.stderr
 
 
 def test_submit_wait_failure_exits_with_the_task_status(aws_server, tmp_path):

@@ -136,6 +136,7 @@ def start_hostile(world: Confined, execution_input: Any) -> Any:
     harness.run_id = "hostile-run"
     arn = f"arn:aws:states:us-east-1:123456789012:execution:RunWorkflow:{harness.run_id}"
     result = start_run(execution_input, harness.token, arn, STARTED_AT, harness.ports)
+    harness.work.drain()
     return harness, store, result
 
 

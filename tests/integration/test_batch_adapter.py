@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
 from moto import mock_aws
 
 from miniwdl_serverless.adapters.batch import BatchAdapter, EfsVolume, adapter_from_environment
@@ -400,14 +402,63 @@ def test_long_tags_are_cut_to_batch_limits(batch: Any, queue: str) -> None:
     assert tags == {"k" * 128: "v" * 256}
 
 
-def test_submitting_twice_returns_the_same_job(batch: Any, queue: str) -> None:
-    adapter = make_adapter(batch)
-    name = job_name("run-1", "call-hello", 0)
-    first = submit(adapter, queue, name)
-    assert submit(make_adapter(batch), queue, name) == first  # a retried Lambda
-    assert adapter.find(name, queue) == first
+THROTTLED = {
+    "Error": {"Code": "TooManyRequestsException"},
+    "ResponseMetadata": {"HTTPStatusCode": 429},
+}
+
+
+class Recording:
+    """The Batch client, its calls counted; each SubmitJob does what ``script`` says next:
+    "lost" (goes through, then times out: the answer lost on its way back), "throttled"
+    (refused with a 429, nothing done), or as Batch does once the script is played."""
+
+    def __init__(self, client: Any, script: list[str] | None = None):
+        self.client, self.script, self.calls = client, list(script or []), Counter[str]()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            what = self.script.pop(0) if name == "submit_job" and self.script else ""
+            if what == "throttled":
+                raise ClientError(THROTTLED, "SubmitJob")  # type: ignore[arg-type]
+            answer = method(*args, **kwargs)
+            if what == "lost":
+                raise ReadTimeoutError(endpoint_url="https://batch")
+            return answer
+
+        return call
+
+
+def test_a_submission_is_one_submit_job_and_no_list_jobs(batch: Any, queue: str) -> None:
+    client = Recording(batch)
+    submit(make_adapter(client), queue, job_name("run-1", "call-hello", 0))
+    assert client.calls["submit_job"] == 1 and client.calls["list_jobs"] == 0
+
+
+def test_a_submit_job_whose_answer_was_lost_is_found_by_name_when_retried(
+    batch: Any, queue: str
+) -> None:
+    client = Recording(batch, ["lost"])
+    adapter, name = make_adapter(client), job_name("run-1", "call-hello", 0)
+    with pytest.raises(ReadTimeoutError):
+        submit(adapter, queue, name)
+    again = submit(adapter, queue, name)  # the Retrying wrapper's next try: adopted, not doubled
     listed = batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [name]}])
-    assert [summary["jobId"] for summary in listed["jobSummaryList"]] == [first]
+    assert [summary["jobId"] for summary in listed["jobSummaryList"]] == [again]
+    assert client.calls["submit_job"] == 1
+
+
+def test_a_throttled_submit_job_is_tried_again_without_a_lookup(batch: Any, queue: str) -> None:
+    client = Recording(batch, ["throttled"])
+    adapter, name = make_adapter(client), job_name("run-1", "call-hello", 0)
+    with pytest.raises(ClientError):
+        submit(adapter, queue, name)
+    submit(adapter, queue, name)
+    assert client.calls["submit_job"] == 2
+    assert client.calls["list_jobs"] == 0  # a refusal created nothing to look up
 
 
 def test_find_is_exact(batch: Any, queue: str) -> None:
@@ -490,8 +541,7 @@ def test_an_array_submission_is_one_job_with_that_many_children(batch: Any, queu
     assert sorted(c["jobId"] for c in children) == [f"{parent}:{i}" for i in range(3)]
     child = describe(batch, f"{parent}:1")
     assert child["jobName"] == "run-1-call-t-0_3-array"  # the parent's name
-    # a repeated submission finds the array by its name, as a single job's
-    assert submit(adapter, queue, "run-1-call-t-0_3-array", array_size=3) == parent
+    assert adapter.find("run-1-call-t-0_3-array", queue) == parent  # found by its name
 
 
 def test_a_single_submission_has_no_array_properties(batch: Any, queue: str) -> None:

@@ -21,6 +21,7 @@ from miniwdl_serverless.adapters.memory import (
     MemoryOrchestrator,
     MemoryStore,
     MemoryUploads,
+    MemoryWork,
     SubmittedJob,
 )
 from miniwdl_serverless.adapters.memory_files import MemoryRunFiles
@@ -30,9 +31,12 @@ from miniwdl_serverless.controller.end import stop_run
 from miniwdl_serverless.controller.ports import Ports
 from miniwdl_serverless.controller.reconcile import ReconcilePorts, ReconcileReport, reconcile
 from miniwdl_serverless.controller.start import start_run
+from miniwdl_serverless.controller.submitter import SubmitterPorts
+from miniwdl_serverless.controller.work import deliver_in_process
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.localizing import DownloadError, Remote, RemoteFile
 from miniwdl_serverless.core.records import Job, Run
+from miniwdl_serverless.core.work import Pacer
 
 QUEUE, FALLBACK = "queue-spot", "queue-ondemand"
 SPOT_RECLAIMED = "Host EC2 (instance i-0abc123def4567890) terminated."
@@ -102,6 +106,7 @@ class Harness:
         self.metrics = MemoryMetrics()
         self.remotes = FakeRemotes()
         self.cache = MemoryCache()
+        self.work = MemoryWork()
         self.ports = Ports(
             store=self.store,
             files=self.files,
@@ -110,15 +115,26 @@ class Harness:
             uploads=MemoryUploads(),
             metrics=self.metrics,
             sources=UriSources(root=self.efs_root),  # inline sources and local files: no AWS
+            work=self.work,
             default_queue=QUEUE,
             default_fallback_queue=FALLBACK,
             remotes=self.remotes,
             cache=self.cache,
         )
+        # the work table's stream: the submitter (unpaced, on the ports as a test set them)
+        # and the work function, in process
+        self.pacer = Pacer(rate=1e9)
+        self.work.deliver = lambda items: deliver_in_process(
+            items, self.ports, self.submitter(), self.pacer
+        )
         self.ended: set[str] = set()  # Batch jobs whose final event was sent
         self.executions = MemoryExecutions(self.orchestrator)  # Step Functions' running ones
         self.dead_letters = MemoryDeadLetters()
         self.run_id = ""
+
+    def submitter(self) -> SubmitterPorts:
+        p = self.ports
+        return SubmitterPorts(p.store, p.batch, p.metrics, p.work, p.cache)
 
     # -- the execution --
     def start(
@@ -142,7 +158,9 @@ class Harness:
             execution_input["inputs"] = inputs
         arn = f"arn:aws:states:us-east-1:123456789012:execution:RunWorkflow:{self.run_id}"
         self.executions.started[self.run_id] = self.token
-        return start_run(execution_input, self.token, arn, "2026-12-01T10:00:00Z", self.ports)
+        started = start_run(execution_input, self.token, arn, "2026-12-01T10:00:00Z", self.ports)
+        self.work.drain()
+        return started
 
     @property
     def token(self) -> str:
@@ -169,7 +187,9 @@ class Harness:
     def reconcile(self, later: float = 3600.0, **kwargs: Any) -> ReconcileReport:
         """A reconciler round ``later`` seconds from now (past its waiting times)."""
         rp = ReconcilePorts(self.ports, self.executions, self.dead_letters)
-        return reconcile(rp, now=time.time() + later, **kwargs)
+        report = reconcile(rp, now=time.time() + later, **kwargs)
+        self.work.drain()
+        return report
 
     # -- playing AWS Batch --
     def open_jobs(self) -> list[SubmittedJob]:
@@ -193,7 +213,9 @@ class Harness:
     ) -> str:
         """Deliver one "Batch Job State Change" for this job to the advance path."""
         self.lose(job, status, exit_code, reason)
-        return on_batch_event(self.detail(job, status, exit_code, reason), self.ports)
+        outcome = on_batch_event(self.detail(job, status, exit_code, reason), self.ports)
+        self.work.drain()
+        return outcome
 
     def lose(
         self,
@@ -226,6 +248,7 @@ class Harness:
     def play(self, behaviour: Behaviour = succeeds, limit: int = 1000) -> None:
         """Run every submitted job (RUNNING, then its outcome) until none is left."""
         for _ in range(limit):
+            self.work.drain()  # what a direct call of the controller handed on
             jobs = self.open_jobs()
             if not jobs:
                 return

@@ -34,6 +34,7 @@ def wired(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "RUNS_TABLE": "runs",
         "JOBS_TABLE": "jobs",
         "CACHE_TABLE": "cache",
+        "WORK_TABLE": "work",
         "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:sm",
         "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
     }.items():

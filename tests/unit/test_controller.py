@@ -9,6 +9,7 @@ import json
 import pytest
 
 from miniwdl_serverless.adapters.memory import SubmittedJob
+from miniwdl_serverless.controller.ports import PortError
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN
 from miniwdl_serverless.core.records import (
     CLAIMED,
@@ -495,15 +496,30 @@ def test_a_crash_between_completion_and_dependents_is_finished_by_the_redelivery
 def test_an_exception_in_a_step_fails_the_run_at_that_job(harness, monkeypatch):
     harness.start(CHAIN)
 
-    def broken(submission):
-        raise RuntimeError("Batch is on fire")
+    def broken(*args, **kwargs):
+        raise RuntimeError("EFS is on fire")
 
-    monkeypatch.setattr(harness.batch, "submit", broken)
+    monkeypatch.setattr(harness.files, "prepare_call", broken)
     outcome = harness.event(harness.batch_job_of("call-first"), "SUCCEEDED", 0)
     assert outcome == "failed: RuntimeError"
     run = harness.run()
     assert run.status == RUN_FAILED and "call-second" in run.error["message"]
-    assert "Batch is on fire" in run.error["message"]
+    assert "EFS is on fire" in run.error["message"]
+    assert harness.answer()[0] == "failure"
+
+
+def test_a_submission_batch_refuses_fails_the_attempt_and_the_run_names_batchs_error(harness):
+    harness.start(CHAIN)
+
+    def refused(submission):
+        raise PortError("submit: AccessDeniedException: not authorized to perform SubmitJob")
+
+    harness.batch.submit = refused  # the submitter's Batch, outside the controller's steps
+    harness.event(harness.batch_job_of("call-first"), "SUCCEEDED", 0)
+    run = harness.run()
+    assert run.status == RUN_FAILED and "call-second" in run.error["message"]
+    assert "AWS Batch refused the job" in run.error["message"]
+    assert "AccessDeniedException" in run.error["message"]
     assert harness.answer()[0] == "failure"
 
 

@@ -34,6 +34,7 @@ from miniwdl_serverless.adapters.memory import (
     MemoryOrchestrator,
     MemoryStore,
     MemoryUploads,
+    MemoryWork,
     SubmittedJob,
 )
 from miniwdl_serverless.adapters.memory import MemoryExecutions as LiveExecutions
@@ -42,6 +43,7 @@ from miniwdl_serverless.adapters.sources import UriSources
 from miniwdl_serverless.controller.ports import Ports
 from miniwdl_serverless.controller.reconcile import ReconcilePorts
 from miniwdl_serverless.controller.submit import SubmissionPorts, execution_arn, execution_name
+from miniwdl_serverless.controller.submitter import SubmitterPorts
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB
 from miniwdl_serverless.core.records import (
     DONE,
@@ -52,7 +54,9 @@ from miniwdl_serverless.core.records import (
     Run,
 )
 from miniwdl_serverless.core.resources import TaskSubmission
+from miniwdl_serverless.core.work import Pacer
 from miniwdl_serverless.local.embedded import FakeContext  # loads no moto
+from miniwdl_serverless.local.work_stream import function_of, stream_event
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"
@@ -156,6 +160,25 @@ def invoke(name: str, payload: dict[str, Any]) -> Any:
     return function(name).handler(payload, FakeContext(f"{name.capitalize()}Function"))
 
 
+def _then_work(handler: Any, world: World) -> Any:
+    def invoked(event: Any, context: Any) -> Any:
+        answer = handler(event, context)
+        hand_on_work(world)
+        return answer
+
+    return invoked
+
+
+def hand_on_work(world: World) -> list[Any]:
+    """The work table's stream: each new item to the submitter or the work function, as a
+    DynamoDB stream batch (what each returned: their partial batch responses)."""
+    answers = []
+    while world.work.queue:
+        item = world.work.queue.pop(0)
+        answers.append(invoke(function_of(item), stream_event([item])))
+    return answers
+
+
 # ---- the world ------------------------------------------------------------------------------
 
 
@@ -243,6 +266,7 @@ class World:
     submissions: MemorySubmissions = field(default_factory=MemorySubmissions)
     executions: MemoryExecutions = field(default_factory=MemoryExecutions)
     submission_metrics: MemoryMetrics = field(default_factory=MemoryMetrics)
+    work: MemoryWork = field(default_factory=MemoryWork)
 
     @property
     def counted(self) -> list[tuple[str, int]]:
@@ -259,6 +283,7 @@ class World:
             uploads=self.uploads,
             metrics=self.metrics,
             sources=UriSources(lambda: self.s3),
+            work=self.work,
             default_queue=QUEUES + "spot",
             default_fallback_queue=QUEUES + "ondemand",
         )
@@ -285,8 +310,14 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     """Every handler's module-level wiring replaced by the in-memory world."""
     world = World()
     monkeypatch.setenv("MSLS_EFS_ROOT", "/mnt/efs")  # the default run root, as on Lambda
-    for name in ("start", "advance", "cancel", "finish"):
+    for name in ("start", "advance", "cancel", "finish", "work"):
         monkeypatch.setattr(function(name), "ports", lambda: world.ports)
+    p = world.ports
+    submitter = SubmitterPorts(p.store, p.batch, p.metrics, p.work, p.cache)
+    monkeypatch.setattr(function("submitter"), "submitter_ports", lambda: submitter)
+    monkeypatch.setattr(function("submitter"), "submit_pacer", lambda: Pacer(rate=1e9))
+    for name in ("start", "advance", "cancel", "reconcile"):  # each followed by the stream
+        monkeypatch.setattr(function(name), "handler", _then_work(function(name).handler, world))
     monkeypatch.setattr(function("logs"), "run_store", lambda: world.store)
     submit = function("submit")
     drop = SubmissionPorts(world.submissions, world.executions, world.submission_metrics)

@@ -104,7 +104,7 @@ def test_a_large_input_is_downloaded_by_one_batch_job_before_any_shard_runs(tmp_
     assert h.remotes.fetches == {}  # the Lambda fetched nothing itself
     assert h.metrics.counts["DownloadJobsSubmitted"] == 1
     log = (Path(h.run().run_dir) / "workflow.log").read_text()
-    assert "as Batch job" in log and "waiting for" in log
+    assert "as a Batch job" in log and "waiting for" in log
 
 
 def test_a_second_run_waits_for_the_first_ones_download_job(tmp_path):

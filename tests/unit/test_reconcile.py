@@ -132,11 +132,27 @@ def test_describe_is_asked_once_per_run_for_the_running_calls(harness):
     assert harness.batch.describe_calls == [[first.batch_job_id]]
 
 
-def test_a_submission_lost_with_its_submitter_is_resubmitted(harness, monkeypatch, clock):
+def test_a_submission_whose_submitter_died_is_submitted_by_the_streams_redelivery(
+    harness, monkeypatch, clock
+):
     harness.start(CHAIN)
     second = f"{harness.run_id}-call-second-try1"
     died = dies_once(monkeypatch, harness.batch, "submit", lambda s: s.name == second)
     with pytest.raises(LambdaDied):
+        harness.event(harness.batch_job_of("call-first"), "SUCCEEDED", 0)
+    assert died and harness.job("call-second").batch_job_id is None
+    clock.advance(60)
+    assert harness.reconcile(later=0).done == []  # the stream delivers the item again
+    assert harness.job("call-second").batch_job_id is not None
+    assert len(harness.batch.jobs) == 2
+    harness.play()
+    assert harness.outputs() == {"chain.result": 12}
+
+
+def test_a_submission_lost_with_its_submitter_is_resubmitted(harness, monkeypatch, clock):
+    harness.start(CHAIN)
+    died = dies_once(monkeypatch, harness.work, "put", lambda items: items[0].kind == "submit")
+    with pytest.raises(LambdaDied):  # prepared, marked running, never handed to the submitter
         harness.event(harness.batch_job_of("call-first"), "SUCCEEDED", 0)
     assert died and harness.job("call-second").batch_job_id is None
     clock.advance(60)

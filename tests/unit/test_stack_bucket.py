@@ -152,7 +152,9 @@ def start_staged(harness: Harness, key: str, data: bytes) -> dict:
     execution_input = {"workflow": uri, "dir": harness.root, "inputs": {"x": 2}}
     from miniwdl_serverless.controller.start import start_run
 
-    return start_run(execution_input, harness.token, arn, "2026-12-01T10:00:00Z", harness.ports)
+    started = start_run(execution_input, harness.token, arn, "2026-12-01T10:00:00Z", harness.ports)
+    harness.work.drain()
+    return started
 
 
 OTHER = CHAIN.replace("x * 2", "x * 1000")

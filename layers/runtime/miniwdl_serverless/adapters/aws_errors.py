@@ -15,14 +15,18 @@ from pynamodb.exceptions import PynamoDBException, TransactWriteError
 
 from miniwdl_serverless.adapters.retrying import Failure
 
-TRANSIENT_CODES = frozenset(
+# Throttling (DynamoDB, Batch, Step Functions): refused, nothing done
+THROTTLING_CODES = frozenset(
     {
-        # throttling (DynamoDB, Batch, Step Functions)
         "ProvisionedThroughputExceededException",
         "RequestLimitExceeded",
         "ThrottlingException",
         "Throttling",
         "TooManyRequestsException",
+    }
+)
+TRANSIENT_CODES = THROTTLING_CODES | frozenset(
+    {
         # the service's own trouble
         "InternalServerError",
         "InternalFailure",
@@ -69,6 +73,8 @@ def _pynamodb(exn: PynamoDBException) -> Failure:
 def _code(exn: ClientError) -> Failure:
     error = exn.response.get("Error", {})
     status = int(exn.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    if error.get("Code") in TRANSIENT_CODES or status >= 500 or status == 429:
+    if error.get("Code") in THROTTLING_CODES or status == 429:
+        return Failure.THROTTLED
+    if error.get("Code") in TRANSIENT_CODES or status >= 500:
         return Failure.TRANSIENT
     return Failure.ERROR

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.ids import BATCH_NAME_LIMIT, TAG_STACK, safe_name
 from miniwdl_serverless.core.reconciling import describe_batches
@@ -60,6 +62,7 @@ class BatchAdapter:
     job_role_arn: str | None = None
     stack_name: str | None = None  # tagged on every job: the stack's functions may stop only those
     _definitions: dict[str, str] = field(default_factory=dict)
+    _uncertain: set[str] = field(default_factory=set)  # names whose SubmitJob may have landed
 
     def _config(self) -> str:
         """What every definition shares besides image and shape (part of its name's digest)."""
@@ -110,9 +113,24 @@ class BatchAdapter:
         return None
 
     def submit(self, submission: TaskSubmission) -> str:
-        existing = self.find(submission.name, submission.queue)
-        if existing:
-            return existing
+        """One SubmitJob. Only after a call whose outcome is unknown (a timeout, a 5xx: it may
+        have gone through) is the name looked up first, so that a retry adopts the job instead
+        of doubling it; a refusal (4xx: throttled, invalid) submitted nothing."""
+        if submission.name in self._uncertain:
+            existing = self.find(submission.name, submission.queue)
+            if existing:
+                self._uncertain.discard(submission.name)
+                return existing
+        try:
+            batch_job_id = self._submit_job(submission)
+        except Exception as exn:
+            if not _refused(exn):
+                self._uncertain.add(submission.name)
+            raise
+        self._uncertain.discard(submission.name)
+        return batch_job_id
+
+    def _submit_job(self, submission: TaskSubmission) -> str:
         resources = submission.resources
         environment = [{"name": k, "value": v} for k, v in sorted(submission.environment.items())]
         tags = dict(submission.tags)
@@ -147,6 +165,14 @@ class BatchAdapter:
             for job in self.client.describe_jobs(jobs=batch).get("jobs", []):
                 found.append(BatchJobDetail.model_validate(job))
         return found
+
+
+def _refused(exn: BaseException) -> bool:
+    """A client error with a 4xx status: the request was refused, nothing was created."""
+    if not isinstance(exn, ClientError):
+        return False
+    status = exn.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return 400 <= int(status) < 500
 
 
 def adapter_from_environment(client: Any) -> BatchAdapter:

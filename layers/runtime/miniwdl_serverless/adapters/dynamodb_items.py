@@ -120,6 +120,20 @@ class CacheItem(Model):
     updated_at = NumberAttribute(null=True)
 
 
+class WorkTableItem(Model):
+    """One item of the work table (core/work.py): its stream hands each new one to the
+    submitter or the work function."""
+
+    class Meta:
+        table_name = "miniwdl-serverless-work"
+
+    key = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute()
+    run_id = UnicodeAttribute()
+    body = UnicodeAttribute()
+    expires_at = NumberAttribute()
+
+
 def bound(base: type[Model], table: str, host: str | None) -> type[Model]:
     """The item model bound to one table (each store its own; nothing global is switched),
     with the timeouts, attempts and adaptive retry mode of adapters/clients.py."""

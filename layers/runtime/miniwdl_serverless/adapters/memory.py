@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -39,6 +39,7 @@ from miniwdl_serverless.core.store_rules import (
     tally_item_id,
 )
 from miniwdl_serverless.core.uploads import Transfer
+from miniwdl_serverless.core.work import WorkItem
 
 
 class MemoryStore:
@@ -420,9 +421,7 @@ class MemoryBatch:
         return None
 
     def submit(self, submission: TaskSubmission) -> str:
-        existing = self.find(submission.name, submission.queue)
-        if existing:
-            return existing
+        """A new job each time, as SubmitJob (names are not unique in Batch)."""
         with self._lock:
             batch_job_id = f"batch-{next(self._ids):05d}"
             self.jobs[batch_job_id] = SubmittedJob(batch_job_id, submission)
@@ -493,6 +492,48 @@ class MemoryUploads:
 
     def get_json(self, uri: str) -> Any:
         return copy.deepcopy(self.objects[uri])
+
+
+class MemoryWork:
+    """The WorkQueue port in memory: each new key queued once, in order, and handed to
+    ``deliver`` by ``drain`` (which whoever plays the work table's stream calls after each
+    invocation: one at a time, as a stream's shard delivers)."""
+
+    def __init__(self, deliver: Callable[[list[WorkItem]], None] | None = None) -> None:
+        self.deliver = deliver
+        self.items: dict[str, WorkItem] = {}  # every item put, by key
+        self.queue: list[WorkItem] = []
+        self._lock = threading.RLock()
+        self._draining = threading.local()
+
+    def put(self, items: list[WorkItem]) -> None:
+        with self._lock:
+            for item in items:
+                if item.key not in self.items:
+                    self.items[item.key] = item
+                    self.queue.append(item)
+
+    def drain(self) -> int:
+        """Deliver what is queued, and what that puts, until nothing is left; how many."""
+        if getattr(self._draining, "active", False):
+            return 0  # the outer drain delivers it
+        self._draining.active = True
+        delivered = 0
+        try:
+            while True:
+                with self._lock:
+                    if not self.queue or self.deliver is None:
+                        return delivered
+                    item = self.queue.pop(0)
+                try:
+                    self.deliver([item])
+                except BaseException:  # as a stream does: the item comes again
+                    with self._lock:
+                        self.queue.insert(0, item)
+                    raise
+                delivered += 1
+        finally:
+            self._draining.active = False
 
 
 @dataclass

@@ -153,7 +153,7 @@ def _bucket_region(exn: ClientError) -> str | None:
 
 
 def _port_error(uri: str, exn: Exception) -> Exception:
-    if classify(exn) is Failure.TRANSIENT:
+    if classify(exn) in (Failure.TRANSIENT, Failure.THROTTLED):
         return TransientError(f"{uri}: {exn}")
     if isinstance(exn, ClientError):
         code = _code(exn)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from miniwdl_serverless.controller.ports import PortError, TransientError
+from miniwdl_serverless.controller.ports import PortError, Throttled, TransientError
 from miniwdl_serverless.core.backoff import Backoff
 
 log = logging.getLogger("miniwdl_serverless.retrying")
@@ -24,6 +24,7 @@ log = logging.getLogger("miniwdl_serverless.retrying")
 
 class Failure(Enum):
     TRANSIENT = "transient"  # retry; then TransientError
+    THROTTLED = "throttled"  # retry; then Throttled if every try was refused so
     ERROR = "error"  # the SDK's error, as a PortError
 
 
@@ -66,6 +67,7 @@ class Retrying:
 
     def _call(self, name: str, method: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         delays: list[float] = []  # drawn at the first failure (a Random per call costs)
+        refused = True  # every try so far throttled: nothing was done
         for attempt in range(self._backoff.attempts):
             try:
                 return method(*args, **kwargs)
@@ -75,8 +77,10 @@ class Retrying:
                     raise
                 if failure is Failure.ERROR:
                     raise PortError(f"{name}: {exn}") from exn
+                refused = refused and failure is Failure.THROTTLED
                 if attempt == self._backoff.attempts - 1:
-                    raise TransientError(f"{name}: {exn} (after {attempt + 1} tries)") from exn
+                    error = Throttled if refused else TransientError
+                    raise error(f"{name}: {exn} (after {attempt + 1} tries)") from exn
                 log.warning("%s: transient failure, retrying: %s", name, exn)
                 delays = delays or self._backoff.delays()
                 self._sleep(delays[attempt])

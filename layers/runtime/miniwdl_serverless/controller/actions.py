@@ -49,6 +49,16 @@ class Complete:
 
 
 @dataclass(frozen=True)
+class ExpandShards:
+    """Create (and offer) shards ``start``..``stop`` of the scatter that ``section`` evaluated:
+    a part of its expansion the evaluating invocation handed on."""
+
+    section: str
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
 class Resume:
     """A job already completed: finish what a crashed invocation left after its completion."""
 
@@ -86,6 +96,7 @@ class Submit:
 class NoteStarted:
     job: Job
     log_stream: str | None
+    batch_job_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,7 @@ Action = (
     | Offer
     | Evaluate
     | Complete
+    | ExpandShards
     | Resume
     | EndScope
     | StartSubworkflow

@@ -60,7 +60,7 @@ def _on_task_event(detail: BatchJobDetail, ports: Ports) -> str:
     if job is None:
         return EventKind.UNKNOWN_JOB.value
     kind = classify_job_event(job, detail)
-    ctx = _loaded(run, ports)
+    ctx = loaded_context(run, ports)
     if isinstance(ctx, str):
         return ctx
     if kind is EventKind.FAIL_RUN:  # the job's failure was recorded, the run's end was not
@@ -76,7 +76,7 @@ def _on_task_event(detail: BatchJobDetail, ports: Ports) -> str:
     return driver.outcome or kind.value
 
 
-def _loaded(run: Run, ports: Ports) -> RunContext | str:
+def loaded_context(run: Run, ports: Ports) -> RunContext | str:
     """The run's context, or what was done instead: a run whose WDL bundle a task changed or
     swapped (TamperedState, UnsafePath) fails here, rather than every delivery of its events."""
     try:
@@ -95,7 +95,7 @@ def _actions(kind: EventKind, job: Job, detail: BatchJobDetail) -> list[Action]:
     if kind is EventKind.RESUBMIT:
         return [Submit(job, None, job.attempt, resubmit=True)]
     if kind is EventKind.STARTED:
-        return [NoteStarted(job, detail.log_stream)]
+        return [NoteStarted(job, detail.log_stream, detail.batch_job_id)]
     if kind in (EventKind.SUCCEEDED, EventKind.FAILED_WITH_EXIT):
         return [Collect(job, detail.exit_code or 0)]
     if kind is EventKind.INTERRUPTED:

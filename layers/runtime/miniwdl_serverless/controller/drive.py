@@ -24,6 +24,7 @@ from miniwdl_serverless.controller.actions import (
     Complete,
     EndScope,
     Evaluate,
+    ExpandShards,
     NoteStarted,
     Offer,
     Plan,
@@ -34,18 +35,24 @@ from miniwdl_serverless.controller.actions import (
 from miniwdl_serverless.controller.context import RunContext
 from miniwdl_serverless.controller.end import AnswerNotSent, fail_run, send_answer
 from miniwdl_serverless.controller.ports import Ports, TransientError
+from miniwdl_serverless.core import work
 from miniwdl_serverless.core.decisions import Answer
 from miniwdl_serverless.core.errors import RunError, as_run_error
 from miniwdl_serverless.core.options import storable
 from miniwdl_serverless.core.records import RUN_FAILED, Run
 from miniwdl_serverless.core.store_rules import ended_fields
+from miniwdl_serverless.core.work import remaining_seconds
 
 log = logging.getLogger("miniwdl_serverless.controller")
+
+# The steps that count against an invocation's budget: each prepares or evaluates one job.
+COSTLY = (Evaluate, Submit, StartSubworkflow, ExpandShards)
 
 STEPS: dict[type, Callable[[Any, Any], list[Action]]] = {
     Plan: planning.plan,
     Offer: progress.offer,
     Evaluate: progress.evaluate,
+    ExpandShards: progress.expand_shards,
     Complete: progress.complete,
     Resume: progress.resume,
     EndScope: progress.end_scope,
@@ -77,13 +84,18 @@ class Driver:
             raise AnswerNotSent(self.ctx.run_id if self.ctx is not None else "")
 
     def _run(self, actions: list[Action]) -> None:
-        work = list(actions)
-        while work:
+        todo = list(actions)
+        steps, left = 0, []
+        while todo:
             if self.ctx is not None and self.ctx.run.status == RUN_FAILED:
                 return  # failed meanwhile (here or by a concurrent invocation's fail fast)
-            action = work.pop()
+            action = todo.pop()
+            if isinstance(action, Offer | Evaluate) and self._spent(steps):
+                left.append(_as_offer(action))  # the next invocation's: see hand_on
+                continue
+            steps += isinstance(action, COSTLY)
             try:
-                work += STEPS[type(action)](self, action)
+                todo += STEPS[type(action)](self, action)
             except TransientError:
                 # not the run's fault: this invocation fails, AWS delivers the event again and
                 # every step done so far is found done (all of them are idempotent)
@@ -92,6 +104,17 @@ class Driver:
             except Exception as exn:
                 self._failed(action, exn)
                 return
+        self._hand_on(left)
+
+    def _spent(self, steps: int) -> bool:
+        return self.ports.budget.spent(steps, remaining_seconds.get()())
+
+    def _hand_on(self, offers: list[tuple[str, str]]) -> None:
+        """What this invocation's budget left: offered again by the work function, in parts
+        (each job's claim makes offering it twice harmless)."""
+        if offers:
+            chunk = self.ports.budget.steps
+            self.ports.work.put(work.offers_items(self.context().run_id, offers, chunk))
 
     def _failed(self, action: Action, exn: Exception) -> None:
         error = self._error(action, exn)
@@ -110,6 +133,13 @@ class Driver:
         if job is not None and self.ctx is not None:
             return submission.call_failure(self.ctx, job, exn)
         return as_run_error(exn)
+
+
+def _as_offer(action: Offer | Evaluate) -> tuple[str, str]:
+    """A job to offer again with the claimant that made it ready (an Evaluate's claimed it)."""
+    if isinstance(action, Offer):
+        return (action.job.job_id, action.claimant)
+    return (action.job.job_id, action.job.claimed_by or "")
 
 
 def fail_unplanned_run(ports: Ports, plan: Plan, error: RunError) -> bool:

@@ -33,7 +33,7 @@ from miniwdl_serverless.controller.ports import (
     Remotes,
     TransientError,
 )
-from miniwdl_serverless.core import localizing
+from miniwdl_serverless.core import localizing, work
 from miniwdl_serverless.core.decisions import job_failure
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.events import BatchJobDetail
@@ -250,13 +250,12 @@ def _submit_download_job(
     name = localizing.download_job_name(ctx.run_id, key)
     partial = localizing.partial_path(path, claimant)
     submission = localizing.download_submission(remote, ctx.downloads, name, queue, partial, tags)
-    batch_job_id = ctx.ports.batch.submit(submission)
-    cache, now = _cache(ctx.ports), time.time()
-    recorded = {**data, "batch_job_id": batch_job_id}
-    cache.claim_entry(key, claimant, now + JOB_LEASE_SECONDS, now, None, recorded)
-    cache.add_waiter(key, ctx.run_id)
-    ctx.log(f"downloading {remote.uri} ({remote.size} bytes) as Batch job {batch_job_id}")
-    ctx.ports.metrics.count("DownloadJobsSubmitted")
+    _cache(ctx.ports).add_waiter(key, ctx.run_id)
+    queued = work.QueuedSubmission(
+        submission, ctx.run_id, entry=key, claimant=claimant, entry_data=data
+    )
+    ctx.ports.work.put([work.submit_item(queued)])  # the submitter names the job on the entry
+    ctx.log(f"downloading {remote.uri} ({remote.size} bytes) as a Batch job")
 
 
 def on_download_event(detail: BatchJobDetail, ports: Ports) -> str:
@@ -292,6 +291,17 @@ def on_download_event(detail: BatchJobDetail, ports: Ports) -> str:
     ports.metrics.count("InputBytesDownloaded", stamp.size)
     tell_waiters(ports, waiters)
     return "downloaded"
+
+
+def refused_download(ports: Ports, queued: work.QueuedSubmission, error: str) -> None:
+    """Batch refused a download job: the entry fails, and every run waiting for it with it."""
+    assert queued.entry is not None and queued.claimant is not None
+    remote = Remote.from_json(queued.entry_data["remote"])
+    problem = f"AWS Batch refused the download job: {error}"
+    waiters = _cache(ports).settle_entry(
+        queued.entry, queued.claimant, "failed", {"error": problem}
+    )
+    tell_waiters(ports, waiters or set(), failure=str(DownloadError(remote.uri, problem)))
 
 
 def tell_waiters(ports: Ports, waiters: set[str], failure: str | None = None) -> None:

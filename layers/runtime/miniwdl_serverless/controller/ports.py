@@ -18,6 +18,7 @@ from miniwdl_serverless.core.records import Job, Run
 from miniwdl_serverless.core.resources import TaskSubmission
 from miniwdl_serverless.core.safe_fs import UnsafePath
 from miniwdl_serverless.core.uploads import Transfer
+from miniwdl_serverless.core.work import Budget, WorkItem
 
 __all__ = ["UnsafePath"]  # raised by RunFiles (core/safe_fs.py): an OSError
 
@@ -29,6 +30,11 @@ class PortError(Exception):
 class TransientError(PortError):
     """Throttling, a 5xx, a conflict or a timeout that outlasted the adapter's retries: the
     invocation fails so that AWS delivers the event again; the run does not fail."""
+
+
+class Throttled(TransientError):
+    """A TransientError whose every try was refused by throttling: nothing was done (so a
+    SubmitJob that was throttled can be tried again without looking the job up first)."""
 
 
 class StoreError(PortError):
@@ -352,6 +358,14 @@ class CacheStore(Protocol):
         """A call-cache entry (the last writer wins: equal keys mean equal calls)."""
 
 
+class WorkQueue(Protocol):
+    """The work table: items handed on to the submitter and the work function (its stream
+    delivers each new key once, at least once)."""
+
+    def put(self, items: list[WorkItem]) -> None:
+        """Store the items durably; an item whose key is stored already is not handed on again."""
+
+
 class Metrics(Protocol):
     def count(self, name: str, value: int = 1) -> None: ...
 
@@ -368,8 +382,10 @@ class Ports:
     uploads: Uploads
     metrics: Metrics
     sources: WorkflowSources
+    work: WorkQueue
     default_queue: str | None = None
     default_fallback_queue: str | None = None
     stack_bucket: str | None = None
     remotes: Remotes | None = None  # None: URI inputs are refused (a harness without them)
     cache: CacheStore | None = None
+    budget: Budget = field(default_factory=Budget)  # how much one invocation does (core/work.py)

@@ -13,6 +13,7 @@ from miniwdl_serverless.controller.actions import (
     Complete,
     EndScope,
     Evaluate,
+    ExpandShards,
     Offer,
     Resume,
     StartSubworkflow,
@@ -21,7 +22,7 @@ from miniwdl_serverless.controller.actions import (
 from miniwdl_serverless.controller.context import RunContext, load_scope, scope_of
 from miniwdl_serverless.controller.end import succeed_run
 from miniwdl_serverless.controller.ports import StoreError
-from miniwdl_serverless.core import planner
+from miniwdl_serverless.core import planner, work
 from miniwdl_serverless.core.decisions import scope_end
 from miniwdl_serverless.core.ids import scoped_id
 from miniwdl_serverless.core.records import (
@@ -67,6 +68,44 @@ def _resume_running(ctx: RunContext, job: Job) -> list[Action]:
 def evaluate(driver: Driver, action: Evaluate) -> list[Action]:
     """miniwdl's evaluation of one ready job, given its dependencies' outputs."""
     ctx, job = driver.context(), action.job
+    evaluation = _evaluation(ctx, job)
+    if evaluation.call is not None:
+        callee, inputs = evaluation.call.callee, evaluation.call.inputs
+        if isinstance(callee, Tree.Workflow):
+            return [StartSubworkflow(job, callee, inputs)]
+        return [Submit(job, inputs, attempt=0)]
+    specs, width = _first_shards(ctx, job, evaluation.new_jobs)
+    if width > len(specs):  # the rest of a wide scatter, in bounded parts, before it completes
+        chunk = ctx.ports.budget.steps
+        ctx.ports.work.put(work.expand_items(ctx.run_id, job.job_id, width, chunk))
+    body = expand(ctx, job.scope, list(job.call_path), specs, job.job_id)
+    assert evaluation.outputs is not None
+    outputs = planner.values_to_json(evaluation.outputs)
+    # A section completes after its body was started (LIFO: popped last): until then its
+    # claim is the recovery marker, and a redelivery evaluates it again, which offers the
+    # body it created (see expand). Nothing waits on a section but the scope's outputs.
+    return [Complete(job, outputs)] + body
+
+
+def expand_shards(driver: Driver, action: ExpandShards) -> list[Action]:
+    """A part of a scatter's expansion handed on: the section evaluated again (miniwdl's
+    evaluation is deterministic given the same dependencies), its shards in the range created."""
+    ctx = driver.context()
+    section = ctx.ports.store.get_job(ctx.run_id, action.section)
+    if section is None:
+        raise StoreError(f"{action.section}: the scatter to expand is not in the store")
+    specs = _evaluation(ctx, section).new_jobs
+    positions = _shard_positions(specs, len(section.scatter_stack or []))
+    # with the gathers again (created already: read back), so each shard finds its tally
+    chosen = [
+        spec
+        for spec, position in zip(specs, positions, strict=True)
+        if position is None or action.start <= position < action.stop
+    ]
+    return expand(ctx, section.scope, list(section.call_path), chosen, section.job_id)
+
+
+def _evaluation(ctx: RunContext, job: Job) -> planner.Evaluation:
     scope = scope_of(ctx, job)
     deps = dependencies(ctx, job)
     dep_outputs = {}
@@ -80,7 +119,7 @@ def evaluate(driver: Driver, action: Evaluate) -> list[Action]:
     else:
         local_deps = [d[len(job.scope) + 1 :] if job.scope else d for d in job.deps]
     scope_dir = ctx.call_dir(job.scope) if job.scope else ctx.run_dir
-    evaluation = planner.evaluate(
+    return planner.evaluate(
         ctx.cfg,
         scope,
         scope_dir,
@@ -91,18 +130,35 @@ def evaluate(driver: Driver, action: Evaluate) -> list[Action]:
         job.scatter_stack or [],
         dep_outputs,
     )
-    if evaluation.call is not None:
-        callee, inputs = evaluation.call.callee, evaluation.call.inputs
-        if isinstance(callee, Tree.Workflow):
-            return [StartSubworkflow(job, callee, inputs)]
-        return [Submit(job, inputs, attempt=0)]
-    body = expand(ctx, job.scope, list(job.call_path), evaluation.new_jobs, job.job_id)
-    assert evaluation.outputs is not None
-    outputs = planner.values_to_json(evaluation.outputs)
-    # A section completes after its body was started (LIFO: popped last): until then its
-    # claim is the recovery marker, and a redelivery evaluates it again, which offers the
-    # body it created (see expand). Nothing waits on a section but the scope's outputs.
-    return [Complete(job, outputs)] + body
+
+
+def _first_shards(
+    ctx: RunContext, job: Job, specs: list[planner.JobSpec]
+) -> tuple[list[planner.JobSpec], int]:
+    """What a section's evaluation creates now: its gathers and its first shards (as many as
+    an invocation's budget), and the scatter's width (a conditional's: 0)."""
+    positions = _shard_positions(specs, len(job.scatter_stack or []))
+    width = 1 + max((p for p in positions if p is not None), default=-1)
+    chunk = ctx.ports.budget.steps
+    if width <= chunk:
+        return specs, width
+    first = [s for s, p in zip(specs, positions, strict=True) if p is None or p < chunk]
+    return first, width
+
+
+def _shard_positions(specs: list[planner.JobSpec], depth: int) -> list[int | None]:
+    """Each body job's shard, as its position in the scatter at ``depth`` (miniwdl creates the
+    shards in the array's order; their ids need not be numbers), or None outside one (a
+    gather, a conditional's body)."""
+    positions: dict[str, int] = {}
+    found: list[int | None] = []
+    for spec in specs:
+        if len(spec.scatter_stack) <= depth:
+            found.append(None)
+            continue
+        index = str(spec.scatter_stack[depth][0])
+        found.append(positions.setdefault(index, len(positions)))
+    return found
 
 
 def dependencies(ctx: RunContext, job: Job) -> dict[str, Job]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from miniwdl_serverless.controller.actions import Plan
@@ -13,7 +12,7 @@ from miniwdl_serverless.controller.ports import Ports
 from miniwdl_serverless.controller.progress import restart
 from miniwdl_serverless.core.decisions import ended_answer
 from miniwdl_serverless.core.ids import run_id_of
-from miniwdl_serverless.core.records import RUN_ENDED, RUN_RUNNING, RUNNING, Run
+from miniwdl_serverless.core.records import RUN_ENDED, RUN_RUNNING, Run
 
 
 def start_run(
@@ -43,21 +42,12 @@ def start_run(
 
 
 def _restart(run: Run, ports: Ports) -> None:
-    """Offer the first jobs again. Step Functions retries only an attempt that died, so a
-    submit lease still held on a first job without a Batch job may be the dead attempt's:
-    wait it out (45 s at most; the retry comes seconds after the death), then offer again,
-    and the job is resubmitted (looked up by name first)."""
+    """Offer the first jobs again (Step Functions retries only an attempt that died). A first
+    job marked running without a Batch job is the submitter's: its item is in the work table,
+    or, if the dead attempt died before handing it on, the reconciler resubmits it once its
+    lease ran out (looked up by name first)."""
     ctx = load_context(run, ports)
-    for _ in range(2):
-        Driver(ports, ctx).run(restart(ctx))
-        held = [
-            job.lease_until
-            for job in ports.store.query_jobs(run.run_id, [RUNNING])
-            if job.batch_job_id is None and job.lease_until and job.lease_until > time.time()
-        ]
-        if not held:
-            return
-        time.sleep(max(held) - time.time() + 1)
+    Driver(ports, ctx).run(restart(ctx))
 
 
 def _take_token(run: Run, task_token: str, ports: Ports) -> bool:

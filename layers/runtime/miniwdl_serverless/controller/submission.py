@@ -25,7 +25,7 @@ from miniwdl_serverless.controller.context import RunContext, task_of
 from miniwdl_serverless.controller.end import fail_run
 from miniwdl_serverless.controller.localize import fetch_missing, localized_inputs, provenance
 from miniwdl_serverless.controller.ports import PortError, TransientError
-from miniwdl_serverless.core import call_caching
+from miniwdl_serverless.core import call_caching, work
 from miniwdl_serverless.core.decisions import (
     CallAttempt,
     after_failed_attempt,
@@ -39,6 +39,7 @@ from miniwdl_serverless.core.decisions import (
 from miniwdl_serverless.core.errors import RunError, describe_exception
 from miniwdl_serverless.core.ids import batch_job_name
 from miniwdl_serverless.core.records import RUN_RUNNING, Job
+from miniwdl_serverless.core.resources import TaskSubmission
 
 log = logging.getLogger("miniwdl_serverless.controller")
 
@@ -122,12 +123,22 @@ def _prepare_and_submit(
     ctx.ports.store.update_job(
         ctx.run_id, job.job_id, task_state=state, queue=queue, runtime=summary
     )
-    if not _hold(ctx, job.job_id, attempt, lease):
-        return []
-    batch_job_id = ctx.ports.batch.submit(submission)
-    where = f"{submission.image}, {queue}"
-    _recorded(ctx, job.job_id, attempt, batch_job_id, f"as Batch job {batch_job_id} ({where})")
+    _queue_submission(ctx, (job.job_id, attempt), submission, lease)
     return []
+
+
+def _queue_submission(
+    ctx: RunContext, attempt_of: tuple[str, int], submission: TaskSubmission, lease: Lease
+) -> None:
+    """Hand the submission to the paced submitter. It takes the attempt's lease from the value
+    this invocation holds, however long it waited: a resubmission that took the attempt over
+    meanwhile (the reconciler's, once the lease ran out) changed it, and the item then submits
+    nothing."""
+    job_id, attempt = attempt_of
+    assert lease.until is not None
+    item = work.QueuedSubmission(submission, ctx.run_id, job_id, attempt, lease=lease.until)
+    ctx.ports.work.put([work.submit_item(item)])
+    ctx.log(f"submitting {job_id} attempt {attempt + 1} ({submission.image}, {submission.queue})")
 
 
 def _cached(ctx: RunContext, job: Job, attempt: int, hit: call_cache.Hit) -> Complete:
@@ -232,8 +243,8 @@ def _hold(ctx: RunContext, job_id: str, attempt: int, lease: Lease) -> bool:
 
 
 def _recorded(ctx: RunContext, job_id: str, attempt: int, batch_job_id: str, how: str) -> None:
-    """Record the attempt's Batch job; if another is recorded for it, this one is a duplicate
-    nobody follows: terminate it. Terminate it too if the run ended meanwhile."""
+    """Record the attempt's Batch job, found by name (the submitter records what it submits);
+    if another is recorded for it, this one is a duplicate nobody follows: terminate it."""
     store, batch = ctx.ports.store, ctx.ports.batch
     if not store.record_batch_job(ctx.run_id, job_id, attempt, batch_job_id):
         current = store.get_job(ctx.run_id, job_id)
@@ -253,6 +264,9 @@ def note_started(driver: Driver, action: NoteStarted) -> list[Action]:
     if job.started_at is None:
         fields = {"started_at": time.time(), "log_stream": action.log_stream or ""}
         ctx.ports.store.update_job(ctx.run_id, job.job_id, **fields)
+        ctx.log(
+            f"{job.job_id} attempt {job.attempt + 1} running as Batch job {action.batch_job_id}"
+        )
     return []
 
 

@@ -5,10 +5,29 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel, EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
 from miniwdl_serverless.core.events import BatchJobDetail
+from miniwdl_serverless.core.work import WorkItem
+
+WorkStream = DynamoDBStreamModel  # the work table's stream, as Lambda delivers a batch of it
+
+
+def stream_items(event: DynamoDBStreamModel) -> list[tuple[str, WorkItem]]:
+    """Each record's sequence number (to report it failed) and the item it inserted."""
+    found = []
+    for record in event.Records:
+        image = record.dynamodb.NewImage if record.dynamodb is not None else None
+        if isinstance(image, dict):
+            found.append((record.dynamodb.SequenceNumber, WorkItem.from_item(image)))
+    return found
+
+
+def item_failures(items: list[tuple[str, WorkItem]], left: list[str]) -> dict[str, Any]:
+    """Lambda's partial batch response: the stream resumes from the first item left."""
+    keys = set(left)
+    return {"batchItemFailures": [{"itemIdentifier": seq} for seq, i in items if i.key in keys]}
 
 
 class StartEvent(BaseModel):

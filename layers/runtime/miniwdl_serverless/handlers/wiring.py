@@ -7,6 +7,7 @@ controller with ``ports()``, log and return.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
@@ -34,11 +35,14 @@ from miniwdl_serverless.adapters.stepfunctions import (
     StepFunctionsOrchestrator,
     StepFunctionsRuns,
 )
-from miniwdl_serverless.controller.ports import CacheStore, Ports, RunStore
+from miniwdl_serverless.adapters.work_table import DynamoWork
+from miniwdl_serverless.controller.ports import CacheStore, Ports, RunStore, WorkQueue
 from miniwdl_serverless.controller.submit import SubmissionPorts
+from miniwdl_serverless.controller.submitter import SubmitterPorts
 from miniwdl_serverless.core.options import efs_root
 from miniwdl_serverless.core.reconciling import Rules
 from miniwdl_serverless.core.uploads import MAX_CONCURRENCY, Deadline, UploadSettings
+from miniwdl_serverless.core.work import Budget, Pacer, remaining_seconds, submit_pace
 
 if TYPE_CHECKING:  # the reconciler's controller needs miniwdl: imported where it is wired
     from miniwdl_serverless.controller.reconcile import ReconcilePorts
@@ -64,9 +68,20 @@ def lambda_handler(
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         parsed = event_parser(model=model, envelope=envelope)(function)
-        return logger.inject_lambda_context(clear_state=True)(  # type: ignore[no-any-return]
+        traced = logger.inject_lambda_context(clear_state=True)(
             metrics.log_metrics(tracer.capture_lambda_handler(parsed))
         )
+
+        @functools.wraps(function)
+        def within_deadline(event: Any, context: Any) -> Any:
+            # the driver hands work on before the invocation's time runs out (drive.py)
+            token = remaining_seconds.set(lambda: context.get_remaining_time_in_millis() / 1000)
+            try:
+                return traced(event, context)
+            finally:
+                remaining_seconds.reset(token)
+
+        return within_deadline
 
     return decorate
 
@@ -102,6 +117,8 @@ def ports() -> Ports:
         sources=UriSources(s3_client, root=efs_root()),
         remotes=UriRemotes(),
         cache=cache_store(),
+        work=work_queue(),
+        budget=work_budget(),
         default_queue=os.environ.get("TASK_QUEUE") or None,
         default_fallback_queue=os.environ.get("TASK_QUEUE_FALLBACK") or None,
         stack_bucket=os.environ.get("STACK_BUCKET") or None,
@@ -117,6 +134,45 @@ def use_stores(stores: tuple[RunStore, CacheStore] | None) -> None:
     global _local_stores
     _local_stores = stores
     forget_clients()
+
+
+# The embedded AWS's delivery of the work table's stream (local/work_stream.py).
+_local_work: WorkQueue | None = None
+
+
+def use_work(work: WorkQueue | None) -> None:
+    """The handlers' work queue from now on (None: the work table again)."""
+    global _local_work
+    _local_work = work
+    forget_clients()
+
+
+def work_queue() -> WorkQueue:
+    if _local_work is not None:
+        return _local_work
+    return Retrying(DynamoWork.from_environment(), aws_errors.classify)  # type: ignore[return-value]
+
+
+def work_budget() -> Budget:
+    """How much one invocation does before handing the rest on (MSLS_WORK_STEPS)."""
+    steps = os.environ.get("MSLS_WORK_STEPS")
+    return Budget(steps=int(steps)) if steps else Budget()
+
+
+@lru_cache(maxsize=1)
+def submitter_ports() -> SubmitterPorts:
+    """The submitter's: the store, Batch and the cache (no files: it runs outside the VPC)."""
+    batch = Retrying(adapter_from_environment(clients.client("batch")), aws_errors.classify)
+    store = Retrying(run_store(), aws_errors.classify)
+    return SubmitterPorts(store, batch, PowertoolsMetrics(), work_queue(), cache_store())
+
+
+@lru_cache(maxsize=1)
+def submit_pacer() -> Pacer:
+    """This container's share of the account-wide SubmitJob rate (SUBMIT_RATE per second,
+    across SUBMITTER_CONCURRENCY containers: the function's reserved concurrency)."""
+    rate = float(os.environ.get("SUBMIT_RATE") or 40)
+    return submit_pace(rate, int(os.environ.get("SUBMITTER_CONCURRENCY") or 1))
 
 
 @lru_cache(maxsize=1)
@@ -193,5 +249,5 @@ def reconcile_rules() -> Rules:
 
 def forget_clients() -> None:
     """Drop the cached clients and ports (the embedded AWS, entered after a client was made)."""
-    for cached in (ports, run_store, cache_store, s3_client, sfn_client):
+    for cached in (ports, run_store, cache_store, s3_client, sfn_client, submitter_ports):
         cached.cache_clear()

@@ -39,6 +39,7 @@ from miniwdl_serverless.local.resources import (
     table_name,
 )
 from miniwdl_serverless.local.state import StateDir, deferred_signals
+from miniwdl_serverless.local.work_stream import LocalWorkStream
 
 # miniwdl's [download_cache] dir: STATE_DIR/downloads for the functions, unless the user set it
 DOWNLOAD_CACHE_ENV = "MINIWDL__DOWNLOAD_CACHE__DIR"
@@ -106,6 +107,7 @@ def _environment(efs_root: str) -> dict[str, str]:
         "POWERTOOLS_SERVICE_NAME": "miniwdl-serverless",
         # the reconciler's waiting times, for events that take milliseconds here, not minutes
         # (resubmitting and failing stay slower than a test's own redelivery)
+        "SUBMIT_RATE": "1000000",  # no Batch quota to keep under here
         "MSLS_RECONCILE_REPLAY_AFTER_SECONDS": "5",
         "MSLS_RECONCILE_RESUBMIT_AFTER_SECONDS": "60",
         "MSLS_RECONCILE_LOST_AFTER_SECONDS": "60",
@@ -212,9 +214,10 @@ class EmbeddedAWS:
             self._save_state()
             for undo in reversed(self._restore):
                 undo()
-            if self.mode == "memory":
-                from miniwdl_serverless.handlers import wiring
+            from miniwdl_serverless.handlers import wiring
 
+            wiring.use_work(None)
+            if self.mode == "memory":
                 wiring.use_stores(None)
             self.mock.stop()
             for key, value in self._saved_env.items():
@@ -291,6 +294,36 @@ class EmbeddedAWS:
             self.events.subscribe(name, patterns)
         self.state_machine_arn = resources.state_machine_arn
         self.sfn = resources.sfn
+        self.work = self._work_stream(resources.streams)
+
+    def _tables_to_moto(self) -> None:
+        """From now on the tables are moto's (full mode): what was in memory stays there."""
+        from miniwdl_serverless.adapters.dynamodb import DynamoStore
+        from miniwdl_serverless.adapters.work_table import DynamoWork
+        from miniwdl_serverless.handlers import wiring
+        from miniwdl_serverless.local.resources import create_tables
+
+        self._restore.append(moto_patches.patch_transaction_snapshots())
+        self._restore.append(moto_patches.patch_dynamodb_lock())
+        create_tables(self.project, in_moto=True)
+        self.mode = "full"
+        self.store = DynamoStore(self.tables["runs"], self.tables["jobs"])
+        wiring.use_stores(None)
+        self.work.table = DynamoWork.from_environment()
+
+    def _work_stream(self, routes: dict[str, list[dict[str, Any]]]) -> LocalWorkStream:
+        """The work table's stream, delivered to the submitter and the work function (in full
+        mode the items are written to moto's table too)."""
+        from miniwdl_serverless.handlers import wiring
+
+        table = None
+        if self.mode == "full":
+            from miniwdl_serverless.adapters.work_table import DynamoWork
+
+            table = DynamoWork.from_environment()
+        stream = LocalWorkStream(self.events, routes, table)
+        wiring.use_work(stream)
+        return stream
 
     def _tables(self) -> Tables:
         """Where the state directory's tables are read and written."""
@@ -373,6 +406,8 @@ class EmbeddedAWS:
         whose outputs name its resources, as a deployed stack's do. Returns the endpoint URL."""
         if self.server is not None:
             return self.endpoint_url
+        if self.mode == "memory":  # CLIs in other processes read the tables over HTTP
+            self._tables_to_moto()
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -182,6 +182,43 @@ class EventBus:
                 self._pending -= 1
                 self.last_delivered = time.monotonic()
 
+    def deliver_until_done(  # noqa: PLR0913 - where, what, when it is done, and how often
+        self,
+        name: str,
+        event: dict[str, Any],
+        done: Callable[[Any], bool],
+        delays: tuple[float, ...],
+        tries: int,
+    ) -> None:
+        """A stream's delivery to ``name``: asynchronous, and again after each of ``delays``
+        (then the last) while it raises or ``done(answer)`` is false, ``tries`` times at most."""
+        with self._lock:
+            self._pending += 1
+        self.pool.submit(self._deliver_until_done, name, event, done, delays, tries)
+
+    def _deliver_until_done(  # noqa: PLR0913 - as deliver_until_done
+        self,
+        name: str,
+        event: dict[str, Any],
+        done: Callable[[Any], bool],
+        delays: tuple[float, ...],
+        tries: int,
+    ) -> None:
+        try:
+            for attempt in range(tries):
+                if self.closing and attempt:
+                    return
+                try:
+                    if done(self.call(name, event)):
+                        return
+                except Exception:
+                    logging.getLogger(__name__).exception("stream handler %s failed", name)
+                time.sleep(delays[min(attempt, len(delays) - 1)])
+        finally:
+            with self._lock:
+                self._pending -= 1
+                self.last_delivered = time.monotonic()
+
     def quiet_for(self) -> float:
         """Seconds since the last delivery ended, with none pending (0 while one is)."""
         with self._lock:

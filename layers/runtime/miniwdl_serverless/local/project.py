@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ class FunctionSpec:
     code_dir: Path
     handler: str
     event_patterns: list[dict[str, Any]]
+    # the filters of its DynamoDB stream event source mappings (the work table's)
+    stream_patterns: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -77,9 +79,14 @@ class Project:
                 for event in (props.get("Events") or {}).values()
                 if event.get("Type") == "EventBridgeRule"
             ]
-            found.append(
-                FunctionSpec(logical_id, self.root / props["CodeUri"], props["Handler"], patterns)
-            )
+            streams = [
+                json.loads(criteria["Pattern"])
+                for event in (props.get("Events") or {}).values()
+                if event.get("Type") == "DynamoDB"
+                for criteria in event["Properties"]["FilterCriteria"]["Filters"]
+            ]
+            code = self.root / props["CodeUri"]
+            found.append(FunctionSpec(logical_id, code, props["Handler"], patterns, streams))
         return found
 
     def tables(self) -> list[TableSpec]:

@@ -38,6 +38,7 @@ class Resources:
     sfn: Any  # the Step Functions client that created the state machine
     handlers: dict[str, Handler]  # function logical id → its handler
     rules: dict[str, list[dict[str, Any]]]  # function logical id → its EventBridge patterns
+    streams: dict[str, list[dict[str, Any]]]  # function logical id → its work-stream filters
     refs: dict[str, str]  # template logical id → local physical name (for event patterns)
     environment: dict[str, str | None]  # variables set → the value to restore (None: unset)
 
@@ -46,7 +47,7 @@ def table_name(logical_id: str) -> str:
     return f"local-{logical_id}"
 
 
-def _create_tables(project: Project, in_moto: bool) -> dict[str, str]:
+def create_tables(project: Project, in_moto: bool) -> dict[str, str]:
     """The template's tables, by logical id → name (created in moto if ``in_moto``)."""
     from miniwdl_serverless.adapters import clients
 
@@ -71,10 +72,10 @@ def create_resources(project: Project, efs_root: str, tables_in_moto: bool = Tru
     from miniwdl_serverless.handlers import wiring
 
     environment: dict[str, str | None] = {}
-    names = _create_tables(project, tables_in_moto)
+    names = create_tables(project, tables_in_moto)
     runs = names[project.table_for_env("RUNS_TABLE")]
     jobs = names[project.table_for_env("JOBS_TABLE")]
-    for variable in ("RUNS_TABLE", "JOBS_TABLE", "CACHE_TABLE"):
+    for variable in ("RUNS_TABLE", "JOBS_TABLE", "CACHE_TABLE", "WORK_TABLE"):
         environment[variable] = os.environ.get(variable)
         os.environ[variable] = names[project.table_for_env(variable)]
     wiring.forget_clients()  # the handlers' ports read the tables' names from there
@@ -120,6 +121,7 @@ def create_resources(project: Project, efs_root: str, tables_in_moto: bool = Tru
         zf.writestr("app.py", "def handler(event, context):\n    return event\n")
     handlers: dict[str, Handler] = {}
     rules: dict[str, list[dict[str, Any]]] = {}
+    streams: dict[str, list[dict[str, Any]]] = {}
     for function in project.functions():
         module_name, attribute = function.handler.rsplit(".", 1)
         path = function.code_dir / f"{module_name}.py"
@@ -129,6 +131,8 @@ def create_resources(project: Project, efs_root: str, tables_in_moto: bool = Tru
         spec.loader.exec_module(module)
         handlers[function.logical_id] = getattr(module, attribute)
         rules[function.logical_id] = function.event_patterns
+        if function.stream_patterns:
+            streams[function.logical_id] = function.stream_patterns
         variables = {"MSLS_EFS_ROOT": efs_root, "EFS_ACCESS_POINT_ID": LOCAL_ACCESS_POINT}
         awslambda.create_function(
             FunctionName=function.logical_id,
@@ -162,6 +166,7 @@ def create_resources(project: Project, efs_root: str, tables_in_moto: bool = Tru
         sfn=sfn,
         handlers=handlers,
         rules=rules,
+        streams=streams,
         refs=refs,
         environment=environment,
     )

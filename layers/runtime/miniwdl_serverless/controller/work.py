@@ -1,0 +1,75 @@
+"""The work function's work: the parts of runs' graph work that invocations handed on when
+they reached their budget (offers of ready jobs, ranges of a wide scatter's shards). Each part
+goes through the one driver, within its own budget; redoing a part is harmless."""
+
+from __future__ import annotations
+
+import logging
+
+from miniwdl_serverless.controller.actions import Action, AttemptFailed, ExpandShards, Offer
+from miniwdl_serverless.controller.advance import loaded_context
+from miniwdl_serverless.controller.drive import Driver
+from miniwdl_serverless.controller.localize import refused_download
+from miniwdl_serverless.controller.ports import Ports, TransientError
+from miniwdl_serverless.controller.submitter import SubmitterPorts, submit_queued
+from miniwdl_serverless.core.records import RUN_RUNNING, RUNNING
+from miniwdl_serverless.core.work import (
+    SUBMIT,
+    ExpandRange,
+    Offers,
+    Pacer,
+    Refused,
+    WorkItem,
+    graph_work,
+    remaining_seconds,
+)
+
+log = logging.getLogger("miniwdl_serverless.controller")
+
+
+def on_graph_work(item: WorkItem, ports: Ports) -> str:
+    """Carry one handed-on part out; returns what was done (for logs and tests). Raises what
+    should make the stream deliver it again (a TransientError, AnswerNotSent)."""
+    run = ports.store.get_run(item.run_id)
+    if run is None or run.status != RUN_RUNNING:
+        return "run ended"
+    piece = graph_work(item)
+    if isinstance(piece, Refused) and piece.queued.entry is not None:
+        refused_download(ports, piece.queued, piece.error)
+        return "download refused"
+    ctx = loaded_context(run, ports)
+    if isinstance(ctx, str):
+        return ctx
+    driver = Driver(ports, ctx)
+    driver.run(_actions(piece, item.run_id, ports))
+    return driver.outcome or item.kind
+
+
+def _actions(piece: Offers | ExpandRange | Refused, run_id: str, ports: Ports) -> list[Action]:
+    if isinstance(piece, ExpandRange):
+        return [ExpandShards(piece.section, piece.start, piece.stop)]
+    if isinstance(piece, Refused):  # the attempt failed, unless it moved on meanwhile
+        queued = piece.queued
+        assert queued.job_id is not None
+        job = ports.store.get_job(run_id, queued.job_id)
+        if job is None or job.status != RUNNING or job.attempt != queued.attempt:
+            return []
+        if job.batch_job_id:
+            return []
+        error = RuntimeError(f"AWS Batch refused the job: {piece.error}")
+        return [AttemptFailed(job, error, interrupted=False)]
+    jobs = ports.store.get_jobs(run_id, [job_id for job_id, _ in piece.offers], readiness_only=True)
+    return [Offer(jobs[job_id], claimant) for job_id, claimant in piece.offers if job_id in jobs]
+
+
+def deliver_in_process(
+    items: list[WorkItem], ports: Ports, submitter: SubmitterPorts, pacer: Pacer
+) -> None:
+    """Each item to its function, as the work table's stream does on AWS (the local mode's
+    and the tests' delivery). Raises TransientError for an item to deliver again."""
+    for item in items:
+        if item.kind == SUBMIT:
+            if submit_queued([item], submitter, pacer, remaining_seconds.get()):
+                raise TransientError(f"{item.key}: not submitted yet")
+        else:
+            log.debug("graph work %s: %s", item.key, on_graph_work(item, ports))

@@ -1,0 +1,202 @@
+"""The paced submitter (controller/submitter.py) on in-memory ports: each queued submission
+submitted once, at no more than the rate, through throttling; leases decide who submits."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from miniwdl_serverless.adapters import aws_errors
+from miniwdl_serverless.adapters.memory import MemoryBatch, MemoryMetrics, MemoryStore, MemoryWork
+from miniwdl_serverless.adapters.retrying import Retrying
+from miniwdl_serverless.controller.ports import TransientError
+from miniwdl_serverless.controller.submitter import SubmitterPorts, submit_queued
+from miniwdl_serverless.core.backoff import Backoff
+from miniwdl_serverless.core.records import RUNNING, WAITING, Job, Run
+from miniwdl_serverless.core.resources import Resources, TaskSubmission
+from miniwdl_serverless.core.work import REFUSED, Pacer, QueuedSubmission, WorkItem, submit_item
+from tests.chaos.faults import Clock
+
+RUN = "run-1"
+BATCH_LIMIT = 50  # SubmitJob calls a second AWS Batch takes before it throttles
+
+
+class Throttling:
+    """A Batch port that, like AWS Batch, refuses (429) calls beyond ``limit`` a second of
+    the clock; counts what it accepted and refused."""
+
+    def __init__(self, batch: MemoryBatch, clock: Clock, limit: int = BATCH_LIMIT):
+        self.batch, self.clock, self.limit = batch, clock, limit
+        self.accepted: list[float] = []
+        self.recent: deque[float] = deque()
+        self.refused = 0
+
+    def submit(self, submission: TaskSubmission) -> str:
+        now = self.clock()
+        while self.recent and self.recent[0] <= now - 1.0 + 1e-9:
+            self.recent.popleft()
+        if len(self.recent) >= self.limit:
+            self.refused += 1
+            error = {"Error": {"Code": "TooManyRequestsException"}}
+            raise ClientError(error | {"ResponseMetadata": {"HTTPStatusCode": 429}}, "SubmitJob")  # type: ignore[arg-type]
+        self.recent.append(now)
+        self.accepted.append(now)
+        return self.batch.submit(submission)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.batch, name)
+
+
+def queued(store: MemoryStore, count: int) -> list[WorkItem]:
+    """``count`` calls marked running under a lease, each with its queued submission."""
+    store.create_run(Run(RUN))
+    store.put_new_jobs(
+        [Job(RUN, f"call-t-{i}", status=WAITING) for i in range(count)], expires_at=2**31
+    )
+    items = []
+    for i in range(count):
+        job_id = f"call-t-{i}"
+        store.claim(RUN, job_id, "scatter-x")
+        lease = time.time() + 45
+        store.mark_running(RUN, job_id, 0, batch_job_name=f"{RUN}-{job_id}-try1", lease_until=lease)
+        submission = TaskSubmission(
+            f"{RUN}-{job_id}-try1", "queue", "ubuntu:22.04", Resources(), "true"
+        )
+        items.append(submit_item(QueuedSubmission(submission, RUN, job_id, lease=lease)))
+    return items
+
+
+def ports_on(store: MemoryStore, batch: Any, clock: Clock) -> SubmitterPorts:
+    return SubmitterPorts(
+        store, batch, MemoryMetrics(), MemoryWork(), sleep=clock.advance, clock=clock
+    )
+
+
+def test_each_queued_submission_is_submitted_once_and_recorded() -> None:
+    store, batch, clock = MemoryStore(), MemoryBatch(), Clock(0.0)
+    items = queued(store, 3)
+    ports = ports_on(store, batch, clock)
+    assert submit_queued(items, ports, Pacer(rate=100.0), lambda: 900.0) == []
+    assert submit_queued(items, ports, Pacer(rate=100.0), lambda: 900.0) == []  # redelivered
+    assert len(batch.jobs) == 3 and ports.outcomes == ["submitted"] * 3 + ["taken"] * 3
+    for i in range(3):
+        job = store.get_job(RUN, f"call-t-{i}")
+        assert job is not None and job.status == RUNNING and job.batch_job_id in batch.jobs
+    run = store.get_run(RUN)
+    assert run is not None and run.calls_submitted == 3
+
+
+def test_a_submission_whose_attempt_was_taken_over_submits_nothing() -> None:
+    store, batch, clock = MemoryStore(), MemoryBatch(), Clock(0.0)
+    (item,) = queued(store, 1)
+    job = store.get_job(RUN, "call-t-0")
+    assert job is not None and job.lease_until is not None
+    assert store.renew_lease(RUN, "call-t-0", 0, job.lease_until, job.lease_until + 900)
+    ports = ports_on(store, batch, clock)  # a resubmission took the attempt (a new lease)
+    assert submit_queued([item], ports, Pacer(rate=100.0), lambda: 900.0) == []
+    assert batch.jobs == {} and ports.outcomes == ["taken"]
+
+
+def test_a_duplicate_batch_job_of_an_attempt_already_recorded_is_terminated() -> None:
+    store, batch, clock = MemoryStore(), MemoryBatch(), Clock(0.0)
+    (item,) = queued(store, 1)
+    real = store.renew_lease
+
+    def recorded_meanwhile(*args: Any) -> bool:  # another submitter's job lands first
+        taken = real(*args)
+        store.record_batch_job(RUN, "call-t-0", 0, "batch-other")
+        return taken
+
+    store.renew_lease = recorded_meanwhile  # type: ignore[method-assign]
+    ports = ports_on(store, batch, clock)
+    submit_queued([item], ports, Pacer(rate=100.0), lambda: 900.0)
+    (duplicate,) = batch.jobs.values()
+    assert ports.outcomes == ["duplicate"] and duplicate.terminated is not None
+
+
+def test_a_submission_batch_refuses_is_handed_to_the_work_function() -> None:
+    store, clock = MemoryStore(), Clock(0.0)
+    (item,) = queued(store, 1)
+
+    class Refusing(MemoryBatch):
+        def submit(self, submission: TaskSubmission) -> str:
+            raise ClientError({"Error": {"Code": "ClientException"}}, "SubmitJob")  # type: ignore[arg-type]
+
+    batch = Retrying(Refusing(), aws_errors.classify)
+    ports = ports_on(store, batch, clock)
+    assert submit_queued([item], ports, Pacer(rate=100.0), lambda: 900.0) == []
+    (refused,) = ports.work.queue  # type: ignore[attr-defined]
+    assert refused.kind == REFUSED and "ClientException" in refused.body["error"]
+
+
+def test_what_is_left_when_time_runs_out_is_delivered_again() -> None:
+    store, batch, clock = MemoryStore(), MemoryBatch(), Clock(0.0)
+    items = queued(store, 5)
+    remaining = iter([900.0, 900.0, 5.0])
+    left = submit_queued(
+        items, ports_on(store, batch, clock), Pacer(100.0), lambda: next(remaining)
+    )
+    assert left == [i.key for i in items[2:]] and len(batch.jobs) == 2
+
+
+def test_an_uncertain_failure_gives_the_attempt_back_to_the_reconciler() -> None:
+    store, clock = MemoryStore(), Clock(0.0)
+    (item,) = queued(store, 1)
+
+    class TimingOut(MemoryBatch):
+        def submit(self, submission: TaskSubmission) -> str:
+            raise TransientError("SubmitJob: read timeout (after 5 tries)")
+
+    ports = ports_on(store, TimingOut(), clock)
+    assert submit_queued([item], ports, Pacer(rate=100.0), lambda: 900.0) == [item.key]
+    job = store.get_job(RUN, "call-t-0")
+    assert job is not None and job.lease_until == 0.0  # the reconciler resubmits, by name first
+
+
+@pytest.mark.parametrize("rate", [40.0, 48.0])
+def test_pacing_keeps_submit_job_under_batchs_limit_and_nothing_is_throttled(rate: float) -> None:
+    store, clock = MemoryStore(), Clock(0.0)
+    items = queued(store, 400)
+    batch = Throttling(MemoryBatch(), clock)
+    ports = ports_on(store, batch, clock)
+    assert submit_queued(items, ports, Pacer(rate=rate), lambda: 900.0) == []
+    assert batch.refused == 0 and len(batch.batch.jobs) == 400
+    assert max_per_second(batch.accepted) <= rate
+
+
+def test_a_rate_over_batchs_limit_is_throttled_retried_and_submits_everything_once() -> None:
+    """Submitters whose shares add up to 80/s against Batch's 50/s: SubmitJob is throttled,
+    the port's backoff and the stream's redelivery of what is left absorb it, and each call is
+    submitted exactly once."""
+    store, clock = MemoryStore(), Clock(0.0)
+    items = queued(store, 600)
+    batch = Throttling(MemoryBatch(), clock)
+    backoff = Backoff(attempts=3, base_seconds=0.05, cap_seconds=0.5)
+    ports = ports_on(store, Retrying(batch, aws_errors.classify, backoff, clock.advance), clock)
+    pacer, rounds = Pacer(rate=80.0), 0
+    while items:  # the stream: a batch of 100, and again from the first item left
+        rounds += 1
+        left = set(submit_queued(items[:100], ports, pacer, lambda: 900.0))
+        items = [i for i in items[:100] if i.key in left] + items[100:]
+        assert rounds < 200
+    assert batch.refused > 0  # the limit was met
+    names = [job.submission.name for job in batch.batch.jobs.values()]
+    assert len(names) == len(set(names)) == 600  # every call submitted, once
+    for i in range(600):
+        job = store.get_job(RUN, f"call-t-{i}")
+        assert job is not None and job.batch_job_id in batch.batch.jobs
+
+
+def max_per_second(times: list[float]) -> int:
+    window: deque[float] = deque()
+    most = 0
+    for t in sorted(times):
+        window.append(t)
+        while window[0] <= t - 1.0 + 1e-9:
+            window.popleft()
+        most = max(most, len(window))
+    return most
