@@ -21,7 +21,7 @@ NOW = 1_000_000.0
 def cache(request) -> CacheStore:
     if request.param == "memory":
         return MemoryCache()
-    request.getfixturevalue("embedded")  # sets CACHE_TABLE to the table it made
+    request.getfixturevalue("embedded").moto_tables()  # CACHE_TABLE names its table
     return DynamoCache(os.environ["CACHE_TABLE"])
 
 

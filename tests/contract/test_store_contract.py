@@ -16,7 +16,7 @@ import pytest
 
 from miniwdl_serverless.adapters.aws_errors import classify
 from miniwdl_serverless.adapters.dynamodb import DynamoStore
-from miniwdl_serverless.adapters.dynamodb_items import CacheItem
+from miniwdl_serverless.adapters.dynamodb_items import CacheItem, WorkTableItem
 from miniwdl_serverless.adapters.memory import MemoryStore
 from miniwdl_serverless.adapters.retrying import Retrying
 from miniwdl_serverless.controller.ports import MissingJob, RunStore
@@ -46,8 +46,8 @@ EXPIRES = int(time.time()) + 30 * 24 * 3600  # what the controller gives (store_
 def store(request) -> RunStore:
     if request.param == "memory":
         return MemoryStore()
-    embedded = request.getfixturevalue("embedded")  # holds the tables, from template.yaml
-    return DynamoStore(embedded.tables["runs"], embedded.tables["jobs"])
+    tables = request.getfixturevalue("embedded").moto_tables()  # template.yaml's, in moto
+    return DynamoStore(tables["runs"], tables["jobs"])
 
 
 @pytest.fixture
@@ -66,8 +66,14 @@ def make(store: RunStore, run_id: str, job_id: str, **fields) -> Job:
 
 
 def test_tables_match_template(embedded):
-    store = DynamoStore(embedded.tables["runs"], embedded.tables["jobs"])
-    models = {"RunsTable": store.runs, "JobsTable": store.jobs, "CacheTable": CacheItem}
+    tables = embedded.moto_tables()
+    store = DynamoStore(tables["runs"], tables["jobs"])
+    models = {
+        "RunsTable": store.runs,
+        "JobsTable": store.jobs,
+        "CacheTable": CacheItem,
+        "WorkTable": WorkTableItem,
+    }
     for table in embedded.project.tables():
         keys = [k["AttributeName"] for k in table.key_schema]
         model = models[table.logical_id]
@@ -408,7 +414,8 @@ def test_defect_07_a_job_created_over_registered_waiters_expires_too(store, run_
 def test_defect_07_a_stub_item_expires_even_if_its_job_is_never_created(embedded, run_id):
     """DynamoDB only: waiters registered on a job that never comes (its run failed first) are
     an item of their own, which must expire too."""
-    store = DynamoStore(embedded.tables["runs"], embedded.tables["jobs"])
+    tables = embedded.moto_tables()
+    store = DynamoStore(tables["runs"], tables["jobs"])
     assert store.register_waiter(run_id, "never", "outputs", expires_at=EXPIRES)
     stub = store.jobs.get(run_id, "never", consistent_read=True)
     assert stub.waiters == ["outputs"] and stub.expires_at == EXPIRES

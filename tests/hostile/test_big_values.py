@@ -115,7 +115,8 @@ def test_items_on_dynamodb_stay_under_its_limit(tmp_path, embedded, source):
     """The same on the DynamoDB store (moto refuses items over 400 KB), then every item of the
     two tables measured."""
     harness = Harness(tmp_path)
-    store = DynamoStore(embedded.tables["runs"], embedded.tables["jobs"])
+    tables = embedded.moto_tables()
+    store = DynamoStore(tables["runs"], tables["jobs"])
     harness.store = harness.ports.store = store
     if source == "10 MB value":
         harness.start(TEN_MB_VALUE)

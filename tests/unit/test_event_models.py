@@ -195,3 +195,20 @@ def test_finish_payload_parses() -> None:
     assert cause["error"] == "RunFailed"
     assert cause["cause"]["exit_status"] == 1
     assert "result" not in event.state
+
+
+def test_the_work_tables_stream_record_parses_into_its_item() -> None:
+    from miniwdl_serverless.core.work import SUBMIT, queued_submission
+    from miniwdl_serverless.handlers.events import WorkStream, item_failures, stream_items
+
+    event = WorkStream.model_validate(load("dynamodb_stream_work_submit.json"))
+    ((sequence, item),) = stream_items(event)
+    assert sequence == "111100000000012345678901"
+    assert item.kind == SUBMIT and item.run_id == "run-20261201"
+    queued = queued_submission(item)
+    assert queued.job_id == "call-hello" and queued.attempt == 0
+    assert queued.submission.resources.memory_mib == 2048
+    assert item_failures([(sequence, item)], [item.key]) == {
+        "batchItemFailures": [{"itemIdentifier": sequence}]
+    }
+    assert item_failures([(sequence, item)], []) == {"batchItemFailures": []}

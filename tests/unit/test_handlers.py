@@ -40,7 +40,7 @@ from miniwdl_serverless.adapters.memory import (
 from miniwdl_serverless.adapters.memory import MemoryExecutions as LiveExecutions
 from miniwdl_serverless.adapters.memory_files import MemoryRunFiles
 from miniwdl_serverless.adapters.sources import UriSources
-from miniwdl_serverless.controller.ports import Ports
+from miniwdl_serverless.controller.ports import Ports, Throttled
 from miniwdl_serverless.controller.reconcile import ReconcilePorts
 from miniwdl_serverless.controller.submit import SubmissionPorts, execution_arn, execution_name
 from miniwdl_serverless.controller.submitter import SubmitterPorts
@@ -267,6 +267,7 @@ class World:
     executions: MemoryExecutions = field(default_factory=MemoryExecutions)
     submission_metrics: MemoryMetrics = field(default_factory=MemoryMetrics)
     work: MemoryWork = field(default_factory=MemoryWork)
+    raw: dict[str, Any] = field(default_factory=dict)  # the handlers, not followed by the stream
 
     @property
     def counted(self) -> list[tuple[str, int]]:
@@ -317,6 +318,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     monkeypatch.setattr(function("submitter"), "submitter_ports", lambda: submitter)
     monkeypatch.setattr(function("submitter"), "submit_pacer", lambda: Pacer(rate=1e9))
     for name in ("start", "advance", "cancel", "reconcile"):  # each followed by the stream
+        world.raw[name] = function(name).handler
         monkeypatch.setattr(function(name), "handler", _then_work(function(name).handler, world))
     monkeypatch.setattr(function("logs"), "run_store", lambda: world.store)
     submit = function("submit")
@@ -386,6 +388,53 @@ def test_start_plans_the_run_and_submits_the_jobs_the_batch_events_speak_of(worl
     assert world.store.get_job(RUN, "call-assemble").status == RUNNING  # its graph runs
     assert world.metrics.counts["TasksSubmitted"] == 6
     assert world.answer() is None  # Step Functions keeps waiting on the token
+
+
+def test_the_submitter_submits_what_the_start_queued_and_answers_a_partial_batch(world):
+    # given the run planned, its submissions in the work table (not yet delivered)
+    world.s3.objects.update(WDL_OBJECTS)
+    items = start_without_the_stream(world)
+    assert world.batch.jobs == {} and {i.kind for i in items} == {"submit"}
+    # when the stream delivers them to the submitter in one batch
+    answer = invoke("submitter", stream_event(items))
+    # then each is submitted once, none reported failed; delivered again, nothing more
+    assert answer == {"batchItemFailures": []}
+    assert len(world.batch.jobs) == len(items) == 6
+    assert invoke("submitter", stream_event(items)) == {"batchItemFailures": []}
+    assert len(world.batch.jobs) == 6
+
+
+def start_without_the_stream(world: World) -> list[Any]:
+    """The start function alone: what it put in the work table, taken out of it."""
+    world.raw["start"](event("start_payload.json"), FakeContext("StartFunction"))
+    items = list(world.work.queue)
+    world.work.queue.clear()
+    return items
+
+
+def test_a_throttled_batch_of_submissions_is_reported_for_redelivery(world, monkeypatch):
+    world.s3.objects.update(WDL_OBJECTS)
+    items = start_without_the_stream(world)
+    real = world.batch.submit
+    calls: list[str] = []
+
+    def throttled_third(submission: TaskSubmission) -> str:
+        calls.append(submission.name)
+        if len(calls) == 3:
+            raise Throttled("SubmitJob: TooManyRequestsException (after 5 tries)")
+        return real(submission)
+
+    monkeypatch.setattr(world.batch, "submit", throttled_third)
+    batch = stream_event(items)
+    answer = invoke("submitter", batch)
+    sequences = [r["dynamodb"]["SequenceNumber"] for r in batch["Records"]]
+    assert answer == {"batchItemFailures": [{"itemIdentifier": n} for n in sequences[2:]]}
+    assert len(world.batch.jobs) == 2
+    # the stream resumes from the first item reported: all six submitted, each once
+    again = {"Records": batch["Records"][2:]}
+    assert invoke("submitter", again) == {"batchItemFailures": []}
+    names = [j.submission.name for j in world.batch.jobs.values()]
+    assert len(names) == len(set(names)) == 6
 
 
 def test_a_retried_start_changes_nothing(world):

@@ -53,7 +53,12 @@ def test_template_wires_functions_rule_and_tables():
         "Batch Job State Change"
     ]
     assert set(pattern["detail"]["status"]) == {"RUNNING", "SUCCEEDED", "FAILED"}
-    assert {t.logical_id for t in project.tables()} == {"RunsTable", "JobsTable", "CacheTable"}
+    assert {t.logical_id for t in project.tables()} == {
+        "RunsTable",
+        "JobsTable",
+        "CacheTable",
+        "WorkTable",
+    }
     json.dumps(definition())
 
 

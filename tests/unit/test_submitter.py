@@ -16,7 +16,7 @@ from miniwdl_serverless.adapters.retrying import Retrying
 from miniwdl_serverless.controller.ports import TransientError
 from miniwdl_serverless.controller.submitter import SubmitterPorts, submit_queued
 from miniwdl_serverless.core.backoff import Backoff
-from miniwdl_serverless.core.records import RUNNING, WAITING, Job, Run
+from miniwdl_serverless.core.records import RUN_RUNNING, RUNNING, WAITING, Job, Run
 from miniwdl_serverless.core.resources import Resources, TaskSubmission
 from miniwdl_serverless.core.work import REFUSED, Pacer, QueuedSubmission, WorkItem, submit_item
 from tests.chaos.faults import Clock
@@ -53,7 +53,7 @@ class Throttling:
 
 def queued(store: MemoryStore, count: int) -> list[WorkItem]:
     """``count`` calls marked running under a lease, each with its queued submission."""
-    store.create_run(Run(RUN))
+    store.create_run(Run(RUN, status=RUN_RUNNING))
     store.put_new_jobs(
         [Job(RUN, f"call-t-{i}", status=WAITING) for i in range(count)], expires_at=2**31
     )
@@ -106,8 +106,8 @@ def test_a_duplicate_batch_job_of_an_attempt_already_recorded_is_terminated() ->
     (item,) = queued(store, 1)
     real = store.renew_lease
 
-    def recorded_meanwhile(*args: Any) -> bool:  # another submitter's job lands first
-        taken = real(*args)
+    def recorded_meanwhile(*args: Any, **kwargs: Any) -> bool:  # another's job lands first
+        taken = real(*args, **kwargs)
         store.record_batch_job(RUN, "call-t-0", 0, "batch-other")
         return taken
 
@@ -131,6 +131,69 @@ def test_a_submission_batch_refuses_is_handed_to_the_work_function() -> None:
     assert submit_queued([item], ports, Pacer(rate=100.0), lambda: 900.0) == []
     (refused,) = ports.work.queue  # type: ignore[attr-defined]
     assert refused.kind == REFUSED and "ClientException" in refused.body["error"]
+
+
+def test_a_submitter_that_died_after_taking_the_lease_is_redone_by_its_redelivery() -> None:
+    store, batch, clock = MemoryStore(), MemoryBatch(), Clock(0.0)
+    (item,) = queued(store, 1)
+    real = batch.submit
+
+    def died_after_submitting(submission: TaskSubmission) -> str:
+        real(submission)
+        raise SystemExit("the Lambda was killed")  # SubmitJob went through, nothing recorded
+
+    batch.submit = died_after_submitting  # type: ignore[method-assign]
+    ports = ports_on(store, batch, clock)
+    with pytest.raises(SystemExit):
+        submit_queued([item], ports, Pacer(rate=100.0), lambda: 900.0)
+    batch.submit = real  # type: ignore[method-assign]
+    assert submit_queued([item], ports, Pacer(rate=100.0), lambda: 900.0) == []
+    (submitted,) = batch.jobs.values()  # found by its name, adopted: not submitted twice
+    assert ports.outcomes == ["adopted"]
+    job = store.get_job(RUN, "call-t-0")
+    assert job is not None and job.batch_job_id == submitted.batch_job_id
+
+
+def test_a_submitter_that_died_before_submit_job_submits_on_its_redelivery() -> None:
+    store, batch, clock = MemoryStore(), MemoryBatch(), Clock(0.0)
+    (item,) = queued(store, 1)
+    real = batch.submit
+    batch.submit = lambda submission: (_ for _ in ()).throw(SystemExit("killed"))  # type: ignore[method-assign]
+    ports = ports_on(store, batch, clock)
+    with pytest.raises(SystemExit):
+        submit_queued([item], ports, Pacer(rate=100.0), lambda: 900.0)
+    batch.submit = real  # type: ignore[method-assign]
+    assert submit_queued([item], ports, Pacer(rate=100.0), lambda: 900.0) == []
+    assert len(batch.jobs) == 1 and ports.outcomes == ["submitted"]
+
+
+def test_a_run_that_ended_gets_nothing_more_and_what_was_submitted_meanwhile_is_stopped() -> None:
+    store, batch, clock = MemoryStore(), MemoryBatch(), Clock(0.0)
+    items = queued(store, 3)
+    real = batch.submit
+
+    def run_fails_meanwhile(submission: TaskSubmission) -> str:
+        store.set_run_status(RUN, "failed", [RUN_RUNNING])
+        return real(submission)
+
+    batch.submit = run_fails_meanwhile  # type: ignore[method-assign]
+    ports = ports_on(store, batch, clock)
+    assert submit_queued(items, ports, Pacer(rate=100.0), lambda: 900.0) == []
+    assert all(job.terminated for job in batch.jobs.values()) and len(batch.jobs) == 3
+    assert submit_queued(queued_again(store, "call-t-9"), ports, Pacer(100.0), lambda: 900.0) == []
+    assert len(batch.jobs) == 3 and ports.outcomes[-1] == "run ended"
+
+
+def queued_again(store: MemoryStore, job_id: str) -> list[WorkItem]:
+    """One more call of the run, marked running and queued (the run is as it is)."""
+    store.put_new_jobs([Job(RUN, job_id, status=WAITING)], expires_at=2**31)
+    store.claim(RUN, job_id, "scatter-x")
+    lease = time.time() + 45
+    store.mark_running(RUN, job_id, 0, lease_until=lease)
+    submission = TaskSubmission(
+        f"{RUN}-{job_id}-try1", "queue", "ubuntu:22.04", Resources(), "true"
+    )
+    return [submit_item(QueuedSubmission(submission, RUN, job_id, lease=lease))]
 
 
 def test_what_is_left_when_time_runs_out_is_delivered_again() -> None:

@@ -100,7 +100,7 @@ def test_every_engine_resource_is_declared(resources):
 
 def test_tables_on_demand_with_recovery_and_ttl(resources):
     tables = of_type(resources, "AWS::DynamoDB::Table")
-    assert set(tables) == {"RunsTable", "JobsTable", "CacheTable"}
+    assert set(tables) == {"RunsTable", "JobsTable", "CacheTable", "WorkTable"}
     for table in tables.values():
         props = table["Properties"]
         assert props["BillingMode"] == "PAY_PER_REQUEST"

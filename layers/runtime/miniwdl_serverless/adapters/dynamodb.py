@@ -224,8 +224,14 @@ class DynamoStore:
             condition = condition | (same_attempt & jobs.batch_job_id.does_not_exist() & lease_over)
         return self._job_update(run_id, job_id, actions, condition)
 
-    def renew_lease(
-        self, run_id: str, job_id: str, attempt: int, held_until: float, until: float
+    def renew_lease(  # noqa: PLR0913 - the attempt, the lease held, the new one and its holder
+        self,
+        run_id: str,
+        job_id: str,
+        attempt: int,
+        held_until: float,
+        until: float,
+        holder: str | None = None,
     ) -> bool:
         jobs = self.jobs
         condition = (
@@ -235,6 +241,8 @@ class DynamoStore:
             & (jobs.lease_until == held_until)
         )
         actions = [jobs.lease_until.set(until)]
+        if holder is not None:
+            actions.append(jobs.lease_holder.set(holder))
         return self._job_update(run_id, job_id, actions, condition) is not None
 
     def stop_awaiting(self, run_id: str, job_id: str, dependency: str) -> Job | None:

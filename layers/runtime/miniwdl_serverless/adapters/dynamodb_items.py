@@ -97,6 +97,7 @@ class JobItem(Model):
     log_stream = UnicodeAttribute(null=True)
     submitted_at = NumberAttribute(null=True)
     lease_until = NumberAttribute(null=True)
+    lease_holder = UnicodeAttribute(null=True)
     started_at = NumberAttribute(null=True)
     finished_at = NumberAttribute(null=True)
     error = JSONAttribute(null=True)

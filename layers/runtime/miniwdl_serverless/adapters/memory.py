@@ -243,8 +243,14 @@ class MemoryStore:
         changes = dict(fields, status=RUNNING, attempt=attempt)
         return self._update_if(run_id, job_id, allowed, **changes)
 
-    def renew_lease(
-        self, run_id: str, job_id: str, attempt: int, held_until: float, until: float
+    def renew_lease(  # noqa: PLR0913 - the port's signature
+        self,
+        run_id: str,
+        job_id: str,
+        attempt: int,
+        held_until: float,
+        until: float,
+        holder: str | None = None,
     ) -> bool:
         def allowed(job: Job) -> bool:
             return (
@@ -254,7 +260,10 @@ class MemoryStore:
                 and job.lease_until == held_until
             )
 
-        return self._update_if(run_id, job_id, allowed, lease_until=until) is not None
+        fields: dict[str, Any] = {"lease_until": until}
+        if holder is not None:
+            fields["lease_holder"] = holder
+        return self._update_if(run_id, job_id, allowed, **fields) is not None
 
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         def allowed(job: Job) -> bool:

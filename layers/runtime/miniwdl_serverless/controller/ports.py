@@ -110,11 +110,18 @@ class RunStore(Protocol):
         ``resubmit`` from a submitter that may have died (``attempt`` running with no Batch
         job id, and its ``lease_until`` passed or absent)."""
 
-    def renew_lease(
-        self, run_id: str, job_id: str, attempt: int, held_until: float, until: float
+    def renew_lease(  # noqa: PLR0913 - the attempt, the lease held, the new one and its holder
+        self,
+        run_id: str,
+        job_id: str,
+        attempt: int,
+        held_until: float,
+        until: float,
+        holder: str | None = None,
     ) -> bool:
         """Extend the lease on ``attempt`` to ``until`` if it is still the one held (its
-        ``lease_until`` is ``held_until``) and no Batch job is recorded; False: lost."""
+        ``lease_until`` is ``held_until``) and no Batch job is recorded; False: lost.
+        ``holder``: who holds it from now on (``lease_holder``: a submitter's work item)."""
 
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         """The Batch job of ``attempt``, unless one is recorded or the attempt moved on."""

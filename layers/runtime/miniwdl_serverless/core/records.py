@@ -110,6 +110,7 @@ class Job:
     log_stream: str | None = None
     submitted_at: float | None = None
     lease_until: float | None = None  # the submitter's lease on an attempt without a Batch job
+    lease_holder: str | None = None  # the work item whose submitter took that lease
     started_at: float | None = None
     finished_at: float | None = None
     error: dict[str, Any] | None = None

@@ -132,6 +132,7 @@ class EmbeddedAWS:
         if mode not in MODES:
             raise ValueError(f"the embedded AWS is one of {', '.join(MODES)}, not {mode!r}")
         self.mode = mode
+        self._tables_in_moto = False
         self.project = Project()
         self.state = state
         self.persistence: Persistence | None = None
@@ -296,16 +297,25 @@ class EmbeddedAWS:
         self.sfn = resources.sfn
         self.work = self._work_stream(resources.streams)
 
+    def moto_tables(self) -> dict[str, str]:
+        """The template's tables in moto too (once; in full mode they are there already):
+        for what reads them over moto's DynamoDB while the handlers keep their store."""
+        if self.mode != "full" and not self._tables_in_moto:
+            from miniwdl_serverless.local.resources import create_tables
+
+            self._restore.append(moto_patches.patch_transaction_snapshots())
+            self._restore.append(moto_patches.patch_dynamodb_lock())
+            create_tables(self.project, in_moto=True)
+            self._tables_in_moto = True
+        return self.tables
+
     def _tables_to_moto(self) -> None:
         """From now on the tables are moto's (full mode): what was in memory stays there."""
         from miniwdl_serverless.adapters.dynamodb import DynamoStore
         from miniwdl_serverless.adapters.work_table import DynamoWork
         from miniwdl_serverless.handlers import wiring
-        from miniwdl_serverless.local.resources import create_tables
 
-        self._restore.append(moto_patches.patch_transaction_snapshots())
-        self._restore.append(moto_patches.patch_dynamodb_lock())
-        create_tables(self.project, in_moto=True)
+        self.moto_tables()
         self.mode = "full"
         self.store = DynamoStore(self.tables["runs"], self.tables["jobs"])
         wiring.use_stores(None)
