@@ -151,9 +151,16 @@ def _by_table(
 
 
 def _batch_kind(name: str, args: tuple, kwargs: dict) -> Counter[str]:
-    if name == "submit":  # the adapter lists the queue first: nothing is submitted twice
-        return Counter({"Batch ListJobs": 1, "Batch SubmitJob": 1})
+    if name == "submit":  # one SubmitJob (the name is looked up only before a retry)
+        return Counter({"Batch SubmitJob": 1})
     return _by_table(BATCH, "Batch other")(name, args, kwargs)
+
+
+def _work_kind(name: str, args: tuple, _kwargs: dict) -> Counter[str]:
+    """The work table: BatchWriteItem, 25 items a request; a GetItem."""
+    if name == "put":
+        return Counter({_WRITE: _batches(len(args[0]), 25)})
+    return Counter({_READ: 1})
 
 
 EFS_OPS = "EFS file operation"
@@ -171,6 +178,7 @@ def counted_ports(harness: Harness) -> list[Counting]:
         "batch": Counting(harness.ports.batch, _batch_kind),
         "orchestrator": Counting(harness.ports.orchestrator, _by_table({}, "Step Functions")),
         "cache": Counting(harness.ports.cache, _by_table(CACHE, _WRITE)),
+        "work": Counting(harness.ports.work, _work_kind),
     }
     harness.ports = dataclasses.replace(harness.ports, **proxies)
     return list(proxies.values())
@@ -212,6 +220,39 @@ def ours(n: int) -> dict[str, Any]:
     total: Counter[str] = sum((p.requests for p in proxies), Counter())
     requests = {kind: count / n for kind, count in sorted(total.items())}
     return {**summary(seconds), "requests_per_completion": requests}
+
+
+def lifecycle(n: int, arrays: bool) -> dict[str, float]:
+    """AWS requests per task over its whole life (planned, prepared, submitted by the
+    submitter from stream batches of 100, RUNNING and SUCCEEDED events collected), by kind;
+    ``arrays``: its shards as array jobs."""
+    harness = Harness()
+    harness.work.batch = 100  # the template's BatchSize for the submitter
+    proxies = counted_ports(harness)
+    config = {"MINIWDL__SERVERLESS__ARRAY_JOBS": "true" if arrays else "false"}
+    harness.start(WORKFLOW, {"n": n}, config=config)
+    harness.play()
+    assert len(harness.outputs()["fan.out"]) == n
+    total: Counter[str] = sum((p.requests for p in proxies), Counter())
+    return {kind: count / n for kind, count in sorted(total.items()) if not kind.startswith("EFS ")}
+
+
+LIFECYCLE_N = 1_000
+DYNAMODB_PER_TASK, BATCH_PER_TASK = 6, 1  # the targets (issue 11)
+
+
+def lifecycles(n: int) -> dict[str, Any]:
+    rows = {"single jobs": lifecycle(n, arrays=False), "array jobs": lifecycle(n, arrays=True)}
+    dynamodb = {
+        k: sum(v for kind, v in r.items() if kind.startswith("DynamoDB")) for k, r in rows.items()
+    }
+    batch = {
+        k: sum(v for kind, v in r.items() if kind.startswith("Batch")) for k, r in rows.items()
+    }
+    holds = all(d <= DYNAMODB_PER_TASK for d in dynamodb.values()) and all(
+        b <= BATCH_PER_TASK for b in batch.values()
+    )
+    return {"n": n, "per_task": rows, "dynamodb": dynamodb, "batch": batch, "holds": holds}
 
 
 class _NoCache:
@@ -267,13 +308,13 @@ def _finish(machine: StateMachine, cfg: Any, call_id: str, outputs: Any) -> None
         raise AssertionError("no call follows a shard")
 
 
-def measure(widths: Iterable[int]) -> dict[str, Any]:
+def measure(widths: Iterable[int], lifecycle_n: int = LIFECYCLE_N) -> dict[str, Any]:
     rows = []
     for n in widths:
         mine, theirs = ours(n), baseline(n)
         ratio = theirs["median_ms"] / mine["median_ms"]
         rows.append({"n": n, "ours": mine, "baseline": theirs, "baseline_over_ours": ratio})
-    return {"rows": rows, "target": target(rows)}
+    return {"rows": rows, "target": target(rows), "lifecycle": lifecycles(lifecycle_n)}
 
 
 def target(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -320,6 +361,7 @@ def table(results: dict[str, Any]) -> str:
             f"{row['n']:>6} {mine['median_ms']:>9.2f} {mine['p95_ms']:>7.2f} {kinds}"
             f" {row['baseline']['median_ms']:>11.2f} {row['baseline_over_ours']:>7.1f}"
         )
+    lines += lifecycle_table(results["lifecycle"])
     goal = results["target"]
     if goal:
         verdict = "holds" if goal["holds"] else "does NOT hold"
@@ -328,6 +370,24 @@ def table(results: dict[str, Any]) -> str:
             f"CPU {goal['cpu_ratio']:.2f}×, requests {goal['requests_ratio']:.2f}× — {verdict}"
         )
     return "\n".join(lines)
+
+
+def lifecycle_table(life: dict[str, Any]) -> list[str]:
+    kinds = sorted({kind for row in life["per_task"].values() for kind in row})
+    lines = [f"requests per task over its life ({life['n']:,} shards):"]
+    for name, row in life["per_task"].items():
+        parts = ", ".join(f"{kind} {row.get(kind, 0):.2f}" for kind in kinds)
+        lines.append(f"  {name:>11}: {parts}")
+    verdict = "holds" if life["holds"] else "does NOT hold"
+    lines.append(
+        f"target: ≤ {DYNAMODB_PER_TASK} DynamoDB and ≤ {BATCH_PER_TASK} Batch requests per task: "
+        + "; ".join(
+            f"{k} {life['dynamodb'][k]:.2f} DynamoDB, {life['batch'][k]:.2f} Batch"
+            for k in life["per_task"]
+        )
+        + f" — {verdict}"
+    )
+    return lines
 
 
 def write(results: dict[str, Any], path: Path) -> None:
@@ -345,7 +405,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     widths = args.widths or (QUICK if args.quick else FULL)
     logging.getLogger("miniwdl_serverless").setLevel(logging.WARNING)
-    results = {"mode": "quick" if args.quick else "full", **measure(widths)}
+    lifecycle_n = 100 if args.quick else LIFECYCLE_N
+    results = {"mode": "quick" if args.quick else "full", **measure(widths, lifecycle_n)}
     print(table(results))
     write(results, args.results)
     return results

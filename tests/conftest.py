@@ -16,6 +16,9 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 # turns it on (its config map) or a test's subprocess environment does.
 os.environ.setdefault("MINIWDL__CALL_CACHE__GET", "false")
 os.environ.setdefault("MINIWDL__CALL_CACHE__PUT", "false")
+# Array jobs too: most tests follow each call's own Batch job (tests/unit/test_array_jobs.py
+# turns them on in its runs' config).
+os.environ.setdefault("MINIWDL__SERVERLESS__ARRAY_JOBS", "false")
 
 import pytest  # noqa: E402
 

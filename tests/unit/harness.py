@@ -5,6 +5,7 @@ the store, the files, the Batch port and Step Functions were told. No AWS, no mo
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -193,10 +194,11 @@ class Harness:
 
     # -- playing AWS Batch --
     def open_jobs(self) -> list[SubmittedJob]:
+        """The jobs that run (an array job's children, not the array itself)."""
         return [
             j
             for j in self.batch.jobs.values()
-            if j.batch_job_id not in self.ended and j.terminated is None
+            if j.batch_job_id not in self.ended and j.terminated is None and j.size is None
         ]
 
     def batch_job_of(self, job_id: str) -> SubmittedJob:
@@ -232,18 +234,7 @@ class Harness:
     def detail(
         self, job: SubmittedJob, status: str, exit_code: int | None, reason: str | None
     ) -> BatchJobDetail:
-        container: dict[str, Any] = {"logStreamName": f"default/{job.batch_job_id}"}
-        if exit_code is not None:
-            container["exitCode"] = exit_code
-        return BatchJobDetail(
-            jobName=job.submission.name,
-            jobId=job.batch_job_id,
-            jobQueue=job.submission.queue,
-            status=status,
-            statusReason=reason,
-            container=container,
-            tags=job.submission.tags,
-        )
+        return job.event_detail(status, exit_code, reason)
 
     def play(self, behaviour: Behaviour = succeeds, limit: int = 1000) -> None:
         """Run every submitted job (RUNNING, then its outcome) until none is left."""
@@ -259,7 +250,12 @@ class Harness:
 
     def execute(self, job: SubmittedJob) -> Outcome:
         """A behaviour: run the job's script with bash (real files only)."""
-        result = subprocess.run(["/bin/bash", "-ec", job.submission.script], check=False)
+        env = (
+            None
+            if job.index is None
+            else {**os.environ, "AWS_BATCH_JOB_ARRAY_INDEX": str(job.index)}
+        )
+        result = subprocess.run(["/bin/bash", "-ec", job.submission.script], check=False, env=env)
         status = "SUCCEEDED" if result.returncode == 0 else "FAILED"
         return (status, result.returncode, "Essential container in task exited")
 

@@ -39,7 +39,7 @@ from miniwdl_serverless.core.store_rules import (
     tally_item_id,
 )
 from miniwdl_serverless.core.uploads import Transfer
-from miniwdl_serverless.core.work import WorkItem
+from miniwdl_serverless.core.work import DELIVERED_KINDS, SUBMIT, WorkItem
 
 
 class MemoryStore:
@@ -386,6 +386,8 @@ class SubmittedJob:
     started_at: float | None = None  # seconds
     stopped_at: float | None = None
     forgotten: bool = False  # Batch no longer knows it (DescribeJobs leaves it out)
+    index: int | None = None  # an array job's child: its index (its id: "<parent>:<index>")
+    size: int | None = None  # an array job's parent: how many children
 
     def moved(self, status: str, exit_code: int | None, reason: str | None, now: float) -> None:
         """Batch moved the job to ``status`` at ``now``."""
@@ -397,15 +399,28 @@ class SubmittedJob:
 
     def detail(self) -> BatchJobDetail:
         """The job as DescribeJobs (and its events) describe it."""
+        return self.event_detail(self.status, self.exit_code, self.reason)
+
+    def event_detail(
+        self, status: str, exit_code: int | None, reason: str | None
+    ) -> BatchJobDetail:
+        """The job in ``status``, as its event says (an array's child with its index, the
+        parent's name and tags)."""
         container: dict[str, Any] = {"logStreamName": f"default/{self.batch_job_id}"}
-        if self.exit_code is not None:
-            container["exitCode"] = self.exit_code
+        if exit_code is not None:
+            container["exitCode"] = exit_code
+        array: dict[str, Any] = {}
+        if self.index is not None:
+            array["arrayProperties"] = {"index": self.index}
+        elif self.size is not None:
+            array["arrayProperties"] = {"size": self.size}
         return BatchJobDetail(
+            **array,
             jobName=self.submission.name,
             jobId=self.batch_job_id,
             jobQueue=self.submission.queue,
-            status=self.status,  # type: ignore[arg-type]
-            statusReason=self.reason,
+            status=status,  # type: ignore[arg-type]
+            statusReason=reason,
             container=container,
             tags=dict(self.submission.tags),
             startedAt=int(self.started_at * 1000) if self.started_at else None,
@@ -430,16 +445,27 @@ class MemoryBatch:
         return None
 
     def submit(self, submission: TaskSubmission) -> str:
-        """A new job each time, as SubmitJob (names are not unique in Batch)."""
+        """A new job each time, as SubmitJob (names are not unique in Batch); an array job's
+        children are jobs of their own, ``<parent>:<index>``."""
         with self._lock:
             batch_job_id = f"batch-{next(self._ids):05d}"
-            self.jobs[batch_job_id] = SubmittedJob(batch_job_id, submission)
+            size = submission.array_size
+            self.jobs[batch_job_id] = SubmittedJob(batch_job_id, submission, size=size)
+            for index in range(size or 0):
+                child = f"{batch_job_id}:{index}"
+                self.jobs[child] = SubmittedJob(child, submission, index=index)
             return batch_job_id
+
+    def children(self, parent: str) -> list[SubmittedJob]:
+        return [j for j in self.jobs.values() if j.batch_job_id.startswith(parent + ":")]
 
     def terminate(self, batch_job_id: str, reason: str) -> None:
         with self._lock:
-            if batch_job_id in self.jobs:
-                self.jobs[batch_job_id].terminated = reason
+            for job in self.jobs.values():  # an array's parent: its children too
+                if job.batch_job_id == batch_job_id or job.batch_job_id.startswith(
+                    batch_job_id + ":"
+                ):
+                    job.terminated = job.terminated or reason
 
     def describe(self, batch_job_ids: list[str]) -> list[BatchJobDetail]:
         with self._lock:
@@ -510,6 +536,7 @@ class MemoryWork:
 
     def __init__(self, deliver: Callable[[list[WorkItem]], None] | None = None) -> None:
         self.deliver = deliver
+        self.batch = 1  # submissions delivered together (the template's BatchSize is 100)
         self.items: dict[str, WorkItem] = {}  # every item put, by key
         self.queue: list[WorkItem] = []
         self._lock = threading.RLock()
@@ -520,10 +547,17 @@ class MemoryWork:
             for item in items:
                 if item.key not in self.items:
                     self.items[item.key] = item
-                    self.queue.append(item)
+                    if item.kind in DELIVERED_KINDS:  # as the stream's filters: not records
+                        self.queue.append(item)
+
+    def get(self, key: str) -> WorkItem | None:
+        with self._lock:
+            return self.items.get(key)
 
     def drain(self) -> int:
-        """Deliver what is queued, and what that puts, until nothing is left; how many."""
+        """Deliver what is queued, and what that puts, until nothing is left; how many. Up to
+        ``batch`` submissions in a row go together (a stream batch: the submitter may make an
+        array job of them); other items one by one."""
         if getattr(self._draining, "active", False):
             return 0  # the outer drain delivers it
         self._draining.active = True
@@ -533,14 +567,20 @@ class MemoryWork:
                 with self._lock:
                     if not self.queue or self.deliver is None:
                         return delivered
-                    item = self.queue.pop(0)
+                    items = [self.queue.pop(0)]
+                    while (
+                        self.queue
+                        and len(items) < self.batch
+                        and items[0].kind == self.queue[0].kind == SUBMIT
+                    ):
+                        items.append(self.queue.pop(0))
                 try:
-                    self.deliver([item])
-                except BaseException:  # as a stream does: the item comes again
+                    self.deliver(items)
+                except BaseException:  # as a stream does: the items come again
                     with self._lock:
-                        self.queue.insert(0, item)
+                        self.queue[:0] = items
                     raise
-                delivered += 1
+                delivered += len(items)
         finally:
             self._draining.active = False
 

@@ -31,8 +31,10 @@ from miniwdl_serverless.core.decisions import (
 )
 from miniwdl_serverless.core.errors import as_run_error
 from miniwdl_serverless.core.events import BatchJobDetail
+from miniwdl_serverless.core.ids import TAG_ARRAY, batch_job_name, call_tags
 from miniwdl_serverless.core.localizing import DOWNLOAD_TAG
 from miniwdl_serverless.core.records import Job, Run
+from miniwdl_serverless.core.work import ARRAY, array_key
 
 
 def on_batch_event(detail: BatchJobDetail, ports: Ports) -> str:
@@ -41,7 +43,43 @@ def on_batch_event(detail: BatchJobDetail, ports: Ports) -> str:
     the event is delivered again)."""
     if DOWNLOAD_TAG in detail.tags:  # a download job's end settles a cache entry, not a call
         return on_download_event(detail, ports)
+    if detail.is_array_parent:  # its children speak for their calls
+        return EventKind.ARRAY_PARENT.value
+    if detail.array_child is not None:
+        call_event = _child_as_call(detail, ports)
+        if call_event is None:
+            return EventKind.UNKNOWN_JOB.value
+        detail = call_event
     return _on_task_event(detail, ports)
+
+
+def _child_as_call(detail: BatchJobDetail, ports: Ports) -> BatchJobDetail | None:
+    """An array child's event as its call's own Batch job would send it: the call it runs
+    (the array's item in the work table, by the array's name) and that call's tags and name
+    (attempt 0: only first attempts run in arrays). None: no such array, or index."""
+    child = detail.array_child
+    assert child is not None
+    children = _array_children(ports, detail.tags.get(TAG_ARRAY) or detail.jobName)
+    if children is None or not 0 <= child[1] < len(children[1]):
+        return None
+    run_id, job_id = children[0], children[1][child[1]]
+    tags = {**detail.tags, **call_tags(run_id, job_id, 0)}
+    return detail.model_copy(update={"tags": tags, "jobName": batch_job_name(run_id, job_id, 0)})
+
+
+_arrays: dict[str, tuple[str, list[str]]] = {}  # an array's run and children never change
+MAX_ARRAYS = 1024
+
+
+def _array_children(ports: Ports, name: str) -> tuple[str, list[str]] | None:
+    if name not in _arrays:
+        item = ports.work.get(array_key(name))
+        if item is None or item.kind != ARRAY:
+            return None
+        if len(_arrays) >= MAX_ARRAYS:
+            _arrays.clear()
+        _arrays[name] = (item.run_id, [str(c) for c in item.body.get("children", [])])
+    return _arrays[name]
 
 
 def _on_task_event(detail: BatchJobDetail, ports: Ports) -> str:

@@ -129,14 +129,17 @@ def stop_run(run_id: str, execution_status: str, ports: Ports) -> int:
 
 
 def terminate_run_jobs(ports: Ports, run_id: str, reason: str) -> int:
-    count = 0
+    count, stopped = 0, set()
     for job in ports.store.query_jobs(run_id, [RUNNING]):
-        if job.batch_job_id:
+        # an array child's id is "<parent>:<index>": stopping the parent stops its children
+        batch_job_id = (job.batch_job_id or "").split(":", 1)[0]
+        if batch_job_id and batch_job_id not in stopped:
+            stopped.add(batch_job_id)
             try:
-                ports.batch.terminate(job.batch_job_id, reason)
+                ports.batch.terminate(batch_job_id, reason)
                 count += 1
             except Exception as exn:  # one job that cannot be stopped does not stop the rest
-                log.warning("terminate %s: %s", job.batch_job_id, exn)
+                log.warning("terminate %s: %s", batch_job_id, exn)
     return count
 
 

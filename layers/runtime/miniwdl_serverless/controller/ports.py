@@ -372,6 +372,9 @@ class WorkQueue(Protocol):
     def put(self, items: list[WorkItem]) -> None:
         """Store the items durably; an item whose key is stored already is not handed on again."""
 
+    def get(self, key: str) -> WorkItem | None:
+        """The item with this key, as stored (an array job's children: core/work.py)."""
+
 
 class Metrics(Protocol):
     def count(self, name: str, value: int = 1) -> None: ...

@@ -136,7 +136,16 @@ def _queue_submission(
     nothing."""
     job_id, attempt = attempt_of
     assert lease.until is not None
-    item = work.QueuedSubmission(submission, ctx.run_id, job_id, attempt, lease=lease.until)
+    array_ok = attempt == 0 and ctx.settings.array_jobs
+    item = work.QueuedSubmission(
+        submission,
+        ctx.run_id,
+        job_id,
+        attempt,
+        lease=lease.until,
+        call_dir=ctx.call_dir(job_id),
+        array_ok=array_ok,
+    )
     ctx.ports.work.put([work.submit_item(item)])
     ctx.log(f"submitting {job_id} attempt {attempt + 1} ({submission.image}, {submission.queue})")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field, replace
 
 from miniwdl_serverless.controller.ports import (
     BatchJobs,
@@ -22,14 +22,18 @@ from miniwdl_serverless.controller.ports import (
     TransientError,
     WorkQueue,
 )
+from miniwdl_serverless.core import arrays
 from miniwdl_serverless.core.decisions import submit_lease
 from miniwdl_serverless.core.errors import describe_exception
+from miniwdl_serverless.core.ids import TAG_ARRAY, TAG_ATTEMPT, TAG_JOB
 from miniwdl_serverless.core.localizing import JOB_LEASE_SECONDS
 from miniwdl_serverless.core.records import RUN_RUNNING
+from miniwdl_serverless.core.resources import TaskSubmission
 from miniwdl_serverless.core.work import (
     Pacer,
     QueuedSubmission,
     WorkItem,
+    array_item,
     queued_submission,
     refused_item,
 )
@@ -37,6 +41,7 @@ from miniwdl_serverless.core.work import (
 log = logging.getLogger("miniwdl_serverless.submitter")
 
 RESERVE_SECONDS = 10.0  # stop taking items this long before the invocation's deadline
+ARRAY_HOLDER = "@array:"  # a lease an item took for an array job: "<key>@array:<name>:<index>"
 
 
 @dataclass
@@ -46,6 +51,7 @@ class SubmitterPorts:
     metrics: Metrics
     work: WorkQueue  # where a refused submission goes (the work function fails its attempt)
     cache: CacheStore | None = None
+    array_limit: int = arrays.ARRAY_SIZE_LIMIT  # children of one array job at most
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     outcomes: list[str] = field(default_factory=list)  # what each item led to (logs, tests)
@@ -62,15 +68,53 @@ def submit_queued(
     ended gets nothing more, and what this batch submitted for a run that ended meanwhile is
     terminated (its run read once before and once after)."""
     batch = _Batch(ports)
+    queued = [queued_submission(item) for item in items]
+    groups = arrays.groups_of([_array_shape(q) for q in queued], ports.array_limit)
     try:
-        for index, item in enumerate(items):
-            if remaining_seconds() < RESERVE_SECONDS:
-                return [i.key for i in items[index:]]
-            if not _handle(item, ports, pacer, batch):
-                return [i.key for i in items[index:]]
+        for number, group in enumerate(groups):
+            if remaining_seconds() < RESERVE_SECONDS or not _handle_group(
+                [items[p] for p in group], [queued[p] for p in group], ports, pacer, batch
+            ):
+                left = sorted(p for g in groups[number:] for p in g)
+                return [items[p].key for p in left]
         return []
     finally:
         batch.stop_what_ended()
+
+
+def _array_shape(queued: QueuedSubmission) -> Hashable | None:
+    """What an array of this submission and others must share (None: it goes alone)."""
+    if not queued.array_ok or queued.entry is not None or queued.attempt != 0:
+        return None
+    if not queued.call_dir or queued.job_id is None:
+        return None
+    return (queued.run_id, arrays.shape(queued.submission))
+
+
+def _handle_group(
+    items: list[WorkItem],
+    queued: list[QueuedSubmission],
+    ports: SubmitterPorts,
+    pacer: Pacer,
+    batch: _Batch,
+) -> bool:
+    if len(items) == 1:
+        return _handle(items[0], ports, pacer, batch)
+    if not batch.runs(queued[0].run_id):
+        ports.outcomes.extend(["run ended"] * len(items))
+        return True
+    try:
+        outcomes = submit_array(items, queued, ports, pacer)
+    except TransientError:
+        log.warning("submitting an array of %d failed; handed back", len(items), exc_info=True)
+        return False
+    if outcomes is None:  # not every call could be taken: each alone
+        return all(_handle(item, ports, pacer, batch) for item in items)
+    for outcome in outcomes:
+        if outcome.batch_job_id:
+            batch.submitted.setdefault(queued[0].run_id, []).append(outcome.batch_job_id)
+        ports.outcomes.append(outcome.what)
+    return True
 
 
 @dataclass
@@ -88,10 +132,14 @@ class _Batch:
         return self.running[run_id]
 
     def stop_what_ended(self) -> None:
+        """Each run's count of calls submitted, in one write; and if it ended while this batch
+        submitted, what it submitted terminated (an array's children with their parent)."""
         for run_id, batch_job_ids in self.submitted.items():
+            self.ports.store.count(run_id, calls_submitted=len(batch_job_ids))
+            self.ports.metrics.count("TasksSubmitted", len(batch_job_ids))
             run = self.ports.store.get_run(run_id)
-            if run is None or run.status != RUN_RUNNING:  # it ended while this batch submitted
-                for batch_job_id in batch_job_ids:
+            if run is None or run.status != RUN_RUNNING:
+                for batch_job_id in dict.fromkeys(i.split(":", 1)[0] for i in batch_job_ids):
                     self.ports.batch.terminate(batch_job_id, "miniwdl-serverless: run ended")
 
 
@@ -153,6 +201,63 @@ def _submit_one(key: str, queued: QueuedSubmission, ports: SubmitterPorts, pacer
     return _record(queued, ports, batch_job_id, "submitted")
 
 
+def submit_array(
+    items: list[WorkItem], queued: list[QueuedSubmission], ports: SubmitterPorts, pacer: Pacer
+) -> list[Outcome] | None:
+    """One array job for calls of one run and shape: every call's lease taken, held by the
+    array (so a redelivery after a crash looks the array up by its name), its children's list
+    written, one SubmitJob, each child's id recorded on its call. None if not every lease
+    could be taken (the takes are given back: the caller submits each alone)."""
+    store, run_id = ports.store, queued[0].run_id
+    name = arrays.queued_array_name(run_id, [item.key for item in items])
+    until = submit_lease(time.time())
+    taken: list[QueuedSubmission] = []
+    for index, (item, call) in enumerate(zip(items, queued, strict=True)):
+        assert call.job_id is not None
+        holder = f"{item.key}{ARRAY_HOLDER}{name}:{index}"
+        if not store.renew_lease(run_id, call.job_id, 0, call.lease, until, holder=holder):
+            break
+        taken.append(call)
+    if len(taken) < len(queued):
+        _give_back(ports, items, taken, until)
+        return None
+    ports.work.put([array_item(run_id, name, [str(call.job_id) for call in queued])])
+    submission = _array_submission(name, queued)
+    _pace(ports, pacer)
+    try:
+        parent = _submit(QueuedSubmission(submission, run_id), ports)
+    except Throttled:  # nothing submitted: the items' redelivery takes them again
+        _give_back(ports, items, taken, until)
+        raise
+    ports.metrics.count("ArrayJobsSubmitted")
+    return [
+        _record(call, ports, f"{parent}:{index}", "submitted in an array")
+        for index, call in enumerate(queued)
+    ]
+
+
+def _array_submission(name: str, queued: list[QueuedSubmission]) -> TaskSubmission:
+    first = queued[0].submission
+    tags = {k: v for k, v in first.tags.items() if k not in (TAG_JOB, TAG_ATTEMPT)}
+    return replace(
+        first,
+        name=name,
+        tags={**tags, TAG_ARRAY: name},
+        script=arrays.members_script([call.call_dir for call in queued]),
+        command=None,
+        array_size=len(queued),
+    )
+
+
+def _give_back(
+    ports: SubmitterPorts, items: list[WorkItem], taken: list[QueuedSubmission], until: float
+) -> None:
+    """The leases taken for an array, back as they were (each held by its own item)."""
+    for item, call in zip(items, taken, strict=False):
+        assert call.job_id is not None
+        ports.store.renew_lease(call.run_id, call.job_id, 0, until, call.lease, holder=item.key)
+
+
 def _own_take(
     key: str, queued: QueuedSubmission, ports: SubmitterPorts, until: float
 ) -> str | None:
@@ -162,18 +267,31 @@ def _own_take(
     assert queued.job_id is not None
     store, run_id, job_id, attempt = ports.store, queued.run_id, queued.job_id, queued.attempt
     current = store.get_job(run_id, job_id)
+    holder = current.lease_holder if current is not None else None
+    array = _array_holder(holder, key)
     mine = (
         current is not None
-        and current.lease_holder == key
+        and (holder == key or array is not None)
         and current.attempt == attempt
         and not current.batch_job_id
-        and current.lease_until is not None
     )
     if not mine or current is None or current.lease_until is None:
         return None
     if not store.renew_lease(run_id, job_id, attempt, current.lease_until, until, holder=key):
         return None
+    if array is not None:  # taken for an array that may have gone through
+        parent = ports.batch.find(array[0], queued.submission.queue)
+        return f"{parent}:{array[1]}" if parent else ""
     return ports.batch.find(queued.submission.name, queued.submission.queue) or ""
+
+
+def _array_holder(holder: str | None, key: str) -> tuple[str, int] | None:
+    """(the array's name, the call's index in it) of a lease this item took for an array."""
+    mark = f"{key}{ARRAY_HOLDER}"
+    if not holder or not holder.startswith(mark):
+        return None
+    name, _, index = holder[len(mark) :].rpartition(":")
+    return (name, int(index)) if name and index.isdigit() else None
 
 
 def _record(
@@ -186,9 +304,7 @@ def _record(
         if current is None or current.batch_job_id != batch_job_id:
             ports.batch.terminate(batch_job_id, "miniwdl-serverless: duplicate submission")
         return Outcome("duplicate")
-    store.count(run_id, calls_submitted=1)
-    ports.metrics.count("TasksSubmitted")
-    return Outcome(how, batch_job_id)
+    return Outcome(how, batch_job_id)  # counted with the batch's others (_Batch)
 
 
 def _submit_download(

@@ -65,11 +65,12 @@ def _actions(piece: Offers | ExpandRange | Refused, run_id: str, ports: Ports) -
 def deliver_in_process(
     items: list[WorkItem], ports: Ports, submitter: SubmitterPorts, pacer: Pacer
 ) -> None:
-    """Each item to its function, as the work table's stream does on AWS (the local mode's
-    and the tests' delivery). Raises TransientError for an item to deliver again."""
+    """The items to their functions, as the work table's stream does on AWS (the local mode's
+    and the tests' delivery): the submissions as one batch. Raises TransientError for items
+    to deliver again."""
+    submissions = [item for item in items if item.kind == SUBMIT]
+    if submissions and submit_queued(submissions, submitter, pacer, remaining_seconds.get()):
+        raise TransientError(f"{len(submissions)} submissions: not all submitted yet")
     for item in items:
-        if item.kind == SUBMIT:
-            if submit_queued([item], submitter, pacer, remaining_seconds.get()):
-                raise TransientError(f"{item.key}: not submitted yet")
-        else:
+        if item.kind != SUBMIT:
             log.debug("graph work %s: %s", item.key, on_graph_work(item, ports))

@@ -27,6 +27,7 @@ environment (https://docs.aws.amazon.com/batch/latest/userguide/array_jobs.html;
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -303,3 +304,52 @@ def after_failed_child(
         interruptions=after.interruptions,
         queue=queue_for(queue, fallback, preemptible, after.interruptions),
     )
+
+
+# ---- arrays of queued submissions (the submitter's) ----------------------------------------
+
+
+def members_script(call_dirs: Sequence[str], shell: str = "/bin/bash") -> str:
+    """The children's bash script when the submission itself holds which call each index
+    runs (nothing on EFS that a task could rewrite): a ``case`` on
+    ``AWS_BATCH_JOB_ARRAY_INDEX``, then what ``controller/task_call.py:job_script`` runs for
+    one call. An index without a call exits 3 having written nothing."""
+    cases = "".join(f"  {i}) call={shlex.quote(d)};;\n" for i, d in enumerate(call_dirs))
+    return (
+        'fail() { echo "miniwdl-serverless array child: $*" >&2; exit 3; }\n'
+        "case ${AWS_BATCH_JOB_ARRAY_INDEX-} in\n"
+        f"{cases}"
+        "  *) fail \"no call at index '${AWS_BATCH_JOB_ARRAY_INDEX-}'\";;\n"
+        "esac\n"
+        'cd -- "$call/work" || fail "no directory $call"\n'
+        f"printf '%s\\n' \"$AWS_BATCH_JOB_ARRAY_INDEX\" > ../{CHILD_MARKER}\n"
+        "exit_code=0\n"
+        f"{shell} ../command >> ../stdout.txt 2> >(tee -a ../stderr.txt >&2) || exit_code=$?\n"
+        "exit $exit_code\n"
+    )
+
+
+def queued_array_name(run_id: str, keys: Sequence[str]) -> str:
+    """The array job of these queued submissions: named from their keys (a redelivery of the
+    same items names the same array, and finds it by that name)."""
+    digest = hashlib.sha256("\n".join(keys).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return array_job_name(run_id, f"q{digest}-{len(keys)}")
+
+
+def groups_of(shapes: Sequence[Hashable | None], limit: int = ARRAY_SIZE_LIMIT) -> list[list[int]]:
+    """Positions of the items that go together as one array job: the same shape (None: an
+    item that goes alone), at least ARRAY_SIZE_MIN of them, at most ``limit``; the rest alone.
+    Groups in the order of their first item."""
+    by_shape: dict[Hashable, list[int]] = {}
+    alone: list[list[int]] = []
+    for position, found in enumerate(shapes):
+        if found is None:
+            alone.append([position])
+        else:
+            by_shape.setdefault(found, []).append(position)
+    groups = list(alone)
+    for members in by_shape.values():
+        for start in range(0, len(members), limit):
+            part = members[start : start + limit]
+            groups += [part] if len(part) >= ARRAY_SIZE_MIN else [[p] for p in part]
+    return sorted(groups, key=lambda g: g[0])

@@ -225,16 +225,19 @@ class TaskSettings:
     memory_delta_mib: int = DEFAULT_MEMORY_DELTA_MIB
     job_timeout_seconds: int = DEFAULT_JOB_TIMEOUT_SECONDS
     copy_input_files: bool = False
+    array_jobs: bool = True  # ``[serverless] array_jobs``: queued calls of one shape as arrays
 
     @classmethod
     def from_config(cls, cfg: Any) -> TaskSettings:
         def number(key: str, default: int) -> int:
             return int(cfg.get_int("aws", key)) if cfg.has_option("aws", key) else default
 
+        arrays = cfg.has_option("serverless", "array_jobs")
         return cls(
             memory_delta_mib=number("memory_delta", DEFAULT_MEMORY_DELTA_MIB),
             job_timeout_seconds=number("job_timeout", DEFAULT_JOB_TIMEOUT_SECONDS),
             copy_input_files=bool(cfg["file_io"].get_bool("copy_input_files")),
+            array_jobs=bool(cfg.get_bool("serverless", "array_jobs")) if arrays else True,
         )
 
 

@@ -19,7 +19,9 @@ SUBMIT = "submit"  # a Batch job to submit (the submitter's, outside the VPC)
 OFFERS = "offers"  # jobs to offer again: claim and evaluate what is ready (the work function's)
 EXPAND = "expand"  # a range of a scatter's shards to create (the work function's)
 REFUSED = "refused"  # Batch refused a submission: the attempt failed (the work function's)
+ARRAY = "array"  # an array job's children, by index (read by the advance function; no one's)
 GRAPH_KINDS = (OFFERS, EXPAND, REFUSED)
+DELIVERED_KINDS = (SUBMIT, *GRAPH_KINDS)  # what the stream's filters hand on (not ARRAY)
 
 # The invocation's remaining time in seconds (the handlers set it from the Lambda context).
 remaining_seconds: ContextVar[Callable[[], float]] = ContextVar(
@@ -50,7 +52,7 @@ class WorkItem:
         """An item read back (from the table or its stream's new image); ValueError if it is not
         one of ours."""
         kind, run_id, key, body = (item.get(k) for k in ("kind", "run_id", "key", "body"))
-        if kind not in (SUBMIT, *GRAPH_KINDS) or not isinstance(run_id, str):
+        if kind not in (SUBMIT, ARRAY, *GRAPH_KINDS) or not isinstance(run_id, str):
             raise ValueError(f"not a work item: kind {kind!r}")
         data = json.loads(body) if isinstance(body, str) else None
         if not isinstance(key, str) or not isinstance(data, dict):
@@ -72,6 +74,8 @@ class QueuedSubmission:
     entry: str | None = None  # a download's cache entry
     claimant: str | None = None
     entry_data: dict[str, Any] = field(default_factory=dict)
+    call_dir: str = ""  # a call's: where an array job's child runs it
+    array_ok: bool = False  # may run as a child of an array job with others of its shape
 
 
 def submit_item(queued: QueuedSubmission) -> WorkItem:
@@ -87,6 +91,15 @@ def queued_submission(item: WorkItem) -> QueuedSubmission:
     submission = dict(body.pop("submission"))
     submission["resources"] = Resources(**submission["resources"])
     return QueuedSubmission(TaskSubmission(**submission), **body)
+
+
+def array_key(name: str) -> str:
+    return f"{ARRAY}#{name}"
+
+
+def array_item(run_id: str, name: str, children: list[str]) -> WorkItem:
+    """Which call each child of the array job ``name`` runs (its index in ``children``)."""
+    return WorkItem(ARRAY, run_id, array_key(name), {"children": children})
 
 
 def refused_item(item: WorkItem, error: str) -> WorkItem:

@@ -30,12 +30,12 @@ class LocalWorkStream:
 
     def __init__(self, bus: Any, routes: dict[str, list[dict[str, Any]]], table: Any = None):
         self.bus, self.routes, self.table = bus, routes, table
-        self.keys: set[str] = set()
+        self.by_key: dict[str, WorkItem] = {}
         self.items: list[WorkItem] = []  # every item put, in order (tests read them)
 
     def put(self, items: list[WorkItem]) -> None:
-        fresh = [item for item in items if item.key not in self.keys]
-        self.keys.update(item.key for item in fresh)
+        fresh = [item for item in items if item.key not in self.by_key]
+        self.by_key.update((item.key, item) for item in fresh)
         self.items += fresh
         if self.table is not None and items:
             self.table.put(items)
@@ -44,6 +44,9 @@ class LocalWorkStream:
             for name, patterns in self.routes.items():
                 if any(matches(p, event["Records"][0]) for p in patterns):
                     self.bus.deliver_until_done(name, event, _done, RETRY_SECONDS, MAX_TRIES)
+
+    def get(self, key: str) -> WorkItem | None:
+        return self.by_key.get(key)
 
 
 def _done(answer: Any) -> bool:
