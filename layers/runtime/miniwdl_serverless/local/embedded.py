@@ -454,8 +454,9 @@ class EmbeddedAWS:
     def stop(self, execution_arn: str, cause: str) -> None:
         """Stop a run at once (Ctrl-C): kill its task processes, stop the execution and tell
         the cancel function, as EventBridge would, which fails the run."""
-        self.batch_executor.stop_all(timeout=2.0)
+        # the execution first: a killed task's FAILED event must not fail the run before it
         self.sfn.stop_execution(executionArn=execution_arn, error="Terminated", cause=cause)
+        self.batch_executor.stop_all(timeout=2.0)
         self.events.announce_end(self.sfn.describe_execution(executionArn=execution_arn))
         self.drain_seconds = 2.0  # what is left in flight is not waited for long
         self.drain(self.drain_seconds)
