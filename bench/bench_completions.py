@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import math
 import pickle
@@ -37,6 +36,7 @@ import WDL
 from WDL.runtime._stdlib import WorkflowStdLib
 from WDL.runtime._workflow_state import StateMachine
 
+from bench.results_file import merge
 from miniwdl_serverless.controller.advance import on_batch_event
 from miniwdl_serverless.core.store_rules import TRANSACTION_LIMIT
 from tests.unit.harness import Harness
@@ -391,10 +391,7 @@ def lifecycle_table(life: dict[str, Any]) -> list[str]:
 
 
 def write(results: dict[str, Any], path: Path) -> None:
-    """Merged into the file: one top-level key per benchmark."""
-    existing = json.loads(path.read_text()) if path.exists() else {}
-    existing["completions"] = results
-    path.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
+    merge("completions", results, path)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from bench.cost_model import (
     nat_cost,
     orchestration_cost,
 )
+from bench.results_file import merge
 from miniwdl_serverless.controller.advance import on_batch_event
 from tests.unit.harness import Harness
 
@@ -320,10 +321,7 @@ def table(results: dict[str, Any]) -> str:
 
 
 def write(results: dict[str, Any], path: Path) -> None:
-    """Merged into the file: one top-level key per benchmark."""
-    existing = json.loads(path.read_text()) if path.exists() else {}
-    existing["cost"] = results
-    path.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
+    merge("cost", results, path)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -29,7 +29,6 @@ Prints a table and merges the figures into bench/results.json under "planning".
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import subprocess
@@ -43,6 +42,7 @@ from typing import Any
 
 import WDL
 
+from bench.results_file import merge
 from miniwdl_serverless.controller import drive
 from miniwdl_serverless.controller.actions import Plan
 from tests.unit.harness import Harness
@@ -271,10 +271,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def write(results: dict[str, Any], path: Path) -> None:
-    """Merged into the file: one top-level key per benchmark."""
-    existing = json.loads(path.read_text()) if path.exists() else {}
-    existing["planning"] = results
-    path.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
+    merge("planning", results, path)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

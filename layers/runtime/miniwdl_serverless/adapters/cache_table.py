@@ -19,7 +19,7 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import Condition
 
 from miniwdl_serverless.adapters.dynamodb import condition_failed
-from miniwdl_serverless.adapters.dynamodb_items import CacheItem, bound
+from miniwdl_serverless.adapters.dynamodb_items import CacheItem, bound, cache_entry
 from miniwdl_serverless.controller.ports import CacheEntry
 
 DOWNLOADING, READY, FAILED = "downloading", "ready", "failed"
@@ -39,7 +39,7 @@ class DynamoCache:
             item = self.items.get(key, consistent_read=True)
         except self.items.DoesNotExist:
             return None
-        return _entry(item)
+        return cache_entry(item)
 
     def claim_entry(  # noqa: PLR0913 - the port's signature
         self,
@@ -112,14 +112,3 @@ class DynamoCache:
                 return False
             raise
         return True
-
-
-def _entry(item: Any) -> CacheEntry:
-    return CacheEntry(
-        key=item.key,
-        status=item.status or "",
-        claimant=item.claimant,
-        lease_until=item.lease_until,
-        waiters=set(item.waiters or ()),
-        data=dict(item.data or {}),
-    )

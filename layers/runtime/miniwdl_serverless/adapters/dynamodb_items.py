@@ -18,6 +18,7 @@ from pynamodb.attributes import (
 from pynamodb.models import Model
 
 from miniwdl_serverless.adapters import clients
+from miniwdl_serverless.controller.ports import CacheEntry
 from miniwdl_serverless.core.records import JOB_FIELDS, RUN_FIELDS, Job, Run
 
 
@@ -158,6 +159,18 @@ def _adaptive_connection(cls: type[Model]) -> Any:
 def record(item: Model, record_type: type[Any], fields: frozenset[str]) -> Any:
     values = {k: v for k, v in item.attribute_values.items() if k in fields and v is not None}
     return record_type(**values)
+
+
+def cache_entry(item: Any) -> CacheEntry:
+    """A cache table item as the CacheStore port's entry."""
+    return CacheEntry(
+        key=item.key,
+        status=item.status or "",
+        claimant=item.claimant,
+        lease_until=item.lease_until,
+        waiters=set(item.waiters or ()),
+        data=dict(item.data or {}),
+    )
 
 
 def run_record(item: Model) -> Run:

@@ -13,7 +13,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from miniwdl_serverless.adapters.dynamodb_items import CacheItem, JobItem, RunItem, run_record
+from miniwdl_serverless.adapters.dynamodb_items import (
+    CacheItem,
+    JobItem,
+    RunItem,
+    cache_entry,
+    run_record,
+)
 from miniwdl_serverless.adapters.memory import MemoryCache, MemoryStore
 from miniwdl_serverless.controller.ports import CacheEntry
 from miniwdl_serverless.core.records import JOB_FIELDS, Job, Run
@@ -149,7 +155,7 @@ class MemoryTables:
                     self.store.restore_job(_job(values))
         elif role == "cache":
             for item in items:
-                self.cache.put_entry(_cache_entry(CacheItem.from_raw_data(item)))
+                self.cache.put_entry(cache_entry(CacheItem.from_raw_data(item)))
         else:
             self.others.put_items(table, items)
 
@@ -195,14 +201,3 @@ def _cache_item(entry: CacheEntry) -> Item:
         data=entry.data,
     )
     return item.serialize()  # type: ignore[no-any-return]
-
-
-def _cache_entry(item: Any) -> CacheEntry:
-    return CacheEntry(
-        key=item.key,
-        status=item.status or "",
-        claimant=item.claimant,
-        lease_until=item.lease_until,
-        waiters=set(item.waiters or ()),
-        data=dict(item.data or {}),
-    )
