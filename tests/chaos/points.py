@@ -79,7 +79,7 @@ KINDS: dict[str, dict[str, str]] = {
         "stamp": READ,
     },
     "batch": {"find": READ, "describe": READ, "submit": WRITE, "terminate": WRITE},
-    "work": {"put": WRITE},
+    "work": {"put": WRITE, "get": READ},
     "orchestrator": {"send_success": WRITE, "send_failure": WRITE},
     "uploads": {"upload_file": WRITE, "put_json": WRITE, "get_json": READ},
     # metrics are best effort and never read back; a source is only read

@@ -107,3 +107,47 @@ def test_an_invocation_near_its_deadline_takes_one_step_and_hands_the_rest_on() 
         remaining_seconds.reset(token)
     assert harness.outputs() == {"w.os": list(range(30))}
     assert max(invocations.prepared) <= 1 and invocations.kinds["offers"] >= 29
+
+
+OUTSIDE = """version 1.0
+task t { input { Int i } command { echo ~{i} } output { Int o = i } }
+workflow w {
+  call t as first { input: i = 1 }
+  scatter (i in range(WIDTH)) { call t { input: i = i + first.o } }
+  output { Array[Int] os = t.o }
+}
+"""
+
+
+def test_shards_waiting_for_an_outside_call_are_one_waiter_per_part() -> None:
+    """The scatter's shards wait for ``first``, still running: its item holds one entry per
+    part of the expansion, not one per shard, and its completion releases them in parts."""
+    harness = Harness()
+    harness.ports.budget = Budget(steps=100)
+    invocations = Invocations(harness)
+    harness.start(OUTSIDE.replace("WIDTH", "300"))
+    first = harness.job("call-first")
+    assert first.status == "running" and len(first.waiters or []) == 3
+    assert all(w.startswith("@waiters#") for w in first.waiters or [])
+    harness.play()
+    assert harness.outputs() == {"w.os": list(range(1, 301))}
+    assert invocations.kinds["release"] == 3
+    assert max(invocations.prepared) <= 100
+
+
+def test_shards_created_after_their_outside_call_completed_are_released_at_once() -> None:
+    harness = Harness()
+    source = """version 1.0
+task t { input { Int i } command { echo ~{i} } output { Int o = i } }
+workflow w {
+  call t as first { input: i = 1 }
+  call t as gate { input: i = first.o }
+  if (gate.o > 0) {
+    scatter (i in range(5)) { call t { input: i = i + first.o } }
+  }
+  output { Array[Int]? os = t.o }
+}
+"""
+    harness.start(source)
+    harness.play()
+    assert harness.outputs() == {"w.os": [1, 2, 3, 4, 5]}

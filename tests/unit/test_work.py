@@ -138,3 +138,11 @@ def test_the_pacer_lets_an_idle_bucket_refill_up_to_its_burst() -> None:
 def test_the_account_rate_is_shared_by_the_submitters() -> None:
     assert submit_pace(40, 2).rate == 20.0
     assert submit_pace(40, 0).rate == 40.0
+
+
+def test_a_group_of_waiting_jobs_is_keyed_by_its_dependency_too() -> None:
+    from miniwdl_serverless.core.work import waiters_item
+
+    jobs = ["call-t-0", "call-t-1"]
+    assert waiters_item("r", "decl-a", jobs).key != waiters_item("r", "decl-b", jobs).key
+    assert waiters_item("r", "decl-a", jobs).key == waiters_item("r", "decl-a", jobs[::-1]).key

@@ -312,7 +312,7 @@ class DynamoStore:
             if index > 0:
                 return False
             return self._retry_with_fresh(job, expected_attempt, version)
-        return targets
+        return targets + job.group_tokens()
 
     def _commit(
         self, item: Any, actions: list[Action], guard: Condition, dependents: list[str]

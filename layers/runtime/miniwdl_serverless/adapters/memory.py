@@ -312,7 +312,7 @@ class MemoryStore:
                 self._jobs[(job.run_id, dependent)].pending -= 1
             current.status, current.outputs = DONE, copy.deepcopy(outputs)
             current.finished_at = time.time()
-            return targets
+            return targets + current.group_tokens()
 
     def tally_shard(self, job: Job) -> bool:
         tally = _tally(job)

@@ -59,6 +59,13 @@ class ExpandShards:
 
 
 @dataclass(frozen=True)
+class ReleaseWaiters:
+    """The dependency of the group of waiting jobs ``group`` (its work-table key) completed."""
+
+    group: str
+
+
+@dataclass(frozen=True)
 class Resume:
     """A job already completed: finish what a crashed invocation left after its completion."""
 
@@ -122,6 +129,7 @@ Action = (
     | Evaluate
     | Complete
     | ExpandShards
+    | ReleaseWaiters
     | Resume
     | EndScope
     | StartSubworkflow

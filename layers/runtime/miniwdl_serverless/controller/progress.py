@@ -15,6 +15,7 @@ from miniwdl_serverless.controller.actions import (
     Evaluate,
     ExpandShards,
     Offer,
+    ReleaseWaiters,
     Resume,
     StartSubworkflow,
     Submit,
@@ -29,6 +30,7 @@ from miniwdl_serverless.core.records import (
     COMPLETING,
     DONE,
     RUNNING,
+    WAITER_GROUP,
     WAITING,
     Job,
     is_shard,
@@ -222,7 +224,11 @@ def ready_dependents(ctx: RunContext, job: Job, targets: list[str] | None) -> li
     done = targets is not None
     if targets is None:
         job = store.get_job(ctx.run_id, job.job_id) or job
-        targets, done = job.targets(), job.status == DONE
+        targets, done = job.targets() + job.group_tokens(), job.status == DONE
+    groups = [t[len(WAITER_GROUP) :] for t in targets if t.startswith(WAITER_GROUP)]
+    if groups and done:  # released in parts by the work function (one item each: idempotent)
+        ctx.ports.work.put([work.release_item(ctx.run_id, group) for group in groups])
+    targets = [t for t in targets if not t.startswith(WAITER_GROUP)]
     found = store.get_jobs(ctx.run_id, targets, readiness_only=True) if targets else {}
     ready = [j for j in found.values() if _offered(j, job)]
     if done and job.tally:
@@ -337,10 +343,8 @@ def _store_jobs(
     created = store.put_new_jobs(list(jobs.values()), expires_at=expires_at)
     if created:
         store.count(ctx.run_id, jobs_total=len(created))
-    for spec in specs:
-        released = _register_outside(ctx, scope, spec, expires_at)
-        if released is not None:
-            jobs[released.job_id] = released
+    for released in _register_outside(ctx, scope, specs, expires_at):
+        jobs[released.job_id] = released
     existing = [job_id for job_id in jobs if job_id not in created]
     if existing:  # a resumed expansion: the store knows what happened since
         jobs.update(store.get_jobs(ctx.run_id, existing, readiness_only=True))
@@ -357,18 +361,54 @@ def _tally_shards(jobs: list[Job]) -> None:
 
 
 def _register_outside(
-    ctx: RunContext, scope: str, spec: planner.JobSpec, expires_at: int
-) -> Job | None:
-    """Register the job as a waiter on each outside dependency; give back the count of each
-    that completed first, once (keyed on the dependency: a redelivery may do this again).
-    Returns the job as the last give-back left it, if any did."""
-    store, job_id = ctx.ports.store, scoped_id(scope, spec.id)
-    released = None
-    for dependency in spec.external:
-        dependency_id = scoped_id(scope, dependency)
-        if not store.register_waiter(ctx.run_id, dependency_id, job_id, expires_at=expires_at):
-            released = store.stop_awaiting(ctx.run_id, job_id, dependency_id) or released
-    return released
+    ctx: RunContext, scope: str, specs: list[planner.JobSpec], expires_at: int
+) -> list[Job]:
+    """Register the jobs as waiters on their outside dependencies: one waiter per job, or,
+    for several jobs waiting for one dependency (a section's shards), one group of them (its
+    work-table item; the dependency's item then holds one entry however wide the section).
+    Give back the count of a dependency that completed first, once per job (keyed on the
+    dependency: a redelivery may do this again). Returns the jobs as the give-backs left them."""
+    store = ctx.ports.store
+    released: dict[str, Job] = {}
+    for dependency, job_ids in _waiting_for(scope, specs).items():
+        waiter = job_ids[0]
+        if len(job_ids) > 1:
+            group = work.waiters_item(ctx.run_id, dependency, job_ids)
+            ctx.ports.work.put([group])
+            waiter = WAITER_GROUP + group.key
+        if store.register_waiter(ctx.run_id, dependency, waiter, expires_at=expires_at):
+            continue
+        for job_id in job_ids:  # it completed first
+            job = store.stop_awaiting(ctx.run_id, job_id, dependency)
+            if job is not None:
+                released[job_id] = job
+    return list(released.values())
+
+
+def _waiting_for(scope: str, specs: list[planner.JobSpec]) -> dict[str, list[str]]:
+    """Each outside dependency, and the jobs (of ``specs``) that wait for it."""
+    waiting: dict[str, list[str]] = {}
+    for spec in specs:
+        for dependency in spec.external:
+            waiting.setdefault(scoped_id(scope, dependency), []).append(scoped_id(scope, spec.id))
+    return waiting
+
+
+def release(driver: Driver, action: ReleaseWaiters) -> list[Action]:
+    """A group's dependency completed: each of its jobs gets that count back (once: keyed on
+    the dependency) and is offered if nothing else is pending."""
+    ctx = driver.context()
+    group = ctx.ports.work.get(action.group)
+    if group is None or group.kind != work.WAITERS:
+        raise StoreError(f"{action.group}: no such group of waiting jobs")
+    dependency = str(group.body["dependency"])
+    offers: list[Action] = []
+    for job_id in group.body["jobs"]:
+        job = ctx.ports.store.stop_awaiting(ctx.run_id, str(job_id), dependency)
+        job = job or ctx.ports.store.get_job(ctx.run_id, str(job_id))  # released before
+        if job is not None and _offered(job, Job(ctx.run_id, dependency)):
+            offers.append(Offer(job, dependency))
+    return offers
 
 
 def _job(run_id: str, scope: str, call_path: list[str], spec: planner.JobSpec) -> Job:

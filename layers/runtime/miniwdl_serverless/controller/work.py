@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import logging
 
-from miniwdl_serverless.controller.actions import Action, AttemptFailed, ExpandShards, Offer
+from miniwdl_serverless.controller.actions import (
+    Action,
+    AttemptFailed,
+    ExpandShards,
+    Offer,
+    ReleaseWaiters,
+)
 from miniwdl_serverless.controller.advance import loaded_context
 from miniwdl_serverless.controller.drive import Driver
 from miniwdl_serverless.controller.localize import refused_download
@@ -19,6 +25,7 @@ from miniwdl_serverless.core.work import (
     Offers,
     Pacer,
     Refused,
+    Release,
     WorkItem,
     graph_work,
     remaining_seconds,
@@ -45,9 +52,13 @@ def on_graph_work(item: WorkItem, ports: Ports) -> str:
     return driver.outcome or item.kind
 
 
-def _actions(piece: Offers | ExpandRange | Refused, run_id: str, ports: Ports) -> list[Action]:
+def _actions(
+    piece: Offers | ExpandRange | Refused | Release, run_id: str, ports: Ports
+) -> list[Action]:
     if isinstance(piece, ExpandRange):
         return [ExpandShards(piece.section, piece.start, piece.stop)]
+    if isinstance(piece, Release):
+        return [ReleaseWaiters(piece.group)]
     if isinstance(piece, Refused):  # the attempt failed, unless it moved on meanwhile
         queued = piece.queued
         assert queued.job_id is not None

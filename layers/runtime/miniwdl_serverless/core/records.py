@@ -129,12 +129,26 @@ class Job:
 
     def targets(self) -> list[str]:
         """The jobs this one's completion decrements (in its transaction): its dependents and
-        waiters, but for the gather a shard is tallied into (``tally``)."""
+        waiters, but for the gather a shard is tallied into (``tally``) and groups of waiters
+        (``waiter_groups``: released in parts after the completion)."""
         gather = self.tally["gather"] if self.tally else None
-        return [d for d in self.dependents if d != gather] + list(self.waiters or [])
+        waiters = [w for w in self.waiters or [] if not w.startswith(WAITER_GROUP)]
+        return [d for d in self.dependents if d != gather] + waiters
+
+    def group_tokens(self) -> list[str]:
+        """Its waiters that stand for groups (what a completion reports with its targets)."""
+        return [w for w in self.waiters or [] if w.startswith(WAITER_GROUP)]
+
+    def waiter_groups(self) -> list[str]:
+        """The work-table keys of the groups of jobs waiting for this one (many shards of a
+        section waiting for one outside job: one waiter each would grow its item)."""
+        return [w[len(WAITER_GROUP) :] for w in self.waiters or [] if w.startswith(WAITER_GROUP)]
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+WAITER_GROUP = "@"  # a waiter that stands for a group of jobs (no job id begins with it)
 
 
 def is_shard(gather: Job, job: Job) -> bool:

@@ -20,7 +20,9 @@ OFFERS = "offers"  # jobs to offer again: claim and evaluate what is ready (the 
 EXPAND = "expand"  # a range of a scatter's shards to create (the work function's)
 REFUSED = "refused"  # Batch refused a submission: the attempt failed (the work function's)
 ARRAY = "array"  # an array job's children, by index (read by the advance function; no one's)
-GRAPH_KINDS = (OFFERS, EXPAND, REFUSED)
+WAITERS = "waiters"  # jobs waiting for one outside job (a record, read when it completes)
+RELEASE = "release"  # that job completed: give each waiting job its count back, offer it
+GRAPH_KINDS = (OFFERS, EXPAND, REFUSED, RELEASE)
 DELIVERED_KINDS = (SUBMIT, *GRAPH_KINDS)  # what the stream's filters hand on (not ARRAY)
 
 # The invocation's remaining time in seconds (the handlers set it from the Lambda context).
@@ -52,7 +54,7 @@ class WorkItem:
         """An item read back (from the table or its stream's new image); ValueError if it is not
         one of ours."""
         kind, run_id, key, body = (item.get(k) for k in ("kind", "run_id", "key", "body"))
-        if kind not in (SUBMIT, ARRAY, *GRAPH_KINDS) or not isinstance(run_id, str):
+        if kind not in (SUBMIT, ARRAY, WAITERS, *GRAPH_KINDS) or not isinstance(run_id, str):
             raise ValueError(f"not a work item: kind {kind!r}")
         data = json.loads(body) if isinstance(body, str) else None
         if not isinstance(key, str) or not isinstance(data, dict):
@@ -102,6 +104,19 @@ def array_item(run_id: str, name: str, children: list[str]) -> WorkItem:
     return WorkItem(ARRAY, run_id, array_key(name), {"children": children})
 
 
+def waiters_item(run_id: str, dependency: str, jobs: list[str]) -> WorkItem:
+    """A group of jobs waiting for ``dependency`` (the key: a digest of both: the same jobs
+    may wait for several)."""
+    digest = hashlib.sha256("\n".join([dependency, *sorted(jobs)]).encode()).hexdigest()[:24]
+    body = {"dependency": dependency, "jobs": sorted(jobs)}
+    return WorkItem(WAITERS, run_id, f"{WAITERS}#{run_id}#{digest}", body)
+
+
+def release_item(run_id: str, group: str) -> WorkItem:
+    """The group's dependency completed: release its jobs (the work function's)."""
+    return WorkItem(RELEASE, run_id, f"{RELEASE}#{group}", {"group": group})
+
+
 def refused_item(item: WorkItem, error: str) -> WorkItem:
     """Batch refused the item's submission (not throttling: access, a bad queue or image)."""
     body = {**item.body, "error": error}
@@ -123,6 +138,13 @@ class ExpandRange:
     section: str
     start: int
     stop: int
+
+
+@dataclass(frozen=True)
+class Release:
+    """The waiters group (its work-table key) whose dependency completed."""
+
+    group: str
 
 
 @dataclass(frozen=True)
@@ -161,7 +183,9 @@ def expand_items(run_id: str, section: str, width: int, chunk: int) -> list[Work
     return items
 
 
-def graph_work(item: WorkItem) -> Offers | ExpandRange | Refused:
+def graph_work(item: WorkItem) -> Offers | ExpandRange | Refused | Release:
+    if item.kind == RELEASE:
+        return Release(str(item.body["group"]))
     if item.kind == REFUSED:
         return Refused(queued_submission(_without(item, "error")), str(item.body["error"]))
     if item.kind == OFFERS:
