@@ -18,6 +18,16 @@ from datetime import datetime
 from typing import Any
 
 BATCH_LOG_GROUP = "/aws/batch/job"
+STOP_CHECK_SECONDS = 0.02  # how often a running job's thread looks for TerminateJob
+
+
+def _exited(process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Wait up to ``seconds`` for the process to exit (noticed within a millisecond or so)."""
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 class LocalBatch:
@@ -121,13 +131,12 @@ class LocalBatch:
                 env=env,
                 start_new_session=True,
             )
-            while process.poll() is None:
+            while not _exited(process, STOP_CHECK_SECONDS):  # at once when it exits
                 if job.stop or (parent is not None and parent.stop):
                     job.stop = True
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
                     break
-                time.sleep(0.02)
             if self.log is not None:
                 output.seek(0)
                 try:
