@@ -4,7 +4,6 @@ CloudWatch Logs, where the awslogs driver puts it."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import signal
@@ -180,25 +179,13 @@ class JobLogs:
     def __init__(self, closing: Callable[[], bool]):
         self.closing = closing
 
-    @functools.cached_property
-    def client(self) -> Any:  # one client for every finished job (boto3 clients are thread-safe)
-        from miniwdl_serverless.adapters import clients
-
-        return clients.client("logs")
-
     def __call__(self, job: Any, output: bytes) -> None:
         if self.closing() or not job.log_stream_name:
             return
-        logs = self.client
-        stream = job.log_stream_name
-        try:
-            logs.create_log_stream(logGroupName=BATCH_LOG_GROUP, logStreamName=stream)
-        except logs.exceptions.ResourceAlreadyExistsException:
-            pass
+        from miniwdl_serverless.local import moto_patches
+        from miniwdl_serverless.local.resources import ACCOUNT, REGION
+
         now = int(time.time() * 1000)
         lines = [line or " " for line in output.decode(errors="replace").splitlines()]
         events = [{"timestamp": now, "message": line} for line in lines[-5000:]]
-        if events:
-            logs.put_log_events(
-                logGroupName=BATCH_LOG_GROUP, logStreamName=stream, logEvents=events
-            )
+        moto_patches.put_job_log(ACCOUNT, REGION, BATCH_LOG_GROUP, job.log_stream_name, events)

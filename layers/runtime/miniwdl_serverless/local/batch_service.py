@@ -10,9 +10,10 @@ the way (~10 ms a call in moto). ``--embedded-aws full`` and server mode keep mo
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -371,6 +372,18 @@ def _answer(model: Any, context: dict[str, Any], **_: Any) -> tuple[_Http, dict[
 
 
 HOOKS = (("before-parameter-build.batch", _keep_params), ("before-call.batch", _answer))
+
+
+@contextlib.contextmanager
+def suspended() -> Iterator[None]:
+    """moto's Batch for every client meanwhile (tests of moto's Batch, in a process that holds
+    an embedded AWS), then the served service again."""
+    saved = list(_served)
+    _served.clear()
+    try:
+        yield
+    finally:
+        _served[:] = saved
 
 
 def serve(service: LocalBatchService | None) -> None:
