@@ -5,7 +5,9 @@ that runs task commands with bash on the host (bench/miniwdl_bare.py, no Docker)
 `miniwdl-serverless run` in its default mode (the in-memory store) and with
 `--embedded-aws full` (moto's DynamoDB), on (a) a generated scatter of a trivial task
 (tests/e2e/data/scatter_square.wdl, 200 shards) and (b) the demo (examples/viral_pipeline);
-median of 3 runs each (quick mode: 1 run, 20 shards). Also the embedded AWS's start-up: the
+median of 3 runs each (quick mode: 1 run, 20 shards). In the full mode also (c) a 10,000-shard
+scatter in the default mode, once: its wall seconds a shard against the 200-shard run's (how
+the cost of a shard grows with the scatter's width). Also the embedded AWS's start-up: the
 seconds `EmbeddedAWS.__enter__` takes in a fresh process once the workflow's inputs are parsed
 (miniwdl imported), as in `run`. Prints a table with the ratios (ours / miniwdl's) and merges
 the figures into bench/results.json under "local".
@@ -32,6 +34,7 @@ SCATTER = ROOT / "tests" / "e2e" / "data" / "scatter_square.wdl"
 DEMO = ROOT / "examples" / "viral_pipeline"
 BIN = Path(sys.executable).parent
 TOOLS = ("miniwdl", "memory", "full")  # miniwdl run; ours by --embedded-aws
+WIDE_SHARDS = 10_000  # the full mode's wide scatter
 STARTUP = """
 import sys, time
 import WDL, WDL.CLI, WDL.runtime
@@ -93,11 +96,28 @@ def measure(quick: bool) -> dict[str, Any]:
         name = f"scatter {shards}" if workload == "scatter" else "demo"
         rows.append({"workload": name, "seconds": seconds, "median": medians, "ratio": ratios})
     starts = {mode: statistics.median(startup(mode) for _ in range(repeats)) for mode in TOOLS[1:]}
-    return {
+    results = {
         "mode": "quick" if quick else "full",
         "repeats": repeats,
         "rows": rows,
         "startup": starts,
+    }
+    if not quick:
+        results["wide"] = wide(WIDE_SHARDS, rows[0]["median"]["memory"] / shards)
+    return results
+
+
+def wide(shards: int, per_shard_narrow: float) -> dict[str, Any]:
+    """A ``shards``-wide scatter end to end in the default mode, once: wall seconds a shard,
+    and their ratio to the narrow scatter's (``per_shard_narrow``, its median's)."""
+    seconds = one_run("memory", "scatter", shards)
+    per_shard = seconds / shards
+    return {
+        "shards": shards,
+        "seconds": seconds,
+        "per_shard": per_shard,
+        "per_shard_200": per_shard_narrow,
+        "ratio": per_shard / per_shard_narrow,
     }
 
 
@@ -111,6 +131,14 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"{row['workload']:<12} {median['miniwdl']:>10.2f} {median['memory']:>9.2f}"
             f" {median['full']:>8.2f} {ratio['memory']:>15.2f} {ratio['full']:>13.2f}"
+        )
+    wide_row = results.get("wide")
+    if wide_row:
+        lines.append(
+            f"scatter {wide_row['shards']} (memory): {wide_row['seconds']:.1f} s,"
+            f" {wide_row['per_shard'] * 1000:.1f} ms a shard"
+            f" ({wide_row['ratio']:.2f}x the 200-shard run's"
+            f" {wide_row['per_shard_200'] * 1000:.1f} ms)"
         )
     starts = results["startup"]
     lines.append(

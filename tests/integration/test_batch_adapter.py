@@ -23,6 +23,7 @@ from miniwdl_serverless.core.resources import (
     TaskSubmission,
     resources_for,
 )
+from miniwdl_serverless.local import batch_service
 
 REGION = "us-east-1"
 QUEUE = "msls-test-queue"
@@ -55,7 +56,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     global PREFIX, QUEUE
     suffix = uuid.uuid4().hex[:8]
     PREFIX, QUEUE = f"msls-test-{suffix}", f"msls-test-queue-{suffix}"
-    with mock_aws(config={"batch": {"use_docker": False}}):
+    # moto's own Batch, even while this process holds an embedded AWS (whose in-process Batch
+    # serves every boto3 Batch client)
+    with batch_service.suspended(), mock_aws(config={"batch": {"use_docker": False}}):
         yield
 
 

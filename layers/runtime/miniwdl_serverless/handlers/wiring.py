@@ -43,6 +43,7 @@ from miniwdl_serverless.core.options import efs_root
 from miniwdl_serverless.core.reconciling import Rules
 from miniwdl_serverless.core.uploads import MAX_CONCURRENCY, Deadline, UploadSettings
 from miniwdl_serverless.core.work import Budget, Pacer, remaining_seconds, submit_pace
+from miniwdl_serverless.handlers import local_ports
 
 if TYPE_CHECKING:  # the reconciler's controller needs miniwdl: imported where it is wired
     from miniwdl_serverless.controller.reconcile import ReconcilePorts
@@ -53,7 +54,12 @@ SERVICE = "miniwdl-serverless"
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 # In the embedded local mode stdout carries only the run's result, so logs go to stderr.
 logger = Logger(service=SERVICE, stream=sys.stderr if os.environ.get("MSLS_LOCAL") else None)
-tracer = Tracer(service=SERVICE)
+if os.environ.get("MSLS_LOCAL"):  # the embedded AWS: no X-Ray (nor its SDK's import)
+    from miniwdl_serverless.handlers.local_tracing import NoTracing
+
+    tracer = Tracer(service=SERVICE, provider=NoTracing())
+else:
+    tracer = Tracer(service=SERVICE)
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MiniwdlServerless")
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 EventBridgeDetail = envelopes.EventBridgeEnvelope  # the handler gets the event's detail
@@ -125,31 +131,19 @@ def ports() -> Ports:
     )
 
 
-# The embedded AWS's in-memory store and cache (local mode's default), instead of DynamoDB.
-_local_stores: tuple[RunStore, CacheStore] | None = None
-
-
 def use_stores(stores: tuple[RunStore, CacheStore] | None) -> None:
-    """The handlers' store and cache from now on (None: DynamoDB again)."""
-    global _local_stores
-    _local_stores = stores
-    forget_clients()
-
-
-# The embedded AWS's delivery of the work table's stream (local/work_stream.py).
-_local_work: WorkQueue | None = None
+    """The handlers' store and cache from now on (None: DynamoDB again): local_ports.py."""
+    local_ports.use_stores(stores)
 
 
 def use_work(work: WorkQueue | None) -> None:
-    """The handlers' work queue from now on (None: the work table again)."""
-    global _local_work
-    _local_work = work
-    forget_clients()
+    """The handlers' work queue from now on (None: the work table again): local_ports.py."""
+    local_ports.use_work(work)
 
 
 def work_queue() -> WorkQueue:
-    if _local_work is not None:
-        return _local_work
+    if local_ports.work is not None:
+        return local_ports.work
     return Retrying(DynamoWork.from_environment(), aws_errors.classify)  # type: ignore[return-value]
 
 
@@ -177,15 +171,15 @@ def submit_pacer() -> Pacer:
 
 @lru_cache(maxsize=1)
 def run_store() -> RunStore:
-    if _local_stores is not None:
-        return _local_stores[0]
+    if local_ports.stores is not None:
+        return local_ports.stores[0]
     return DynamoStore.from_environment()
 
 
 @lru_cache(maxsize=1)
 def cache_store() -> Any:
-    if _local_stores is not None:
-        return _local_stores[1]
+    if local_ports.stores is not None:
+        return local_ports.stores[1]
     cache = DynamoCache.from_environment()
     return Retrying(cache, aws_errors.classify) if cache is not None else None
 

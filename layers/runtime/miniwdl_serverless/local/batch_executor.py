@@ -4,7 +4,6 @@ CloudWatch Logs, where the awslogs driver puts it."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import signal
@@ -18,6 +17,16 @@ from datetime import datetime
 from typing import Any
 
 BATCH_LOG_GROUP = "/aws/batch/job"
+STOP_CHECK_SECONDS = 0.02  # how often a running job's thread looks for TerminateJob
+
+
+def _exited(process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Wait up to ``seconds`` for the process to exit (noticed within a millisecond or so)."""
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 class LocalBatch:
@@ -121,13 +130,12 @@ class LocalBatch:
                 env=env,
                 start_new_session=True,
             )
-            while process.poll() is None:
+            while not _exited(process, STOP_CHECK_SECONDS):  # at once when it exits
                 if job.stop or (parent is not None and parent.stop):
                     job.stop = True
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
                     break
-                time.sleep(0.02)
             if self.log is not None:
                 output.seek(0)
                 try:
@@ -171,25 +179,13 @@ class JobLogs:
     def __init__(self, closing: Callable[[], bool]):
         self.closing = closing
 
-    @functools.cached_property
-    def client(self) -> Any:  # one client for every finished job (boto3 clients are thread-safe)
-        from miniwdl_serverless.adapters import clients
-
-        return clients.client("logs")
-
     def __call__(self, job: Any, output: bytes) -> None:
         if self.closing() or not job.log_stream_name:
             return
-        logs = self.client
-        stream = job.log_stream_name
-        try:
-            logs.create_log_stream(logGroupName=BATCH_LOG_GROUP, logStreamName=stream)
-        except logs.exceptions.ResourceAlreadyExistsException:
-            pass
+        from miniwdl_serverless.local import moto_patches
+        from miniwdl_serverless.local.resources import ACCOUNT, REGION
+
         now = int(time.time() * 1000)
         lines = [line or " " for line in output.decode(errors="replace").splitlines()]
         events = [{"timestamp": now, "message": line} for line in lines[-5000:]]
-        if events:
-            logs.put_log_events(
-                logGroupName=BATCH_LOG_GROUP, logStreamName=stream, logEvents=events
-            )
+        moto_patches.put_job_log(ACCOUNT, REGION, BATCH_LOG_GROUP, job.log_stream_name, events)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from miniwdl_serverless.adapters.efs import EfsRunFiles
-from miniwdl_serverless.local import moto_patches
+from miniwdl_serverless.local import batch_service, moto_patches
 from miniwdl_serverless.local.batch_executor import BATCH_LOG_GROUP, JobLogs, LocalBatch
 from miniwdl_serverless.local.event_bus import TERMINAL, EventBus
 from miniwdl_serverless.local.memory_tables import MemoryTables, MotoTables, Tables, TableSpec
@@ -34,6 +34,7 @@ from miniwdl_serverless.local.resources import (
     LOCAL_STACK,
     REGION,
     Handler,
+    create_batch_queue,
     create_resources,
     create_stack,
     table_name,
@@ -146,6 +147,7 @@ class EmbeddedAWS:
         self.workers = workers or os.cpu_count() or 2
         self.events = EventBus(event_workers, self._call)
         self.handlers: dict[str, Handler] = {}
+        self.batch_service: batch_service.LocalBatchService | None = None
         self._saved_env: dict[str, str | None] = {}
         self._restore: list[moto_patches.Undo] = []
         self.state_machine_arn = ""
@@ -175,7 +177,6 @@ class EmbeddedAWS:
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
         import moto
-        from moto.moto_api import state_manager
 
         self.mock = moto.mock_aws(
             config={
@@ -185,9 +186,6 @@ class EmbeddedAWS:
             }
         )
         self.mock.start()
-        state_manager.set_transition(
-            model_name="batch::job", transition={"progression": "manual", "times": 10**9}
-        )
         for name in ("moto", "werkzeug", "botocore", "aws_lambda_powertools"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         self.batch_executor = LocalBatch(
@@ -215,11 +213,12 @@ class EmbeddedAWS:
             self._save_state()
             for undo in reversed(self._restore):
                 undo()
-            from miniwdl_serverless.handlers import wiring
+            from miniwdl_serverless.handlers import local_ports
 
-            wiring.use_work(None)
+            local_ports.use_work(None)
+            batch_service.serve(None)
             if self.mode == "memory":
-                wiring.use_stores(None)
+                local_ports.use_stores(None)
             self.mock.stop()
             for key, value in self._saved_env.items():
                 if value is None:
@@ -252,6 +251,7 @@ class EmbeddedAWS:
     def _patch_moto(self) -> None:
         events = self.events
         for patch in (
+            moto_patches.lazy_batch_package,
             moto_patches.patch_callback_delay,
             moto_patches.patch_stopped_executions,
             lambda: moto_patches.patch_s3_notifications(
@@ -260,19 +260,42 @@ class EmbeddedAWS:
                 )
             ),
             lambda: moto_patches.patch_lambda_invoke(self._invoke),
-            lambda: moto_patches.patch_batch_jobs(
-                LOCAL_QUEUE,
-                lambda job: self.batch_executor.accept(job),
-                lambda parent, children: self.batch_executor.accept_array(parent, children),
-            ),
         ):
             self._restore.append(patch())
         if self.mode == "full":  # (importing moto's DynamoDB takes time the default saves)
             self._restore.append(moto_patches.patch_transaction_snapshots())
             self._restore.append(moto_patches.patch_dynamodb_lock())
 
+    def _batch_in_moto(self) -> None:
+        """moto's Batch, its jobs on the local queue run by the local executor (full mode, and
+        server mode, where CLIs in other processes call Batch over HTTP)."""
+        from moto.moto_api import state_manager
+
+        state_manager.set_transition(
+            model_name="batch::job", transition={"progression": "manual", "times": 10**9}
+        )
+        executor = self.batch_executor
+        self._restore.append(
+            moto_patches.patch_batch_jobs(LOCAL_QUEUE, executor.accept, executor.accept_array)
+        )
+        self.batch_service = None
+        batch_service.serve(None)
+
+    def _batch_in_process(self) -> None:
+        """The in-process Batch (the default mode): every boto3 Batch client reaches it."""
+        executor = self.batch_executor
+        self.batch_service = batch_service.LocalBatchService(executor.accept, executor.accept_array)
+        batch_service.serve(self.batch_service)
+
     def _create_resources(self) -> None:
-        resources = create_resources(self.project, self.efs_root, self.mode == "full")
+        batch_in_moto = self.mode == "full" or self.serve_http
+        if batch_in_moto:
+            self._batch_in_moto()
+        else:
+            self._batch_in_process()
+        resources = create_resources(
+            self.project, self.efs_root, self.mode == "full", batch_in_moto
+        )
         for key, value in resources.environment.items():
             self._saved_env.setdefault(key, value)
         self.tables = resources.tables
@@ -283,10 +306,10 @@ class EmbeddedAWS:
             self.store = DynamoStore(self.tables["runs"], self.tables["jobs"])
         else:
             from miniwdl_serverless.adapters.memory import MemoryCache, MemoryStore
-            from miniwdl_serverless.handlers import wiring
+            from miniwdl_serverless.handlers import local_ports
 
             self.store, self.cache = MemoryStore(), MemoryCache()
-            wiring.use_stores((self.store, self.cache))
+            local_ports.use_stores((self.store, self.cache))
         self.run_files = EfsRunFiles(self.efs_root)  # the local directory standing in for EFS
         self.queue_arn = resources.queue_arn
         self.handlers.update(resources.handlers)
@@ -313,18 +336,18 @@ class EmbeddedAWS:
         """From now on the tables are moto's (full mode): what was in memory stays there."""
         from miniwdl_serverless.adapters.dynamodb import DynamoStore
         from miniwdl_serverless.adapters.work_table import DynamoWork
-        from miniwdl_serverless.handlers import wiring
+        from miniwdl_serverless.handlers import local_ports
 
         self.moto_tables()
         self.mode = "full"
         self.store = DynamoStore(self.tables["runs"], self.tables["jobs"])
-        wiring.use_stores(None)
+        local_ports.use_stores(None)
         self.work.table = DynamoWork.from_environment()
 
     def _work_stream(self, routes: dict[str, list[dict[str, Any]]]) -> LocalWorkStream:
         """The work table's stream, delivered to the submitter and the work function (in full
         mode the items are written to moto's table too)."""
-        from miniwdl_serverless.handlers import wiring
+        from miniwdl_serverless.handlers import local_ports
 
         table = None
         if self.mode == "full":
@@ -332,7 +355,7 @@ class EmbeddedAWS:
 
             table = DynamoWork.from_environment()
         stream = LocalWorkStream(self.events, routes, table)
-        wiring.use_work(stream)
+        local_ports.use_work(stream)
         return stream
 
     def _tables(self) -> Tables:
@@ -418,6 +441,9 @@ class EmbeddedAWS:
             return self.endpoint_url
         if self.mode == "memory":  # CLIs in other processes read the tables over HTTP
             self._tables_to_moto()
+        if self.batch_service is not None:  # and call Batch: new jobs go to moto's from now on
+            self._batch_in_moto()
+            self.queue_arn = create_batch_queue()
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -449,6 +475,7 @@ class EmbeddedAWS:
             stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(execution_input)
         )
         self.last_execution_arn = str(arn["executionArn"])
+        self._reconciled_at = time.monotonic()  # a round is due after a quiet spell of the run
         return self.last_execution_arn
 
     def stop(self, execution_arn: str, cause: str) -> None:

@@ -71,7 +71,10 @@ class EventBus:
             detail["statusReason"] = job.job_stopped_reason
         parent = getattr(job, "array_parent", None)
         if parent is not None:  # an array child: its index, and (assumed) the parent's tags
-            detail["tags"] = dict(parent.backend.list_tags_for_resource(parent.arn))
+            tags = getattr(parent, "tags", None)  # the in-process Batch's jobs hold theirs
+            if not isinstance(tags, dict):
+                tags = parent.backend.list_tags_for_resource(parent.arn)
+            detail["tags"] = dict(tags)
             detail["arrayProperties"] = {"index": job.array_properties["index"]}
         return _envelope("Batch Job State Change", "aws.batch", job.arn, detail)
 

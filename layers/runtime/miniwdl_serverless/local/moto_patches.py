@@ -28,6 +28,32 @@ def _replace(cls: Any, name: str, new: Any) -> Undo:
     return lambda: setattr(cls, name, old)
 
 
+def lazy_batch_package() -> Undo:
+    """``moto.batch`` without running its ``__init__`` (which imports its models, and they
+    moto's EC2 and ECS: most of a second) until something asks for one of its names. Step
+    Functions' ASL interpreter imports ``moto.batch.utils`` (its Batch integration's job
+    statuses), so every embedded AWS would pay for it; the default mode has no moto Batch."""
+    import importlib
+    import importlib.util
+    import sys
+
+    if "moto.batch" in sys.modules:
+        return lambda: None
+    spec = importlib.util.find_spec("moto.batch")
+    assert spec is not None and spec.loader is not None
+    package = importlib.util.module_from_spec(spec)
+
+    def attribute(name: str) -> Any:  # PEP 562: what the real __init__ would have bound
+        if name.startswith("__"):
+            raise AttributeError(name)
+        models = importlib.import_module("moto.batch.models")
+        return getattr(models, name)
+
+    package.__getattr__ = attribute  # type: ignore[method-assign]
+    sys.modules["moto.batch"] = package
+    return lambda: None  # it stays: it behaves as the real package once a name is asked
+
+
 def patch_lambda_invoke(invoke: Callable[[str, Any, dict[str, str]], bytes]) -> Undo:
     """Lambda invocations (the state machine's tasks) call ``invoke(function name, request body,
     response headers)`` instead of moto's stub; it returns the response payload."""
@@ -234,6 +260,24 @@ def patch_transaction_snapshots() -> Undo:
         backend_class.transact_write_items = original  # type: ignore[method-assign]
 
     return restore
+
+
+_LOGS_LOCK = threading.Lock()  # moto's log streams are not thread-safe (its own TODO says)
+
+
+def put_job_log(  # noqa: PLR0913 - where (account, region, group, stream) and what
+    account: str, region: str, group: str, stream: str, events: list[dict[str, Any]]
+) -> None:
+    """A job's output as the awslogs driver leaves it: its log stream (made even when empty),
+    with these events, put into moto's CloudWatch Logs directly (through boto3 a CreateLogStream
+    costs ~10 ms of moto's request handling, once per job)."""
+    from moto.logs.models import logs_backends
+
+    backend = logs_backends[account][region]
+    with _LOGS_LOCK:
+        backend.ensure_log_stream(group, stream)
+        if events:
+            backend.put_log_events(group, stream, events)
 
 
 def _table(account: str, region: str, name: str) -> Any:

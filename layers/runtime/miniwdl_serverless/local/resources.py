@@ -9,10 +9,12 @@ import importlib.util
 import io
 import json
 import os
+import threading
 import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from miniwdl_serverless.local.batch_executor import BATCH_LOG_GROUP
@@ -24,8 +26,34 @@ LOCAL_QUEUE = "miniwdl-serverless-local"
 LOCAL_BUCKET = "miniwdl-serverless-local"
 LOCAL_STACK = "miniwdl-serverless-local"
 LOCAL_ACCESS_POINT = "fsap-0123456789abcdef0"
+LOCAL_QUEUE_ARN = f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/{LOCAL_QUEUE}"
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+
+class LazyHandler:
+    """A function's handler, its module imported on the first invocation (a cold start), so
+    that the embedded AWS starts without importing every function, and a run imports only
+    those it invokes."""
+
+    def __init__(self, logical_id: str, path: Path, attribute: str):
+        self.logical_id, self.path, self.attribute = logical_id, path, attribute
+        self._handler: Handler | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> Handler:
+        with self._lock:
+            if self._handler is None:
+                name = f"msls_functions.{self.logical_id}"
+                spec = importlib.util.spec_from_file_location(name, self.path)
+                assert spec and spec.loader
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                self._handler = getattr(module, self.attribute)
+            return self._handler
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        return (self._handler or self.load())(event, context)
 
 
 @dataclass
@@ -64,27 +92,16 @@ def create_tables(project: Project, in_moto: bool) -> dict[str, str]:
     return names
 
 
-def create_resources(project: Project, efs_root: str, tables_in_moto: bool = True) -> Resources:
-    """Everything template.yaml declares, in the embedded account (its tables only if
-    ``tables_in_moto``: else the in-memory store holds them). Sets in this process the
-    variables the handlers read for them (RUNS_TABLE, JOBS_TABLE, STATE_MACHINE_ARN)."""
+def create_batch_queue() -> str:
+    """The local queue in moto's Batch (on an unmanaged compute environment): its ARN."""
     from miniwdl_serverless.adapters import clients
-    from miniwdl_serverless.handlers import wiring
 
-    environment: dict[str, str | None] = {}
-    names = create_tables(project, tables_in_moto)
-    runs = names[project.table_for_env("RUNS_TABLE")]
-    jobs = names[project.table_for_env("JOBS_TABLE")]
-    for variable in ("RUNS_TABLE", "JOBS_TABLE", "CACHE_TABLE", "WORK_TABLE"):
-        environment[variable] = os.environ.get(variable)
-        os.environ[variable] = names[project.table_for_env(variable)]
-    wiring.forget_clients()  # the handlers' ports read the tables' names from there
-
-    iam = clients.client("iam")
-    role = iam.create_role(RoleName="local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     batch = clients.client("batch")
     compute = batch.create_compute_environment(
-        computeEnvironmentName="local", type="UNMANAGED", state="ENABLED", serviceRole=role
+        computeEnvironmentName="local",
+        type="UNMANAGED",
+        state="ENABLED",
+        serviceRole=f"arn:aws:iam::{ACCOUNT}:role/local",
     )
     batch.create_job_queue(
         jobQueueName=LOCAL_QUEUE,
@@ -94,9 +111,33 @@ def create_resources(project: Project, efs_root: str, tables_in_moto: bool = Tru
             {"order": 1, "computeEnvironment": compute["computeEnvironmentArn"]}
         ],
     )
+    return str(batch.describe_job_queues(jobQueues=[LOCAL_QUEUE])["jobQueues"][0]["jobQueueArn"])
+
+
+def create_resources(
+    project: Project, efs_root: str, tables_in_moto: bool = True, batch_in_moto: bool = True
+) -> Resources:
+    """Everything template.yaml declares, in the embedded account (its tables only if
+    ``tables_in_moto``: else the in-memory store holds them; its Batch queue only if
+    ``batch_in_moto``: else the in-process Batch serves it). Sets in this process the
+    variables the handlers read for them (RUNS_TABLE, JOBS_TABLE, STATE_MACHINE_ARN)."""
+    from miniwdl_serverless.adapters import clients
+    from miniwdl_serverless.handlers import local_ports
+
+    environment: dict[str, str | None] = {}
+    names = create_tables(project, tables_in_moto)
+    runs = names[project.table_for_env("RUNS_TABLE")]
+    jobs = names[project.table_for_env("JOBS_TABLE")]
+    for variable in ("RUNS_TABLE", "JOBS_TABLE", "CACHE_TABLE", "WORK_TABLE"):
+        environment[variable] = os.environ.get(variable)
+        os.environ[variable] = names[project.table_for_env(variable)]
+    local_ports.forget_clients()  # the handlers' ports read the tables' names from there
+
+    iam = clients.client("iam")
+    role = iam.create_role(RoleName="local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    queue_arn = create_batch_queue() if batch_in_moto else LOCAL_QUEUE_ARN
     s3 = clients.client("s3")
     s3.create_bucket(Bucket=LOCAL_BUCKET)
-    queue_arn = batch.describe_job_queues(jobQueues=[LOCAL_QUEUE])["jobQueues"][0]["jobQueueArn"]
     tables = {"runs": runs, "jobs": jobs}
     clients.client("logs").create_log_group(logGroupName=BATCH_LOG_GROUP)
     queue_url = clients.client("sqs").create_queue(QueueName="local-DeadLetterQueue")["QueueUrl"]
@@ -125,11 +166,7 @@ def create_resources(project: Project, efs_root: str, tables_in_moto: bool = Tru
     for function in project.functions():
         module_name, attribute = function.handler.rsplit(".", 1)
         path = function.code_dir / f"{module_name}.py"
-        spec = importlib.util.spec_from_file_location(f"msls_functions.{function.logical_id}", path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        handlers[function.logical_id] = getattr(module, attribute)
+        handlers[function.logical_id] = LazyHandler(function.logical_id, path, attribute)
         rules[function.logical_id] = function.event_patterns
         if function.stream_patterns:
             streams[function.logical_id] = function.stream_patterns
