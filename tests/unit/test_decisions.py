@@ -232,6 +232,7 @@ def test_submission_spec():
 
 def test_settings_come_from_miniwdls_configuration():
     import logging
+    import os
 
     import WDL.runtime
 
@@ -239,10 +240,15 @@ def test_settings_come_from_miniwdls_configuration():
         "aws": {"memory_delta": "-50", "job_timeout": "7200"},
         "file_io": {"copy_input_files": "true"},
     }
+    arrays = os.environ.get("MINIWDL__SERVERLESS__ARRAY_JOBS", "true") == "true"  # the env's
     cfg = WDL.runtime.config.Loader(logging.getLogger("t"), overrides=overrides)
-    assert TaskSettings.from_config(cfg) == TaskSettings(-50, 7200, True)
+    assert TaskSettings.from_config(cfg) == TaskSettings(-50, 7200, True, arrays)
     plain = WDL.runtime.config.Loader(logging.getLogger("t"))
-    assert TaskSettings.from_config(plain) == TaskSettings()
+    assert TaskSettings.from_config(plain) == TaskSettings(array_jobs=arrays)
+    off = WDL.runtime.config.Loader(
+        logging.getLogger("t"), overrides={"serverless": {"array_jobs": "false"}}
+    )
+    assert TaskSettings.from_config(off).array_jobs is False
 
 
 def test_what_a_scope_end_does():
