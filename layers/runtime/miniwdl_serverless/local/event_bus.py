@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -36,6 +37,19 @@ def _envelope(
         "detail": detail,
     }
     return json.loads(json.dumps(event))  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Redelivery:
+    """How a stream delivers a batch again: when it is done with it (the handler's answer),
+    after which delays (then the last, again), and how many tries at most."""
+
+    done: Callable[[Any], bool]
+    delays: tuple[float, ...]
+    tries: int
+
+    def delay(self, attempt: int) -> float:
+        return self.delays[min(attempt, len(self.delays) - 1)]
 
 
 class EventBus:
@@ -185,38 +199,24 @@ class EventBus:
                 self._pending -= 1
                 self.last_delivered = time.monotonic()
 
-    def deliver_until_done(  # noqa: PLR0913 - where, what, when it is done, and how often
-        self,
-        name: str,
-        event: dict[str, Any],
-        done: Callable[[Any], bool],
-        delays: tuple[float, ...],
-        tries: int,
-    ) -> None:
-        """A stream's delivery to ``name``: asynchronous, and again after each of ``delays``
-        (then the last) while it raises or ``done(answer)`` is false, ``tries`` times at most."""
+    def deliver_until_done(self, name: str, event: dict[str, Any], redelivery: Redelivery) -> None:
+        """A stream's delivery to ``name``: asynchronous, and again as ``redelivery`` says
+        while it raises or reports its items failed."""
         with self._lock:
             self._pending += 1
-        self.pool.submit(self._deliver_until_done, name, event, done, delays, tries)
+        self.pool.submit(self._deliver_until_done, name, event, redelivery)
 
-    def _deliver_until_done(  # noqa: PLR0913 - as deliver_until_done
-        self,
-        name: str,
-        event: dict[str, Any],
-        done: Callable[[Any], bool],
-        delays: tuple[float, ...],
-        tries: int,
-    ) -> None:
+    def _deliver_until_done(self, name: str, event: dict[str, Any], redelivery: Redelivery) -> None:
         try:
-            for attempt in range(tries):
+            for attempt in range(redelivery.tries):
                 if self.closing and attempt:
                     return
                 try:
-                    if done(self.call(name, event)):
+                    if redelivery.done(self.call(name, event)):
                         return
                 except Exception:
                     logging.getLogger(__name__).exception("stream handler %s failed", name)
-                time.sleep(delays[min(attempt, len(delays) - 1)])
+                time.sleep(redelivery.delay(attempt))
         finally:
             with self._lock:
                 self._pending -= 1

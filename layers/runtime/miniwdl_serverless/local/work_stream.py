@@ -11,6 +11,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeSerializer
 
 from miniwdl_serverless.core.work import SUBMIT, WorkItem
+from miniwdl_serverless.local.event_bus import Redelivery
 from miniwdl_serverless.local.project import matches
 from miniwdl_serverless.local.resources import ACCOUNT, REGION
 
@@ -43,7 +44,7 @@ class LocalWorkStream:
             event = stream_event([item])
             for name, patterns in self.routes.items():
                 if any(matches(p, event["Records"][0]) for p in patterns):
-                    self.bus.deliver_until_done(name, event, _done, RETRY_SECONDS, MAX_TRIES)
+                    self.bus.deliver_until_done(name, event, REDELIVERY)
 
     def get(self, key: str) -> WorkItem | None:
         return self.by_key.get(key)
@@ -52,6 +53,9 @@ class LocalWorkStream:
 def _done(answer: Any) -> bool:
     """Lambda's partial batch response: nothing reported failed."""
     return not (isinstance(answer, dict) and answer.get("batchItemFailures"))
+
+
+REDELIVERY = Redelivery(_done, RETRY_SECONDS, MAX_TRIES)
 
 
 def function_of(item: WorkItem) -> str:
