@@ -231,7 +231,7 @@ def lifecycle(n: int, arrays: bool) -> dict[str, float]:
     proxies = counted_ports(harness)
     config = {"MINIWDL__SERVERLESS__ARRAY_JOBS": "true" if arrays else "false"}
     harness.start(WORKFLOW, {"n": n}, config=config)
-    harness.play()
+    harness.play(limit=n + 10)  # every shard, and what follows them
     assert len(harness.outputs()["fan.out"]) == n
     total: Counter[str] = sum((p.requests for p in proxies), Counter())
     return {kind: count / n for kind, count in sorted(total.items()) if not kind.startswith("EFS ")}
