@@ -4,13 +4,19 @@ here, at no more than the stack's rate (outside the VPC: it touches no files).""
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from miniwdl_serverless.controller.submitter import submit_queued
-from miniwdl_serverless.handlers.events import WorkStream, item_failures, stream_items
-from miniwdl_serverless.handlers.wiring import lambda_handler, logger, submit_pacer, submitter_ports
+from miniwdl_serverless.handlers.events import WorkStream, item_failures
+from miniwdl_serverless.handlers.wiring import (
+    lambda_handler,
+    logger,
+    work_items,
+    submit_pacer,
+    submitter_ports,
+)
 
 
 @lambda_handler(WorkStream)
 def handler(event: WorkStream, context: LambdaContext) -> dict:
-    items = stream_items(event)
+    items = work_items(event)
     remaining = lambda: context.get_remaining_time_in_millis() / 1000  # noqa: E731
     left = submit_queued([item for _, item in items], submitter_ports(), submit_pacer(), remaining)
     logger.info("submissions handled", extra={"items": len(items), "left": len(left)})

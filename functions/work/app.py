@@ -4,13 +4,13 @@ when it reached its budget (ready jobs to offer, ranges of a wide scatter's shar
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from miniwdl_serverless.controller.work import on_graph_work
-from miniwdl_serverless.handlers.events import WorkStream, item_failures, stream_items
-from miniwdl_serverless.handlers.wiring import lambda_handler, logger, ports
+from miniwdl_serverless.handlers.events import WorkStream, item_failures
+from miniwdl_serverless.handlers.wiring import lambda_handler, logger, work_items, ports
 
 
 @lambda_handler(WorkStream)
 def handler(event: WorkStream, context: LambdaContext) -> dict:
-    items = stream_items(event)
+    items = work_items(event)
     for index, (_, item) in enumerate(items):
         logger.append_keys(run_id=item.run_id)
         try:

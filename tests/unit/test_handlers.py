@@ -404,6 +404,43 @@ def test_the_submitter_submits_what_the_start_queued_and_answers_a_partial_batch
     assert len(world.batch.jobs) == 6
 
 
+def test_an_unreadable_work_item_is_skipped_and_the_rest_of_its_batch_is_handled(world, caplog):
+    # given the run's submissions, and among them records that are not readable work items
+    world.s3.objects.update(WDL_OBJECTS)
+    items = start_without_the_stream(world)
+    batch = stream_event(items)
+    records = batch["Records"]
+    no_submission = json.loads(json.dumps(records[0]))  # a submit item whose body lost a field
+    body = json.loads(no_submission["dynamodb"]["NewImage"]["body"]["S"])
+    del body["submission"]["image"]
+    no_submission["dynamodb"]["NewImage"]["body"]["S"] = json.dumps(body)
+    no_submission["dynamodb"]["SequenceNumber"] = "1"
+    not_json = json.loads(json.dumps(records[1]))
+    not_json["dynamodb"]["NewImage"]["body"]["S"] = "{not json"
+    not_json["dynamodb"]["SequenceNumber"] = "2"
+    batch["Records"] = [no_submission, not_json, *records]
+    # when the stream delivers them to the submitter
+    with caplog.at_level(logging.ERROR):
+        answer = invoke("submitter", batch)
+    # then the unreadable ones are logged and left out, not reported for redelivery (they could
+    # never succeed, and the stream would hold every later record behind them), and the rest
+    # are submitted
+    assert answer == {"batchItemFailures": []}
+    assert len(world.batch.jobs) == len(items) == 6
+    skipped = [r.__dict__ for r in caplog.records if "skipped" in r.getMessage()]
+    assert [s["sequence"] for s in skipped] == ["1", "2"], caplog.text
+    assert "'image'" in skipped[0]["why"] and "not JSON" in skipped[1]["why"]
+
+
+def test_an_unreadable_graph_work_item_is_skipped(world, caplog):
+    from miniwdl_serverless.core.work import WorkItem
+
+    bad = WorkItem("expand", RUN, "expand#x#0", {"section": "scatter-0", "start": "zero"})
+    with caplog.at_level(logging.ERROR):
+        assert invoke("work", stream_event([bad])) == {"batchItemFailures": []}
+    assert "unreadable work item skipped" in caplog.text
+
+
 def start_without_the_stream(world: World) -> list[Any]:
     """The start function alone: what it put in the work table, taken out of it."""
     world.raw["start"](event("start_payload.json"), FakeContext("StartFunction"))

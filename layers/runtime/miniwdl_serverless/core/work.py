@@ -56,7 +56,10 @@ class WorkItem:
         kind, run_id, key, body = (item.get(k) for k in ("kind", "run_id", "key", "body"))
         if kind not in (SUBMIT, ARRAY, WAITERS, *GRAPH_KINDS) or not isinstance(run_id, str):
             raise ValueError(f"not a work item: kind {kind!r}")
-        data = json.loads(body) if isinstance(body, str) else None
+        try:
+            data = json.loads(body) if isinstance(body, str) else None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"work item {key!r}: its body is not JSON ({error})") from None
         if not isinstance(key, str) or not isinstance(data, dict):
             raise ValueError(f"work item {key!r} has no body")
         return cls(str(kind), run_id, key, data)
@@ -192,6 +195,22 @@ def graph_work(item: WorkItem) -> Offers | ExpandRange | Refused | Release:
         return Offers([(str(j), str(c)) for j, c in item.body["offers"]])
     body = item.body
     return ExpandRange(str(body["section"]), int(body["start"]), int(body["stop"]))
+
+
+def unreadable(item: WorkItem) -> str | None:
+    """Why a delivered item cannot be handled (None: it can). Such an item is skipped and
+    logged, never retried: the stream would otherwise hand the same batch back until the
+    record expires, holding up every run's work behind it."""
+    try:
+        if item.kind == SUBMIT:
+            queued_submission(item)
+        elif item.kind in GRAPH_KINDS:
+            graph_work(item)
+        else:
+            return f"kind {item.kind!r} is not delivered"
+    except (KeyError, ValueError, TypeError, AttributeError) as error:
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
 # -- bounds --

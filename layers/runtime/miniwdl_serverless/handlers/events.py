@@ -3,24 +3,40 @@ detail is the controller's own type (core/events.py): parsed once, handed on as 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel, EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
 from miniwdl_serverless.core.events import BatchJobDetail
-from miniwdl_serverless.core.work import WorkItem
+from miniwdl_serverless.core.work import WorkItem, unreadable
 
 WorkStream = DynamoDBStreamModel  # the work table's stream, as Lambda delivers a batch of it
 
 
-def stream_items(event: DynamoDBStreamModel) -> list[tuple[str, WorkItem]]:
-    """Each record's sequence number (to report it failed) and the item it inserted."""
+def stream_items(
+    event: DynamoDBStreamModel, skipped: Callable[[str, str], None]
+) -> list[tuple[str, WorkItem]]:
+    """Each record's sequence number (to report it failed) and the item it inserted. A record
+    that is not a readable work item is reported to ``skipped`` (its sequence number and why)
+    and left out: it can never succeed, so it must not hold up the records after it."""
     found = []
     for record in event.Records:
-        image = record.dynamodb.NewImage if record.dynamodb is not None else None
-        if isinstance(image, dict):
-            found.append((record.dynamodb.SequenceNumber, WorkItem.from_item(image)))
+        stream = record.dynamodb
+        image = stream.NewImage if stream is not None else None
+        if stream is None or not isinstance(image, dict):
+            continue
+        try:
+            item = WorkItem.from_item(image)
+        except ValueError as error:
+            skipped(str(stream.SequenceNumber), str(error))
+            continue
+        why = unreadable(item)
+        if why is None:
+            found.append((stream.SequenceNumber, item))
+        else:
+            skipped(str(stream.SequenceNumber), f"work item {item.key!r}: {why}")
     return found
 
 

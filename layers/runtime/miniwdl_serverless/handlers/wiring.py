@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import envelopes, event_parser
+from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel
 from pydantic import BaseModel
 
 from miniwdl_serverless.adapters import aws_errors, clients
@@ -42,8 +43,9 @@ from miniwdl_serverless.controller.submitter import SubmitterPorts
 from miniwdl_serverless.core.options import efs_root
 from miniwdl_serverless.core.reconciling import Rules
 from miniwdl_serverless.core.uploads import MAX_CONCURRENCY, Deadline, UploadSettings
-from miniwdl_serverless.core.work import Budget, Pacer, remaining_seconds, submit_pace
+from miniwdl_serverless.core.work import Budget, Pacer, WorkItem, remaining_seconds, submit_pace
 from miniwdl_serverless.handlers import local_ports
+from miniwdl_serverless.handlers.events import stream_items
 
 if TYPE_CHECKING:  # the reconciler's controller needs miniwdl: imported where it is wired
     from miniwdl_serverless.controller.reconcile import ReconcilePorts
@@ -104,6 +106,17 @@ class PowertoolsMetrics:
     def count(self, name: str, value: int = 1) -> None:
         if value:
             count_metric(name, value)
+
+
+def work_items(event: DynamoDBStreamModel) -> list[tuple[str, WorkItem]]:
+    """The work items a stream batch inserted; an unreadable record is logged, counted
+    (MalformedWorkItems) and skipped."""
+
+    def skipped(sequence: str, why: str) -> None:
+        logger.error("unreadable work item skipped", extra={"sequence": sequence, "why": why})
+        count_metric("MalformedWorkItems")
+
+    return stream_items(event, skipped)
 
 
 @lru_cache(maxsize=1)
