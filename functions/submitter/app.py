@@ -8,9 +8,9 @@ from miniwdl_serverless.handlers.events import WorkStream, item_failures
 from miniwdl_serverless.handlers.wiring import (
     lambda_handler,
     logger,
-    work_items,
     submit_pacer,
     submitter_ports,
+    work_items,
 )
 
 

@@ -5,7 +5,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from miniwdl_serverless.controller.work import on_graph_work
 from miniwdl_serverless.handlers.events import WorkStream, item_failures
-from miniwdl_serverless.handlers.wiring import lambda_handler, logger, work_items, ports
+from miniwdl_serverless.handlers.wiring import lambda_handler, logger, ports, work_items
 
 
 @lambda_handler(WorkStream)
