@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
 from collections import Counter
 from pathlib import Path
@@ -46,6 +47,8 @@ from bench.cost_model import (
 )
 from bench.results_file import merge
 from miniwdl_serverless.controller.advance import on_batch_event
+from miniwdl_serverless.controller.work import deliver_in_process
+from miniwdl_serverless.core.work import SUBMIT, WorkItem
 from tests.unit.harness import Harness
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +62,7 @@ INIT_MS = 1_500.0  # a cold start (importing miniwdl, boto3), billed; one per fu
 FINISH_MS = 2_000.0  # Finish: outputs.json, no s3upload
 FINISH_REQUESTS = {"read units": 3, "write units": 2}  # the run, its outputs job; the run ended
 NAT_GB = 1.0  # per run through the NAT gateway
+SUBMIT_BATCH = 100  # the submitter's stream BatchSize (template.yaml)
 
 
 # -- counting --------------------------------------------------------------------------------
@@ -67,7 +71,7 @@ NAT_GB = 1.0  # per run through the NAT gateway
 class Units:
     """DynamoDB request units of the store's (and cache's) calls, per item."""
 
-    READS = {"get_run", "get_job", "get_jobs", "query_jobs", "get_entry"}
+    READS = {"get_run", "get_job", "get_jobs", "query_jobs", "get_entry", "get"}
 
     def __init__(self, port: Any):
         self._port = port
@@ -88,6 +92,12 @@ class Units:
         return counted
 
 
+def item_units(item: WorkItem) -> int:
+    """Write units of one work-table item: 1 a KB of its attributes (names and values)."""
+    size = sum(len(k) + len(json.dumps(v)) for k, v in item.to_item(0.0).items())
+    return max(1, math.ceil(size / 1024))
+
+
 def _units(name: str, args: tuple, result: Any) -> Counter[str]:
     if name == "get_jobs":
         return Counter({"read units": len(set(args[1]))})
@@ -95,6 +105,8 @@ def _units(name: str, args: tuple, result: Any) -> Counter[str]:
         return Counter({"read units": max(1, len(result))})
     if name in Units.READS:
         return Counter({"read units": 1})
+    if name == "put":  # the work table's items (BatchWriteItem): 1 KB a unit
+        return Counter({"write units": sum(item_units(i) for i in args[0])})
     if name == "put_new_jobs":
         return Counter({"write units": 2 * len(args[0])})
     if name == "complete":
@@ -103,7 +115,12 @@ def _units(name: str, args: tuple, result: Any) -> Counter[str]:
 
 
 class Phase:
-    """The requests, units and CPU time of some invocations of one function."""
+    """The requests, units and CPU time of some invocations of one function. Phases nest: the
+    work an invocation hands to the work table's functions, which the harness delivers while
+    the invocation is still on the stack, is theirs, not its (the inner one suspends the
+    outer)."""
+
+    active: list[Phase] = []
 
     def __init__(self, name: str, proxies: list[Any], units: list[Units]):
         self.name, self.proxies, self.unit_proxies = name, proxies, units
@@ -112,14 +129,26 @@ class Phase:
         self.units: Counter[str] = Counter()
 
     def __enter__(self) -> Phase:
+        if Phase.active:
+            Phase.active[-1]._pause()
+        Phase.active.append(self)
+        self._resume()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._pause()
+        Phase.active.pop()
+        if Phase.active:
+            Phase.active[-1]._resume()
+
+    def _resume(self) -> None:
         for proxy in self.proxies:
             proxy.requests.clear()
         for proxy in self.unit_proxies:
             proxy.units.clear()
         self._started = time.process_time()
-        return self
 
-    def __exit__(self, *_exc: object) -> None:
+    def _pause(self) -> None:
         self.cpu += time.process_time() - self._started
         for proxy in self.proxies:
             self.requests.update(proxy.requests)
@@ -144,12 +173,13 @@ def count(n: int) -> dict[str, dict[str, Any]]:
     proxies = bench_completions.counted_ports(harness)
     dead_letters = bench_completions.Counting(harness.dead_letters, lambda *_: Counter({"SQS": 1}))
     harness.dead_letters = dead_letters  # type: ignore[assignment]
-    units = [Units(harness.ports.store), Units(harness.ports.cache)]
+    units = [Units(harness.ports.store), Units(harness.ports.cache), Units(harness.ports.work)]
     harness.ports = bench_completions.dataclasses.replace(
-        harness.ports, store=units[0], cache=units[1]
+        harness.ports, store=units[0], cache=units[1], work=units[2]
     )
-    phases = {f: Phase(f, [*proxies, dead_letters], units) for f in ("start", "advance")}
-    phases["reconcile"] = Phase("reconcile", [*proxies, dead_letters], units)
+    functions = ("start", "advance", "reconcile", "submitter", "work")
+    phases = {f: Phase(f, [*proxies, dead_letters], units) for f in functions}
+    _deliver_by_function(harness, phases)
     with phases["start"] as phase:
         harness.start(bench_completions.WORKFLOW, {"n": n})
         phase.invocations = 1
@@ -169,6 +199,26 @@ def count(n: int) -> dict[str, dict[str, Any]]:
             advance.invocations += 1
     assert harness.answer() is not None and harness.answer()[0] == "success"  # type: ignore[index]
     return {name: phase.figures() for name, phase in phases.items()}
+
+
+def _deliver_by_function(harness: Harness, phases: dict[str, Phase]) -> None:
+    """The work table's stream as on AWS: each batch of up to SUBMIT_BATCH submissions one
+    invocation of the submitter, each other item one of the work function (BatchSize 1)."""
+
+    def deliver(items: list[WorkItem]) -> None:
+        submissions = [item for item in items if item.kind == SUBMIT]
+        if submissions:
+            with phases["submitter"] as phase:
+                deliver_in_process(submissions, harness.ports, harness.submitter(), harness.pacer)
+                phase.invocations += math.ceil(len(submissions) / SUBMIT_BATCH)
+        for item in items:
+            if item.kind != SUBMIT:
+                with phases["work"] as phase:
+                    deliver_in_process([item], harness.ports, harness.submitter(), harness.pacer)
+                    phase.invocations += 1
+
+    harness.work.batch = SUBMIT_BATCH
+    harness.work.deliver = deliver
 
 
 # -- the model's inputs ----------------------------------------------------------------------
@@ -210,6 +260,16 @@ def duration_ms(figures: dict[str, Any]) -> float:
     return float(figures["cpu_ms"] + waits)
 
 
+def paced_ms(figures: dict[str, Any], template: Path = ROOT / "template.yaml") -> float:
+    """The submitter's billed wait for its pacer, per invocation, assuming a saturated queue
+    (a scatter's burst): each instance submits at SubmitRate / SubmitterConcurrency a second,
+    so a SubmitJob takes that interval, of which its own latency is already counted."""
+    parameters = yaml_parse(template.read_text())["Parameters"]
+    share = parameters["SubmitRate"]["Default"] / parameters["SubmitterConcurrency"]["Default"]
+    submissions = figures["requests"].get("Batch SubmitJob", 0)
+    return float(submissions * max(0.0, 1e3 / share - LATENCY_MS["Batch"]))
+
+
 def run_usage(counts: dict[str, dict[str, Any]], n: int, memory: dict[str, int]) -> Usage:
     """One TASKS-task, HOURS-hour run, from per-invocation counts at ``n`` tasks."""
     scale = TASKS / n
@@ -219,9 +279,13 @@ def run_usage(counts: dict[str, dict[str, Any]], n: int, memory: dict[str, int])
         "start": (1.0, "StartFunction"),
         "advance": (counts["advance"]["invocations"] * scale, "AdvanceFunction"),
         "reconcile": (rounds, "ReconcileFunction"),
+        "submitter": (counts["submitter"]["invocations"] * scale, "SubmitterFunction"),
+        "work": (counts["work"]["invocations"] * scale, "WorkFunction"),
     }
+    durations = {name: duration_ms(counts[name]) for name in calls}
+    durations["submitter"] += paced_ms(counts["submitter"])
     invocations = [
-        Invocations(name, times, memory[function], duration_ms(counts[name]), 1, INIT_MS)
+        Invocations(name, times, memory[function], durations[name], 1, INIT_MS)
         for name, (times, function) in calls.items()
     ]
     invocations.append(Invocations("finish", 1, memory["FinishFunction"], FINISH_MS, 1, INIT_MS))
