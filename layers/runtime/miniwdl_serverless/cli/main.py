@@ -372,6 +372,25 @@ a quiet run or fail a run nothing will advance (RunStuck), and replay the dead-l
 Prints what it did.
 """
 
+
+def _add_teardown_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument(
+        "--force", action="store_true", help="cancel runs still running instead of refusing"
+    )
+    parser.add_argument(
+        "--no-wait", action="store_true", help="return once the stack's deletion has started"
+    )
+    _add_stack_arguments(parser)
+
+
+TEARDOWN_DESCRIPTION = """\
+Delete a deployed stack: refuse while runs are still running (--force cancels them), empty
+the stack's versioned bucket (every object version and delete marker: `sam delete` fails on a
+versioned bucket that is not empty), then delete the CloudFormation stack and wait for it. A
+file system the stack created is kept (it holds the runs' results) and its id printed.
+"""
+
 REMOTE_COMMANDS: dict[str, tuple[str, str, Any]] = {
     "submit": (
         "start a workflow on a deployed stack (miniwdl-aws-submit's options)",
@@ -404,6 +423,11 @@ REMOTE_COMMANDS: dict[str, tuple[str, str, Any]] = {
         "replay lost events, finish or fail runs nothing advances, replay the DLQ",
         RECONCILE_DESCRIPTION,
         _add_reconcile_arguments,
+    ),
+    "teardown": (
+        "delete a deployed stack, emptying its versioned bucket first",
+        TEARDOWN_DESCRIPTION,
+        _add_teardown_arguments,
     ),
 }
 

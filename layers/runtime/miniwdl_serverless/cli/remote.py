@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from miniwdl_serverless.cli import local_runs, views
+from miniwdl_serverless.cli import local_runs, teardown, views
 from miniwdl_serverless.cli.stack import (
     Clients,
     Stack,
@@ -397,4 +397,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Clients], int]] = {
     "cancel": cancel,
     "list": list_runs,
     "reconcile": reconcile,
+    "teardown": lambda args, clients: teardown.teardown(args, clients, _stack(args, clients)),
 }
