@@ -384,6 +384,26 @@ def _add_teardown_arguments(parser: argparse.ArgumentParser) -> None:
     _add_stack_arguments(parser)
 
 
+def _add_self_test_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir", metavar="DIR", help="run directory on the stack's file system (default: its)"
+    )
+    parser.add_argument(
+        "--s3upload",
+        metavar="s3://BUCKET/PREFIX/",
+        help="also check uploads: the run's outputs go there (a bucket the stack may write)",
+    )
+    _add_stack_arguments(parser)
+
+
+SELF_TEST_DESCRIPTION = """\
+Check a deployed stack end to end: its outputs, state machine and task queue, then a built-in
+workflow (two shards writing a file each, a gather reading both on the shared file system) run
+through it, and each part reported on its own line: the start function's plan, the Batch
+submissions, the job events collected, the shared file system, the upload (with --s3upload)
+and the logs function. Exit status 0 only if every part passed.
+"""
+
 TEARDOWN_DESCRIPTION = """\
 Delete a deployed stack: refuse while runs are still running (--force cancels them), empty
 the stack's versioned bucket (every object version and delete marker: `sam delete` fails on a
@@ -423,6 +443,11 @@ REMOTE_COMMANDS: dict[str, tuple[str, str, Any]] = {
         "replay lost events, finish or fail runs nothing advances, replay the DLQ",
         RECONCILE_DESCRIPTION,
         _add_reconcile_arguments,
+    ),
+    "self-test": (
+        "run a built-in workflow on a deployed stack and report each part",
+        SELF_TEST_DESCRIPTION,
+        _add_self_test_arguments,
     ),
     "teardown": (
         "delete a deployed stack, emptying its versioned bucket first",

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from miniwdl_serverless.cli import local_runs, teardown, views
+from miniwdl_serverless.cli import local_runs, self_test, teardown, views
 from miniwdl_serverless.cli.stack import (
     Clients,
     Stack,
@@ -113,11 +113,27 @@ def _stack(args: argparse.Namespace, clients: Clients) -> Stack:
 
 
 def submit(args: argparse.Namespace, clients: Clients) -> int:
+    if args.resume:
+        resolve_settings(args, os.environ)  # the flags' own checks
+        return _resume(args, clients)
+    stack, name, arn = start_submission(args, clients)
+    if not (args.wait or args.follow):
+        print(name)
+        print(
+            f"started run {name} ({arn}); see it with: miniwdl-serverless status "
+            f"{name}{stack_flag(stack)}",
+            file=sys.stderr,
+        )
+        return 0
+    print(f"started run {name}", file=sys.stderr)
+    return RunWatcher(clients, stack, name, follow=args.follow).watch()
+
+
+def start_submission(args: argparse.Namespace, clients: Clients) -> tuple[Stack, str, str]:
+    """Check, stage and start ``submit``'s WORKFLOW: (the stack, the run id, its ARN)."""
     from miniwdl_serverless.core.errors import RunError, describe_exception
 
     settings = resolve_settings(args, os.environ)
-    if args.resume:
-        return _resume(args, clients)
     if not args.wdl:
         raise UsageError("give the WORKFLOW to run (or --resume RUN)")
     passing: tuple[type[BaseException], ...] = (UsageError, *_aws_errors())
@@ -142,17 +158,7 @@ def submit(args: argparse.Namespace, clients: Clients) -> int:
         uri = stage_archive(clients, bucket, staged_key(workflow.archive), workflow.archive)
     name = execution_name(args.wdl, settings.name, target.name)
     run_input = execution_input(settings, uri, inputs, target.name if args.task else None)
-    arn = start_execution(clients, stack, name, run_input)
-    if not (args.wait or args.follow):
-        print(name)
-        print(
-            f"started run {name} ({arn}); see it with: miniwdl-serverless status "
-            f"{name}{stack_flag(stack)}",
-            file=sys.stderr,
-        )
-        return 0
-    print(f"started run {name}", file=sys.stderr)
-    return RunWatcher(clients, stack, name, follow=args.follow).watch()
+    return stack, name, start_execution(clients, stack, name, run_input)
 
 
 def _resume(args: argparse.Namespace, clients: Clients) -> int:
@@ -397,5 +403,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Clients], int]] = {
     "cancel": cancel,
     "list": list_runs,
     "reconcile": reconcile,
+    "self-test": lambda args, clients: self_test.self_test(
+        args,
+        clients,
+        lambda: _stack(args, clients),
+        lambda submit_args: start_submission(submit_args, clients),
+        lambda stack, run_id, out: RunWatcher(clients, stack, run_id, True, out=out).watch(),
+    ),
     "teardown": lambda args, clients: teardown.teardown(args, clients, _stack(args, clients)),
 }
