@@ -18,6 +18,8 @@ from sam_transform import transform  # noqa: E402
 
 # Actions allowed on Resource "*", each because the AWS API has no resource-level permission.
 NO_RESOURCE_LEVEL = {
+    "batch:DescribeJobQueues",
+    "batch:DescribeComputeEnvironments",
     "batch:DescribeJobDefinitions",
     "batch:ListJobs",
     "batch:DescribeJobs",
@@ -240,13 +242,22 @@ def test_log_groups_have_retention_and_functions_use_them(resources):
 
 
 def _statements(resources: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every IAM statement: the roles' inline policies and the managed policies."""
+    documents = [
+        (name, policy["PolicyDocument"])
+        for name, role in of_type(resources, "AWS::IAM::Role").items()
+        for policy in role["Properties"].get("Policies", [])
+    ]
+    documents += [
+        (name, managed["Properties"]["PolicyDocument"])
+        for name, managed in of_type(resources, "AWS::IAM::ManagedPolicy").items()
+    ]
     found = []
-    for name, role in of_type(resources, "AWS::IAM::Role").items():
-        for policy in role["Properties"].get("Policies", []):
-            for statement in policy["PolicyDocument"]["Statement"]:
-                if isinstance(statement, dict) and "Fn::If" in statement:
-                    statement = statement["Fn::If"][1]
-                found.append((name, statement))
+    for name, document in documents:
+        for statement in document["Statement"]:
+            if isinstance(statement, dict) and "Fn::If" in statement:
+                statement = statement["Fn::If"][1]
+            found.append((name, statement))
     return found
 
 
@@ -453,3 +464,41 @@ def test_finish_may_read_back_abort_and_remove_only_what_it_uploads(resources):
             "s3:DeleteObject",
         }
         assert str(statement["Resource"]).count("/*") >= 1
+
+
+# What the remote commands call, by command (cli/stack.py, remote.py, watch.py, self_test.py,
+# staging.py): the submitter policy must allow each.
+SUBMITTER_CALLS = {
+    "cloudformation:DescribeStacks": "find the stack (--stack)",
+    "states:DescribeStateMachine": "--state-machine, self-test",
+    "states:ListTagsForResource": "--state-machine: its stack tag",
+    "states:StartExecution": "submit",
+    "states:DescribeExecution": "submit --wait, status",
+    "states:ListExecutions": "list",
+    "states:StopExecution": "cancel",
+    "s3:PutObject": "stage the workflow and local inputs",
+    "s3:GetObject": "already staged? large outputs",
+    "dynamodb:GetItem": "status",
+    "dynamodb:Query": "status: the run's jobs",
+    "lambda:InvokeFunction": "logs, reconcile",
+    "lambda:GetFunctionConfiguration": "the stack's EFS mount",
+    "logs:FilterLogEvents": "logs --cloudwatch",
+    "batch:TerminateJob": "cancel",
+    "batch:DescribeJobQueues": "self-test",
+    "batch:DescribeComputeEnvironments": "self-test",
+}
+
+
+def test_the_submitter_policy_allows_what_the_remote_commands_call(cfn, resources):
+    policy = resources["SubmitterPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    granted = {a for statement in policy for a in _actions(statement)}
+    assert set(SUBMITTER_CALLS) <= granted, set(SUBMITTER_CALLS) - granted
+    assert all(s["Effect"] == "Allow" for s in policy)
+    puts = [s for s in policy if _actions(s) == ["s3:PutObject"]]
+    # writes only where submit stages (never the run's outputs or errors/)
+    assert [r["Fn::Sub"].rsplit("/", 2)[-2] for s in puts for r in s["Resource"]] == [
+        "wdl",
+        "inputs",
+        "submit",
+    ]
+    assert cfn["Outputs"]["SubmitterPolicyArn"]["Value"] == {"Ref": "SubmitterPolicy"}
