@@ -152,6 +152,17 @@ def test_bad_input_fails_before_any_job(run_cli, tmp_path, source, args, message
     assert message in stderr
 
 
+def test_a_wdl_error_shows_its_source_line_with_a_caret(run_cli, tmp_path):
+    wdl = write(tmp_path / "typo.wdl", 'version 1.0\nworkflow w {\n  Int x = "a" + 1.5 * []\n}\n')
+    code, _, stderr = run_cli([wdl, "--dir", str(tmp_path)], cwd=str(tmp_path))
+    assert code == 2
+    message, line, caret = stderr.strip().splitlines()[-3:]
+    assert message.startswith("miniwdl-serverless: ") and f"{wdl}:3:" in message
+    assert line == '      Int x = "a" + 1.5 * []'
+    assert caret.strip() and set(caret.strip()) == {"^"}
+    assert line[caret.index("^") :].startswith(("1.5", '"a"'))
+
+
 def _execution_fails(embedded, execution_input) -> dict:
     arn = embedded.start(execution_input)
     description = embedded.wait(arn)

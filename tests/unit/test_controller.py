@@ -430,6 +430,25 @@ def test_the_outputs_wait_for_every_job_so_a_failing_decl_fails_the_run(harness)
     assert harness.answer()[0] == "failure"
 
 
+def test_a_wdl_error_is_logged_as_the_runs_failure_without_a_traceback(harness, caplog):
+    # the workflow's own fault (miniwdl's EvalError): its message, not the controller's stack
+    with caplog.at_level("ERROR"):
+        harness.start('version 1.1\nworkflow w {\n  Int x = "a" + "1"\n}')
+    assert harness.run().status == RUN_FAILED
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage() == "the run failed" and record.exc_info is None
+    assert "invalid literal" in record.__dict__["error"]["cause"]["message"]
+
+
+def test_a_controller_error_is_logged_with_its_traceback(harness, monkeypatch, caplog):
+    harness.start(CHAIN)
+    monkeypatch.setattr(harness.files, "prepare_call", lambda *a, **k: 1 / 0)
+    with caplog.at_level("ERROR"):
+        harness.event(harness.batch_job_of("call-first"), "SUCCEEDED", 0)
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage() == "advancing the run failed" and record.exc_info is not None
+
+
 def test_a_section_may_wait_on_an_outside_call_that_is_still_running(harness):
     harness.start("""
 version 1.0

@@ -231,10 +231,12 @@ def _record_termination(aws: Any, run_dir: str, workflow: str | None, info: dict
 
 
 def _input_error(exn: Exception) -> int:
-    from miniwdl_serverless.core.errors import describe_exception
+    from miniwdl_serverless.core.errors import describe_exception, source_excerpt
 
     info = describe_exception(exn)
     print(f"miniwdl-serverless: {info.get('error')}: {info.get('message')}", file=sys.stderr)
+    for line in source_excerpt(exn):
+        print(line, file=sys.stderr)
     return EXIT_USAGE
 
 

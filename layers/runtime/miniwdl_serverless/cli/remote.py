@@ -131,7 +131,7 @@ def submit(args: argparse.Namespace, clients: Clients) -> int:
 
 def start_submission(args: argparse.Namespace, clients: Clients) -> tuple[Stack, str, str]:
     """Check, stage and start ``submit``'s WORKFLOW: (the stack, the run id, its ARN)."""
-    from miniwdl_serverless.core.errors import RunError, describe_exception
+    from miniwdl_serverless.core.errors import RunError, describe_exception, source_excerpt
 
     settings = resolve_settings(args, os.environ)
     if not args.wdl:
@@ -146,7 +146,8 @@ def start_submission(args: argparse.Namespace, clients: Clients) -> tuple[Stack,
         raise
     except Exception as exn:  # unreadable WDL, syntax/type errors, bad inputs: miniwdl's message
         info = exn.info if isinstance(exn, RunError) else describe_exception(exn)
-        raise UsageError(f"{info.get('error')}: {info.get('message')}") from exn
+        excerpt = "".join("\n" + line for line in source_excerpt(exn))
+        raise UsageError(f"{info.get('error')}: {info.get('message')}{excerpt}") from exn
     stack = _stack(args, clients)
     _check_against_stack(settings, stack, clients)
     _check_upload_target(settings, stack, target.name)

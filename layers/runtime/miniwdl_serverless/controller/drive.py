@@ -126,7 +126,11 @@ class Driver:
             self.unanswered = not fail_unplanned_run(self.ports, action, error)
             self.result = {"run_id": action.run_id, "failed": error.name}
         else:
-            log.exception("advancing the run failed", extra={"action": type(action).__name__})
+            step = type(action).__name__
+            if _wdl_error(exn):  # the workflow's own fault: its message says it all
+                log.error("the run failed", extra={"action": step, "error": error.info})
+            else:  # ours or AWS's: the traceback is for whoever reads the logs
+                log.exception("advancing the run failed", extra={"action": step})
             fail_run(self.context(), error)
 
     def _error(self, action: Action, exn: Exception) -> RunError:
@@ -135,6 +139,14 @@ class Driver:
         if job is not None and self.ctx is not None:
             return submission.call_failure(self.ctx, job, exn)
         return as_run_error(exn)
+
+
+def _wdl_error(exn: BaseException) -> bool:
+    """An error of the WDL itself (miniwdl's: evaluation, validation, a task's runtime error),
+    not of the controller."""
+    import WDL
+
+    return isinstance(exn, (WDL.Error.RuntimeError, WDL.Error.ValidationError, RunError))
 
 
 def _as_offer(action: Offer | Evaluate) -> tuple[str, str]:

@@ -82,6 +82,27 @@ def _located(exn: BaseException) -> str:
     return text
 
 
+def source_excerpt(exn: BaseException) -> list[str]:
+    """The source line of a WDL syntax or validation error with a caret under the span, as
+    `miniwdl check` prints it (one excerpt per error of a MultipleValidationErrors). Only for
+    the user's own terminal: the controller never echoes a document's text (see below)."""
+    import WDL
+
+    if isinstance(exn, WDL.Error.MultipleValidationErrors):
+        return [line for error in exn.exceptions for line in source_excerpt(error)]
+    pos, text = getattr(exn, "pos", None), getattr(exn, "source_text", None)
+    if not isinstance(exn, (WDL.Error.SyntaxError, WDL.Error.ValidationError)):
+        return []
+    lines = text.split("\n") if isinstance(text, str) else []
+    if pos is None or not 0 < pos.line <= len(lines):
+        return []
+    line = lines[pos.line - 1].replace("\t", " ")
+    end = len(line) + 1 if pos.end_line > pos.line else pos.end_column
+    while end > pos.column + 1 and line[end - 2 : end - 1] == " ":
+        end -= 1
+    return ["    " + line, "    " + " " * (pos.column - 1) + "^" * max(1, end - pos.column)]
+
+
 # The parser's (lark's) messages quote the source around the error: a file that is not WDL
 # (a workflow path naming some other file) would be echoed back to the submitter.
 _PARSER_MESSAGES = ("Unexpected token", "Unexpected character", "No terminal", "Unexpected end")
