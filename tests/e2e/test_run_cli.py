@@ -70,6 +70,14 @@ task t {
     assert error["error"] == "RunFailed"
     assert error["cause"]["error"] == "CommandFailed" and error["cause"]["exit_status"] == 42
     assert Path(error["cause"]["stderr_file"]).read_text() == "boom 2\n"
+    # under the failure line, as miniwdl logs it: the task and its line, its stderr's tail
+    details = stderr[stderr.rindex("miniwdl-serverless: RunFailed") :].splitlines()[1:]
+    assert details[:3] == [
+        "  task t (fail.wdl Ln 6 Col 1) failed with exit status 42",
+        f"  last lines of its stderr ({error['cause']['stderr_file']}):",
+        "    boom 2",
+    ]
+    assert details[3] == f"  workflow log: {error['dir']}/workflow.log"
     assert json.loads((Path(error["dir"]) / "error.json").read_text())["cause"]["exit_status"] == 42
     # fail fast: the sleeping siblings were terminated, nothing is left running
     embedded.drain()

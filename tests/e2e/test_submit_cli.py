@@ -198,7 +198,15 @@ def test_submit_follow_failure_reports_stderr_tail_and_logs(aws_server, tmp_path
         error["logs"]["cloudwatch"]["group"] == "/aws/batch/job"
         and error["logs"]["cloudwatch"]["stream"]
     )
-    assert result.stderr.rstrip().splitlines()[-1].startswith("miniwdl-serverless: RunFailed: ")
+    lines = result.stderr.rstrip().splitlines()
+    failure = next(n for n, line in enumerate(lines) if line.startswith("miniwdl-serverless: "))
+    # under it, as for a local run: the task and its line (in the user's file), its stderr
+    assert lines[failure + 1 :][:3] == [
+        "  task fails (broken.wdl Ln 6 Col 1) failed with exit status 3",
+        f"  last lines of its stderr ({error['cause']['stderr_file']}):",
+        "    something went wrong",
+    ]
+    assert lines[-1].startswith("  task log: CloudWatch /aws/batch/job ")
 
 
 def test_submit_follow_success_prints_outputs_and_progress(aws_server, tmp_path):
@@ -235,7 +243,8 @@ def test_submit_wait_failure_exits_with_the_task_status(aws_server, tmp_path):
     assert result.returncode == 3, result.stderr
     assert result.stdout == "" and "calls: " not in result.stderr  # --wait shows no progress
     assert '"stderr_tail": "something went wrong\\n"' in result.stderr
-    assert result.stderr.rstrip().splitlines()[-1].startswith("miniwdl-serverless: RunFailed: ")
+    assert "\nminiwdl-serverless: RunFailed: " in result.stderr
+    assert "\n    something went wrong\n" in result.stderr
 
 
 def test_status_logs_and_list(aws_server, tmp_path):

@@ -151,3 +151,32 @@ def test_large_runs_count_calls_from_the_run_counters():
     assert (counts.done, counts.running, counts.failed, counts.queued) == (90, 25, 1, 0)
     assert views.progress_line(counts) == "calls: 90 done, 25 running, 0 queued, 1 failed"
     assert views.counts_from_run({}).total == 0
+
+
+def test_a_failed_tasks_details_name_it_its_line_its_stderr_tail_and_its_logs():
+    from miniwdl_serverless.cli.views import TAIL_LINES, failure_details
+
+    stderr = "".join(f"line {n}\n" for n in range(30))
+    info = {
+        "cause": {
+            "error": "CommandFailed",
+            "exit_status": 3,
+            "task": "align",
+            "pos": {"source": "/home/me/pipeline/align.wdl", "line": 12, "column": 1},
+            "stderr_file": "/mnt/efs/run/call-align/stderr.txt",
+            "stderr_tail": stderr,
+        },
+        "logs": {
+            "workflow_log": "/mnt/efs/run/workflow.log",
+            "cloudwatch": {"group": "/aws/batch/job", "stream": "jd/default/abc"},
+        },
+    }
+    lines = failure_details(info)
+    assert lines[0] == "  task align (align.wdl Ln 12 Col 1) failed with exit status 3"
+    assert lines[1] == "  last lines of its stderr (/mnt/efs/run/call-align/stderr.txt):"
+    assert lines[2 : 2 + TAIL_LINES] == [f"    line {n}" for n in range(20, 30)]
+    assert lines[-2:] == [
+        "  workflow log: /mnt/efs/run/workflow.log",
+        "  task log: CloudWatch /aws/batch/job jd/default/abc",
+    ]
+    assert failure_details({"error": "RunFailed", "message": "x"}) == []

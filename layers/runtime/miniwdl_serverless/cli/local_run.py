@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import signal
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -186,9 +187,37 @@ def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = Tru
         print(json.dumps(views.success_report(description, _read_json), indent=2))
         return 0
     error, info = views.failure_info(description)
+    _add_local_logs(info)
     print(json.dumps(info, indent=2), file=sys.stderr)
     print(views.failure_line(error, info), file=sys.stderr)
+    for line in views.failure_details(info):
+        print(line, file=sys.stderr)
     return views.failure_exit_status(info)
+
+
+STDERR_TAIL_BYTES = 2048
+
+
+def _add_local_logs(info: dict[str, Any]) -> None:
+    """Where the run's log is and the failed task's stderr tail, read from this machine's
+    run directory (a regular file only: a task may have left a link or a FIFO there)."""
+    run_dir = info.get("dir")
+    if run_dir:
+        info["logs"] = {"workflow_log": os.path.join(str(run_dir), "workflow.log")}
+    cause = info.get("cause") if isinstance(info.get("cause"), dict) else None
+    stderr_file = cause.get("stderr_file") if cause else None
+    if not cause or not stderr_file:
+        return
+    try:
+        fd = os.open(str(stderr_file), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    with os.fdopen(fd, "rb") as opened:
+        size = os.fstat(opened.fileno())
+        if not stat.S_ISREG(size.st_mode):
+            return
+        opened.seek(max(0, size.st_size - STDERR_TAIL_BYTES))
+        cause["stderr_tail"] = opened.read().decode("utf-8", "replace")
 
 
 def _read_json(reference: str) -> Any:

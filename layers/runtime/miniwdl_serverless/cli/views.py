@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -259,6 +260,38 @@ def failure_info(description: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 def failure_line(error: str, info: dict[str, Any]) -> str:
     message = info.get("message") or (info.get("cause") or {}).get("message") or error
     return f"miniwdl-serverless: {error}: {message}"
+
+
+TAIL_LINES = 10  # of a failed task's stderr, under the failure line
+
+
+def failure_details(info: dict[str, Any]) -> list[str]:
+    """Under the failure line, as `miniwdl run` logs a failed task: which task (its name and
+    line), its exit status, the last lines of its stderr and where its logs are."""
+    cause: dict[str, Any] = _mapping(info.get("cause"))
+    lines = []
+    task, pos = cause.get("task"), cause.get("pos")
+    if task and isinstance(pos, dict):
+        source = os.path.basename(str(pos.get("source")))
+        where = f"{source} Ln {pos.get('line')} Col {pos.get('column')}"
+        status = cause.get("exit_status")
+        ending = f"exit status {status}" if status is not None else cause.get("error", "an error")
+        lines.append(f"  task {task} ({where}) failed with {ending}")
+    tail = str(cause.get("stderr_tail") or "").splitlines()[-TAIL_LINES:]
+    if tail:
+        lines.append(f"  last lines of its stderr ({cause.get('stderr_file')}):")
+        lines += [f"    {line}" for line in tail]
+    logs = _mapping(info.get("logs"))
+    if logs.get("workflow_log"):
+        lines.append(f"  workflow log: {logs['workflow_log']}")
+    if isinstance(logs.get("cloudwatch"), dict):
+        stream = logs["cloudwatch"]
+        lines.append(f"  task log: CloudWatch {stream.get('group')} {stream.get('stream')}")
+    return lines
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def failure_exit_status(info: dict[str, Any]) -> int:

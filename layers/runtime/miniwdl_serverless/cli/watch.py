@@ -199,6 +199,8 @@ class RunWatcher:
             pass
         print(json.dumps(info, indent=2), file=self.err)
         print(views.failure_line(error, info), file=self.err)
+        for line in views.failure_details(info):
+            print(line, file=self.err)
         return views.failure_exit_status(info)
 
     def _read_outputs(self, reference: str) -> Any:

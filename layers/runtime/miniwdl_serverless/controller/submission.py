@@ -21,7 +21,7 @@ from miniwdl_serverless.controller.actions import (
     NoteStarted,
     Submit,
 )
-from miniwdl_serverless.controller.context import RunContext, task_of
+from miniwdl_serverless.controller.context import RunContext, scope_of, task_of
 from miniwdl_serverless.controller.end import fail_run
 from miniwdl_serverless.controller.localize import fetch_missing, localized_inputs, provenance
 from miniwdl_serverless.controller.ports import PortError, TransientError
@@ -331,4 +331,23 @@ def attempt_failed(driver: Driver, action: AttemptFailed) -> list[Action]:
 def call_failure(ctx: RunContext, job: Job, exn: BaseException) -> RunError:
     """The run's error for a failure at ``job``, in miniwdl's nested error JSON."""
     cause = describe_exception(exn)
+    task = _task_called(ctx, job)
+    if task is not None and "pos" not in cause:  # where the failed task is, as miniwdl says it
+        cause["task"] = task.name
+        cause["pos"] = {
+            "source": task.pos.abspath,
+            "line": task.pos.line,
+            "column": task.pos.column,
+        }
     return job_failure(ctx.target_info(), ctx.run_id, ctx.run_dir, job.job_id, cause)
+
+
+def _task_called(ctx: RunContext, job: Job) -> Tree.Task | None:
+    """The task a job calls (None for a declaration, a section or a sub-workflow call)."""
+    scope = scope_of(ctx, job)
+    if scope.is_task:
+        return scope.target if isinstance(scope.target, Tree.Task) else None
+    node = scope.nodes.get(job.node_id)
+    if isinstance(node, Tree.Call) and isinstance(node.callee, Tree.Task):
+        return node.callee
+    return None
