@@ -639,7 +639,7 @@ def test_reconcile_replays_a_lost_event_and_logs_with_the_run_and_job_keys(world
     finally:
         reconciling.logger.setLevel(level)
     # then the transition is replayed, and said so with the run and job keys
-    replayed = f"replayed SUCCEEDED of Batch job {succeeded['jobId']}: collected"
+    replayed = f"replaying SUCCEEDED of Batch job {succeeded['jobId']}"
     assert result["actions"] == {RUN: [f"call-fastqc-0: {replayed}"]}
     assert world.job_of({"detail": succeeded}).status == DONE
     lines = [json.loads(line) for line in logged.getvalue().splitlines()]
