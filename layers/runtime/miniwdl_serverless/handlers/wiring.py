@@ -138,8 +138,8 @@ def ports() -> Ports:
             aws_errors.classify,
         ),
         metrics=PowertoolsMetrics(),
-        sources=UriSources(s3_client, root=efs_root()),
-        remotes=UriRemotes(),
+        sources=UriSources(s3_client, root=efs_root(), internet=functions_internet()),
+        remotes=UriRemotes(internet=functions_internet()),
         cache=cache_store(),
         work=work,
         budget=work_budget(),
@@ -178,6 +178,12 @@ def work_queue() -> WorkQueue:
     if local_ports.work is not None:
         return local_ports.work
     return Retrying(DynamoWork.from_environment(), aws_errors.classify)  # type: ignore[return-value]
+
+
+def functions_internet() -> bool:
+    """Whether the functions in the VPC can reach the internet (FUNCTIONS_INTERNET: the
+    stack's FunctionsInternet; the created VPC has no NAT gateway, so no)."""
+    return os.environ.get("FUNCTIONS_INTERNET", "true").lower() == "true"
 
 
 def work_budget() -> Budget:
