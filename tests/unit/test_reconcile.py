@@ -79,9 +79,7 @@ def test_a_lost_succeeded_event_is_replayed_and_the_run_finishes(harness):
     harness.lose(first, "SUCCEEDED", 0)
     assert harness.reconcile(later=0).done == []  # its event may still be on the way
     report = harness.reconcile()
-    assert actions(report) == [
-        f"call-first: replaying SUCCEEDED of Batch job {first.batch_job_id}"
-    ]
+    assert actions(report) == [f"call-first: replaying SUCCEEDED of Batch job {first.batch_job_id}"]
     assert harness.job("call-first").status == DONE
     assert harness.job("call-second").batch_job_id is not None
     assert harness.metrics.counts["ReconciledTransitions"] == 1

@@ -503,7 +503,9 @@ def test_batch_runs_in_public_subnets_with_public_ips(resources):
         subnets = resources[name]["Properties"]["ComputeResources"]["Subnets"]["Fn::If"]
         assert subnets[0] == "CreateNetwork"
         assert subnets[1] == [{"Ref": "PublicSubnetA"}, {"Ref": "PublicSubnetB"}], name
-        assert subnets[2] == {"Fn::If": ["HasBatchSubnetIds", {"Ref": "BatchSubnetIds"}, {"Ref": "SubnetIds"}]}
+        assert subnets[2] == {
+            "Fn::If": ["HasBatchSubnetIds", {"Ref": "BatchSubnetIds"}, {"Ref": "SubnetIds"}]
+        }
     for name in _in_vpc(resources):
         subnets = resources[name]["Properties"]["VpcConfig"]["SubnetIds"]["Fn::If"][1]
         assert subnets == [{"Ref": "PrivateSubnetA"}, {"Ref": "PrivateSubnetB"}], name

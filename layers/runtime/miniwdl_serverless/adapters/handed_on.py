@@ -29,13 +29,15 @@ class HandedOnBatch:
         self.work.put([terminate_item(batch_job_id, reason)])
 
     def find(self, name: str, queue: str) -> str | None:
-        raise OutsideOnly(f"ListJobs ({name}) is not reachable inside the VPC")
+        raise OutsideOnly(f"ListJobs ({name} in {queue}) is not reachable inside the VPC")
 
     def submit(self, submission: TaskSubmission) -> str:
         raise OutsideOnly(f"SubmitJob ({submission.name}) is not reachable inside the VPC")
 
     def describe(self, batch_job_ids: list[str]) -> list[BatchJobDetail]:
-        raise OutsideOnly("DescribeJobs is not reachable inside the VPC")
+        raise OutsideOnly(
+            f"DescribeJobs ({len(batch_job_ids)} jobs) is not reachable inside the VPC"
+        )
 
 
 class HandedOnOrchestrator:

@@ -27,13 +27,6 @@ from miniwdl_serverless.controller.end import answer_owed, fail_run, stop_run
 from miniwdl_serverless.controller.ports import DeadLetters, LiveRuns, Ports
 from miniwdl_serverless.core.decisions import owed_answer
 from miniwdl_serverless.core.events import BatchJobDetail
-from miniwdl_serverless.core.work import (
-    Resubmission,
-    Settle,
-    replay_item,
-    resubmit_item,
-    settle_item,
-)
 from miniwdl_serverless.core.reconciling import (
     DeadLetter,
     Letter,
@@ -46,6 +39,13 @@ from miniwdl_serverless.core.reconciling import (
     stuck_error,
 )
 from miniwdl_serverless.core.records import RUN_RUNNING, RUNNING, Job, Run
+from miniwdl_serverless.core.work import (
+    Resubmission,
+    Settle,
+    replay_item,
+    resubmit_item,
+    settle_item,
+)
 
 log = logging.getLogger("miniwdl_serverless.reconcile")
 DEAD_LETTERS_PER_ROUND = 100

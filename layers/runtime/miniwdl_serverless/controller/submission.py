@@ -38,7 +38,7 @@ from miniwdl_serverless.core.decisions import (
 )
 from miniwdl_serverless.core.errors import RunError, describe_exception
 from miniwdl_serverless.core.ids import batch_job_name
-from miniwdl_serverless.core.records import RUN_RUNNING, Job
+from miniwdl_serverless.core.records import Job
 from miniwdl_serverless.core.resources import TaskSubmission
 
 log = logging.getLogger("miniwdl_serverless.controller")
