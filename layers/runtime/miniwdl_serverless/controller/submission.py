@@ -181,19 +181,17 @@ def _take(
     Batch job was found and adopted."""
     store, job, attempt = ctx.ports.store, action.job, action.attempt
     lease = submit_lease(time.time())
-    if action.resubmit and action.held is None:
-        if store.mark_running(ctx.run_id, job.job_id, attempt, resubmit=True, lease_until=lease):
-            _look_up_first(ctx, action, lease)
-        return None  # prepared only once the submitter found no Batch job of its name
-    if action.resubmit:  # looked up: nothing of its name; prepare it under the lease held
-        assert action.held is not None
-        if not store.renew_lease(ctx.run_id, job.job_id, attempt, action.held, lease):
-            return None  # taken over meanwhile
+    held = action.held  # looked up: nothing of its name; prepare it under the lease held
+    if held is not None and store.renew_lease(ctx.run_id, job.job_id, attempt, held, lease):
         marked = store.get_job(ctx.run_id, job.job_id)
         if marked is None:
             return None
         data = ctx.load_value(marked.call_inputs)
         return marked, WDL.values_from_json(data, task.available_inputs), lease
+    if action.resubmit:  # (or the held lease moved on: whoever took it may have died since)
+        if store.mark_running(ctx.run_id, job.job_id, attempt, resubmit=True, lease_until=lease):
+            _look_up_first(ctx, action, lease)
+        return None  # prepared only once the submitter found no Batch job of its name
     inputs = action.inputs
     if inputs is None:
         inputs = WDL.values_from_json(ctx.load_value(job.call_inputs), task.available_inputs)
