@@ -148,3 +148,30 @@ def test_without_internet_http_uris_are_not_probed_and_go_to_a_download_job():
     assert localizing.Remote.from_json(remote.to_json()) == remote
     with pytest.raises(ValueError, match="FunctionsInternet"):
         UriSources(internet=False).fetch("https://example.org/w.wdl", 100)
+
+
+def test_a_download_job_s_lost_end_is_described_by_the_submitter_and_replayed(harness):
+    """A reconciling resubmission inside the VPC cannot DescribeJobs: it asks the submitter,
+    which hands each ended job back as a replay (and nothing for one still running)."""
+    from miniwdl_serverless.core.work import REPLAY, describe_item, graph_work
+
+    done = harness.batch.submit(
+        TaskSubmission("dl-1", "q", "image", Resources(1, 1024), "true", {}, {})
+    )
+    going = harness.batch.submit(
+        TaskSubmission("dl-2", "q", "image", Resources(1, 1024), "true", {}, {})
+    )
+    harness.lose(harness.batch.jobs[done], "SUCCEEDED", 0)
+    item = describe_item([done, going], now=1000.0)
+    harness.work.deliver = None  # look at what it hands on, without delivering it
+    assert carry_out(item, harness.submitter())
+    (replay,) = of_kind(harness, REPLAY)
+    assert graph_work(replay).detail.batch_job_id == done  # type: ignore[union-attr]
+    assert carry_out(item, harness.submitter())  # delivered again: the same replay, once
+    assert of_kind(harness, REPLAY) == [replay]
+
+
+def test_an_unreadable_replay_is_skipped_not_retried():
+    from miniwdl_serverless.core.work import REPLAY, unreadable
+
+    assert unreadable(WorkItem(REPLAY, "r", "replay#x", {"detail": {"jobId": "j"}}))

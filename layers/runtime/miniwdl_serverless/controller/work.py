@@ -23,7 +23,6 @@ from miniwdl_serverless.controller.localize import refused_download
 from miniwdl_serverless.controller.ports import Ports, TransientError
 from miniwdl_serverless.controller.reconcile import settle
 from miniwdl_serverless.controller.submitter import SubmitterPorts, handle_items
-from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.records import RUN_RUNNING, RUNNING
 from miniwdl_serverless.core.work import (
     OUTSIDE_KINDS,
@@ -49,7 +48,7 @@ def on_graph_work(item: WorkItem, ports: Ports) -> str:
     should make the stream deliver it again (a TransientError, AnswerNotSent)."""
     piece = graph_work(item)
     if isinstance(piece, Replay):  # the advance path judges the run itself (ended: terminate)
-        return on_batch_event(BatchJobDetail.model_validate(piece.detail), ports)
+        return on_batch_event(piece.detail, ports)
     run = ports.store.get_run(item.run_id)
     if run is None or run.status != RUN_RUNNING:
         return "run ended"

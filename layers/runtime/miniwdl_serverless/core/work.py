@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.resources import Resources, TaskSubmission
 
 SUBMIT = "submit"  # a Batch job to submit (the submitter's, outside the VPC)
@@ -213,7 +214,7 @@ def resubmit_item(run_id: str, resubmission: Resubmission, origin: str) -> WorkI
 class Replay:
     """A Batch job's state change (DescribeJobs' job, or a dead-lettered event's detail)."""
 
-    detail: dict[str, Any]
+    detail: BatchJobDetail
 
 
 def replay_item(run_id: str, detail: dict[str, Any], origin: str) -> WorkItem:
@@ -308,7 +309,7 @@ def graph_work(item: WorkItem) -> GraphWork:
             bool(body.get("reconciling")),
         )
     if item.kind == REPLAY:
-        return Replay(dict(body["detail"]))
+        return Replay(BatchJobDetail.model_validate(body["detail"]))  # unreadable if not one
     if item.kind == SETTLE:
         return Settle(float(body["quiet_after"]), float(body["now"]))
     if item.kind == RELEASE:
