@@ -48,7 +48,7 @@ from bench.cost_model import (
 from bench.results_file import merge
 from miniwdl_serverless.controller.advance import on_batch_event
 from miniwdl_serverless.controller.work import deliver_in_process
-from miniwdl_serverless.core.work import SUBMIT, WorkItem
+from miniwdl_serverless.core.work import OUTSIDE_KINDS, WorkItem
 from tests.unit.harness import Harness
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,22 +197,24 @@ def count(n: int) -> dict[str, dict[str, Any]]:
             with advance:
                 on_batch_event(detail, harness.ports)
             advance.invocations += 1
+    harness.work.drain()  # the answer, handed to the submitter
     assert harness.answer() is not None and harness.answer()[0] == "success"  # type: ignore[index]
     return {name: phase.figures() for name, phase in phases.items()}
 
 
 def _deliver_by_function(harness: Harness, phases: dict[str, Phase]) -> None:
-    """The work table's stream as on AWS: each batch of up to SUBMIT_BATCH submissions one
-    invocation of the submitter, each other item one of the work function (BatchSize 1)."""
+    """The work table's stream as on AWS: each batch of up to SUBMIT_BATCH of the submitter's
+    items (submissions, and the calls the functions inside the VPC hand on) one invocation of
+    the submitter, each other item one of the work function (BatchSize 1)."""
 
     def deliver(items: list[WorkItem]) -> None:
-        submissions = [item for item in items if item.kind == SUBMIT]
-        if submissions:
+        outside = [item for item in items if item.kind in OUTSIDE_KINDS]
+        if outside:
             with phases["submitter"] as phase:
-                deliver_in_process(submissions, harness.ports, harness.submitter(), harness.pacer)
-                phase.invocations += math.ceil(len(submissions) / SUBMIT_BATCH)
+                deliver_in_process(outside, harness.ports, harness.submitter(), harness.pacer)
+                phase.invocations += math.ceil(len(outside) / SUBMIT_BATCH)
         for item in items:
-            if item.kind != SUBMIT:
+            if item.kind not in OUTSIDE_KINDS:
                 with phases["work"] as phase:
                     deliver_in_process([item], harness.ports, harness.submitter(), harness.pacer)
                     phase.invocations += 1

@@ -16,11 +16,12 @@ import random
 import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from miniwdl_serverless.adapters import aws_errors
 from miniwdl_serverless.adapters.efs import EfsRunFiles
+from miniwdl_serverless.adapters.handed_on import HandedOnBatch, HandedOnOrchestrator
 from miniwdl_serverless.adapters.memory import (
     MemoryBatch,
     MemoryCache,
@@ -142,32 +143,41 @@ class World:
 
         self.remotes = FakeRemotes()  # URI inputs' objects (a scenario puts them)
         self.work = MemoryWork()  # the work table: its stream's items join the deliveries
+        work = port(self.work, "work")
+        # inside the VPC: Batch and Step Functions calls are the submitter's work items;
+        # ``outside`` (the submitter, cancel, the reconciler) calls them directly
         self.ports = Ports(
             store=port(self.store, "store", retried=True),
             files=port(self.files, "files"),
-            batch=port(self.batch, "batch", retried=True),
-            orchestrator=port(self.orchestrator, "orchestrator"),
+            batch=HandedOnBatch(work),
+            orchestrator=HandedOnOrchestrator(work),
             uploads=port(self.uploads, "uploads"),
             metrics=MemoryMetrics(),
             sources=UriSources(root=root),
             remotes=port(self.remotes, "remotes"),
             cache=port(MemoryCache(), "cache"),
-            work=port(self.work, "work"),
+            work=work,
             default_queue=QUEUE,
             default_fallback_queue=FALLBACK,
         )
+        batch = port(self.batch, "batch", retried=True)
+        orchestrator = port(self.orchestrator, "orchestrator")
+        self.outside = replace(self.ports, batch=batch, orchestrator=orchestrator)
         self.submitter = SubmitterPorts(
             self.ports.store,
-            self.ports.batch,
+            batch,
             self.ports.metrics,
             self.ports.work,
             self.ports.cache,
+            orchestrator=orchestrator,
         )
         self.pacer = Pacer(rate=1e9)
         self.queue: list[Delivery] = []
         self.scheduled: set[str] = set()  # Batch jobs the world has run (or failed, terminated)
         self.executed: list[SubmittedJob] = []  # jobs whose script ran (or would have)
-        self.left_open: list[str] = []  # jobs that began after their run ended
+        # jobs that began after their run ended: the termination is a work item for the
+        # submitter, so a job may start before it is delivered, but none may be left running
+        self.began_after_end: list[SubmittedJob] = []
         self.deliveries = 0
         self.dropped = 0
         self.lost = 0  # final events that never arrived (Traffic.lose)
@@ -220,6 +230,11 @@ class World:
             error, cause = answer[1]
             self.finish({"error": {"Error": error, "Cause": cause}})
 
+    @property
+    def left_open(self) -> list[str]:
+        """Jobs that began after their run ended and were never terminated."""
+        return [j.submission.name for j in self.began_after_end if j.terminated is None]
+
     def stop_execution(self) -> None:
         """``StopExecution``: the token takes no answer any more; EventBridge tells the
         cancel function."""
@@ -239,7 +254,7 @@ class World:
             self._emit(job, "FAILED", None, job.terminated)
             return
         if self.run_ended():
-            self.left_open.append(job.submission.name)
+            self.began_after_end.append(job)
         self.executed.append(job)
         self._emit(job, "RUNNING", None, "")
         if DOWNLOAD_TAG in tags:  # what `aws s3 cp URI TARGET` does
@@ -304,7 +319,7 @@ class World:
             if delivery.work is not None:
                 deliver_in_process([delivery.work], self.ports, self.submitter, self.pacer)
             elif delivery.detail is None:
-                stop_run(RUN_ID, "ABORTED", self.ports)
+                stop_run(RUN_ID, "ABORTED", self.outside)
             else:
                 on_batch_event(delivery.detail, self.ports)
         except (Exception, LambdaDied):
@@ -351,8 +366,8 @@ class World:
         self.reconciler_rounds += 1
         report = ReconcileReport()
         try:
-            done = reconcile_run(RUN_ID, self.ports)
-            replay_dead_letters(self.ports, self.letters, report)
+            done = reconcile_run(RUN_ID, self.outside)
+            replay_dead_letters(self.outside, self.letters, report)
         except (Exception, LambdaDied):
             self.failed_invocations += 1
             return True

@@ -68,7 +68,7 @@ def test_reconcile_replays_a_lost_event_and_says_so(aws_server, tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "looked at 1 live run(s)",
-        f"{run}: call-first: replayed SUCCEEDED of Batch job {lost['detail']['jobId']}: collected",
+        f"{run}: call-first: replaying SUCCEEDED of Batch job {lost['detail']['jobId']}",
     ]
     status = aws_server.sfn.describe_execution
     arn = aws_server.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + run

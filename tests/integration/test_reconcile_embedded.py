@@ -43,7 +43,7 @@ def test_a_lost_succeeded_event_is_recovered_by_the_reconciler(embedded, tmp_pat
         action for report in embedded.reconciled for action in report["actions"].get(run_id, [])
     ]
     assert replayed == [
-        f"call-first: replayed SUCCEEDED of Batch job {lost[0]['detail']['jobId']}: collected"
+        f"call-first: replaying SUCCEEDED of Batch job {lost[0]['detail']['jobId']}"
     ]
     run = embedded.store.get_run(run_id)
     assert run is not None and run.status == "succeeded"

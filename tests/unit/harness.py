@@ -9,10 +9,12 @@ import os
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from miniwdl_serverless.adapters.efs import EfsRunFiles
+from miniwdl_serverless.adapters.handed_on import HandedOnBatch, HandedOnOrchestrator
 from miniwdl_serverless.adapters.memory import (
     MemoryBatch,
     MemoryCache,
@@ -108,11 +110,13 @@ class Harness:
         self.remotes = FakeRemotes()
         self.cache = MemoryCache()
         self.work = MemoryWork()
+        # the functions inside the VPC hand their Batch and Step Functions calls to the
+        # submitter; the reconciler and cancel (outside) make them directly: ``outside``
         self.ports = Ports(
             store=self.store,
             files=self.files,
-            batch=self.batch,
-            orchestrator=self.orchestrator,
+            batch=HandedOnBatch(self.work),
+            orchestrator=HandedOnOrchestrator(self.work),
             uploads=MemoryUploads(),
             metrics=self.metrics,
             sources=UriSources(root=self.efs_root),  # inline sources and local files: no AWS
@@ -122,6 +126,7 @@ class Harness:
             remotes=self.remotes,
             cache=self.cache,
         )
+        self.outside = replace(self.ports, batch=self.batch, orchestrator=self.orchestrator)
         # the work table's stream: the submitter (unpaced, on the ports as a test set them)
         # and the work function, in process
         self.pacer = Pacer(rate=1e9)
@@ -135,7 +140,9 @@ class Harness:
 
     def submitter(self) -> SubmitterPorts:
         p = self.ports
-        return SubmitterPorts(p.store, p.batch, p.metrics, p.work, p.cache)
+        return SubmitterPorts(
+            p.store, self.batch, p.metrics, p.work, p.cache, orchestrator=self.orchestrator
+        )
 
     # -- the execution --
     def start(
@@ -183,11 +190,13 @@ class Harness:
 
     def stop(self, status: str = "ABORTED") -> int:
         self.executions.stopped.add(self.run_id)
-        return stop_run(self.run_id, status, self.ports)
+        stopped = stop_run(self.run_id, status, self.outside)
+        self.work.drain()
+        return stopped
 
     def reconcile(self, later: float = 3600.0, **kwargs: Any) -> ReconcileReport:
         """A reconciler round ``later`` seconds from now (past its waiting times)."""
-        rp = ReconcilePorts(self.ports, self.executions, self.dead_letters)
+        rp = ReconcilePorts(self.outside, self.executions, self.dead_letters)
         report = reconcile(rp, now=time.time() + later, **kwargs)
         self.work.drain()
         return report
@@ -260,6 +269,7 @@ class Harness:
         return (status, result.returncode, "Essential container in task exited")
 
     def outputs(self) -> dict[str, Any]:
+        self.work.drain()  # the answer is the submitter's to send
         answer = self.answer()
         assert answer is not None and answer[0] == "success", answer
         run = self.run()

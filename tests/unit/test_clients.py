@@ -45,10 +45,14 @@ def wired(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_wiring_clients_retry_adaptively(wired: None) -> None:
-    ports = wiring.ports()
-    assert_shared(ports.batch._target.client)  # type: ignore[attr-defined]
-    assert_shared(ports.orchestrator.client)  # type: ignore[attr-defined]
+    ports = wiring.ports()  # inside the VPC: no Batch nor Step Functions client
     assert_shared(ports.uploads._target.client)  # type: ignore[attr-defined]
+    outside = wiring.outside_ports()
+    assert_shared(outside.batch._target.client)  # type: ignore[attr-defined]
+    assert_shared(outside.orchestrator.client)  # type: ignore[attr-defined]
+    submitter = wiring.submitter_ports()
+    assert_shared(submitter.batch._target.client)  # type: ignore[attr-defined]
+    assert_shared(submitter.orchestrator.client)  # type: ignore[attr-defined]
     assert_shared(wiring.s3_client())
     assert wiring.s3_client().meta.config.max_pool_connections > 10  # its own, merged in
     submission = wiring.submission_ports()

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,6 +28,7 @@ import pytest
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
+from miniwdl_serverless.adapters.handed_on import HandedOnBatch, HandedOnOrchestrator
 from miniwdl_serverless.adapters.memory import (
     MemoryBatch,
     MemoryMetrics,
@@ -276,11 +277,12 @@ class World:
 
     @functools.cached_property
     def ports(self) -> Ports:
+        # inside the VPC: Batch and Step Functions through the submitter (``outside``: direct)
         return Ports(
             store=self.store,
             files=self.files,
-            batch=self.batch,
-            orchestrator=self.orchestrator,
+            batch=HandedOnBatch(self.work),
+            orchestrator=HandedOnOrchestrator(self.work),
             uploads=self.uploads,
             metrics=self.metrics,
             sources=UriSources(lambda: self.s3),
@@ -288,6 +290,10 @@ class World:
             default_queue=QUEUES + "spot",
             default_fallback_queue=QUEUES + "ondemand",
         )
+
+    @functools.cached_property
+    def outside(self) -> Ports:
+        return replace(self.ports, batch=self.batch, orchestrator=self.orchestrator)
 
     def run(self) -> Run:
         run = self.store.get_run(RUN)
@@ -311,10 +317,13 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     """Every handler's module-level wiring replaced by the in-memory world."""
     world = World()
     monkeypatch.setenv("MSLS_EFS_ROOT", "/mnt/efs")  # the default run root, as on Lambda
-    for name in ("start", "advance", "cancel", "finish", "work"):
+    for name in ("start", "advance", "finish", "work"):
         monkeypatch.setattr(function(name), "ports", lambda: world.ports)
+    monkeypatch.setattr(function("cancel"), "outside_ports", lambda: world.outside)
     p = world.ports
-    submitter = SubmitterPorts(p.store, p.batch, p.metrics, p.work, p.cache)
+    submitter = SubmitterPorts(
+        p.store, world.batch, p.metrics, p.work, p.cache, orchestrator=world.orchestrator
+    )
     monkeypatch.setattr(function("submitter"), "submitter_ports", lambda: submitter)
     monkeypatch.setattr(function("submitter"), "submit_pacer", lambda: Pacer(rate=1e9))
     for name in ("start", "advance", "cancel", "reconcile"):  # each followed by the stream
@@ -628,7 +637,7 @@ def test_reconcile_replays_a_lost_event_and_logs_with_the_run_and_job_keys(world
     token = event("start_payload.json")["task_token"]
     runs = LiveExecutions(world.orchestrator, {RUN: token})
     reconciling = function("reconcile")
-    monkeypatch.setattr(reconciling, "reconcile_ports", lambda: ReconcilePorts(world.ports, runs))
+    monkeypatch.setattr(reconciling, "reconcile_ports", lambda: ReconcilePorts(world.outside, runs))
     logged = io.StringIO()
     monkeypatch.setattr(reconciling.logger.registered_handler, "stream", logged)
     level = reconciling.logger.log_level
@@ -639,7 +648,7 @@ def test_reconcile_replays_a_lost_event_and_logs_with_the_run_and_job_keys(world
     finally:
         reconciling.logger.setLevel(level)
     # then the transition is replayed, and said so with the run and job keys
-    replayed = f"replayed SUCCEEDED of Batch job {succeeded['jobId']}: collected"
+    replayed = f"replaying SUCCEEDED of Batch job {succeeded['jobId']}"
     assert result["actions"] == {RUN: [f"call-fastqc-0: {replayed}"]}
     assert world.job_of({"detail": succeeded}).status == DONE
     lines = [json.loads(line) for line in logged.getvalue().splitlines()]

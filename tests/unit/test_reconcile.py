@@ -79,9 +79,7 @@ def test_a_lost_succeeded_event_is_replayed_and_the_run_finishes(harness):
     harness.lose(first, "SUCCEEDED", 0)
     assert harness.reconcile(later=0).done == []  # its event may still be on the way
     report = harness.reconcile()
-    assert actions(report) == [
-        f"call-first: replayed SUCCEEDED of Batch job {first.batch_job_id}: collected"
-    ]
+    assert actions(report) == [f"call-first: replaying SUCCEEDED of Batch job {first.batch_job_id}"]
     assert harness.job("call-first").status == DONE
     assert harness.job("call-second").batch_job_id is not None
     assert harness.metrics.counts["ReconciledTransitions"] == 1
@@ -97,7 +95,7 @@ def test_a_lost_failed_event_is_replayed_and_the_call_retried(harness):
     harness.lose(first, "FAILED", 3, "Essential container in task exited")
     report = harness.reconcile()
     assert [str(a) for a in report.done] == [
-        f"call-first: replayed FAILED of Batch job {first.batch_job_id}: retried"
+        f"call-first: replaying FAILED of Batch job {first.batch_job_id}"
     ]
     job = harness.job("call-first")
     assert (job.status, job.attempt) == (RUNNING, 1)  # maxRetries: 1
@@ -116,7 +114,7 @@ def test_a_lost_running_event_is_replayed_once(harness):
     harness.lose(first, "RUNNING")
     assert harness.job("call-first").started_at is None
     assert actions(harness.reconcile()) == [
-        f"call-first: replayed RUNNING of Batch job {first.batch_job_id}: noted"
+        f"call-first: replaying RUNNING of Batch job {first.batch_job_id}"
     ]
     job = harness.job("call-first")
     assert job.started_at is not None and job.log_stream == f"default/{first.batch_job_id}"
@@ -172,13 +170,13 @@ def test_a_submission_lost_with_its_submitter_is_resubmitted(harness, monkeypatc
 def test_an_ended_run_whose_answer_is_owed_is_answered(harness, monkeypatch):
     harness.start(CHAIN)
     harness.event(harness.batch_job_of("call-first"), "SUCCEEDED", 0)
-    real = harness.orchestrator.send_success
-    monkeypatch.setattr(harness.orchestrator, "send_success", lambda token, output: False)
+    real = harness.ports.orchestrator.send_success
+    monkeypatch.setattr(harness.ports.orchestrator, "send_success", lambda token, output: False)
     with pytest.raises(end.AnswerNotSent):
         harness.event(harness.batch_job_of("call-second"), "SUCCEEDED", 0)
     assert harness.run().status == RUN_SUCCEEDED and harness.run().answer_due
     assert harness.answer() is None
-    monkeypatch.setattr(harness.orchestrator, "send_success", real)
+    monkeypatch.setattr(harness.ports.orchestrator, "send_success", real)
     assert actions(harness.reconcile(later=0)) == ["sent the answer it owed (succeeded)"]
     assert harness.answer() == ("success", {"run_id": harness.run_id, "dir": harness.run().run_dir})
     assert harness.run().answer_due is None
@@ -199,7 +197,7 @@ def test_a_ready_job_a_dead_invocation_never_claimed_is_picked_up(harness, monke
     assert harness.job("call-second").pending == 0 and harness.open_jobs() == []
     assert harness.reconcile(later=600).done == []  # not quiet long enough
     report = harness.reconcile()
-    assert actions(report) == ["picked up what was left: call-second"]
+    assert actions(report) == ["picking up what was left: call-second"]
     assert harness.run().status == RUN_RUNNING
     harness.play()
     assert harness.outputs() == {"chain.result": 12}
@@ -214,7 +212,7 @@ def test_a_run_nothing_will_advance_fails_naming_what_it_waits_for(harness):
     assert harness.reconcile(later=600).done == []
     report = harness.reconcile()
     (done,) = actions(report)
-    assert done.startswith("failed: RunStuck: no call is running or ready")
+    assert done.startswith("failing: RunStuck: no call is running or ready")
     assert "call-second waits for 1 completion(s) never counted" in done
     run = harness.run()
     assert run.status == RUN_FAILED and run.error["error"] == "RunStuck"
@@ -254,7 +252,8 @@ def test_a_dead_lettered_batch_event_is_replayed_and_deleted(harness):
         json.dumps(batch_event(first)), ERROR_CODE="SDK_CLIENT_ERROR", ERROR_MESSAGE="throttled"
     )
     report = harness.reconcile(later=0)  # the calls' own replay waits; the letter goes now
-    assert report.replayed == [f"{message}: Batch Job State Change: collected"]
+    replaying = f"replaying SUCCEEDED of Batch job {first.batch_job_id}"
+    assert report.replayed == [f"{message}: Batch Job State Change: {replaying}"]
     assert harness.dead_letters.messages == {}
     assert harness.job("call-first").status == DONE
     assert harness.metrics.counts["DeadLettersReplayed"] == 1

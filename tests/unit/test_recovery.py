@@ -407,7 +407,7 @@ def test_defect_10_a_crash_before_answering_success_is_answered_by_the_redeliver
     harness, monkeypatch
 ):
     harness.start(CHAIN)
-    died = dies_once(monkeypatch, harness.orchestrator, "send_success", lambda *_: True)
+    died = dies_once(monkeypatch, harness.ports.orchestrator, "send_success", lambda *_: True)
     with pytest.raises(LambdaDied):
         harness.play()
     assert died and harness.run().status == RUN_SUCCEEDED and harness.answer() is None
@@ -420,7 +420,7 @@ def test_defect_10_a_crash_before_answering_success_is_answered_by_the_redeliver
 
 def test_defect_10_an_answer_step_functions_did_not_take_is_sent_again(harness, monkeypatch):
     harness.start(CHAIN)
-    real_send = harness.orchestrator.send_failure
+    real_send = harness.ports.orchestrator.send_failure
     refused: list[str] = []
 
     def throttled_once(token: str, error: str, cause: str) -> bool:
@@ -429,7 +429,7 @@ def test_defect_10_an_answer_step_functions_did_not_take_is_sent_again(harness, 
             return False  # e.g. ThrottlingException: Step Functions was not told
         return real_send(token, error, cause)
 
-    monkeypatch.setattr(harness.orchestrator, "send_failure", throttled_once)
+    monkeypatch.setattr(harness.ports.orchestrator, "send_failure", throttled_once)
     first = harness.batch_job_of("call-first")
     harness.event(first, "FAILED", 1)  # retried
     retry = harness.batch_job_of("call-first")
@@ -461,7 +461,7 @@ def test_defect_10_a_crash_while_failing_the_run_is_finished_by_the_redelivery(
     terminates them and tells Step Functions."""
     harness.start(PAIR)
     a, b = harness.batch_job_of("call-a"), harness.batch_job_of("call-b")
-    died = dies_once(monkeypatch, harness.batch, "terminate", lambda *_: True)
+    died = dies_once(monkeypatch, harness.ports.batch, "terminate", lambda *_: True)
     with pytest.raises(LambdaDied):
         harness.event(a, "FAILED", 1)
     assert died and harness.run().status == RUN_FAILED and harness.answer() is None
@@ -472,7 +472,7 @@ def test_defect_10_a_crash_while_failing_the_run_is_finished_by_the_redelivery(
 
 
 def test_defect_10_a_retried_start_sends_the_answer_a_crash_left_owed(harness, monkeypatch):
-    died = dies_once(monkeypatch, harness.orchestrator, "send_success", lambda *_: True)
+    died = dies_once(monkeypatch, harness.ports.orchestrator, "send_success", lambda *_: True)
     source = "version 1.0\nworkflow w { Int x = 1\n output { Int y = x } }"
     with pytest.raises(LambdaDied):
         harness.start(source)  # no calls: the run ends in the start Lambda

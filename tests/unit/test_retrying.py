@@ -98,8 +98,10 @@ def resilient(target: Any, attempts: int = 4) -> Retrying:
 def with_faults(
     harness: Harness, port: str, method: str, faults: list[BaseException], attempts: int = 4
 ) -> Faulty:
-    faulty = Faulty(getattr(harness.ports, port), method, faults)
-    setattr(harness.ports, port, resilient(faulty, attempts))
+    # Batch and Step Functions are the submitter's (the controller's ports hand calls on)
+    owner: Any = harness if port in ("batch", "orchestrator") else harness.ports
+    faulty = Faulty(getattr(owner, port), method, faults)
+    setattr(owner, port, resilient(faulty, attempts))
     return faulty
 
 

@@ -43,10 +43,9 @@ ASYNC_FUNCTIONS = ("AdvanceFunction", "CancelFunction", "SubmitFunction")
 EFS_FUNCTIONS = (
     "StartFunction",
     "AdvanceFunction",
+    "WorkFunction",
     "FinishFunction",
-    "CancelFunction",
     "LogsFunction",
-    "ReconcileFunction",
 )
 
 
@@ -87,7 +86,7 @@ def test_every_engine_resource_is_declared(resources):
         "AWS::SQS::Queue",
         "AWS::Logs::LogGroup",
         "AWS::EC2::VPC",
-        "AWS::EC2::NatGateway",
+        "AWS::EC2::VPCEndpoint",
         "AWS::EFS::FileSystem",
         "AWS::EFS::AccessPoint",
         "AWS::EFS::MountTarget",
@@ -221,7 +220,7 @@ def test_batch_spot_with_on_demand_fallback(resources):
         "InstanceRole",
     ):
         assert resources[name]["Condition"] == "CreateBatch", name
-    for name in ("Vpc", "NatGateway", "PrivateSubnetA", "PrivateSubnetB"):
+    for name in ("Vpc", "PublicSubnetA", "PublicSubnetB", "PrivateSubnetA", "PrivateSubnetB"):
         assert resources[name]["Condition"] == "CreateNetwork", name
     assert resources["FileSystem"]["Condition"] == "CreateFileSystem"
     assert resources["AccessPoint"]["Condition"] == "CreateAccessPoint"
@@ -303,7 +302,8 @@ def test_defect_06_functions_know_the_stack_bucket(resources):
 # Functions whose code calls BatchJobs.terminate: fail fast (end.py:fail_run, from any driver
 # loop, the start function's included), stragglers (advance.py), stop (end.py:stop_run),
 # Finish stopping a run whose Start crashed.
-TERMINATING_FUNCTIONS = ("StartFunction", "AdvanceFunction", "FinishFunction", "CancelFunction")
+# outside the VPC: the submitter terminates for the functions inside it
+TERMINATING_FUNCTIONS = ("SubmitterFunction", "CancelFunction", "ReconcileFunction")
 
 
 def _function_statements(resources: dict[str, Any], function: str) -> list[dict[str, Any]]:
@@ -408,7 +408,7 @@ def test_an_alarm_watches_the_dead_letter_queue(resources):
 
 # Functions whose driver loop evaluates a run's inputs, and so downloads the s3:// inputs that
 # `submit` staged under the stack bucket's inputs/ onto EFS.
-INPUT_READERS = ("StartFunction", "AdvanceFunction", "ReconcileFunction")
+INPUT_READERS = ("StartFunction", "AdvanceFunction", "WorkFunction")
 STAGED_INPUTS = {"Fn::Sub": "${Bucket.Arn}/inputs/*"}
 
 
@@ -502,3 +502,117 @@ def test_the_submitter_policy_allows_what_the_remote_commands_call(cfn, resource
         "submit",
     ]
     assert cfn["Outputs"]["SubmitterPolicyArn"]["Value"] == {"Ref": "SubmitterPolicy"}
+
+
+# ---- no NAT gateway (issue 11): only EFS work inside the VPC ---------------------------------
+
+# What the functions inside the VPC may still be granted outside DynamoDB, S3, EFS and X-Ray:
+# the Lambda service's own deliveries to the dead-letter queue (an asynchronous invocation's
+# DLQ, a stream's on-failure destination), which do not go through the function's network.
+SERVICE_DELIVERIES = {"sqs:SendMessage"}
+UNREACHABLE_INSIDE = ("batch:", "states:", "sqs:", "logs:GetLogEvents", "events:", "lambda:")
+
+
+def _in_vpc(resources: dict[str, Any]) -> list[str]:
+    return sorted(
+        name
+        for name, f in of_type(resources, "AWS::Lambda::Function").items()
+        if f["Properties"].get("VpcConfig")
+    )
+
+
+def test_the_created_vpc_has_no_nat_gateway_and_no_default_route_for_the_lambdas(resources):
+    kinds = {v["Type"] for v in resources.values()}
+    assert "AWS::EC2::NatGateway" not in kinds
+    assert not [n for n, v in resources.items() if v["Type"] == "AWS::EC2::EIP"]
+    private_routes = [
+        v
+        for v in of_type(resources, "AWS::EC2::Route").values()
+        if v["Properties"]["RouteTableId"] == {"Ref": "PrivateRouteTable"}
+    ]
+    assert private_routes == []  # S3 and DynamoDB through the gateway endpoints only
+    endpoints = of_type(resources, "AWS::EC2::VPCEndpoint").values()
+    services = {str(e["Properties"]["ServiceName"]) for e in endpoints}
+    assert any(".s3" in s for s in services) and any(".dynamodb" in s for s in services)
+    for endpoint in endpoints:
+        assert endpoint["Properties"]["VpcEndpointType"] == "Gateway"
+        assert {"Ref": "PrivateRouteTable"} in endpoint["Properties"]["RouteTableIds"]
+
+
+def test_batch_runs_in_public_subnets_with_public_ips(resources):
+    for name in ("PublicSubnetA", "PublicSubnetB"):
+        assert resources[name]["Properties"]["MapPublicIpOnLaunch"] is True
+    (public_route,) = [
+        v
+        for v in of_type(resources, "AWS::EC2::Route").values()
+        if v["Properties"]["RouteTableId"] == {"Ref": "PublicRouteTable"}
+    ]
+    assert public_route["Properties"]["GatewayId"] == {"Ref": "InternetGateway"}
+    for name in ("SpotComputeEnvironment", "OnDemandComputeEnvironment"):
+        subnets = resources[name]["Properties"]["ComputeResources"]["Subnets"]["Fn::If"]
+        assert subnets[0] == "CreateNetwork"
+        assert subnets[1] == [{"Ref": "PublicSubnetA"}, {"Ref": "PublicSubnetB"}], name
+        assert subnets[2] == {
+            "Fn::If": ["HasBatchSubnetIds", {"Ref": "BatchSubnetIds"}, {"Ref": "SubnetIds"}]
+        }
+    for name in _in_vpc(resources):
+        subnets = resources[name]["Properties"]["VpcConfig"]["SubnetIds"]["Fn::If"][1]
+        assert subnets == [{"Ref": "PrivateSubnetA"}, {"Ref": "PrivateSubnetB"}], name
+
+
+def test_no_function_inside_the_vpc_may_call_what_it_cannot_reach(resources):
+    """Batch, Step Functions, SQS (but the service's DLQ deliveries), CloudWatch Logs' reads:
+    none is reachable without a NAT gateway, so none is granted to a function in the VPC."""
+    inside = _in_vpc(resources)
+    assert inside == sorted(
+        ["StartFunction", "AdvanceFunction", "WorkFunction", "FinishFunction", "LogsFunction"]
+    )
+    for function in inside:
+        actions = {a for s in _function_statements(resources, function) for a in _actions(s)}
+        unreachable = {a for a in actions - SERVICE_DELIVERIES if a.startswith(UNREACHABLE_INSIDE)}
+        assert unreachable == set(), function
+    for function in ("SubmitterFunction", "CancelFunction", "ReconcileFunction", "SubmitFunction"):
+        assert not resources[function]["Properties"].get("VpcConfig"), function
+        assert not resources[function]["Properties"].get("FileSystemConfigs"), function
+
+
+def test_the_submitter_may_make_the_calls_the_functions_inside_hand_on(resources):
+    actions = {a for s in _function_statements(resources, "SubmitterFunction") for a in _actions(s)}
+    for action in (
+        "batch:SubmitJob",
+        "batch:TerminateJob",
+        "batch:ListJobs",
+        "batch:DescribeJobs",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+    ):
+        assert action in actions, action
+
+
+def test_the_stream_filters_hand_each_kind_to_its_function(resources):
+    """The submitter gets the calls made outside the VPC, the work function what needs EFS:
+    the kinds core/work.py defines, and each to one function only."""
+    import json
+
+    from miniwdl_serverless.core.work import GRAPH_KINDS, OUTSIDE_KINDS
+
+    def kinds(function: str) -> set[str]:
+        (mapping,) = [
+            v["Properties"]
+            for v in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+            if v["Properties"]["FunctionName"] == {"Ref": function}
+        ]
+        (flt,) = mapping["FilterCriteria"]["Filters"]
+        return set(json.loads(flt["Pattern"])["dynamodb"]["NewImage"]["kind"]["S"])
+
+    assert kinds("SubmitterFunction") == set(OUTSIDE_KINDS)
+    assert kinds("WorkFunction") == set(GRAPH_KINDS)
+
+
+def test_functions_inside_the_created_vpc_are_told_they_have_no_internet(cfn):
+    variables = cfn["Globals"]["Function"]["Environment"]["Variables"] if "Globals" in cfn else None
+    if variables is None:  # SAM moved the globals into each function
+        variables = cfn["Resources"]["StartFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["FUNCTIONS_INTERNET"] == {
+        "Fn::If": ["CreateNetwork", "false", {"Ref": "FunctionsInternet"}]
+    }

@@ -39,7 +39,7 @@ from miniwdl_serverless.core.store_rules import (
     tally_item_id,
 )
 from miniwdl_serverless.core.uploads import Transfer
-from miniwdl_serverless.core.work import DELIVERED_KINDS, SUBMIT, WorkItem
+from miniwdl_serverless.core.work import DELIVERED_KINDS, OUTSIDE_KINDS, WorkItem
 
 
 class MemoryStore:
@@ -556,8 +556,8 @@ class MemoryWork:
 
     def drain(self) -> int:
         """Deliver what is queued, and what that puts, until nothing is left; how many. Up to
-        ``batch`` submissions in a row go together (a stream batch: the submitter may make an
-        array job of them); other items one by one."""
+        ``batch`` of the submitter's items in a row go together (a stream batch: it may make an
+        array job of the submissions); the work function's one by one."""
         if getattr(self._draining, "active", False):
             return 0  # the outer drain delivers it
         self._draining.active = True
@@ -571,7 +571,8 @@ class MemoryWork:
                     while (
                         self.queue
                         and len(items) < self.batch
-                        and items[0].kind == self.queue[0].kind == SUBMIT
+                        and items[0].kind in OUTSIDE_KINDS
+                        and self.queue[0].kind in OUTSIDE_KINDS
                     ):
                         items.append(self.queue.pop(0))
                 try:

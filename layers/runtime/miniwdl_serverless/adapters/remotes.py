@@ -45,8 +45,12 @@ def boto3_clients(region: str | None, unsigned: bool) -> Any:
 
 
 class UriRemotes:
-    def __init__(self, clients: ClientFactory = boto3_clients):
+    def __init__(self, clients: ClientFactory = boto3_clients, internet: bool = True):
+        """``internet``: whether the functions can reach anything but S3 (no NAT gateway in
+        their subnets: False). Without it an http(s) URI is not probed: its download is a
+        Batch job's (the compute subnets have an internet gateway), cached by its URI."""
         self._factory = clients
+        self.internet = internet
         self._clients: dict[tuple[str | None, bool], Any] = {}
         self._lock = threading.Lock()
 
@@ -57,6 +61,8 @@ class UriRemotes:
             )
         if directory:
             raise DownloadError(uri, "a Directory can be downloaded only from an s3:// prefix")
+        if not self.internet:
+            return Remote(uri, "", -1, reachable=False)
         return _probe_http(uri)
 
     def fetch(self, uri: str, remote: Remote, requester_pays: bool, out: BinaryIO) -> int:

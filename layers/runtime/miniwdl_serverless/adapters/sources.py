@@ -18,12 +18,21 @@ FETCH_TIMEOUT_SECONDS = 30
 
 
 class UriSources:
-    def __init__(self, s3_client: Callable[[], Any] | None = None, root: str = "/"):
+    def __init__(
+        self, s3_client: Callable[[], Any] | None = None, root: str = "/", internet: bool = True
+    ):
         self._s3_client = s3_client  # made when first needed (only s3:// workflows need it)
         self.root = os.path.realpath(root)
+        self.internet = internet  # False: the functions' subnets have no route out (no NAT)
 
     def fetch(self, uri: str, limit: int) -> bytes:
         """At most ``limit`` + 1 bytes, so that a caller can tell a document is too large."""
+        if uri.startswith(("http://", "https://")) and not self.internet:
+            raise ValueError(
+                f"{uri}: the stack's functions have no internet access (FunctionsInternet is "
+                "false): give the workflow as an s3:// URI (`miniwdl-serverless submit` stages "
+                "a local file) or inline"
+            )
         if uri.startswith(("http://", "https://")):
             with urllib.request.urlopen(uri, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310 (scheme checked)
                 return response.read(limit + 1)  # type: ignore[no-any-return]

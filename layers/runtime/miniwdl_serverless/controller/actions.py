@@ -97,6 +97,7 @@ class Submit:
     resubmit: bool = False  # the previous submitter may have died before recording a Batch job
     reconciling: bool = False  # the reconciler's: may look up a download job's lost end
     interruptions: int | None = None  # a retry's count of interruptions, set with its mark
+    held: float | None = None  # a resubmission looked up (no Batch job of its name): its lease
 
 
 @dataclass(frozen=True)

@@ -125,8 +125,8 @@ def fetch_missing(
     ctx: RunContext, localized: Localized, job_id: str, attempt: int, reconciling: bool = False
 ) -> list[str]:
     """Download what is not in the cache yet; the URIs still coming (the call's run waits for
-    them as one of their entries' waiters). The reconciler's resubmission also looks at the
-    Batch job of a download still going (DescribeJobs, only there): a lost end is replayed."""
+    them as one of their entries' waiters). The reconciler's resubmission also has the
+    submitter describe the Batch job of a download still going: a lost end is replayed."""
     claimant = localizing.waiter_id(ctx.run_id, job_id, attempt)
     return [r.uri for r in localized.remotes if ensure(ctx, r, claimant, reconciling) == PENDING]
 
@@ -145,8 +145,8 @@ def ensure(ctx: RunContext, remote: Remote, claimant: str, reconciling: bool = F
                 return READY
             ctx.log(f"download cache entry {path} changed since it was downloaded: again")
             replacing = entry.claimant
-        if entry is not None and reconciling and _replayed(ctx.ports, entry):
-            continue  # its download job had ended without our hearing of it
+        if entry is not None and reconciling:
+            _ask_about(ctx.ports, entry)  # its download job may have ended unheard of
         now = time.time()
         data = {"remote": remote.to_json(), "path": path, "root": root}
         held = LEASE_SECONDS if localizing.in_lambda(remote, ctx.downloads) else JOB_LEASE_SECONDS
@@ -159,17 +159,13 @@ def ensure(ctx: RunContext, remote: Remote, claimant: str, reconciling: bool = F
     raise TransientError(f"the download cache entry of {remote.uri} keeps changing")
 
 
-def _replayed(ports: Ports, entry: CacheEntry) -> bool:
-    """A download job's end that never reached us (a lost event): replayed, as the reconciler
-    replays a call's. True if the entry settled."""
+def _ask_about(ports: Ports, entry: CacheEntry) -> None:
+    """A download job's end that may never have reached us (a lost event): the submitter
+    describes the job (outside the VPC) and hands an end back as a replay, as the reconciler
+    replays a call's; the entry then settles and tells its waiters, this run among them."""
     batch_job_id = entry.data.get("batch_job_id")
-    if entry.status != "downloading" or not batch_job_id:
-        return False
-    for detail in ports.batch.describe([str(batch_job_id)]):
-        if detail.status in ("SUCCEEDED", "FAILED"):
-            on_download_event(detail, ports)
-            return True
-    return False
+    if entry.status == "downloading" and batch_job_id:
+        ports.work.put([work.describe_item([str(batch_job_id)], time.time())])
 
 
 def _download(

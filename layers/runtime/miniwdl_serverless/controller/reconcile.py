@@ -5,7 +5,11 @@ answer an ended run still owes; pick up what a dead invocation left in a quiet r
 run that nothing will ever advance; and replay what the dead-letter queue holds.
 
 Every step is one the normal paths take too, so it is idempotent: a transition replayed while
-its real event arrives changes nothing twice. Decisions are in core/reconciling.py."""
+its real event arrives changes nothing twice. Decisions are in core/reconciling.py.
+
+The reconciler runs outside the VPC (it asks Step Functions, Batch and SQS, and touches no
+file): what needs the run's files — a replayed transition, a resubmission, settling a quiet
+run — it hands to the work function as work items (``replay``, ``resubmit``, ``settle``)."""
 
 from __future__ import annotations
 
@@ -16,8 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from miniwdl_serverless.controller.actions import Action, Offer, Submit
-from miniwdl_serverless.controller.advance import on_batch_event
+from miniwdl_serverless.controller.actions import Action, Offer
 from miniwdl_serverless.controller.context import load_context
 from miniwdl_serverless.controller.drive import Driver
 from miniwdl_serverless.controller.end import answer_owed, fail_run, stop_run
@@ -36,6 +39,13 @@ from miniwdl_serverless.core.reconciling import (
     stuck_error,
 )
 from miniwdl_serverless.core.records import RUN_RUNNING, RUNNING, Job, Run
+from miniwdl_serverless.core.work import (
+    Resubmission,
+    Settle,
+    replay_item,
+    resubmit_item,
+    settle_item,
+)
 
 log = logging.getLogger("miniwdl_serverless.reconcile")
 DEAD_LETTERS_PER_ROUND = 100
@@ -144,18 +154,20 @@ def _reconcile_calls(
         verdict = call_verdict(job, described.get(str(job.batch_job_id)), now, rules)
         in_motion = in_motion or verdict.in_motion
         if verdict.move is Move.REPLAY and verdict.detail is not None:
-            done.append(_replay(run, job, verdict.detail, ports))
+            done.append(_replay(run, job, verdict.detail, ports, now))
         elif verdict.move is Move.RESUBMIT:
-            _drive(run, ports, [Submit(job, None, job.attempt, resubmit=True, reconciling=True)])
+            again = Resubmission(job.job_id, job.attempt, reconciling=True)
+            ports.work.put([resubmit_item(run.run_id, again, f"reconcile {now}")])
             ports.metrics.count("ReconciledTransitions")
             done.append(Reconciled(run.run_id, f"{verdict.note}: resubmitted", job.job_id))
     return done, in_motion
 
 
-def _replay(run: Run, job: Job, detail: BatchJobDetail, ports: Ports) -> Reconciled:
-    outcome = on_batch_event(detail, ports)
+def _replay(run: Run, job: Job, detail: BatchJobDetail, ports: Ports, now: float) -> Reconciled:
+    """Through the advance path, in the work function (collecting reads the call's files)."""
+    ports.work.put([replay_item(run.run_id, detail.model_dump(), f"reconcile {now}")])
     ports.metrics.count("ReconciledTransitions")
-    text = f"replayed {detail.status} of Batch job {detail.batch_job_id}: {outcome}"
+    text = f"replaying {detail.status} of Batch job {detail.batch_job_id}"
     return Reconciled(run.run_id, text, job.job_id)
 
 
@@ -164,11 +176,26 @@ def _drive(run: Run, ports: Ports, actions: list[Action]) -> None:
 
 
 def _settle(run: Run, ports: Ports, rules: Rules, now: float) -> list[Reconciled]:
-    """No call is in motion. Once the run has been quiet long enough: pick up what dead
-    invocations left (as their re-deliveries would); if that moved nothing, fail the run."""
+    """No call is in motion. Once the run has been quiet long enough, the work function
+    settles it (``settle``: it needs the run's files)."""
     jobs = list(ports.store.query_jobs(run.run_id))
-    if stuck_error(run, jobs, now, rules.quiet_after) is None:
+    error = stuck_error(run, jobs, now, rules.quiet_after)
+    if error is None:
         return []
+    ports.work.put([settle_item(run.run_id, Settle(rules.quiet_after, now))])
+    offers = resumable(jobs)
+    if offers:
+        names = ", ".join(job.job_id for job, _ in offers)
+        return [Reconciled(run.run_id, f"picking up what was left: {names}")]
+    return [Reconciled(run.run_id, f"failing: RunStuck: {error.info['message']}")]
+
+
+def settle(run: Run, ports: Ports, quiet_after: float, now: float) -> list[Reconciled]:
+    """A quiet run (the work function's): pick up what dead invocations left (as their
+    re-deliveries would); if that moved nothing, fail the run."""
+    jobs = list(ports.store.query_jobs(run.run_id))
+    if stuck_error(run, jobs, now, quiet_after) is None:
+        return []  # it moved since the reconciler looked
     done: list[Reconciled] = []
     offers = resumable(jobs)
     if offers:
@@ -182,7 +209,7 @@ def _settle(run: Run, ports: Ports, rules: Rules, now: float) -> list[Reconciled
         run, jobs = fresh, list(ports.store.query_jobs(run.run_id))
         if last_activity(run, jobs) > before:
             return done  # it moved: the next round judges again
-    error = stuck_error(run, jobs, now, rules.quiet_after)
+    error = stuck_error(run, jobs, now, quiet_after)
     if error is not None:
         fail_run(load_context(run, ports), error)
         ports.metrics.count("StuckRunsFailed")
@@ -195,15 +222,17 @@ def _settle(run: Run, ports: Ports, rules: Rules, now: float) -> list[Reconciled
 
 def replay_dead_letters(ports: Ports, letters: DeadLetters, report: ReconcileReport) -> None:
     """Replay each replayable message through the path its event takes, and delete it once
-    replayed. A message that cannot be replayed, or whose replay failed, is kept (it comes
-    back after the queue's visibility timeout, and the queue's alarm stays on) and reported."""
+    replayed (a Batch event: once its ``replay`` item is in the work table, which the stream
+    delivers to the work function until it is done). A message that cannot be replayed, or
+    whose replay failed, is kept (it comes back after the queue's visibility timeout, and the
+    queue's alarm stays on) and reported."""
     for letter in letters.receive(DEAD_LETTERS_PER_ROUND):
         verdict = classify_letter(letter)
         if not verdict.replayable or verdict.event is None:
             _keep(ports, report, letter, verdict.problem)
             continue
         try:
-            outcome = _replay_letter(verdict.kind, verdict.event, ports)
+            outcome = _replay_letter(verdict.kind, verdict.event, ports, letter.message_id)
         except Exception as exn:  # not lost: it stays for the next round
             log.warning("dead letter %s: replay failed: %s", letter.message_id, exn)
             _keep(ports, report, letter, f"replay failed: {type(exn).__name__}: {exn}")
@@ -213,10 +242,12 @@ def replay_dead_letters(ports: Ports, letters: DeadLetters, report: ReconcileRep
         report.replayed.append(f"{letter.message_id}: {verdict.kind.value}: {outcome}")
 
 
-def _replay_letter(kind: Letter, event: dict[str, Any], ports: Ports) -> str:
+def _replay_letter(kind: Letter, event: dict[str, Any], ports: Ports, message_id: str) -> str:
     detail = event["detail"]
     if kind is Letter.BATCH_EVENT:
-        return on_batch_event(BatchJobDetail.model_validate(detail), ports)
+        parsed = BatchJobDetail.model_validate(detail)  # a bad one is kept, not handed on
+        ports.work.put([replay_item(parsed.run_id or "", parsed.model_dump(), message_id)])
+        return f"replaying {parsed.status} of Batch job {parsed.batch_job_id}"
     terminated = stop_run(str(detail["name"]), str(detail["status"]), ports)
     return f"run {detail['name']} stopped ({terminated} Batch jobs terminated)"
 

@@ -38,7 +38,7 @@ from miniwdl_serverless.core.decisions import (
 )
 from miniwdl_serverless.core.errors import RunError, describe_exception
 from miniwdl_serverless.core.ids import batch_job_name
-from miniwdl_serverless.core.records import RUN_RUNNING, Job
+from miniwdl_serverless.core.records import Job
 from miniwdl_serverless.core.resources import TaskSubmission
 
 log = logging.getLogger("miniwdl_serverless.controller")
@@ -52,9 +52,10 @@ def submit(driver: Driver, action: Submit) -> list[Action]:
 
     The attempt is marked running first, under a short lease (exclusively), so a duplicate
     invocation never prepares over the holder's files, and a short job's events may come
-    before submit returns. A resubmission (the previous submitter may have died) looks the
-    attempt's Batch job up by its deterministic name and adopts it if it exists: the files
-    of an attempt whose Batch job may be running are never prepared again.
+    before submit returns. A resubmission (the previous submitter may have died) has the
+    submitter look the attempt's Batch job up by its deterministic name first, and adopt it if
+    it exists: the files of an attempt whose Batch job may be running are never prepared
+    again.
     """
     ctx, job, attempt = driver.context(), action.job, action.attempt
     task, _ = task_of(ctx, job)
@@ -162,7 +163,8 @@ def _cached(ctx: RunContext, job: Job, attempt: int, hit: call_cache.Hit) -> Com
 
 def _give_back(ctx: RunContext, job_id: str, attempt: int, lease: Lease) -> None:
     """End the lease now, so that the redelivery resubmits at once (it looks the attempt's
-    Batch job up by name first: a SubmitJob that did go through is adopted, not doubled)."""
+    Batch job up by name first, in the submitter: a SubmitJob that did go through is adopted,
+    not doubled)."""
     if lease.until is None:
         return
     try:
@@ -179,18 +181,17 @@ def _take(
     Batch job was found and adopted."""
     store, job, attempt = ctx.ports.store, action.job, action.attempt
     lease = submit_lease(time.time())
-    if action.resubmit:
-        marked = store.mark_running(
-            ctx.run_id, job.job_id, attempt, resubmit=True, lease_until=lease
-        )
-        found = _find_attempt(ctx, job.job_id, attempt)
-        if found is not None:  # the previous submitter got that far: adopt, prepare nothing
-            _recorded(ctx, job.job_id, attempt, found, f"as Batch job {found} (adopted)")
-            return None
+    held = action.held  # looked up: nothing of its name; prepare it under the lease held
+    if held is not None and store.renew_lease(ctx.run_id, job.job_id, attempt, held, lease):
+        marked = store.get_job(ctx.run_id, job.job_id)
         if marked is None:
-            return None  # its submitter may still be preparing it: the lease holds
+            return None
         data = ctx.load_value(marked.call_inputs)
         return marked, WDL.values_from_json(data, task.available_inputs), lease
+    if action.resubmit:  # (or the held lease moved on: whoever took it may have died since)
+        if store.mark_running(ctx.run_id, job.job_id, attempt, resubmit=True, lease_until=lease):
+            _look_up_first(ctx, action, lease)
+        return None  # prepared only once the submitter found no Batch job of its name
     inputs = action.inputs
     if inputs is None:
         inputs = WDL.values_from_json(ctx.load_value(job.call_inputs), task.available_inputs)
@@ -226,14 +227,15 @@ def _queues(ctx: RunContext) -> list[str]:
     return list(dict.fromkeys(q for q in queues if q))
 
 
-def _find_attempt(ctx: RunContext, job_id: str, attempt: int) -> str | None:
-    """The Batch job of this attempt, by its deterministic name, if one was submitted."""
+def _look_up_first(ctx: RunContext, action: Submit, lease: float) -> None:
+    """A resubmission (its previous submitter may have died after SubmitJob): the submitter
+    (outside the VPC: ListJobs) looks the attempt's Batch job up by its deterministic name,
+    and adopts it, or hands the attempt back to be prepared and submitted (``Submit.held``)."""
+    job_id, attempt = action.job.job_id, action.attempt
     name = batch_job_name(ctx.run_id, job_id, attempt)
-    for queue in _queues(ctx):
-        found = ctx.ports.batch.find(name, queue)
-        if found:
-            return found
-    return None
+    lookup = work.Lookup(job_id, attempt, lease, name, _queues(ctx), action.reconciling)
+    ctx.ports.work.put([work.lookup_item(ctx.run_id, lookup)])
+    ctx.log(f"{job_id} attempt {attempt + 1}: looking its Batch job up before resubmitting")
 
 
 def _hold(ctx: RunContext, job_id: str, attempt: int, lease: Lease) -> bool:
@@ -249,23 +251,6 @@ def _hold(ctx: RunContext, job_id: str, attempt: int, lease: Lease) -> bool:
     lease.until = None
     ctx.log(f"{job_id} attempt {attempt + 1}: another invocation took over its submission")
     return False
-
-
-def _recorded(ctx: RunContext, job_id: str, attempt: int, batch_job_id: str, how: str) -> None:
-    """Record the attempt's Batch job, found by name (the submitter records what it submits);
-    if another is recorded for it, this one is a duplicate nobody follows: terminate it."""
-    store, batch = ctx.ports.store, ctx.ports.batch
-    if not store.record_batch_job(ctx.run_id, job_id, attempt, batch_job_id):
-        current = store.get_job(ctx.run_id, job_id)
-        if current is None or current.batch_job_id != batch_job_id:
-            batch.terminate(batch_job_id, "miniwdl-serverless: duplicate submission")
-        return
-    store.count(ctx.run_id, calls_submitted=1)
-    ctx.ports.metrics.count("TasksSubmitted")
-    ctx.log(f"submitted {job_id} attempt {attempt + 1} {how}")
-    run = store.get_run(ctx.run_id)
-    if run is None or run.status != RUN_RUNNING:  # the run ended meanwhile
-        batch.terminate(batch_job_id, "miniwdl-serverless: run already ended")
 
 
 def note_started(driver: Driver, action: NoteStarted) -> list[Action]:

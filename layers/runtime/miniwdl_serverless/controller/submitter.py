@@ -3,7 +3,10 @@ the other functions put in the work table, at no more than the account-wide rate
 
 It holds no files and runs outside the VPC. For a call's attempt it takes the lease the
 preparing invocation left on it (so a resubmission that took over meanwhile wins, and a
-redelivered item submits nothing twice), submits, and records the Batch job id.
+redelivered item submits nothing twice), submits, and records the Batch job id. It also makes
+every other Batch and Step Functions call of the functions inside the VPC (which have no
+route to them): terminations, a Start task's answer, a resubmission's look-up by name, and
+DescribeJobs of download jobs whose end may have been lost.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from miniwdl_serverless.controller.ports import (
     BatchJobs,
     CacheStore,
     Metrics,
+    Orchestrator,
     RunStore,
     Throttled,
     TransientError,
@@ -30,12 +34,21 @@ from miniwdl_serverless.core.localizing import JOB_LEASE_SECONDS
 from miniwdl_serverless.core.records import RUN_RUNNING
 from miniwdl_serverless.core.resources import TaskSubmission
 from miniwdl_serverless.core.work import (
+    ANSWER,
+    DESCRIBE,
+    LOOKUP,
+    SUBMIT,
+    TERMINATE,
     Pacer,
     QueuedSubmission,
+    Resubmission,
     WorkItem,
     array_item,
+    looked_up,
     queued_submission,
     refused_item,
+    replay_item,
+    resubmit_item,
 )
 
 log = logging.getLogger("miniwdl_serverless.submitter")
@@ -51,10 +64,112 @@ class SubmitterPorts:
     metrics: Metrics
     work: WorkQueue  # where a refused submission goes (the work function fails its attempt)
     cache: CacheStore | None = None
+    orchestrator: Orchestrator | None = None  # the answers (None: a test that sends none)
     array_limit: int = arrays.ARRAY_SIZE_LIMIT  # children of one array job at most
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     outcomes: list[str] = field(default_factory=list)  # what each item led to (logs, tests)
+
+
+def handle_items(
+    items: list[WorkItem],
+    ports: SubmitterPorts,
+    pacer: Pacer,
+    remaining_seconds: Callable[[], float],
+) -> list[str]:
+    """One stream batch: the submissions (paced, in order, array jobs made of them), then the
+    other calls, each one by one. Returns the keys of the items to deliver again."""
+    left = submit_queued([i for i in items if i.kind == SUBMIT], ports, pacer, remaining_seconds)
+    others = [item for item in items if item.kind != SUBMIT]
+    for index, item in enumerate(others):
+        if remaining_seconds() < RESERVE_SECONDS:
+            return left + [i.key for i in others[index:]]
+        try:
+            done = carry_out(item, ports)
+        except TransientError:
+            log.warning("%s failed; handed back", item.key, exc_info=True)
+            done = False
+        if not done:
+            left.append(item.key)
+    return left
+
+
+def carry_out(item: WorkItem, ports: SubmitterPorts) -> bool:
+    """A call the functions inside the VPC handed on; False: deliver it again. Each is safe
+    to repeat: terminating a job twice, an answer a token already took, a look-up that finds
+    what it recorded, a description replayed twice (the advance path changes nothing twice)."""
+    body = item.body
+    if item.kind == TERMINATE:
+        _terminate(ports, str(body["batch_job_id"]), str(body["reason"]))
+        ports.outcomes.append("terminated")
+        return True
+    if item.kind == ANSWER:
+        return _answer(ports, body)
+    if item.kind == LOOKUP:
+        ports.outcomes.append(look_up(item, ports))
+        return True
+    if item.kind == DESCRIBE:
+        ports.outcomes.append(_describe(item, ports))
+        return True
+    raise ValueError(f"not the submitter's: {item.kind}")
+
+
+def _terminate(ports: SubmitterPorts, batch_job_id: str, reason: str) -> None:
+    try:
+        ports.batch.terminate(batch_job_id, reason)
+    except TransientError:
+        raise
+    except Exception as exn:  # a job Batch does not know (expired) cannot be stopped: done
+        log.warning("terminate %s: %s", batch_job_id, exn)
+
+
+def _answer(ports: SubmitterPorts, body: dict) -> bool:
+    assert ports.orchestrator is not None, "the submitter answers tokens"
+    token = str(body["token"])
+    if "output" in body:
+        sent = ports.orchestrator.send_success(token, dict(body["output"]))
+    else:
+        sent = ports.orchestrator.send_failure(token, str(body["error"]), str(body["cause"]))
+    ports.outcomes.append("answered" if sent else "answer not sent")
+    return sent
+
+
+def look_up(item: WorkItem, ports: SubmitterPorts) -> str:
+    """A resubmission, before anything is prepared: the attempt's Batch job found by name is
+    adopted (its call directory is the running job's: never written over); none found, the
+    work function prepares and submits it again under the lease the look-up was made for."""
+    lookup, run_id, store = looked_up(item), item.run_id, ports.store
+    job = store.get_job(run_id, lookup.job_id)
+    if (
+        job is None
+        or job.attempt != lookup.attempt
+        or job.batch_job_id
+        or job.lease_until != lookup.lease
+    ):
+        return "taken"  # recorded meanwhile, or another resubmission took it over
+    for queue in lookup.queues:
+        found = ports.batch.find(lookup.name, queue)
+        if found:
+            batch = _Batch(ports)
+            outcome = _record_attempt(run_id, (lookup.job_id, lookup.attempt), ports, found)
+            if outcome.batch_job_id:
+                batch.submitted[run_id] = [found]
+            batch.stop_what_ended()
+            return "adopted" if outcome.batch_job_id else outcome.what
+    again = Resubmission(lookup.job_id, lookup.attempt, lookup.lease, lookup.reconciling)
+    ports.work.put([resubmit_item(run_id, again, item.key)])
+    return "not found: resubmitting"
+
+
+def _describe(item: WorkItem, ports: SubmitterPorts) -> str:
+    """Download jobs whose end a reconciling resubmission wondered about: those that ended
+    go to the work function as replays of their state change."""
+    ids = [str(i) for i in item.body["batch_job_ids"]]
+    ended = [d for d in ports.batch.describe(ids) if d.status in ("SUCCEEDED", "FAILED")]
+    replays = [replay_item(d.run_id or "", d.model_dump(), item.key) for d in ended]
+    if replays:
+        ports.work.put(replays)
+    return f"described: {len(replays)} ended"
 
 
 def submit_queued(
@@ -297,9 +412,22 @@ def _array_holder(holder: str | None, key: str) -> tuple[str, int] | None:
 def _record(
     queued: QueuedSubmission, ports: SubmitterPorts, batch_job_id: str, how: str
 ) -> Outcome:
-    store, run_id, job_id = ports.store, queued.run_id, queued.job_id
-    assert job_id is not None
-    if not store.record_batch_job(run_id, job_id, queued.attempt, batch_job_id):
+    assert queued.job_id is not None
+    attempt = (queued.job_id, queued.attempt)
+    return _record_attempt(queued.run_id, attempt, ports, batch_job_id, how)
+
+
+def _record_attempt(
+    run_id: str,
+    attempt_of: tuple[str, int],
+    ports: SubmitterPorts,
+    batch_job_id: str,
+    how: str = "adopted",
+) -> Outcome:
+    """The attempt's Batch job recorded; one recorded already is kept, and this one (a
+    duplicate nobody follows) terminated."""
+    store, (job_id, attempt) = ports.store, attempt_of
+    if not store.record_batch_job(run_id, job_id, attempt, batch_job_id):
         current = store.get_job(run_id, job_id)
         if current is None or current.batch_job_id != batch_job_id:
             ports.batch.terminate(batch_job_id, "miniwdl-serverless: duplicate submission")

@@ -1,6 +1,9 @@
 """The work function's work: the parts of runs' graph work that invocations handed on when
-they reached their budget (offers of ready jobs, ranges of a wide scatter's shards). Each part
-goes through the one driver, within its own budget; redoing a part is harmless."""
+they reached their budget (offers of ready jobs, ranges of a wide scatter's shards), and what
+the functions outside the VPC hand in because it needs the file system (a resubmission the
+submitter found no Batch job for, a Batch state change the reconciler replays, a quiet run to
+settle). Each part goes through the one driver, within its own budget; redoing a part is
+harmless."""
 
 from __future__ import annotations
 
@@ -12,20 +15,26 @@ from miniwdl_serverless.controller.actions import (
     ExpandShards,
     Offer,
     ReleaseWaiters,
+    Submit,
 )
-from miniwdl_serverless.controller.advance import loaded_context
+from miniwdl_serverless.controller.advance import loaded_context, on_batch_event
 from miniwdl_serverless.controller.drive import Driver
 from miniwdl_serverless.controller.localize import refused_download
 from miniwdl_serverless.controller.ports import Ports, TransientError
-from miniwdl_serverless.controller.submitter import SubmitterPorts, submit_queued
+from miniwdl_serverless.controller.reconcile import settle
+from miniwdl_serverless.controller.submitter import SubmitterPorts, handle_items
 from miniwdl_serverless.core.records import RUN_RUNNING, RUNNING
 from miniwdl_serverless.core.work import (
-    SUBMIT,
+    OUTSIDE_KINDS,
     ExpandRange,
+    GraphWork,
     Offers,
     Pacer,
     Refused,
     Release,
+    Replay,
+    Resubmission,
+    Settle,
     WorkItem,
     graph_work,
     remaining_seconds,
@@ -37,10 +46,15 @@ log = logging.getLogger("miniwdl_serverless.controller")
 def on_graph_work(item: WorkItem, ports: Ports) -> str:
     """Carry one handed-on part out; returns what was done (for logs and tests). Raises what
     should make the stream deliver it again (a TransientError, AnswerNotSent)."""
+    piece = graph_work(item)
+    if isinstance(piece, Replay):  # the advance path judges the run itself (ended: terminate)
+        return on_batch_event(piece.detail, ports)
     run = ports.store.get_run(item.run_id)
     if run is None or run.status != RUN_RUNNING:
         return "run ended"
-    piece = graph_work(item)
+    if isinstance(piece, Settle):
+        done = settle(run, ports, piece.quiet_after, piece.now)
+        return "; ".join(str(d) for d in done) or "moving"
     if isinstance(piece, Refused) and piece.queued.entry is not None:
         refused_download(ports, piece.queued, piece.error)
         return "download refused"
@@ -52,9 +66,13 @@ def on_graph_work(item: WorkItem, ports: Ports) -> str:
     return driver.outcome or item.kind
 
 
-def _actions(
-    piece: Offers | ExpandRange | Refused | Release, run_id: str, ports: Ports
-) -> list[Action]:
+def _actions(piece: GraphWork, run_id: str, ports: Ports) -> list[Action]:
+    if isinstance(piece, Resubmission):
+        job = ports.store.get_job(run_id, piece.job_id)
+        if job is None:
+            return []
+        reconciling = piece.reconciling
+        return [Submit(job, None, piece.attempt, True, reconciling, held=piece.held)]
     if isinstance(piece, ExpandRange):
         return [ExpandShards(piece.section, piece.start, piece.stop)]
     if isinstance(piece, Release):
@@ -69,6 +87,7 @@ def _actions(
             return []
         error = RuntimeError(f"AWS Batch refused the job: {piece.error}")
         return [AttemptFailed(job, error, interrupted=False)]
+    assert isinstance(piece, Offers)
     jobs = ports.store.get_jobs(run_id, [job_id for job_id, _ in piece.offers], readiness_only=True)
     return [Offer(jobs[job_id], claimant) for job_id, claimant in piece.offers if job_id in jobs]
 
@@ -77,11 +96,11 @@ def deliver_in_process(
     items: list[WorkItem], ports: Ports, submitter: SubmitterPorts, pacer: Pacer
 ) -> None:
     """The items to their functions, as the work table's stream does on AWS (the local mode's
-    and the tests' delivery): the submissions as one batch. Raises TransientError for items
+    and the tests' delivery): the submitter's as one batch. Raises TransientError for items
     to deliver again."""
-    submissions = [item for item in items if item.kind == SUBMIT]
-    if submissions and submit_queued(submissions, submitter, pacer, remaining_seconds.get()):
-        raise TransientError(f"{len(submissions)} submissions: not all submitted yet")
+    outside = [item for item in items if item.kind in OUTSIDE_KINDS]
+    if outside and handle_items(outside, submitter, pacer, remaining_seconds.get()):
+        raise TransientError(f"{len(outside)} submitter items: not all done yet")
     for item in items:
-        if item.kind != SUBMIT:
+        if item.kind not in OUTSIDE_KINDS:
             log.debug("graph work %s: %s", item.key, on_graph_work(item, ports))

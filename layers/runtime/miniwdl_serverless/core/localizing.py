@@ -75,6 +75,7 @@ class Remote:
     files: tuple[RemoteFile, ...] = ()
     region: str | None = None
     unsigned: bool = False  # a public bucket the role may not read: fetched without signing
+    reachable: bool = True  # the functions can fetch it (False: only a Batch download job can)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +86,7 @@ class Remote:
             "files": [[f.relative, f.size, f.etag] for f in self.files],
             "region": self.region,
             "unsigned": self.unsigned,
+            "reachable": self.reachable,
         }
 
     @classmethod
@@ -98,6 +100,7 @@ class Remote:
             files,
             data.get("region"),
             bool(data.get("unsigned")),
+            bool(data.get("reachable", True)),
         )
 
 
@@ -200,8 +203,10 @@ LAMBDA_FILE_COUNT = 1000  # a prefix of more objects is downloaded by a Batch jo
 
 
 def in_lambda(remote: Remote, settings: Settings) -> bool:
-    """Small enough for the Lambda (unknown sizes too: a server that does not say)."""
-    return remote.size <= settings.lambda_limit and len(remote.files) <= LAMBDA_FILE_COUNT
+    """Small enough for the Lambda (unknown sizes too: a server that does not say), and
+    reachable from it."""
+    small = remote.size <= settings.lambda_limit and len(remote.files) <= LAMBDA_FILE_COUNT
+    return remote.reachable and small
 
 
 def stamp_matches(stamp: Stamp | None, expected: Stamp | None) -> bool:

@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.resources import Resources, TaskSubmission
 
 SUBMIT = "submit"  # a Batch job to submit (the submitter's, outside the VPC)
@@ -22,8 +23,19 @@ REFUSED = "refused"  # Batch refused a submission: the attempt failed (the work 
 ARRAY = "array"  # an array job's children, by index (read by the advance function; no one's)
 WAITERS = "waiters"  # jobs waiting for one outside job (a record, read when it completes)
 RELEASE = "release"  # that job completed: give each waiting job its count back, offer it
-GRAPH_KINDS = (OFFERS, EXPAND, REFUSED, RELEASE)
-DELIVERED_KINDS = (SUBMIT, *GRAPH_KINDS)  # what the stream's filters hand on (not ARRAY)
+# The in-VPC functions reach only DynamoDB and S3: what they would ask Batch or Step Functions
+# goes to the submitter (outside the VPC) as one of these.
+TERMINATE = "terminate"  # TerminateJob
+ANSWER = "answer"  # SendTaskSuccess / SendTaskFailure for a Start task's token
+LOOKUP = "lookup"  # a resubmission: find the attempt's Batch job by name before preparing it
+DESCRIBE = "describe"  # DescribeJobs of download jobs whose end may be lost: replay the ended
+# ...and what the functions outside (the submitter, the reconciler) hand to the work function:
+RESUBMIT = "resubmit"  # prepare and submit an attempt again (no Batch job of its name exists)
+REPLAY = "replay"  # a Batch job's state change to take through the advance path
+SETTLE = "settle"  # a quiet run: pick up what dead invocations left, or fail it (RunStuck)
+OUTSIDE_KINDS = (SUBMIT, TERMINATE, ANSWER, LOOKUP, DESCRIBE)  # the submitter's
+GRAPH_KINDS = (OFFERS, EXPAND, REFUSED, RELEASE, RESUBMIT, REPLAY, SETTLE)  # the work function's
+DELIVERED_KINDS = (*OUTSIDE_KINDS, *GRAPH_KINDS)  # what the stream's filters hand on (not ARRAY)
 
 # The invocation's remaining time in seconds (the handlers set it from the Lambda context).
 remaining_seconds: ContextVar[Callable[[], float]] = ContextVar(
@@ -54,7 +66,7 @@ class WorkItem:
         """An item read back (from the table or its stream's new image); ValueError if it is not
         one of ours."""
         kind, run_id, key, body = (item.get(k) for k in ("kind", "run_id", "key", "body"))
-        if kind not in (SUBMIT, ARRAY, WAITERS, *GRAPH_KINDS) or not isinstance(run_id, str):
+        if kind not in (ARRAY, WAITERS, *DELIVERED_KINDS) or not isinstance(run_id, str):
             raise ValueError(f"not a work item: kind {kind!r}")
         try:
             data = json.loads(body) if isinstance(body, str) else None
@@ -126,6 +138,103 @@ def refused_item(item: WorkItem, error: str) -> WorkItem:
     return WorkItem(REFUSED, item.run_id, f"{REFUSED}#{item.key}", body)
 
 
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+def terminate_item(batch_job_id: str, reason: str) -> WorkItem:
+    """Stop a Batch job (terminating one twice is harmless: one item per job is enough)."""
+    body = {"batch_job_id": batch_job_id, "reason": reason}
+    return WorkItem(TERMINATE, "", f"{TERMINATE}#{batch_job_id}", body)
+
+
+def answer_item(token: str, answer: dict[str, Any]) -> WorkItem:
+    """Answer a Start task's token: ``{"output": ...}`` or ``{"error": ..., "cause": ...}``.
+    A token takes one answer, so one item per token (keyed by its digest: tokens are long)."""
+    return WorkItem(ANSWER, "", f"{ANSWER}#{_digest(token)}", {"token": token, **answer})
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """An attempt taken for resubmission under ``lease``: is a Batch job of ``name`` in one of
+    ``queues`` already (adopt it), or must it be prepared and submitted again?"""
+
+    job_id: str
+    attempt: int
+    lease: float
+    name: str
+    queues: list[str]
+    reconciling: bool = False
+
+
+def lookup_item(run_id: str, lookup: Lookup) -> WorkItem:
+    key = f"{LOOKUP}#{lookup.name}#{lookup.lease:.6f}"  # one per lease taken on the attempt
+    return WorkItem(LOOKUP, run_id, key, asdict(lookup))
+
+
+def looked_up(item: WorkItem) -> Lookup:
+    body = item.body
+    queues = [str(q) for q in body["queues"]]
+    return Lookup(
+        str(body["job_id"]),
+        int(body["attempt"]),
+        float(body["lease"]),
+        str(body["name"]),
+        queues,
+        bool(body.get("reconciling")),
+    )
+
+
+def describe_item(batch_job_ids: list[str], now: float) -> WorkItem:
+    """Ask Batch how these jobs are; those that ended come back as ``replay`` items. Keyed by
+    the second it was asked: a later round asks again."""
+    ids = sorted(batch_job_ids)
+    key = f"{DESCRIBE}#{_digest(*ids)}#{int(now)}"
+    return WorkItem(DESCRIBE, "", key, {"batch_job_ids": ids})
+
+
+@dataclass(frozen=True)
+class Resubmission:
+    """Prepare and submit ``attempt`` of ``job_id`` again: ``held`` is the lease a lookup found
+    no Batch job under (None: take the attempt over first, and look it up)."""
+
+    job_id: str
+    attempt: int
+    held: float | None = None
+    reconciling: bool = False
+
+
+def resubmit_item(run_id: str, resubmission: Resubmission, origin: str) -> WorkItem:
+    """``origin``: what makes it unique (the lookup's key, or the reconciler's round)."""
+    key = f"{RESUBMIT}#{run_id}#{resubmission.job_id}#{resubmission.attempt}#{_digest(origin)}"
+    return WorkItem(RESUBMIT, run_id, key, asdict(resubmission))
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A Batch job's state change (DescribeJobs' job, or a dead-lettered event's detail)."""
+
+    detail: BatchJobDetail
+
+
+def replay_item(run_id: str, detail: dict[str, Any], origin: str) -> WorkItem:
+    """``origin``: what makes it unique (a reconciler's round, a dead letter's id)."""
+    name = f"{detail.get('jobId')}#{detail.get('status')}"
+    return WorkItem(REPLAY, run_id, f"{REPLAY}#{name}#{_digest(origin)}", {"detail": detail})
+
+
+@dataclass(frozen=True)
+class Settle:
+    """The reconciler found the run quiet for ``quiet_after`` seconds at ``now``."""
+
+    quiet_after: float
+    now: float
+
+
+def settle_item(run_id: str, settle: Settle) -> WorkItem:
+    return WorkItem(SETTLE, run_id, f"{SETTLE}#{run_id}#{int(settle.now)}", asdict(settle))
+
+
 # -- graph work --
 @dataclass(frozen=True)
 class Offers:
@@ -186,14 +295,29 @@ def expand_items(run_id: str, section: str, width: int, chunk: int) -> list[Work
     return items
 
 
-def graph_work(item: WorkItem) -> Offers | ExpandRange | Refused | Release:
+GraphWork = Offers | ExpandRange | Refused | Release | Resubmission | Replay | Settle
+
+
+def graph_work(item: WorkItem) -> GraphWork:
+    body = item.body
+    if item.kind == RESUBMIT:
+        held = body.get("held")
+        return Resubmission(
+            str(body["job_id"]),
+            int(body["attempt"]),
+            None if held is None else float(held),
+            bool(body.get("reconciling")),
+        )
+    if item.kind == REPLAY:
+        return Replay(BatchJobDetail.model_validate(body["detail"]))  # unreadable if not one
+    if item.kind == SETTLE:
+        return Settle(float(body["quiet_after"]), float(body["now"]))
     if item.kind == RELEASE:
         return Release(str(item.body["group"]))
     if item.kind == REFUSED:
         return Refused(queued_submission(_without(item, "error")), str(item.body["error"]))
     if item.kind == OFFERS:
         return Offers([(str(j), str(c)) for j, c in item.body["offers"]])
-    body = item.body
     return ExpandRange(str(body["section"]), int(body["start"]), int(body["stop"]))
 
 
@@ -204,6 +328,10 @@ def unreadable(item: WorkItem) -> str | None:
     try:
         if item.kind == SUBMIT:
             queued_submission(item)
+        elif item.kind == LOOKUP:
+            looked_up(item)
+        elif item.kind in OUTSIDE_KINDS:
+            _outside_fields(item)
         elif item.kind in GRAPH_KINDS:
             graph_work(item)
         else:
@@ -211,6 +339,16 @@ def unreadable(item: WorkItem) -> str | None:
     except (KeyError, ValueError, TypeError, AttributeError) as error:
         return f"{type(error).__name__}: {error}"
     return None
+
+
+def _outside_fields(item: WorkItem) -> None:
+    """The fields the submitter reads of a terminate, answer or describe item."""
+    needs = {TERMINATE: ("batch_job_id",), ANSWER: ("token",), DESCRIBE: ("batch_job_ids",)}
+    for name in needs[item.kind]:
+        if not item.body.get(name):
+            raise KeyError(name)
+    if item.kind == ANSWER and "output" not in item.body and "error" not in item.body:
+        raise KeyError("output")
 
 
 # -- bounds --

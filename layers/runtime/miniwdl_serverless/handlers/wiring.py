@@ -7,6 +7,7 @@ controller with ``ports()``, log and return.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -26,6 +27,7 @@ from miniwdl_serverless.adapters.batch import adapter_from_environment
 from miniwdl_serverless.adapters.cache_table import DynamoCache
 from miniwdl_serverless.adapters.dynamodb import DynamoStore
 from miniwdl_serverless.adapters.efs import EfsRunFiles
+from miniwdl_serverless.adapters.handed_on import HandedOnBatch, HandedOnOrchestrator
 from miniwdl_serverless.adapters.remotes import UriRemotes
 from miniwdl_serverless.adapters.retrying import Retrying
 from miniwdl_serverless.adapters.s3 import S3SubmissionStore, S3Uploads
@@ -122,26 +124,44 @@ def work_items(event: DynamoDBStreamModel) -> list[tuple[str, WorkItem]]:
 @lru_cache(maxsize=1)
 def ports() -> Ports:
     """The controller's ports on AWS, created once per Lambda container (template.yaml sets
-    the environment: tables, queues, EFS, roles)."""
+    the environment: tables, queues, EFS, roles). These are the ports of the functions inside
+    the VPC, which reach only DynamoDB and S3: their Batch and Step Functions calls are work
+    items for the submitter (adapters/handed_on.py)."""
+    work = work_queue()
     return Ports(
         store=Retrying(run_store(), aws_errors.classify),
         files=EfsRunFiles(efs_root()),  # confined to the EFS mount ("/" in local mode)
-        batch=Retrying(adapter_from_environment(clients.client("batch")), aws_errors.classify),
-        orchestrator=StepFunctionsOrchestrator(sfn_client()),
+        batch=HandedOnBatch(work),
+        orchestrator=HandedOnOrchestrator(work),
         uploads=Retrying(
             S3Uploads(s3_client(), root=efs_root(), settings=upload_settings()),
             aws_errors.classify,
         ),
         metrics=PowertoolsMetrics(),
-        sources=UriSources(s3_client, root=efs_root()),
-        remotes=UriRemotes(),
+        sources=UriSources(s3_client, root=efs_root(), internet=functions_internet()),
+        remotes=UriRemotes(internet=functions_internet()),
         cache=cache_store(),
-        work=work_queue(),
+        work=work,
         budget=work_budget(),
         default_queue=os.environ.get("TASK_QUEUE") or None,
         default_fallback_queue=os.environ.get("TASK_QUEUE_FALLBACK") or None,
         stack_bucket=os.environ.get("STACK_BUCKET") or None,
     )
+
+
+@lru_cache(maxsize=1)
+def outside_ports() -> Ports:
+    """The ports of the functions outside the VPC that share the controller's (cancel, the
+    reconciler): Batch and Step Functions called directly; they touch no file."""
+    return dataclasses.replace(ports(), batch=batch_jobs(), orchestrator=orchestrator())
+
+
+def batch_jobs() -> Any:
+    return Retrying(adapter_from_environment(clients.client("batch")), aws_errors.classify)
+
+
+def orchestrator() -> StepFunctionsOrchestrator:
+    return StepFunctionsOrchestrator(sfn_client())
 
 
 def use_stores(stores: tuple[RunStore, CacheStore] | None) -> None:
@@ -160,6 +180,12 @@ def work_queue() -> WorkQueue:
     return Retrying(DynamoWork.from_environment(), aws_errors.classify)  # type: ignore[return-value]
 
 
+def functions_internet() -> bool:
+    """Whether the functions in the VPC can reach the internet (FUNCTIONS_INTERNET: the
+    stack's FunctionsInternet; the created VPC has no NAT gateway, so no)."""
+    return os.environ.get("FUNCTIONS_INTERNET", "true").lower() == "true"
+
+
 def work_budget() -> Budget:
     """How much one invocation does before handing the rest on (MSLS_WORK_STEPS)."""
     steps = os.environ.get("MSLS_WORK_STEPS")
@@ -168,10 +194,17 @@ def work_budget() -> Budget:
 
 @lru_cache(maxsize=1)
 def submitter_ports() -> SubmitterPorts:
-    """The submitter's: the store, Batch and the cache (no files: it runs outside the VPC)."""
-    batch = Retrying(adapter_from_environment(clients.client("batch")), aws_errors.classify)
+    """The submitter's: the store, Batch, Step Functions and the cache (no files: it runs
+    outside the VPC)."""
     store = Retrying(run_store(), aws_errors.classify)
-    return SubmitterPorts(store, batch, PowertoolsMetrics(), work_queue(), cache_store())
+    return SubmitterPorts(
+        store,
+        batch_jobs(),
+        PowertoolsMetrics(),
+        work_queue(),
+        cache_store(),
+        orchestrator=orchestrator(),
+    )
 
 
 @lru_cache(maxsize=1)
@@ -233,14 +266,14 @@ def submission_ports() -> SubmissionPorts:
 
 
 def reconcile_ports() -> ReconcilePorts:
-    """The reconciler's: the controller's ports, the stack's state machine's running
-    executions (STATE_MACHINE_ARN) and its dead-letter queue (DEAD_LETTER_QUEUE_URL)."""
+    """The reconciler's (outside the VPC): the controller's ports, the stack's state machine's
+    running executions (STATE_MACHINE_ARN) and its dead-letter queue (DEAD_LETTER_QUEUE_URL)."""
     from miniwdl_serverless.controller.reconcile import ReconcilePorts
 
     queue = os.environ.get("DEAD_LETTER_QUEUE_URL")
     letters = SqsDeadLetters(clients.client("sqs"), queue) if queue else None
     runs = StepFunctionsRuns(sfn_client(), os.environ["STATE_MACHINE_ARN"])
-    return ReconcilePorts(ports(), runs, letters, reconcile_rules())
+    return ReconcilePorts(outside_ports(), runs, letters, reconcile_rules())
 
 
 def reconcile_rules() -> Rules:
@@ -256,5 +289,6 @@ def reconcile_rules() -> Rules:
 
 def forget_clients() -> None:
     """Drop the cached clients and ports (the embedded AWS, entered after a client was made)."""
-    for cached in (ports, run_store, cache_store, s3_client, sfn_client, submitter_ports):
+    cached_ones = (ports, outside_ports, run_store, cache_store, s3_client, sfn_client)
+    for cached in (*cached_ones, submitter_ports):
         cached.cache_clear()

@@ -10,7 +10,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
-from miniwdl_serverless.core.work import SUBMIT, WorkItem
+from miniwdl_serverless.core.work import OUTSIDE_KINDS, WorkItem
 from miniwdl_serverless.local.event_bus import Redelivery
 from miniwdl_serverless.local.project import matches
 from miniwdl_serverless.local.resources import ACCOUNT, REGION
@@ -60,7 +60,7 @@ REDELIVERY = Redelivery(_done, RETRY_SECONDS, MAX_TRIES)
 
 def function_of(item: WorkItem) -> str:
     """Which function the template's event source mappings hand the item to (by its kind)."""
-    return "submitter" if item.kind == SUBMIT else "work"
+    return "submitter" if item.kind in OUTSIDE_KINDS else "work"
 
 
 def stream_event(items: list[WorkItem], table: str = "work") -> dict[str, Any]:
