@@ -7,6 +7,7 @@ followed at a path or on the way to it, regular files only, bounded reads."""
 from __future__ import annotations
 
 import os
+import tracemalloc
 
 import pytest
 
@@ -113,6 +114,29 @@ def test_the_log_is_appended_to(files, root):
     files.append_log(f"{root}/workflow.log", "one\n")
     files.append_log(f"{root}/workflow.log", "two\n")
     assert files.read_text(f"{root}/workflow.log") == "one\ntwo\n"
+
+
+def test_a_line_appended_to_a_long_log_does_not_copy_it(files, root):
+    """As O_APPEND on EFS: a wide run's workflow.log grows by a line per event, and appending
+    must not cost the log's size (the whole text copied per line made a completion's CPU
+    grow with the scatter's width)."""
+    log = f"{root}/workflow.log"
+    files.make_dirs(root)
+    files.append_log(log, "x" * (8 << 20) + "\n")
+    tracemalloc.start()
+    try:
+        for index in range(20):
+            files.append_log(log, f"line {index}\n")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"{peak} bytes allocated to append 20 lines"
+    assert files.file_size(log) == (8 << 20) + 1 + sum(len(f"line {i}\n") for i in range(20))
+    files.append_log(log, "last\n")
+    assert files.read_text(log).endswith("line 19\nlast\n")
+    files.write_text(log, "replaced\n")
+    files.append_log(log, "after\n")
+    assert files.read_text(log) == "replaced\nafter\n"
 
 
 def test_a_call_directory_and_its_archived_attempts(files, root):

@@ -26,10 +26,35 @@ class MemoryRunFiles:
     def __init__(self, root: str = "/") -> None:
         self.root = os.path.normpath(root)
         self._lock = threading.Lock()
-        self.files: dict[str, str] = {}
+        self._files: dict[str, str] = {}
+        # lines appended to a log since it was last read: appending is O(1), as O_APPEND on
+        # EFS, instead of copying the whole log (a wide run's workflow.log) per line
+        self._tails: dict[str, list[str]] = {}
         self.dirs: set[str] = {"/"}
         self.links: dict[str, str] = {}
         self._mkdirs(self.root)  # the mount point exists
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Every file's text by path (tests read and plant files here)."""
+        with self._lock:
+            self._fold_all()
+            return self._files
+
+    def _text(self, path: str) -> str:
+        """A file's text, its appended lines folded in (the lock held)."""
+        tail = self._tails.pop(path, None)
+        if tail:
+            self._files[path] += "".join(tail)
+        return self._files[path]
+
+    def _set(self, path: str, text: str) -> None:
+        self._tails.pop(path, None)
+        self._files[path] = text
+
+    def _fold_all(self) -> None:
+        for path in list(self._tails):
+            self._text(path)
 
     def create_run_dir(self, root: str, name: str | None) -> tuple[str, bool]:
         real = self.real_path(root)
@@ -44,7 +69,7 @@ class MemoryRunFiles:
             base = os.path.join(real, name)
             for attempt in range(100):
                 path = base if attempt == 0 else f"{base}_{attempt + 1}"
-                if path not in self.dirs and path not in self.files and path not in self.links:
+                if path not in self.dirs and path not in self._files and path not in self.links:
                     self._mkdirs(path)
                     return path, True
         raise FileExistsError(base)
@@ -61,14 +86,14 @@ class MemoryRunFiles:
         with self._lock:
             self._check(path)
             self._mkdirs(os.path.dirname(path))
-            self.files[path] = text
+            self._set(path, text)
 
     def read_text(self, path: str, limit: int = READ_LIMIT) -> str:
         with self._lock:
             self._check(path)
-            if path not in self.files:
+            if path not in self._files:
                 raise FileNotFoundError(path)
-            text = self.files[path]
+            text = self._text(path)
         if len(text.encode()) > limit:
             raise UnsafePath(f"{path} is larger than {limit} bytes")
         return text
@@ -85,7 +110,8 @@ class MemoryRunFiles:
     def append_log(self, path: str, line: str) -> None:
         with self._lock:
             self._check(path)
-            self.files[path] = self.files.get(path, "") + line
+            self._files.setdefault(path, "")
+            self._tails.setdefault(path, []).append(line)
 
     def prepare_call(
         self,
@@ -102,16 +128,16 @@ class MemoryRunFiles:
                 if copy_inputs and not host.endswith("/"):
                     self._check_input(host)
             self._mkdirs(os.path.join(call_dir, "work"))
-            self.files[os.path.join(call_dir, "command")] = command
+            self._set(os.path.join(call_dir, "command"), command)
             for host, inside in inputs.items():
                 self._mkdirs(os.path.dirname(inside.rstrip("/")))
                 if copy_inputs and not host.endswith("/"):
                     real = self._resolve(host)
-                    self.files[inside] = self.files.get(real, "")
+                    self._set(inside, self._text(real) if real in self._files else "")
                 else:
                     self.links[inside.rstrip("/")] = host.rstrip("/")
             for name in ("stdout.txt", "stderr.txt"):
-                self.files[os.path.join(call_dir, name)] = ""
+                self._set(os.path.join(call_dir, name), "")
 
     def archive_attempt(self, call_dir: str, attempt: int) -> None:
         with self._lock:
@@ -124,17 +150,17 @@ class MemoryRunFiles:
     def exists(self, path: str) -> bool:
         real = self._resolve(path)
         return self.inside_root(path) and (
-            real in self.files or real in self.dirs or path in self.links
+            real in self._files or real in self.dirs or path in self.links
         )
 
     def is_dir(self, path: str) -> bool:
         return self.inside_root(path) and self._resolve(path) in self.dirs
 
     def is_file(self, path: str) -> bool:
-        return self.inside_root(path) and self._resolve(path) in self.files
+        return self.inside_root(path) and self._resolve(path) in self._files
 
     def is_own_file(self, path: str, root: str) -> bool:
-        if not safe_fs.inside(root, path) or path not in self.files:
+        if not safe_fs.inside(root, path) or path not in self._files:
             return False
         try:
             self._check(path)
@@ -149,28 +175,29 @@ class MemoryRunFiles:
         if not self.inside_root(path):
             return 0
         with self._lock:
-            text = self.files.get(self._resolve(path))
+            real = self._resolve(path)
+            text = self._text(real) if real in self._files else None
         return len(text.encode()) if text is not None else 0
 
     def list_files(self, path: str) -> list[str]:
         prefix = path.rstrip("/") + "/"
         with self._lock:
-            return sorted(name for name in self.files if name.startswith(prefix))
+            return sorted(name for name in self._files if name.startswith(prefix))
 
     def open_new(self, path: str) -> BinaryIO:
         with self._lock:
             self._check(path)
-            if path in self.files or path in self.links:
+            if path in self._files or path in self.links:
                 raise FileExistsError(path)
             self._mkdirs(os.path.dirname(path))
-            self.files[path] = ""
+            self._set(path, "")
         owner = self
 
         class _Writer(io.BytesIO):  # the text lands in ``files`` when closed
             def close(self) -> None:
                 if not self.closed:
                     with owner._lock:
-                        owner.files[path] = self.getvalue().decode(errors="replace")
+                        owner._set(path, self.getvalue().decode(errors="replace"))
                 super().close()
 
         return _Writer()
@@ -179,18 +206,19 @@ class MemoryRunFiles:
         with self._lock:
             self._check(source)
             self._check(target)
-            if target in self.files or target in self.dirs or target in self.links:
+            if target in self._files or target in self.dirs or target in self.links:
                 raise FileExistsError(target)
             self._mkdirs(os.path.dirname(target))
             self._move(source, target)
 
     def stamp(self, path: str) -> Stamp | None:
         with self._lock:
-            if path in self.files:
-                return Stamp(len(self.files[path].encode()), 0)
+            if path in self._files:
+                return Stamp(len(self._text(path).encode()), 0)
             if path not in self.dirs:
                 return None
-            inside = [t for n, t in self.files.items() if n.startswith(path.rstrip("/") + "/")]
+            self._fold_all()
+            inside = [t for n, t in self._files.items() if n.startswith(path.rstrip("/") + "/")]
         return Stamp(sum(len(t.encode()) for t in inside), 0, len(inside))
 
     def remove_tree(self, path: str) -> None:
@@ -198,7 +226,8 @@ class MemoryRunFiles:
             self._check(path)
             if not safe_fs.parts_under(self.root, path):
                 raise UnsafePath(f"refusing to delete the root itself: {path}")
-            for table in (self.files, self.links):
+            self._fold_all()
+            for table in (self._files, self.links):
                 for name in [n for n in table if n == path or n.startswith(path + "/")]:
                     del table[name]
             self.dirs = {d for d in self.dirs if not (d == path or d.startswith(path + "/"))}
@@ -211,14 +240,14 @@ class MemoryRunFiles:
             current = os.path.join(current, part)
             if current in self.links:
                 raise UnsafePath(f"{path}: a symlink on the way (refused)")
-            if current in self.files and index < len(parts) - 1:
+            if current in self._files and index < len(parts) - 1:
                 raise UnsafePath(f"{path}: a non-directory on the way (refused)")
 
     def _check_input(self, path: str) -> None:
         real = self._resolve(path)
         if not safe_fs.inside(self.root, real):
             raise UnsafePath(f"{path} resolves outside {self.root}")
-        if real not in self.files:
+        if real not in self._files:
             raise UnsafePath(f"not a regular file: {path}")
 
     def _resolve(self, path: str) -> str:
@@ -242,7 +271,8 @@ class MemoryRunFiles:
             path = os.path.dirname(path)
 
     def _move(self, source: str, target: str) -> None:
-        for table in (self.files, self.links):
+        self._fold_all()
+        for table in (self._files, self.links):
             for name in [n for n in table if n == source or n.startswith(source + "/")]:
                 table[target + name[len(source) :]] = table.pop(name)
         moved = {d for d in self.dirs if d == source or d.startswith(source + "/")}
