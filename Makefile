@@ -21,12 +21,16 @@ export SAM_CLI_TELEMETRY := 0
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml layers/runtime/requirements.txt
+	@echo "==> creating $(VENV) (once; later runs reuse it)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@echo "==> installing miniwdl-serverless with miniwdl, moto, boto3, powertools and the test tools into $(VENV) (a few minutes the first time)"
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "==> installed: $$($(BIN)/pip list 2>/dev/null | wc -l) packages"
 	touch $(STAMP)
 
 demo: $(STAMP)
+	@echo "==> running examples/viral_pipeline on the embedded AWS (results in $(DEMO_DIR))"
 	mkdir -p $(DEMO_DIR)
 	cd examples/viral_pipeline && ../../$(BIN)/miniwdl-serverless run pipeline.wdl -i inputs.json --dir $(DEMO_DIR)
 

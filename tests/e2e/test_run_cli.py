@@ -474,3 +474,55 @@ task t { input { Int i } command <<< true >>> output { Int out = i * 10 } }
     assert code == 0, stderr
     assert json.loads(stdout)["outputs"] == {"two.out": [10, 20]}
     assert len(calls) == 3  # the throttled submission was made again, once
+
+
+def test_progress_on_a_terminal_is_a_bar_redrawn_in_place_then_a_final_line(tmp_path):
+    """The real CLI with its stderr on a pseudo-terminal, as a person sees it."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    wdl = write(
+        tmp_path / "fan.wdl",
+        """
+version 1.0
+workflow fan {
+  scatter (i in range(3)) { call t { input: i = i } }
+}
+task t { input { Int i } command <<< sleep 1 >>> }
+""",
+    )
+    leader, follower = pty.openpty()
+    cli = Path(sys.executable).parent / "miniwdl-serverless"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    process = subprocess.Popen(
+        [str(cli), "run", wdl, "--dir", str(tmp_path), "--no-state"],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env=env,
+        cwd=tmp_path,
+    )
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    out, _ = process.communicate(timeout=120)
+    os.close(leader)
+    assert process.returncode == 0, shown.decode()
+    assert json.loads(out)["outputs"] == {}
+    text = shown.decode()
+    # a bar redrawn in place ...
+    assert "\r[" in text and "] calls: " in text and " of 3 done" in text
+    # ... cleared for the final line, which says how the run ended
+    assert (
+        text.rstrip()
+        .splitlines()[-1]
+        .endswith("calls: 3 of 3 done, 0 running, 0 queued, 0 failed: run succeeded")
+    )

@@ -45,19 +45,36 @@ def job(job_id: str, status: str, started: bool = True) -> Job:
     )
 
 
+class Tables:
+    """The run store as the progress display reads it (get_run, query_jobs)."""
+
+    def __init__(self, run: Run, jobs: list[Job]):
+        self.run, self.jobs = run, jobs
+
+    def get_run(self, run_id: str) -> Run:
+        return self.run
+
+    def query_jobs(self, run_id: str) -> list[Job]:
+        if int(self.run.jobs_total or 0) > 2000:
+            pytest.fail("read every job of a large run")
+        return self.jobs
+
+
 def test_progress_bar_on_a_terminal(monkeypatch):
     jobs = [job("call-a", "done"), job("call-b", "running", False)]
-    monkeypatch.setattr(watch, "run_jobs", lambda stack, run: jobs)
+    monkeypatch.setattr(watch, "run_store", lambda stack: Tables(Run("r"), jobs))
     err = Terminal()
     stack = Stack("arn:aws:states:us-east-1:1:stateMachine:s")
     watcher = watch.RunWatcher(None, stack, "r", follow=True, err=err)  # type: ignore[arg-type]
     watcher._show_progress()
-    assert (
-        err.getvalue()
-        == "\r[###############...............] calls: 1 done, 0 running, 1 queued\x1b[K"
+    assert err.getvalue() == (
+        "\r[###############...............] calls: 1 of 2 done, 0 running, 1 queued, 0 failed\x1b[K"
     )
-    watcher._clear_bar()
-    assert err.getvalue().endswith("\r\x1b[K")
+    jobs[1] = job("call-b", "done")
+    watcher.progress.finish("SUCCEEDED")  # the bar makes way for the final line
+    assert err.getvalue().endswith(
+        "\r\x1b[Kcalls: 2 of 2 done, 0 running, 0 queued, 0 failed: run succeeded\n"
+    )
 
 
 @pytest.mark.parametrize("answer, cancelled", [("y", True), ("", False)])
@@ -80,15 +97,12 @@ def test_ctrl_c_on_a_terminal_asks(monkeypatch, answer, cancelled):
 
 def test_large_runs_show_progress_from_the_run_counters(monkeypatch):
     run = Run("run", jobs_total=10_006, calls_submitted=50, calls_succeeded=20)
-    monkeypatch.setattr(watch, "get_run", lambda stack, run_id: run)
-    monkeypatch.setattr(
-        watch, "run_jobs", lambda stack, run_id: pytest.fail("read every job of a large run")
-    )
+    monkeypatch.setattr(watch, "run_store", lambda stack: Tables(run, []))
     err = io.StringIO()
     stack = Stack("arn:aws:states:us-east-1:1:stateMachine:s")
     watcher = watch.RunWatcher(None, stack, "r", follow=True, err=err)  # type: ignore[arg-type]
     watcher._show_progress()
-    assert err.getvalue() == "calls: 20 done, 30 running, 0 queued\n"
+    assert err.getvalue() == "calls: 20 of 50 done, 30 running, 0 queued, 0 failed\n"
 
 
 @pytest.mark.parametrize(

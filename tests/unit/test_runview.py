@@ -52,7 +52,10 @@ def test_a_cached_call_is_shown_cached_and_counted_done():
     assert row["status"] == "cached" and row["cached_from"] == "/r/c"
     counts = views.count_calls([row])
     assert (counts.done, counts.cached) == (1, 1)
-    assert views.progress_line(counts) == "calls: 1 done (1 cached), 0 running, 0 queued"
+    assert (
+        views.progress_line(counts)
+        == "calls: 1 of 1 done (1 cached), 0 running, 0 queued, 0 failed"
+    )
     run = {"calls_submitted": 2, "calls_succeeded": 1, "calls_cached": 3}
     assert views.counts_from_run(run) == views.Counts(done=4, running=1, cached=3)
 
@@ -88,10 +91,11 @@ def test_call_rows_and_counts():
         1,
         1,
     )
-    assert views.progress_line(counts) == "calls: 1 done, 1 running, 1 queued, 1 waiting, 1 failed"
+    # out of the 5 known: the waiting one counts in the total
+    assert views.progress_line(counts) == "calls: 1 of 5 done, 1 running, 1 queued, 1 failed"
     assert (
         views.progress_line(counts, width=10)
-        == "[##........] calls: 1 done, 1 running, 1 queued, 1 waiting, 1 failed"
+        == "[##........] calls: 1 of 5 done, 1 running, 1 queued, 1 failed"
     )
 
 
@@ -149,7 +153,7 @@ def test_large_runs_count_calls_from_the_run_counters():
     }
     counts = views.counts_from_run(run)
     assert (counts.done, counts.running, counts.failed, counts.queued) == (90, 25, 1, 0)
-    assert views.progress_line(counts) == "calls: 90 done, 25 running, 0 queued, 1 failed"
+    assert views.progress_line(counts) == "calls: 90 of 116 done, 25 running, 0 queued, 1 failed"
     assert views.counts_from_run({}).total == 0
 
 

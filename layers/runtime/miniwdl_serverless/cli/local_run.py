@@ -11,11 +11,9 @@ import os
 import signal
 import stat
 import sys
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from miniwdl_serverless.controller.ports import RunStore
 from miniwdl_serverless.core.ids import run_id_of
 
 if TYPE_CHECKING:
@@ -174,13 +172,16 @@ def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = Tru
         _create_upload_bucket(execution_input["s3upload"])
     arn = aws.start(execution_input)
     enabled = show_progress and sys.stderr is not None
-    progress = Progress(aws.store, run_id_of(arn), enabled=enabled)
+    from miniwdl_serverless.cli.progress_display import ProgressDisplay, read_counts
+
+    run_id = run_id_of(arn)
+    progress = ProgressDisplay(lambda: read_counts(aws.store, run_id), enabled=enabled)
     try:
         description = aws.wait(arn, progress.show)
     except Terminated as stopped:
-        progress.done()
+        progress.clear()
         return _terminated(aws, arn, stopped.signal)
-    progress.done()
+    progress.finish(str(description["status"]))
     from miniwdl_serverless.cli import views
 
     if description["status"] == "SUCCEEDED":
@@ -277,49 +278,3 @@ def _create_upload_bucket(uri: str) -> None:
         clients.client("s3").create_bucket(Bucket=bucket)
     except Exception:
         pass
-
-
-class Progress:
-    """'jobs done/running/waiting' on stderr while the run goes on (one line on a terminal)."""
-
-    def __init__(self, store: RunStore, run_id: str, enabled: bool):
-        self.store, self.run_id, self.enabled = store, run_id, enabled
-        self.tty = enabled and sys.stderr.isatty()
-        self.last = 0.0
-        self.last_line = ""
-
-    def show(self) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self.last < (0.5 if self.tty else 5.0):
-            return
-        self.last = now
-        try:
-            run = self.store.get_run(self.run_id)
-        except Exception:  # the display is best effort
-            return
-        if run is None:
-            return
-        total, done = int(run.jobs_total or 0), int(run.jobs_done or 0)
-        running = max(
-            0,
-            int(run.calls_submitted or 0)
-            - int(run.calls_succeeded or 0)
-            - int(run.calls_failed or 0)
-            - int(run.calls_retried or 0),
-        )
-        line = f"jobs: {done} done, {running} running, {max(0, total - done - running)} waiting"
-        if run.calls_cached:
-            line += f" ({run.calls_cached} calls cached)"
-        if line == self.last_line and not self.tty:
-            return
-        self.last_line = line
-        print(
-            ("\r" + line) if self.tty else line,
-            end="" if self.tty else "\n",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def done(self) -> None:
-        if self.tty and self.last_line:
-            print(file=sys.stderr)

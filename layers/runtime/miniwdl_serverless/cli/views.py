@@ -109,14 +109,13 @@ def counts_from_run(run: dict[str, Any]) -> Counts:
 
 
 def progress_line(counts: Counts, width: int | None = None) -> str:
-    """'calls: 3 done, 2 running, 1 queued' (+ waiting/failed), with a bar when ``width`` is
-    given."""
-    done = f"{counts.done} done" + (f" ({counts.cached} cached)" if counts.cached else "")
-    text = f"calls: {done}, {counts.running} running, {counts.queued} queued"
-    if counts.waiting:
-        text += f", {counts.waiting} waiting"
-    if counts.failed:
-        text += f", {counts.failed} failed"
+    """'calls: 3 of 12 done (1 cached), 2 running, 1 queued, 0 failed' (out of the calls known so
+    far), after a bar ``width`` wide when given. One vocabulary for `run`, `--follow`, `status`."""
+    cached = f" ({counts.cached} cached)" if counts.cached else ""
+    text = (
+        f"calls: {counts.done} of {counts.total} done{cached}, {counts.running} running, "
+        f"{counts.queued} queued, {counts.failed} failed"
+    )
     if width:
         filled = int(width * counts.done / counts.total) if counts.total else 0
         text = f"[{'#' * filled}{'.' * (width - filled)}] {text}"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from miniwdl_serverless.cli import views
+from miniwdl_serverless.cli.progress_display import ProgressDisplay, read_counts
 from miniwdl_serverless.cli.stack import (
     BATCH_LOG_GROUP,
     Clients,
@@ -20,7 +21,7 @@ from miniwdl_serverless.cli.stack import (
     get_job,
     get_run,
     read_run_file,
-    run_jobs,
+    run_store,
 )
 from miniwdl_serverless.cli.submit import ENV_STACK, UsageError
 
@@ -59,8 +60,14 @@ class RunWatcher:
         self.out, self.err = out or sys.stdout, err or sys.stderr
         self.tty = bool(getattr(self.err, "isatty", lambda: False)())
         self.log_offset: int | None = None
-        self.last_progress = ""
-        self.bar_shown = False
+        self._tables: Any = None  # the stack's tables, opened on the first read
+        # as often as the execution is polled (poll_seconds)
+        self.progress = ProgressDisplay(self._counts, err=self.err, enabled=follow, interval=0.0)
+
+    def _counts(self) -> views.Counts | None:
+        if self._tables is None:
+            self._tables = run_store(self.stack)
+        return read_counts(self._tables, self.run_id)
 
     def watch(self) -> int:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -76,7 +83,7 @@ class RunWatcher:
                 time.sleep(poll_seconds())
             if self.follow:
                 self._best_effort(self._show_log)
-                self._clear_bar()
+                self.progress.finish(str(description["status"]))
             return self._report(description)
         except KeyboardInterrupt:
             return self._interrupted()
@@ -156,36 +163,10 @@ class RunWatcher:
             self.log_offset = int(result["offset"])
 
     def _show_progress(self) -> None:
-        try:
-            run = get_run(self.stack, self.run_id)
-        except UsageError:
-            run = None
-        try:
-            if run is not None and int(run.jobs_total or 0) > views.LARGE_RUN_JOBS:
-                counts = views.counts_from_run(run.as_dict())  # one read, not thousands
-            else:
-                jobs = [j.as_dict() for j in run_jobs(self.stack, self.run_id)]
-                counts = views.count_calls(views.call_rows(jobs))
-        except UsageError:
-            return
-        if not counts.total:
-            return
-        if self.tty:
-            line = views.progress_line(counts, width=30)
-            self.err.write("\r" + line + "\x1b[K")
-            self.err.flush()
-            self.bar_shown = True
-        else:
-            line = views.progress_line(counts)
-            if line != self.last_progress:
-                print(line, file=self.err, flush=True)
-        self.last_progress = line
+        self.progress.show()
 
     def _clear_bar(self) -> None:
-        if self.bar_shown:
-            self.err.write("\r\x1b[K")
-            self.err.flush()
-            self.bar_shown = False
+        self.progress.clear()
 
     def _report(self, description: dict[str, Any]) -> int:
         if description["status"] == "SUCCEEDED":
