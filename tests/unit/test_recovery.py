@@ -306,11 +306,12 @@ def test_defect_09_a_crash_before_giving_back_a_done_dependencys_count_is_recove
 
 
 def test_a_redelivery_gives_a_count_back_once(harness, monkeypatch):
-    """Died after giving the counts back, before claiming: a redelivery must claim the body
-    and must not give the counts back again (call-t would then not wait for decl-a)."""
+    """Died after giving the counts back, before the body's first job (created claimed, as
+    ready from the start) completed: a redelivery must evaluate the body and must not give
+    the counts back again (call-t would then not wait for decl-a)."""
     harness.start(AFTER_SLOW)
     died = dies_once(
-        monkeypatch, harness.store, "claim", lambda run_id, job_id, _: job_id == "decl-a-0"
+        monkeypatch, harness.store, "complete", lambda job, *_: job.job_id == "decl-a-0"
     )
     slow = harness.batch_job_of("call-slow")
     with pytest.raises(LambdaDied):

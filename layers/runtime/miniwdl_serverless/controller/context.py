@@ -55,6 +55,7 @@ class RunContext:
     allowlist: planner.PathAllowlist | None = None
     unanswered: bool = False  # the run ended here but Step Functions could not be told
     probed: dict[tuple[str, bool], localizing.Remote] = field(default_factory=dict)
+    done: dict[str, Job] = field(default_factory=dict)  # completed jobs read (outputs final)
 
     @property
     def run_id(self) -> str:
