@@ -99,6 +99,7 @@ _READ, _WRITE, _TRANSACT = "DynamoDB read", "DynamoDB write", "DynamoDB transact
 STORE: dict[str, tuple[str, Callable[..., int]]] = {
     "get_run": (_READ, _one),  # GetItem
     "get_job": (_READ, _one),
+    "get_run_and_job": (_READ, _one),  # BatchGetItem over both tables
     "get_jobs": (_READ, _get_jobs),  # BatchGetItem
     "query_jobs": (_READ, _one),  # Query (one page per call counted)
     "put_new_jobs": (_TRANSACT, _put_new_jobs),  # TransactWriteItems

@@ -345,11 +345,17 @@ def test_defect_09_a_section_body_left_claimed_by_a_crash_is_evaluated_on_redeli
     first = harness.batch_job_of("call-first")
     with pytest.raises(LambdaDied):
         harness.event(first, "SUCCEEDED", 0)
-    assert died  # the body runs last first (LIFO): call-t-1 was submitted, call-t-0 not
+    # the body runs last first (LIFO): call-t-1 was prepared (its submission not yet handed
+    # on: the crash lost it), call-t-0 not
+    assert died
     stuck = harness.job("call-t-0")
     assert (stuck.status, stuck.claimed_by) == (CLAIMED, "scatter-L5C3-i")
     assert redeliver(harness, first, "SUCCEEDED") == "resumed"
     assert {harness.job(f"call-t-{i}").status for i in range(2)} == {RUNNING}
+    harness.play()
+    assert harness.answer() is None  # call-t-1's lease holds: the reconciler's, once it ends
+    harness.store.update_job(harness.run_id, "call-t-1", lease_until=0)  # it ran out
+    harness.reconcile()
     harness.play()
     assert harness.outputs() == {"w.ys": [0, 2]}
 
