@@ -99,6 +99,7 @@ _READ, _WRITE, _TRANSACT = "DynamoDB read", "DynamoDB write", "DynamoDB transact
 STORE: dict[str, tuple[str, Callable[..., int]]] = {
     "get_run": (_READ, _one),  # GetItem
     "get_job": (_READ, _one),
+    "get_run_and_job": (_READ, _one),  # BatchGetItem over both tables
     "get_jobs": (_READ, _get_jobs),  # BatchGetItem
     "query_jobs": (_READ, _one),  # Query (one page per call counted)
     "put_new_jobs": (_TRANSACT, _put_new_jobs),  # TransactWriteItems
@@ -119,10 +120,12 @@ CACHE: dict[str, tuple[str, Callable[..., int]]] = {"get_entry": (_READ, _one)}
 class Counting:
     """A port whose public method calls are counted, each as the AWS requests it makes."""
 
-    def __init__(self, port: Any, kind: Callable[[str, tuple, dict], Counter[str]]):
+    def __init__(self, port: Any, kind: Callable[[str, tuple, dict], Counter[str]], name: str = ""):
         self._port = port
         self._kind = kind
+        self._name = name or type(port).__name__
         self.requests: Counter[str] = Counter()
+        self.by_method: Counter[str] = Counter()  # "port.method kind" → requests
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._port, name)
@@ -130,7 +133,9 @@ class Counting:
             return attribute
 
         def counted(*args: Any, **kwargs: Any) -> Any:
-            self.requests.update(self._kind(name, args, kwargs))
+            requests = self._kind(name, args, kwargs)
+            self.requests.update(requests)
+            self.by_method.update({f"{self._name}.{name} ({k})": v for k, v in requests.items()})
             return attribute(*args, **kwargs)
 
         return counted
@@ -173,16 +178,16 @@ def _files_kind(name: str, _args: tuple, _kwargs: dict) -> Counter[str]:
 def counted_ports(harness: Harness) -> list[Counting]:
     """The harness's store, files, Batch, Step Functions and cache behind counting proxies."""
     proxies = {
-        "store": Counting(harness.ports.store, _by_table(STORE, _WRITE, STORE_BY_CALL)),
-        "files": Counting(harness.ports.files, _files_kind),
-        "cache": Counting(harness.ports.cache, _by_table(CACHE, _WRITE)),
-        "work": Counting(harness.ports.work, _work_kind),
+        "store": Counting(harness.ports.store, _by_table(STORE, _WRITE, STORE_BY_CALL), "store"),
+        "files": Counting(harness.ports.files, _files_kind, "files"),
+        "cache": Counting(harness.ports.cache, _by_table(CACHE, _WRITE), "cache"),
+        "work": Counting(harness.ports.work, _work_kind, "work"),
     }
     harness.ports = dataclasses.replace(harness.ports, **proxies)
     # Batch and Step Functions are called by the submitter (the in-VPC functions hand their
     # calls on as work items, counted as the work table's writes)
-    batch = Counting(harness.batch, _batch_kind)
-    orchestrator = Counting(harness.orchestrator, _by_table({}, "Step Functions"))
+    batch = Counting(harness.batch, _batch_kind, "batch")
+    orchestrator = Counting(harness.orchestrator, _by_table({}, "Step Functions"), "orchestrator")
     harness.batch, harness.orchestrator = batch, orchestrator  # type: ignore[assignment]
     return [*proxies.values(), batch, orchestrator]
 
@@ -230,6 +235,12 @@ def lifecycle(n: int, arrays: bool) -> dict[str, float]:
     """AWS requests per task over its whole life (planned, prepared, submitted by the
     submitter from stream batches of 100, RUNNING and SUCCEEDED events collected), by kind;
     ``arrays``: its shards as array jobs."""
+    return lifecycle_counts(n, arrays)[0]
+
+
+def lifecycle_counts(n: int, arrays: bool) -> tuple[dict[str, float], dict[str, float]]:
+    """``lifecycle``'s figures, and the DynamoDB and Batch ones by port method (what makes
+    them: "store.complete (DynamoDB write)"), per task."""
     harness = Harness()
     harness.work.batch = 100  # the template's BatchSize for the submitter
     proxies = counted_ports(harness)
@@ -238,7 +249,13 @@ def lifecycle(n: int, arrays: bool) -> dict[str, float]:
     harness.play(limit=n + 10)  # every shard, and what follows them
     assert len(harness.outputs()["fan.out"]) == n
     total: Counter[str] = sum((p.requests for p in proxies), Counter())
-    return {kind: count / n for kind, count in sorted(total.items()) if not kind.startswith("EFS ")}
+    kinds = {
+        kind: count / n for kind, count in sorted(total.items()) if not kind.startswith("EFS ")
+    }
+    methods: Counter[str] = sum((p.by_method for p in proxies), Counter())
+    aws = ("(DynamoDB", "(Batch")
+    by_method = {m: c / n for m, c in methods.most_common() if any(a in m for a in aws)}
+    return kinds, by_method
 
 
 LIFECYCLE_N = 1_000
@@ -246,7 +263,9 @@ DYNAMODB_PER_TASK, BATCH_PER_TASK = 6, 1  # the targets (issue 11)
 
 
 def lifecycles(n: int) -> dict[str, Any]:
-    rows = {"single jobs": lifecycle(n, arrays=False), "array jobs": lifecycle(n, arrays=True)}
+    counted = {"single jobs": lifecycle_counts(n, False), "array jobs": lifecycle_counts(n, True)}
+    rows = {name: kinds for name, (kinds, _) in counted.items()}
+    by_method = {name: methods for name, (_, methods) in counted.items()}
     dynamodb = {
         k: sum(v for kind, v in r.items() if kind.startswith("DynamoDB")) for k, r in rows.items()
     }
@@ -256,7 +275,14 @@ def lifecycles(n: int) -> dict[str, Any]:
     holds = all(d <= DYNAMODB_PER_TASK for d in dynamodb.values()) and all(
         b <= BATCH_PER_TASK for b in batch.values()
     )
-    return {"n": n, "per_task": rows, "dynamodb": dynamodb, "batch": batch, "holds": holds}
+    return {
+        "n": n,
+        "per_task": rows,
+        "per_method": by_method,
+        "dynamodb": dynamodb,
+        "batch": batch,
+        "holds": holds,
+    }
 
 
 class _NoCache:
@@ -382,6 +408,11 @@ def lifecycle_table(life: dict[str, Any]) -> list[str]:
     for name, row in life["per_task"].items():
         parts = ", ".join(f"{kind} {row.get(kind, 0):.2f}" for kind in kinds)
         lines.append(f"  {name:>11}: {parts}")
+    for name, methods in life.get("per_method", {}).items():
+        lines.append(f"  {name} by port method (per task):")
+        lines += [
+            f"    {count:6.3f}  {method}" for method, count in methods.items() if count >= 0.01
+        ]
     verdict = "holds" if life["holds"] else "does NOT hold"
     lines.append(
         f"target: ≤ {DYNAMODB_PER_TASK} DynamoDB and ≤ {BATCH_PER_TASK} Batch requests per task: "

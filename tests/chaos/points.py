@@ -41,6 +41,7 @@ KINDS: dict[str, dict[str, str]] = {
         "put_new_jobs": WRITE,
         "register_waiter": WRITE,
         "get_job": READ,
+        "get_run_and_job": READ,
         "get_jobs": READ,
         "query_jobs": READ,
         "claim": WRITE,

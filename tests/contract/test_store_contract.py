@@ -215,6 +215,32 @@ def test_only_the_holder_renews_the_submit_lease(store, run_id):
     assert not store.renew_lease(run_id, "nope", 0, taken, taken + 1)
 
 
+def test_the_submitters_take_writes_what_preparing_computed(store, run_id):
+    """The prepared state travels in the submission and is written with the lease's take, in
+    one conditional write: not by a take that lost."""
+    make(store, run_id, "call", status=CLAIMED)
+    held = time.time() + 45
+    assert store.mark_running(run_id, "call", 0, lease_until=held)
+    prepared = {"task_state": {"k": [1, "two"]}, "queue": "q", "runtime": {"cpu": 2}}
+    lost = {"task_state": {"k": "lost"}, "queue": "other"}
+    assert not store.renew_lease(run_id, "call", 0, held + 1, held + 2, "item", fields=lost)
+    assert store.renew_lease(run_id, "call", 0, held, held + 5, holder="item", fields=prepared)
+    job = store.get_job(run_id, "call")
+    assert job is not None
+    found = (job.task_state, job.queue, job.runtime, job.lease_holder, job.lease_until)
+    assert found == ({"k": [1, "two"]}, "q", {"cpu": 2}, "item", held + 5)
+
+
+def test_a_run_and_its_job_are_read_together(store, run_id):
+    store.create_run(Run(run_id, workflow_name="w"))
+    make(store, run_id, "call", status=CLAIMED, claimed_by="x")
+    run, job = store.get_run_and_job(run_id, "call")
+    assert run is not None and run.workflow_name == "w"
+    assert job == store.get_job(run_id, "call")
+    assert store.get_run_and_job(run_id, "nope") == (store.get_run(run_id), None)
+    assert store.get_run_and_job("no-such-run", "call") == (None, None)
+
+
 def test_an_outside_dependency_is_given_back_once(store, run_id):
     make(store, run_id, "j", pending=3, awaiting=["out-b", "out-a"])
     assert store.get_job(run_id, "j").awaiting == ["out-a", "out-b"]  # type: ignore[union-attr]

@@ -306,11 +306,12 @@ def test_defect_09_a_crash_before_giving_back_a_done_dependencys_count_is_recove
 
 
 def test_a_redelivery_gives_a_count_back_once(harness, monkeypatch):
-    """Died after giving the counts back, before claiming: a redelivery must claim the body
-    and must not give the counts back again (call-t would then not wait for decl-a)."""
+    """Died after giving the counts back, before the body's first job (created claimed, as
+    ready from the start) completed: a redelivery must evaluate the body and must not give
+    the counts back again (call-t would then not wait for decl-a)."""
     harness.start(AFTER_SLOW)
     died = dies_once(
-        monkeypatch, harness.store, "claim", lambda run_id, job_id, _: job_id == "decl-a-0"
+        monkeypatch, harness.store, "complete", lambda job, *_: job.job_id == "decl-a-0"
     )
     slow = harness.batch_job_of("call-slow")
     with pytest.raises(LambdaDied):
@@ -344,11 +345,17 @@ def test_defect_09_a_section_body_left_claimed_by_a_crash_is_evaluated_on_redeli
     first = harness.batch_job_of("call-first")
     with pytest.raises(LambdaDied):
         harness.event(first, "SUCCEEDED", 0)
-    assert died  # the body runs last first (LIFO): call-t-1 was submitted, call-t-0 not
+    # the body runs last first (LIFO): call-t-1 was prepared (its submission not yet handed
+    # on: the crash lost it), call-t-0 not
+    assert died
     stuck = harness.job("call-t-0")
     assert (stuck.status, stuck.claimed_by) == (CLAIMED, "scatter-L5C3-i")
     assert redeliver(harness, first, "SUCCEEDED") == "resumed"
     assert {harness.job(f"call-t-{i}").status for i in range(2)} == {RUNNING}
+    harness.play()
+    assert harness.answer() is None  # call-t-1's lease holds: the reconciler's, once it ends
+    harness.store.update_job(harness.run_id, "call-t-1", lease_until=0)  # it ran out
+    harness.reconcile()
     harness.play()
     assert harness.outputs() == {"w.ys": [0, 2]}
 

@@ -177,6 +177,29 @@ class DynamoStore:
             return None
         return self._job(item)
 
+    def get_run_and_job(self, run_id: str, job_id: str) -> tuple[Run | None, Job | None]:
+        """One BatchGetItem over both tables, consistent; a key DynamoDB left unprocessed
+        (throttling, capacity) is read on its own instead."""
+        runs, jobs = self.runs.Meta.table_name, self.jobs.Meta.table_name
+        request = {
+            runs: {"Keys": [{"run_id": {"S": run_id}}], "ConsistentRead": True},
+            jobs: {
+                "Keys": [{"run_id": {"S": run_id}, "job_id": {"S": job_id}}],
+                "ConsistentRead": True,
+            },
+        }
+        answer = self._connection().client.batch_get_item(RequestItems=request)
+        found = answer.get("Responses", {})
+        left = answer.get("UnprocessedKeys") or {}
+        if runs in left:
+            run = self.get_run(run_id)
+        else:
+            run = next((run_record(self.runs.from_raw_data(i)) for i in found.get(runs, [])), None)
+        if jobs in left:
+            return run, self.get_job(run_id, job_id)
+        items = [self._job(self.jobs.from_raw_data(i)) for i in found.get(jobs, [])]
+        return run, next((j for j in items if j is not None), None)
+
     def get_jobs(
         self, run_id: str, job_ids: Iterable[str], readiness_only: bool = False
     ) -> dict[str, Job]:
@@ -232,6 +255,7 @@ class DynamoStore:
         held_until: float,
         until: float,
         holder: str | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> bool:
         jobs = self.jobs
         condition = (
@@ -240,7 +264,7 @@ class DynamoStore:
             & jobs.batch_job_id.does_not_exist()
             & (jobs.lease_until == held_until)
         )
-        actions = [jobs.lease_until.set(until)]
+        actions = [jobs.lease_until.set(until), *_assignments(jobs, fields or {}, JOB_FIELDS)]
         if holder is not None:
             actions.append(jobs.lease_holder.set(holder))
         return self._job_update(run_id, job_id, actions, condition) is not None

@@ -188,6 +188,10 @@ class MemoryStore:
             job = self._jobs.get((run_id, job_id))
             return _copied(job) if job is not None else None
 
+    def get_run_and_job(self, run_id: str, job_id: str) -> tuple[Run | None, Job | None]:
+        with self._lock:
+            return self.get_run(run_id), self.get_job(run_id, job_id)
+
     def get_jobs(
         self,
         run_id: str,
@@ -253,6 +257,7 @@ class MemoryStore:
         held_until: float,
         until: float,
         holder: str | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> bool:
         def allowed(job: Job) -> bool:
             return (
@@ -262,10 +267,10 @@ class MemoryStore:
                 and job.lease_until == held_until
             )
 
-        fields: dict[str, Any] = {"lease_until": until}
+        changes: dict[str, Any] = {**(fields or {}), "lease_until": until}
         if holder is not None:
-            fields["lease_holder"] = holder
-        return self._update_if(run_id, job_id, allowed, **fields) is not None
+            changes["lease_holder"] = holder
+        return self._update_if(run_id, job_id, allowed, **changes) is not None
 
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         def allowed(job: Job) -> bool:

@@ -27,6 +27,7 @@ class Offer:
 
     job: Job
     claimant: str
+    whole: bool = False  # ``job`` is its whole record as just read (not only readiness)
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ def _array_children(ports: Ports, name: str) -> tuple[str, list[str]] | None:
 
 
 def _on_task_event(detail: BatchJobDetail, ports: Ports) -> str:
-    run = ports.store.get_run(detail.run_id) if detail.run_id else None
+    run, job = _run_and_job(detail, ports)
     kind = classify_run_event(detail, run)
     if kind is EventKind.STRAGGLER:
         ports.batch.terminate(detail.batch_job_id, "miniwdl-serverless: run failed")
@@ -94,7 +94,6 @@ def _on_task_event(detail: BatchJobDetail, ports: Ports) -> str:
             return EventKind.ANSWERED.value
         return kind.value
     assert run is not None and detail.job_id is not None
-    job = ports.store.get_job(run.run_id, detail.job_id)
     if job is None:
         return EventKind.UNKNOWN_JOB.value
     kind = classify_job_event(job, detail)
@@ -112,6 +111,15 @@ def _on_task_event(detail: BatchJobDetail, ports: Ports) -> str:
     if kind is EventKind.OTHER:
         return f"{kind.value} {detail.status}"
     return driver.outcome or kind.value
+
+
+def _run_and_job(detail: BatchJobDetail, ports: Ports) -> tuple[Run | None, Job | None]:
+    """The event's run and call, in one read (most events need both)."""
+    if not detail.run_id:
+        return None, None
+    if detail.job_id is None:
+        return ports.store.get_run(detail.run_id), None
+    return ports.store.get_run_and_job(detail.run_id, detail.job_id)
 
 
 def loaded_context(run: Run, ports: Ports) -> RunContext | str:

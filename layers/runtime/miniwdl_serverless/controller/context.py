@@ -17,7 +17,7 @@ import WDL
 from WDL import Env, Tree, Value
 
 from miniwdl_serverless.controller.ports import Ports, RunFiles
-from miniwdl_serverless.core import call_caching, guarded_reads, localizing, planner
+from miniwdl_serverless.core import call_caching, guarded_reads, localizing, planner, work
 from miniwdl_serverless.core.decisions import Target, TaskSettings
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.ids import call_dir
@@ -55,6 +55,8 @@ class RunContext:
     allowlist: planner.PathAllowlist | None = None
     unanswered: bool = False  # the run ended here but Step Functions could not be told
     probed: dict[tuple[str, bool], localizing.Remote] = field(default_factory=dict)
+    done: dict[str, Job] = field(default_factory=dict)  # completed jobs read (outputs final)
+    handing_on: list[work.WorkItem] = field(default_factory=list)  # not yet put (hand_on)
 
     @property
     def run_id(self) -> str:
@@ -87,6 +89,18 @@ class RunContext:
         pos = target.pos
         is_task = isinstance(target, Tree.Task)
         return Target(target.name, is_task, pos.abspath, pos.line, pos.column)
+
+    def hand_on(self, item: work.WorkItem) -> None:
+        """Put ``item`` in the work table with others: a BatchWriteItem of up to 25 items,
+        written when full or when the driver's loop ends (``flush``)."""
+        self.handing_on.append(item)
+        if len(self.handing_on) >= work.WRITE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        items, self.handing_on = self.handing_on, []
+        if items:
+            self.ports.work.put(items)
 
     def store_value(self, value: Any, name: str) -> Any:
         return self.ports.files.store_value(value, self.state_dir, name)

@@ -49,6 +49,11 @@ log = logging.getLogger("miniwdl_serverless.controller")
 # The steps that count against an invocation's budget: each prepares or evaluates one job.
 COSTLY = (Evaluate, Submit, StartSubworkflow, ExpandShards)
 
+# The steps between which prepared submissions wait to be handed on together (an expansion's
+# run of them): one BatchWriteItem of up to 25 rather than one each. A crash among them leaves
+# those attempts leased with no submission: the reconciler resubmits them once the lease ends.
+BATCHED = (Offer, Evaluate, Submit)
+
 STEPS: dict[type, Callable[[Any, Any], list[Action]]] = {
     Plan: planning.plan,
     Offer: progress.offer,
@@ -81,7 +86,12 @@ class Driver:
         return self.ctx
 
     def run(self, actions: list[Action]) -> None:
-        self._run(actions)
+        try:
+            self._run(actions)
+        except TransientError:  # the submissions prepared before it are still handed on
+            self._flush()
+            raise
+        self._flush()
         if self.unanswered or (self.ctx is not None and self.ctx.unanswered):
             raise AnswerNotSent(self.ctx.run_id if self.ctx is not None else "")
 
@@ -96,6 +106,8 @@ class Driver:
                 left.append(_as_offer(action))  # the next invocation's: see hand_on
                 continue
             steps += isinstance(action, COSTLY)
+            if not isinstance(action, BATCHED):
+                self._flush()  # a crash in a step of another kind loses no submission
             try:
                 todo += STEPS[type(action)](self, action)
             except TransientError:
@@ -107,6 +119,10 @@ class Driver:
                 self._failed(action, exn)
                 return
         self._hand_on(left)
+
+    def _flush(self) -> None:
+        if self.ctx is not None:
+            self.ctx.flush()
 
     def _spent(self, steps: int) -> bool:
         return self.ports.budget.spent(steps, remaining_seconds.get()())

@@ -88,6 +88,9 @@ class RunStore(Protocol):
 
     def get_job(self, run_id: str, job_id: str) -> Job | None: ...
 
+    def get_run_and_job(self, run_id: str, job_id: str) -> tuple[Run | None, Job | None]:
+        """The run and one of its jobs, read together (one request: a Batch event's reads)."""
+
     def get_jobs(
         self, run_id: str, job_ids: Iterable[str], readiness_only: bool = False
     ) -> dict[str, Job]:
@@ -118,10 +121,12 @@ class RunStore(Protocol):
         held_until: float,
         until: float,
         holder: str | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> bool:
         """Extend the lease on ``attempt`` to ``until`` if it is still the one held (its
         ``lease_until`` is ``held_until``) and no Batch job is recorded; False: lost.
-        ``holder``: who holds it from now on (``lease_holder``: a submitter's work item)."""
+        ``holder``: who holds it from now on (``lease_holder``: a submitter's work item);
+        ``fields``: set with it (what preparing the attempt computed, in the same write)."""
 
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         """The Batch job of ``attempt``, unless one is recorded or the attempt moved on."""

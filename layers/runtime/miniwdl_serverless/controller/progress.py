@@ -27,6 +27,7 @@ from miniwdl_serverless.core import planner, work
 from miniwdl_serverless.core.decisions import scope_end
 from miniwdl_serverless.core.ids import scoped_id
 from miniwdl_serverless.core.records import (
+    CLAIMED,
     COMPLETING,
     DONE,
     RUNNING,
@@ -45,6 +46,8 @@ def offer(driver: Driver, action: Offer) -> list[Action]:
     ctx, job = driver.context(), action.job
     if job.completing:
         return [Resume(job)]
+    if job.pending <= 0 and action.whole and _claimed_by(job, action.claimant):
+        return [Evaluate(job)]  # claimed already (created so, or before a hand-on): no write
     if job.pending <= 0:
         claimed = ctx.ports.store.claim(ctx.run_id, job.job_id, action.claimant)
         if claimed is not None:
@@ -55,6 +58,11 @@ def offer(driver: Driver, action: Offer) -> list[Action]:
         if fresh.status == RUNNING and not fresh.batch_job_id:
             return _resume_running(ctx, fresh)
     return []
+
+
+def _claimed_by(job: Job, claimant: str) -> bool:
+    """What a claim would find and leave as it is (the claim's own condition, as read)."""
+    return job.status == CLAIMED and job.claimed_by == claimant
 
 
 def _resume_running(ctx: RunContext, job: Job) -> list[Action]:
@@ -168,7 +176,7 @@ def dependencies(ctx: RunContext, job: Job) -> dict[str, Job]:
     its shards, read by their id prefix from the run's partition (never from a list on the
     gather's item, which would grow with the width: design rule 2)."""
     if not job.shards:
-        return ctx.ports.store.get_jobs(ctx.run_id, job.deps)
+        return _done_dependencies(ctx, job.deps)
     count = int(job.shards["count"])
     if count == 0:
         return {}
@@ -180,6 +188,15 @@ def dependencies(ctx: RunContext, job: Job) -> dict[str, Job]:
     if len(found) != count:
         raise StoreError(f"{job.job_id} gathers {count} shards, the store has {len(found)}")
     return found
+
+
+def _done_dependencies(ctx: RunContext, deps: list[str]) -> dict[str, Job]:
+    """``deps`` as the store has them, a completed one read once per invocation: its outputs
+    never change again, and a scatter's shards evaluated together share their dependencies."""
+    missing = [d for d in deps if d not in ctx.done]
+    found = ctx.ports.store.get_jobs(ctx.run_id, missing) if missing else {}
+    ctx.done.update({k: j for k, j in found.items() if j.status == DONE})
+    return {d: ctx.done.get(d) or found[d] for d in deps if d in ctx.done or d in found}
 
 
 def complete(driver: Driver, action: Complete) -> list[Action]:
@@ -318,13 +335,15 @@ def expand(
     left (claimed, completed but not followed, running without a Batch job)."""
     if not specs:
         return []
-    jobs, created = _store_jobs(ctx, scope, call_path, specs)
+    jobs, created = _store_jobs(ctx, scope, call_path, specs, claimant)
     then: list[Action] = []
     for spec in specs:
         job = jobs[scoped_id(scope, spec.id)]
         if job.job_id not in created:
             if spec.pending == 0:  # nothing inside made it ready: the claimant did
                 then.append(Offer(job, claimant))
+        elif job.status == CLAIMED and job.claimed_by == claimant:
+            then.append(Evaluate(job))  # created claimed: no claim of its own to write
         elif job.pending <= 0:
             claimed = ctx.ports.store.claim(ctx.run_id, job.job_id, claimant)
             if claimed is not None:
@@ -333,12 +352,21 @@ def expand(
 
 
 def _store_jobs(
-    ctx: RunContext, scope: str, call_path: list[str], specs: list[planner.JobSpec]
+    ctx: RunContext,
+    scope: str,
+    call_path: list[str],
+    specs: list[planner.JobSpec],
+    claimant: str,
 ) -> tuple[dict[str, Job], set[str]]:
     """The jobs as the store has them after creating (the ids created here) and registering
-    them; those that existed before are read back (only what readiness needs)."""
+    them; those that existed before are read back (only what readiness needs). A job ready
+    from the start is created claimed by ``claimant``: the creation's own condition (it did
+    not exist) is the claim's, so no claim write follows."""
     store, expires_at = ctx.ports.store, ctx.job_expiry()
-    jobs = {scoped_id(scope, spec.id): _job(ctx.run_id, scope, call_path, spec) for spec in specs}
+    jobs = {
+        scoped_id(scope, spec.id): _job(ctx.run_id, scope, call_path, spec, claimant, expires_at)
+        for spec in specs
+    }
     _tally_shards(list(jobs.values()))
     created = store.put_new_jobs(list(jobs.values()), expires_at=expires_at)
     if created:
@@ -411,7 +439,15 @@ def release(driver: Driver, action: ReleaseWaiters) -> list[Action]:
     return offers
 
 
-def _job(run_id: str, scope: str, call_path: list[str], spec: planner.JobSpec) -> Job:
+def _job(  # noqa: PLR0913 - where the spec sits, and who creates it until when
+    run_id: str,
+    scope: str,
+    call_path: list[str],
+    spec: planner.JobSpec,
+    claimant: str,
+    expires_at: int,
+) -> Job:
+    ready = spec.pending + len(spec.external) <= 0
     return Job(
         run_id,
         scoped_id(scope, spec.id),
@@ -424,7 +460,9 @@ def _job(run_id: str, scope: str, call_path: list[str], spec: planner.JobSpec) -
         pending=spec.pending + len(spec.external),
         awaiting=[scoped_id(scope, d) for d in spec.external] or None,
         scatter_stack=spec.scatter_stack,
-        status=WAITING,
+        status=CLAIMED if ready else WAITING,
+        claimed_by=claimant if ready else None,
+        expires_at=expires_at,
     )
 
 

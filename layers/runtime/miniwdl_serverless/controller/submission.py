@@ -120,21 +120,23 @@ def _prepare_and_submit(
     submission = task_submission(call, ctx.settings, queue, ctx.options.tags)
     state_dir = os.path.join(call_dir, ".state")
     state = files.store_value(prepared.state, state_dir, f"task_state-{attempt}")
-    summary = runtime_summary(submission, runtime)
-    ctx.ports.store.update_job(
-        ctx.run_id, job.job_id, task_state=state, queue=queue, runtime=summary
-    )
-    _queue_submission(ctx, (job.job_id, attempt), submission, lease)
+    fields = {"task_state": state, "queue": queue, "runtime": runtime_summary(submission, runtime)}
+    _queue_submission(ctx, (job.job_id, attempt), submission, lease, fields)
     return []
 
 
 def _queue_submission(
-    ctx: RunContext, attempt_of: tuple[str, int], submission: TaskSubmission, lease: Lease
+    ctx: RunContext,
+    attempt_of: tuple[str, int],
+    submission: TaskSubmission,
+    lease: Lease,
+    prepared: dict[str, Any],
 ) -> None:
     """Hand the submission to the paced submitter. It takes the attempt's lease from the value
     this invocation holds, however long it waited: a resubmission that took the attempt over
     meanwhile (the reconciler's, once the lease ran out) changed it, and the item then submits
-    nothing."""
+    nothing. The take writes ``prepared`` on the job (before any SubmitJob: whoever collects or
+    retries a Batch job of this attempt finds it there)."""
     job_id, attempt = attempt_of
     assert lease.until is not None
     array_ok = attempt == 0 and ctx.settings.array_jobs
@@ -146,8 +148,9 @@ def _queue_submission(
         lease=lease.until,
         call_dir=ctx.call_dir(job_id),
         array_ok=array_ok,
+        prepared=prepared,
     )
-    ctx.ports.work.put([work.submit_item(item)])
+    ctx.hand_on(work.submit_item(item))
     ctx.log(f"submitting {job_id} attempt {attempt + 1} ({submission.image}, {submission.queue})")
 
 

@@ -298,7 +298,9 @@ def _submit_one(key: str, queued: QueuedSubmission, ports: SubmitterPorts, pacer
     store, run_id, job_id, attempt = ports.store, queued.run_id, queued.job_id, queued.attempt
     _pace(ports, pacer)
     until = submit_lease(time.time())  # as long as a preparing invocation's: SubmitJob's
-    if not store.renew_lease(run_id, job_id, attempt, queued.lease, until, holder=key):
+    if not store.renew_lease(
+        run_id, job_id, attempt, queued.lease, until, holder=key, fields=queued.prepared
+    ):
         found = _own_take(key, queued, ports, until)
         if found is None:
             return Outcome("taken")  # submitted already, or a resubmission took it over
@@ -330,7 +332,10 @@ def submit_array(
     for index, (item, call) in enumerate(zip(items, queued, strict=True)):
         assert call.job_id is not None
         holder = f"{item.key}{ARRAY_HOLDER}{name}:{index}"
-        if not store.renew_lease(run_id, call.job_id, 0, call.lease, until, holder=holder):
+        held = call.lease
+        if not store.renew_lease(
+            run_id, call.job_id, 0, held, until, holder=holder, fields=call.prepared
+        ):
             break
         taken.append(call)
     if len(taken) < len(queued):
@@ -392,7 +397,10 @@ def _own_take(
     )
     if not mine or current is None or current.lease_until is None:
         return None
-    if not store.renew_lease(run_id, job_id, attempt, current.lease_until, until, holder=key):
+    held = current.lease_until
+    if not store.renew_lease(
+        run_id, job_id, attempt, held, until, holder=key, fields=queued.prepared
+    ):
         return None
     if array is not None:  # taken for an array that may have gone through
         parent = ports.batch.find(array[0], queued.submission.queue)

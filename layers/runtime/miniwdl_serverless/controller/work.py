@@ -88,8 +88,13 @@ def _actions(piece: GraphWork, run_id: str, ports: Ports) -> list[Action]:
         error = RuntimeError(f"AWS Batch refused the job: {piece.error}")
         return [AttemptFailed(job, error, interrupted=False)]
     assert isinstance(piece, Offers)
-    jobs = ports.store.get_jobs(run_id, [job_id for job_id, _ in piece.offers], readiness_only=True)
-    return [Offer(jobs[job_id], claimant) for job_id, claimant in piece.offers if job_id in jobs]
+    # whole records (one BatchGetItem all the same): a job claimed already is evaluated as read
+    jobs = ports.store.get_jobs(run_id, [job_id for job_id, _ in piece.offers])
+    return [
+        Offer(jobs[job_id], claimant, whole=True)
+        for job_id, claimant in piece.offers
+        if job_id in jobs
+    ]
 
 
 def deliver_in_process(

@@ -93,6 +93,12 @@ class QueuedSubmission:
     entry_data: dict[str, Any] = field(default_factory=dict)
     call_dir: str = ""  # a call's: where an array job's child runs it
     array_ok: bool = False  # may run as a child of an array job with others of its shape
+    # what preparing the attempt computed (task_state, queue, runtime), written on the call's
+    # job item by the submitter's take of the lease: one write, not one more of its own
+    prepared: dict[str, Any] = field(default_factory=dict)
+
+
+WRITE_BATCH = 25  # items a BatchWriteItem takes: submissions handed on together, so many
 
 
 def submit_item(queued: QueuedSubmission) -> WorkItem:
