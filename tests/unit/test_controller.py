@@ -430,6 +430,31 @@ def test_the_outputs_wait_for_every_job_so_a_failing_decl_fails_the_run(harness)
     assert harness.answer()[0] == "failure"
 
 
+def test_gpu_tasks_are_submitted_to_the_stacks_gpu_queue(harness):
+    import dataclasses
+
+    harness.ports = dataclasses.replace(harness.ports, default_gpu_queue="gpu-queue")
+    harness.start("""
+version 1.0
+workflow w {
+  call t as plain
+  call t as gpu { input: gpu = true }
+  call nvidia
+}
+task t { input { Boolean gpu = false } command {} runtime { gpu: gpu } }
+task nvidia { command {} runtime { acceleratorType: "nvidia-tesla-t4" acceleratorCount: 2 } }
+""")
+    queues = {
+        j.submission.tags[TAG_JOB]: (j.submission.queue, j.submission.resources.gpus)
+        for j in harness.open_jobs()
+    }
+    assert queues == {
+        "call-plain": (QUEUE, 0),
+        "call-gpu": ("gpu-queue", 1),
+        "call-nvidia": ("gpu-queue", 2),
+    }
+
+
 def test_a_wdl_error_is_logged_as_the_runs_failure_without_a_traceback(harness, caplog):
     # the workflow's own fault (miniwdl's EvalError): its message, not the controller's stack
     with caplog.at_level("ERROR"):

@@ -205,6 +205,13 @@ def test_queue_choice():
         queue_for(None, None, 0, 0)
 
 
+def test_a_task_that_asks_for_a_gpu_goes_to_the_gpu_queue_when_the_stack_has_one():
+    assert queue_for("spot", "ondemand", 2, 0, gpus=1, gpu_queue="gpu") == "gpu"
+    assert queue_for("spot", "ondemand", 2, 2, gpus=2, gpu_queue="gpu") == "gpu"
+    assert queue_for("spot", "ondemand", 2, 0, gpus=1, gpu_queue=None) == "spot"
+    assert queue_for("spot", "ondemand", 2, 0, gpus=0, gpu_queue="gpu") == "spot"
+
+
 def test_submission_spec():
     call = CallAttempt(
         "run.1",

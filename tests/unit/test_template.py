@@ -616,3 +616,35 @@ def test_functions_inside_the_created_vpc_are_told_they_have_no_internet(cfn):
     assert variables["FUNCTIONS_INTERNET"] == {
         "Fn::If": ["CreateNetwork", "false", {"Ref": "FunctionsInternet"}]
     }
+
+
+def test_gpu_tasks_have_their_own_compute_environment_and_queue(cfn, resources):
+    environment = resources["GpuComputeEnvironment"]["Properties"]["ComputeResources"]
+    assert environment["Ec2Configuration"] == [{"ImageType": "ECS_AL2_NVIDIA"}]
+    assert environment["InstanceTypes"] == {"Ref": "GpuInstanceTypes"}
+    assert environment["Type"] == "EC2"  # on demand: no fallback needed
+    queue = resources["GpuQueue"]["Properties"]["ComputeEnvironmentOrder"]
+    assert queue == [{"Order": 1, "ComputeEnvironment": {"Ref": "GpuComputeEnvironment"}}]
+    gpu_queue = {"Fn::If": ["CreateGpu", {"Ref": "GpuQueue"}, {"Ref": "AWS::NoValue"}]}
+    (rule,) = [
+        r for r in of_type(resources, "AWS::Events::Rule").values() if source_of(r) == ["aws.batch"]
+    ]
+    assert gpu_queue in rule["Properties"]["EventPattern"]["detail"]["jobQueue"]  # events reach us
+    submit = next(
+        s
+        for _, s in _statements(resources)
+        if isinstance(s, dict) and s.get("Sid") == "SubmitTaskJobs"
+    )
+    assert gpu_queue in submit["Resource"]
+    env = resources["SubmitterFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["TASK_QUEUE_GPU"] == {"Fn::If": ["CreateGpu", {"Ref": "GpuQueue"}, ""]}
+
+
+def test_containers_storage_goes_on_nvme_instance_storage(cfn, resources):
+    families = cfn["Parameters"]["InstanceTypes"]["Default"].split(",")
+    assert {"m6id", "c6id", "r6id"} <= set(families)
+    data = resources["InstanceLaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    script = data["UserData"]["Fn::Base64"]
+    assert "text/cloud-boothook" in script  # before Docker starts, on every boot
+    assert "nvme-Amazon_EC2_NVMe_Instance_Storage_" in script
+    assert "mount -o noatime" in script and "/var/lib/docker" in script

@@ -400,6 +400,7 @@ class Ports:
     work: WorkQueue
     default_queue: str | None = None
     default_fallback_queue: str | None = None
+    default_gpu_queue: str | None = None  # the stack's queue of GPU instances, if it has one
     stack_bucket: str | None = None
     remotes: Remotes | None = None  # None: URI inputs are refused (a harness without them)
     cache: CacheStore | None = None

@@ -39,7 +39,7 @@ from miniwdl_serverless.core.decisions import (
 from miniwdl_serverless.core.errors import RunError, describe_exception
 from miniwdl_serverless.core.ids import batch_job_name
 from miniwdl_serverless.core.records import Job
-from miniwdl_serverless.core.resources import TaskSubmission
+from miniwdl_serverless.core.resources import TaskSubmission, resources_for
 
 log = logging.getLogger("miniwdl_serverless.controller")
 
@@ -113,6 +113,8 @@ def _prepare_and_submit(
         ctx.options.task_queue_fallback or ctx.ports.default_fallback_queue,
         int(runtime.get("preemptible") or 0),
         marked.interruptions,
+        resources_for(runtime, prepared.raw_runtime).gpus,
+        ctx.ports.default_gpu_queue,
     )
     call = CallAttempt(
         ctx.run_id, job.job_id, attempt, runtime, prepared.raw_runtime, prepared.script
@@ -226,6 +228,7 @@ def _queues(ctx: RunContext) -> list[str]:
     queues = (
         ctx.options.task_queue or ctx.ports.default_queue,
         ctx.options.task_queue_fallback or ctx.ports.default_fallback_queue,
+        ctx.ports.default_gpu_queue,
     )
     return list(dict.fromkeys(q for q in queues if q))
 

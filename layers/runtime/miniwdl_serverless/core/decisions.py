@@ -206,8 +206,19 @@ def after_failed_attempt(
     return AfterFailure(retry=retries_used < max_retries, interruptions=interruptions)
 
 
-def queue_for(queue: str | None, fallback: str | None, preemptible: int, interruptions: int) -> str:
-    """The task queue; the fallback queue once interruptions used up ``preemptible``."""
+def queue_for(  # noqa: PLR0913 - the queues, and what of the task picks one
+    queue: str | None,
+    fallback: str | None,
+    preemptible: int,
+    interruptions: int,
+    gpus: int = 0,
+    gpu_queue: str | None = None,
+) -> str:
+    """The GPU queue for a task that asks for GPUs (when the stack has one: its instances are
+    on demand); else the task queue, and the fallback queue once interruptions used up
+    ``preemptible``."""
+    if gpus and gpu_queue:
+        return gpu_queue
     if fallback and preemptible and interruptions >= preemptible:
         queue = fallback
     if not queue:

@@ -145,6 +145,7 @@ def ports() -> Ports:
         budget=work_budget(),
         default_queue=os.environ.get("TASK_QUEUE") or None,
         default_fallback_queue=os.environ.get("TASK_QUEUE_FALLBACK") or None,
+        default_gpu_queue=os.environ.get("TASK_QUEUE_GPU") or None,
         stack_bucket=os.environ.get("STACK_BUCKET") or None,
     )
 
