@@ -197,7 +197,8 @@ def test_no_outside_imports(run_cli, tmp_path):
     (tmp_path / "main").mkdir()
     write(
         tmp_path / "outside" / "lib.wdl",
-        "version 1.0\ntask e { command <<< echo hi >>> output { String s = read_string(stdout()) } }\n",
+        "version 1.0\ntask e { command <<< echo hi >>>\n"
+        "  output { String s = read_string(stdout()) } }\n",
     )
     wdl = write(
         tmp_path / "main" / "imp.wdl",
