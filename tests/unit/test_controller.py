@@ -112,6 +112,13 @@ def test_a_retried_start_changes_nothing(harness):
     assert len(harness.batch.jobs) == 1
 
 
+def test_a_document_of_one_task_runs_it_without_task(harness):
+    """As `miniwdl run` (its runner_exe): no workflow and one task, that task."""
+    harness.start("version 1.0\ntask lone { command { echo hi } }")
+    assert harness.run().workflow_name == "lone"
+    assert len(harness.batch.jobs) == 1
+
+
 @pytest.mark.parametrize(
     "source, inputs, options, error, message",
     [
@@ -119,7 +126,13 @@ def test_a_retried_start_changes_nothing(harness):
         (CHAIN, {"nope": 1}, {}, "InputError", "nope"),
         (CHAIN, {"x": "three"}, {}, "InputError", "x"),
         (CHAIN, {}, {"task": "missing"}, "InputError", "no task named missing"),
-        ("version 1.0\ntask t { command {} }", {}, {}, "InputError", "give 'task'"),
+        (
+            "version 1.0\ntask t { command {} }\ntask u { command {} }",
+            {},
+            {},
+            "InputError",
+            "give 'task' for a WDL document with several tasks",
+        ),
         (CHAIN, {}, {"s3upload": "results"}, "InvalidSubmission", "s3upload"),
         (
             "version 1.0\nworkflow w { input { File f } }",

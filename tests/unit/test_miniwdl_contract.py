@@ -52,6 +52,16 @@ def test_private_signatures_used_by_the_planner_and_task_calls():
     assert hasattr(WDL.runtime.task_container.TaskContainer, "success_exit_code")
 
 
+def test_the_allowlist_spelling_of_input_paths():
+    """controller/context.py:paths_allowed collects the inputs with miniwdl's ``_fspaths``: a
+    Directory as 'path/', the form miniwdl's workflow path checks look up."""
+    from WDL import Env, Value
+    from WDL.runtime._io_helpers import _fspaths
+
+    env = Env.Bindings().bind("d", Value.Directory("/x/d")).bind("f", Value.File("/x/f"))
+    assert _fspaths(env) == {"/x/d/", "/x/f"}
+
+
 def test_the_range_function_the_planner_caps():
     from WDL.StdLib import _Range
 

@@ -37,7 +37,7 @@ def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
     from miniwdl_serverless.cli.submit import quiet_logger
 
     wdl = args.wdl if "://" in args.wdl else os.path.abspath(args.wdl)
-    doc = WDL.load(wdl, read_source=WDL.CLI.make_read_source(False))
+    doc = WDL.load(wdl, read_source=WDL.CLI.make_read_source(args.no_outside_imports))
     cfg = WDL.runtime.config.Loader(quiet_logger())
     target, _, input_json = WDL.CLI.runner_input(
         doc,
@@ -71,6 +71,19 @@ def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
+def task_env_config(
+    config: dict[str, str], items: list[str], current: str | None
+) -> dict[str, str]:
+    """--env NAME[=VALUE] into the run's config, warning of unset names as miniwdl does."""
+    from miniwdl_serverless.core.options import with_task_env
+
+    config, skipped = with_task_env(config, items, os.environ, current)
+    if skipped:
+        names = ", ".join(skipped)
+        print(f"miniwdl-serverless: skipping pass-through of undefined {names}", file=sys.stderr)
+    return config
+
+
 def _config(args: argparse.Namespace) -> dict[str, str]:
     """--cfg SECTION__KEY=VALUE settings, then --no-cache."""
     config = {}
@@ -81,6 +94,8 @@ def _config(args: argparse.Namespace) -> dict[str, str]:
         config[key.upper()] = value
     if args.no_cache:
         config["MINIWDL__CALL_CACHE__GET"] = config["MINIWDL__CALL_CACHE__PUT"] = "false"
+    if args.env:  # the handlers run in this process: a configured env is in os.environ
+        config = task_env_config(config, args.env, os.environ.get("MINIWDL__TASK_RUNTIME__ENV"))
     return config
 
 

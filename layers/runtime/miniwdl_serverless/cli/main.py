@@ -132,6 +132,19 @@ def _add_workflow_arguments(parser: argparse.ArgumentParser, workflow_help: str)
     parser.add_argument(
         "--task", metavar="TASK_NAME", help="run this task (instead of the workflow)"
     )
+    parser.add_argument(
+        "--env",
+        metavar="VARNAME[=VALUE]",
+        action="append",
+        default=[],
+        help="environment variable to pass through to (or set outright in) every task, as "
+        "`miniwdl run --env`; a pass-through takes the value from this command's environment",
+    )
+    parser.add_argument(
+        "--no-outside-imports",
+        action="store_true",
+        help="refuse imports from outside the main WDL file's directory (as `miniwdl run`)",
+    )
 
 
 def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:

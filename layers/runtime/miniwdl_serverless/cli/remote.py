@@ -138,7 +138,7 @@ def start_submission(args: argparse.Namespace, clients: Clients) -> tuple[Stack,
         raise UsageError("give the WORKFLOW to run (or --resume RUN)")
     passing: tuple[type[BaseException], ...] = (UsageError, *_aws_errors())
     try:
-        workflow = load_workflow(args.wdl)
+        workflow = load_workflow(args.wdl, args.no_outside_imports)
         target, env = parse_inputs(
             workflow.doc, args.inputs, args.input, args.empty, args.none, args.task
         )

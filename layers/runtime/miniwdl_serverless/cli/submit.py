@@ -107,13 +107,26 @@ def resolve_settings(args: Any, env: Mapping[str, str]) -> SubmitSettings:
         fsap_from_flag=bool(args.fsap),
         dir=directory,
         copy_input_files=bool(args.copy_input_files),
-        config=run_config(args.cfg, env, args.no_env, args.no_cache, args.runtime_defaults),
+        config=_with_env_flags(
+            run_config(args.cfg, env, args.no_env, args.no_cache, args.runtime_defaults),
+            args.env,
+        ),
         tags=parse_tags(args.tags, env.get(ENV_JOB_TAGS)),
         timeout_seconds=parse_timeout(args.timeout) if args.timeout is not None else None,
         name=args.name,
         task=args.task,
         stage_inputs=not getattr(args, "no_stage", False),
     )
+
+
+def _with_env_flags(config: dict[str, str], items: list[str]) -> dict[str, str]:
+    """--env: values resolved here, from this command's environment (the run's functions never
+    pass their own through: core/options.py)."""
+    if not items:
+        return config
+    from miniwdl_serverless.cli.local_run import task_env_config
+
+    return task_env_config(config, items, None)
 
 
 def run_config(  # noqa: C901, PLR0913 - one branch per source of settings, as miniwdl-aws
@@ -235,10 +248,12 @@ def is_uri(workflow: str) -> bool:
     return workflow.startswith(("s3://", "https://", "http://"))
 
 
-def load_workflow(workflow: str) -> LoadedWorkflow:
+def load_workflow(workflow: str, no_outside_imports: bool = False) -> LoadedWorkflow:
     """Parse and typecheck the workflow here, so mistakes fail on the laptop. A local .wdl is
-    packaged with its imports as a miniwdl zip; a local .zip is sent as it is; URIs pass through."""
+    packaged with its imports as a miniwdl zip; a local .zip is sent as it is; URIs pass through.
+    ``no_outside_imports``: miniwdl's rule for a local .wdl (imports under its directory)."""
     import WDL
+    import WDL.CLI
 
     from miniwdl_serverless.adapters.sources import UriSources
     from miniwdl_serverless.core.wdl_source import fetch_and_load
@@ -254,6 +269,8 @@ def load_workflow(workflow: str) -> LoadedWorkflow:
         doc, _ = fetch_and_load(path, None, fetch)
         with open(path, "rb") as infile:
             return LoadedWorkflow(doc, "", infile.read())
+    if no_outside_imports:
+        WDL.load(path, read_source=WDL.CLI.make_read_source(True))
     doc, _ = fetch_and_load(path, None, fetch)
     with tempfile.TemporaryDirectory(prefix="msls_submit_") as tmp:
         archive = os.path.join(tmp, os.path.basename(path) + ".zip")

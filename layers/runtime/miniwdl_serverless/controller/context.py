@@ -15,6 +15,7 @@ from typing import Any
 
 import WDL
 from WDL import Env, Tree, Value
+from WDL.runtime._io_helpers import _fspaths
 
 from miniwdl_serverless.controller.ports import Ports, RunFiles
 from miniwdl_serverless.core import call_caching, guarded_reads, localizing, planner, work
@@ -79,10 +80,7 @@ class RunContext:
         return job_expiry(time.time(), self.options.timeout_seconds)
 
     def target(self) -> Tree.Workflow | Tree.Task:
-        if self.options.task:
-            return find_task(self.doc, self.options.task)
-        assert self.doc.workflow is not None
-        return self.doc.workflow
+        return run_target(self.doc, self.options.task)
 
     def target_info(self) -> Target:
         target = self.target()
@@ -117,13 +115,9 @@ class RunContext:
         """miniwdl's file allowlist: the run's own directory and the workflow's input paths."""
         if self.allowlist is None:
             top = load_scope(self, "", [])
-            paths: set[str] = set()
-
-            def add(value: Value.Base) -> str:
-                paths.add(value.value)
-                return str(value.value)
-
-            Value.rewrite_env_paths(top.inputs, add)
+            # miniwdl's own collection: a Directory as 'path/', which is how its checks look
+            # a directory (and the files under it) up
+            paths = _fspaths(top.inputs)
             cache = localizing.cache_root(self.downloads, self.run_dir)
             # the run root: call-cache hits name the outputs of earlier runs' calls
             others = os.path.dirname(self.run_dir.rstrip("/"))
@@ -231,6 +225,19 @@ def make_config(options: RunOptions, root: str = "/") -> WDL.runtime.config.Load
             while len(_configs) > MAX_CONFIGS:
                 _configs.pop(next(iter(_configs)))
     return cfg
+
+
+def run_target(doc: WDL.Document, task: str | None) -> Tree.Workflow | Tree.Task:
+    """What a run runs, as ``miniwdl run`` chooses (its CLI.runner_exe): the task named, else the
+    workflow, else the document's only task."""
+    if task:
+        return find_task(doc, task)
+    if doc.workflow is not None:
+        return doc.workflow
+    if len(doc.tasks) == 1:
+        return doc.tasks[0]
+    message = "give 'task' for a WDL document with several tasks and no workflow"
+    raise RunError.of("InputError", message if doc.tasks else "empty WDL document")
 
 
 def find_task(doc: WDL.Document, name: str) -> Tree.Task:

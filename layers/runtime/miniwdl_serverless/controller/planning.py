@@ -13,12 +13,12 @@ from WDL import Tree, Value
 
 from miniwdl_serverless.controller.actions import Action, Evaluate, Plan
 from miniwdl_serverless.controller.context import (
-    find_task,
     inputs_env,
     load_context,
     load_scope,
     make_config,
     remember_document,
+    run_target,
 )
 from miniwdl_serverless.controller.finish import upload_folder
 from miniwdl_serverless.controller.localize import check_input_uris
@@ -44,9 +44,7 @@ def plan(driver: Driver, action: Plan) -> list[Action]:
     doc, bundle = fetch_and_load(
         options.workflow, options.workflow_source, ports.sources.fetch, staged_sha256=staged
     )
-    target = find_task(doc, options.task) if options.task else doc.workflow
-    if target is None:
-        raise RunError.of("InputError", "the document has no workflow; give 'task'")
+    target = run_target(doc, options.task)
     check_upload_target(options, target.name, action.started_at, ports.stack_bucket)
     inputs = check_inputs(target, options, ports.files, downloads=ports.remotes is not None)
     root = ports.files.root
@@ -139,21 +137,32 @@ def check_inputs(
             return path  # probed by check_input_uris
         if "://" in path:  # say so now rather than fail in a task later
             missing.append(f"{path} (not a URI that can be downloaded here)")
-        elif not os.path.isabs(path):
+            return path
+        if not os.path.isabs(path):
             missing.append(f"{path} (input paths must be absolute)")
-        elif not files.inside_root(path):  # before existence: nothing is said about outside
+            return path
+        # checked and kept in one spelling, miniwdl's (its CLI's abspath): the allowlist then
+        # finds '/d/./x', '/d//x' or '/e/../d/x' as '/d/x' wherever the workflow uses it
+        path = normal_path(path)
+        if not files.inside_root(path):  # before existence: nothing is said about outside
             outside.append(path)
         elif not files.exists(path):
             missing.append(path)
         return path
 
-    Value.rewrite_env_paths(env, check)
+    env = Value.rewrite_env_paths(env, check)
     if outside:
         message = f"input file or directory outside the EFS root {files.root}: "
         raise WDL.Error.InputError(message + ", ".join(outside))
     if missing:
         raise WDL.Error.InputError("input file or directory not found: " + ", ".join(missing))
     return WDL.values_to_json(env, namespace=target.name)  # type: ignore[no-any-return]
+
+
+def normal_path(path: str) -> str:
+    """An absolute path without '.', '..', doubled or trailing slashes (lexically, as
+    ``os.path.abspath``; POSIX keeps a leading '//', which names the same root here)."""
+    return "/" + os.path.normpath(path).lstrip("/")
 
 
 def write_run_files(

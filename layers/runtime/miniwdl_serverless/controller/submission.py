@@ -31,6 +31,7 @@ from miniwdl_serverless.core.decisions import (
     after_failed_attempt,
     job_failure,
     lease_renewal,
+    mock_interruption_tags,
     queue_for,
     runtime_summary,
     submit_lease,
@@ -119,7 +120,8 @@ def _prepare_and_submit(
     call = CallAttempt(
         ctx.run_id, job.job_id, attempt, runtime, prepared.raw_runtime, prepared.script
     )
-    submission = task_submission(call, ctx.settings, queue, ctx.options.tags)
+    mock = mock_interruption_tags(ctx.settings, runtime, marked.interruptions)
+    submission = task_submission(call, ctx.settings, queue, {**ctx.options.tags, **mock})
     state_dir = os.path.join(call_dir, ".state")
     state = files.store_value(prepared.state, state_dir, f"task_state-{attempt}")
     fields = {"task_state": state, "queue": queue, "runtime": runtime_summary(submission, runtime)}

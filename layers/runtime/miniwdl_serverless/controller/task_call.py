@@ -111,8 +111,10 @@ class PreparedCall:
 
 
 def _decls(task: Tree.Task) -> Env.Bindings[Tree.Decl]:
-    env: Env.Bindings[Tree.Decl] = Env.Bindings()
-    for decl in (task.inputs or []) + task.postinputs:
+    """The task's declarations, with miniwdl's ``_runtime``/``_requirements`` placeholders: the
+    evaluated environment keeps the call's ``runtime.*`` overrides, which miniwdl accepts there."""
+    env: Env.Bindings[Tree.Decl] = task.available_inputs
+    for decl in task.postinputs if task.inputs is not None else []:
         env = env.bind(decl.name, decl)
     return env
 

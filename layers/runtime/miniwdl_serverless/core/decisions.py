@@ -237,6 +237,9 @@ class TaskSettings:
     job_timeout_seconds: int = DEFAULT_JOB_TIMEOUT_SECONDS
     copy_input_files: bool = False
     array_jobs: bool = True  # ``[serverless] array_jobs``: queued calls of one shape as arrays
+    # miniwdl's test hook ``[task_runtime] _mock_interruptions``: so many simulated spot
+    # interruptions of every preemptible call (the local Batch executor plays them)
+    mock_interruptions: int | None = None
 
     @classmethod
     def from_config(cls, cfg: Any) -> TaskSettings:
@@ -249,7 +252,30 @@ class TaskSettings:
             job_timeout_seconds=number("job_timeout", DEFAULT_JOB_TIMEOUT_SECONDS),
             copy_input_files=bool(cfg["file_io"].get_bool("copy_input_files")),
             array_jobs=bool(cfg.get_bool("serverless", "array_jobs")) if arrays else True,
+            mock_interruptions=(
+                int(cfg["task_runtime"].get_int("_mock_interruptions"))
+                if cfg.has_option("task_runtime", "_mock_interruptions")
+                else None
+            ),
         )
+
+
+# A Batch job with this tag is ended by the local executor as AWS ends a job whose spot
+# instance was reclaimed (after its command ran, as miniwdl's hook raises after the run).
+MOCK_INTERRUPTION_TAG = "msls:mock-interruption"
+SPOT_RECLAIMED = "Host EC2 (instance i-0000000000mock) terminated."  # AWS's statusReason
+
+
+def mock_interruption_tags(
+    settings: TaskSettings, runtime: dict[str, Any], interruptions: int
+) -> dict[str, str]:
+    """miniwdl's ``_mock_interruptions`` rule (runtime/task.py): an attempt of a call whose
+    runtime has ``preemptible`` is interrupted while fewer interruptions than the setting
+    have been counted."""
+    count = settings.mock_interruptions
+    if count is None or "preemptible" not in runtime or interruptions >= count:
+        return {}
+    return {MOCK_INTERRUPTION_TAG: "1"}
 
 
 TAG_VALUE_LIMIT = 256  # AWS Batch (and AWS tagging in general): characters of a tag value

@@ -66,6 +66,8 @@ def describe_exception(exn: BaseException) -> dict[str, Any]:
         info["errors"] = [describe_exception(e) for e in exn.exceptions]
     elif isinstance(exn, (WDL.Error.ValidationError, WDL.Error.SyntaxError, WDL.Error.ImportError)):
         info["message"] = _located(exn)
+        if isinstance(exn.__cause__, PermissionError):  # an import refused (--no-outside-imports)
+            info["message"] += f": {exn.__cause__}"
     else:
         info.setdefault("message", str(exn) or type(exn).__name__)
     return bounded(info)  # type: ignore[no-any-return]

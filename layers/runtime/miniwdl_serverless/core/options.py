@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -132,14 +132,61 @@ def setting_of(key: str) -> tuple[str, str]:
     return section.lower(), name.lower()
 
 
+TASK_ENV = ("task_runtime", "env")  # miniwdl's --env: {NAME: VALUE, or null to pass through}
+
+
 def _refused_setting(config: dict[str, Any]) -> str | None:
-    for key in config:
+    for key, value in config.items():
         if setting_of(key) in REFUSED_SETTINGS:
             return (
                 f"config: {key} cannot be set by a submission (it would widen the files a run"
                 " may read)"
             )
+        if setting_of(key) == TASK_ENV and _passes_through(value):
+            # miniwdl reads a null from the environment of the process evaluating the task:
+            # here a function holding the stack's credentials. The CLI resolves --env NAME.
+            return (
+                f"config: {key} must map each name to a value (a null would pass the"
+                " controller's own environment variable to the task)"
+            )
     return None
+
+
+def _passes_through(value: Any) -> bool:
+    try:
+        env = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return False  # miniwdl reports the malformed setting when the run starts
+    return not isinstance(env, dict) or any(v is None for v in env.values())
+
+
+def with_task_env(
+    config: dict[str, str], items: list[str], environ: Mapping[str, str], current: str | None
+) -> tuple[dict[str, str], list[str]]:
+    """``miniwdl run --env NAME[=VALUE]`` into the run's [task_runtime] env setting: merged
+    over ``current`` (the setting already configured), a bare NAME passed through from
+    ``environ`` (this command's environment) now, so the submission carries only values.
+    Returns the new config and the names skipped for being unset (miniwdl warns of those)."""
+    keys = [k for k in config if setting_of(k) == TASK_ENV]
+    key = keys[-1] if keys else "MINIWDL__TASK_RUNTIME__ENV"
+    raw = config.get(key, current) or "{}"
+    env = json.loads(raw)
+    if not isinstance(env, dict):
+        raise ValueError(f"[task_runtime] env must be a JSON object, got {raw!r}")
+    env.update({k: environ[k] for k, v in env.items() if v is None and k in environ})
+    skipped = [k for k, v in env.items() if v is None]
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not name:
+            raise ValueError(f"invalid --env argument: {item}")
+        if sep:
+            env[name] = value
+        elif name in environ:
+            env[name] = environ[name]
+        else:
+            skipped.append(name)
+    env = {k: str(v) for k, v in env.items() if v is not None}
+    return {**config, key: json.dumps(env)}, sorted(set(skipped))
 
 
 def _describe(exn: fastjsonschema.JsonSchemaValueException, data: Any) -> str:

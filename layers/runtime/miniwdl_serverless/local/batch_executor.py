@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+from miniwdl_serverless.core.decisions import MOCK_INTERRUPTION_TAG, SPOT_RECLAIMED
+
 BATCH_LOG_GROUP = "/aws/batch/job"
 STOP_CHECK_SECONDS = 0.02  # how often a running job's thread looks for TerminateJob
 
@@ -144,12 +146,7 @@ class LocalBatch:
                     logging.getLogger(__name__).warning(
                         "cannot put the job's output in CloudWatch Logs", exc_info=True
                     )
-        if job.stop:
-            job._mark_stopped(success=False)
-        else:
-            job.exit_code = process.returncode
-            job.job_stopped_reason = "Essential container in task exited"
-            job._mark_stopped(success=process.returncode == 0)
+        _end(job, process.returncode)
         self.emit(job)
 
     def stop_all(self, timeout: float = 2.0) -> bool:
@@ -170,6 +167,20 @@ class LocalBatch:
             for job in self.running:
                 job.stop = True  # their processes are killed
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _end(job: Any, returncode: int) -> None:
+    """The job's end as Batch reports it: stopped, its command's exit, or (miniwdl's
+    ``_mock_interruptions``: core/decisions.py) a reclaimed spot instance."""
+    if job.stop:
+        job._mark_stopped(success=False)
+    elif (getattr(job, "tags", None) or {}).get(MOCK_INTERRUPTION_TAG):
+        job.job_stopped_reason = SPOT_RECLAIMED  # and no exit code, as AWS reports a reclaim
+        job._mark_stopped(success=False)
+    else:
+        job.exit_code = returncode
+        job.job_stopped_reason = "Essential container in task exited"
+        job._mark_stopped(success=returncode == 0)
 
 
 class JobLogs:
