@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml layers/runtime/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@# bubblewrap confines local tasks (README: Local mode security); best effort, as root
+	-command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; } || \
+		echo "bubblewrap not installed: local tasks get read-only copies of their inputs"
 	touch $(STAMP)
 
 demo: $(STAMP)
