@@ -27,6 +27,10 @@ $(STAMP): pyproject.toml layers/runtime/requirements.txt
 	@echo "==> installing miniwdl-serverless with miniwdl, moto, boto3, powertools and the test tools into $(VENV) (a few minutes the first time)"
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@echo "==> installed: $$($(BIN)/pip list 2>/dev/null | wc -l) packages"
+	@# bubblewrap confines local tasks (README: Local mode security); best effort, as root
+	-command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; } || \
+		echo "bubblewrap not installed: local tasks get read-only copies of their inputs"
 	touch $(STAMP)
 
 demo: $(STAMP)

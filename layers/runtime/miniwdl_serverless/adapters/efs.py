@@ -94,8 +94,8 @@ class EfsRunFiles:
             os.symlink(host_path.rstrip("/"), name, dir_fd=dir_fd)
 
     def _copy_input(self, host_path: str, inside: str) -> None:
-        """A copy of an input file: the source must be a regular file whose real path lies under
-        the root; the copy is a new file (never written through a link)."""
+        """A read-only copy of an input file: the source must be a regular file whose real path
+        lies under the root; the copy is a new file (never written through a link)."""
         source = safe_fs.open_regular(self.root, safe_fs.resolved(self.root, host_path))
         parent, name = os.path.split(inside)
         try:
@@ -109,6 +109,7 @@ class EfsRunFiles:
                     os.fdopen(safe_fs.create_exclusive(dir_fd, name), "wb") as outfile,
                 ):
                     shutil.copyfileobj(infile, outfile, 1 << 20)
+                    os.fchmod(outfile.fileno(), 0o444)  # as miniwdl's read-only input mounts
         finally:
             os.close(source)
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from miniwdl_serverless.core.ids import run_id_of
+from miniwdl_serverless.local import batch_executor
 
 if TYPE_CHECKING:
     from miniwdl_serverless.local.state import StateDir
@@ -62,7 +63,8 @@ def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("s3upload", "delete_after"):
         if getattr(args, key):
             data[key] = getattr(args, key)
-    if args.copy_input_files:
+    if args.copy_input_files or not batch_executor.sandboxed():
+        # without bubblewrap's read-only binds, read-only copies keep the user's files unchanged
         data["copy_input_files"] = True
     if config:
         data["config"] = config

@@ -4,8 +4,10 @@ CloudWatch Logs, where the awslogs driver puts it."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -16,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+from miniwdl_serverless.core import sandbox
 from miniwdl_serverless.core.decisions import MOCK_INTERRUPTION_TAG, SPOT_RECLAIMED
 
 BATCH_LOG_GROUP = "/aws/batch/job"
@@ -29,6 +32,85 @@ def _exited(process: subprocess.Popen[bytes], seconds: float) -> bool:
     except subprocess.TimeoutExpired:
         return False
     return True
+
+
+SANDBOX_VARIABLE = "MINIWDL_SERVERLESS_SANDBOX"  # auto (default), bwrap (required) or none
+
+
+@functools.cache
+def bwrap_usable() -> bool:
+    """Whether bubblewrap is installed and can make its namespaces here (it cannot where user
+    namespaces are disabled, e.g. in some containers)."""
+    if shutil.which("bwrap") is None:
+        return False
+    probe = ["bwrap", "--unshare-all", "--share-net", "--ro-bind", "/", "/", "true"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=10, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def sandboxed() -> bool:
+    """Whether local tasks run under bubblewrap: ``MINIWDL_SERVERLESS_SANDBOX=none`` turns it
+    off, ``bwrap`` insists on it (an error where it cannot run), ``auto`` uses it if it runs."""
+    mode = os.environ.get(SANDBOX_VARIABLE, "auto")
+    if mode == "none":
+        return False
+    if mode == "bwrap" and not bwrap_usable():
+        raise RuntimeError(f"{SANDBOX_VARIABLE}=bwrap but bubblewrap cannot run here")
+    return bwrap_usable()
+
+
+def _input_links(call_dir: str) -> dict[str, str]:
+    """The links ``prepare_call`` made under ``work/_miniwdl_inputs`` → their targets. Read
+    before the task starts: earlier attempts were moved aside and other tasks are confined to
+    their own call directories, so these are the controller's."""
+    links: dict[str, str] = {}
+    for parent, dirs, files in os.walk(os.path.join(call_dir, sandbox.INPUTS_DIR)):
+        for name in dirs + files:
+            path = os.path.join(parent, name)
+            if os.path.islink(path):
+                target = os.readlink(path)
+                if os.path.isabs(target):
+                    links[path] = target
+    return links
+
+
+def _system_folders() -> dict[str, str | None]:
+    return {
+        path: os.readlink(path) if os.path.islink(path) else None
+        for path in sandbox.SYSTEM_DIRS
+        if os.path.lexists(path)
+    }
+
+
+def confined(command: list[str], script: str, array_index: str | None) -> list[str]:
+    """``command`` under bubblewrap, confined to its call (core/sandbox.py); unchanged when
+    sandboxing is off or the script names no call directory."""
+    call_dir = sandbox.call_dir_of(script, array_index)
+    if call_dir is None or not sandboxed():
+        return command
+    return sandbox.bwrap_argv(call_dir, _input_links(call_dir), _system_folders(), command)
+
+
+def _command_and_environment(job: Any, parent: Any) -> tuple[list[str], dict[str, str]]:
+    """What the job's container would run, with its environment; a task's script confined to
+    its call under bubblewrap."""
+    properties = job.job_definition.container_properties or {}
+    command = job.container_overrides.get("command") or properties.get("command")
+    env = dict(os.environ)
+    overrides = job.container_overrides.get("environment", [])
+    for item in properties.get("environment", []) + overrides:
+        env[item["name"]] = item["value"]
+    env["AWS_BATCH_JOB_ID"] = job.job_id
+    index = None
+    if parent is not None:
+        index = str(job.array_properties["index"])
+        env["AWS_BATCH_JOB_ARRAY_INDEX"] = index
+    argv = list(command or [])
+    if len(argv) == 3 and argv[:2] == ["/bin/bash", "-ec"]:  # the adapter's job script
+        argv = confined(argv, argv[2], index)
+    return argv, env
 
 
 class LocalBatch:
@@ -114,19 +196,11 @@ class LocalBatch:
         job._start_attempt()
         job.status = "RUNNING"
         self.emit(job)
-        properties = job.job_definition.container_properties or {}
-        command = job.container_overrides.get("command") or properties.get("command")
-        env = dict(os.environ)
-        overrides = job.container_overrides.get("environment", [])
-        for item in properties.get("environment", []) + overrides:
-            env[item["name"]] = item["value"]
-        env["AWS_BATCH_JOB_ID"] = job.job_id
-        if parent is not None:
-            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.array_properties["index"])
+        argv, env = _command_and_environment(job, parent)
         # the container's output, as the awslogs driver keeps it
         with tempfile.TemporaryFile() as output:
             process = subprocess.Popen(
-                list(command or []),
+                argv,
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 env=env,
