@@ -64,6 +64,9 @@ TOKEN = "token-" + RUN_ID
 STARTED_AT = "2026-12-01T10:00:00Z"
 LAMBDA_RETRY_SECONDS = 61  # Lambda retries a failed asynchronous invocation after a minute
 MAX_TRIES = 4  # deliveries of one event before it is given up (Lambda's retries, EventBridge's)
+# a work-table item's: its stream hands a failed batch back up to MaximumRetryAttempts (1,000 in
+# template.yaml) times; bounded here, still far past what a burst of injected faults needs
+MAX_STREAM_TRIES = 50
 SFN_RETRY = (2, 4, 8, 16)  # the Start and Finish states' Retry: 2 s, backoff rate 2, 4 more
 
 # What a Batch job does: (status, exit code, status reason); None: run its script with bash
@@ -324,7 +327,7 @@ class World:
                 on_batch_event(delivery.detail, self.ports)
         except (Exception, LambdaDied):
             self.failed_invocations += 1
-            if delivery.tries + 1 >= MAX_TRIES:
+            if delivery.tries + 1 >= (MAX_STREAM_TRIES if delivery.work else MAX_TRIES):
                 self.dropped += 1
                 return
             self.clock.advance(LAMBDA_RETRY_SECONDS)
