@@ -31,7 +31,7 @@ from WDL.runtime.task import (
 from WDL.runtime.task_container import TaskContainer
 
 from miniwdl_serverless.controller.ports import RunFiles
-from miniwdl_serverless.core import guarded_reads
+from miniwdl_serverless.core import arrays, guarded_reads
 
 guarded_reads.install()
 
@@ -166,12 +166,7 @@ def job_script(cfg: WDL.runtime.config.Loader, call_dir: str) -> str:
     """The Batch job's bash script: only bash is needed in the image (docs/architecture.md)."""
     shell = cfg.get("task_runtime", "command_shell") or "/bin/bash"
     work = shlex.quote(os.path.join(call_dir, "work"))
-    return (
-        f"cd {work}\n"
-        "exit_code=0\n"
-        f"{shell} ../command >> ../stdout.txt 2> >(tee -a ../stderr.txt >&2) || exit_code=$?\n"
-        "exit $exit_code\n"
-    )
+    return f"cd {work}\n{arrays.run_command(shell)}"
 
 
 def collect(  # noqa: PLR0913 - the same, plus the files port and the exit code

@@ -57,6 +57,17 @@ SAFE_JOB_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-
 CHILD_MARKER = "array-index"
 
 
+def run_command(shell: str) -> str:
+    """The end of every job script: the task's command with its stdout and stderr kept (stderr
+    also on the job's log), then its exit status. A pipeline, not a process substitution:
+    bash waits for the ``tee`` too, which must have written the last lines of stderr.txt before
+    the script exits and the container (or the local sandbox) ends and kills what is left."""
+    return (
+        f"{shell} ../command 2>&1 >> ../stdout.txt | tee -a ../stderr.txt >&2\n"
+        'exit "${PIPESTATUS[0]}"\n'
+    )
+
+
 def recordable(job_id: str) -> bool:
     """Whether an index record can name this job (and its call directory)."""
     return (
@@ -191,9 +202,7 @@ def array_script(run_dir: str, index_path: str, shell: str = "/bin/bash") -> str
         'case $work in "$root"/*) ;; *) fail "$shard is outside the run directory";; esac\n'
         'cd -- "$work"\n'
         f"printf '%s\\n' \"$i\" > ../{CHILD_MARKER}\n"
-        "exit_code=0\n"
-        f"{shell} ../command >> ../stdout.txt 2> >(tee -a ../stderr.txt >&2) || exit_code=$?\n"
-        "exit $exit_code\n"
+        f"{run_command(shell)}"
     )
 
 
@@ -323,9 +332,7 @@ def members_script(call_dirs: Sequence[str], shell: str = "/bin/bash") -> str:
         "esac\n"
         'cd -- "$call/work" || fail "no directory $call"\n'
         f"printf '%s\\n' \"$AWS_BATCH_JOB_ARRAY_INDEX\" > ../{CHILD_MARKER}\n"
-        "exit_code=0\n"
-        f"{shell} ../command >> ../stdout.txt 2> >(tee -a ../stderr.txt >&2) || exit_code=$?\n"
-        "exit $exit_code\n"
+        f"{run_command(shell)}"
     )
 
 
