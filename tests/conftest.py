@@ -19,6 +19,10 @@ os.environ.setdefault("MINIWDL__CALL_CACHE__PUT", "false")
 # Array jobs too: most tests follow each call's own Batch job (tests/unit/test_array_jobs.py
 # turns them on in its runs' config).
 os.environ.setdefault("MINIWDL__SERVERLESS__ARRAY_JOBS", "false")
+# Local tasks run unconfined in the tests, as Batch runs them (any task may write anywhere on
+# EFS: the hostile and recovery tests plant files outside their call on purpose); the sandbox
+# has its own tests (tests/e2e/test_input_protection.py sets it per test).
+os.environ.setdefault("MINIWDL_SERVERLESS_SANDBOX", "none")
 
 import pytest  # noqa: E402
 

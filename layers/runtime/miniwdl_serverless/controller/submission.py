@@ -324,7 +324,10 @@ def attempt_failed(driver: Driver, action: AttemptFailed) -> list[Action]:
 def call_failure(ctx: RunContext, job: Job, exn: BaseException) -> RunError:
     """The run's error for a failure at ``job``, in miniwdl's nested error JSON."""
     cause = describe_exception(exn)
-    task = _task_called(ctx, job)
+    try:
+        task = _task_called(ctx, job)
+    except Exception:  # noqa: BLE001 - the scope may be unreadable for the reason the run fails
+        task = None
     if task is not None and "pos" not in cause:  # where the failed task is, as miniwdl says it
         cause["task"] = task.name
         cause["pos"] = {
