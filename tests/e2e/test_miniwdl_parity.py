@@ -245,6 +245,18 @@ def test_mock_interruptions_advance_task_attempt(run_cli, tmp_path, mocked, atte
         assert json.loads(stdout)["outputs"] == {"t.attempt": attempt}
 
 
+@pytest.mark.xdist_group("server")
+def test_mock_interruptions_reach_jobs_in_motos_batch(aws_server, run_cli, tmp_path):
+    """Once the embedded AWS serves HTTP, jobs go to moto's Batch, which keeps their tags in
+    its tagger, not on the job: the interruption is played there too."""
+    assert aws_server.batch_service is None  # Batch in moto
+    wdl = write(tmp_path / "mock.wdl", MOCK)
+    cfg = "TASK_RUNTIME___MOCK_INTERRUPTIONS=2"
+    code, stdout, stderr = run_cli([wdl, "--cfg", cfg, "--dir", str(tmp_path / "runs")])
+    assert code == 0, stderr
+    assert json.loads(stdout)["outputs"] == {"t.attempt": 2}
+
+
 def test_mock_interruptions_spare_calls_that_are_not_preemptible(run_cli, tmp_path):
     wdl = write(tmp_path / "mock.wdl", MOCK.replace("preemptible: 2  ", ""))
     cfg = "TASK_RUNTIME___MOCK_INTERRUPTIONS=4"

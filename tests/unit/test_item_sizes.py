@@ -46,7 +46,7 @@ def planned(width: int) -> tuple[Job, ...]:
     n = WDL.Env.Bindings(WDL.Env.Binding("n", WDL.Value.Int(width)))
     args = (scatter.id, scatter.node_id, scatter.deps, [], {"decl-n": n})
     evaluation = planner.evaluate(cfg, scope, "/tmp/r", allow, *args)
-    return tuple(_job("r", "", [], spec) for spec in first + evaluation.new_jobs)
+    return tuple(_job("r", "", [], spec, "start", 0) for spec in first + evaluation.new_jobs)
 
 
 def gather_of(jobs: tuple[Job, ...]) -> Job:

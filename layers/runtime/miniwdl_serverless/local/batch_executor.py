@@ -243,12 +243,22 @@ class LocalBatch:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
+def job_tags(job: Any) -> dict[str, str]:
+    """A local Batch job's tags; an array child has its parent's. The in-process Batch's jobs
+    hold theirs; moto's Batch (full and server mode) keeps them in its tagger."""
+    holder = getattr(job, "array_parent", None) or job
+    tags = getattr(holder, "tags", None)
+    if not isinstance(tags, dict):
+        tags = holder.backend.list_tags_for_resource(holder.arn)
+    return dict(tags)
+
+
 def _end(job: Any, returncode: int) -> None:
     """The job's end as Batch reports it: stopped, its command's exit, or (miniwdl's
     ``_mock_interruptions``: core/decisions.py) a reclaimed spot instance."""
     if job.stop:
         job._mark_stopped(success=False)
-    elif (getattr(job, "tags", None) or {}).get(MOCK_INTERRUPTION_TAG):
+    elif job_tags(job).get(MOCK_INTERRUPTION_TAG):
         job.job_stopped_reason = SPOT_RECLAIMED  # and no exit code, as AWS reports a reclaim
         job._mark_stopped(success=False)
     else:

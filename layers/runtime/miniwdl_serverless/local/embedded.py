@@ -186,6 +186,20 @@ class EmbeddedAWS:
             }
         )
         self.mock.start()
+        try:
+            self._enter_started()
+        except BaseException:  # nothing of this run stays patched, mocked or set in os.environ
+            if self.server is not None:
+                self.server.stop()
+                self.server = None
+            if hasattr(self, "batch_executor"):
+                self.batch_executor.shutdown()
+            self.events.shutdown()
+            self._undo()
+            raise
+        return self
+
+    def _enter_started(self) -> None:
         for name in ("moto", "werkzeug", "botocore", "aws_lambda_powertools"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         self.batch_executor = LocalBatch(
@@ -198,7 +212,6 @@ class EmbeddedAWS:
         self._load_state()
         if self.serve_http:
             self.start_server()
-        return self
 
     def __exit__(self, *exc: Any) -> None:
         self.drain(self.drain_seconds)
@@ -211,20 +224,25 @@ class EmbeddedAWS:
         self.events.shutdown()
         with deferred_signals():  # Ctrl-C now comes after the state is saved and moto stopped
             self._save_state()
-            for undo in reversed(self._restore):
-                undo()
-            from miniwdl_serverless.handlers import local_ports
+            self._undo()
 
-            local_ports.use_work(None)
-            batch_service.serve(None)
-            if self.mode == "memory":
-                local_ports.use_stores(None)
-            self.mock.stop()
-            for key, value in self._saved_env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    def _undo(self) -> None:
+        """Undo what entering did: moto's patches and mock, the handlers' ports, os.environ."""
+        for undo in reversed(self._restore):
+            undo()
+        self._restore.clear()
+        from miniwdl_serverless.handlers import local_ports
+
+        local_ports.use_work(None)
+        batch_service.serve(None)
+        if self.mode == "memory":
+            local_ports.use_stores(None)
+        self.mock.stop()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
     def _load_state(self) -> None:
         if self.persistence is None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from miniwdl_serverless.local.batch_executor import job_tags
 from miniwdl_serverless.local.project import matches
 from miniwdl_serverless.local.resources import ACCOUNT, REGION
 
@@ -85,10 +86,7 @@ class EventBus:
             detail["statusReason"] = job.job_stopped_reason
         parent = getattr(job, "array_parent", None)
         if parent is not None:  # an array child: its index, and (assumed) the parent's tags
-            tags = getattr(parent, "tags", None)  # the in-process Batch's jobs hold theirs
-            if not isinstance(tags, dict):
-                tags = parent.backend.list_tags_for_resource(parent.arn)
-            detail["tags"] = dict(tags)
+            detail["tags"] = job_tags(job)
             detail["arrayProperties"] = {"index": job.array_properties["index"]}
         return _envelope("Batch Job State Change", "aws.batch", job.arn, detail)
 
