@@ -67,6 +67,8 @@ KINDS: dict[str, dict[str, str]] = {
         "append_log": WRITE,
         "prepare_call": WRITE,
         "archive_attempt": WRITE,
+        "point_last": WRITE,
+        "link_output": WRITE,
         "exists": READ,
         "is_dir": READ,
         "is_file": READ,

@@ -40,6 +40,7 @@ def test_the_write_points_include_every_handlers_writes():
         "store.renew_lease",
         "files.prepare_call",
         "files.archive_attempt",
+        "files.link_output",
         "batch.submit",
         "batch.terminate",
         "orchestrator.send_success",

@@ -266,10 +266,10 @@ task t { command <<< echo hello > report.txt >>> output { File report = "report.
     result = json.loads(stdout)
     folder = f"s3://uploads/results/{os.path.basename(result['dir'])}/"
     assert result["s3upload"] == folder
-    assert result["outputs"] == {"up.report": folder + "up.report/report.txt", "up.n": 3}
+    assert result["outputs"] == {"up.report": folder + "report/report.txt", "up.n": 3}
     s3 = boto3.client("s3")
     prefix = folder[len("s3://uploads/") :]
-    body = s3.get_object(Bucket="uploads", Key=prefix + "up.report/report.txt")["Body"].read()
+    body = s3.get_object(Bucket="uploads", Key=prefix + "report/report.txt")["Body"].read()
     assert body == b"hello\n"
     uploaded = json.loads(
         s3.get_object(Bucket="uploads", Key=prefix + "outputs.json")["Body"].read()
@@ -304,11 +304,11 @@ task three {
     result = json.loads(stdout)
     folder = "s3://continued/x/"
     assert result["outputs"] == {
-        "three.files": [f"{folder}three.files/{i}/{n}.txt" for i, n in enumerate("abc")]
+        "three.files": [f"{folder}files/{i}/{n}.txt" for i, n in enumerate("abc")]
     }
     s3 = boto3.client("s3")
     for i, name in enumerate("abc"):
-        key = f"x/three.files/{i}/{name}.txt"
+        key = f"x/files/{i}/{name}.txt"
         assert s3.get_object(Bucket="continued", Key=key)["Body"].read() == f"{name}\n".encode()
     assert not os.path.exists(result["dir"])
     history = boto3.client("stepfunctions").get_execution_history(
@@ -417,7 +417,7 @@ task paths {
     assert code == 0, stderr
     outputs = json.loads(stdout)["outputs"]
     assert outputs["paths.other"] == "/etc/hostname"
-    assert outputs["paths.mine"] == "s3://only-run/x/paths.mine/mine.txt"
+    assert outputs["paths.mine"] == "s3://only-run/x/mine/mine.txt"
 
 
 def test_defect_15_a_run_with_outputs_larger_than_a_payload_succeeds(run_cli, embedded, tmp_path):

@@ -141,11 +141,11 @@ def test_submit_wait_succeeds_with_staged_zip_upload_and_tags(aws_server, tmp_pa
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["outputs"]["hello.lines"] == ["hello world 0", "hello world 1"]
-    assert report["outputs"]["hello.first"] == "s3://submit-results/hello/hello.first/out.txt"
+    assert report["outputs"]["hello.first"] == "s3://submit-results/hello/first/out.txt"
     assert Path(report["dir"]).parent == tmp_path / "runs"
     s3 = boto3.client("s3")
     assert (
-        s3.get_object(Bucket="submit-results", Key="hello/hello.first/out.txt")["Body"].read()
+        s3.get_object(Bucket="submit-results", Key="hello/first/out.txt")["Body"].read()
         == b"hello world 0\n"
     )
     assert (

@@ -88,7 +88,7 @@ def test_reading_a_1_gb_stdout_fails_with_the_read_limit(tmp_path, counted_reads
 def test_a_1_gb_stdout_as_a_file_output_is_not_read(tmp_path, counted_reads):
     harness = huge_stdout_run(tmp_path, "File out = stdout()")
     assert harness.run().status == RUN_SUCCEEDED
-    assert harness.outputs()["huge.out"].endswith("/call-huge/stdout.txt")
+    assert os.path.realpath(harness.outputs()["huge.out"]).endswith("/call-huge/stdout.txt")
     assert counted_reads["bytes"] < 16 << 20
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -271,9 +272,11 @@ def run_dir(tmp_path: Path) -> Path:
     return run
 
 
-def run_child(run: Path, index: str | None) -> subprocess.CompletedProcess[str]:
+def run_child(
+    run: Path, index: str | None, path: str = os.environ["PATH"]
+) -> subprocess.CompletedProcess[str]:
     script = array_script(str(run), ShardArray(SHARDS).index_path(RUN, str(run)))
-    env = {"PATH": os.environ["PATH"]}
+    env = {"PATH": path}
     if index is not None:
         env["AWS_BATCH_JOB_ARRAY_INDEX"] = index
     return subprocess.run(
@@ -299,6 +302,26 @@ def test_the_commands_exit_code_is_the_childs(run_dir: Path) -> None:
     done = run_child(run_dir, "1")
     assert done.returncode == 7
     assert (run_dir / SHARDS[1] / "stderr.txt").read_text() == "oops\n"
+
+
+def test_a_fifo_the_command_puts_at_stderr_txt_does_not_hang_the_job(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    """The stderr ``tee`` starts beside the command: a slow one (here made slow on purpose)
+    used to open the FIFO the command had put in place of stderr.txt, and the job waited on it
+    for ever (under load in the hostile suite)."""
+    slow = tmp_path / "slow-bin"
+    slow.mkdir()
+    (slow / "tee").write_text(f'#!/bin/bash\nsleep 1\nexec {shutil.which("tee")} "$@"\n')
+    (slow / "tee").chmod(0o755)
+    stderr_txt = run_dir / SHARDS[1] / "stderr.txt"
+    (run_dir / SHARDS[1] / "command").write_text(
+        "rm -f ../stderr.txt && mkfifo ../stderr.txt && echo oops >&2\n"
+    )
+    done = run_child(run_dir, "1", path=f"{slow}:{os.environ['PATH']}")
+    assert done.returncode == 0, done.stderr
+    assert "oops" in done.stderr  # still on the job's log
+    assert stderr_txt.is_fifo()  # the command's, left alone
 
 
 @pytest.mark.parametrize("index", [None, "", "x", "-1", "1 ", "3", "10000", "0x1", "1;ls"])

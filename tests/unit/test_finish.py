@@ -44,11 +44,11 @@ def test_defect_14_directory_outputs_are_uploaded_before_delete_after(tmp_path: 
     assert result["status"] == "succeeded"
     uploads = harness.ports.uploads
     assert result["outputs"] == {
-        "w.d": UPLOAD + "w.d/out/",
-        "w.fs": [UPLOAD + "w.fs/0/f.txt"],
+        "w.d": UPLOAD + "d/out/",
+        "w.fs": [UPLOAD + "fs/0/f.txt"],
         "w.s": "not a file",
     }
-    assert {UPLOAD + "w.d/out/a.txt", UPLOAD + "w.d/out/sub/b.txt"} <= set(uploads.files)
+    assert {UPLOAD + "d/out/a.txt", UPLOAD + "d/out/sub/b.txt"} <= set(uploads.files)
     assert uploads.objects[UPLOAD + "outputs.json"] == result["outputs"]
     assert not os.path.exists(run_dir)  # deleted only after everything was uploaded
 
@@ -82,7 +82,7 @@ def test_defect_14_an_output_that_cannot_be_uploaded_keeps_the_run_directory(
 
     harness.ports.uploads.upload_file = refuses_b  # type: ignore[method-assign]
     result = finished(harness)
-    assert result["outputs"]["w.d"].endswith("/call-make/work/out")  # still on EFS
+    assert result["outputs"]["w.d"].endswith("/out/d/out")  # still on EFS (its link under out/)
     assert os.path.isdir(run_dir) and harness.run().uploaded_to is None
     log = Path(run_dir, "workflow.log").read_text()
     assert "not deleting" in log and "not uploaded: w.d" in log
@@ -155,7 +155,7 @@ task make {
   output { Array[File] fs = ["f1.txt", "f2.txt", "f3.txt"]  Directory d = "out" }
 }
 """
-MANY_FILES = [f"w.fs/{i}/f{i + 1}.txt" for i in range(3)] + [f"w.d/out/o{i}.txt" for i in (1, 2, 3)]
+MANY_FILES = [f"fs/{i}/f{i + 1}.txt" for i in range(3)] + [f"d/out/o{i}.txt" for i in (1, 2, 3)]
 
 
 class Clock:
@@ -218,7 +218,7 @@ def test_a_finish_cut_short_by_its_deadline_continues_and_completes(tmp_path: Pa
     assert sorted(outputs) == sorted(UPLOAD + name for name in MANY_FILES)  # each once
     assert results[-1]["outputs"] == {
         "w.fs": [UPLOAD + name for name in MANY_FILES[:3]],
-        "w.d": UPLOAD + "w.d/out/",
+        "w.d": UPLOAD + "d/out/",
     }
     assert uploads.objects[UPLOAD + "outputs.json"] == results[-1]["outputs"]
     assert not os.path.exists(run_dir)  # deleted once, by the last invocation
@@ -254,7 +254,7 @@ def test_a_continuation_sends_nothing_an_earlier_invocation_sent(tmp_path: Path)
     assert result["status"] == "succeeded"
     sent = [uri for uri in harness.ports.uploads.sent if "workflow.log" not in uri]
     assert len(sent) == len(set(sent)) == len(MANY_FILES) + 2  # the new file and outputs.json
-    assert UPLOAD + "w.d/out/a-new-file.txt" in sent
+    assert UPLOAD + "d/out/a-new-file.txt" in sent
 
 
 def test_delete_after_keeps_the_directory_when_an_earlier_invocation_could_not_upload(
@@ -276,8 +276,10 @@ def test_delete_after_keeps_the_directory_when_an_earlier_invocation_could_not_u
     harness.ports.uploads.upload_file = refuses_f2  # type: ignore[method-assign]
     results = invocations(harness, clock, seconds=150.0)
     assert results[-1]["status"] == "succeeded" and len(results) > 2
-    assert results[-1]["outputs"]["w.fs"][1].endswith("/call-make/work/f2.txt")  # on EFS
-    assert results[-1]["outputs"]["w.fs"][2] == UPLOAD + "w.fs/2/f3.txt"
+    assert results[-1]["outputs"]["w.fs"][1].endswith(
+        "/out/fs/1/f2.txt"
+    )  # on EFS (its link under out/)
+    assert results[-1]["outputs"]["w.fs"][2] == UPLOAD + "fs/2/f3.txt"
     assert os.path.isdir(run_dir) and harness.run().uploaded_to is None
     assert "not deleting" in Path(run_dir, "workflow.log").read_text()
 

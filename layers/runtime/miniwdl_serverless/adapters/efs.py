@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import stat
+import uuid
 from typing import Any, BinaryIO
 
 from miniwdl_serverless.core import safe_fs, spill
@@ -21,6 +22,7 @@ from miniwdl_serverless.core.localizing import Stamp
 from miniwdl_serverless.core.safe_fs import UnsafePath
 
 READ_LIMIT = 256 * 1024 * 1024  # read_text without a limit of its own
+LAST_LINK = "_LAST"  # miniwdl's link to the newest run directory
 
 
 class EfsRunFiles:
@@ -112,6 +114,35 @@ class EfsRunFiles:
                     os.fchmod(outfile.fileno(), 0o444)  # as miniwdl's read-only input mounts
         finally:
             os.close(source)
+
+    def point_last(self, parent: str, name: str) -> None:
+        with safe_fs.directory(self.root, parent) as dir_fd:
+            try:
+                if not stat.S_ISLNK(os.lstat(LAST_LINK, dir_fd=dir_fd).st_mode):
+                    return
+            except FileNotFoundError:
+                pass
+            temporary = f".{LAST_LINK}.{uuid.uuid4().hex}"
+            os.symlink(name, temporary, dir_fd=dir_fd)
+            os.replace(temporary, LAST_LINK, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # atomic
+
+    def link_output(self, link: str, target: str, hard: bool) -> None:
+        parent, name = os.path.split(os.path.normpath(link))
+        with safe_fs.directory(self.root, parent, create=True) as dir_fd:
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+            except IsADirectoryError:  # what a task put there: the link replaces it
+                safe_fs.remove_tree_at(dir_fd, name)
+            if not hard:
+                os.symlink(target, name, dir_fd=dir_fd)
+                return
+            source = safe_fs.open_regular(self.root, safe_fs.resolved(self.root, target))
+            try:  # the file opened without following anything, linked by its descriptor
+                os.link(f"/proc/self/fd/{source}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
+            finally:
+                os.close(source)
 
     def archive_attempt(self, call_dir: str, attempt: int) -> None:
         target = f"attempt-{attempt}"

@@ -139,6 +139,28 @@ class MemoryRunFiles:
             for name in ("stdout.txt", "stderr.txt"):
                 self._set(os.path.join(call_dir, name), "")
 
+    def point_last(self, parent: str, name: str) -> None:
+        last = os.path.join(parent, "_LAST")
+        with self._lock:
+            self._check(parent)
+            if last in self._files or last in self.dirs:
+                return
+            self.links[last] = name
+
+    def link_output(self, link: str, target: str, hard: bool) -> None:
+        with self._lock:
+            self._check(link)
+            if hard:
+                self._check_input(target)
+            self._mkdirs(os.path.dirname(link))
+            for table in (self._files, self.links):
+                for name in [n for n in table if n == link or n.startswith(link + "/")]:
+                    del table[name]
+            if hard:
+                self._set(link, self._text(self._resolve(target)))
+            else:
+                self.links[link] = target
+
     def archive_attempt(self, call_dir: str, attempt: int) -> None:
         with self._lock:
             target = os.path.join(call_dir, f"attempt-{attempt}")

@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import signal
 import stat
 import sys
@@ -170,7 +171,8 @@ def _run_local(args: argparse.Namespace) -> int:
 
     state, mode = state_dir(args), args.embedded_aws
     with EmbeddedAWS(efs_root="/", workers=args.workers, state=state, mode=mode) as aws:
-        return execute(aws, execution_input, show_progress=not args.no_progress)
+        command_line = getattr(args, "command_line", None)
+        return execute(aws, execution_input, not args.no_progress, command_line)
 
 
 def state_dir(args: argparse.Namespace) -> StateDir | None:
@@ -183,8 +185,14 @@ def state_dir(args: argparse.Namespace) -> StateDir | None:
     return StateDir(state_dir_path(args.state_dir, os.environ))
 
 
-def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = True) -> int:
-    """Run one execution on an embedded AWS; print like `miniwdl run`; return the exit code."""
+def execute(
+    aws: Any,
+    execution_input: dict[str, Any],
+    show_progress: bool = True,
+    command_line: list[str] | None = None,
+) -> int:
+    """Run one execution on an embedded AWS; print like `miniwdl run`; return the exit code.
+    With the ``command_line`` that asked for it, the run directory gets miniwdl's ``rerun``."""
     if execution_input.get("s3upload"):
         _create_upload_bucket(execution_input["s3upload"])
     arn = aws.start(execution_input)
@@ -202,15 +210,36 @@ def execute(aws: Any, execution_input: dict[str, Any], show_progress: bool = Tru
     from miniwdl_serverless.cli import views
 
     if description["status"] == "SUCCEEDED":
-        print(json.dumps(views.success_report(description, _read_json), indent=2))
+        report = views.success_report(description, _read_json)
+        write_rerun(report.get("dir"), command_line)
+        print(json.dumps(report, indent=2))
         return 0
     error, info = views.failure_info(description)
+    write_rerun(info.get("dir"), command_line)
     _add_local_logs(info)
     print(json.dumps(info, indent=2), file=sys.stderr)
     print(views.failure_line(error, info), file=sys.stderr)
     for line in views.failure_details(info):
         print(line, file=sys.stderr)
     return views.failure_exit_status(info)
+
+
+def write_rerun(run_dir: Any, command_line: list[str] | None) -> None:
+    """miniwdl's ``rerun`` script in the run directory: the same command, from the same
+    directory (a new file only: never written through a link a task left there)."""
+    if not run_dir or command_line is None:
+        return
+    words = " ".join(shlex.quote(word) for word in command_line)
+    script = f"pushd {shlex.quote(os.getcwd())} && miniwdl-serverless {words}; popd\n"
+    try:
+        fd = os.open(
+            os.path.join(str(run_dir), "rerun"),
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+        )
+    except OSError:
+        return
+    with os.fdopen(fd, "w") as rerun:
+        rerun.write(script)
 
 
 STDERR_TAIL_BYTES = 2048

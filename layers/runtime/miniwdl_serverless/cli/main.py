@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "run":
         from miniwdl_serverless.cli import local_run
 
-        return local_run.run_local(parse_run_args(argv[1:]))
+        args = parse_run_args(argv[1:])
+        args.command_line = argv  # for the run directory's `rerun`
+        return local_run.run_local(args)
     if argv and argv[0] in REMOTE_COMMANDS:
         from miniwdl_serverless.cli import remote
 

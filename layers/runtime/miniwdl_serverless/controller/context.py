@@ -111,6 +111,12 @@ class RunContext:
         if not append_workflow_log(self.ports.files, self.run_dir, self.run.workflow_name, message):
             log.warning("cannot append to workflow.log", extra={"run_dir": self.run_dir})
 
+    def log_call(self, job_id: str, message: str) -> None:
+        """A line in workflow.log and in the call's own task.log (as miniwdl keeps one)."""
+        self.log(message)
+        task_log = os.path.join(self.call_dir(job_id), "task.log")
+        append_log_line(self.ports.files, task_log, f"{self.run.workflow_name}.{job_id}", message)
+
     def paths_allowed(self) -> planner.PathAllowlist:
         """miniwdl's file allowlist: the run's own directory and the workflow's input paths."""
         if self.allowlist is None:
@@ -128,11 +134,14 @@ class RunContext:
 def append_workflow_log(files: RunFiles, run_dir: str, workflow: str | None, message: str) -> bool:
     """A line in a run's workflow.log, as miniwdl writes it; False if it could not be written
     (the run directory may be gone)."""
+    return append_log_line(files, os.path.join(run_dir, "workflow.log"), f"w:{workflow}", message)
+
+
+def append_log_line(files: RunFiles, path: str, source: str, message: str) -> bool:
+    """A timestamped line in workflow.log or a call's task.log; False if it was not written."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     try:
-        files.append_log(
-            os.path.join(run_dir, "workflow.log"), f"{stamp} wdl.w:{workflow} {message}\n"
-        )
+        files.append_log(path, f"{stamp} wdl.{source} {message}\n")
     except OSError:
         return False
     return True

@@ -4,8 +4,8 @@ directory, record the run and its first jobs. Bad input fails here, before any j
 from __future__ import annotations
 
 import json
+import logging
 import os
-import re
 from typing import TYPE_CHECKING, Any
 
 import WDL
@@ -30,10 +30,12 @@ from miniwdl_serverless.core.errors import BadSubmission, RunError
 from miniwdl_serverless.core.options import RunOptions, parse_run_options
 from miniwdl_serverless.core.records import RUN_PLANNING, RUN_RUNNING, Run
 from miniwdl_serverless.core.stack_bucket import staged_digest, upload_target_problem
-from miniwdl_serverless.core.wdl_source import SourceBundle, fetch_and_load
+from miniwdl_serverless.core.wdl_source import SourceBundle, fetch_and_load, source_copy_names
 
 if TYPE_CHECKING:
     from miniwdl_serverless.controller.drive import Driver
+
+log = logging.getLogger("miniwdl_serverless.controller")
 
 
 def plan(driver: Driver, action: Plan) -> list[Action]:
@@ -114,12 +116,18 @@ def provision_run_dir(
             f"dir: must resolve inside the EFS root {files.root}, got {json.dumps(options.dir)}"
         )
     try:
-        return files.create_run_dir(root, leaf)
+        run_dir, created = files.create_run_dir(root, leaf)
     except FileExistsError as exn:
         raise RunError.of("RunDirectory", f"cannot create a run directory under {root}") from exn
     except OSError as exn:  # a link swapped in on the way (UnsafePath), a file in the way
         message = f"cannot create a run directory under {root}: {exn}"
         raise RunError.of("RunDirectory", message) from exn
+    if leaf is not None and created:  # miniwdl's _LAST: the newest timestamped run
+        try:
+            files.point_last(os.path.dirname(run_dir), os.path.basename(run_dir))
+        except OSError as exn:  # a convenience: the run goes on
+            log.warning("cannot update _LAST under %s: %s", root, exn)
+    return run_dir, created
 
 
 def check_inputs(
@@ -168,8 +176,8 @@ def normal_path(path: str) -> str:
 def write_run_files(
     files: RunFiles, run_dir: str, bundle: SourceBundle, inputs: dict[str, Any], bundle_path: str
 ) -> None:
-    files.write_text(bundle_path, bundle.to_json())
-    for key, text in bundle.sources.items():  # readable copies, as miniwdl keeps wdl/
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", key.strip("/"))[-200:]
-        files.write_text(os.path.join(run_dir, "wdl", name), text)
+    names = source_copy_names(list(bundle.sources))  # readable copies, as miniwdl keeps wdl/
+    for key, text in bundle.sources.items():
+        files.write_text(os.path.join(run_dir, "wdl", names[key]), text)
+    files.write_text(bundle_path, bundle.to_json())  # last: a source named bundle.json loses
     files.write_json(os.path.join(run_dir, "inputs.json"), inputs)

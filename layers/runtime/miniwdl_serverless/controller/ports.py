@@ -210,6 +210,15 @@ class RunFiles(Protocol):
     def archive_attempt(self, call_dir: str, attempt: int) -> None:
         """Move an attempt's files to ``attempt-N/`` so the next one starts fresh."""
 
+    def point_last(self, parent: str, name: str) -> None:
+        """miniwdl's ``_LAST`` in ``parent``: a link to the run directory ``name``, replacing
+        a link there (never a file or directory a task put there)."""
+
+    def link_output(self, link: str, target: str, hard: bool) -> None:
+        """An output's link under the run's ``out/`` (replacing one there): a symlink holding
+        ``target``, or with ``hard`` a hard link to the regular file ``target`` (whose real
+        path must lie under the root; nothing on the way is followed)."""
+
     def exists(self, path: str) -> bool:
         """Exists, and its real path lies under the root (so do ``is_dir`` and ``is_file``)."""
 

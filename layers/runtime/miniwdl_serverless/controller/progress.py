@@ -21,11 +21,14 @@ from miniwdl_serverless.controller.actions import (
     Submit,
 )
 from miniwdl_serverless.controller.context import RunContext, load_scope, scope_of
-from miniwdl_serverless.controller.end import succeed_run
+from miniwdl_serverless.controller.end import fail_run, succeed_run
+from miniwdl_serverless.controller.out_dir import link_outputs
 from miniwdl_serverless.controller.ports import StoreError
 from miniwdl_serverless.core import planner, work
 from miniwdl_serverless.core.decisions import scope_end
+from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.ids import scoped_id
+from miniwdl_serverless.core.out_links import OutputCollision
 from miniwdl_serverless.core.records import (
     CLAIMED,
     COMPLETING,
@@ -207,7 +210,9 @@ def complete(driver: Driver, action: Complete) -> list[Action]:
         ctx.ports.store.count(ctx.run_id, jobs_done=1, **action.counters)
         if action.metric:
             ctx.ports.metrics.count(action.metric)
-        if action.note:
+        if action.note and action.metric:  # a task call's outcome: its task.log too
+            ctx.log_call(job.job_id, action.note)
+        elif action.note:
             ctx.log(action.note)
     then: list[Action] = ready_dependents(ctx, job, targets)
     if job.local_id == planner.OUTPUTS:  # also when completed before: its end may be unfinished
@@ -277,7 +282,12 @@ def end_scope(driver: Driver, action: EndScope) -> list[Action]:
     scope = scope_of(ctx, job)
     if not job.scope:
         end = scope_end("", action.outputs, scope.target.name, scope.is_task)
-        succeed_run(ctx, end.outputs)
+        try:
+            outputs = link_outputs(ctx, end.outputs)
+        except OutputCollision as exn:  # miniwdl fails the run the same way
+            fail_run(ctx, RunError.of("FileExistsError", str(exn)))
+            return []
+        succeed_run(ctx, outputs)
         return []
     parent = ctx.ports.store.get_job(ctx.run_id, job.scope)
     assert parent is not None

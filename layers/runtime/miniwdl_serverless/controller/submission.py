@@ -22,7 +22,7 @@ from miniwdl_serverless.controller.actions import (
     Submit,
 )
 from miniwdl_serverless.controller.context import RunContext, scope_of, task_of
-from miniwdl_serverless.controller.end import fail_run
+from miniwdl_serverless.controller.end import fail_run, write_json_best_effort
 from miniwdl_serverless.controller.localize import fetch_missing, localized_inputs, provenance
 from miniwdl_serverless.controller.ports import PortError, TransientError
 from miniwdl_serverless.core import call_caching, work
@@ -106,6 +106,7 @@ def _prepare_and_submit(
     if not _hold(ctx, job.job_id, attempt, lease):
         return []
     files.prepare_call(call_dir, prepared.command, prepared.inputs, ctx.settings.copy_input_files)
+    write_json_best_effort(files, os.path.join(call_dir, "inputs.json"), WDL.values_to_json(inputs))
     if localized.sources:  # where each downloaded input came from
         files.write_json(os.path.join(call_dir, "downloads.json"), provenance(localized.sources))
     runtime = prepared.runtime
@@ -155,7 +156,10 @@ def _queue_submission(
         prepared=prepared,
     )
     ctx.hand_on(work.submit_item(item))
-    ctx.log(f"submitting {job_id} attempt {attempt + 1} ({submission.image}, {submission.queue})")
+    ctx.log_call(
+        job_id,
+        f"submitting {job_id} attempt {attempt + 1} ({submission.image}, {submission.queue})",
+    )
 
 
 def _cached(ctx: RunContext, job: Job, attempt: int, hit: call_cache.Hit) -> Complete:
@@ -266,8 +270,9 @@ def note_started(driver: Driver, action: NoteStarted) -> list[Action]:
     if job.started_at is None:
         fields = {"started_at": time.time(), "log_stream": action.log_stream or ""}
         ctx.ports.store.update_job(ctx.run_id, job.job_id, **fields)
-        ctx.log(
-            f"{job.job_id} attempt {job.attempt + 1} running as Batch job {action.batch_job_id}"
+        ctx.log_call(
+            job.job_id,
+            f"{job.job_id} attempt {job.attempt + 1} running as Batch job {action.batch_job_id}",
         )
     return []
 
@@ -291,6 +296,8 @@ def collect(driver: Driver, action: Collect) -> list[Action]:
             ctx, task, state["cache"]["key"], state["cache"]["inputs"], outputs, call_dir
         )
     data = WDL.values_to_json(outputs.wrap_namespace(call_name))
+    own = WDL.values_to_json(outputs, namespace=task.name)  # miniwdl's task outputs.json
+    write_json_best_effort(ctx.ports.files, os.path.join(call_dir, "outputs.json"), own)
     note = f"finished {job.job_id} (exit status {action.exit_code})"
     counters = {"calls_succeeded": 1}
     metric = "TasksSucceeded"
@@ -312,7 +319,9 @@ def attempt_failed(driver: Driver, action: AttemptFailed) -> list[Action]:
         driver.outcome = "failed"
         fail_run(ctx, call_failure(ctx, job, action.error))
         return []
-    ctx.log(f"retrying {job.job_id} after attempt {job.attempt + 1}: {action.error}")
+    ctx.log_call(
+        job.job_id, f"retrying {job.job_id} after attempt {job.attempt + 1}: {action.error}"
+    )
     store.count(ctx.run_id, calls_retried=1)
     ctx.ports.metrics.count("TasksRetried")
     driver.outcome = "retried"

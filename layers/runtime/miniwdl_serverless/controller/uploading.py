@@ -13,6 +13,7 @@ from typing import Any
 
 from miniwdl_serverless.controller.ports import Ports, RunFiles
 from miniwdl_serverless.core import uploads
+from miniwdl_serverless.core.out_links import OUT_DIR
 from miniwdl_serverless.core.records import Run
 from miniwdl_serverless.core.uploads import Deadline, Progress, Tally, Throughput, Transfer
 
@@ -116,6 +117,7 @@ class OutputPlan:
         self.run_dir = files.real_path(str(run.run_dir)).rstrip("/") + "/"
         self.roots = (self.run_dir, *(files.real_path(r).rstrip("/") + "/" for r in also_under))
         self.inputs = input_paths(files.load_value(run.inputs) or {})
+        self.out = os.path.join(str(run.run_dir).rstrip("/"), OUT_DIR) + "/"
         self.items: list[Item] = []
         self.targets: dict[str, str] = {}  # output name → its URI
         _map_outputs(outputs, self._plan)
@@ -136,17 +138,27 @@ class OutputPlan:
     def _plan(self, value: str, name: str) -> str:
         if not self._ours(value):
             return value
-        if self.files.is_file(value):
-            target = f"{self.folder}{name}/{os.path.basename(value)}"
-            self.items.append(Item(value, target, name))
+        key, source = self._key(value, name), value
+        if value.startswith(self.out):  # a link under out/: what it names, under the link's path
+            source = self.files.real_path(value)
+        if self.files.is_file(source):
+            target = self.folder + key
+            self.items.append(Item(source, target, name))
             self.targets[name] = target
-        elif self.files.is_dir(value):
-            top = value.rstrip("/")
-            target = f"{self.folder}{name}/{os.path.basename(top)}/"
+        elif self.files.is_dir(source):
+            top = source.rstrip("/")
+            target = self.folder + key.rstrip("/") + "/"
             for file in self.files.list_files(top):
                 self.items.append(Item(file, target + os.path.relpath(file, top), name))
             self.targets[name] = target
         return value
+
+    def _key(self, value: str, name: str) -> str:
+        """miniwdl-aws's layout: the contents of out/ right under the folder (an output outside
+        out/, when its link could not be made: under the output's name)."""
+        if value.startswith(self.out):
+            return value[len(self.out) :]
+        return f"{name}/{os.path.basename(value.rstrip('/'))}"
 
 
 def _map_outputs(outputs: dict[str, Any], leaf: Callable[[str, str], str]) -> dict[str, Any]:

@@ -61,9 +61,12 @@ def run_command(shell: str) -> str:
     """The end of every job script: the task's command with its stdout and stderr kept (stderr
     also on the job's log), then its exit status. A pipeline, not a process substitution:
     bash waits for the ``tee`` too, which must have written the last lines of stderr.txt before
-    the script exits and the container (or the local sandbox) ends and kills what is left."""
+    the script exits and the container (or the local sandbox) ends and kills what is left.
+    stderr.txt is opened before the command starts: the ``tee`` runs beside the command, and
+    one that opened the path itself could find a FIFO the command put there and wait forever."""
     return (
-        f"{shell} ../command 2>&1 >> ../stdout.txt | tee -a ../stderr.txt >&2\n"
+        "exec 3>> ../stderr.txt\n"
+        f"{shell} ../command 2>&1 >> ../stdout.txt 3>&- | tee -a /dev/fd/3 >&2\n"
         'exit "${PIPESTATUS[0]}"\n'
     )
 

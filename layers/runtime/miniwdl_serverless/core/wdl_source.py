@@ -180,3 +180,25 @@ def _load(main: str, read_source: Any) -> WDL.Document:
     )
     WDL.Walker.SetParents()(doc)  # as WDL.load does: a task's digest (call cache) needs them
     return doc
+
+
+SOURCE_PART = re.compile(r"[^\x00-\x1f/]{1,255}")
+
+
+def source_copy_names(keys: list[str]) -> dict[str, str]:
+    """miniwdl's ``wdl/`` layout: each source document at its path relative to the folder all
+    of them share (``main.wdl``, ``lib/tasks.wdl``). A name that would not make a plain
+    relative path (``..``, control characters) gets a flattened one instead."""
+    if not keys:
+        return {}
+    shared = posixpath.dirname(os.path.commonprefix(keys))
+    names = {}
+    for key in keys:
+        relative = key[len(shared) :].lstrip("/")
+        parts = relative.split("/")
+        if len(relative) > 1024 or not all(
+            part not in (".", "..") and SOURCE_PART.fullmatch(part) for part in parts
+        ):
+            relative = re.sub(r"[^A-Za-z0-9_.-]", "_", key.strip("/"))[-200:]
+        names[key] = relative
+    return names
