@@ -3,6 +3,7 @@ made before moto is imported is not mocked); unit tests need neither and import 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 
@@ -51,7 +52,7 @@ def embedded():
 
 
 @pytest.fixture
-def run_cli(embedded, capsys, monkeypatch):
+def run_cli(embedded, capsys, monkeypatch, tmp_path_factory):
     """Run `miniwdl-serverless run ARGS...` in process (in ``cwd``); returns (exit code,
     stdout, stderr)."""
     from miniwdl_serverless.cli import local_run
@@ -62,12 +63,9 @@ def run_cli(embedded, capsys, monkeypatch):
             monkeypatch.chdir(cwd)
         capsys.readouterr()
         parsed = parse_run_args(args)
-        try:
-            execution_input = local_run.build_execution_input(parsed)
-        except Exception as exn:  # same path as the CLI: a one-line error, exit 2
-            code = local_run._input_error(exn)
-        else:
-            code = local_run.execute(embedded, execution_input, show_progress=False)
+        parsed.no_progress = True
+        scratch = tmp_path_factory.mktemp("scratch")
+        code = local_run.run_parsed(parsed, str(scratch), lambda: contextlib.nullcontext(embedded))
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import json
+import logging
 import os
 import shlex
 import signal
 import stat
 import sys
-from collections.abc import Iterator
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from miniwdl_serverless.core.ids import run_id_of
@@ -25,9 +30,11 @@ EXIT_USAGE = 2
 EXIT_TERMINATED = 2  # what `miniwdl run` exits with when a signal stops it
 
 
-def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
+def build_execution_input(args: argparse.Namespace, scratch: str | None = None) -> dict[str, Any]:
     """Parse inputs exactly as `miniwdl run` does, into the execution input (or, with
-    ``--resume DIR``, the input of the local run in DIR, to run again)."""
+    ``--resume DIR``, the input of the local run in DIR, to run again). With ``-p DIR`` the
+    document is packaged with its imports as a miniwdl zip in ``scratch`` (the controller
+    then finds every import in it)."""
     if args.resume:
         return resumed_local_input(args)
     if not args.wdl:
@@ -39,7 +46,12 @@ def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
     from miniwdl_serverless.cli.submit import quiet_logger
 
     wdl = args.wdl if "://" in args.wdl else os.path.abspath(args.wdl)
-    doc = WDL.load(wdl, read_source=WDL.CLI.make_read_source(args.no_outside_imports))
+    doc = WDL.load(
+        wdl,
+        [os.path.abspath(p) for p in args.path],
+        check_quant=not args.no_quant_check,
+        read_source=WDL.CLI.make_read_source(args.no_outside_imports),
+    )
     cfg = WDL.runtime.config.Loader(quiet_logger())
     target, _, input_json = WDL.CLI.runner_input(
         doc,
@@ -54,6 +66,8 @@ def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
         root="/",
     )
     config = _config(args)
+    if args.path and scratch is not None:
+        wdl = _packaged(doc, wdl, scratch)
     data: dict[str, Any] = {"workflow": wdl, "inputs": input_json}
     directory = os.path.abspath(args.dir or os.getcwd())
     if args.dir and args.dir.rstrip("/").endswith("/."):
@@ -61,17 +75,36 @@ def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
     data["dir"] = directory
     if args.task:
         data["task"] = target.name
+    if config:
+        data["config"] = config
+    if args.json_only:
+        data["input_json"] = input_json  # what -j prints (runner_input's namespaced JSON)
+    return {**data, **_run_options(args)}
+
+
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    data: dict[str, Any] = {}
     for key in ("s3upload", "delete_after"):
         if getattr(args, key):
             data[key] = getattr(args, key)
-    if args.copy_input_files or not batch_executor.sandboxed():
+    if args.copy_input_files or args.copy_input_files_for or not batch_executor.sandboxed():
         # without bubblewrap's read-only binds, read-only copies keep the user's files unchanged
         data["copy_input_files"] = True
-    if config:
-        data["config"] = config
     if args.timeout:
         data["timeout_seconds"] = args.timeout
     return data
+
+
+def _packaged(doc: Any, wdl: str, scratch: str) -> str:
+    """The document and its imports (found on -p's search path) as a miniwdl zip, named as the
+    document: the controller loads it as a staged workflow."""
+    import WDL
+
+    from miniwdl_serverless.cli.submit import quiet_logger
+
+    archive = os.path.join(scratch, os.path.basename(wdl) + ".zip")
+    WDL.Zip.build(doc, archive, quiet_logger(), meta={"miniwdl_serverless": True})
+    return archive
 
 
 def task_env_config(
@@ -88,15 +121,14 @@ def task_env_config(
 
 
 def _config(args: argparse.Namespace) -> dict[str, str]:
-    """--cfg SECTION__KEY=VALUE settings, then --no-cache."""
-    config = {}
-    for item in args.cfg:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--cfg wants SECTION__KEY=VALUE, got {item!r}")
-        config[key.upper()] = value
-    if args.no_cache:
-        config["MINIWDL__CALL_CACHE__GET"] = config["MINIWDL__CALL_CACHE__PUT"] = "false"
+    """--cfg files and SECTION__KEY=VALUE settings, --runtime-defaults, --no-cache, --log-json
+    and --env, as submit reads them (MINIWDL__* variables apply here already: the handlers
+    run in this process)."""
+    from miniwdl_serverless.cli.submit import run_config
+
+    config = run_config(args.cfg, {}, True, args.no_cache, args.runtime_defaults)
+    if args.log_json:
+        config["LOGGING__JSON"] = "true"
     if args.env:  # the handlers run in this process: a configured env is in os.environ
         config = task_env_config(config, args.env, os.environ.get("MINIWDL__TASK_RUNTIME__ENV"))
     return config
@@ -163,16 +195,92 @@ def run_local(args: argparse.Namespace) -> int:
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    try:
-        execution_input = build_execution_input(args)
-    except Exception as exn:
-        return _input_error(exn)
     from miniwdl_serverless.local.embedded import EmbeddedAWS
 
-    state, mode = state_dir(args), args.embedded_aws
-    with EmbeddedAWS(efs_root="/", workers=args.workers, state=state, mode=mode) as aws:
+    _set_up_logging(args)
+    state = state_dir(args)
+    with _scratch(state) as scratch:
+        return run_parsed(
+            args,
+            scratch,
+            lambda: EmbeddedAWS(
+                efs_root="/", workers=args.workers, state=state, mode=args.embedded_aws
+            ),
+        )
+
+
+def run_parsed(
+    args: argparse.Namespace,
+    scratch: str,
+    embedded: Callable[[], contextlib.AbstractContextManager[Any]],
+) -> int:
+    """Check the document and inputs, then (not for -j or a bad input: those end before any
+    AWS is started) run on the embedded AWS that ``embedded`` enters."""
+    try:
+        execution_input = build_execution_input(args, scratch)
+    except Exception as exn:
+        return _input_error(exn, args)
+    output = Output.of(args)
+    if args.json_only:
+        print(json.dumps(execution_input["input_json"], indent=output.indent))
+        return 0
+    with embedded() as aws:
         command_line = getattr(args, "command_line", None)
-        return execute(aws, execution_input, not args.no_progress, command_line)
+        return execute(aws, execution_input, not args.no_progress, command_line, output)
+
+
+@contextlib.contextmanager
+def _scratch(state: StateDir | None) -> Iterator[str]:
+    """Where a run's packaged document (-p) goes: the state directory's workflows/ (kept, so
+    --resume finds it again), or a temporary directory with --no-state."""
+    if state is None:
+        with tempfile.TemporaryDirectory(prefix="msls_run_") as scratch:
+            yield scratch
+        return
+    root = os.path.join(str(state.path), "workflows")
+    os.makedirs(root, exist_ok=True)
+    yield tempfile.mkdtemp(prefix="wdl_", dir=root)
+
+
+def _set_up_logging(args: argparse.Namespace) -> None:
+    """-v/--debug: this process's log lines (the controller and handlers run here) on stderr;
+    --no-color: NO_COLOR for everything the run starts."""
+    if args.no_color:
+        os.environ.setdefault("NO_COLOR", "")
+    if args.debug or args.verbose:
+        level = logging.DEBUG if args.debug else logging.INFO
+        logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        logging.getLogger("miniwdl_serverless").setLevel(level)
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where `miniwdl run` puts its result: stdout, or -o's file; the error JSON on stdout too
+    with --error-json (or -o); one line per JSON with --log-json."""
+
+    stdout_file: str | None = None
+    error_json: bool = False
+    log_json: bool = False
+    stream_stderr: bool = False
+
+    @staticmethod
+    def of(args: argparse.Namespace) -> Output:
+        return Output(args.stdout_file, args.error_json, args.log_json, args.verbose or args.debug)
+
+    @property
+    def indent(self) -> int | None:
+        return None if self.log_json else 2
+
+    def result(self, content: dict[str, Any]) -> None:
+        """The outputs JSON (always), or an error JSON (with --error-json or -o)."""
+        if "error" in content and not (self.error_json or self.stdout_file):
+            return
+        text = json.dumps(content, indent=self.indent)
+        if self.stdout_file:
+            with open(self.stdout_file, "w", encoding="utf-8") as outfile:
+                outfile.write(text + "\n")
+        else:
+            print(text)
 
 
 def state_dir(args: argparse.Namespace) -> StateDir | None:
@@ -190,9 +298,12 @@ def execute(
     execution_input: dict[str, Any],
     show_progress: bool = True,
     command_line: list[str] | None = None,
+    output: Output | None = None,
 ) -> int:
     """Run one execution on an embedded AWS; print like `miniwdl run`; return the exit code.
     With the ``command_line`` that asked for it, the run directory gets miniwdl's ``rerun``."""
+    output = output or Output()
+    execution_input = {k: v for k, v in execution_input.items() if k != "input_json"}
     if execution_input.get("s3upload"):
         _create_upload_bucket(execution_input["s3upload"])
     arn = aws.start(execution_input)
@@ -201,27 +312,106 @@ def execute(
 
     run_id = run_id_of(arn)
     progress = ProgressDisplay(lambda: read_counts(aws.store, run_id), enabled=enabled)
+    streamer = StderrStreamer(lambda: _run_dir_of(aws, run_id)) if output.stream_stderr else None
+
+    def tick() -> None:
+        progress.show()
+        if streamer is not None:
+            streamer.poll(progress.clear)
+
     try:
-        description = aws.wait(arn, progress.show)
+        description = aws.wait(arn, tick)
     except Terminated as stopped:
         progress.clear()
         return _terminated(aws, arn, stopped.signal)
+    if streamer is not None:
+        streamer.poll(progress.clear)
     progress.finish(str(description["status"]))
     from miniwdl_serverless.cli import views
 
     if description["status"] == "SUCCEEDED":
         report = views.success_report(description, _read_json)
         write_rerun(report.get("dir"), command_line)
-        print(json.dumps(report, indent=2))
+        output.result(report)
         return 0
     error, info = views.failure_info(description)
+    info = views.unstaged(info, _staged_paths(execution_input))
     write_rerun(info.get("dir"), command_line)
     _add_local_logs(info)
-    print(json.dumps(info, indent=2), file=sys.stderr)
+    print(json.dumps(info, indent=output.indent), file=sys.stderr)
+    output.result(info)
     print(views.failure_line(error, info), file=sys.stderr)
     for line in views.failure_details(info):
         print(line, file=sys.stderr)
     return views.failure_exit_status(info)
+
+
+def _staged_paths(execution_input: dict[str, Any]) -> dict[str, str]:
+    """A packaged document's paths (``/<name>.zip/...``) back to the user's (-p runs)."""
+    workflow = str(execution_input.get("workflow") or "")
+    if "://" in workflow or not workflow.endswith(".zip"):
+        return {}
+    from miniwdl_serverless.cli.views import staged_path_map
+
+    original = os.path.basename(workflow)[: -len(".zip")]
+    return staged_path_map(os.path.basename(workflow), os.path.join(os.getcwd(), original))
+
+
+def _run_dir_of(aws: Any, run_id: str) -> str | None:
+    run = aws.store.get_run(run_id)
+    return run.run_dir if run is not None else None
+
+
+class StderrStreamer:
+    """-v: the new complete lines of every call's stderr.txt under the run directory, printed
+    to stderr as ``[call-x] line`` (read as regular files only: a task may leave a FIFO)."""
+
+    def __init__(self, run_dir: Any, err: Any = None):
+        self.run_dir, self.err = run_dir, err
+        self.offsets: dict[str, int] = {}
+        self.partial: dict[str, bytes] = {}
+
+    def poll(self, before: Any = None) -> None:
+        try:
+            top = self.run_dir()
+        except Exception:
+            return
+        if not top:
+            return
+        lines: list[str] = []
+        for path in sorted(
+            glob.glob(os.path.join(glob.escape(str(top)), "**", "stderr.txt"), recursive=True)
+        ):
+            data = _read_from(path, self.offsets.get(path, 0))
+            if not data:
+                continue
+            self.offsets[path] = self.offsets.get(path, 0) + len(data)
+            complete, self.partial[path] = split_lines(self.partial.get(path, b""), data)
+            name = os.path.relpath(os.path.dirname(path), str(top))
+            lines += [f"[{name}] {line}" for line in complete]
+        if lines:
+            if before is not None:
+                before()
+            print("\n".join(lines), file=self.err or sys.stderr)
+
+
+def split_lines(carried: bytes, data: bytes) -> tuple[list[str], bytes]:
+    """The complete lines of ``carried + data`` (decoded) and the unfinished rest."""
+    text = carried + data
+    *complete, rest = text.split(b"\n")
+    return [line.decode("utf-8", "replace") for line in complete], rest
+
+
+def _read_from(path: str, offset: int, limit: int = 1 << 20) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return b""
+    with os.fdopen(fd, "rb") as opened:
+        if not stat.S_ISREG(os.fstat(opened.fileno()).st_mode):
+            return b""
+        opened.seek(offset)
+        return opened.read(limit)
 
 
 def write_rerun(run_dir: Any, command_line: list[str] | None) -> None:
@@ -306,13 +496,19 @@ def _record_termination(aws: Any, run_dir: str, workflow: str | None, info: dict
     append_workflow_log(aws.run_files, run_dir, workflow, f"workflow {info['cause']['message']}")
 
 
-def _input_error(exn: Exception) -> int:
+def _input_error(exn: Exception, args: argparse.Namespace | None = None) -> int:
+    """A bad input or WDL document: miniwdl's message, the source excerpt with its caret
+    (core/errors.py), the error JSON where -o/--error-json want it; --debug adds the traceback."""
     from miniwdl_serverless.core.errors import describe_exception, source_excerpt
 
     info = describe_exception(exn)
+    if args is not None:
+        Output.of(args).result(info)
     print(f"miniwdl-serverless: {info.get('error')}: {info.get('message')}", file=sys.stderr)
     for line in source_excerpt(exn):
         print(line, file=sys.stderr)
+    if args is not None and args.debug:
+        traceback.print_exception(exn, file=sys.stderr)
     return EXIT_USAGE
 
 

@@ -22,6 +22,9 @@ EXIT_USAGE = 2
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--version"]:
+        print(version_line())
+        return 0
     if argv and argv[0] == "run":
         from miniwdl_serverless.cli import local_run
 
@@ -36,6 +39,19 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_USAGE  # pragma: no cover
 
 
+def version_line() -> str:
+    """Our version and the miniwdl we run (both from the installed packages' metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "unknown"
+
+    return f"miniwdl-serverless {of('miniwdl-serverless')} (miniwdl {of('miniwdl')})"
+
+
 RUN_DESCRIPTION = (
     "Run WORKFLOW locally: the real Step Functions definition and Lambda handlers on an "
     "embedded AWS (moto), task commands with bash. Inputs as for `miniwdl run`."
@@ -45,6 +61,9 @@ RUN_DESCRIPTION = (
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="miniwdl-serverless", description="WDL on AWS Batch + EFS, event-driven"
+    )
+    parser.add_argument(
+        "--version", action="store_true", help="print our version and miniwdl's, then exit"
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run_arguments(
@@ -503,10 +522,17 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--cfg",
-        metavar="KEY=VALUE",
+        metavar="FILE",
         action="append",
         default=[],
-        help="miniwdl setting SECTION__KEY=VALUE (repeatable)",
+        help="miniwdl configuration file (INI, read as miniwdl reads it) whose settings apply "
+        "to the run; SECTION__KEY=VALUE also accepted (repeatable; later ones win)",
+    )
+    run.add_argument(
+        "--runtime-defaults",
+        metavar="JSON",
+        help="default runtime settings for all tasks (JSON filename or literal object, e.g. "
+        "'{\"maxRetries\":2}'), as `miniwdl run`",
     )
     run.add_argument("--timeout", type=int, metavar="SECONDS", help="fail the run after this long")
     run.add_argument(
@@ -529,6 +555,7 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         help="where the embedded AWS keeps its tables: the in-memory store (default, fast) or "
         "moto's DynamoDB (full: every request through moto, ~10x slower)",
     )
+    _add_miniwdl_run_flags(run)
     state = run.add_mutually_exclusive_group()
     state.add_argument(
         "--state-dir",
@@ -539,6 +566,80 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         "--no-state",
         action="store_true",
         help="keep nothing: start with empty tables and save none (ephemeral)",
+    )
+
+
+def _add_miniwdl_run_flags(run: argparse.ArgumentParser) -> None:
+    """`miniwdl run`'s remaining flags, with its meaning (README: "`miniwdl run` flags")."""
+    run.add_argument(
+        "-j",
+        "--json",
+        dest="json_only",
+        action="store_true",
+        help="just print Cromwell-style input JSON to standard output, then exit",
+    )
+    run.add_argument(
+        "--error-json",
+        action="store_true",
+        help="upon failure, print error information JSON to standard output (in addition to "
+        "standard error)",
+    )
+    run.add_argument(
+        "-o",
+        metavar="OUT.json",
+        dest="stdout_file",
+        help="write JSON output/error to specified file instead of standard output "
+        "(implies --error-json)",
+    )
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="increase logging detail & stream tasks' stderr (to this command's stderr)",
+    )
+    run.add_argument(
+        "--debug",
+        action="store_true",
+        help="maximally verbose logging & exception tracebacks",
+    )
+    run.add_argument(
+        "--no-color",
+        action="store_true",
+        help="disable colored logging and the status bar's color on a terminal (also set by "
+        "NO_COLOR environment variable)",
+    )
+    run.add_argument(
+        "--log-json", action="store_true", help="write all logs in JSON (workflow.log included)"
+    )
+    run.add_argument(
+        "-p",
+        "--path",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="local directory to search for imports (can supply multiple times); the document "
+        "goes to the controller packaged with the imports found there",
+    )
+    run.add_argument(
+        "--copy-input-files-for",
+        metavar="TASK_NAME",
+        action="append",
+        default=[],
+        help="copy input files for this task (can supply multiple times); differs: the "
+        "controller's setting is per run, so every task of the run gets copies (as "
+        "--copy-input-files)",
+    )
+    run.add_argument(
+        "--as-me",
+        action="store_true",
+        help="accepted, no effect here: task commands run with bash as the invoking user "
+        "already (no containers)",
+    )
+    run.add_argument(
+        "--no-quant-check",
+        action="store_true",
+        help="relax static typechecking of optional types here (as `miniwdl run`); accepted, "
+        "but the controller typechecks strictly, so such a document still fails to start",
     )
 
 

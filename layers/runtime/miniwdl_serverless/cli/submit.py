@@ -159,7 +159,7 @@ def run_config(  # noqa: C901, PLR0913 - one branch per source of settings, as m
                 config[_config_key(key)] = value
     if runtime_defaults is not None:
         try:
-            defaults = json.loads(runtime_defaults)
+            defaults = json.loads(_runtime_defaults_text(runtime_defaults))
         except ValueError as exn:
             raise UsageError(f"--runtime-defaults must be a JSON object: {exn}") from exn
         if not isinstance(defaults, dict):
@@ -178,6 +178,19 @@ def run_config(  # noqa: C901, PLR0913 - one branch per source of settings, as m
         config["CALL_CACHE__GET"] = "false"
         config["CALL_CACHE__PUT"] = "false"
     return config
+
+
+def _runtime_defaults_text(value: str) -> str:
+    """--runtime-defaults as miniwdl takes it: a literal JSON object, or a file holding one."""
+    if value.lstrip().startswith("{"):
+        return value
+    try:
+        with open(value, encoding="utf-8") as infile:
+            return infile.read()
+    except OSError as exn:
+        raise UsageError(
+            f"--runtime-defaults wants a JSON object or a file holding one; cannot read {value!r}"
+        ) from exn
 
 
 def read_cfg_file(path: str) -> dict[str, str]:

@@ -289,6 +289,28 @@ def failure_details(info: dict[str, Any]) -> list[str]:
     return lines
 
 
+def staged_path_map(archive_name: str, main_document: str) -> dict[str, str]:
+    """A staged workflow's documents are keyed ``/<archive name>/<path in the archive>`` (the
+    main document at the archive's top): map that prefix back to the main document's folder."""
+    return {f"/{archive_name}/": os.path.dirname(main_document) + "/"}
+
+
+def unstaged(value: Any, paths: dict[str, str]) -> Any:
+    """``value`` (an error JSON) with every staged path prefix in its strings replaced by the
+    user's own (staged_path_map), so messages name the user's file, not the staged zip."""
+    if not paths:
+        return value
+    if isinstance(value, str):
+        for staged, user in paths.items():
+            value = value.replace(staged, user)
+        return value
+    if isinstance(value, dict):
+        return {key: unstaged(item, paths) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unstaged(item, paths) for item in value]
+    return value
+
+
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
