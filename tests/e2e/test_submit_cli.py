@@ -207,6 +207,9 @@ def test_submit_follow_failure_reports_stderr_tail_and_logs(aws_server, tmp_path
         "    something went wrong",
     ]
     assert lines[-1].startswith("  task log: CloudWatch /aws/batch/job ")
+    # the staged zip's document path is mapped back to the user's file everywhere
+    assert ".zip/" not in result.stderr
+    assert error["cause"]["pos"]["source"] == str(tmp_path / "broken.wdl")
 
 
 def test_submit_follow_success_prints_outputs_and_progress(aws_server, tmp_path):

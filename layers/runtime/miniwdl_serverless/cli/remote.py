@@ -39,6 +39,7 @@ from miniwdl_serverless.cli.submit import (
     execution_input,
     execution_name,
     input_json,
+    is_uri,
     load_workflow,
     parse_inputs,
     resolve_settings,
@@ -116,7 +117,7 @@ def submit(args: argparse.Namespace, clients: Clients) -> int:
     if args.resume:
         resolve_settings(args, os.environ)  # the flags' own checks
         return _resume(args, clients)
-    stack, name, arn = start_submission(args, clients)
+    stack, name, arn, paths = _start_submission(args, clients)
     if not (args.wait or args.follow):
         print(name)
         print(
@@ -126,11 +127,32 @@ def submit(args: argparse.Namespace, clients: Clients) -> int:
         )
         return 0
     print(f"started run {name}", file=sys.stderr)
-    return RunWatcher(clients, stack, name, follow=args.follow).watch()
+    return RunWatcher(clients, stack, name, follow=args.follow, paths=paths).watch()
 
 
 def start_submission(args: argparse.Namespace, clients: Clients) -> tuple[Stack, str, str]:
     """Check, stage and start ``submit``'s WORKFLOW: (the stack, the run id, its ARN)."""
+    stack, name, arn, _ = _start_submission(args, clients)
+    return stack, name, arn
+
+
+def user_paths(workflow: str, staged_uri: str) -> dict[str, str]:
+    """The staged archive's document paths (``/<sha256>.zip/...``, as the controller names
+    them in errors) back to the user's own: the .wdl's folder, or the user's .zip."""
+    from miniwdl_serverless.cli.views import staged_path_map
+
+    if is_uri(workflow) or staged_uri == workflow:
+        return {}
+    archive = staged_uri.rsplit("/", 1)[-1]
+    local = os.path.abspath(os.path.expanduser(workflow))
+    if local.endswith(".zip"):
+        return {f"/{archive}/": local + "/"}
+    return staged_path_map(archive, local)
+
+
+def _start_submission(
+    args: argparse.Namespace, clients: Clients
+) -> tuple[Stack, str, str, dict[str, str]]:
     from miniwdl_serverless.core.errors import RunError, describe_exception, source_excerpt
 
     settings = resolve_settings(args, os.environ)
@@ -159,7 +181,8 @@ def start_submission(args: argparse.Namespace, clients: Clients) -> tuple[Stack,
         uri = stage_archive(clients, bucket, staged_key(workflow.archive), workflow.archive)
     name = execution_name(args.wdl, settings.name, target.name)
     run_input = execution_input(settings, uri, inputs, target.name if args.task else None)
-    return stack, name, start_execution(clients, stack, name, run_input)
+    arn = start_execution(clients, stack, name, run_input)
+    return stack, name, arn, user_paths(args.wdl, uri)
 
 
 def _resume(args: argparse.Namespace, clients: Clients) -> int:

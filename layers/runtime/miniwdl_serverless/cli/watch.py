@@ -55,8 +55,10 @@ class RunWatcher:
         follow: bool,
         out: Any = None,
         err: Any = None,
+        paths: dict[str, str] | None = None,
     ):
         self.clients, self.stack, self.run_id, self.follow = clients, stack, run_id, follow
+        self.paths = paths or {}  # staged document paths to the user's (remote.user_paths)
         self.out, self.err = out or sys.stdout, err or sys.stderr
         self.tty = bool(getattr(self.err, "isatty", lambda: False)())
         self.log_offset: int | None = None
@@ -174,6 +176,7 @@ class RunWatcher:
             print(json.dumps(report, indent=2), file=self.out)
             return 0
         error, info = views.failure_info(description)
+        info = views.unstaged(info, self.paths)
         try:
             self._add_log_locations(info)
         except Exception:  # noqa: S110 (the error JSON stands without them)
