@@ -83,7 +83,7 @@ def test_a_signal_before_the_run_started_is_a_clean_error(monkeypatch, capsys):
     from miniwdl_serverless.cli import local_run
     from miniwdl_serverless.cli.main import parse_run_args
 
-    def interrupted(_args):
+    def interrupted(*_args):
         os.kill(os.getpid(), signal.SIGINT)  # handled in this, the main, thread
         raise AssertionError("the signal should have stopped the run")
 

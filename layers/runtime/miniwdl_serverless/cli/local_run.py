@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from miniwdl_serverless.local.state import StateDir
 
 EXIT_USAGE = 2
+# build_execution_input's keys that are for this command only (-j's JSON, error paths)
+LOCAL_ONLY_KEYS = ("input_json", "user_paths")
 EXIT_TERMINATED = 2  # what `miniwdl run` exits with when a signal stops it
 
 
@@ -66,9 +68,14 @@ def build_execution_input(args: argparse.Namespace, scratch: str | None = None) 
         root="/",
     )
     config = _config(args)
+    data: dict[str, Any] = {"inputs": input_json}
     if args.path and scratch is not None:
+        from miniwdl_serverless.cli.submit import archive_paths
+        from miniwdl_serverless.cli.views import staged_path_map
+
+        data["user_paths"] = staged_path_map(os.path.basename(wdl) + ".zip", archive_paths(doc))
         wdl = _packaged(doc, wdl, scratch)
-    data: dict[str, Any] = {"workflow": wdl, "inputs": input_json}
+    data["workflow"] = wdl
     directory = os.path.abspath(args.dir or os.getcwd())
     if args.dir and args.dir.rstrip("/").endswith("/."):
         directory += "/."
@@ -303,7 +310,8 @@ def execute(
     """Run one execution on an embedded AWS; print like `miniwdl run`; return the exit code.
     With the ``command_line`` that asked for it, the run directory gets miniwdl's ``rerun``."""
     output = output or Output()
-    execution_input = {k: v for k, v in execution_input.items() if k != "input_json"}
+    paths = _staged_paths(execution_input)
+    execution_input = {k: v for k, v in execution_input.items() if k not in LOCAL_ONLY_KEYS}
     if execution_input.get("s3upload"):
         _create_upload_bucket(execution_input["s3upload"])
     arn = aws.start(execution_input)
@@ -335,7 +343,7 @@ def execute(
         output.result(report)
         return 0
     error, info = views.failure_info(description)
-    info = views.unstaged(info, _staged_paths(execution_input))
+    info = views.unstaged(info, paths)
     write_rerun(info.get("dir"), command_line)
     _add_local_logs(info)
     print(json.dumps(info, indent=output.indent), file=sys.stderr)
@@ -348,13 +356,7 @@ def execute(
 
 def _staged_paths(execution_input: dict[str, Any]) -> dict[str, str]:
     """A packaged document's paths (``/<name>.zip/...``) back to the user's (-p runs)."""
-    workflow = str(execution_input.get("workflow") or "")
-    if "://" in workflow or not workflow.endswith(".zip"):
-        return {}
-    from miniwdl_serverless.cli.views import staged_path_map
-
-    original = os.path.basename(workflow)[: -len(".zip")]
-    return staged_path_map(os.path.basename(workflow), os.path.join(os.getcwd(), original))
+    return dict(execution_input.get("user_paths") or {})
 
 
 def _run_dir_of(aws: Any, run_id: str) -> str | None:

@@ -136,9 +136,10 @@ def start_submission(args: argparse.Namespace, clients: Clients) -> tuple[Stack,
     return stack, name, arn
 
 
-def user_paths(workflow: str, staged_uri: str) -> dict[str, str]:
+def user_paths(workflow: str, staged_uri: str, doc: Any) -> dict[str, str]:
     """The staged archive's document paths (``/<sha256>.zip/...``, as the controller names
-    them in errors) back to the user's own: the .wdl's folder, or the user's .zip."""
+    them in errors) back to the user's own: the .wdl's tree, or inside the user's .zip."""
+    from miniwdl_serverless.cli.submit import archive_paths
     from miniwdl_serverless.cli.views import staged_path_map
 
     if is_uri(workflow) or staged_uri == workflow:
@@ -147,7 +148,7 @@ def user_paths(workflow: str, staged_uri: str) -> dict[str, str]:
     local = os.path.abspath(os.path.expanduser(workflow))
     if local.endswith(".zip"):
         return {f"/{archive}/": local + "/"}
-    return staged_path_map(archive, local)
+    return staged_path_map(archive, archive_paths(doc))
 
 
 def _start_submission(
@@ -182,7 +183,7 @@ def _start_submission(
     name = execution_name(args.wdl, settings.name, target.name)
     run_input = execution_input(settings, uri, inputs, target.name if args.task else None)
     arn = start_execution(clients, stack, name, run_input)
-    return stack, name, arn, user_paths(args.wdl, uri)
+    return stack, name, arn, user_paths(args.wdl, uri, workflow.doc)
 
 
 def _resume(args: argparse.Namespace, clients: Clients) -> int:

@@ -181,8 +181,9 @@ def run_config(  # noqa: C901, PLR0913 - one branch per source of settings, as m
 
 
 def _runtime_defaults_text(value: str) -> str:
-    """--runtime-defaults as miniwdl takes it: a literal JSON object, or a file holding one."""
-    if value.lstrip().startswith("{"):
+    """--runtime-defaults as miniwdl takes it: a literal JSON object, or a file holding one
+    (anything else is parsed as JSON, for the error naming what is wrong)."""
+    if value.lstrip().startswith("{") or not os.path.isfile(value):
         return value
     try:
         with open(value, encoding="utf-8") as infile:
@@ -290,6 +291,25 @@ def load_workflow(workflow: str, no_outside_imports: bool = False) -> LoadedWork
         WDL.Zip.build(doc, archive, quiet_logger(), meta={"miniwdl_serverless": True})
         with open(archive, "rb") as infile:
             return LoadedWorkflow(doc, "", infile.read())
+
+
+def archive_paths(doc: Any) -> dict[str, str]:
+    """Where each document of ``doc``'s tree goes in its miniwdl zip (miniwdl's own rule,
+    WDL.Zip.build_zip_paths) -> the document's path here: to name the user's files in errors."""
+    import WDL.Zip
+
+    documents: dict[str, Any] = {}
+    pending = [doc]
+    while pending:
+        current = pending.pop()
+        if current.pos.abspath not in documents:
+            documents[current.pos.abspath] = current
+            pending += [imported.doc for imported in current.imports if imported.doc]
+    main_dir = os.path.dirname(doc.pos.abspath)
+    silent = logging.getLogger("miniwdl_serverless.cli.archive_paths")
+    silent.setLevel(logging.ERROR)  # Zip.build warns of outside imports already
+    inside = WDL.Zip.build_zip_paths(main_dir, documents, silent)
+    return {path: abspath for abspath, path in inside.items()}
 
 
 def parse_inputs(  # noqa: PLR0913 - miniwdl run's input options, one each

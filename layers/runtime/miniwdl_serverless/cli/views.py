@@ -289,10 +289,11 @@ def failure_details(info: dict[str, Any]) -> list[str]:
     return lines
 
 
-def staged_path_map(archive_name: str, main_document: str) -> dict[str, str]:
-    """A staged workflow's documents are keyed ``/<archive name>/<path in the archive>`` (the
-    main document at the archive's top): map that prefix back to the main document's folder."""
-    return {f"/{archive_name}/": os.path.dirname(main_document) + "/"}
+def staged_path_map(archive_name: str, documents: dict[str, str]) -> dict[str, str]:
+    """A staged workflow's documents are keyed ``/<archive name>/<path in the archive>``:
+    each such path to the user's own file (``documents``: path in the archive -> the user's
+    path, submit.archive_paths)."""
+    return {f"/{archive_name}/{inside}": user for inside, user in documents.items()}
 
 
 def unstaged(value: Any, paths: dict[str, str]) -> Any:
@@ -301,7 +302,7 @@ def unstaged(value: Any, paths: dict[str, str]) -> Any:
     if not paths:
         return value
     if isinstance(value, str):
-        for staged, user in paths.items():
+        for staged, user in sorted(paths.items(), key=lambda item: -len(item[0])):
             value = value.replace(staged, user)
         return value
     if isinstance(value, dict):

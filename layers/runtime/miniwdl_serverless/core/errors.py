@@ -92,6 +92,8 @@ def source_excerpt(exn: BaseException) -> list[str]:
 
     if isinstance(exn, WDL.Error.MultipleValidationErrors):
         return [line for error in exn.exceptions for line in source_excerpt(error)]
+    if isinstance(exn, WDL.Error.ImportError) and exn.__cause__ is not None:
+        return source_excerpt(exn.__cause__)  # the imported document's own error, as miniwdl
     pos, text = getattr(exn, "pos", None), getattr(exn, "source_text", None)
     if not isinstance(exn, (WDL.Error.SyntaxError, WDL.Error.ValidationError)):
         return []
