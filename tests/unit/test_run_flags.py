@@ -70,3 +70,43 @@ def test_run_parses_every_miniwdl_run_flag():
     assert args.path == ["d1", "d2"] and args.cfg == ["my.cfg"]
     assert args.copy_input_files_for == ["t"] and args.as_me and args.no_quant_check
     assert args.inputs == ["a=1"]
+
+
+def test_log_json_lines():
+    import logging
+
+    from miniwdl_serverless.cli.local_run import JsonLogFormatter
+
+    record = logging.LogRecord(
+        "miniwdl_serverless.x", logging.INFO, "f", 1, "hi %s", ("you",), None
+    )
+    line = json.loads(JsonLogFormatter().format(record))
+    assert (line["level"], line["source"], line["message"]) == (
+        "INFO",
+        "miniwdl_serverless.x",
+        "hi you",
+    )
+
+
+def test_cfg_files_parse_as_miniwdls_loader_parses_them(tmp_path):
+    import logging
+
+    import WDL.runtime.config
+
+    cfg = tmp_path / "m.cfg"
+    cfg.write_text(
+        "[scheduler]\ncall_concurrency = 3\n[task_runtime]\n"
+        'defaults = {"docker": "x%%y"}\nas_user = %(yes)s\nyes = true\n'
+    )
+    from miniwdl_serverless.cli.submit import read_cfg_file
+
+    ours = read_cfg_file(str(cfg))
+    theirs = WDL.runtime.config.Loader(logging.getLogger("t"), filenames=[str(cfg)])
+    assert (
+        ours["TASK_RUNTIME__DEFAULTS"] == theirs["task_runtime"]["defaults"] == '{"docker": "x%y"}'
+    )
+    assert ours["SCHEDULER__CALL_CONCURRENCY"] == theirs["scheduler"]["call_concurrency"] == "3"
+    assert ours["TASK_RUNTIME__AS_USER"] == theirs["task_runtime"]["as_user"] == "true"
+    cfg.write_text("[a]\nb = %(missing)s\n")
+    with pytest.raises(UsageError, match="cannot read --cfg"):
+        read_cfg_file(str(cfg))

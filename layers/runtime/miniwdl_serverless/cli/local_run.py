@@ -128,14 +128,12 @@ def task_env_config(
 
 
 def _config(args: argparse.Namespace) -> dict[str, str]:
-    """--cfg files and SECTION__KEY=VALUE settings, --runtime-defaults, --no-cache, --log-json
-    and --env, as submit reads them (MINIWDL__* variables apply here already: the handlers
-    run in this process)."""
+    """--cfg files and SECTION__KEY=VALUE settings, --runtime-defaults, --no-cache and --env,
+    as submit reads them."""
     from miniwdl_serverless.cli.submit import run_config
 
-    config = run_config(args.cfg, {}, True, args.no_cache, args.runtime_defaults)
-    if args.log_json:
-        config["LOGGING__JSON"] = "true"
+    # this shell's MINIWDL__* variables win over --cfg files, as in miniwdl
+    config = run_config(args.cfg, os.environ, False, args.no_cache, args.runtime_defaults)
     if args.env:  # the handlers run in this process: a configured env is in os.environ
         config = task_env_config(config, args.env, os.environ.get("MINIWDL__TASK_RUNTIME__ENV"))
     return config
@@ -256,8 +254,29 @@ def _set_up_logging(args: argparse.Namespace) -> None:
         os.environ.setdefault("NO_COLOR", "")
     if args.debug or args.verbose:
         level = logging.DEBUG if args.debug else logging.INFO
-        logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            JsonLogFormatter()
+            if args.log_json
+            else logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
+        )
+        logging.basicConfig(level=level, handlers=[handler])
         logging.getLogger("miniwdl_serverless").setLevel(level)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """--log-json: one JSON object per log line (time, level, logger, message)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "timestamp": self.formatTime(record),
+            "level": record.levelname,
+            "source": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line)
 
 
 @dataclass(frozen=True)

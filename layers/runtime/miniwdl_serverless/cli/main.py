@@ -605,11 +605,14 @@ def _add_miniwdl_run_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--no-color",
         action="store_true",
-        help="disable colored logging and the status bar's color on a terminal (also set by "
-        "NO_COLOR environment variable)",
+        help="disable colored logging on a terminal (also set by NO_COLOR environment "
+        "variable); accepted: nothing here is colored, it sets NO_COLOR for the run",
     )
     run.add_argument(
-        "--log-json", action="store_true", help="write all logs in JSON (workflow.log included)"
+        "--log-json",
+        action="store_true",
+        help="write this command's logs (-v/--debug) as JSON lines and its result JSON on one "
+        "line; differs: workflow.log keeps miniwdl's text format",
     )
     run.add_argument(
         "-p",

@@ -195,18 +195,20 @@ def _runtime_defaults_text(value: str) -> str:
 
 
 def read_cfg_file(path: str) -> dict[str, str]:
-    """A miniwdl .cfg file (INI) as SECTION__KEY settings."""
-    parser = configparser.ConfigParser(interpolation=None)
+    """A miniwdl .cfg file (INI) as SECTION__KEY settings, parsed as miniwdl's config loader
+    parses one (configparser's defaults: %(name)s interpolation, %% for a literal %); quotes
+    and $VARIABLES are left for the run's loader, which reads every value that way."""
+    parser = configparser.ConfigParser()
     try:
         with open(path) as infile:
             parser.read_file(infile)
+        return {
+            _config_key(f"{section}__{key}"): value
+            for section in parser.sections()
+            for key, value in parser.items(section)
+        }
     except (OSError, configparser.Error) as exn:
         raise UsageError(f"cannot read --cfg {path}: {exn}") from exn
-    return {
-        _config_key(f"{section}__{key}"): value
-        for section in parser.sections()
-        for key, value in parser.items(section)
-    }
 
 
 def _config_key(key: str) -> str:
