@@ -225,3 +225,27 @@ def test_cfg_key_value_still_works(tmp_path):
     data = local_run.build_execution_input(args, str(tmp_path))
     assert data["config"]["TASK_RUNTIME__AS_USER"] == "false"
     assert Path(data["workflow"]) == wdl
+
+
+def test_a_packaged_document_is_kept_in_the_state_directory(tmp_path, capsys, no_aws):
+    """-p: the zip the controller loads stays in the state directory's workflows/ (--resume
+    loads it again); -j packages nothing."""
+    from miniwdl_serverless.cli import local_run
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "tasks.wdl").write_text(FAIL)
+    wdl = tmp_path / "flow.wdl"
+    wdl.write_text('version 1.0\nimport "tasks.wdl" as lib\nworkflow flow {\n  call lib.fail\n}\n')
+    state = tmp_path / "state"
+    capsys.readouterr()
+    code = main.main(["run", "--state-dir", str(state), str(wdl), "-p", str(lib), "-j"])
+    out = capsys.readouterr().out
+    assert code == 0 and json.loads(out) == {} and not state.exists()
+    args = main.parse_run_args(["--state-dir", str(state), str(wdl), "-p", str(lib)])
+    with local_run._scratch(local_run.state_dir(args)) as scratch:
+        data = local_run.build_execution_input(args, scratch)
+    archive = Path(data["workflow"])
+    assert archive.name == "flow.wdl.zip" and archive.parent.parent == state / "workflows"
+    assert archive.is_file()
+    assert data["user_paths"][f"/{archive.name}/lib/tasks.wdl"] == str(lib / "tasks.wdl")

@@ -69,7 +69,7 @@ def build_execution_input(args: argparse.Namespace, scratch: str | None = None) 
     )
     config = _config(args)
     data: dict[str, Any] = {"inputs": input_json}
-    if args.path and scratch is not None:
+    if args.path and scratch is not None and not args.json_only:
         from miniwdl_serverless.cli.submit import archive_paths
         from miniwdl_serverless.cli.views import staged_path_map
 
@@ -109,7 +109,9 @@ def _packaged(doc: Any, wdl: str, scratch: str) -> str:
 
     from miniwdl_serverless.cli.submit import quiet_logger
 
-    archive = os.path.join(scratch, os.path.basename(wdl) + ".zip")
+    os.makedirs(scratch, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="wdl_", dir=scratch)  # the archive's name stays the user's
+    archive = os.path.join(folder, os.path.basename(wdl) + ".zip")
     WDL.Zip.build(doc, archive, quiet_logger(), meta={"miniwdl_serverless": True})
     return archive
 
@@ -227,7 +229,8 @@ def run_parsed(
         return _input_error(exn, args)
     output = Output.of(args)
     if args.json_only:
-        print(json.dumps(execution_input["input_json"], indent=output.indent))
+        inputs = execution_input.get("input_json", execution_input.get("inputs"))  # or --resume's
+        print(json.dumps(inputs, indent=output.indent))
         return 0
     with embedded() as aws:
         command_line = getattr(args, "command_line", None)
@@ -242,9 +245,7 @@ def _scratch(state: StateDir | None) -> Iterator[str]:
         with tempfile.TemporaryDirectory(prefix="msls_run_") as scratch:
             yield scratch
         return
-    root = os.path.join(str(state.path), "workflows")
-    os.makedirs(root, exist_ok=True)
-    yield tempfile.mkdtemp(prefix="wdl_", dir=root)
+    yield os.path.join(str(state.path), "workflows")  # made when a document is packaged
 
 
 def _set_up_logging(args: argparse.Namespace) -> None:
