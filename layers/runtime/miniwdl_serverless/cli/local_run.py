@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from miniwdl_serverless.core.ids import run_id_of
-from miniwdl_serverless.local import batch_executor
 
 if TYPE_CHECKING:
     from miniwdl_serverless.local.state import StateDir
@@ -90,6 +89,8 @@ def build_execution_input(args: argparse.Namespace, scratch: str | None = None) 
 
 
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    from miniwdl_serverless.local import batch_executor  # (its imports: not for a bad input)
+
     data: dict[str, Any] = {}
     for key in ("s3upload", "delete_after"):
         if getattr(args, key):
@@ -202,18 +203,17 @@ def run_local(args: argparse.Namespace) -> int:
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    from miniwdl_serverless.local.embedded import EmbeddedAWS
-
     _set_up_logging(args)
     state = state_dir(args)
+
+    def embedded() -> Any:
+        # imported only once the inputs are good: a bad input ends in miniwdl's time
+        from miniwdl_serverless.local.embedded import EmbeddedAWS
+
+        return EmbeddedAWS(efs_root="/", workers=args.workers, state=state, mode=args.embedded_aws)
+
     with _scratch(state) as scratch:
-        return run_parsed(
-            args,
-            scratch,
-            lambda: EmbeddedAWS(
-                efs_root="/", workers=args.workers, state=state, mode=args.embedded_aws
-            ),
-        )
+        return run_parsed(args, scratch, embedded)
 
 
 def run_parsed(
