@@ -73,6 +73,8 @@ def test_without_as_me_or_limits_nothing_is_added():
     argv = containers.run_argv(Engine("podman"), ContainerJob("img", "n", ["true"]))
     assert argv == ["podman", "run", "--rm", "--name", "n", "--init", "img", "true"]
     assert containers.kill_argv(Engine("podman"), "n") == ["podman", "rm", "-f", "n"]
+    as_me = containers.run_argv(Engine("podman", "5:6"), ContainerJob("img", "n", ["true"]))
+    assert as_me[6:10] == ["--user", "5:6", "--userns", "keep-id"]
 
 
 def test_a_mount_path_with_a_colon_is_refused():

@@ -152,6 +152,8 @@ def run_argv(engine: Engine, job: ContainerJob) -> list[str]:
         argv += ["--memory", f"{job.memory_mib}m"]
     if engine.user:
         argv += ["--user", engine.user]
+        if engine.program == "podman":  # rootless podman: the uid inside is yours outside
+            argv += ["--userns", "keep-id"]
     for mount in job.mounts:
         argv += ["-v", mount.option()]
     if job.workdir:
