@@ -201,11 +201,16 @@ def test_a_named_engine_that_does_not_answer_is_an_error(engine_on_path, monkeyp
     assert batch_executor.container_engine(None) is None
 
 
-def test_the_cli_picks_the_engine_itself(tmp_path, engine_on_path):
-    """`miniwdl-serverless run` end to end in its own process, auto finding the stand-in."""
+@pytest.mark.parametrize(
+    ("embedded_aws", "mode"), [("memory", []), ("full", ["--container", "docker"])]
+)
+def test_the_cli_runs_tasks_in_the_engine(tmp_path, engine_on_path, embedded_aws, mode):
+    """`miniwdl-serverless run` end to end in its own process: auto finds the stand-in; and
+    on moto's Batch (its jobs are moto's) as on the in-process one."""
     source, data = _workflow(tmp_path)
-    command = [sys.executable, "-m", "miniwdl_serverless.cli.main", "run", str(source)]
+    command = [sys.executable, "-m", "miniwdl_serverless.cli.main", "run", str(source), *mode]
     command += [f"f={data}", "--dir", str(tmp_path / "runs"), "--no-state", "--no-progress"]
+    command += ["--embedded-aws", embedded_aws]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["outputs"]["w.lines"] == 3
