@@ -23,6 +23,9 @@ os.environ.setdefault("MINIWDL__SERVERLESS__ARRAY_JOBS", "false")
 # EFS: the hostile and recovery tests plant files outside their call on purpose); the sandbox
 # has its own tests (tests/e2e/test_input_protection.py sets it per test).
 os.environ.setdefault("MINIWDL_SERVERLESS_SANDBOX", "none")
+# And with bash, not in a container engine a developer's machine may have (pulling images):
+# tests/e2e/test_local_containers.py asks for one, a stand-in.
+os.environ.setdefault("MINIWDL_SERVERLESS_CONTAINER", "none")
 
 import pytest  # noqa: E402
 

@@ -64,8 +64,10 @@ def build_execution_input(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("s3upload", "delete_after"):
         if getattr(args, key):
             data[key] = getattr(args, key)
-    if args.copy_input_files or not batch_executor.sandboxed():
-        # without bubblewrap's read-only binds, read-only copies keep the user's files unchanged
+    in_containers = getattr(args, "engine", None) is not None  # set by _run_local
+    if args.copy_input_files or not (in_containers or batch_executor.sandboxed()):
+        # without read-only mounts (a container's, bubblewrap's), read-only copies keep the
+        # user's files unchanged
         data["copy_input_files"] = True
     if config:
         data["config"] = config
@@ -164,13 +166,19 @@ def run_local(args: argparse.Namespace) -> int:
 
 def _run_local(args: argparse.Namespace) -> int:
     try:
+        engine = batch_executor.container_engine(
+            getattr(args, "container", None), getattr(args, "as_me", False)
+        )
+        args.engine = engine
         execution_input = build_execution_input(args)
     except Exception as exn:
         return _input_error(exn)
     from miniwdl_serverless.local.embedded import EmbeddedAWS
 
     state, mode = state_dir(args), args.embedded_aws
-    with EmbeddedAWS(efs_root="/", workers=args.workers, state=state, mode=mode) as aws:
+    with EmbeddedAWS(
+        efs_root="/", workers=args.workers, state=state, mode=mode, engine=engine
+    ) as aws:
         command_line = getattr(args, "command_line", None)
         return execute(aws, execution_input, not args.no_progress, command_line)
 
