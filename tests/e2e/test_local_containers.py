@@ -171,7 +171,8 @@ def test_a_failing_task_fails_as_with_bash(tmp_path, engine_on_path, in_engine):
 def test_a_cancelled_task_stops_its_container(tmp_path, engine_on_path, in_engine):
     source = tmp_path / "slow.wdl"
     source.write_text(SLOW)
-    args = [str(source), "--dir", str(tmp_path), "--container", "docker", "--timeout", "2"]
+    # long enough for the task's container to have started on a loaded machine
+    args = [str(source), "--dir", str(tmp_path), "--container", "docker", "--timeout", "10"]
     code, _, _, _ = in_engine(args)
     assert code != 0
     (run,) = _calls(engine_on_path, "run")
