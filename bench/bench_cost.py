@@ -1,6 +1,6 @@
 """What orchestrating a 1,000-task, 10-hour run costs at public AWS prices (bench/cost_model.py),
 next to miniwdl-aws's Fargate workflow job for the same 10 hours, with and without a NAT gateway;
-and the stack's idle cost per month.
+and the stack's idle cost per month (bench/stack_cost.py: from the template).
 
 The counts are measured: a scatter of N task calls runs on the in-memory ports
 (tests/unit/harness.py) behind bench/bench_completions.py's counting proxies: the start, each
@@ -34,7 +34,7 @@ from typing import Any
 
 from samtranslator.yaml_helper import yaml_parse
 
-from bench import bench_completions
+from bench import bench_completions, stack_cost
 from bench.cost_model import (
     HOURS_PER_MONTH,
     Invocations,
@@ -54,7 +54,10 @@ from tests.unit.harness import Harness
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results.json"
 TASKS, HOURS = 1_000, 10.0
-RECONCILE_MINUTES = 5  # the template's ReconcileIntervalMinutes default
+TEMPLATE = ROOT / "template.yaml"
+RECONCILE_MINUTES = yaml_parse(TEMPLATE.read_text())["Parameters"]["ReconcileIntervalMinutes"][
+    "Default"
+]
 FARGATE_VCPUS, FARGATE_GIB = 1, 4  # miniwdl-aws's workflow job
 # assumed: the latency of one AWS request from a Lambda, by kind (ms)
 LATENCY_MS = {"DynamoDB": 8.0, "EFS": 3.0, "Batch": 40.0, "Step Functions": 25.0, "SQS": 25.0}
@@ -320,19 +323,6 @@ def _scaled(figures: dict[str, Any], scale: float) -> dict[str, Any]:
     }
 
 
-def idle_usage(memory: dict[str, int]) -> Usage:
-    """A month without runs: only the reconcile schedule (one ListExecutions, the DLQ read)."""
-    rounds = HOURS_PER_MONTH * 60 / RECONCILE_MINUTES
-    idle = {"cpu_ms": 0.0, "requests": {"Step Functions": 1, "SQS": 1}}
-    cold = rounds  # assumed: 5 minutes apart, every round is a cold start
-    invocation = Invocations(
-        "reconcile", rounds, memory["ReconcileFunction"], duration_ms(idle), cold, INIT_MS
-    )
-    return Usage(
-        invocations=(invocation,), ddb_read_units=0, ddb_write_units=0, sqs_requests=rounds
-    )
-
-
 # -- the figures -----------------------------------------------------------------------------
 
 
@@ -342,7 +332,7 @@ def figures(counts: dict[str, dict[str, Any]], n: int, prices: Prices = Prices()
     ours = orchestration_cost(usage, prices)
     fargate = fargate_cost(FARGATE_VCPUS, FARGATE_GIB, HOURS, prices)
     nat = nat_cost(HOURS, NAT_GB, prices)
-    idle = orchestration_cost(idle_usage(memory), prices)
+    idle = sum(line.month for line in stack_cost.idle_lines(yaml_parse(TEMPLATE.read_text())))
     idle_nat = nat_cost(HOURS_PER_MONTH, 0.0, prices)
     return {
         "counted_at": n,
@@ -361,8 +351,8 @@ def figures(counts: dict[str, dict[str, Any]], n: int, prices: Prices = Prices()
         "fargate_total": fargate.total,
         "ratio": ours.total / fargate.total,
         "ratio_with_nat": merged(ours, nat).total / fargate.total,
-        "idle_month": idle.total,
-        "idle_month_with_nat": merged(idle, idle_nat).total,
+        "idle_month": idle,
+        "idle_month_with_nat": idle + idle_nat.total,
     }
 
 

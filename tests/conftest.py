@@ -24,6 +24,9 @@ os.environ.setdefault("MINIWDL__SERVERLESS__ARRAY_JOBS", "false")
 # EFS: the hostile and recovery tests plant files outside their call on purpose); the sandbox
 # has its own tests (tests/e2e/test_input_protection.py sets it per test).
 os.environ.setdefault("MINIWDL_SERVERLESS_SANDBOX", "none")
+# And with bash, not in a container engine a developer's machine may have (pulling images):
+# tests/e2e/test_local_containers.py asks for one, a stand-in.
+os.environ.setdefault("MINIWDL_SERVERLESS_CONTAINER", "none")
 
 import pytest  # noqa: E402
 
@@ -65,7 +68,9 @@ def run_cli(embedded, capsys, monkeypatch, tmp_path_factory):
         parsed = parse_run_args(args)
         parsed.no_progress = True
         scratch = tmp_path_factory.mktemp("scratch")
-        code = local_run.run_parsed(parsed, str(scratch), lambda: contextlib.nullcontext(embedded))
+        code = local_run.run_parsed(
+            parsed, str(scratch), lambda _engine: contextlib.nullcontext(embedded)
+        )
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

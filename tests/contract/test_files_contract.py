@@ -177,6 +177,23 @@ def test_copied_inputs_come_from_inside_the_root_only(files, root, outside):
     assert not files.exists(outside) and not files.is_file(f"{files.root}/data/escape.txt")
 
 
+def test_a_copied_directory_input_holds_its_files_not_its_links(files, root, outside):
+    top = f"{files.root}/data/folder"
+    files.write_text(f"{top}/a.txt", "a")
+    files.write_text(f"{top}/sub/b.txt", "b")
+    plant_link(files, f"{top}/escape.txt", outside)
+    call = f"{root}/call-t"
+    inside = f"{call}/work/_miniwdl_inputs/0/folder/"
+    files.prepare_call(call, "ls", {top + "/": inside}, copy_inputs=True)
+    copy = inside.rstrip("/")
+    assert files.is_dir(copy) and files.real_path(copy) == copy  # a folder of its own
+    assert files.read_text(f"{copy}/a.txt") == "a" and files.is_own_file(f"{copy}/a.txt", call)
+    assert files.read_text(f"{copy}/sub/b.txt") == "b"
+    assert not files.exists(f"{copy}/escape.txt")  # a link in the input is left out
+    with pytest.raises(UnsafePath):
+        files.prepare_call(call, "ls", {f"{top}/escape.txt/": inside}, copy_inputs=True)
+
+
 @pytest.mark.parametrize(
     "name",
     ["outputs.json", "workflow.log", ".state/big.json", "call-t/command", "call-t/stdout.txt"],

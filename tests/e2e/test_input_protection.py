@@ -120,3 +120,36 @@ task t {
     assert code == 0, stderr
     assert outputs == {"t.kind": "file", "t.mode": "444"}
     assert data.read_text() == "original\n"  # root may write the copy; the original is untouched
+
+
+def test_without_bubblewrap_directory_inputs_are_copies_too(run_cli, tmp_path, monkeypatch):
+    """Without a sandbox a Directory input was a link to the user's folder: ``rm`` in it
+    deleted the user's file. Now it is a copy of the folder (its files read-only)."""
+    monkeypatch.setenv(batch_executor.SANDBOX_VARIABLE, "none")
+    _, folder = _inputs(tmp_path)
+    (folder / "sub").mkdir()
+    (folder / "sub" / "b.txt").write_text("b\n")
+    (folder / "empty").mkdir()
+    wdl = """
+version development
+task t {
+  input { Directory d }
+  command <<<
+    if [ -L ~{d} ]; then echo link; else echo dir; fi > kind.txt
+    ( cd ~{d} && find . | sort ) > listing.txt
+    stat -c %a ~{d}/sub/b.txt > mode.txt
+    rm -f ~{d}/a.txt ~{d}/sub/b.txt; echo x > ~{d}/new.txt
+  >>>
+  output {
+    String kind = read_string("kind.txt")
+    Array[String] listing = read_lines("listing.txt")
+    String mode = read_string("mode.txt")
+  }
+}
+"""
+    code, outputs, stderr = _run(run_cli, tmp_path, wdl, [f"d={folder}"])
+    assert code == 0, stderr
+    assert outputs["t.kind"] == "dir" and outputs["t.mode"] == "444"
+    assert outputs["t.listing"] == [".", "./a.txt", "./empty", "./sub", "./sub/b.txt"]
+    assert (folder / "a.txt").read_text() == "a\n" and (folder / "sub" / "b.txt").exists()
+    assert not (folder / "new.txt").exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from miniwdl_serverless.cli import main
+from miniwdl_serverless.local import batch_executor
 from miniwdl_serverless.local.embedded import EmbeddedAWS
 
 HELLO = """
@@ -46,14 +47,20 @@ task fail {
 
 @pytest.fixture
 def no_aws(monkeypatch):
-    """The embedded AWS must not be entered: its __enter__ fails the test if it is."""
+    """The embedded AWS must not be entered (its __enter__ fails the test if it is), nor a
+    container engine asked whether it works."""
     entered = []
 
     def enter(self):
         entered.append(self)
         raise AssertionError("the embedded AWS was started")
 
+    def probe(*_args):
+        entered.append("container engine")
+        raise AssertionError("a container engine was probed")
+
     monkeypatch.setattr(EmbeddedAWS, "__enter__", enter)
+    monkeypatch.setattr(batch_executor, "container_engine", probe)  # nor `docker info` run
     return entered
 
 

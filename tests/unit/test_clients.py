@@ -13,7 +13,7 @@ import pytest
 
 from miniwdl_serverless.adapters import clients
 from miniwdl_serverless.adapters.remotes import boto3_clients
-from miniwdl_serverless.handlers import wiring
+from miniwdl_serverless.handlers import local_ports, wiring
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ROOT / "layers" / "runtime" / "miniwdl_serverless" / "adapters" / "clients.py"
@@ -39,6 +39,9 @@ def wired(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
     }.items():
         monkeypatch.setenv(name, value)
+    # the session's embedded AWS (tests/conftest.py) may have put its stores in the handlers' place
+    monkeypatch.setattr(local_ports, "stores", None)
+    monkeypatch.setattr(local_ports, "work", None)
     wiring.forget_clients()
     yield
     wiring.forget_clients()

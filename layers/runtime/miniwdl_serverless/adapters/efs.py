@@ -78,7 +78,9 @@ class EfsRunFiles:
             os.close(safe_fs.subdir(call_fd, "work", call_dir + "/work", create=True))
             safe_fs.replace_in(call_fd, "command", command.encode(), call_dir + "/command")
             for host_path, inside in inputs.items():
-                if copy_inputs and not host_path.endswith("/"):
+                if copy_inputs and host_path.endswith("/"):
+                    self._copy_input_tree(host_path, inside)
+                elif copy_inputs:
                     self._copy_input(host_path, inside)
                 else:
                     self._link_input(host_path, inside)
@@ -114,6 +116,31 @@ class EfsRunFiles:
                     os.fchmod(outfile.fileno(), 0o444)  # as miniwdl's read-only input mounts
         finally:
             os.close(source)
+
+    def _copy_input_tree(self, host_path: str, inside: str) -> None:
+        """A Directory input's copy: its folders, and a read-only copy of each regular file in
+        it (links and other kinds inside are left out), so no task can change the original."""
+        top = safe_fs.resolved(self.root, host_path.rstrip("/"))
+        copy = inside.rstrip("/")
+        with safe_fs.directory(self.root, os.path.dirname(copy), create=True) as dir_fd:
+            try:
+                os.unlink(os.path.basename(copy), dir_fd=dir_fd)  # a link left by a resume
+            except (FileNotFoundError, IsADirectoryError):
+                pass
+        self.make_dirs(copy)
+        for folder in self._folders(top):
+            self.make_dirs(os.path.join(copy, os.path.relpath(folder, top)))
+        for file in self.list_files(top):
+            self._copy_input(file, os.path.join(copy, os.path.relpath(file, top)))
+
+    def _folders(self, top: str) -> list[str]:
+        found, pending = [], [top]
+        while pending:
+            with os.scandir(pending.pop()) as entries:
+                inner = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+            found += inner
+            pending += inner
+        return sorted(found)
 
     def point_last(self, parent: str, name: str) -> None:
         with safe_fs.directory(self.root, parent) as dir_fd:

@@ -125,19 +125,34 @@ class MemoryRunFiles:
             for name in ("command", "stdout.txt", "stderr.txt"):
                 self._check(os.path.join(call_dir, name))
             for host in inputs:
-                if copy_inputs and not host.endswith("/"):
+                if copy_inputs and host.endswith("/"):
+                    if not safe_fs.inside(self.root, self._resolve(host.rstrip("/"))):
+                        raise UnsafePath(f"{host} resolves outside {self.root}")
+                elif copy_inputs:
                     self._check_input(host)
             self._mkdirs(os.path.join(call_dir, "work"))
             self._set(os.path.join(call_dir, "command"), command)
             for host, inside in inputs.items():
                 self._mkdirs(os.path.dirname(inside.rstrip("/")))
-                if copy_inputs and not host.endswith("/"):
+                if copy_inputs and host.endswith("/"):
+                    self._copy_tree(self._resolve(host.rstrip("/")), inside.rstrip("/"))
+                elif copy_inputs:
                     real = self._resolve(host)
                     self._set(inside, self._text(real) if real in self._files else "")
                 else:
                     self.links[inside.rstrip("/")] = host.rstrip("/")
             for name in ("stdout.txt", "stderr.txt"):
                 self._set(os.path.join(call_dir, name), "")
+
+    def _copy_tree(self, top: str, copy: str) -> None:
+        """A Directory input's copy: its folders and regular files (links left out)."""
+        self._mkdirs(copy)
+        for name in sorted(n for n in self.dirs if n.startswith(top + "/")):
+            self._mkdirs(os.path.join(copy, os.path.relpath(name, top)))
+        for name in [n for n in self._files if n.startswith(top + "/")]:
+            target = os.path.join(copy, os.path.relpath(name, top))
+            self._mkdirs(os.path.dirname(target))
+            self._set(target, self._text(name))
 
     def point_last(self, parent: str, name: str) -> None:
         last = os.path.join(parent, "_LAST")

@@ -95,8 +95,11 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("s3upload", "delete_after"):
         if getattr(args, key):
             data[key] = getattr(args, key)
-    if args.copy_input_files or args.copy_input_files_for or not batch_executor.sandboxed():
-        # without bubblewrap's read-only binds, read-only copies keep the user's files unchanged
+    in_containers = getattr(args, "engine", None) is not None  # set by run_parsed
+    copy = args.copy_input_files or args.copy_input_files_for
+    if copy or not (in_containers or batch_executor.sandboxed()):
+        # without read-only mounts (a container's, bubblewrap's), read-only copies keep the
+        # user's files unchanged
         data["copy_input_files"] = True
     if args.timeout:
         data["timeout_seconds"] = args.timeout
@@ -206,11 +209,14 @@ def _run_local(args: argparse.Namespace) -> int:
     _set_up_logging(args)
     state = state_dir(args)
 
-    def embedded() -> Any:
+    def embedded(engine: Any) -> Any:
         # imported only once the inputs are good: a bad input ends in miniwdl's time
         from miniwdl_serverless.local.embedded import EmbeddedAWS
 
-        return EmbeddedAWS(efs_root="/", workers=args.workers, state=state, mode=args.embedded_aws)
+        mode = args.embedded_aws
+        return EmbeddedAWS(
+            efs_root="/", workers=args.workers, state=state, mode=mode, engine=engine
+        )
 
     with _scratch(state) as scratch:
         return run_parsed(args, scratch, embedded)
@@ -219,10 +225,11 @@ def _run_local(args: argparse.Namespace) -> int:
 def run_parsed(
     args: argparse.Namespace,
     scratch: str,
-    embedded: Callable[[], contextlib.AbstractContextManager[Any]],
+    embedded: Callable[[Any], contextlib.AbstractContextManager[Any]],
 ) -> int:
     """Check the document and inputs, then (not for -j or a bad input: those end before any
-    AWS is started) run on the embedded AWS that ``embedded`` enters."""
+    AWS is started, or any container engine asked) choose the container engine and run on the
+    embedded AWS that ``embedded(engine)`` enters."""
     try:
         execution_input = build_execution_input(args, scratch)
     except Exception as exn:
@@ -232,9 +239,27 @@ def run_parsed(
         inputs = execution_input.get("input_json", execution_input.get("inputs"))  # or --resume's
         print(json.dumps(inputs, indent=output.indent))
         return 0
-    with embedded() as aws:
+    try:
+        execution_input = _with_engine(args, execution_input)
+    except Exception as exn:
+        return _input_error(exn, args)
+    with embedded(getattr(args, "engine", None)) as aws:
         command_line = getattr(args, "command_line", None)
         return execute(aws, execution_input, not args.no_progress, command_line, output)
+
+
+def _with_engine(args: argparse.Namespace, execution_input: dict[str, Any]) -> dict[str, Any]:
+    """``--container``'s engine (on args.engine), and the copy decision it changes: a
+    container mounts inputs read-only, so they need no copies."""
+    from miniwdl_serverless.local import batch_executor
+
+    args.engine = batch_executor.container_engine(
+        getattr(args, "container", None), getattr(args, "as_me", False)
+    )
+    if args.resume:  # a resumed run keeps its own options
+        return execution_input
+    chosen = {k: v for k, v in execution_input.items() if k != "copy_input_files"}
+    return {**chosen, **_run_options(args)}
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ import argparse
 import sys
 from typing import Any
 
+from miniwdl_serverless.core.containers import CONTAINER_VARIABLE, MODES
 from miniwdl_serverless.core.options import DELETE_AFTER
 
 EXIT_USAGE = 2
@@ -546,6 +547,18 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         help="rerun the local run in DIR (its run directory; give no WORKFLOW): every call "
         "that succeeded is reused from the call cache",
     )
+    run.add_argument(
+        "--container",
+        choices=MODES,
+        help="run each task in its runtime.docker image with this engine (default: "
+        f"${CONTAINER_VARIABLE}, else auto: docker if `docker info` works, else podman if "
+        "`podman info` works, else none: bash)",
+    )
+    run.add_argument(
+        "--as-me",
+        action="store_true",
+        help="in a container, run tasks as your own uid:gid instead of the image's user",
+    )
     run.add_argument("--workers", type=int, help="parallel task commands (default: CPU count)")
     run.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     run.add_argument(
@@ -631,12 +644,6 @@ def _add_miniwdl_run_flags(run: argparse.ArgumentParser) -> None:
         help="copy input files for this task (can supply multiple times); differs: the "
         "controller's setting is per run, so every task of the run gets copies (as "
         "--copy-input-files)",
-    )
-    run.add_argument(
-        "--as-me",
-        action="store_true",
-        help="accepted, no effect here: task commands run with bash as the invoking user "
-        "already (no containers)",
     )
     run.add_argument(
         "--no-quant-check",

@@ -9,7 +9,9 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -18,8 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from miniwdl_serverless.core import sandbox
+from miniwdl_serverless.core import containers, sandbox
 from miniwdl_serverless.core.decisions import MOCK_INTERRUPTION_TAG, SPOT_RECLAIMED
+from miniwdl_serverless.core.resources import DEFAULT_IMAGE
 
 BATCH_LOG_GROUP = "/aws/batch/job"
 STOP_CHECK_SECONDS = 0.02  # how often a running job's thread looks for TerminateJob
@@ -93,12 +96,11 @@ def confined(command: list[str], script: str, array_index: str | None) -> list[s
     return sandbox.bwrap_argv(call_dir, _input_links(call_dir), _system_folders(), command)
 
 
-def _command_and_environment(job: Any, parent: Any) -> tuple[list[str], dict[str, str]]:
-    """What the job's container would run, with its environment; a task's script confined to
-    its call under bubblewrap."""
+def _job_environment(job: Any, parent: Any) -> tuple[dict[str, str], str | None]:
+    """The environment the job's container gets (its definition's and overrides', Batch's
+    variables) and its array index (None: not an array child)."""
     properties = job.job_definition.container_properties or {}
-    command = job.container_overrides.get("command") or properties.get("command")
-    env = dict(os.environ)
+    env: dict[str, str] = {}
     overrides = job.container_overrides.get("environment", [])
     for item in properties.get("environment", []) + overrides:
         env[item["name"]] = item["value"]
@@ -107,21 +109,115 @@ def _command_and_environment(job: Any, parent: Any) -> tuple[list[str], dict[str
     if parent is not None:
         index = str(job.array_properties["index"])
         env["AWS_BATCH_JOB_ARRAY_INDEX"] = index
-    argv = list(command or [])
+    return env, index
+
+
+def _job_command(job: Any) -> list[str]:
+    properties = job.job_definition.container_properties or {}
+    return list(job.container_overrides.get("command") or properties.get("command") or [])
+
+
+def _command_and_environment(job: Any, parent: Any) -> tuple[list[str], dict[str, str]]:
+    """What the job's container would run, with its environment, run with bash here; a task's
+    script confined to its call under bubblewrap."""
+    own, index = _job_environment(job, parent)
+    env = {**os.environ, **own}
+    argv = _job_command(job)
     if len(argv) == 3 and argv[:2] == ["/bin/bash", "-ec"]:  # the adapter's job script
         argv = confined(argv, argv[2], index)
     return argv, env
 
 
+def _index_record(path: str, line: int) -> str | None:
+    """Line ``line`` of an array's index file (a regular file only), None if unreadable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as opened:
+        if not stat.S_ISREG(os.fstat(opened.fileno()).st_mode):
+            return None
+        for number, record in enumerate(opened):
+            if number == line:
+                return record.decode("utf-8", "replace")
+    return None
+
+
+def container_job(job: Any, parent: Any) -> containers.ContainerJob:
+    """The job as a container engine runs it: its definition's image, the call directory
+    (and, for an array child, its run directory) read-write and the call's inputs read-only
+    at the paths the Batch job sees them, its environment and resources."""
+    properties = job.job_definition.container_properties or {}
+    env, index = _job_environment(job, parent)
+    argv = _job_command(job)
+    call_dir = run_dir = None
+    if len(argv) == 3 and argv[:2] == ["/bin/bash", "-ec"]:  # the adapter's job script
+        call_dir, run_dir = containers.job_mounts(argv[2], index, _index_record)
+    mounts: list[containers.Mount] = []
+    if call_dir is not None and os.path.isdir(call_dir):
+        mounts = containers.mounts_for(call_dir, _input_links(call_dir), [run_dir or call_dir])
+    elif run_dir is not None:
+        mounts = containers.mounts_for(run_dir, {})
+    requirements = properties.get("resourceRequirements", []) + job.container_overrides.get(
+        "resourceRequirements", []
+    )
+    vcpus, memory = containers.resources_of(requirements)
+    return containers.ContainerJob(
+        image=str(properties.get("image") or DEFAULT_IMAGE),
+        name=containers.container_name(job.job_name, job.job_id, index),
+        command=argv,
+        workdir=os.path.join(call_dir, "work") if call_dir else run_dir,
+        environment=env,
+        mounts=mounts,
+        vcpus=vcpus,
+        memory_mib=memory,
+    )
+
+
+@functools.cache
+def engine_works(program: str) -> bool:
+    """Whether ``PROGRAM info`` succeeds: the CLI may be installed with no engine to talk to."""
+    if shutil.which(program) is None:
+        return False
+    try:
+        probe = subprocess.run([program, "info"], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def container_engine(mode: str | None, as_me: bool = False) -> containers.Engine | None:
+    """The engine local tasks run in for ``--container`` ``mode`` (else
+    ``MINIWDL_SERVERLESS_CONTAINER``, else auto); None: bash. A named engine that does not
+    answer ``info`` is an error; auto without one says so once, on stderr."""
+    mode = mode or os.environ.get(containers.CONTAINER_VARIABLE) or "auto"
+    program = containers.choose(mode, engine_works)
+    if program is None:
+        if mode == "auto":
+            print(
+                "miniwdl-serverless: no container engine (neither `docker info` nor "
+                "`podman info` succeeded): tasks run with bash on this machine",
+                file=sys.stderr,
+            )
+        return None
+    if not engine_works(program):
+        raise RuntimeError(f"--container {program}: `{program} info` fails here")
+    user = f"{os.getuid()}:{os.getgid()}" if as_me else None
+    return containers.Engine(program, user)
+
+
 class LocalBatch:
-    """Runs submitted Batch jobs with bash, in parallel (bounded), and reports their changes."""
+    """Runs submitted Batch jobs with bash, or in containers of ``engine``, in parallel
+    (bounded), and reports their changes."""
 
     def __init__(
         self,
         workers: int,
         emit: Callable[[Any], None],
         log: Callable[[Any, bytes], None] | None = None,
+        engine: containers.Engine | None = None,
     ):
+        self.engine = engine
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
         self.emit = emit
         self.log = log
@@ -196,7 +292,7 @@ class LocalBatch:
         job._start_attempt()
         job.status = "RUNNING"
         self.emit(job)
-        argv, env = _command_and_environment(job, parent)
+        argv, env, name = self._launch(job, parent)
         # the container's output, as the awslogs driver keeps it
         with tempfile.TemporaryFile() as output:
             process = subprocess.Popen(
@@ -209,6 +305,8 @@ class LocalBatch:
             while not _exited(process, STOP_CHECK_SECONDS):  # at once when it exits
                 if job.stop or (parent is not None and parent.stop):
                     job.stop = True
+                    if name is not None and self.engine is not None:
+                        _kill_container(self.engine, name)
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
                     break
@@ -222,6 +320,13 @@ class LocalBatch:
                     )
         _end(job, process.returncode)
         self.emit(job)
+
+    def _launch(self, job: Any, parent: Any) -> tuple[list[str], dict[str, str], str | None]:
+        """The command, its environment and the container's name (None: bash)."""
+        if self.engine is None:
+            return (*_command_and_environment(job, parent), None)
+        spec = container_job(job, parent)
+        return containers.run_argv(self.engine, spec), dict(os.environ), spec.name
 
     def stop_all(self, timeout: float = 2.0) -> bool:
         """Kill every running job's process group (each job's thread does, within 20 ms) and
@@ -241,6 +346,16 @@ class LocalBatch:
             for job in self.running:
                 job.stop = True  # their processes are killed
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _kill_container(engine: containers.Engine, name: str) -> None:
+    """Stop the container itself: killing its engine's client leaves it running."""
+    try:
+        subprocess.run(
+            containers.kill_argv(engine, name), capture_output=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        logging.getLogger(__name__).warning("cannot remove container %s", name, exc_info=True)
 
 
 def job_tags(job: Any) -> dict[str, str]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from miniwdl_serverless.adapters.efs import EfsRunFiles
+from miniwdl_serverless.core.containers import Engine
 from miniwdl_serverless.local import batch_service, moto_patches
 from miniwdl_serverless.local.batch_executor import BATCH_LOG_GROUP, JobLogs, LocalBatch
 from miniwdl_serverless.local.event_bus import TERMINAL, EventBus
@@ -127,9 +128,11 @@ class EmbeddedAWS:
         server: bool = False,
         state: StateDir | None = None,
         mode: str = "memory",
+        engine: Engine | None = None,
     ):
         """``state``: the state directory whose tables are loaded at the start and saved at the
-        end (None: nothing is kept, as in the tests). ``mode``: one of MODES."""
+        end (None: nothing is kept, as in the tests). ``mode``: one of MODES. ``engine``: the
+        container engine tasks run in (None: bash, local/batch_executor.py)."""
         if mode not in MODES:
             raise ValueError(f"the embedded AWS is one of {', '.join(MODES)}, not {mode!r}")
         self.mode = mode
@@ -143,6 +146,7 @@ class EmbeddedAWS:
         self.stack_name = ""
         self.bucket = LOCAL_BUCKET
         self.efs_root = efs_root
+        self.engine = engine
         self.drain_seconds = 30.0  # how long leaving waits for events and jobs in flight
         self.workers = workers or os.cpu_count() or 2
         self.events = EventBus(event_workers, self._call)
@@ -203,7 +207,10 @@ class EmbeddedAWS:
         for name in ("moto", "werkzeug", "botocore", "aws_lambda_powertools"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         self.batch_executor = LocalBatch(
-            self.workers, self.events.emit_batch_event, JobLogs(lambda: self.events.closing)
+            self.workers,
+            self.events.emit_batch_event,
+            JobLogs(lambda: self.events.closing),
+            self.engine,
         )
         self._patch_moto()
         self._create_resources()
