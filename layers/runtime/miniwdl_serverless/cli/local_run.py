@@ -207,6 +207,7 @@ def execute(
         progress.clear()
         return _terminated(aws, arn, stopped.signal)
     progress.finish(str(description["status"]))
+    leave_report(aws, run_id, description)
     from miniwdl_serverless.cli import views
 
     if description["status"] == "SUCCEEDED":
@@ -222,6 +223,17 @@ def execute(
     for line in views.failure_details(info):
         print(line, file=sys.stderr)
     return views.failure_exit_status(info)
+
+
+def leave_report(aws: Any, run_id: str, description: dict[str, Any] | None) -> None:
+    """report.html in the run directory, as the run ends (success or failure); a report that
+    cannot be written is a warning, never the run's outcome."""
+    from miniwdl_serverless.cli.report import write_local_report
+
+    try:
+        write_local_report(aws, run_id, description)
+    except Exception as exn:  # noqa: BLE001 - best effort: the run's result stands
+        print(f"miniwdl-serverless: warning: no report.html: {exn}", file=sys.stderr)
 
 
 def write_rerun(run_dir: Any, command_line: list[str] | None) -> None:
@@ -291,6 +303,7 @@ def _terminated(aws: Any, arn: str, signal_name: str) -> int:
     if run is not None and run.run_dir:
         info["dir"] = run.run_dir
         _record_termination(aws, run.run_dir, run.workflow_name, info)
+        leave_report(aws, run_id_of(arn), None)
     print(json.dumps(info, indent=2), file=sys.stderr)
     print(f"miniwdl-serverless: {info['message']}", file=sys.stderr)
     return EXIT_TERMINATED
