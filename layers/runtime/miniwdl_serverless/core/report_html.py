@@ -152,7 +152,7 @@ def gantt(rows: list[CallRow], start: float | None, end: float | None) -> str:
             )
         out.append(f'<text x="4" y="{y + 13}">{esc(_clip(row.call, 46))}</text>')
         for attempt in row.attempts:
-            out += _bars(row, attempt, y, origin, scale)
+            out += _bars(row, attempt, y, (origin, finish), scale)
     out.append("</svg>")
     return "\n".join(out)
 
@@ -199,18 +199,30 @@ def _tick(span: float) -> float:
     return float(3600 * max(1, round(span / 36000)))
 
 
-def _bars(row: CallRow, attempt: Attempt, y: int, origin: float, scale: float) -> list[str]:
+def _bars(
+    row: CallRow, attempt: Attempt, y: int, axis: tuple[float, float], scale: float
+) -> list[str]:
+    """An attempt still open (queued or running) is drawn to the chart's end."""
     out = []
+    origin, now = axis
     title = esc(f"{row.call} attempt {attempt.number}: {attempt.outcome} {attempt.detail}".strip())
     queued, started, ended = attempt.queued_at, attempt.started_at, attempt.ended_at
+    if ended is None and attempt.outcome != CACHED:
+        if started is None:  # still queued
+            return (
+                []
+                if queued is None
+                else [_rect(queued, now, y, origin, scale, COLOURS[QUEUED], title)]
+            )
+        ended = now  # still running
+    if attempt.outcome == CACHED:  # no Batch job: a mark where the hit was
+        at = ended or started or queued
+        return [] if at is None else [_rect(at, at, y, origin, scale, COLOURS[CACHED], title)]
     if queued is not None and (started or ended) is not None:
         out.append(_rect(queued, started or ended, y, origin, scale, COLOURS[QUEUED], title))
     if started is not None and ended is not None:
         colour = COLOURS.get(attempt.outcome, COLOURS[RUNNING])
         out.append(_rect(started, ended, y, origin, scale, colour, title))
-    if attempt.outcome == CACHED and (ended or queued) is not None:
-        at = float(ended or queued or 0.0)
-        out.append(_rect(at, at, y, origin, scale, COLOURS[CACHED], title))
     return out
 
 
