@@ -207,3 +207,34 @@ def test_report_of_a_local_run_by_id_reads_the_state_directory(tmp_path, local_s
     page = out.read_text()
     assert run in page and "call-t-2" in page and "local-disk 20 SSD" in page
     assert str(local_state_dir) in page  # where it was read
+
+
+@pytest.mark.xdist_group("server")
+def test_report_of_a_stack_run_reads_it_as_status_and_logs_do(aws_server, tmp_path):
+    """`report RUN --stack`: the execution, the tables, and workflow.log and the failed call's
+    stderr through the stack's logs function (the real CLI in its own process)."""
+    from tests.e2e.test_submit_cli import FAILING, STACK, cli, latest_execution
+
+    (tmp_path / "broken.wdl").write_text(FAILING)
+    submitted = cli(
+        aws_server,
+        "submit",
+        str(tmp_path / "broken.wdl"),
+        "--wait",
+        "--stack",
+        STACK,
+        "--dir",
+        str(tmp_path),
+    )
+    assert submitted.returncode == 3, submitted.stderr
+    run = latest_execution(aws_server)["name"]
+    out = tmp_path / "stack.html"
+    reported = cli(aws_server, "report", run, "--stack", STACK, "-o", str(out))
+    assert reported.returncode == 0, reported.stderr
+    page = out.read_text()
+    assert run in page and f"stack {STACK}" in page
+    assert 'id="failure"' in page and "call-fails" in page and "exit status 3" in page
+    assert "something went wrong" in page  # the stderr tail, read through the logs function
+    assert f'fill="{COLOURS["failed"]}"' in page  # its attempt, from workflow.log
+    missing = cli(aws_server, "report", "run-000000000000", "--stack", STACK, "-o", str(out))
+    assert missing.returncode == 2 and "no run run-000000000000" in missing.stderr

@@ -79,7 +79,7 @@ JOBS = [
         status="running",
         scatter_stack=[["10", "i", 10]],
     ),
-    job("call-sub"),  # a sub-workflow call: its children are the rows
+    job("call-sub", scatter_stack=[["1", "s", 1]]),  # a sub-workflow call: its children are rows
     job("call-sub/call-c", scope="call-sub", cached_from="/runs/old/call-sub/call-c"),
 ]
 ERROR = {
@@ -143,6 +143,7 @@ def test_a_cache_hit_is_a_cached_row_without_a_batch_attempt():
     rows = {r.call: r for r in report().calls}
     hit = rows["call-sub/call-c"]
     assert hit.status == CACHED and [a.outcome for a in hit.attempts] == [CACHED]
+    assert hit.shard == "1"  # its sub-workflow call's shard
 
 
 def test_resources_asked_come_from_the_job_items():

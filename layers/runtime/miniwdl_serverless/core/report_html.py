@@ -138,7 +138,7 @@ def gantt(rows: list[CallRow], start: float | None, end: float | None) -> str:
     span = max(finish - origin, 1e-3)
     scale = CHART_WIDTH / span
     height = AXIS_HEIGHT + ROW_HEIGHT * max(1, len(rows))
-    width = LABEL_WIDTH + CHART_WIDTH + 10
+    width = LABEL_WIDTH + CHART_WIDTH + 40  # room for the last tick's label
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="timeline of calls">'

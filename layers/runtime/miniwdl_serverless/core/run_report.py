@@ -201,6 +201,17 @@ def shard_label(job: dict[str, Any]) -> str | None:
     return ".".join(indices) if indices else None
 
 
+def _shard_in(job: dict[str, Any] | None, every: dict[str, dict[str, Any]]) -> str | None:
+    """A call's scatter indices, or its sub-workflow call's (a shard of a scattered
+    sub-workflow runs its calls in a scope of their own, with no scatter of theirs)."""
+    while job is not None:
+        label = shard_label(job)
+        if label or not job.get("scope"):
+            return label
+        job = every.get(str(job["scope"]))
+    return None
+
+
 def resources_of(job: dict[str, Any] | None, image: str | None) -> Resources:
     runtime = (job or {}).get("runtime") or {}
     disks = runtime.get("disks")
@@ -336,6 +347,7 @@ def build_calls(
 ) -> list[CallRow]:
     """Every task call's row: the log's attempts, the job items' resources and statuses."""
     scopes = {str(j.get("scope")) for j in jobs if j.get("scope")}
+    every = {str(j["job_id"]): j for j in jobs}
     by_id = {str(j["job_id"]): j for j in jobs if is_task_call(j, scopes)}
     logged: dict[str, list[LogEvent]] = {}
     images: dict[str, str] = {}
@@ -364,7 +376,7 @@ def build_calls(
             CallRow(
                 call=call_id,
                 status=status,
-                shard=shard_label(job) if job else None,
+                shard=_shard_in(job, every),
                 attempts=tuple(attempts),
                 resources=resources_of(job, images.get(call_id)),
                 batch_job_id=(job or {}).get("batch_job_id"),
