@@ -303,3 +303,50 @@ def test_a_live_run_draws_open_attempts_to_now():
     assert f'fill="{report_html.COLOURS["running"]}"' in page
     widths = [float(w) for w in re.findall(r'width="([\d.]+)" height="12"', page)]
     assert len(widths) == 4 and max(widths) > 3.0  # nothing vanishes for want of an end
+
+
+# ---- the shell's reads and writes in a run directory a task could tamper with ----------------
+
+
+def test_local_records_never_read_through_a_link_or_a_fifo(tmp_path):
+    import json
+    import os
+
+    from miniwdl_serverless.cli.report import local_records
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not show")
+    run_dir = tmp_path / "run"
+    call = run_dir / "call-t"
+    call.mkdir(parents=True)
+    (run_dir / "workflow.log").write_text(LOG)
+    error = {
+        "error": "RunFailed",
+        "cause": {"node": "call-t", "stderr_file": str(call / "stderr.txt")},
+    }
+    (run_dir / "error.json").write_text(json.dumps(error))
+    (call / "stderr.txt").symlink_to(secret)  # a task left a link where its stderr was
+    log_text, found, tail = local_records(str(run_dir), None)
+    assert log_text == LOG and found == error and tail is None
+    (call / "stderr.txt").unlink()
+    os.mkfifo(call / "stderr.txt")  # a FIFO: opening it must not block, nor be read
+    assert local_records(str(run_dir), None)[2] is None
+    (call / "stderr.txt").unlink()
+    (call / "stderr.txt").write_text("x" * 10_000 + "the end\n")
+    tail = local_records(str(run_dir), None)[2]
+    assert tail is not None and tail.endswith("the end\n") and len(tail) == 4096
+    outside = {**error, "cause": {"stderr_file": str(secret)}}  # an error naming another file
+    assert local_records(str(run_dir), outside)[2] is None
+
+
+def test_the_report_replaces_a_planted_link_instead_of_writing_through_it(tmp_path):
+    from miniwdl_serverless.cli.report import write_report
+
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("kept")
+    page = tmp_path / "report.html"
+    page.symlink_to(target)
+    write_report("<html></html>", str(page))
+    assert target.read_text() == "kept"
+    assert not page.is_symlink() and page.read_text() == "<html></html>"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
