@@ -31,6 +31,10 @@ $(STAMP): pyproject.toml layers/runtime/requirements.txt
 	-command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; } || \
 		echo "bubblewrap not installed: local tasks get read-only copies of their inputs"
+	@# headless chromium renders report.html in tests/e2e/test_run_report.py (skipped without it)
+	-command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium not installed: the report's screenshot test is skipped"
 	touch $(STAMP)
 
 demo: $(STAMP)

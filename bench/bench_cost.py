@@ -1,4 +1,4 @@
-"""What orchestrating a 1,000-task, 10-hour run costs at public AWS prices (bench/cost_model.py),
+"""What orchestrating a 1,000-task, 10-hour run costs at public AWS prices (core/cost_model.py),
 next to miniwdl-aws's Fargate workflow job for the same 10 hours, with and without a NAT gateway;
 and the stack's idle cost per month (bench/stack_cost.py: from the template).
 

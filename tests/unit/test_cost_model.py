@@ -1,4 +1,5 @@
-"""The cost model's arithmetic (bench/cost_model.py), by hand-worked examples."""
+"""The cost model's arithmetic (core/cost_model.py, imported as bench/cost_model.py), by
+hand-worked examples."""
 
 from __future__ import annotations
 

@@ -380,6 +380,7 @@ def execute(
     if streamer is not None:
         streamer.poll(progress.clear)
     progress.finish(str(description["status"]))
+    leave_report(aws, run_id, description)
     from miniwdl_serverless.cli import views
 
     if description["status"] == "SUCCEEDED":
@@ -461,6 +462,17 @@ def _read_from(path: str, offset: int, limit: int = 1 << 20) -> bytes:
         return opened.read(limit)
 
 
+def leave_report(aws: Any, run_id: str, description: dict[str, Any] | None) -> None:
+    """report.html in the run directory, as the run ends (success or failure); a report that
+    cannot be written is a warning, never the run's outcome."""
+    from miniwdl_serverless.cli.report import write_local_report
+
+    try:
+        write_local_report(aws, run_id, description)
+    except Exception as exn:  # noqa: BLE001 - best effort: the run's result stands
+        print(f"miniwdl-serverless: warning: no report.html: {exn}", file=sys.stderr)
+
+
 def write_rerun(run_dir: Any, command_line: list[str] | None) -> None:
     """miniwdl's ``rerun`` script in the run directory: the same command, from the same
     directory (a new file only: never written through a link a task left there)."""
@@ -528,6 +540,7 @@ def _terminated(aws: Any, arn: str, signal_name: str) -> int:
     if run is not None and run.run_dir:
         info["dir"] = run.run_dir
         _record_termination(aws, run.run_dir, run.workflow_name, info)
+        leave_report(aws, run_id_of(arn), None)
     print(json.dumps(info, indent=2), file=sys.stderr)
     print(f"miniwdl-serverless: {info['message']}", file=sys.stderr)
     return EXIT_TERMINATED

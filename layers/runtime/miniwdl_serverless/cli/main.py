@@ -3,10 +3,10 @@
 ``run`` executes a workflow locally on the embedded AWS (see local_run.py); its inputs and stdout
 follow ``miniwdl run``.
 
-``submit``, ``status``, ``logs``, ``cancel``, ``list`` and ``reconcile`` talk to a deployed
-stack (see remote.py, and watch.py for ``submit --wait/--follow``); ``submit`` takes
-miniwdl-aws-submit's options. ``status`` and ``list`` also read local runs from the state
-directory ``run`` keeps (local_runs.py).
+``submit``, ``status``, ``logs``, ``report``, ``cancel``, ``list`` and ``reconcile`` talk to a
+deployed stack (see remote.py, and watch.py for ``submit --wait/--follow``); ``submit`` takes
+miniwdl-aws-submit's options. ``status``, ``list`` and ``report`` also read local runs from the
+state directory ``run`` keeps (local_runs.py); ``report`` also a run directory (report.py).
 """
 
 from __future__ import annotations
@@ -368,6 +368,32 @@ def _add_logs_arguments(parser: argparse.ArgumentParser) -> None:
     _add_stack_arguments(parser)
 
 
+def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "run",
+        metavar="RUN|DIR",
+        help="run id (the execution name) or execution ARN, or a local run directory",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="where to write the HTML (default: DIR/report.html, or report-RUN.html here)",
+    )
+    _add_stack_arguments(parser)
+    _add_local_arguments(parser)
+
+
+REPORT_DESCRIPTION = """\
+Write one self-contained HTML page about a run (inline CSS and SVG; nothing fetched): a gantt of
+its calls (queued, running, retried, cached, one row per scatter shard), the resources each
+asked (cpu, memory, gpu, disks), durations, the failure (call, message, stderr tail) and an
+estimate of the run's orchestration cost at public AWS prices. RUN is read as `status` reads
+it (a deployed stack, or the local state directory); DIR from its files (workflow.log,
+error.json) and its local records. Prints the file written.
+"""
+
+
 def _add_cancel_arguments(parser: argparse.ArgumentParser) -> None:
     _add_run_id(parser)
     _add_stack_arguments(parser)
@@ -463,6 +489,11 @@ REMOTE_COMMANDS: dict[str, tuple[str, str, Any]] = {
         "read through the stack's read-only logs function (or CloudWatch /aws/batch/job "
         "with --cloudwatch).",
         _add_logs_arguments,
+    ),
+    "report": (
+        "an HTML report of a run: timeline, resources, failure, cost estimate",
+        REPORT_DESCRIPTION,
+        _add_report_arguments,
     ),
     "cancel": (
         "stop a run and terminate its Batch jobs",

@@ -1,5 +1,6 @@
-"""`submit`, `status`, `logs`, `cancel`, `list`, `reconcile`: the CLI against a deployed stack
-(imperative shell over submit.py, views.py and stack.py; watch.py follows a submitted run)."""
+"""`submit`, `status`, `logs`, `report`, `cancel`, `list`, `reconcile`: the CLI against a deployed
+stack (imperative shell over submit.py, views.py and stack.py; watch.py follows a submitted run,
+report.py writes a run's HTML report)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from miniwdl_serverless.cli import local_runs, self_test, teardown, views
+from miniwdl_serverless.cli import report as html_report
 from miniwdl_serverless.cli.stack import (
     Clients,
     Stack,
@@ -426,6 +428,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Clients], int]] = {
     "status": status,
     "logs": logs,
     "cancel": cancel,
+    "report": lambda args, clients: html_report.report_command(
+        args, clients, lambda: _stack(args, clients)
+    ),
     "list": list_runs,
     "reconcile": reconcile,
     "self-test": lambda args, clients: self_test.self_test(

@@ -125,7 +125,11 @@ def _prepare_and_submit(
     submission = task_submission(call, ctx.settings, queue, {**ctx.options.tags, **mock})
     state_dir = os.path.join(call_dir, ".state")
     state = files.store_value(prepared.state, state_dir, f"task_state-{attempt}")
-    fields = {"task_state": state, "queue": queue, "runtime": runtime_summary(submission, runtime)}
+    fields = {
+        "task_state": state,
+        "queue": queue,
+        "runtime": runtime_summary(submission, runtime, prepared.raw_runtime),
+    }
     _queue_submission(ctx, (job.job_id, attempt), submission, lease, fields)
     return []
 

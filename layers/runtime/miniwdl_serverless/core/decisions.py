@@ -319,9 +319,18 @@ def task_submission(
     )
 
 
-def runtime_summary(submission: TaskSubmission, runtime: dict[str, Any]) -> dict[str, Any]:
-    """What the job item keeps of the runtime (for retries and the status display)."""
-    return {
+DISKS_LIMIT = 200  # characters of runtime.disks a job item keeps (the report shows them)
+
+
+def runtime_summary(
+    submission: TaskSubmission, runtime: dict[str, Any], raw_runtime: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What the job item keeps of the runtime (for retries, the status display and the run
+    report: ``disks`` as written, bounded, since Batch has no disk request of its own)."""
+    disks = (raw_runtime or {}).get("disks")
+    if isinstance(disks, list):
+        disks = ", ".join(str(d) for d in disks)
+    summary = {
         "docker": runtime.get("docker"),
         "cpu": submission.resources.vcpus,
         "memory_mib": submission.resources.memory_mib,
@@ -329,6 +338,9 @@ def runtime_summary(submission: TaskSubmission, runtime: dict[str, Any]) -> dict
         "maxRetries": int(runtime.get("maxRetries") or 0),
         "preemptible": int(runtime.get("preemptible") or 0),
     }
+    if disks not in (None, ""):
+        summary["disks"] = str(disks)[:DISKS_LIMIT]
+    return summary
 
 
 # ---- scopes and runs ------------------------------------------------------------------------
