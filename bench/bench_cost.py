@@ -35,7 +35,10 @@ from typing import Any
 from samtranslator.yaml_helper import yaml_parse
 
 from bench import bench_completions, stack_cost
-from bench.cost_model import (
+from bench.results_file import merge
+from miniwdl_serverless.controller.advance import on_batch_event
+from miniwdl_serverless.controller.work import deliver_in_process
+from miniwdl_serverless.core.cost_model import (
     HOURS_PER_MONTH,
     Invocations,
     Prices,
@@ -45,9 +48,6 @@ from bench.cost_model import (
     nat_cost,
     orchestration_cost,
 )
-from bench.results_file import merge
-from miniwdl_serverless.controller.advance import on_batch_event
-from miniwdl_serverless.controller.work import deliver_in_process
 from miniwdl_serverless.core.work import OUTSIDE_KINDS, WorkItem
 from tests.unit.harness import Harness
 

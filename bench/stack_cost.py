@@ -1,6 +1,6 @@
 """What the deployed stack costs while no run is going, per month, computed from template.yaml
 at its parameters' defaults (the stack makes its own network, file system and Batch queues)
-with bench/cost_model.py's prices. Every resource type the template declares must have a rule
+with core/cost_model.py's prices. Every resource type the template declares must have a rule
 here: a type this module does not know fails (tests/unit/test_stack_cost.py), so a billable
 resource cannot enter the template unpriced. README.md's idle-cost table is this module's
 output, and the test keeps it so.
@@ -20,7 +20,13 @@ from typing import Any
 
 from samtranslator.yaml_helper import yaml_parse
 
-from bench.cost_model import HOURS_PER_MONTH, Invocations, Prices, Usage, orchestration_cost
+from miniwdl_serverless.core.cost_model import (
+    HOURS_PER_MONTH,
+    Invocations,
+    Prices,
+    Usage,
+    orchestration_cost,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"

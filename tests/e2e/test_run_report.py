@@ -213,20 +213,9 @@ def test_report_of_a_local_run_by_id_reads_the_state_directory(tmp_path, local_s
 def test_report_of_a_stack_run_reads_it_as_status_and_logs_do(aws_server, tmp_path):
     """`report RUN --stack`: the execution, the tables, and workflow.log and the failed call's
     stderr through the stack's logs function (the real CLI in its own process)."""
-    from tests.e2e.test_submit_cli import FAILING, STACK, cli, latest_execution
+    from tests.e2e.test_submit_cli import STACK, cli, latest_execution, submit_failing
 
-    (tmp_path / "broken.wdl").write_text(FAILING)
-    submitted = cli(
-        aws_server,
-        "submit",
-        str(tmp_path / "broken.wdl"),
-        "--wait",
-        "--stack",
-        STACK,
-        "--dir",
-        str(tmp_path),
-    )
-    assert submitted.returncode == 3, submitted.stderr
+    submit_failing(aws_server, tmp_path)
     run = latest_execution(aws_server)["name"]
     out = tmp_path / "stack.html"
     reported = cli(aws_server, "report", run, "--stack", STACK, "-o", str(out))

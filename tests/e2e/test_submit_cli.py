@@ -231,19 +231,19 @@ def test_submit_follow_success_prints_outputs_and_progress(aws_server, tmp_path)
     assert "calls: " in result.stderr and "submitting call-greet-0 attempt 1" in result.stderr
 
 
-def test_submit_wait_failure_exits_with_the_task_status(aws_server, tmp_path):
+def submit_failing(aws, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`submit --wait` of a workflow whose task exits 3 (the real CLI in its own process)."""
     (tmp_path / "broken.wdl").write_text(FAILING)
-    result = cli(
-        aws_server,
-        "submit",
-        str(tmp_path / "broken.wdl"),
-        "--wait",
-        "--stack",
-        STACK,
-        "--dir",
-        str(tmp_path),
-    )
-    assert result.returncode == 3, result.stderr
+    submitted = cli(
+        aws, "submit", str(tmp_path / "broken.wdl"), "--wait", "--stack", STACK,
+        "--dir", str(tmp_path),
+    )  # fmt: skip
+    assert submitted.returncode == 3, submitted.stderr
+    return submitted
+
+
+def test_submit_wait_failure_exits_with_the_task_status(aws_server, tmp_path):
+    result = submit_failing(aws_server, tmp_path)
     assert result.stdout == "" and "calls: " not in result.stderr  # --wait shows no progress
     assert '"stderr_tail": "something went wrong\\n"' in result.stderr
     assert "\nminiwdl-serverless: RunFailed: " in result.stderr

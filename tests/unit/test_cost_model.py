@@ -1,11 +1,11 @@
-"""The cost model's arithmetic (core/cost_model.py, imported as bench/cost_model.py), by
+"""The cost model's arithmetic (core/cost_model.py), by
 hand-worked examples."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.cost_model import (
+from miniwdl_serverless.core.cost_model import (
     Cost,
     Invocations,
     Prices,

@@ -10,7 +10,7 @@ import pytest
 from samtranslator.yaml_helper import yaml_parse
 
 from bench import stack_cost
-from bench.cost_model import HOURS_PER_MONTH, Prices
+from miniwdl_serverless.core.cost_model import HOURS_PER_MONTH, Prices
 
 
 @pytest.fixture(scope="module")
