@@ -279,6 +279,7 @@ class EmbeddedAWS:
             moto_patches.lazy_batch_package,
             moto_patches.patch_callback_delay,
             moto_patches.patch_stopped_executions,
+            moto_patches.patch_stop_is_immediate,
             lambda: moto_patches.patch_s3_notifications(
                 lambda name, bucket, key: events.put_event(
                     events.s3_object_created_event(name, bucket, key)

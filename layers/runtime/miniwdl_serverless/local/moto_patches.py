@@ -178,6 +178,27 @@ def patch_stopped_executions() -> Undo:
     return undo
 
 
+def patch_stop_is_immediate() -> Undo:
+    """On AWS an execution is ABORTED when StopExecution returns; moto's parser marks it only
+    when the execution's worker notices the stop (a moment later, or after a Lambda it waits
+    on returns), so a DescribeExecution right after the stop could still say RUNNING."""
+    import datetime
+
+    from moto.stepfunctions.models import StepFunctionBackend
+    from moto.stepfunctions.parser.api import ExecutionStatus
+
+    original = StepFunctionBackend.__dict__["stop_execution"]
+
+    def stop_execution(backend: Any, execution_arn: str) -> Any:
+        execution = original(backend, execution_arn)
+        if getattr(execution, "exec_status", None) == ExecutionStatus.RUNNING:
+            execution.exec_status = ExecutionStatus.ABORTED
+            execution.stop_date = datetime.datetime.now(tz=datetime.timezone.utc)
+        return execution
+
+    return _replace(StepFunctionBackend, "stop_execution", stop_execution)
+
+
 def patch_s3_notifications(object_created: Callable[[str, str, Any], None]) -> Undo:
     """S3 → EventBridge as AWS does it: a bucket with EventBridge notifications on calls
     ``object_created(event name, bucket name, key)`` for every new object, to put its
