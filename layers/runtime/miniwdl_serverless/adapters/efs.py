@@ -128,19 +128,11 @@ class EfsRunFiles:
             except (FileNotFoundError, IsADirectoryError):
                 pass
         self.make_dirs(copy)
-        for folder in self._folders(top):
+        folders, files = self._tree(top)
+        for folder in folders:
             self.make_dirs(os.path.join(copy, os.path.relpath(folder, top)))
-        for file in self.list_files(top):
+        for file in files:
             self._copy_input(file, os.path.join(copy, os.path.relpath(file, top)))
-
-    def _folders(self, top: str) -> list[str]:
-        found, pending = [], [top]
-        while pending:
-            with os.scandir(pending.pop()) as entries:
-                inner = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
-            found += inner
-            pending += inner
-        return sorted(found)
 
     def point_last(self, parent: str, name: str) -> None:
         with safe_fs.directory(self.root, parent) as dir_fd:
@@ -215,7 +207,11 @@ class EfsRunFiles:
             return 0
 
     def list_files(self, path: str) -> list[str]:
-        found, pending = [], [path]
+        return self._tree(path)[1]
+
+    def _tree(self, path: str) -> tuple[list[str], list[str]]:
+        """The folders and the regular files under ``path`` (no link followed), sorted."""
+        folders, found, pending = [], [], [path]
         while pending:  # not os.walk: it recurses once per level, and a task may nest deeply
             top = pending.pop()
             try:
@@ -226,9 +222,10 @@ class EfsRunFiles:
             for entry in children:
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
+                    folders.append(entry.path)
                 elif entry.is_file(follow_symlinks=False) and self.inside_root(entry.path):
                     found.append(entry.path)
-        return sorted(found)
+        return sorted(folders), sorted(found)
 
     def open_new(self, path: str) -> BinaryIO:
         parent, name = os.path.split(os.path.normpath(path))

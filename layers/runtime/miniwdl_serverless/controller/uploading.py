@@ -138,9 +138,9 @@ class OutputPlan:
     def _plan(self, value: str, name: str) -> str:
         if not self._ours(value):
             return value
-        key, source = self._key(value, name), value
-        if value.startswith(self.out):  # a link under out/: what it names, under the link's path
-            source = self.files.real_path(value)
+        under_out = value.startswith(self.out)  # a link there: what it names, at its own path
+        source = self.files.real_path(value) if under_out else value
+        key = value[len(self.out) :] if under_out else self._outside_key(value, name)
         if self.files.is_file(source):
             target = self.folder + key
             self.items.append(Item(source, target, name))
@@ -153,11 +153,10 @@ class OutputPlan:
             self.targets[name] = target
         return value
 
-    def _key(self, value: str, name: str) -> str:
-        """miniwdl-aws's layout: the contents of out/ right under the folder (an output outside
-        out/, when its link could not be made: under the output's name)."""
-        if value.startswith(self.out):
-            return value[len(self.out) :]
+    @staticmethod
+    def _outside_key(value: str, name: str) -> str:
+        """miniwdl-aws's layout puts out/'s contents right under the folder; an output outside
+        out/ (its link could not be made) goes under the output's name."""
         return f"{name}/{os.path.basename(value.rstrip('/'))}"
 
 
