@@ -102,6 +102,7 @@ STORE: dict[str, tuple[str, Callable[..., int]]] = {
     "get_run_and_job": (_READ, _one),  # BatchGetItem over both tables
     "get_jobs": (_READ, _get_jobs),  # BatchGetItem
     "query_jobs": (_READ, _one),  # Query (one page per call counted)
+    "tallied": (_READ, _one),  # Query of the run's buckets
     "put_new_jobs": (_TRANSACT, _put_new_jobs),  # TransactWriteItems
 }
 # methods whose request kind depends on the call

@@ -53,6 +53,7 @@ KINDS: dict[str, dict[str, str]] = {
         "complete": WRITE,
         "tally_shard": WRITE,
         "tally_bucket": WRITE,
+        "tallied": READ,
         "fail_job": WRITE,
     },
     "files": {

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pynamodb.connection import Connection
@@ -55,7 +55,10 @@ from miniwdl_serverless.core.records import (
     completing_step,
 )
 from miniwdl_serverless.core.store_rules import (
+    BUCKET_COUNTERS,
+    TALLY_PREFIX,
     TRANSACTION_LIMIT,
+    bucket_counts,
     chunks,
     ended_fields,
     tally_item_id,
@@ -365,15 +368,29 @@ class DynamoStore:
             return False
         return True
 
-    def tally_shard(self, job: Job) -> bool:
+    def tally_shard(self, job: Job, counts: Mapping[str, int]) -> bool:
         tally = _tally(job)
-        jobs = self.jobs
-        actions = [jobs.members.add({int(tally["index"])})]
+        jobs, index = self.jobs, int(tally["index"])
+        actions = [jobs.members.add({index})]
+        actions += [getattr(jobs, name).add(n) for name, n in bucket_counts(counts).items()]
         if job.expires_at is not None:  # the bucket expires with the jobs (if_not_exists)
             actions.append(jobs.expires_at.set(jobs.expires_at | job.expires_at))
         bucket = jobs(job.run_id, tally_item_id(tally["gather"], int(tally["bucket"])))
-        bucket.update(actions=actions)  # an ADD to a set: a second one changes nothing
+        condition = jobs.members.does_not_exist() | ~jobs.members.contains(index)
+        if self._update(bucket, actions, condition) is None:  # counted before: as it is now
+            bucket.refresh(consistent_read=True)
         return len(bucket.members or ()) >= int(tally["size"])
+
+    def tallied(self, run_id: str) -> dict[str, int]:
+        totals = dict.fromkeys(BUCKET_COUNTERS, 0)
+        attributes = list(BUCKET_COUNTERS)
+        in_range = self.jobs.job_id.startswith(TALLY_PREFIX)
+        for item in self.jobs.query(
+            run_id, in_range, consistent_read=True, attributes_to_get=attributes
+        ):
+            for name in BUCKET_COUNTERS:
+                totals[name] += int(getattr(item, name) or 0)
+        return totals
 
     def tally_bucket(self, job: Job) -> Job | None:
         tally = _tally(job)

@@ -7,7 +7,7 @@ when the store's state did not allow it: that is an expected outcome, never an e
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -147,10 +147,16 @@ class RunStore(Protocol):
         Returns what it decremented; None if it was completed before, or the attempt moved on.
         Raises MissingJob if a dependent does not exist (nothing changes then)."""
 
-    def tally_shard(self, job: Job) -> bool:
+    def tally_shard(self, job: Job, counts: Mapping[str, int]) -> bool:
         """Count the completed shard ``job`` (``job.tally``) in its bucket, without a
         transaction and idempotently (a shard is counted once however often this is called:
-        call it only once ``job`` is done). True if its bucket now holds all its shards."""
+        call it only once ``job`` is done), with its share of the run's counters (``counts``:
+        ``BUCKET_COUNTERS`` only), which the bucket keeps instead of the run item: one write
+        a shard, not two. True if its bucket now holds all its shards."""
+
+    def tallied(self, run_id: str) -> dict[str, int]:
+        """The run's counters its buckets hold (``tally_shard``'s ``counts``), summed: added
+        to the run item's own, they are the run's counts."""
 
     def tally_bucket(self, job: Job) -> Job | None:
         """Count the full bucket of the shard ``job`` into its gather's ``pending``, once per
