@@ -48,6 +48,7 @@ KINDS: dict[str, dict[str, str]] = {
         "mark_running": WRITE,
         "renew_lease": WRITE,
         "record_batch_job": WRITE,
+        "note_started": WRITE,
         "stop_awaiting": WRITE,
         "update_job": WRITE,
         "complete": WRITE,

@@ -19,7 +19,7 @@ from miniwdl_serverless.adapters.dynamodb import DynamoStore
 from miniwdl_serverless.adapters.dynamodb_items import CacheItem, WorkTableItem
 from miniwdl_serverless.adapters.memory import MemoryStore
 from miniwdl_serverless.adapters.retrying import Retrying
-from miniwdl_serverless.controller.ports import MissingJob, RunStore
+from miniwdl_serverless.controller.ports import MissingJob, RunStore, Started
 from miniwdl_serverless.controller.progress import ready_dependents
 from miniwdl_serverless.core.backoff import Backoff
 from miniwdl_serverless.core.records import (
@@ -193,6 +193,30 @@ def test_submission_recorded_before_the_batch_job_id(store, run_id):
     # an attempt marked without a lease (written before leases had an end) has none
     make(store, run_id, "old", status=RUNNING, submitted_at=time.time())
     assert store.mark_running(run_id, "old", 0, resubmit=True) is not None
+
+
+def test_a_start_is_noted_once_and_only_for_the_attempts_batch_job(store, run_id):
+    """RUNNING events are noted with no read: the write's condition is the whole check."""
+    make(store, run_id, "call", status=CLAIMED)
+    store.mark_running(run_id, "call", 0, batch_job_name="n0", batch_job_id=None)
+    other_attempt = Started(1, "n0", "b1", "stream", 1.0)
+    other_name = Started(0, "n1", "b1", "stream", 1.0)
+    assert store.note_started(run_id, "call", other_attempt) is None
+    assert store.note_started(run_id, "call", other_name) is None
+    started = store.note_started(run_id, "call", Started(0, "n0", "b1", "stream", 5.0))
+    assert started is not None and started.started_at == 5.0 and started.log_stream == "stream"
+    assert store.note_started(run_id, "call", Started(0, "n0", "b1", "later", 6.0)) is None
+    assert store.get_job(run_id, "call").started_at == 5.0  # type: ignore[union-attr]
+    # once the Batch job is recorded, another job of the same name is not this attempt's
+    make(store, run_id, "recorded", status=CLAIMED)
+    store.mark_running(run_id, "recorded", 0, batch_job_name="m0")
+    assert store.record_batch_job(run_id, "recorded", 0, "b7")
+    assert store.note_started(run_id, "recorded", Started(0, "m0", "b8", "s", 1.0)) is None
+    assert store.note_started(run_id, "recorded", Started(0, "m0", "b7", "s", 1.0)) is not None
+    # nor a job that is not running (done, completing) or does not exist
+    make(store, run_id, "done", status=DONE, attempt=0, batch_job_name="d0")
+    assert store.note_started(run_id, "done", Started(0, "d0", "b9", "s", 1.0)) is None
+    assert store.note_started(run_id, "no-such-job", Started(0, "d0", "b9", "s", 1.0)) is None
 
 
 def test_only_the_holder_renews_the_submit_lease(store, run_id):

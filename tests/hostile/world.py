@@ -200,6 +200,7 @@ _WRITES = (
     "renew_lease",
     "stop_awaiting",
     "record_batch_job",
+    "note_started",
     "update_job",
     "complete",
     "fail_job",

@@ -39,7 +39,7 @@ from miniwdl_serverless.adapters.dynamodb_items import (
     job_record,
     run_record,
 )
-from miniwdl_serverless.controller.ports import Conflict, MissingJob
+from miniwdl_serverless.controller.ports import Conflict, MissingJob, Started
 from miniwdl_serverless.core.records import (
     CLAIMED,
     DONE,
@@ -282,6 +282,18 @@ class DynamoStore:
         condition = (jobs.attempt == attempt) & jobs.batch_job_id.does_not_exist()
         actions = [jobs.batch_job_id.set(batch_job_id)]
         return self._job_update(run_id, job_id, actions, condition) is not None
+
+    def note_started(self, run_id: str, job_id: str, started: Started) -> Job | None:
+        jobs = self.jobs
+        condition = (
+            (jobs.status == RUNNING)
+            & (jobs.attempt == started.attempt)
+            & (jobs.batch_job_name == started.batch_job_name)
+            & (jobs.batch_job_id.does_not_exist() | (jobs.batch_job_id == started.batch_job_id))
+            & jobs.started_at.does_not_exist()
+        )
+        actions = [jobs.started_at.set(started.started_at), jobs.log_stream.set(started.log_stream)]
+        return self._job_update(run_id, job_id, actions, condition)
 
     def update_job(self, run_id: str, job_id: str, **fields: Any) -> Job:
         actions = _assignments(self.jobs, fields, JOB_FIELDS)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from miniwdl_serverless.controller.ports import CacheEntry, MissingJob
+from miniwdl_serverless.controller.ports import CacheEntry, MissingJob, Started
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.reconciling import DeadLetter
 from miniwdl_serverless.core.records import (
@@ -299,6 +299,19 @@ class MemoryStore:
             return job.attempt == attempt and job.batch_job_id is None
 
         return self._update_if(run_id, job_id, allowed, batch_job_id=batch_job_id) is not None
+
+    def note_started(self, run_id: str, job_id: str, started: Started) -> Job | None:
+        def allowed(job: Job) -> bool:
+            return (
+                job.status == RUNNING
+                and job.attempt == started.attempt
+                and job.batch_job_name == started.batch_job_name
+                and job.batch_job_id in (None, started.batch_job_id)
+                and job.started_at is None
+            )
+
+        fields = {"started_at": started.started_at, "log_stream": started.log_stream}
+        return self._update_if(run_id, job_id, allowed, **fields)
 
     def stop_awaiting(self, run_id: str, job_id: str, dependency: str) -> Job | None:
         with self._lock:

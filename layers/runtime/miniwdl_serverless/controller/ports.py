@@ -50,6 +50,17 @@ class Conflict(StoreError):
     """A write kept losing against concurrent writers."""
 
 
+@dataclass(frozen=True)
+class Started:
+    """A Batch job's RUNNING event, as ``RunStore.note_started`` checks and records it."""
+
+    attempt: int
+    batch_job_name: str
+    batch_job_id: str
+    log_stream: str
+    started_at: float
+
+
 class RunStore(Protocol):
     """The runs and jobs of every run; one partition (a run's jobs) per run."""
 
@@ -130,6 +141,12 @@ class RunStore(Protocol):
 
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         """The Batch job of ``attempt``, unless one is recorded or the attempt moved on."""
+
+    def note_started(self, run_id: str, job_id: str, started: Started) -> Job | None:
+        """When the Batch job of the attempt started and its log stream, in one conditional
+        write and no read: only if the job runs that attempt as that Batch job (by name, and
+        by id once recorded) and its start was not noted before. The job after the write;
+        None if the condition failed (the caller then reads the job to see why)."""
 
     def stop_awaiting(self, run_id: str, job_id: str, dependency: str) -> Job | None:
         """Give back the count of an outside ``dependency`` that completed before the job
