@@ -91,7 +91,9 @@ def _type_rule(self: Any, meta: Any, items: Any) -> Type.Base:
 
 def _map_check(self: Type.Map, rhs: Type.Base, check_quant: bool = True) -> None:
     if isinstance(rhs, OpenObject):
-        self.item_type[0].check(Type.String(), check_quant)
+        key = self.item_type[0]
+        if type(key) is not Type.String or key.optional:  # Map[String, Y] only, as the spec says
+            raise TypeError()
         return self._check_optional(rhs, check_quant)
     return _miniwdl["map_check"](self, rhs, check_quant)  # type: ignore[no-any-return]
 
