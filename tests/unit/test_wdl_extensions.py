@@ -244,3 +244,27 @@ def test_read_object_needs_exactly_one_row(tmp_path: Path) -> None:
     }
     """
     assert "read_object(): the file must have exactly two lines" in failure(source, tmp_path)
+
+
+# --- array literals ----------------------------------------------------------------------------
+
+
+def test_an_array_item_is_not_made_a_string_from_wdl_1_1() -> None:
+    body = 'workflow w { output { File j = write_json([[1], "test"]) } }'
+    message = "array items have no common type: Array[Int]+ does not coerce to String"
+    assert message in type_error(body, "1.1")
+    assert message in type_error(body, "1.2")
+    typecheck(body, "1.0")  # miniwdl's behaviour (an Array[String]), kept for 1.0 documents
+
+
+@pytest.mark.parametrize("item", ['{"a": 1}', "(1, 2)", "object { a: 1 }"])
+def test_other_compound_items_were_already_refused(item: str) -> None:
+    body = f'workflow w {{ output {{ File j = write_json([{item}, "test"]) }} }}'
+    for version in ("1.0", "1.1"):
+        assert "unify" in type_error(body, version)
+
+
+def test_primitive_array_items_still_unify_to_string() -> None:
+    doc = typecheck('workflow w { Array[String] a = ["x", 1, 2.5, true]  Array[Int] b = [1] }')
+    assert doc.workflow is not None
+    assert [str(d.expr.type) for d in doc.workflow.body] == ["Array[String]+", "Array[Int]+"]

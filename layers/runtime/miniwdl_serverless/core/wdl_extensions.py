@@ -20,11 +20,16 @@ miniwdl's own ``Type.Object`` (the type of ``object { ... }`` literals), so that
   ``String`` members (miniwdl returned ``Map[String, String]``; an ``Object`` still coerces to
   one, so documents declaring the result as a map keep working).
 
+Array literals (WDL 1.1 and later): a compound value (Array, Map, Pair, struct, Object) never
+coerces to ``String``, so ``[[1], "a"]`` has no common item type and is a type error, where
+miniwdl made it an ``Array[String]`` (WDL 1.0 documents keep miniwdl's behaviour).
+
 ``install`` changes miniwdl's classes for the whole process, idempotently: its parser (the
 ``type`` rule), ``Type.Map``/``Type.StructInstance`` checks, ``Value.from_json`` and the
-``Map``/``Struct`` value coercions, member access (``Expr.Get``) and the standard library
-(every ``StdLib.Base`` gets the four functions, so typechecking, the workflow's and each task's
-standard library all have them). Each change applies only where an ``Object`` is involved;
+``Map``/``Struct`` value coercions, member access (``Expr.Get``), array literal typing
+(``Expr.Array``) and the standard library (every ``StdLib.Base`` gets the four functions, so
+typechecking, the workflow's and each task's standard library all have them). Each change
+applies only where an ``Object`` (or, for arrays, a compound item made a String) is involved;
 everything else goes to miniwdl's own code unchanged.
 """
 
@@ -36,6 +41,7 @@ from typing import IO, Any
 import lark
 import WDL._parser
 from WDL import Env, Error, Expr, StdLib, Type, Value
+from WDL._util import WDLVersion, wdl_version_geq
 
 
 class OpenObject(Type.Object):
@@ -172,6 +178,29 @@ def _get_eval(self: Expr.Get, env: Env.Bindings[Value.Base], stdlib: StdLib.Base
         there = ", ".join(sorted(value.value)) or "none"
         raise Error.EvalError(self, f"Object has no member '{self.member}' (its members: {there})")
     return value.value[self.member]
+
+
+# --- array literals: no compound item made a String (WDL 1.1+) ---------------------------------
+
+_COMPOUND = (Type.Array, Type.Map, Type.Pair, Type.StructInstance, Type.Object)
+
+
+def _array_infer_type(self: Expr.Array, type_env: Env.Bindings[Type.Base]) -> Type.Base:
+    ans = _miniwdl["array_infer_type"](self, type_env)
+    version = getattr(self._stdlib, "wdl_version", "1.0")
+    if (
+        isinstance(ans, Type.Array)
+        and isinstance(ans.item_type, Type.String)
+        and wdl_version_geq(version, WDLVersion.V1_1)
+    ):
+        compound = next((i.type for i in self.items if isinstance(i.type, _COMPOUND)), None)
+        if compound is not None:
+            raise Error.IndeterminateType(
+                self,
+                f"array items have no common type: {compound} does not coerce to String "
+                f"(WDL {version})",
+            )
+    return ans  # type: ignore[no-any-return]
 
 
 # --- standard library: write_object(s), read_object(s) -----------------------------------
@@ -324,6 +353,7 @@ def install() -> None:
         struct_coerce=Value.Struct.coerce,
         get_infer_type=Expr.Get._infer_type,
         get_eval=Expr.Get._eval,
+        array_infer_type=Expr.Array._infer_type,
         stdlib_init=StdLib.Base.__init__,
     )
     transformer.type = lark.v_args(meta=True)(_type_rule)  # type: ignore[method-assign]
@@ -334,4 +364,5 @@ def install() -> None:
     Value.Struct.coerce = _struct_coerce  # type: ignore[method-assign]
     Expr.Get._infer_type = _get_infer_type  # type: ignore[method-assign]
     Expr.Get._eval = _get_eval  # type: ignore[method-assign]
+    Expr.Array._infer_type = _array_infer_type  # type: ignore[method-assign]
     StdLib.Base.__init__ = _stdlib_init  # type: ignore[method-assign]
