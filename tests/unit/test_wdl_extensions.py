@@ -80,6 +80,11 @@ def test_a_struct_named_in_the_document_is_unaffected() -> None:
     assert str(doc.workflow.body[0].type) == "Obj"
 
 
+def test_a_struct_cannot_take_the_name_object() -> None:
+    with pytest.raises(WDL.Error.InvalidType, match="a struct cannot be named Object"):
+        typecheck("struct Object { Int a }\nworkflow w { }")
+
+
 def test_inputs_as_json_objects() -> None:
     doc = typecheck("workflow w { input { Object o  Array[Object] os  Object? none } }")
     assert doc.workflow is not None

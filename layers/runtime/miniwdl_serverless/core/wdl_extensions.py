@@ -92,6 +92,14 @@ def _type_rule(self: Any, meta: Any, items: Any) -> Type.Base:
     return ans  # type: ignore[no-any-return]
 
 
+def _struct_rule(self: Any, meta: Any, items: Any) -> Any:
+    if items and items[0] == "Object":
+        raise Error.InvalidType(
+            self._sp(meta), "a struct cannot be named Object (the name of a WDL type)"
+        )
+    return _miniwdl["struct_rule"](self, meta, items)
+
+
 # --- static coercions to Object -------------------------------------------------------------
 
 
@@ -346,6 +354,7 @@ def install() -> None:
     transformer = WDL._parser._DocTransformer
     _miniwdl.update(
         type_rule=transformer.__dict__["type"].base_func,
+        struct_rule=transformer.__dict__["struct"].base_func,
         map_check=Type.Map.check,
         struct_check=Type.StructInstance.check,
         from_json=Value.from_json,
@@ -357,6 +366,7 @@ def install() -> None:
         stdlib_init=StdLib.Base.__init__,
     )
     transformer.type = lark.v_args(meta=True)(_type_rule)  # type: ignore[method-assign]
+    transformer.struct = lark.v_args(meta=True)(_struct_rule)  # type: ignore[method-assign]
     Type.Map.check = _map_check  # type: ignore[method-assign]
     Type.StructInstance.check = _struct_check  # type: ignore[method-assign]
     Value.from_json = _from_json
