@@ -60,6 +60,23 @@ def test_object_declarations_typecheck_in_every_version() -> None:
         }
 
 
+def test_an_object_unified_with_literals_stays_open() -> None:
+    doc = typecheck(
+        """
+        workflow w {
+          input { Object o  Boolean b }
+          Array[Object] xs = [o, object { a: 1 }]
+          Int y = xs[0].a
+          String z = (if b then o else object { c: "x" }).anything
+          Object s = select_first([o, object { d: 1 }])
+        }
+        """
+    )
+    assert doc.workflow is not None
+    assert [str(d.expr.type) for d in doc.workflow.body][1:3] == ["Any", "Any"]
+    assert str(doc.workflow.body[0].expr.type) == "Array[Object]+"
+
+
 def test_static_type_errors_stay_errors() -> None:
     assert "Object" in type_error("workflow w { Object o = 5 }")
     assert "Object" in type_error("workflow w { input { Object o } Int i = o }")

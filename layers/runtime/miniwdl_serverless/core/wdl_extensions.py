@@ -54,12 +54,15 @@ class OpenObject(Type.Object):
     def __str__(self) -> str:
         return "Object" + ("?" if self.optional else "")
 
-    def copy(self, optional: bool | None = None) -> Type.Base:
-        # miniwdl's unify() adds members into a copied Object type: give each copy its own dict
-        ans = OpenObject(self.optional if optional is None else optional)
-        ans.members = dict(self.members)
-        ans.pos = self.pos
-        return ans
+    # Always no known member: miniwdl's unify() adds members into an Object type it unifies
+    # (an array of an Object and object literals); an open Object stays open.
+    @property  # type: ignore[override]
+    def members(self) -> dict[str, Type.Base]:
+        return {}
+
+    @members.setter
+    def members(self, _members: dict[str, Type.Base]) -> None:
+        pass
 
     def check(self, rhs: Type.Base, check_quant: bool = True) -> None:
         if isinstance(rhs, (Type.Any, Type.Object, Type.StructInstance)):
