@@ -45,6 +45,9 @@ def build_execution_input(args: argparse.Namespace, scratch: str | None = None) 
     import WDL.runtime
 
     from miniwdl_serverless.cli.submit import quiet_logger
+    from miniwdl_serverless.core import wdl_extensions
+
+    wdl_extensions.install()  # the document and inputs may use Object
 
     wdl = args.wdl if "://" in args.wdl else os.path.abspath(args.wdl)
     doc = WDL.load(

@@ -28,7 +28,7 @@ from WDL.runtime._stdlib import WorkflowStdLib
 from WDL.runtime._workflow_state import StateMachine, WorkflowOutputs, _Job
 from WDL.runtime.cache import CallCacheAddPaths
 
-from miniwdl_serverless.core import guarded_reads
+from miniwdl_serverless.core import guarded_reads, wdl_extensions
 from miniwdl_serverless.core.scatter_limits import (
     CappedRange,
     check_scatter_width,
@@ -36,6 +36,7 @@ from miniwdl_serverless.core.scatter_limits import (
 )
 
 guarded_reads.install()  # miniwdl's read_* functions open files through it (design rule 4)
+wdl_extensions.install()  # Object and its stdlib functions (core/wdl_extensions.py)
 
 OUTPUTS = "outputs"
 TASK_CALL_PREFIX = "call-"
