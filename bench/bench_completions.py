@@ -84,6 +84,13 @@ def _complete(job: Any, *_args: Any, **_kwargs: Any) -> Counter[str]:
     return Counter({_TRANSACT: _batches(len(job.targets()), TRANSACTION_LIMIT - 1)})
 
 
+def _together(_run_id: str, updates: list[Any], *_args: Any, **_kwargs: Any) -> Counter[str]:
+    """take_leases, record_batch_jobs: a transaction per 100, or one UpdateItem for one."""
+    if len(updates) == 1:
+        return Counter({_WRITE: 1})
+    return Counter({_TRANSACT: _batches(len(updates), TRANSACTION_LIMIT)} if updates else {})
+
+
 def _tally_bucket(*_args: Any, **_kwargs: Any) -> Counter[str]:
     """A conditional UpdateItem; when the bucket was counted before, a read of the gather."""
     return Counter({_WRITE: 1})
@@ -109,6 +116,8 @@ STORE: dict[str, tuple[str, Callable[..., int]]] = {
 STORE_BY_CALL: dict[str, Callable[..., Counter[str]]] = {
     "complete": _complete,
     "tally_bucket": _tally_bucket,
+    "take_leases": _together,
+    "record_batch_jobs": _together,
 }
 BATCH: dict[str, tuple[str, Callable[..., int]]] = {
     "find": ("Batch ListJobs", _one),

@@ -49,6 +49,8 @@ KINDS: dict[str, dict[str, str]] = {
         "renew_lease": WRITE,
         "record_batch_job": WRITE,
         "note_started": WRITE,
+        "take_leases": WRITE,
+        "record_batch_jobs": WRITE,
         "stop_awaiting": WRITE,
         "update_job": WRITE,
         "complete": WRITE,

@@ -19,7 +19,7 @@ from miniwdl_serverless.adapters.dynamodb import DynamoStore
 from miniwdl_serverless.adapters.dynamodb_items import CacheItem, WorkTableItem
 from miniwdl_serverless.adapters.memory import MemoryStore
 from miniwdl_serverless.adapters.retrying import Retrying
-from miniwdl_serverless.controller.ports import MissingJob, RunStore, Started
+from miniwdl_serverless.controller.ports import LeaseTake, MissingJob, RunStore, Started
 from miniwdl_serverless.controller.progress import ready_dependents
 from miniwdl_serverless.core.backoff import Backoff
 from miniwdl_serverless.core.records import (
@@ -217,6 +217,31 @@ def test_a_start_is_noted_once_and_only_for_the_attempts_batch_job(store, run_id
     make(store, run_id, "done", status=DONE, attempt=0, batch_job_name="d0")
     assert store.note_started(run_id, "done", Started(0, "d0", "b9", "s", 1.0)) is None
     assert store.note_started(run_id, "no-such-job", Started(0, "d0", "b9", "s", 1.0)) is None
+
+
+def test_leases_are_taken_and_batch_jobs_recorded_together_each_by_its_own_condition(store, run_id):
+    """A stream batch's takes (and records) in one request: each job's condition decides it
+    alone, so one that fails leaves the others taken."""
+    held = time.time() + 5
+    for name in ("a", "b", "c"):
+        make(store, run_id, name, status=CLAIMED)
+        store.mark_running(run_id, name, 0, batch_job_name=name, lease_until=held)
+    takes = [
+        LeaseTake("a", 0, held, held + 40, "item-a", {"queue": "q"}),
+        LeaseTake("b", 0, held - 1, held + 40, "item-b"),  # not the lease held
+        LeaseTake("c", 0, held, held + 40, "item-c"),
+    ]
+    assert store.take_leases(run_id, takes) == {"a", "c"}
+    a, b = store.get_job(run_id, "a"), store.get_job(run_id, "b")
+    assert a is not None and a.lease_until == held + 40 and a.lease_holder == "item-a"
+    assert a.queue == "q"
+    assert b is not None and b.lease_until == held and b.lease_holder is None
+    assert store.take_leases(run_id, takes[:1]) == set()  # taken already: held changed
+    assert store.record_batch_job(run_id, "c", 0, "bc")
+    records = [("a", 0, "ba"), ("b", 1, "bb"), ("c", 0, "bc2")]  # b: not its attempt
+    assert store.record_batch_jobs(run_id, records) == {"a"}
+    assert store.get_job(run_id, "c").batch_job_id == "bc"  # type: ignore[union-attr]
+    assert store.record_batch_jobs(run_id, []) == set()
 
 
 def test_only_the_holder_renews_the_submit_lease(store, run_id):

@@ -201,6 +201,8 @@ _WRITES = (
     "stop_awaiting",
     "record_batch_job",
     "note_started",
+    "take_leases",
+    "record_batch_jobs",
     "update_job",
     "complete",
     "fail_job",

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from miniwdl_serverless.controller.ports import CacheEntry, MissingJob, Started
+from miniwdl_serverless.controller.ports import CacheEntry, LeaseTake, MissingJob, Started
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.reconciling import DeadLetter
 from miniwdl_serverless.core.records import (
@@ -293,6 +293,22 @@ class MemoryStore:
         if holder is not None:
             changes["lease_holder"] = holder
         return self._update_if(run_id, job_id, allowed, **changes) is not None
+
+    def take_leases(self, run_id: str, takes: list[LeaseTake]) -> set[str]:
+        return {
+            t.job_id
+            for t in takes
+            if self.renew_lease(
+                run_id, t.job_id, t.attempt, t.held_until, t.until, t.holder, t.fields
+            )
+        }
+
+    def record_batch_jobs(self, run_id: str, records: list[tuple[str, int, str]]) -> set[str]:
+        return {
+            job_id
+            for job_id, attempt, batch_job_id in records
+            if self.record_batch_job(run_id, job_id, attempt, batch_job_id)
+        }
 
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         def allowed(job: Job) -> bool:

@@ -51,6 +51,18 @@ class Conflict(StoreError):
 
 
 @dataclass(frozen=True)
+class LeaseTake:
+    """One ``renew_lease`` of ``RunStore.take_leases``."""
+
+    job_id: str
+    attempt: int
+    held_until: float
+    until: float
+    holder: str | None = None
+    fields: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Started:
     """A Batch job's RUNNING event, as ``RunStore.note_started`` checks and records it."""
 
@@ -139,8 +151,16 @@ class RunStore(Protocol):
         ``holder``: who holds it from now on (``lease_holder``: a submitter's work item);
         ``fields``: set with it (what preparing the attempt computed, in the same write)."""
 
+    def take_leases(self, run_id: str, takes: list[LeaseTake]) -> set[str]:
+        """``renew_lease`` of each (distinct jobs of one run), in as few requests as it can (a
+        transaction of up to 100: a stream batch's submissions); the job ids taken."""
+
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         """The Batch job of ``attempt``, unless one is recorded or the attempt moved on."""
+
+    def record_batch_jobs(self, run_id: str, records: list[tuple[str, int, str]]) -> set[str]:
+        """``record_batch_job`` of each (job id, attempt, Batch job id; distinct jobs of one
+        run), in as few requests as it can; the job ids recorded."""
 
     def note_started(self, run_id: str, job_id: str, started: Started) -> Job | None:
         """When the Batch job of the attempt started and its log stream, in one conditional
