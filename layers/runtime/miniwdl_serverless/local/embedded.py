@@ -277,6 +277,7 @@ class EmbeddedAWS:
     def _patch_moto(self) -> None:
         events = self.events
         for patch in (
+            moto_patches.shared_model_loader,
             moto_patches.lazy_batch_package,
             moto_patches.patch_callback_delay,
             moto_patches.patch_stopped_executions,

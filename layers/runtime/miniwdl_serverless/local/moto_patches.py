@@ -28,6 +28,18 @@ def _replace(cls: Any, name: str, new: Any) -> Undo:
     return lambda: setattr(cls, name, old)
 
 
+def shared_model_loader() -> Undo:
+    """moto reads a service's botocore model (the first request of each service) with a new
+    loader each time, and a new loader lists botocore's ~400 service directories again (~30 ms
+    a service); here every such read shares one of moto's loaders, which lists them once."""
+    from moto.core import loaders, utils
+
+    loader = loaders.create_loader()
+    old = utils.create_loader
+    utils.create_loader = lambda: loader  # type: ignore[assignment]
+    return lambda: setattr(utils, "create_loader", old)
+
+
 def lazy_batch_package() -> Undo:
     """``moto.batch`` without running its ``__init__`` (which imports its models, and they
     moto's EC2 and ECS: most of a second) until something asks for one of its names. Step
