@@ -23,3 +23,18 @@ def test_one_loader_serves_every_model_read_and_the_undo_puts_moto_back() -> Non
         undo()
     assert utils.create_loader is original
     assert utils.create_loader() is not utils.create_loader()
+
+
+def test_backends_list_regions_through_boto3s_default_session() -> None:
+    import boto3
+    from moto.core.base_backend import AccountSpecificBackend
+
+    original = AccountSpecificBackend.__dict__["get_session"]
+    undo = moto_patches.shared_session()
+    try:
+        assert AccountSpecificBackend.get_session() is boto3.DEFAULT_SESSION
+        assert "us-east-1" in AccountSpecificBackend.get_session().get_available_regions("logs")
+    finally:
+        undo()
+    assert AccountSpecificBackend.__dict__["get_session"] is original
+    assert AccountSpecificBackend.get_session() is not boto3.DEFAULT_SESSION

@@ -278,6 +278,7 @@ class EmbeddedAWS:
         events = self.events
         for patch in (
             moto_patches.shared_model_loader,
+            moto_patches.shared_session,
             moto_patches.lazy_batch_package,
             moto_patches.patch_callback_delay,
             moto_patches.patch_stopped_executions,

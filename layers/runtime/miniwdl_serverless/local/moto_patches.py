@@ -40,6 +40,19 @@ def shared_model_loader() -> Undo:
     return lambda: setattr(utils, "create_loader", old)
 
 
+def shared_session() -> Undo:
+    """moto lists a service's regions (each backend's first use) through a boto3 session of its
+    own, which reads botocore's endpoint data (~1 MB of JSON, ~60 ms) a second time: here
+    through boto3's default session, which the clients read it in."""
+    import boto3
+    from moto.core.base_backend import AccountSpecificBackend
+
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION
+    return _replace(AccountSpecificBackend, "get_session", classmethod(lambda _cls: session))
+
+
 def lazy_batch_package() -> Undo:
     """``moto.batch`` without running its ``__init__`` (which imports its models, and they
     moto's EC2 and ECS: most of a second) until something asks for one of its names. Step
