@@ -211,6 +211,9 @@ def run_local(args: argparse.Namespace) -> int:
 def _run_local(args: argparse.Namespace) -> int:
     _set_up_logging(args)
     state = state_dir(args)
+    from miniwdl_serverless.local.parser_cache import cache_dir, cache_wdl_parsers
+
+    cache_wdl_parsers(cache_dir(os.environ))  # miniwdl's WDL parsers: built once, then loaded
 
     def embedded(engine: Any) -> Any:
         # imported only once the inputs are good: a bad input ends in miniwdl's time
