@@ -32,9 +32,9 @@ task check {
 """
 
 
-def run(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
+def run(tmp_path: Path, *args: str, root: str = "runs") -> tuple[int, dict, str]:
     result = subprocess.run(
-        [CLI, "run", *args, "--dir", str(tmp_path / "runs"), "--no-progress"],
+        [CLI, "run", *args, "--dir", str(tmp_path / root), "--no-progress"],
         # the check task reads a host path of the test's (the flag), which bubblewrap hides
         env=environment(MINIWDL_SERVERLESS_SANDBOX="none"),
         capture_output=True,
@@ -91,3 +91,36 @@ def test_resume_with_a_workflow_or_run_without_one_is_refused(tmp_path):
     assert code == 2 and "--resume reruns the run's own workflow and inputs" in err
     code, _, err = run(tmp_path)
     assert code == 2 and "give the WORKFLOW to run (or --resume DIR)" in err
+
+
+FILES = """
+version 1.0
+workflow files {
+  call make
+  File made = make.out
+  output { String text = read_string(made) }
+}
+task make {
+  command <<< echo made > out.txt >>>
+  output { File out = "out.txt" }
+}
+"""
+
+
+def test_a_run_in_another_directory_does_not_take_outputs_from_outside_its_own(tmp_path):
+    """A hit's files live in the earlier run's directory: under another --dir root the run
+    may not name them (miniwdl's rule for files a workflow was not given), so the call runs
+    again there rather than the run failing on them."""
+    (tmp_path / "files.wdl").write_text(FILES)
+    wdl = str(tmp_path / "files.wdl")
+    code, first, err = run(tmp_path, wdl)
+    assert code == 0, err
+    code, second, err = run(tmp_path, wdl, root="elsewhere")
+    assert code == 0, err
+    assert second["outputs"] == {"files.text": "made"}
+    log = (Path(second["dir"]) / "workflow.log").read_text()
+    assert "call cache hit" not in log and "outside this run's root" in log
+    # the entry now names the second run's call (one entry a key): under its root, a hit
+    code, third, err = run(tmp_path, wdl, root="elsewhere")
+    assert code == 0, err
+    assert "call cache hit" in (Path(third["dir"]) / "workflow.log").read_text()

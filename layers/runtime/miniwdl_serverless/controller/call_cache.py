@@ -13,6 +13,7 @@ from typing import Any
 
 import WDL
 from WDL import Env, Tree, Value
+from WDL.runtime._io_helpers import _fspaths
 
 from miniwdl_serverless.controller.context import RunContext
 from miniwdl_serverless.controller.ports import CacheEntry, TransientError
@@ -47,6 +48,11 @@ def lookup(ctx: RunContext, task: Tree.Task, key: str, job_id: str) -> Hit | Non
     stale = call_caching.stale_paths(recorded, {p: ctx.ports.files.stamp(p) for p in recorded})
     if stale:
         ctx.log(f"{job_id}: call cache entry invalid, {stale[0]} changed or removed: running it")
+        return None
+    allowed = ctx.paths_allowed()
+    outside = sorted(p for p in _fspaths(outputs) if p not in allowed)
+    if outside:  # an earlier run under another root: this run's workflow may not name them
+        ctx.log(f"{job_id}: call cache entry's {outside[0]} is outside this run's root: running it")
         return None
     return Hit(outputs, str(entry.data.get("dir") or ""))
 
