@@ -84,6 +84,13 @@ def _complete(job: Any, *_args: Any, **_kwargs: Any) -> Counter[str]:
     return Counter({_TRANSACT: _batches(len(job.targets()), TRANSACTION_LIMIT - 1)})
 
 
+def _together(_run_id: str, updates: list[Any], *_args: Any, **_kwargs: Any) -> Counter[str]:
+    """take_leases, record_batch_jobs: a transaction per 100, or one UpdateItem for one."""
+    if len(updates) == 1:
+        return Counter({_WRITE: 1})
+    return Counter({_TRANSACT: _batches(len(updates), TRANSACTION_LIMIT)} if updates else {})
+
+
 def _tally_bucket(*_args: Any, **_kwargs: Any) -> Counter[str]:
     """A conditional UpdateItem; when the bucket was counted before, a read of the gather."""
     return Counter({_WRITE: 1})
@@ -102,12 +109,15 @@ STORE: dict[str, tuple[str, Callable[..., int]]] = {
     "get_run_and_job": (_READ, _one),  # BatchGetItem over both tables
     "get_jobs": (_READ, _get_jobs),  # BatchGetItem
     "query_jobs": (_READ, _one),  # Query (one page per call counted)
+    "tallied": (_READ, _one),  # Query of the run's buckets
     "put_new_jobs": (_TRANSACT, _put_new_jobs),  # TransactWriteItems
 }
 # methods whose request kind depends on the call
 STORE_BY_CALL: dict[str, Callable[..., Counter[str]]] = {
     "complete": _complete,
     "tally_bucket": _tally_bucket,
+    "take_leases": _together,
+    "record_batch_jobs": _together,
 }
 BATCH: dict[str, tuple[str, Callable[..., int]]] = {
     "find": ("Batch ListJobs", _one),

@@ -9,8 +9,12 @@ median of 3 runs each (quick mode: 1 run, 20 shards). In the full mode also (c) 
 scatter in the default mode, once: its wall seconds a shard against the 200-shard run's (how
 the cost of a shard grows with the scatter's width). Also the embedded AWS's start-up: the
 seconds `EmbeddedAWS.__enter__` takes in a fresh process once the workflow's inputs are parsed
-(miniwdl imported), as in `run`. Prints a table with the ratios (ours / miniwdl's) and merges
-the figures into bench/results.json under "local".
+(miniwdl imported), as in `run`. Each run's CPU seconds (user + system, the process and its
+children: the task commands) are measured beside its wall seconds: on cores shared with other
+work, wall time swings with the load while CPU time stays. The project's own sources are
+compiled to bytecode first, as an installed package's are (a PYTHONDONTWRITEBYTECODE in the
+environment would otherwise have every run compile them anew). Prints a table with the ratios
+(ours / miniwdl's) and merges the figures into bench/results.json under "local".
 
     .venv/bin/python -m bench.bench_local [--quick] [--results FILE]
 """
@@ -18,8 +22,10 @@ the figures into bench/results.json under "local".
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -65,16 +71,26 @@ def command(tool: str, workload: str, shards: int, work: Path) -> tuple[list[str
     return [*ours, "--state-dir", str(work / "state"), "--embedded-aws", tool], cwd
 
 
-def one_run(tool: str, workload: str, shards: int) -> float:
+def one_run(tool: str, workload: str, shards: int) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one run."""
     with tempfile.TemporaryDirectory(prefix="msls-bench-local-") as directory:
         argv, cwd = command(tool, workload, shards, Path(directory))
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
         elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise RuntimeError(f"{tool} on {workload} failed: {result.stderr[-2000:]}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
+
+
+def compile_sources() -> None:
+    """The project's sources as bytecode, as an installed package has them."""
+    for directory in ("layers", "functions", "bench"):
+        compileall.compile_dir(str(ROOT / directory), quiet=1)
 
 
 def startup(mode: str) -> float:
@@ -86,15 +102,30 @@ def startup(mode: str) -> float:
 
 def measure(quick: bool) -> dict[str, Any]:
     repeats, shards = (1, 20) if quick else (3, 200)
+    compile_sources()
     rows = []
     for workload in ("scatter", "demo"):
-        seconds = {
-            tool: [one_run(tool, workload, shards) for _ in range(repeats)] for tool in TOOLS
-        }
-        medians = {tool: statistics.median(runs) for tool, runs in seconds.items()}
-        ratios = {tool: medians[tool] / medians["miniwdl"] for tool in TOOLS if tool != "miniwdl"}
+        runs: dict[str, list[tuple[float, float]]] = {tool: [] for tool in TOOLS}
+        for _ in range(repeats):  # each round runs every tool: side by side in the same minute
+            for tool in TOOLS:
+                runs[tool].append(one_run(tool, workload, shards))
+        seconds = {tool: [wall for wall, _ in r] for tool, r in runs.items()}
+        cpu = {tool: [used for _, used in r] for tool, r in runs.items()}
+        medians = {tool: statistics.median(values) for tool, values in seconds.items()}
+        cpu_medians = {tool: statistics.median(values) for tool, values in cpu.items()}
+        ours = [tool for tool in TOOLS if tool != "miniwdl"]
         name = f"scatter {shards}" if workload == "scatter" else "demo"
-        rows.append({"workload": name, "seconds": seconds, "median": medians, "ratio": ratios})
+        rows.append(
+            {
+                "workload": name,
+                "seconds": seconds,
+                "median": medians,
+                "ratio": {tool: medians[tool] / medians["miniwdl"] for tool in ours},
+                "cpu": cpu,
+                "cpu_median": cpu_medians,
+                "cpu_ratio": {tool: cpu_medians[tool] / cpu_medians["miniwdl"] for tool in ours},
+            }
+        )
     starts = {mode: statistics.median(startup(mode) for _ in range(repeats)) for mode in TOOLS[1:]}
     results = {
         "mode": "quick" if quick else "full",
@@ -110,11 +141,12 @@ def measure(quick: bool) -> dict[str, Any]:
 def wide(shards: int, per_shard_narrow: float) -> dict[str, Any]:
     """A ``shards``-wide scatter end to end in the default mode, once: wall seconds a shard,
     and their ratio to the narrow scatter's (``per_shard_narrow``, its median's)."""
-    seconds = one_run("memory", "scatter", shards)
+    seconds, cpu = one_run("memory", "scatter", shards)
     per_shard = seconds / shards
     return {
         "shards": shards,
         "seconds": seconds,
+        "cpu": cpu,
         "per_shard": per_shard,
         "per_shard_200": per_shard_narrow,
         "ratio": per_shard / per_shard_narrow,
@@ -124,14 +156,21 @@ def wide(shards: int, per_shard_narrow: float) -> dict[str, Any]:
 def table(results: dict[str, Any]) -> str:
     lines = [
         f"{'workload':<12} {'miniwdl s':>10} {'memory s':>9} {'full s':>8} "
-        f"{'memory/miniwdl':>15} {'full/miniwdl':>13}"
+        f"{'memory/miniwdl':>15} {'full/miniwdl':>13}   CPU s: miniwdl memory (ratio)"
     ]
     for row in results["rows"]:
         median, ratio = row["median"], row["ratio"]
-        lines.append(
+        line = (
             f"{row['workload']:<12} {median['miniwdl']:>10.2f} {median['memory']:>9.2f}"
             f" {median['full']:>8.2f} {ratio['memory']:>15.2f} {ratio['full']:>13.2f}"
         )
+        cpu = row.get("cpu_median")
+        if cpu:
+            line += (
+                f"   {cpu['miniwdl']:>6.2f} {cpu['memory']:>6.2f}"
+                f" ({row['cpu_ratio']['memory']:.2f})"
+            )
+        lines.append(line)
     wide_row = results.get("wide")
     if wide_row:
         lines.append(

@@ -33,7 +33,7 @@ def _complete(job: Job, *_args: Any, **_kwargs: Any) -> tuple[bool, set[str]]:
     return bool(targets), {job.job_id, *targets}  # no target: one UpdateItem of the job
 
 
-def _tally_shard(job: Job) -> tuple[bool, set[str]]:
+def _tally_shard(job: Job, *_args: Any) -> tuple[bool, set[str]]:
     assert job.tally is not None
     return False, {tally_item_id(job.tally["gather"], int(job.tally["bucket"]))}
 

@@ -19,7 +19,7 @@ from miniwdl_serverless.adapters.dynamodb import DynamoStore
 from miniwdl_serverless.adapters.dynamodb_items import CacheItem, WorkTableItem
 from miniwdl_serverless.adapters.memory import MemoryStore
 from miniwdl_serverless.adapters.retrying import Retrying
-from miniwdl_serverless.controller.ports import MissingJob, RunStore
+from miniwdl_serverless.controller.ports import LeaseTake, MissingJob, RunStore, Started
 from miniwdl_serverless.controller.progress import ready_dependents
 from miniwdl_serverless.core.backoff import Backoff
 from miniwdl_serverless.core.records import (
@@ -193,6 +193,55 @@ def test_submission_recorded_before_the_batch_job_id(store, run_id):
     # an attempt marked without a lease (written before leases had an end) has none
     make(store, run_id, "old", status=RUNNING, submitted_at=time.time())
     assert store.mark_running(run_id, "old", 0, resubmit=True) is not None
+
+
+def test_a_start_is_noted_once_and_only_for_the_attempts_batch_job(store, run_id):
+    """RUNNING events are noted with no read: the write's condition is the whole check."""
+    make(store, run_id, "call", status=CLAIMED)
+    store.mark_running(run_id, "call", 0, batch_job_name="n0", batch_job_id=None)
+    other_attempt = Started(1, "n0", "b1", "stream", 1.0)
+    other_name = Started(0, "n1", "b1", "stream", 1.0)
+    assert store.note_started(run_id, "call", other_attempt) is None
+    assert store.note_started(run_id, "call", other_name) is None
+    started = store.note_started(run_id, "call", Started(0, "n0", "b1", "stream", 5.0))
+    assert started is not None and started.started_at == 5.0 and started.log_stream == "stream"
+    assert store.note_started(run_id, "call", Started(0, "n0", "b1", "later", 6.0)) is None
+    assert store.get_job(run_id, "call").started_at == 5.0  # type: ignore[union-attr]
+    # once the Batch job is recorded, another job of the same name is not this attempt's
+    make(store, run_id, "recorded", status=CLAIMED)
+    store.mark_running(run_id, "recorded", 0, batch_job_name="m0")
+    assert store.record_batch_job(run_id, "recorded", 0, "b7")
+    assert store.note_started(run_id, "recorded", Started(0, "m0", "b8", "s", 1.0)) is None
+    assert store.note_started(run_id, "recorded", Started(0, "m0", "b7", "s", 1.0)) is not None
+    # nor a job that is not running (done, completing) or does not exist
+    make(store, run_id, "done", status=DONE, attempt=0, batch_job_name="d0")
+    assert store.note_started(run_id, "done", Started(0, "d0", "b9", "s", 1.0)) is None
+    assert store.note_started(run_id, "no-such-job", Started(0, "d0", "b9", "s", 1.0)) is None
+
+
+def test_leases_are_taken_and_batch_jobs_recorded_together_each_by_its_own_condition(store, run_id):
+    """A stream batch's takes (and records) in one request: each job's condition decides it
+    alone, so one that fails leaves the others taken."""
+    held = time.time() + 5
+    for name in ("a", "b", "c"):
+        make(store, run_id, name, status=CLAIMED)
+        store.mark_running(run_id, name, 0, batch_job_name=name, lease_until=held)
+    takes = [
+        LeaseTake("a", 0, held, held + 40, "item-a", {"queue": "q"}),
+        LeaseTake("b", 0, held - 1, held + 40, "item-b"),  # not the lease held
+        LeaseTake("c", 0, held, held + 40, "item-c"),
+    ]
+    assert store.take_leases(run_id, takes) == {"a", "c"}
+    a, b = store.get_job(run_id, "a"), store.get_job(run_id, "b")
+    assert a is not None and a.lease_until == held + 40 and a.lease_holder == "item-a"
+    assert a.queue == "q"
+    assert b is not None and b.lease_until == held and b.lease_holder is None
+    assert store.take_leases(run_id, takes[:1]) == set()  # taken already: held changed
+    assert store.record_batch_job(run_id, "c", 0, "bc")
+    records = [("a", 0, "ba"), ("b", 1, "bb"), ("c", 0, "bc2")]  # b: not its attempt
+    assert store.record_batch_jobs(run_id, records) == {"a"}
+    assert store.get_job(run_id, "c").batch_job_id == "bc"  # type: ignore[union-attr]
+    assert store.record_batch_jobs(run_id, []) == set()
 
 
 def test_only_the_holder_renews_the_submit_lease(store, run_id):
@@ -459,6 +508,7 @@ def test_defect_14_an_upload_is_recorded_on_the_run(store, run_id):
 # -- a scatter's gather: shards tallied, no hot item in a transaction (design rule 7) --------
 
 PREFIX = "call-t-"
+ONE_DONE = {"jobs_done": 1, "calls_succeeded": 1}  # a shard's counters, kept by its bucket
 
 
 def scatter(store: RunStore, run_id: str, width: int, *, tallied: bool = True) -> list[Job]:
@@ -496,7 +546,7 @@ def finish(store: RunStore, run_id: str, shard: Job) -> list[str]:
     """A shard's completion as ``progress.py:complete`` does it, then the claims of what it
     offers (as ``progress.py:offer``): the ids it claimed."""
     targets = store.complete(shard, {"out": shard.job_id}, expected_attempt=0)
-    offers = ready_dependents(graph(store, run_id), shard, targets)  # type: ignore[arg-type]
+    offers = ready_dependents(graph(store, run_id), shard, targets, ONE_DONE)  # type: ignore[arg-type]
     return [o.job.job_id for o in offers if store.claim(run_id, o.job.job_id, shard.job_id)]
 
 
@@ -511,17 +561,17 @@ def test_shards_are_tallied_into_their_gather_not_decremented_in_a_transaction(s
     done = store.get_job(run_id, shards[0].job_id)
     assert done is not None and done.status == DONE and done.outputs == {"x": 0}
     for shard in shards[TALLY_BUCKET:-1]:
-        assert not store.tally_shard(shard)
-    assert not store.tally_shard(shards[TALLY_BUCKET])  # again: counted once
-    assert store.tally_shard(shards[-1])  # its bucket is full
-    assert store.tally_shard(shards[-1])  # and stays so
+        assert not store.tally_shard(shard, ONE_DONE)
+    assert not store.tally_shard(shards[TALLY_BUCKET], ONE_DONE)  # again: counted once
+    assert store.tally_shard(shards[-1], ONE_DONE)  # its bucket is full
+    assert store.tally_shard(shards[-1], ONE_DONE)  # and stays so
     gather = store.tally_bucket(shards[-1])
     assert gather is not None and gather.pending == TALLY_BUCKET and gather.status == WAITING
     again = store.tally_bucket(shards[TALLY_BUCKET])  # the same bucket: counted before
     assert again is not None and again.pending == TALLY_BUCKET
     for shard in shards[: TALLY_BUCKET - 1]:
-        assert not store.tally_shard(shard)
-    assert store.tally_shard(shards[TALLY_BUCKET - 1])
+        assert not store.tally_shard(shard, ONE_DONE)
+    assert store.tally_shard(shards[TALLY_BUCKET - 1], ONE_DONE)
     last = store.tally_bucket(shards[0])
     assert last is not None and last.pending == 0
     assert store.get_job(run_id, "gather-call-t").tallied == [0, 1]  # type: ignore[union-attr]
@@ -534,6 +584,25 @@ def test_shards_are_tallied_into_their_gather_not_decremented_in_a_transaction(s
     )
 
 
+def test_a_bucket_keeps_its_shards_counters_each_once(store, run_id):
+    """The run's counters of a scatter's shards are in their buckets (one write a shard, not
+    two): each shard counted once however often it is tallied, summed by ``tallied``."""
+    shards = scatter(store, run_id, TALLY_BUCKET + 2)
+    assert store.tallied(run_id) == {"jobs_done": 0, "calls_succeeded": 0, "calls_cached": 0}
+    store.tally_shard(shards[0], ONE_DONE)
+    store.tally_shard(shards[0], ONE_DONE)  # a redelivery
+    store.tally_shard(shards[1], {"jobs_done": 1, "calls_cached": 1})
+    store.tally_shard(shards[-1], ONE_DONE)  # the second bucket
+    assert store.tallied(run_id) == {"jobs_done": 3, "calls_succeeded": 2, "calls_cached": 1}
+    assert store.tallied(run_id + "-other") == {
+        "jobs_done": 0,
+        "calls_succeeded": 0,
+        "calls_cached": 0,
+    }
+    run = store.get_run(run_id)
+    assert run is None or run.jobs_done == 0  # the run item was not written
+
+
 def test_a_tally_cut_short_is_finished_by_a_redelivery(store, run_id):
     """The completion's steps are separate writes: a crash after any of them leaves what a
     redelivery (``ready_dependents`` with nothing known, as ``progress.py:resume`` calls it)
@@ -543,15 +612,15 @@ def test_a_tally_cut_short_is_finished_by_a_redelivery(store, run_id):
     assert finish(store, run_id, shards[0]) == []
     assert store.complete(shards[1], {}, expected_attempt=0) == []  # died: not tallied
     assert store.complete(shards[2], {}, expected_attempt=0) == []
-    assert store.tally_shard(shards[2]) is False  # died before its bucket was full
+    assert store.tally_shard(shards[2], ONE_DONE) is False  # died before its bucket was full
     assert store.get_job(run_id, "gather-call-t").pending == 3  # type: ignore[union-attr]
     # shard 2's event again: its tally is repeated, the bucket still waits for shard 1
-    assert ready_dependents(context, shards[2], None) == []  # type: ignore[arg-type]
+    assert ready_dependents(context, shards[2], None, ONE_DONE) == []  # type: ignore[arg-type]
     # shard 1's event again: tallied, the bucket fills, the gather is offered to shard 1
-    (offer,) = ready_dependents(context, shards[1], None)  # type: ignore[arg-type]
+    (offer,) = ready_dependents(context, shards[1], None, ONE_DONE)  # type: ignore[arg-type]
     assert offer.job.job_id == "gather-call-t" and offer.claimant == shards[1].job_id
     # it died before claiming: any shard's redelivery offers it again; one claim wins
-    (again,) = ready_dependents(context, shards[0], None)  # type: ignore[arg-type]
+    (again,) = ready_dependents(context, shards[0], None, ONE_DONE)  # type: ignore[arg-type]
     assert store.claim(run_id, "gather-call-t", again.claimant)
     assert store.claim(run_id, "gather-call-t", offer.claimant) is None
     gather = store.get_job(run_id, "gather-call-t")
@@ -560,7 +629,7 @@ def test_a_tally_cut_short_is_finished_by_a_redelivery(store, run_id):
     running = scatter(store, run_id + "-b", 1)[0]
     store.update_job(run_id + "-b", running.job_id, attempt=1)
     assert store.complete(running, {}, expected_attempt=0) is None
-    assert ready_dependents(graph(store, run_id + "-b"), running, None) == []  # type: ignore[arg-type]
+    assert ready_dependents(graph(store, run_id + "-b"), running, None, ONE_DONE) == []  # type: ignore[arg-type]
     assert store.get_job(run_id + "-b", "gather-call-t").pending == 1  # type: ignore[union-attr]
 
 

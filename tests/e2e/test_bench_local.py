@@ -23,6 +23,10 @@ def test_the_quick_mode_prints_a_table_and_merges_its_figures(tmp_path, capsys):
         assert set(row["median"]) == {"miniwdl", "memory", "full"}
         assert all(seconds > 0 for seconds in row["median"].values())
         assert row["ratio"]["memory"] == row["median"]["memory"] / row["median"]["miniwdl"]
+        assert all(seconds > 0 for seconds in row["cpu_median"].values())  # CPU beside wall
+        assert row["cpu_ratio"]["memory"] == (
+            row["cpu_median"]["memory"] / row["cpu_median"]["miniwdl"]
+        )
     assert "wide" not in figures  # the 10,000-shard scatter is the full mode's only
     assert set(figures["startup"]) == {"memory", "full"}
     assert all(0 < seconds for seconds in figures["startup"].values())

@@ -287,6 +287,10 @@ def test_a_failed_call_terminates_the_runs_other_jobs(harness):
     assert harness.event(jobs[1], "FAILED", 1) == "failed"
     terminated = {j.batch_job_id for j in harness.batch.jobs.values() if j.terminated}
     assert terminated == {jobs[0].batch_job_id, jobs[2].batch_job_id}
+    # a start is noted without reading the run (one write): the run's end terminated the job
+    assert harness.event(jobs[0], "RUNNING") == "noted"
+    # one the write refuses (noted before, the attempt moved on) is read in full: of a run
+    # that ended, it is terminated
     assert harness.event(jobs[0], "RUNNING") == "terminated: run failed"  # a straggler
     assert harness.event(jobs[0], "FAILED", None, "terminated") == "ignored: run not running"
 

@@ -315,3 +315,23 @@ def test_local_runs_read_with_the_stores_item_models(tmp_path):
         local_runs.status(args, StateDir(tmp_path))
     listed = local_runs.list_runs(list_args("-n", "1"), StateDir(tmp_path))
     assert [e["name"] for e in listed] == ["r2"]
+
+
+def test_a_gathers_buckets_are_kept_with_the_jobs(tmp_path):
+    """A large run's progress reads its shards' counters from their buckets: saved with the
+    jobs table and loaded back, so `status --local` after the run counts them too."""
+    from miniwdl_serverless.adapters.memory import MemoryCache, MemoryStore
+    from miniwdl_serverless.local.memory_tables import MemoryTables, MotoTables, TableSpec
+
+    store = MemoryStore()
+    shard = Job("run", "call-t-0", tally={"gather": "g", "index": 0, "bucket": 0, "size": 2})
+    store.tally_shard(shard, {"jobs_done": 1, "calls_cached": 1})
+    spec = TableSpec("jobs-table", [], [])
+    tables = MemoryTables({"jobs": spec}, store, MemoryCache(), MotoTables("1", "us-east-1"))
+    saved = tables.items("jobs-table")
+    again = MemoryStore()
+    MemoryTables({"jobs": spec}, again, MemoryCache(), MotoTables("1", "us-east-1")).put_items(
+        "jobs-table", saved
+    )
+    assert again.tallied("run") == {"jobs_done": 1, "calls_succeeded": 0, "calls_cached": 1}
+    assert again.all_jobs() == []  # a bucket is no job

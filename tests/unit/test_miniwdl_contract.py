@@ -85,3 +85,26 @@ def test_every_read_function_opens_its_file_in_stdlib_py_with_open():
         'self.stdlib._devirtualize_filename(file.value), "r"',  # read_tsv
     ]
     assert WDL.StdLib.open is guarded_reads.guarded_open  # type: ignore[attr-defined]
+
+
+def test_internals_the_wdl_extensions_build_on():
+    """core/wdl_extensions.py wraps these miniwdl internals (design rule 1's one exception)."""
+    import WDL._parser
+    from WDL import Expr, StdLib, Value
+
+    from miniwdl_serverless.core import wdl_extensions
+
+    wdl_extensions.install()
+    for rule in ("type", "struct"):
+        assert parameters(wdl_extensions._miniwdl[f"{rule}_rule"]) == ["self", "meta", "items"]
+    assert WDL._parser._DocTransformer.__dict__["type"].base_func is wdl_extensions._type_rule
+    assert parameters(wdl_extensions._miniwdl["get_infer_type"]) == ["self", "type_env"]
+    assert parameters(wdl_extensions._miniwdl["get_eval"]) == ["self", "env", "stdlib"]
+    assert parameters(wdl_extensions._miniwdl["array_infer_type"]) == ["self", "type_env"]
+    assert parameters(wdl_extensions._miniwdl["from_json"]) == ["type", "value"]
+    assert callable(Value._infer_from_json) and callable(Value._abbreviate_json)
+    assert parameters(StdLib.Base._write) == ["self", "serialize"]
+    assert parameters(StdLib.Base._read) == ["self", "parse"]
+    assert Expr.Get._eval is wdl_extensions._get_eval
+    wdl_extensions.install()  # idempotent: miniwdl's originals are kept once
+    assert wdl_extensions._miniwdl["get_eval"] is not wdl_extensions._get_eval

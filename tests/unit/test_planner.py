@@ -4,6 +4,7 @@ test_controller.py)."""
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 import WDL
@@ -86,3 +87,27 @@ def test_values_with_nulls_in_non_optional_types_round_trip():
         WDL.Type.Map((WDL.Type.String(), pair_type)), {"a": {"left": None, "right": None}}
     )
     assert value.json == {"a": {"left": None, "right": None}}
+
+
+def test_a_thread_reuses_its_workflow_stdlib_for_the_same_cfg_and_run() -> None:
+    class Machine:
+        def __init__(self, run_dir: str):
+            self.run_dir = run_dir
+
+    cfg = WDL.runtime.config.Loader(logging.getLogger("t"))
+    first, second = Machine("/tmp/r"), Machine("/tmp/r")
+    stdlib = planner._workflow_stdlib(cfg, "1.0", first)  # type: ignore[arg-type]
+    assert stdlib.state is first
+    again = planner._workflow_stdlib(cfg, "1.0", second)  # type: ignore[arg-type]
+    assert again is stdlib and again.state is second
+    other_cfg = WDL.runtime.config.Loader(logging.getLogger("t"))
+    assert planner._workflow_stdlib(other_cfg, "1.0", second) is not stdlib  # type: ignore[arg-type]
+    assert planner._workflow_stdlib(cfg, "1.1", second).wdl_version == "1.1"  # type: ignore[arg-type]
+    assert planner._workflow_stdlib(cfg, "1.0", Machine("/tmp/s"))._write_dir == "/tmp/s/write_"  # type: ignore[arg-type]
+    seen = []
+    thread = threading.Thread(
+        target=lambda: seen.append(planner._workflow_stdlib(cfg, "1.0", first))
+    )  # type: ignore[arg-type]
+    thread.start()
+    thread.join()
+    assert seen[0] is not stdlib  # each thread its own

@@ -46,10 +46,13 @@ def job(job_id: str, status: str, started: bool = True) -> Job:
 
 
 class Tables:
-    """The run store as the progress display reads it (get_run, query_jobs)."""
+    """The run store as the progress display reads it (get_run, query_jobs, tallied)."""
 
-    def __init__(self, run: Run, jobs: list[Job]):
-        self.run, self.jobs = run, jobs
+    def __init__(self, run: Run, jobs: list[Job], tallied: dict[str, int] | None = None):
+        self.run, self.jobs, self.buckets = run, jobs, tallied or {}
+
+    def tallied(self, run_id: str) -> dict[str, int]:
+        return self.buckets
 
     def get_run(self, run_id: str) -> Run:
         return self.run
@@ -96,8 +99,9 @@ def test_ctrl_c_on_a_terminal_asks(monkeypatch, answer, cancelled):
 
 
 def test_large_runs_show_progress_from_the_run_counters(monkeypatch):
-    run = Run("run", jobs_total=10_006, calls_submitted=50, calls_succeeded=20)
-    monkeypatch.setattr(watch, "run_store", lambda stack: Tables(run, []))
+    run = Run("run", jobs_total=10_006, calls_submitted=50, calls_succeeded=5)
+    shards = {"jobs_done": 15, "calls_succeeded": 15, "calls_cached": 0}  # in their buckets
+    monkeypatch.setattr(watch, "run_store", lambda stack: Tables(run, [], shards))
     err = io.StringIO()
     stack = Stack("arn:aws:states:us-east-1:1:stateMachine:s")
     watcher = watch.RunWatcher(None, stack, "r", follow=True, err=err)  # type: ignore[arg-type]

@@ -101,6 +101,70 @@ def test_a_submission_whose_attempt_was_taken_over_submits_nothing() -> None:
     assert batch.jobs == {} and ports.outcomes == ["taken"]
 
 
+class CountingStore(MemoryStore):
+    """The store, counting the lease and record calls the submitter makes (not those the
+    in-memory store makes of itself)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: dict[str, int] = {}
+        self.inside = False
+
+    def _count(self, name: str, method: Any, *args: Any) -> Any:
+        if self.inside:
+            return method(*args)
+        self.calls[name] = self.calls.get(name, 0) + 1
+        self.inside = True
+        try:
+            return method(*args)
+        finally:
+            self.inside = False
+
+    def take_leases(self, *args: Any) -> Any:
+        return self._count("take_leases", super().take_leases, *args)
+
+    def record_batch_jobs(self, *args: Any) -> Any:
+        return self._count("record_batch_jobs", super().record_batch_jobs, *args)
+
+    def renew_lease(self, *args: Any, **kwargs: Any) -> Any:
+        return self._count(
+            "renew_lease", lambda *a: super(CountingStore, self).renew_lease(*a, **kwargs), *args
+        )
+
+    def record_batch_job(self, *args: Any) -> Any:
+        return self._count("record_batch_job", super().record_batch_job, *args)
+
+
+def test_a_batchs_leases_are_taken_and_its_jobs_recorded_in_one_request_each() -> None:
+    """Two writes a call as before (its lease taken before SubmitJob, its Batch job recorded
+    after), but one request each for the stream batch: not two a call."""
+    store, batch, clock = CountingStore(), MemoryBatch(), Clock(0.0)
+    items = queued(store, 5)
+    store.calls.clear()
+    ports = ports_on(store, batch, clock)
+    assert submit_queued(items, ports, Pacer(rate=100.0), lambda: 900.0) == []
+    assert store.calls == {"take_leases": 1, "record_batch_jobs": 1}
+    assert len(batch.jobs) == 5 and ports.outcomes == ["submitted"] * 5
+    recorded = {store.get_job(RUN, f"call-t-{i}").batch_job_id for i in range(5)}  # type: ignore[union-attr]
+    assert recorded == set(batch.jobs)
+
+
+def test_leases_taken_for_calls_not_reached_are_given_back() -> None:
+    """Out of time after the first call: the others' leases go back to what their items
+    carry, so their redelivery takes them as a first delivery would (no look-up by name)."""
+    store, batch, clock = MemoryStore(), MemoryBatch(), Clock(0.0)
+    items = queued(store, 3)
+    ports = ports_on(store, batch, clock)
+    budget = iter([900.0, 0.0, 0.0])
+    left = submit_queued(items, ports, Pacer(rate=100.0), lambda: next(budget, 0.0))
+    assert left == [items[1].key, items[2].key] and len(batch.jobs) == 1
+    for item in items[1:]:
+        job = store.get_job(RUN, item.body["job_id"])
+        assert job is not None and job.lease_until == item.body["lease"]
+    assert submit_queued(items[1:], ports, Pacer(rate=100.0), lambda: 900.0) == []
+    assert len(batch.jobs) == 3 and ports.outcomes == ["submitted"] * 3
+
+
 def test_a_duplicate_batch_job_of_an_attempt_already_recorded_is_terminated() -> None:
     store, batch, clock = MemoryStore(), MemoryBatch(), Clock(0.0)
     (item,) = queued(store, 1)

@@ -19,10 +19,11 @@ What each conditional write guards:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pynamodb.connection import Connection
@@ -39,7 +40,7 @@ from miniwdl_serverless.adapters.dynamodb_items import (
     job_record,
     run_record,
 )
-from miniwdl_serverless.controller.ports import Conflict, MissingJob
+from miniwdl_serverless.controller.ports import Conflict, LeaseTake, MissingJob, Started
 from miniwdl_serverless.core.records import (
     CLAIMED,
     DONE,
@@ -55,7 +56,10 @@ from miniwdl_serverless.core.records import (
     completing_step,
 )
 from miniwdl_serverless.core.store_rules import (
+    BUCKET_COUNTERS,
+    TALLY_PREFIX,
     TRANSACTION_LIMIT,
+    bucket_counts,
     chunks,
     ended_fields,
     tally_item_id,
@@ -257,17 +261,60 @@ class DynamoStore:
         holder: str | None = None,
         fields: dict[str, Any] | None = None,
     ) -> bool:
+        take = LeaseTake(job_id, attempt, held_until, until, holder, fields)
+        return self._job_update(run_id, job_id, *self._lease_take(take)) is not None
+
+    def take_leases(self, run_id: str, takes: list[LeaseTake]) -> set[str]:
+        updates = [(t.job_id, *self._lease_take(t)) for t in takes]
+        return self._transact(run_id, updates, [(t.job_id, t.until, t.holder) for t in takes])
+
+    def _lease_take(self, take: LeaseTake) -> tuple[list[Action], Condition]:
         jobs = self.jobs
         condition = (
             (jobs.status == RUNNING)
-            & (jobs.attempt == attempt)
+            & (jobs.attempt == take.attempt)
             & jobs.batch_job_id.does_not_exist()
-            & (jobs.lease_until == held_until)
+            & (jobs.lease_until == take.held_until)
         )
-        actions = [jobs.lease_until.set(until), *_assignments(jobs, fields or {}, JOB_FIELDS)]
-        if holder is not None:
-            actions.append(jobs.lease_holder.set(holder))
-        return self._job_update(run_id, job_id, actions, condition) is not None
+        actions = [jobs.lease_until.set(take.until)]
+        actions += _assignments(jobs, take.fields or {}, JOB_FIELDS)
+        if take.holder is not None:
+            actions.append(jobs.lease_holder.set(take.holder))
+        return actions, condition
+
+    def _transact(
+        self, run_id: str, updates: list[tuple[str, list[Action], Condition]], what: list[Any]
+    ) -> set[str]:
+        """Conditional updates of distinct jobs, a transaction per 100 (one request); the ids
+        updated. A transaction some condition cancelled is done again item by item (each
+        condition then decides its own item, as the single writes would). ``what`` tells the
+        updates apart: its digest is the transaction's token, so that a retry of one whose
+        answer was lost is the same transaction, not a second one its own writes refuse."""
+        done: set[str] = set()
+        if len({job_id for job_id, _, _ in updates}) < len(updates):  # not one transaction
+            chunked = [[update] for update in updates]
+        else:
+            chunked = list(chunks(updates, TRANSACTION_LIMIT))
+        for number, chunk in enumerate(chunked):
+            if len(chunk) > 1:
+                start = number * TRANSACTION_LIMIT
+                named = repr((run_id, what[start : start + len(chunk)]))
+                token = hashlib.sha256(named.encode()).hexdigest()[:36]
+                try:
+                    with TransactWrite(
+                        connection=self._connection(), client_request_token=token
+                    ) as transaction:
+                        for job_id, actions, condition in chunk:
+                            item = self.jobs(run_id, job_id)
+                            transaction.update(item, actions=actions, condition=condition)
+                    done |= {job_id for job_id, _, _ in chunk}
+                    continue
+                except TransactWriteError:
+                    pass  # some condition failed (or a conflict): each on its own
+            for job_id, actions, condition in chunk:
+                if self._job_update(run_id, job_id, actions, condition) is not None:
+                    done.add(job_id)
+        return done
 
     def stop_awaiting(self, run_id: str, job_id: str, dependency: str) -> Job | None:
         jobs = self.jobs
@@ -275,10 +322,27 @@ class DynamoStore:
         return self._job_update(run_id, job_id, actions, jobs.awaiting.contains(dependency))
 
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
+        return self._job_update(run_id, job_id, *self._record(attempt, batch_job_id)) is not None
+
+    def record_batch_jobs(self, run_id: str, records: list[tuple[str, int, str]]) -> set[str]:
+        return self._transact(run_id, [(j, *self._record(a, b)) for j, a, b in records], records)
+
+    def _record(self, attempt: int, batch_job_id: str) -> tuple[list[Action], Condition]:
         jobs = self.jobs
         condition = (jobs.attempt == attempt) & jobs.batch_job_id.does_not_exist()
-        actions = [jobs.batch_job_id.set(batch_job_id)]
-        return self._job_update(run_id, job_id, actions, condition) is not None
+        return [jobs.batch_job_id.set(batch_job_id)], condition
+
+    def note_started(self, run_id: str, job_id: str, started: Started) -> Job | None:
+        jobs = self.jobs
+        condition = (
+            (jobs.status == RUNNING)
+            & (jobs.attempt == started.attempt)
+            & (jobs.batch_job_name == started.batch_job_name)
+            & (jobs.batch_job_id.does_not_exist() | (jobs.batch_job_id == started.batch_job_id))
+            & jobs.started_at.does_not_exist()
+        )
+        actions = [jobs.started_at.set(started.started_at), jobs.log_stream.set(started.log_stream)]
+        return self._job_update(run_id, job_id, actions, condition)
 
     def update_job(self, run_id: str, job_id: str, **fields: Any) -> Job:
         actions = _assignments(self.jobs, fields, JOB_FIELDS)
@@ -365,15 +429,29 @@ class DynamoStore:
             return False
         return True
 
-    def tally_shard(self, job: Job) -> bool:
+    def tally_shard(self, job: Job, counts: Mapping[str, int]) -> bool:
         tally = _tally(job)
-        jobs = self.jobs
-        actions = [jobs.members.add({int(tally["index"])})]
+        jobs, index = self.jobs, int(tally["index"])
+        actions = [jobs.members.add({index})]
+        actions += [getattr(jobs, name).add(n) for name, n in bucket_counts(counts).items()]
         if job.expires_at is not None:  # the bucket expires with the jobs (if_not_exists)
             actions.append(jobs.expires_at.set(jobs.expires_at | job.expires_at))
         bucket = jobs(job.run_id, tally_item_id(tally["gather"], int(tally["bucket"])))
-        bucket.update(actions=actions)  # an ADD to a set: a second one changes nothing
+        condition = jobs.members.does_not_exist() | ~jobs.members.contains(index)
+        if self._update(bucket, actions, condition) is None:  # counted before: as it is now
+            bucket.refresh(consistent_read=True)
         return len(bucket.members or ()) >= int(tally["size"])
+
+    def tallied(self, run_id: str) -> dict[str, int]:
+        totals = dict.fromkeys(BUCKET_COUNTERS, 0)
+        attributes = list(BUCKET_COUNTERS)
+        in_range = self.jobs.job_id.startswith(TALLY_PREFIX)
+        for item in self.jobs.query(
+            run_id, in_range, consistent_read=True, attributes_to_get=attributes
+        ):
+            for name in BUCKET_COUNTERS:
+                totals[name] += int(getattr(item, name) or 0)
+        return totals
 
     def tally_bucket(self, job: Job) -> Job | None:
         tally = _tally(job)

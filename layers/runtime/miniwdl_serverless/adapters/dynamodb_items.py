@@ -79,6 +79,10 @@ class JobItem(Model):
     tally = JSONAttribute(null=True)  # a shard: where it is counted into its gather
     tallied = NumberSetAttribute(null=True)  # a gather: the buckets counted (each once)
     members = NumberSetAttribute(null=True)  # a gather's bucket item: the shards counted
+    # a bucket item: its shards' share of the run's counters (store_rules.BUCKET_COUNTERS)
+    jobs_done = NumberAttribute(null=True)
+    calls_succeeded = NumberAttribute(null=True)
+    calls_cached = NumberAttribute(null=True)
     waiters: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     waiters_version = NumberAttribute(null=True)
     pending = NumberAttribute(null=True)

@@ -11,11 +11,11 @@ import pickle
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from miniwdl_serverless.controller.ports import CacheEntry, MissingJob
+from miniwdl_serverless.controller.ports import CacheEntry, LeaseTake, MissingJob, Started
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.reconciling import DeadLetter
 from miniwdl_serverless.core.records import (
@@ -33,7 +33,9 @@ from miniwdl_serverless.core.records import (
 )
 from miniwdl_serverless.core.resources import TaskSubmission
 from miniwdl_serverless.core.store_rules import (
+    BUCKET_COUNTERS,
     TRANSACTION_LIMIT,
+    bucket_counts,
     chunks,
     ended_fields,
     tally_item_id,
@@ -42,6 +44,17 @@ from miniwdl_serverless.core.uploads import Transfer
 from miniwdl_serverless.core.work import DELIVERED_KINDS, OUTSIDE_KINDS, WorkItem
 
 T = TypeVar("T")
+
+
+@dataclass
+class Bucket:
+    """A gather's bucket: the shards counted, and their share of the run's counters."""
+
+    members: set[int] = field(default_factory=set)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def copy(self) -> Bucket:
+        return Bucket(set(self.members), Counter(self.counts))
 
 
 class MemoryStore:
@@ -53,8 +66,9 @@ class MemoryStore:
         self._jobs: dict[tuple[str, str], Job] = {}
         # waiters registered on a job that does not exist yet: (waiters, version)
         self._stubs: dict[tuple[str, str], tuple[list[str], int]] = {}
-        # a gather's buckets (run id, tally_item_id): the shard indices counted in each
-        self._tallies: dict[tuple[str, str], set[int]] = {}
+        # a gather's buckets (run id, tally_item_id): the shard indices counted in each, and
+        # their share of the run's counters
+        self._tallies: dict[tuple[str, str], Bucket] = {}
         self.writes = 0  # conditional and unconditional writes, for tests that count them
 
     # -- everything held, for the local state directory (local/memory_tables.py) --
@@ -72,6 +86,14 @@ class MemoryStore:
             return {
                 key: (list(waiters), version) for key, (waiters, version) in self._stubs.items()
             }
+
+    def all_buckets(self) -> dict[tuple[str, str], Bucket]:
+        with self._lock:
+            return {key: bucket.copy() for key, bucket in self._tallies.items()}
+
+    def restore_bucket(self, run_id: str, bucket_id: str, bucket: Bucket) -> None:
+        with self._lock:
+            self._tallies[(run_id, bucket_id)] = bucket.copy()
 
     def restore_run(self, run: Run) -> None:
         """Put back a run as saved (its own ``created_at`` kept; not counted as a write)."""
@@ -272,11 +294,40 @@ class MemoryStore:
             changes["lease_holder"] = holder
         return self._update_if(run_id, job_id, allowed, **changes) is not None
 
+    def take_leases(self, run_id: str, takes: list[LeaseTake]) -> set[str]:
+        return {
+            t.job_id
+            for t in takes
+            if self.renew_lease(
+                run_id, t.job_id, t.attempt, t.held_until, t.until, t.holder, t.fields
+            )
+        }
+
+    def record_batch_jobs(self, run_id: str, records: list[tuple[str, int, str]]) -> set[str]:
+        return {
+            job_id
+            for job_id, attempt, batch_job_id in records
+            if self.record_batch_job(run_id, job_id, attempt, batch_job_id)
+        }
+
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         def allowed(job: Job) -> bool:
             return job.attempt == attempt and job.batch_job_id is None
 
         return self._update_if(run_id, job_id, allowed, batch_job_id=batch_job_id) is not None
+
+    def note_started(self, run_id: str, job_id: str, started: Started) -> Job | None:
+        def allowed(job: Job) -> bool:
+            return (
+                job.status == RUNNING
+                and job.attempt == started.attempt
+                and job.batch_job_name == started.batch_job_name
+                and job.batch_job_id in (None, started.batch_job_id)
+                and job.started_at is None
+            )
+
+        fields = {"started_at": started.started_at, "log_stream": started.log_stream}
+        return self._update_if(run_id, job_id, allowed, **fields)
 
     def stop_awaiting(self, run_id: str, job_id: str, dependency: str) -> Job | None:
         with self._lock:
@@ -321,14 +372,26 @@ class MemoryStore:
             current.finished_at = time.time()
             return targets + current.group_tokens()
 
-    def tally_shard(self, job: Job) -> bool:
+    def tally_shard(self, job: Job, counts: Mapping[str, int]) -> bool:
         tally = _tally(job)
+        index = int(tally["index"])
         with self._lock:
             self.writes += 1
             key = (job.run_id, tally_item_id(tally["gather"], tally["bucket"]))
-            members = self._tallies.setdefault(key, set())
-            members.add(int(tally["index"]))
-            return len(members) >= int(tally["size"])
+            bucket = self._tallies.setdefault(key, Bucket())
+            if index not in bucket.members:
+                bucket.members.add(index)
+                bucket.counts.update(bucket_counts(counts))
+            return len(bucket.members) >= int(tally["size"])
+
+    def tallied(self, run_id: str) -> dict[str, int]:
+        totals = dict.fromkeys(BUCKET_COUNTERS, 0)
+        with self._lock:
+            for (run, _), bucket in self._tallies.items():
+                if run == run_id:
+                    for name in BUCKET_COUNTERS:
+                        totals[name] += bucket.counts[name]
+        return totals
 
     def tally_bucket(self, job: Job) -> Job | None:
         tally = _tally(job)

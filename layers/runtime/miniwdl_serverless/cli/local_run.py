@@ -46,6 +46,9 @@ def build_execution_input(args: argparse.Namespace, scratch: str | None = None) 
     import WDL.runtime
 
     from miniwdl_serverless.cli.submit import quiet_logger
+    from miniwdl_serverless.core import wdl_extensions
+
+    wdl_extensions.install()  # the document and inputs may use Object
 
     wdl = args.wdl if "://" in args.wdl else os.path.abspath(args.wdl)
     doc = WDL.load(
@@ -209,6 +212,9 @@ def run_local(args: argparse.Namespace) -> int:
 def _run_local(args: argparse.Namespace) -> int:
     _set_up_logging(args)
     state = state_dir(args)
+    from miniwdl_serverless.local.parser_cache import cache_dir, cache_wdl_parsers
+
+    cache_wdl_parsers(cache_dir(os.environ))  # miniwdl's WDL parsers: built once, then loaded
 
     def embedded(engine: Any) -> Any:
         # imported only once the inputs are good: a bad input ends in miniwdl's time

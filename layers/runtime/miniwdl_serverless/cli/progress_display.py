@@ -23,8 +23,11 @@ def read_counts(store: Any, run_id: str) -> views.Counts | None:
     run = store.get_run(run_id)
     if run is None:
         return None
-    if int(run.jobs_total or 0) > views.LARGE_RUN_JOBS:
-        return views.counts_from_run(run.as_dict())
+    if int(run.jobs_total or 0) > views.LARGE_RUN_JOBS:  # its shards' counts are in buckets
+        counters = run.as_dict()
+        for name, count in store.tallied(run_id).items():
+            counters[name] = int(counters.get(name) or 0) + count
+        return views.counts_from_run(counters)
     jobs = [job.as_dict() for job in store.query_jobs(run_id)]
     return views.count_calls(views.call_rows(jobs))
 

@@ -272,7 +272,7 @@ def load_workflow(workflow: str, no_outside_imports: bool = False) -> LoadedWork
     import WDL.CLI
 
     from miniwdl_serverless.adapters.sources import UriSources
-    from miniwdl_serverless.core.wdl_source import fetch_and_load
+    from miniwdl_serverless.core.wdl_source import fetch_and_load  # installs wdl_extensions
 
     fetch = UriSources().fetch
     if is_uri(workflow):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import WDL
 
 from miniwdl_serverless.controller.actions import (
@@ -12,7 +14,12 @@ from miniwdl_serverless.controller.actions import (
     Offer,
     Submit,
 )
-from miniwdl_serverless.controller.context import RunContext, load_context
+from miniwdl_serverless.controller.context import (
+    RunContext,
+    RunNames,
+    load_context,
+    log_call_lines,
+)
 from miniwdl_serverless.controller.drive import Driver
 from miniwdl_serverless.controller.end import (
     AnswerNotSent,
@@ -21,7 +28,8 @@ from miniwdl_serverless.controller.end import (
     fail_unloadable_run,
 )
 from miniwdl_serverless.controller.localize import on_download_event
-from miniwdl_serverless.controller.ports import Ports, TransientError
+from miniwdl_serverless.controller.ports import Ports, Started, TransientError
+from miniwdl_serverless.controller.submission import started_line
 from miniwdl_serverless.core.decisions import (
     EventKind,
     classify_job_event,
@@ -50,6 +58,8 @@ def on_batch_event(detail: BatchJobDetail, ports: Ports) -> str:
         if call_event is None:
             return EventKind.UNKNOWN_JOB.value
         detail = call_event
+    if _noted_start(detail, ports):
+        return EventKind.STARTED.value
     return _on_task_event(detail, ports)
 
 
@@ -113,13 +123,60 @@ def _on_task_event(detail: BatchJobDetail, ports: Ports) -> str:
     return driver.outcome or kind.value
 
 
+def _noted_start(detail: BatchJobDetail, ports: Ports) -> bool:
+    """A call's Batch job started: noted in one conditional write, with no read of the run or
+    the job (a start is half of a call's events). False: the condition failed (the attempt
+    moved on, the start was noted before, the job is completing), and the event takes the
+    path every other does, reading both. The run's status is not checked here: a run that
+    ended terminated every Batch job it knew of, and the submitter terminates what it
+    submitted for a run that ended meanwhile."""
+    if detail.status != "RUNNING" or not detail.run_id or detail.job_id is None:
+        return False
+    if detail.attempt is None:
+        return False
+    started = Started(
+        detail.attempt, detail.jobName, detail.batch_job_id, detail.log_stream or "", time.time()
+    )
+    job = ports.store.note_started(detail.run_id, detail.job_id, started)
+    if job is None:
+        return False
+    names = _names_of(ports, detail.run_id)
+    if names is not None:
+        log_call_lines(ports.files, names, job.job_id, started_line(job, detail.batch_job_id))
+    return True
+
+
+_run_names: dict[str, RunNames] = {}  # a run's never change once it is planned
+MAX_RUNS = 1024
+
+
+def _names_of(ports: Ports, run_id: str) -> RunNames | None:
+    if run_id not in _run_names:
+        run = ports.store.get_run(run_id)
+        if run is None or not run.run_dir:
+            return None
+        _remember_names(run)
+    return _run_names[run_id]
+
+
+def _remember_names(run: Run) -> None:
+    if run.run_dir:
+        if len(_run_names) >= MAX_RUNS:
+            _run_names.clear()
+        _run_names[run.run_id] = RunNames.of(run)
+
+
 def _run_and_job(detail: BatchJobDetail, ports: Ports) -> tuple[Run | None, Job | None]:
     """The event's run and call, in one read (most events need both)."""
     if not detail.run_id:
         return None, None
     if detail.job_id is None:
-        return ports.store.get_run(detail.run_id), None
-    return ports.store.get_run_and_job(detail.run_id, detail.job_id)
+        run, job = ports.store.get_run(detail.run_id), None
+    else:
+        run, job = ports.store.get_run_and_job(detail.run_id, detail.job_id)
+    if run is not None:
+        _remember_names(run)
+    return run, job
 
 
 def loaded_context(run: Run, ports: Ports) -> RunContext | str:

@@ -113,9 +113,7 @@ class RunContext:
 
     def log_call(self, job_id: str, message: str) -> None:
         """A line in workflow.log and in the call's own task.log (as miniwdl keeps one)."""
-        self.log(message)
-        task_log = os.path.join(self.call_dir(job_id), "task.log")
-        append_log_line(self.ports.files, task_log, f"{self.run.workflow_name}.{job_id}", message)
+        log_call_lines(self.ports.files, RunNames.of(self.run), job_id, message)
 
     def paths_allowed(self) -> planner.PathAllowlist:
         """miniwdl's file allowlist: the run's own directory and the workflow's input paths."""
@@ -129,6 +127,27 @@ class RunContext:
             others = os.path.dirname(self.run_dir.rstrip("/"))
             self.allowlist = planner.PathAllowlist(self.run_dir, paths, [cache, others])
         return self.allowlist
+
+
+@dataclass(frozen=True)
+class RunNames:
+    """Where a run's log lines go and what they are prefixed with: set when the run is
+    planned and never changed, so a warm invocation may keep them (advance.py)."""
+
+    run_dir: str
+    workflow_name: str | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunNames:
+        return cls(str(run.run_dir), run.workflow_name)
+
+
+def log_call_lines(files: RunFiles, names: RunNames, job_id: str, message: str) -> None:
+    """A line in workflow.log and in the call's own task.log (as miniwdl keeps one)."""
+    if not append_workflow_log(files, names.run_dir, names.workflow_name, message):
+        log.warning("cannot append to workflow.log", extra={"run_dir": names.run_dir})
+    task_log = os.path.join(call_dir(names.run_dir, job_id), "task.log")
+    append_log_line(files, task_log, f"{names.workflow_name}.{job_id}", message)
 
 
 def append_workflow_log(files: RunFiles, run_dir: str, workflow: str | None, message: str) -> bool:

@@ -7,7 +7,7 @@ when the store's state did not allow it: that is an expected outcome, never an e
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -48,6 +48,29 @@ class MissingJob(StoreError):
 
 class Conflict(StoreError):
     """A write kept losing against concurrent writers."""
+
+
+@dataclass(frozen=True)
+class LeaseTake:
+    """One ``renew_lease`` of ``RunStore.take_leases``."""
+
+    job_id: str
+    attempt: int
+    held_until: float
+    until: float
+    holder: str | None = None
+    fields: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Started:
+    """A Batch job's RUNNING event, as ``RunStore.note_started`` checks and records it."""
+
+    attempt: int
+    batch_job_name: str
+    batch_job_id: str
+    log_stream: str
+    started_at: float
 
 
 class RunStore(Protocol):
@@ -128,8 +151,22 @@ class RunStore(Protocol):
         ``holder``: who holds it from now on (``lease_holder``: a submitter's work item);
         ``fields``: set with it (what preparing the attempt computed, in the same write)."""
 
+    def take_leases(self, run_id: str, takes: list[LeaseTake]) -> set[str]:
+        """``renew_lease`` of each (distinct jobs of one run), in as few requests as it can (a
+        transaction of up to 100: a stream batch's submissions); the job ids taken."""
+
     def record_batch_job(self, run_id: str, job_id: str, attempt: int, batch_job_id: str) -> bool:
         """The Batch job of ``attempt``, unless one is recorded or the attempt moved on."""
+
+    def record_batch_jobs(self, run_id: str, records: list[tuple[str, int, str]]) -> set[str]:
+        """``record_batch_job`` of each (job id, attempt, Batch job id; distinct jobs of one
+        run), in as few requests as it can; the job ids recorded."""
+
+    def note_started(self, run_id: str, job_id: str, started: Started) -> Job | None:
+        """When the Batch job of the attempt started and its log stream, in one conditional
+        write and no read: only if the job runs that attempt as that Batch job (by name, and
+        by id once recorded) and its start was not noted before. The job after the write;
+        None if the condition failed (the caller then reads the job to see why)."""
 
     def stop_awaiting(self, run_id: str, job_id: str, dependency: str) -> Job | None:
         """Give back the count of an outside ``dependency`` that completed before the job
@@ -147,10 +184,16 @@ class RunStore(Protocol):
         Returns what it decremented; None if it was completed before, or the attempt moved on.
         Raises MissingJob if a dependent does not exist (nothing changes then)."""
 
-    def tally_shard(self, job: Job) -> bool:
+    def tally_shard(self, job: Job, counts: Mapping[str, int]) -> bool:
         """Count the completed shard ``job`` (``job.tally``) in its bucket, without a
         transaction and idempotently (a shard is counted once however often this is called:
-        call it only once ``job`` is done). True if its bucket now holds all its shards."""
+        call it only once ``job`` is done), with its share of the run's counters (``counts``:
+        ``BUCKET_COUNTERS`` only), which the bucket keeps instead of the run item: one write
+        a shard, not two. True if its bucket now holds all its shards."""
+
+    def tallied(self, run_id: str) -> dict[str, int]:
+        """The run's counters its buckets hold (``tally_shard``'s ``counts``), summed: added
+        to the run item's own, they are the run's counts."""
 
     def tally_bucket(self, job: Job) -> Job | None:
         """Count the full bucket of the shard ``job`` into its gather's ``pending``, once per

@@ -3,6 +3,7 @@ schedule, end scopes. Each takes one action and returns the actions it leads to.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import WDL
@@ -40,6 +41,7 @@ from miniwdl_serverless.core.records import (
     is_shard,
     tally_of,
 )
+from miniwdl_serverless.core.store_rules import bucket_counts, completion_counts, run_counts
 
 if TYPE_CHECKING:
     from miniwdl_serverless.controller.drive import Driver
@@ -206,15 +208,18 @@ def complete(driver: Driver, action: Complete) -> list[Action]:
     ctx, job = driver.context(), action.job
     stored = ctx.store_value(action.outputs, job.job_id + ".outputs")
     targets = ctx.ports.store.complete(job, stored, expected_attempt=action.attempt)
+    counts = {"jobs_done": 1, **action.counters}
     if targets is not None:
-        ctx.ports.store.count(ctx.run_id, jobs_done=1, **action.counters)
+        owed = run_counts(counts) if job.tally else counts  # a shard's bucket keeps the rest
+        if owed:
+            ctx.ports.store.count(ctx.run_id, **owed)
         if action.metric:
             ctx.ports.metrics.count(action.metric)
         if action.note and action.metric:  # a task call's outcome: its task.log too
             ctx.log_call(job.job_id, action.note)
         elif action.note:
             ctx.log(action.note)
-    then: list[Action] = ready_dependents(ctx, job, targets)
+    then: list[Action] = ready_dependents(ctx, job, targets, counts)
     if job.local_id == planner.OUTPUTS:  # also when completed before: its end may be unfinished
         then.append(EndScope(job, action.outputs))
     return then
@@ -229,15 +234,18 @@ def resume(driver: Driver, action: Resume) -> list[Action]:
     targets = None
     if job.status.startswith(COMPLETING):  # stopped between completion transactions
         targets = ctx.ports.store.complete(job, job.outputs)
-    then: list[Action] = ready_dependents(ctx, job, targets)
+    then: list[Action] = ready_dependents(ctx, job, targets, completion_counts(job))
     if job.local_id == planner.OUTPUTS:
         then.append(EndScope(job, ctx.load_value(job.outputs) or {}))
     return then
 
 
-def ready_dependents(ctx: RunContext, job: Job, targets: list[str] | None) -> list[Action]:
+def ready_dependents(
+    ctx: RunContext, job: Job, targets: list[str] | None, counts: Mapping[str, int]
+) -> list[Action]:
     """Dependents and waiters that this job's completion left with nothing pending, and, for
-    a scatter's shard, its gather once every shard is tallied.
+    a scatter's shard, its gather once every shard is tallied (with ``counts``, its share of
+    the run's counters).
 
     ``targets``: those the completion decremented (the job is done); else the job is read
     afresh (waiters may have come; its completion may have been another's, or cut short).
@@ -254,7 +262,7 @@ def ready_dependents(ctx: RunContext, job: Job, targets: list[str] | None) -> li
     found = store.get_jobs(ctx.run_id, targets, readiness_only=True) if targets else {}
     ready = [j for j in found.values() if _offered(j, job)]
     if done and job.tally:
-        ready += [j for j in _tallied(ctx, job) if _offered(j, job)]
+        ready += [j for j in _tallied(ctx, job, counts) if _offered(j, job)]
     return [Offer(j, job.job_id) for j in ready]
 
 
@@ -264,14 +272,14 @@ def _offered(target: Job, job: Job) -> bool:
     return target.pending <= 0 and (target.status == WAITING or target.claimed_by == job.job_id)
 
 
-def _tallied(ctx: RunContext, shard: Job) -> list[Job]:
+def _tallied(ctx: RunContext, shard: Job, counts: Mapping[str, int]) -> list[Job]:
     """Count the done ``shard`` into its gather, with no transaction (no hot spot: design rule
     7): its index into its bucket's set, then, if that filled the bucket, the bucket into the
     gather's ``pending``, once. Whoever fills a bucket counts it, so the gather's last bucket
     is counted by someone even when its last shards complete together; a redelivery after a
     crash between the steps repeats them, changing nothing twice. The gather, if counted."""
     store = ctx.ports.store
-    if not store.tally_shard(shard):
+    if not store.tally_shard(shard, bucket_counts(counts)):
         return []
     gather = store.tally_bucket(shard)
     return [gather] if gather is not None else []

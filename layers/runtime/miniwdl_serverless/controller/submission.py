@@ -269,15 +269,16 @@ def _hold(ctx: RunContext, job_id: str, attempt: int, lease: Lease) -> bool:
     return False
 
 
+def started_line(job: Job, batch_job_id: str) -> str:
+    return f"{job.job_id} attempt {job.attempt + 1} running as Batch job {batch_job_id}"
+
+
 def note_started(driver: Driver, action: NoteStarted) -> list[Action]:
     ctx, job = driver.context(), action.job
     if job.started_at is None:
         fields = {"started_at": time.time(), "log_stream": action.log_stream or ""}
         ctx.ports.store.update_job(ctx.run_id, job.job_id, **fields)
-        ctx.log_call(
-            job.job_id,
-            f"{job.job_id} attempt {job.attempt + 1} running as Batch job {action.batch_job_id}",
-        )
+        ctx.log_call(job.job_id, started_line(job, action.batch_job_id))
     return []
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from miniwdl_serverless.controller.ports import (
     BatchJobs,
     CacheStore,
+    LeaseTake,
     Metrics,
     Orchestrator,
     RunStore,
@@ -27,7 +28,7 @@ from miniwdl_serverless.controller.ports import (
     WorkQueue,
 )
 from miniwdl_serverless.core import arrays
-from miniwdl_serverless.core.decisions import submit_lease
+from miniwdl_serverless.core.decisions import lease_renewal, submit_lease
 from miniwdl_serverless.core.errors import describe_exception
 from miniwdl_serverless.core.ids import TAG_ARRAY, TAG_ATTEMPT, TAG_JOB
 from miniwdl_serverless.core.localizing import JOB_LEASE_SECONDS
@@ -185,7 +186,9 @@ def submit_queued(
     batch = _Batch(ports)
     queued = [queued_submission(item) for item in items]
     groups = arrays.groups_of([_array_shape(q) for q in queued], ports.array_limit)
+    singles = [(items[g[0]], queued[g[0]]) for g in groups if len(g) == 1]
     try:
+        batch.take_leases(singles)
         for number, group in enumerate(groups):
             if remaining_seconds() < RESERVE_SECONDS or not _handle_group(
                 [items[p] for p in group], [queued[p] for p in group], ports, pacer, batch
@@ -194,6 +197,8 @@ def submit_queued(
                 return [items[p].key for p in left]
         return []
     finally:
+        batch.record_submitted()
+        batch.give_back_unused()
         batch.stop_what_ended()
 
 
@@ -239,12 +244,65 @@ class _Batch:
     ports: SubmitterPorts
     running: dict[str, bool] = field(default_factory=dict)
     submitted: dict[str, list[str]] = field(default_factory=dict)
+    # the calls' leases taken together, before their submissions (work item key → the lease
+    # and the item); those submitted, to record together (their outcomes' places)
+    taken: dict[str, tuple[float, QueuedSubmission]] = field(default_factory=dict)
+    unrecorded: list[tuple[QueuedSubmission, str, int]] = field(default_factory=list)
 
     def runs(self, run_id: str) -> bool:
         if run_id not in self.running:
             run = self.ports.store.get_run(run_id)
             self.running[run_id] = run is not None and run.status == RUN_RUNNING
         return self.running[run_id]
+
+    def take_leases(self, singles: list[tuple[WorkItem, QueuedSubmission]]) -> None:
+        """The leases of the calls submitted alone, one request for each run's: taken as each
+        would be alone (``_submit_one``), which does it itself for one not taken here."""
+        until = submit_lease(time.time())
+        by_run: dict[str, list[tuple[WorkItem, QueuedSubmission]]] = {}
+        for item, call in singles:
+            if call.entry is None and call.job_id is not None and self.runs(call.run_id):
+                by_run.setdefault(call.run_id, []).append((item, call))
+        for run_id, calls in by_run.items():
+            takes = [
+                LeaseTake(str(c.job_id), c.attempt, c.lease, until, i.key, c.prepared)
+                for i, c in calls
+            ]
+            taken = self.ports.store.take_leases(run_id, takes)
+            self.taken.update({i.key: (until, c) for i, c in calls if c.job_id in taken})
+
+    def record_later(self, queued: QueuedSubmission, batch_job_id: str) -> None:
+        """A call's Batch job, recorded with the others this batch submits (its events may
+        come first: the advance path takes an attempt's job by name until its id is known)."""
+        self.unrecorded.append((queued, batch_job_id, len(self.ports.outcomes)))
+
+    def record_submitted(self) -> None:
+        """The Batch jobs submitted, one request for each run's; one whose attempt has
+        another recorded already is terminated (``_record_attempt``)."""
+        by_run: dict[str, list[tuple[QueuedSubmission, str, int]]] = {}
+        for entry in self.unrecorded:
+            by_run.setdefault(entry[0].run_id, []).append(entry)
+        self.unrecorded = []
+        for run_id, entries in by_run.items():
+            records = [(str(q.job_id), q.attempt, batch_job_id) for q, batch_job_id, _ in entries]
+            recorded = self.ports.store.record_batch_jobs(run_id, records)
+            for queued, batch_job_id, place in entries:
+                if queued.job_id in recorded:
+                    continue
+                outcome = _record(queued, self.ports, batch_job_id, "submitted")
+                self.ports.outcomes[place] = outcome.what
+                if not outcome.batch_job_id:
+                    self.submitted[run_id].remove(batch_job_id)
+
+    def give_back_unused(self) -> None:
+        """The leases taken for calls this batch did not reach: back to the preparing
+        invocation's, so that their redelivery takes them as the first delivery would."""
+        for key, (until, queued) in self.taken.items():
+            assert queued.job_id is not None
+            self.ports.store.renew_lease(
+                queued.run_id, queued.job_id, queued.attempt, until, queued.lease, holder=key
+            )
+        self.taken = {}
 
     def stop_what_ended(self) -> None:
         """Each run's count of calls submitted, in one write; and if it ended while this batch
@@ -266,7 +324,7 @@ def _handle(item: WorkItem, ports: SubmitterPorts, pacer: Pacer, batch: _Batch) 
         ports.outcomes.append("run ended")
         return True
     try:
-        submitted = _submit_one(item.key, queued, ports, pacer)
+        submitted = _submit_one(item.key, queued, ports, pacer, batch.taken.pop(item.key, None))
     except TransientError:
         log.warning("submitting %s failed; handed back", queued.submission.name, exc_info=True)
         return False
@@ -276,6 +334,9 @@ def _handle(item: WorkItem, ports: SubmitterPorts, pacer: Pacer, batch: _Batch) 
         submitted = Outcome("refused")
     if call and submitted.batch_job_id:
         batch.submitted.setdefault(queued.run_id, []).append(submitted.batch_job_id)
+        if submitted.what == UNRECORDED:
+            batch.record_later(queued, submitted.batch_job_id)
+            submitted = Outcome("submitted", submitted.batch_job_id)
     ports.outcomes.append(submitted.what)
     log.info("queued submission handled", extra={"job": queued.job_id, "outcome": submitted.what})
     return True
@@ -291,14 +352,29 @@ class Outcome:
     batch_job_id: str | None = None  # a job this item submitted (or adopted)
 
 
-def _submit_one(key: str, queued: QueuedSubmission, ports: SubmitterPorts, pacer: Pacer) -> Outcome:
+UNRECORDED = "submitted, to record"  # an outcome the batch records with the others
+
+
+def _submit_one(
+    key: str,
+    queued: QueuedSubmission,
+    ports: SubmitterPorts,
+    pacer: Pacer,
+    taken: tuple[float, QueuedSubmission] | None = None,
+) -> Outcome:
+    """``taken``: the lease the batch took for this call (else it is taken here)."""
     if queued.entry is not None:
         return _submit_download(key, queued, ports, pacer)
     assert queued.job_id is not None
     store, run_id, job_id, attempt = ports.store, queued.run_id, queued.job_id, queued.attempt
     _pace(ports, pacer)
     until = submit_lease(time.time())  # as long as a preparing invocation's: SubmitJob's
-    if not store.renew_lease(
+    if taken is not None:
+        kept = _kept(queued, ports, taken[0])
+        if kept is None:
+            return Outcome("taken")
+        until = kept
+    elif not store.renew_lease(
         run_id, job_id, attempt, queued.lease, until, holder=key, fields=queued.prepared
     ):
         found = _own_take(key, queued, ports, until)
@@ -315,7 +391,17 @@ def _submit_one(key: str, queued: QueuedSubmission, ports: SubmitterPorts, pacer
         # it may have gone through: the reconciler resubmits at once, looking it up by name
         store.renew_lease(run_id, job_id, attempt, until, 0.0)
         raise
-    return _record(queued, ports, batch_job_id, "submitted")
+    return Outcome(UNRECORDED, batch_job_id)
+
+
+def _kept(queued: QueuedSubmission, ports: SubmitterPorts, until: float) -> float | None:
+    """The lease the batch took, renewed if pacing left it about to run out (None: lost)."""
+    assert queued.job_id is not None
+    renewal = lease_renewal(time.time(), until)
+    if renewal is None:
+        return until
+    renewed = ports.store.renew_lease(queued.run_id, queued.job_id, queued.attempt, until, renewal)
+    return renewal if renewed else None
 
 
 def submit_array(
@@ -328,18 +414,14 @@ def submit_array(
     store, run_id = ports.store, queued[0].run_id
     name = arrays.queued_array_name(run_id, [item.key for item in items])
     until = submit_lease(time.time())
-    taken: list[QueuedSubmission] = []
-    for index, (item, call) in enumerate(zip(items, queued, strict=True)):
-        assert call.job_id is not None
-        holder = f"{item.key}{ARRAY_HOLDER}{name}:{index}"
-        held = call.lease
-        if not store.renew_lease(
-            run_id, call.job_id, 0, held, until, holder=holder, fields=call.prepared
-        ):
-            break
-        taken.append(call)
-    if len(taken) < len(queued):
-        _give_back(ports, items, taken, until)
+    takes = [
+        LeaseTake(str(c.job_id), 0, c.lease, until, f"{i.key}{ARRAY_HOLDER}{name}:{n}", c.prepared)
+        for n, (i, c) in enumerate(zip(items, queued, strict=True))
+    ]
+    taken_ids = store.take_leases(run_id, takes)
+    if len(taken_ids) < len(queued):
+        taken = [(i, c) for i, c in zip(items, queued, strict=True) if c.job_id in taken_ids]
+        _give_back(ports, taken, until)
         return None
     ports.work.put([array_item(run_id, name, [str(call.job_id) for call in queued])])
     submission = _array_submission(name, queued)
@@ -347,12 +429,16 @@ def submit_array(
     try:
         parent = _submit(QueuedSubmission(submission, run_id), ports)
     except Throttled:  # nothing submitted: the items' redelivery takes them again
-        _give_back(ports, items, taken, until)
+        _give_back(ports, list(zip(items, queued, strict=True)), until)
         raise
     ports.metrics.count("ArrayJobsSubmitted")
+    children = [(str(c.job_id), 0, f"{parent}:{n}") for n, c in enumerate(queued)]
+    recorded = store.record_batch_jobs(run_id, children)
     return [
-        _record(call, ports, f"{parent}:{index}", "submitted in an array")
-        for index, call in enumerate(queued)
+        Outcome("submitted in an array", child)
+        if call.job_id in recorded
+        else _record(call, ports, child, "submitted in an array")
+        for call, (_, _, child) in zip(queued, children, strict=True)
     ]
 
 
@@ -370,10 +456,10 @@ def _array_submission(name: str, queued: list[QueuedSubmission]) -> TaskSubmissi
 
 
 def _give_back(
-    ports: SubmitterPorts, items: list[WorkItem], taken: list[QueuedSubmission], until: float
+    ports: SubmitterPorts, taken: list[tuple[WorkItem, QueuedSubmission]], until: float
 ) -> None:
     """The leases taken for an array, back as they were (each held by its own item)."""
-    for item, call in zip(items, taken, strict=False):
+    for item, call in taken:
         assert call.job_id is not None
         ports.store.renew_lease(call.run_id, call.job_id, 0, until, call.lease, holder=item.key)
 

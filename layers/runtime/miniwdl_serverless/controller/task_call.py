@@ -32,9 +32,10 @@ from WDL.runtime.task import (
 from WDL.runtime.task_container import TaskContainer
 
 from miniwdl_serverless.controller.ports import RunFiles
-from miniwdl_serverless.core import arrays, call_files, guarded_reads
+from miniwdl_serverless.core import arrays, call_files, guarded_reads, wdl_extensions
 
 guarded_reads.install()
+wdl_extensions.install()  # Object and its stdlib functions (core/wdl_extensions.py)
 
 
 class ExternalContainer(TaskContainer):

@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import WDL
-from WDL import Env, Tree, Type, Value
+from WDL import Env, StdLib, Tree, Type, Value
 from WDL.runtime._stdlib import WorkflowStdLib
 from WDL.runtime._workflow_state import StateMachine, WorkflowOutputs, _Job
 from WDL.runtime.cache import CallCacheAddPaths
 
-from miniwdl_serverless.core import guarded_reads
+from miniwdl_serverless.core import guarded_reads, wdl_extensions
 from miniwdl_serverless.core.scatter_limits import (
     CappedRange,
     check_scatter_width,
@@ -36,6 +37,7 @@ from miniwdl_serverless.core.scatter_limits import (
 )
 
 guarded_reads.install()  # miniwdl's read_* functions open files through it (design rule 4)
+wdl_extensions.install()  # Object and its stdlib functions (core/wdl_extensions.py)
 
 OUTPUTS = "outputs"
 TASK_CALL_PREFIX = "call-"
@@ -381,7 +383,7 @@ def evaluate(  # noqa: PLR0913 - the inputs of miniwdl's StateMachine._do_job
         set(),
         [],
     )
-    stdlib = WorkflowStdLib(cfg, workflow.effective_wdl_version, machine, _NoCache(cfg))  # type: ignore[arg-type]
+    stdlib = _workflow_stdlib(cfg, workflow.effective_wdl_version, machine)
     width = max_scatter_width(cfg)
     stdlib.range = CappedRange(width)  # type: ignore[attr-defined]
     with guarded_reads.reading(cfg):  # read_* in Lambda: regular files under the root, bounded
@@ -404,6 +406,46 @@ def _evaluate_task_scope(
     return Evaluation(
         call=StateMachine.CallInstructions(id=job_id, callee=task, inputs=scope.inputs)
     )
+
+
+_stdlibs = threading.local()  # each thread's last WorkflowStdLib (see _workflow_stdlib)
+
+
+def _workflow_stdlib(
+    cfg: WDL.runtime.config.Loader, version: str, machine: StateMachine
+) -> WorkflowStdLib:
+    """miniwdl's workflow stdlib for one job's evaluation on ``machine``.
+
+    Building one defines every stdlib function anew (~1 ms, a job's largest cost in a wide
+    scatter); miniwdl builds one a workflow run. Its functions reach the evaluation only through
+    the instance's ``state`` and ``cache`` (and the immutable ``eval_context``), so each thread
+    keeps its last instance and gives it the next evaluation's, for the same configuration (the
+    same object), WDL version and run directory (its ``write_*`` directory)."""
+    last = getattr(_stdlibs, "last", None)
+    if (
+        last is not None
+        and last.cfg is cfg
+        and (last.wdl_version, last.run_dir)
+        == (
+            version,
+            machine.run_dir,
+        )
+    ):
+        stdlib: Any = last.stdlib
+        stdlib.state, stdlib.cache = machine, _NoCache(cfg)
+        stdlib.eval_context = StdLib.EvalContext()
+        return stdlib  # type: ignore[no-any-return]
+    stdlib = WorkflowStdLib(cfg, version, machine, _NoCache(cfg))  # type: ignore[arg-type]
+    _stdlibs.last = _LastStdLib(cfg, version, machine.run_dir, stdlib)
+    return stdlib  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class _LastStdLib:
+    cfg: Any
+    wdl_version: str
+    run_dir: str
+    stdlib: WorkflowStdLib
 
 
 class _NoCache:

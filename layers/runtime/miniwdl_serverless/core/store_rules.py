@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 TRANSACTION_LIMIT = 100  # DynamoDB TransactWriteItems: at most 100 actions
@@ -30,11 +30,37 @@ def shard_tally(gather_id: str, index: int, count: int) -> dict[str, Any]:
     return {"gather": gather_id, "index": index, "bucket": bucket, "size": size}
 
 
+TALLY_PREFIX = "#tally/"
+# The run's counters a shard adds to its bucket instead of the run item (one write a shard)
+BUCKET_COUNTERS = ("jobs_done", "calls_succeeded", "calls_cached")
+
+
 def tally_item_id(gather_id: str, bucket: int) -> str:
     """The jobs-table sort key of a gather's bucket: ``#`` sorts before any job id (none
     begins with it), so no job-id prefix range reads it; the item has no ``status``, so the
     store's reads treat it as no job, as they do a stub."""
-    return f"#tally/{gather_id}/{bucket}"
+    return f"{TALLY_PREFIX}{gather_id}/{bucket}"
+
+
+def bucket_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    """The part of a shard's counters its bucket keeps (the rest go to the run item)."""
+    return {name: n for name, n in counts.items() if name in BUCKET_COUNTERS and n}
+
+
+def completion_counts(job: Any) -> dict[str, int]:
+    """The counters a done job's completion adds, told from the job as stored (for a
+    completion resumed after a crash, which no longer knows what the first try counted): a
+    call that took an earlier call's outputs is cached, one that was submitted succeeded."""
+    if job.cached_from:
+        return {"jobs_done": 1, "calls_cached": 1}
+    if job.batch_job_name:
+        return {"jobs_done": 1, "calls_succeeded": 1}
+    return {"jobs_done": 1}
+
+
+def run_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    """The part of a shard's counters its bucket cannot keep."""
+    return {name: n for name, n in counts.items() if name not in BUCKET_COUNTERS and n}
 
 
 def job_expiry(created_at: float, timeout_seconds: int) -> int:

@@ -25,11 +25,14 @@ from typing import Any
 import WDL
 import WDL.Zip
 
+from miniwdl_serverless.core import wdl_extensions
 from miniwdl_serverless.core.errors import RunError
 from miniwdl_serverless.core.stack_bucket import verify_staged
 
 INLINE_KEY = "/inline/workflow.wdl"
 MAX_SOURCE_BYTES = 16 * 1024 * 1024
+
+wdl_extensions.install()  # every document parsed here may use Object (core/wdl_extensions.py)
 
 
 @dataclass

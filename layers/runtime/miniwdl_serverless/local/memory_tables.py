@@ -10,6 +10,7 @@ same whichever mode wrote it; the tables it does not hold go to ``MotoTables``.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,10 +21,10 @@ from miniwdl_serverless.adapters.dynamodb_items import (
     cache_entry,
     run_record,
 )
-from miniwdl_serverless.adapters.memory import MemoryCache, MemoryStore
+from miniwdl_serverless.adapters.memory import Bucket, MemoryCache, MemoryStore
 from miniwdl_serverless.controller.ports import CacheEntry
 from miniwdl_serverless.core.records import JOB_FIELDS, Job, Run
-from miniwdl_serverless.core.store_rules import FINISHED_RUN_TTL_SECONDS
+from miniwdl_serverless.core.store_rules import BUCKET_COUNTERS, FINISHED_RUN_TTL_SECONDS
 from miniwdl_serverless.local import moto_patches
 from miniwdl_serverless.local.state import Collection, Item
 
@@ -141,6 +142,12 @@ class MemoryTables:
             stub = JobItem(run_id, job_id, waiters=waiters, waiters_version=version)
             stub.expires_at = expires
             items.append(stub.serialize())
+        for (run_id, bucket_id), bucket in self.store.all_buckets().items():
+            tally = JobItem(run_id, bucket_id, members=set(bucket.members) or None)
+            for name in BUCKET_COUNTERS:
+                setattr(tally, name, bucket.counts[name] or None)
+            tally.expires_at = expires
+            items.append(tally.serialize())
         return items
 
     def put_items(self, table: str, items: list[Item]) -> None:
@@ -153,6 +160,8 @@ class MemoryTables:
                 values = JobItem.from_raw_data(item).attribute_values
                 if values.get("status") is not None:  # a stub is carried forward, not loaded
                     self.store.restore_job(_job(values))
+                elif values.get("members"):  # a gather's bucket
+                    self.store.restore_bucket(values["run_id"], values["job_id"], _bucket(values))
         elif role == "cache":
             for item in items:
                 self.cache.put_entry(cache_entry(CacheItem.from_raw_data(item)))
@@ -189,6 +198,11 @@ def _job(values: dict[str, Any]) -> Job:
     if job.awaiting is not None:
         job.awaiting = sorted(job.awaiting)
     return job
+
+
+def _bucket(values: dict[str, Any]) -> Bucket:
+    counts = Counter({name: int(values.get(name) or 0) for name in BUCKET_COUNTERS})
+    return Bucket({int(i) for i in values["members"]}, counts)
 
 
 def _cache_item(entry: CacheEntry) -> Item:

@@ -28,6 +28,31 @@ def _replace(cls: Any, name: str, new: Any) -> Undo:
     return lambda: setattr(cls, name, old)
 
 
+def shared_model_loader() -> Undo:
+    """moto reads a service's botocore model (the first request of each service) with a new
+    loader each time, and a new loader lists botocore's ~400 service directories again (~30 ms
+    a service); here every such read shares one of moto's loaders, which lists them once."""
+    from moto.core import loaders, utils
+
+    loader = loaders.create_loader()
+    old = utils.create_loader
+    utils.create_loader = lambda: loader  # type: ignore[assignment]
+    return lambda: setattr(utils, "create_loader", old)
+
+
+def shared_session() -> Undo:
+    """moto lists a service's regions (each backend's first use) through a boto3 session of its
+    own, which reads botocore's endpoint data (~1 MB of JSON, ~60 ms) a second time: here
+    through boto3's default session, which the clients read it in."""
+    import boto3
+    from moto.core.base_backend import AccountSpecificBackend
+
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION
+    return _replace(AccountSpecificBackend, "get_session", classmethod(lambda _cls: session))
+
+
 def lazy_batch_package() -> Undo:
     """``moto.batch`` without running its ``__init__`` (which imports its models, and they
     moto's EC2 and ECS: most of a second) until something asks for one of its names. Step
