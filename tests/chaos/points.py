@@ -70,7 +70,6 @@ KINDS: dict[str, dict[str, str]] = {
         "load_value": READ,
         "append_log": WRITE,
         "prepare_call": WRITE,
-        "archive_attempt": WRITE,
         "point_last": WRITE,
         "link_output": WRITE,
         "exists": READ,

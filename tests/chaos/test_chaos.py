@@ -39,7 +39,6 @@ def test_the_write_points_include_every_handlers_writes():
         "store.mark_running",
         "store.renew_lease",
         "files.prepare_call",
-        "files.archive_attempt",
         "files.link_output",
         "batch.submit",
         "batch.terminate",

@@ -1,6 +1,6 @@
 """One contract for the RunFiles port, run on the in-memory files and on a real directory (the
 EFS adapter), so the two cannot drift: run directories, atomic JSON, spilled values with
-their digests, workflow.log, call directories and archived attempts; and, because tasks can
+their digests, workflow.log, call directories and their retries; and, because tasks can
 write anywhere on EFS, the same refusals: nothing outside the file system's root, no symlink
 followed at a path or on the way to it, regular files only, bounded reads."""
 
@@ -139,7 +139,7 @@ def test_a_line_appended_to_a_long_log_does_not_copy_it(files, root):
     assert files.read_text(log) == "replaced\nafter\n"
 
 
-def test_a_call_directory_and_its_archived_attempts(files, root):
+def test_a_call_directory_and_its_retries_under_miniwdls_names(files, root):
     source = f"{files.root}/data/input.txt"
     files.write_text(source, "data")
     call = f"{root}/call-t"
@@ -152,13 +152,20 @@ def test_a_call_directory_and_its_archived_attempts(files, root):
         assert files.read_text(f"{call}/{name}") == ""
         assert files.is_own_file(f"{call}/{name}", call)
     assert not files.is_own_file(inside, call)  # a link to a file outside the call
-    files.archive_attempt(call, 0)
-    assert files.read_text(f"{call}/attempt-0/command") == "echo hi"
-    assert not files.exists(f"{call}/command") and not files.exists(f"{call}/work")
-    files.prepare_call(call, "echo again", {}, copy_inputs=False)
-    assert files.read_text(f"{call}/command") == "echo again"
+    files.write_text(f"{call}/stdout.txt", "try 1")
+    files.write_text(f"{call}/work/left.txt", "by try 1")
+    again = f"{call}/work2/_miniwdl_inputs/0/input.txt"
+    files.prepare_call(call, "echo again", {source: again}, copy_inputs=False, attempt=1)
+    assert files.read_text(f"{call}/command") == "echo again"  # miniwdl's: the newest try's
+    assert files.is_dir(f"{call}/work2") and files.real_path(again) == source
+    assert files.read_text(f"{call}/stdout2.txt") == files.read_text(f"{call}/stderr2.txt") == ""
+    assert files.read_text(f"{call}/stdout.txt") == "try 1"  # the first try's, where it was
+    assert files.read_text(f"{call}/work/left.txt") == "by try 1" and files.exists(inside)
+    files.write_text(f"{call}/stdout2.txt", "try 2 running")
+    files.prepare_call(call, "echo again", {source: again}, copy_inputs=False, attempt=1)
+    assert files.read_text(f"{call}/stdout2.txt") == "try 2 running"  # never truncated
     files.remove_tree(call)
-    assert not files.exists(f"{call}/attempt-0/command") and not files.is_dir(call)
+    assert not files.exists(f"{call}/work2") and not files.is_dir(call)
     with pytest.raises(UnsafePath):
         files.remove_tree(files.root)
 
@@ -196,7 +203,7 @@ def test_a_copied_directory_input_holds_its_files_not_its_links(files, root, out
 
 @pytest.mark.parametrize(
     "name",
-    ["outputs.json", "workflow.log", ".state/big.json", "call-t/command", "call-t/stdout.txt"],
+    ["outputs.json", "workflow.log", ".state/big.json"],
 )
 def test_a_link_at_the_target_is_refused_and_nothing_outside_changes(files, root, outside, name):
     run = f"{root}/r"
@@ -227,18 +234,55 @@ def test_a_link_on_the_way_is_never_followed(files, root, tmp_path, outside):
         lambda: files.append_log(f"{root}/swapped/outside.txt", "changed"),
         lambda: files.make_dirs(f"{root}/swapped/call-t"),
         lambda: files.prepare_call(f"{root}/swapped/call-t", "x", {}, copy_inputs=False),
-        lambda: files.archive_attempt(f"{root}/swapped", 0),
         lambda: files.remove_tree(f"{root}/swapped"),
         lambda: files.read_text(f"{root}/swapped/outside.txt"),
         lambda: files.load_value({**stored, spill.SPILL_KEY: f"{root}/swapped/outside.txt"}),
     ):
         with pytest.raises(UnsafePath):
             write()
-    plant_link(files, f"{run}/call-t/attempt-0", str(tmp_path))
-    with pytest.raises(UnsafePath):
-        files.archive_attempt(f"{run}/call-t", 0)
+    plant_link(files, f"{run}/call-t/work2/_miniwdl_inputs/0", str(tmp_path))
+    source = f"{files.root}/data/input.txt"
+    files.write_text(source, "data")
+    inside = f"{run}/call-t/work2/_miniwdl_inputs/0/input.txt"
+    files.prepare_call(f"{run}/call-t", "x", {source: inside}, copy_inputs=True, attempt=1)
+    assert files.read_text(inside) == "data" and files.real_path(inside) == inside
+    assert not os.path.exists(tmp_path / "input.txt")  # made in the call, not through the link
     assert outside_text(files, outside) == "untouched"
-    assert files.read_text(f"{run}/call-t/command") == "echo hi"
+    assert files.read_text(f"{run}/call-t/command") == "x"
+
+
+@pytest.mark.parametrize(
+    "name", ["command", "work2", "stdout2.txt", "stderr2.txt", "work2/_miniwdl_inputs"]
+)
+def test_what_an_earlier_try_planted_at_a_retrys_names_is_replaced_never_followed(
+    files, root, tmp_path, outside, name
+):
+    """A task of try 1 may put links where try 2's files go (``work2 -> /etc``): preparing
+    try 2 removes the link itself and makes its own file or folder there."""
+    call = f"{root}/call-t"
+    files.prepare_call(call, "echo hi", {}, copy_inputs=False)
+    target = outside if name in ("command", "stdout2.txt", "stderr2.txt") else str(tmp_path)
+    if name == "command":  # the task removes it first
+        if isinstance(files, MemoryRunFiles):
+            del files.files[f"{call}/command"]
+        else:
+            os.unlink(f"{call}/command")
+    plant_link(files, f"{call}/{name}", target)
+    source = f"{files.root}/data/input.txt"
+    files.write_text(source, "data")
+    inside = f"{call}/work2/_miniwdl_inputs/0/input.txt"
+    files.prepare_call(call, "echo again", {source: inside}, copy_inputs=False, attempt=1)
+    assert outside_text(files, outside) == "untouched"
+    assert files.read_text(f"{call}/command") == "echo again"
+    assert files.is_dir(f"{call}/work2") and files.real_path(f"{call}/work2") == f"{call}/work2"
+    assert files.real_path(inside) == source
+    for stream in ("stdout2.txt", "stderr2.txt"):
+        assert files.is_own_file(f"{call}/{stream}", call)
+        assert files.read_text(f"{call}/{stream}") == ""
+    if not isinstance(files, MemoryRunFiles):
+        assert sorted(os.listdir(tmp_path / "efs" / "runs" / "call-t" / "work2")) == [
+            "_miniwdl_inputs"
+        ]
 
 
 def test_paths_outside_the_root_are_neither_used_nor_seen(files, outside):

@@ -155,6 +155,44 @@ def test_tasks_run_in_their_images_with_mounts_limits_and_the_same_outputs(
         )
 
 
+RETRIED = """
+version 1.0
+task again {
+  input { File f }
+  command <<<
+    echo try >> ../tries.log
+    cat ~{f} > copy.txt
+    echo "$(pwd)"
+    [ "$(wc -l < ../tries.log)" -ge 2 ]
+  >>>
+  output { String ran_in = read_string(stdout())  File copy = "copy.txt" }
+  runtime { docker: "alpine:3.19"  maxRetries: 1 }
+}
+"""
+
+
+def test_a_retry_runs_in_work2_with_its_own_inputs_mounted(tmp_path, engine_on_path, in_engine):
+    source = tmp_path / "again.wdl"
+    source.write_text(RETRIED)
+    data = tmp_path / "user" / "data.txt"
+    data.parent.mkdir()
+    data.write_text("a\n")
+    args = [str(source), f"f={data}", "--dir", str(tmp_path / "runs"), "--container", "docker"]
+    code, out, err, _ = in_engine(args)
+    assert code == 0, err
+    report = json.loads(out)
+    call_dir = Path(report["dir"]) / "call-again"
+    assert report["outputs"]["again.ran_in"] == f"{call_dir}/work2"
+    assert os.path.realpath(report["outputs"]["again.copy"]) == str(call_dir / "work2/copy.txt")
+    first, second = _calls(engine_on_path, "run")
+    assert _option(first, "-w") == [f"{call_dir}/work"]
+    assert _option(second, "-w") == [f"{call_dir}/work2"]
+    assert f"{data}:{data}:ro" in _option(second, "-v")
+    linked = list((call_dir / "work2" / "_miniwdl_inputs").rglob("data.txt"))
+    assert [os.readlink(p) for p in linked] == [str(data)]
+    assert (call_dir / "stdout.txt").read_text() == f"{call_dir}/work\n"  # try 1's, kept
+
+
 def test_a_failing_task_fails_as_with_bash(tmp_path, engine_on_path, in_engine):
     source = tmp_path / "t.wdl"
     source.write_text(

@@ -2,14 +2,21 @@
 test_7runner), through `miniwdl-serverless run`, agreeing with stock `miniwdl run` 1.16 (its
 outputs here are what `python -m bench.miniwdl_bare run` printed for the same program):
 Directory inputs, runtime overrides given as inputs, documents of one task, --env,
---no-outside-imports and the `_mock_interruptions` test hook."""
+--no-outside-imports and the `_mock_interruptions` test hook; and a retried call's files, run
+side by side with stock miniwdl (bench/miniwdl_bare.py) and compared."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 DIR_WF = """
 version development
@@ -235,11 +242,14 @@ def test_mock_interruptions_advance_task_attempt(run_cli, tmp_path, mocked, atte
         assert code == 2
         assert "terminated" in stderr
         run_dir = next(p for p in (tmp_path / "runs").iterdir() if p.name != "_LAST")
-        assert sorted(p.name for p in (run_dir / "call-t").glob("attempt-*")) == [
-            "attempt-0",
-            "attempt-1",
-            "attempt-2",
+        call = run_dir / "call-t"  # miniwdl's names: each try where it ran, none moved
+        assert attempt_files(call) == [
+            "command",
+            *("stderr.txt", "stderr2.txt", "stderr3.txt", "stderr4.txt"),
+            *("stdout.txt", "stdout2.txt", "stdout3.txt", "stdout4.txt"),
+            *("work", "work2", "work3", "work4"),
         ]
+        assert not list(call.glob("attempt-*"))
     else:
         assert code == 0, stderr
         assert json.loads(stdout)["outputs"] == {"t.attempt": attempt}
@@ -263,3 +273,113 @@ def test_mock_interruptions_spare_calls_that_are_not_preemptible(run_cli, tmp_pa
     code, stdout, stderr = run_cli([wdl, "--cfg", cfg, "--dir", str(tmp_path / "runs")])
     assert code == 0, stderr
     assert json.loads(stdout)["outputs"] == {"t.attempt": 0}
+
+
+FLAKY = """
+version 1.1
+task flaky {
+  input { File data }
+  command <<<
+    echo try >> ../tries.log
+    n=$(wc -l < ../tries.log)
+    cat ~{data} > copy.txt
+    echo "out $n" > "out $n.txt"
+    mkdir -p sub && echo "sub $n" > sub/s.txt
+    echo "stdout of try $n"
+    echo "stderr of try $n" >&2
+    [ "$n" -ge 2 ] || exit 1
+  >>>
+  output {
+    String msg = read_string(glob("out*.txt")[0])
+    File out = "out 2.txt"
+    Array[File] subs = glob("sub/*.txt")
+    File so = stdout()
+    File se = stderr()
+    File copy = "copy.txt"
+    File same = data
+  }
+  runtime { maxRetries: 1 }
+}
+"""
+ATTEMPT_FILE = re.compile(r"^(command|work[0-9]*|std(out|err)[0-9]*\.txt)$")
+
+
+def attempt_files(call: Path) -> list[str]:
+    """The names in a call directory that miniwdl gives each try's files."""
+    return sorted(p.name for p in call.iterdir() if ATTEMPT_FILE.match(p.name))
+
+
+def tree(work: Path) -> dict[str, str]:
+    """A working directory's files and their text, the inputs' folder left out (stock miniwdl
+    mounts the inputs in its container; the bare backend links them in the first try's)."""
+    return {
+        str(p.relative_to(work)): p.read_text()
+        for p in sorted(work.rglob("*"))
+        if p.is_file() and "_miniwdl_inputs" not in p.relative_to(work).parts
+    }
+
+
+def where(path: str, run_dir: Path, call: Path) -> tuple[str, str]:
+    """An output: its out/ link (relative to the run directory) and what it resolves to
+    (relative to the call directory, or the input's own path)."""
+    real = os.path.realpath(path)
+    inside = os.path.relpath(real, call) if real.startswith(str(call) + "/") else real
+    return os.path.relpath(path, run_dir), inside
+
+
+def test_a_retried_call_leaves_miniwdls_layout(run_cli, tmp_path):
+    """A call failing its first try and succeeding its second: try 1's work/, stdout.txt and
+    stderr.txt stay, try 2 runs in work2/ with stdout2.txt and stderr2.txt, one command
+    file, and the outputs (and their out/ links) come from work2/: as stock `miniwdl run`."""
+    wdl = write(tmp_path / "flaky.wdl", FLAKY)
+    data = tmp_path / "data.txt"
+    data.write_text("data\n")
+    args = [wdl, f"data={data}", "--dir"]
+    stock = subprocess.run(
+        [sys.executable, "-m", "bench.miniwdl_bare", "run", *args, str(tmp_path / "stock")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert stock.returncode == 0, stock.stderr
+    theirs = json.loads(stock.stdout)
+    code, stdout, stderr = run_cli([*args, str(tmp_path / "ours")], cwd=str(tmp_path))
+    assert code == 0, stderr
+    ours = json.loads(stdout)
+    their_call = Path(theirs["dir"])  # a task run: miniwdl's run directory is the call's
+    our_call = Path(ours["dir"]) / "call-flaky"
+    assert (
+        attempt_files(our_call)
+        == attempt_files(their_call)
+        == [*("command", "stderr.txt", "stderr2.txt", "stdout.txt", "stdout2.txt", "work", "work2")]
+    )
+    for name in ("stdout.txt", "stderr.txt", "stdout2.txt", "stderr2.txt"):
+        assert (our_call / name).read_text() == (their_call / name).read_text(), name
+    assert (our_call / "stdout2.txt").read_text() == "stdout of try 2\n"
+    for work in ("work", "work2"):
+        assert tree(our_call / work) == tree(their_call / work), work
+    assert tree(our_call / "work2")["out 2.txt"] == "out 2\n"
+    # one command file, the second try's; its input is where that try's job finds it
+    our_command, their_command = ((c / "command").read_text() for c in (our_call, their_call))
+    assert f"{our_call}/work2/_miniwdl_inputs/0/data.txt" in our_command
+    inputs = re.compile(r"\S*/_miniwdl_inputs/")
+    assert inputs.sub("", our_command) == inputs.sub("", their_command)
+    assert ours["outputs"]["flaky.msg"] == theirs["outputs"]["flaky.msg"] == "out 2"
+    assert set(ours["outputs"]) == set(theirs["outputs"])
+    for key, value in theirs["outputs"].items():
+        if key == "flaky.msg":
+            continue
+        mine = ours["outputs"][key]
+        pairs = zip(mine, value, strict=True) if isinstance(value, list) else [(mine, value)]
+        for our_path, their_path in pairs:
+            ours_at = where(our_path, Path(ours["dir"]), our_call)
+            assert ours_at == where(their_path, their_call, their_call), key
+    assert where(ours["outputs"]["flaky.out"], Path(ours["dir"]), our_call) == (
+        "out/out/out 2.txt",
+        "work2/out 2.txt",
+    )
+    recorded = json.loads((our_call / "outputs.json").read_text())
+    assert recorded["flaky.so"] == str(our_call / "stdout2.txt")
+    assert recorded["flaky.subs"] == [str(our_call / "work2" / "sub" / "s.txt")]

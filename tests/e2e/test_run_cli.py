@@ -89,7 +89,7 @@ task t {
     assert all(d["status"] in ("SUCCEEDED", "FAILED") for d in described)
 
 
-def test_retries_with_fresh_attempt_state(run_cli, tmp_path):
+def test_retries_run_in_work2_work3_as_miniwdls(run_cli, tmp_path):
     wdl = write(
         tmp_path / "retry.wdl",
         """
@@ -112,12 +112,18 @@ task flaky {
     assert code == 0, stderr
     result = json.loads(stdout)
     assert result["outputs"]["flaky.msg"] == "try 3"
-    call = Path(result["dir"]) / "call-flaky"
-    assert sorted(p.name for p in call.iterdir() if p.name.startswith("attempt-")) == [
-        "attempt-0",
-        "attempt-1",
+    call = Path(result["dir"]) / "call-flaky"  # miniwdl's names: each try where it ran
+    assert all((call / work / "leftover").exists() for work in ("work", "work2", "work3"))
+    assert [(call / work / "out.txt").read_text() for work in ("work", "work2", "work3")] == [
+        "try 1\n",
+        "try 2\n",
+        "try 3\n",
     ]
-    assert (call / "attempt-0" / "work" / "leftover").exists()
+    assert not list(call.glob("attempt-*")) and not (call / "work4").exists()
+    (leftover,) = result["outputs"]["flaky.leftovers"]  # the third try's, from work3/
+    assert os.path.realpath(leftover) == str(call / "work3" / "leftover")
+    for name in ("stdout", "stderr"):
+        assert all((call / f"{name}{n}.txt").is_file() for n in ("", "2", "3"))
 
 
 def test_task_attempt_is_honoured(run_cli, tmp_path):

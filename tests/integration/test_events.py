@@ -107,7 +107,10 @@ def test_spot_interruption_is_retried_with_fresh_state(embedded, tmp_path):
     description = embedded.wait(arn)
     assert description["status"] == "SUCCEEDED", description.get("cause")
     run_dir = Path(json.loads(description["output"])["dir"])
-    assert (run_dir / "call-slow" / "attempt-0" / "work").is_dir()  # the first try kept aside
+    call = run_dir / "call-slow"  # miniwdl's names: the first try's files stay where they are
+    assert (call / "work").is_dir() and (call / "stdout.txt").is_file()
+    assert (call / "work2").is_dir() and (call / "stdout2.txt").is_file()
+    assert (call / "stderr2.txt").is_file() and not list(call.glob("attempt-*"))
     # the interrupted job's own SUCCEEDED event came later: stale, ignored
     assert embedded.store.get_job(run_id, "call-slow").attempt == 1
 

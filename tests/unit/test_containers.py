@@ -131,6 +131,8 @@ def test_which_directories_a_job_script_needs():
     members = arrays.members_script(["/runs/r/call-a", "/runs/r/call-b"])
     assert containers.job_mounts(members, "1", never) == ("/runs/r/call-b", None)
     assert containers.job_mounts("echo hi", None, never) == (None, None)
+    retry = job_script(cfg, "/runs/r/call-a", 1)  # a retry's: the same call directory
+    assert containers.job_mounts(retry, None, never) == ("/runs/r/call-a", None)
 
 
 def test_an_array_child_finds_its_call_in_the_index_file():

@@ -219,11 +219,16 @@ def test_a_failed_command_is_retried_then_fails_the_run(harness):
     assert again.submission.name.endswith("-try2") and again.submission.queue == QUEUE
     assert again.submission.tags[TAG_ATTEMPT] == "1"
     run_dir = harness.run().run_dir
-    assert harness.files.is_file(f"{run_dir}/call-first/attempt-0/command")  # kept aside
+    call = f"{run_dir}/call-first"  # miniwdl's names: the retry runs in work2/
+    assert harness.files.is_dir(f"{call}/work") and harness.files.is_dir(f"{call}/work2")
+    assert harness.files.is_file(f"{call}/stdout2.txt")
+    assert harness.files.is_file(f"{call}/stderr2.txt")
+    assert again.submission.script.startswith(f"cd {call}/work2\n")
     assert harness.event(again, "FAILED", 3) == "failed"
     run = harness.run()
     assert run.status == RUN_FAILED and run.calls_retried == 1 and run.calls_failed == 1
     assert run.error["error"] == "RunFailed" and run.error["cause"]["exit_status"] == 3
+    assert run.error["cause"]["stderr_file"] == f"{call}/stderr2.txt"
     assert run.error["cause"]["error"] == "CommandFailed"
     assert run.error["message"] == "call-first command failed with exit status 3"
     assert harness.job("call-first").status == FAILED

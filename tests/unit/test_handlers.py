@@ -593,7 +593,10 @@ def test_spot_interrupted_event_retries_the_call_on_demand(world):
     assert retry.queue == QUEUES + "ondemand"
     assert retry.tags[TAG_ATTEMPT] == "2" and "-call-assemble_call-spades-try3-" in retry.name
     assert world.run().status == RUN_RUNNING and world.answer() is None
-    assert world.files.is_dir(RUN_DIR + "/call-assemble/call-spades/attempt-1")  # kept aside
+    call = RUN_DIR + "/call-assemble/call-spades"  # miniwdl's names: try 3 in work3/
+    assert all(world.files.is_dir(f"{call}/{work}") for work in ("work", "work2", "work3"))
+    assert world.files.read_text(f"{call}/stdout3.txt") == ""
+    assert retry.script.startswith(f"cd {call}/work3\n") and "../stderr3.txt" in retry.script
 
 
 @pytest.mark.parametrize("name", BATCH_EVENTS)

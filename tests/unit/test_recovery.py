@@ -133,8 +133,10 @@ def test_defect_08_a_retry_whose_submitter_died_is_resumed_by_the_redelivered_fa
     assert harness.job("call-first").batch_job_id == jobs_named(harness, retry)[0].batch_job_id
     assert len(jobs_named(harness, retry)) == 1
     call_dir = os.path.join(harness.run().run_dir, "call-first")
-    assert harness.files.exists(os.path.join(call_dir, "attempt-0", "command"))  # kept once
-    assert harness.files.exists(os.path.join(call_dir, "command"))  # attempt 2's, fresh
+    assert harness.files.is_dir(os.path.join(call_dir, "work"))  # attempt 1's, where it was
+    assert harness.files.is_dir(os.path.join(call_dir, "work2"))  # attempt 2's
+    assert harness.files.exists(os.path.join(call_dir, "stdout2.txt"))
+    assert harness.files.exists(os.path.join(call_dir, "command"))  # attempt 2's
     assert harness.event(first, "FAILED", 1) == "ignored: stale event"  # now it is stale
     harness.play()
     assert harness.outputs() == {"chain.result": 12}

@@ -387,28 +387,26 @@ def test_defect_04_a_spill_never_writes_through_a_planted_tmp_link(planted):
     assert _unchanged(outside)
 
 
-@pytest.mark.parametrize(
-    "name", ["outputs.json", "workflow.log", "call-t/command", "call-t/stdout.txt"]
-)
+@pytest.mark.parametrize("name", ["outputs.json", "workflow.log"])
 def test_defect_04_a_link_at_the_target_is_refused(planted, name):
     files, run_dir, outside = planted
     _plant(run_dir / name, outside / "victim.txt")
     with pytest.raises(OSError):
         if name == "outputs.json":
             files.write_json(str(run_dir / name), {"w.x": 1})
-        elif name == "workflow.log":
-            files.append_log(str(run_dir / name), "a line\n")
         else:
-            files.prepare_call(str(run_dir / "call-t"), "echo hi", {}, copy_inputs=False)
+            files.append_log(str(run_dir / name), "a line\n")
     assert _unchanged(outside)
 
 
-def test_defect_04_stderr_txt_planted_as_a_link_is_refused(planted):
+@pytest.mark.parametrize("name", ["command", "stdout.txt", "stderr.txt"])
+def test_defect_04_a_link_planted_at_a_calls_file_is_replaced_never_written_through(planted, name):
     files, run_dir, outside = planted
-    _plant(run_dir / "call-t" / "stderr.txt", outside / "victim.txt")
-    with pytest.raises(OSError):
-        files.prepare_call(str(run_dir / "call-t"), "echo hi", {}, copy_inputs=False)
-    assert _unchanged(outside)
+    call = run_dir / "call-t"
+    _plant(call / name, outside / "victim.txt")
+    files.prepare_call(str(call), "echo hi", {}, copy_inputs=False)
+    assert _unchanged(outside) and not (call / name).is_symlink()
+    assert (call / name).read_text() == ("echo hi" if name == "command" else "")
 
 
 def test_defect_04_the_copy_destination_is_never_written_through_a_link(planted, tmp_path):
@@ -442,14 +440,42 @@ def test_defect_04_a_parent_directory_swapped_for_a_link_is_never_followed(plant
     assert _unchanged(outside)
 
 
-def test_defect_04_archiving_never_moves_files_through_a_link(planted):
+@pytest.mark.parametrize("name", ["work2", "stdout2.txt", "stderr2.txt", "command"])
+def test_defect_04_a_retry_never_follows_what_the_first_try_planted(planted, name):
+    """Try 1's task plants ``work2 -> outside`` (or a retry's stream, or ``command``) before
+    try 2 is prepared: the link itself is replaced; nothing outside is read or written."""
     files, run_dir, outside = planted
     call = run_dir / "call-t"
     files.prepare_call(str(call), "echo hi", {}, copy_inputs=False)
-    _plant(call / "attempt-0", outside)
-    with pytest.raises(OSError):
-        files.archive_attempt(str(call), 0)
-    assert _unchanged(outside) and (call / "command").read_text() == "echo hi"
+    if name == "command":
+        (call / name).unlink()
+    _plant(call / name, outside if name == "work2" else outside / "victim.txt")
+    source = run_dir.parent / "input.txt"
+    source.write_text("input data\n")
+    inside = call / "work2" / "_miniwdl_inputs" / "0" / "input.txt"
+    files.prepare_call(str(call), "echo again", {str(source): str(inside)}, True, attempt=1)
+    assert _unchanged(outside)
+    assert (call / "work2").is_dir() and not (call / "work2").is_symlink()
+    assert inside.read_text() == "input data\n" and not inside.is_symlink()
+    for stream in ("stdout2.txt", "stderr2.txt"):
+        assert not (call / stream).is_symlink() and (call / stream).read_text() == ""
+    assert (call / "command").read_text() == "echo again"
+    assert (call / "stdout.txt").read_text() == "" and (call / "work").is_dir()  # try 1's
+
+
+def test_defect_04_links_planted_among_a_retrys_inputs_are_gone_before_it_runs(planted):
+    """Try 1's task makes ``work2/_miniwdl_inputs/0/secret -> outside`` (the local sandbox
+    binds every link there read-only): preparing try 2 makes that folder afresh."""
+    files, run_dir, outside = planted
+    call = run_dir / "call-t"
+    files.prepare_call(str(call), "echo hi", {}, copy_inputs=False)
+    _plant(call / "work2" / "_miniwdl_inputs" / "0" / "secret", outside)
+    source = run_dir.parent / "input.txt"
+    source.write_text("input data\n")
+    inside = call / "work2" / "_miniwdl_inputs" / "0" / "input.txt"
+    files.prepare_call(str(call), "cat", {str(source): str(inside)}, False, attempt=1)
+    assert sorted(p.name for p in inside.parent.iterdir()) == ["input.txt"]
+    assert os.readlink(inside) == str(source) and _unchanged(outside)
 
 
 def test_defect_04_delete_never_follows_a_link_on_the_way(planted):

@@ -17,7 +17,7 @@ import stat
 import uuid
 from typing import Any, BinaryIO
 
-from miniwdl_serverless.core import safe_fs, spill
+from miniwdl_serverless.core import call_files, safe_fs, spill
 from miniwdl_serverless.core.localizing import Stamp
 from miniwdl_serverless.core.safe_fs import UnsafePath
 
@@ -72,11 +72,24 @@ class EfsRunFiles:
         safe_fs.append_bytes(self.root, path, line.encode())
 
     def prepare_call(
-        self, call_dir: str, command: str, inputs: dict[str, str], copy_inputs: bool
+        self,
+        call_dir: str,
+        command: str,
+        inputs: dict[str, str],
+        copy_inputs: bool,
+        attempt: int = 0,
     ) -> None:
+        work = call_files.work_dir(attempt)
         with safe_fs.directory(self.root, call_dir, create=True) as call_fd:
-            os.close(safe_fs.subdir(call_fd, "work", call_dir + "/work", create=True))
-            safe_fs.replace_in(call_fd, "command", command.encode(), call_dir + "/command")
+            _clear_foreign(call_fd, work, directory=True)
+            work_fd = safe_fs.subdir(call_fd, work, f"{call_dir}/{work}", create=True)
+            try:  # only the links (copies) made below: none an earlier attempt's task put there
+                _clear_foreign(work_fd, call_files.INPUTS_DIR, directory=False)
+            finally:
+                os.close(work_fd)
+            _clear_foreign(call_fd, call_files.COMMAND, directory=False)
+            command_path = f"{call_dir}/{call_files.COMMAND}"
+            safe_fs.replace_in(call_fd, call_files.COMMAND, command.encode(), command_path)
             for host_path, inside in inputs.items():
                 if copy_inputs and host_path.endswith("/"):
                     self._copy_input_tree(host_path, inside)
@@ -84,8 +97,12 @@ class EfsRunFiles:
                     self._copy_input(host_path, inside)
                 else:
                     self._link_input(host_path, inside)
-            for name in ("stdout.txt", "stderr.txt"):
-                safe_fs.replace_in(call_fd, name, b"", f"{call_dir}/{name}")
+            for name in call_files.streams(attempt):
+                _clear_foreign(call_fd, name, directory=False, keep_file=True)
+                try:  # a file there is this attempt's (a resubmission's): never truncated
+                    os.close(safe_fs.create_exclusive(call_fd, name))
+                except FileExistsError:
+                    pass
 
     def _link_input(self, host_path: str, inside: str) -> None:
         """A link to the input (the task follows it; the controller never does)."""
@@ -162,19 +179,6 @@ class EfsRunFiles:
                 os.link(f"/proc/self/fd/{source}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
             finally:
                 os.close(source)
-
-    def archive_attempt(self, call_dir: str, attempt: int) -> None:
-        target = f"attempt-{attempt}"
-        with safe_fs.directory(self.root, call_dir, create=True) as call_fd:
-            fd = safe_fs.subdir(call_fd, target, f"{call_dir}/{target}", create=True)
-            try:
-                for name in ("work", "stdout.txt", "stderr.txt", "command"):
-                    try:  # renames move a name (a link stays a link): nothing is followed
-                        os.replace(name, name, src_dir_fd=call_fd, dst_dir_fd=fd)
-                    except FileNotFoundError:
-                        continue
-            finally:
-                os.close(fd)
 
     def exists(self, path: str) -> bool:
         return self.inside_root(path) and os.path.exists(path)
@@ -272,6 +276,28 @@ class EfsRunFiles:
             safe_fs.remove_tree(self.root, path)
         except FileNotFoundError:
             pass
+
+
+def _clear_foreign(dir_fd: int, name: str, directory: bool, keep_file: bool = False) -> None:
+    """Remove what is at ``name`` unless it is what the call's own file would be there (a
+    directory with ``directory``, a regular file with ``keep_file``): a symlink, a FIFO, or
+    anything a task of an earlier attempt put there. Nothing is followed (a link is unlinked,
+    a directory removed through descriptors); what cannot be removed is refused."""
+    try:
+        mode = os.lstat(name, dir_fd=dir_fd).st_mode
+    except FileNotFoundError:
+        return
+    if (directory and stat.S_ISDIR(mode)) or (keep_file and stat.S_ISREG(mode)):
+        return
+    if stat.S_ISDIR(mode):
+        safe_fs.remove_tree_at(dir_fd, name)
+    else:
+        os.unlink(name, dir_fd=dir_fd)
+    try:
+        os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return
+    raise UnsafePath(f"cannot remove {name!r} that a task left in the call directory")
 
 
 def _mkdir(dir_fd: int, name: str, path: str) -> bool:

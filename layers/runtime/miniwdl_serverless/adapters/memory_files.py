@@ -15,7 +15,7 @@ import os
 import threading
 from typing import Any, BinaryIO
 
-from miniwdl_serverless.core import safe_fs, spill
+from miniwdl_serverless.core import call_files, safe_fs, spill
 from miniwdl_serverless.core.localizing import Stamp
 from miniwdl_serverless.core.safe_fs import UnsafePath
 
@@ -119,20 +119,26 @@ class MemoryRunFiles:
         command: str,
         inputs: dict[str, str],
         copy_inputs: bool,
+        attempt: int = 0,
     ) -> None:
+        work = os.path.join(call_dir, call_files.work_dir(attempt))
+        command_path = os.path.join(call_dir, call_files.COMMAND)
+        streams = [os.path.join(call_dir, name) for name in call_files.streams(attempt)]
         with self._lock:
-            self._check(os.path.join(call_dir, "work"))
-            for name in ("command", "stdout.txt", "stderr.txt"):
-                self._check(os.path.join(call_dir, name))
-            for host in inputs:
-                if copy_inputs and host.endswith("/"):
-                    if not safe_fs.inside(self.root, self._resolve(host.rstrip("/"))):
-                        raise UnsafePath(f"{host} resolves outside {self.root}")
-                elif copy_inputs:
-                    self._check_input(host)
-            self._mkdirs(os.path.join(call_dir, "work"))
-            self._set(os.path.join(call_dir, "command"), command)
+            self._check(call_dir)
+            if copy_inputs:
+                self._check_copied(inputs)
+            # as on EFS: what an earlier attempt's task left at these names goes (a link is
+            # never followed); this attempt's own streams are kept (never truncated)
+            self._clear(work, keep=self.dirs)
+            self._clear(os.path.join(work, call_files.INPUTS_DIR), keep=set())
+            self._clear(command_path, keep=set())
+            for path in streams:
+                self._clear(path, keep=self._files.keys())
+            self._mkdirs(work)
+            self._set(command_path, command)
             for host, inside in inputs.items():
+                self._check(inside.rstrip("/"))
                 self._mkdirs(os.path.dirname(inside.rstrip("/")))
                 if copy_inputs and host.endswith("/"):
                     self._copy_tree(self._resolve(host.rstrip("/")), inside.rstrip("/"))
@@ -141,8 +147,29 @@ class MemoryRunFiles:
                     self._set(inside, self._text(real) if real in self._files else "")
                 else:
                     self.links[inside.rstrip("/")] = host.rstrip("/")
-            for name in ("stdout.txt", "stderr.txt"):
-                self._set(os.path.join(call_dir, name), "")
+            for path in streams:
+                if path not in self._files:
+                    self._set(path, "")
+
+    def _check_copied(self, inputs: dict[str, str]) -> None:
+        """Each input to copy: a regular file (or a Directory) whose real path is under the root."""
+        for host in inputs:
+            if host.endswith("/"):
+                if not safe_fs.inside(self.root, self._resolve(host.rstrip("/"))):
+                    raise UnsafePath(f"{host} resolves outside {self.root}")
+            else:
+                self._check_input(host)
+
+    def _clear(self, path: str, keep: Any) -> None:
+        """Remove ``path`` (a link itself, a file, or a directory and all in it) unless it is
+        in ``keep`` (the lock held)."""
+        if path in keep:
+            return
+        self._fold_all()
+        for table in (self._files, self.links):
+            for name in [n for n in table if n == path or n.startswith(path + "/")]:
+                del table[name]
+        self.dirs = {d for d in self.dirs if not (d == path or d.startswith(path + "/"))}
 
     def _copy_tree(self, top: str, copy: str) -> None:
         """A Directory input's copy: its folders and regular files (links left out)."""
@@ -175,14 +202,6 @@ class MemoryRunFiles:
                 self._set(link, self._text(self._resolve(target)))
             else:
                 self.links[link] = target
-
-    def archive_attempt(self, call_dir: str, attempt: int) -> None:
-        with self._lock:
-            target = os.path.join(call_dir, f"attempt-{attempt}")
-            self._check(target)
-            self._mkdirs(target)
-            for name in ("work", "stdout.txt", "stderr.txt", "command"):
-                self._move(os.path.join(call_dir, name), os.path.join(target, name))
 
     def exists(self, path: str) -> bool:
         real = self._resolve(path)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from miniwdl_serverless.core.call_files import stream_attempt
 from miniwdl_serverless.core.ids import run_id_of
 
 if TYPE_CHECKING:
@@ -417,7 +418,8 @@ def _run_dir_of(aws: Any, run_id: str) -> str | None:
 
 
 class StderrStreamer:
-    """-v: the new complete lines of every call's stderr.txt under the run directory, printed
+    """-v: the new complete lines of every call's stderr.txt (a retry's stderr2.txt…) under the
+    run directory, printed
     to stderr as ``[call-x] line`` (read as regular files only: a task may leave a FIFO)."""
 
     def __init__(self, run_dir: Any, err: Any = None):
@@ -433,8 +435,9 @@ class StderrStreamer:
         if not top:
             return
         lines: list[str] = []
+        found = glob.glob(os.path.join(glob.escape(str(top)), "**", "stderr*.txt"), recursive=True)
         for path in sorted(
-            glob.glob(os.path.join(glob.escape(str(top)), "**", "stderr.txt"), recursive=True)
+            p for p in found if stream_attempt(os.path.basename(p), "stderr") is not None
         ):
             data = _read_from(path, self.offsets.get(path, 0))
             if not data:

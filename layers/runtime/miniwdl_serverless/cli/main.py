@@ -377,7 +377,10 @@ def _add_logs_arguments(parser: argparse.ArgumentParser) -> None:
         "left out): its stderr (default: the run's workflow.log)",
     )
     parser.add_argument(
-        "--stdout", action="store_true", help="the call's stdout.txt instead of stderr.txt"
+        "--stdout",
+        action="store_true",
+        help="the call's stdout.txt instead of stderr.txt (its newest attempt's: a retry's "
+        "stdout2.txt…)",
     )
     parser.add_argument(
         "--cloudwatch",

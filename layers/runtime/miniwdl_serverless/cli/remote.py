@@ -48,6 +48,7 @@ from miniwdl_serverless.cli.submit import (
     staged_key,
 )
 from miniwdl_serverless.cli.watch import RunWatcher, poll_seconds, stack_flag
+from miniwdl_serverless.core.call_files import stderr_txt, stdout_txt
 
 EXIT_USAGE = 2
 
@@ -308,8 +309,7 @@ def logs(args: argparse.Namespace, clients: Clients) -> int:
         job = _find_call(stack, run_id, args.call)
     if job is not None and (args.cloudwatch or not stack.logs_function):
         return _cloudwatch_logs(clients, stack, args, job)
-    stream = "stdout" if args.stdout else "stderr"
-    path = "workflow.log" if job is None else f"{job.job_id}/{stream}.txt"
+    path = log_path(job, args.stdout)
     result = read_run_file(clients, stack, run_id, path, tail_bytes=args.tail)
     if "error" in result and not args.follow:
         raise UsageError(f"{path} of run {run_id}: {result['message']}")
@@ -329,6 +329,15 @@ def logs(args: argparse.Namespace, clients: Clients) -> int:
             break
         time.sleep(poll_seconds())
     return 0
+
+
+def log_path(job: Any, stdout: bool) -> str:
+    """What ``logs`` reads: the run's workflow.log, or the call's newest attempt's stderr (or
+    stdout): ``stderr.txt``, a retry's ``stderr2.txt``… (miniwdl's names)."""
+    if job is None:
+        return "workflow.log"
+    name = (stdout_txt if stdout else stderr_txt)(int(job.attempt or 0))
+    return f"{job.job_id}/{name}"
 
 
 def _print_chunk(result: dict[str, Any], offset: int | None) -> int | None:

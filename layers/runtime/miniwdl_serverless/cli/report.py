@@ -220,7 +220,11 @@ def stack_report(run: str, clients: Any, stack: Any) -> Report:
     call = _failed_call(error)
     if call:
         found = read_run_file(
-            clients, stack, run_id, f"{call}/stderr.txt", tail_bytes=STDERR_TAIL_BYTES
+            clients,
+            stack,
+            run_id,
+            _failed_stderr(error, record.run_dir if record else None, call),
+            tail_bytes=STDERR_TAIL_BYTES,
         )
         tail = found.get("data") if "error" not in found else None
     return build_report(
@@ -234,6 +238,18 @@ def stack_report(run: str, clients: Any, stack: Any) -> Report:
         source=f"stack {stack.name or stack.state_machine_arn}",
         now=time.time(),
     )
+
+
+def _failed_stderr(error: Any, run_dir: str | None, call: str) -> str:
+    """The failed attempt's stderr, relative to the run directory: the error's ``stderr_file``
+    (a retry's ``stderr2.txt``…), else the call's ``stderr.txt``."""
+    cause = error.get("cause") if isinstance(error, dict) else None
+    named = cause.get("stderr_file") if isinstance(cause, dict) else None
+    if isinstance(named, str) and run_dir:  # an EFS path: lexically inside the run directory
+        relative = os.path.relpath(os.path.normpath(named), os.path.normpath(run_dir))
+        if not relative.startswith("..") and not os.path.isabs(relative):
+            return relative
+    return f"{call}/stderr.txt"
 
 
 def _failed_call(error: Any) -> str | None:

@@ -244,14 +244,22 @@ class RunFiles(Protocol):
     def append_log(self, path: str, line: str) -> None: ...
 
     def prepare_call(
-        self, call_dir: str, command: str, inputs: dict[str, str], copy_inputs: bool
+        self,
+        call_dir: str,
+        command: str,
+        inputs: dict[str, str],
+        copy_inputs: bool,
+        attempt: int = 0,
     ) -> None:
-        """Write ``command``, make ``work/``, link (or copy) each input (host path → path in
-        the call directory), and start empty ``stdout.txt`` and ``stderr.txt``. A copied input
-        must be a regular file whose real path lies under the root."""
-
-    def archive_attempt(self, call_dir: str, attempt: int) -> None:
-        """Move an attempt's files to ``attempt-N/`` so the next one starts fresh."""
+        """Write ``command``, make the attempt's working directory (``work/``, a retry's
+        ``work2/``…: ``core/call_files.py``), link (or copy) each input (host path → path in
+        the call directory), and start the attempt's empty ``stdout.txt`` and ``stderr.txt``
+        (``stdout2.txt``…). An earlier attempt's files are left where they are. What a task
+        put at these names is never followed: a link, or anything of the wrong kind, is
+        removed first, and the inputs' folder is made afresh; this attempt's own streams and
+        working directory, there already (a resubmission), are kept: a Batch job of the
+        attempt may be writing them. A copied input must be a regular file whose real path
+        lies under the root."""
 
     def point_last(self, parent: str, name: str) -> None:
         """miniwdl's ``_LAST`` in ``parent``: a link to the run directory ``name``, replacing

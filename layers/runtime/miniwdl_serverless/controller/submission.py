@@ -89,8 +89,6 @@ def _prepare_and_submit(
     job, attempt = action.job, action.attempt
     marked, inputs = taken
     files, call_dir = ctx.ports.files, ctx.call_dir(job.job_id)
-    if attempt > 0 and not files.exists(os.path.join(call_dir, f"attempt-{attempt - 1}")):
-        files.archive_attempt(call_dir, attempt - 1)  # once, even if a submitter died after
     localized = localized_inputs(ctx, task, inputs)
     key = call_caching.key_of(task, localized.inputs)
     hit = call_cache.lookup(ctx, task, key, job.job_id)
@@ -105,7 +103,9 @@ def _prepare_and_submit(
     prepared.state["cache"] = {"key": key, "inputs": WDL.values_to_json(inputs)}
     if not _hold(ctx, job.job_id, attempt, lease):
         return []
-    files.prepare_call(call_dir, prepared.command, prepared.inputs, ctx.settings.copy_input_files)
+    files.prepare_call(
+        call_dir, prepared.command, prepared.inputs, ctx.settings.copy_input_files, attempt
+    )
     write_json_best_effort(files, os.path.join(call_dir, "inputs.json"), WDL.values_to_json(inputs))
     if localized.sources:  # where each downloaded input came from
         files.write_json(os.path.join(call_dir, "downloads.json"), provenance(localized.sources))

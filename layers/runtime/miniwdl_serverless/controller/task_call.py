@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,14 +32,20 @@ from WDL.runtime.task import (
 from WDL.runtime.task_container import TaskContainer
 
 from miniwdl_serverless.controller.ports import RunFiles
-from miniwdl_serverless.core import arrays, guarded_reads, wdl_extensions
+from miniwdl_serverless.core import arrays, call_files, guarded_reads, wdl_extensions
 
 guarded_reads.install()
 wdl_extensions.install()  # Object and its stdlib functions (core/wdl_extensions.py)
 
 
 class ExternalContainer(TaskContainer):
-    """A TaskContainer whose command is run elsewhere (an AWS Batch job), never by miniwdl."""
+    """A TaskContainer whose command is run elsewhere (an AWS Batch job), never by miniwdl.
+
+    The job runs at the host paths (``container_dir == host_dir``), in the attempt's own
+    working directory, miniwdl's names (``core/call_files.py``). miniwdl's container always
+    sees ``{container_dir}/work``; here a retry's job sees ``work2/`` and so on, so the
+    inputs are placed under the attempt's own ``work{k+1}/_miniwdl_inputs`` and the paths
+    miniwdl names under ``{container_dir}/work`` (``glob``) are read as the attempt's."""
 
     @classmethod
     def global_init(cls, cfg: WDL.runtime.config.Loader, logger: logging.Logger) -> None:
@@ -52,7 +59,9 @@ class ExternalContainer(TaskContainer):
     ) -> dict[str, int]:
         return {"cpu": 9999, "mem_bytes": 999_999_999_999_999}  # Batch enforces, don't clamp
 
-    def __init__(self, cfg: WDL.runtime.config.Loader, run_id: str, host_dir: str):
+    def __init__(
+        self, cfg: WDL.runtime.config.Loader, run_id: str, host_dir: str, attempt: int = 0
+    ):
         # miniwdl's constructor sets fields and ends by creating work/, which is the RunFiles
         # port's job here: while constructing, host_work_dir() names a directory that exists.
         self._constructed = False
@@ -62,18 +71,39 @@ class ExternalContainer(TaskContainer):
             pass
         self._constructed = True
         self.container_dir = host_dir
+        self.attempt = attempt
+        self.try_counter = attempt + 1
         self.raw_runtime: dict[str, Any] = {}
 
     def host_work_dir(self) -> str:
         if not getattr(self, "_constructed", True):
             return os.sep
-        return os.path.join(self.host_dir, "work")
+        return os.path.join(self.host_dir, call_files.work_dir(self.attempt))
 
     def host_stdout_txt(self) -> str:
-        return os.path.join(self.host_dir, "stdout.txt")
+        return os.path.join(self.host_dir, call_files.stdout_txt(self.attempt))
 
     def host_stderr_txt(self) -> str:
-        return os.path.join(self.host_dir, "stderr.txt")
+        return os.path.join(self.host_dir, call_files.stderr_txt(self.attempt))
+
+    def _miniwdl_work(self) -> str:
+        """Where miniwdl places the container's working directory (``work`` of any attempt)."""
+        return os.path.join(self.container_dir, "work")
+
+    def add_paths(self, host_paths: Iterable[str]) -> None:
+        """miniwdl's placement of the inputs (its names, its collision rule), under the
+        attempt's own working directory."""
+        own, theirs = self.host_work_dir(), self._miniwdl_work()
+        if own == theirs:
+            super().add_paths(host_paths)
+            return
+        placed = {host: _swap(inside, own, theirs) for host, inside in self.input_path_map.items()}
+        self.input_path_map = placed
+        self.input_path_map_rev = {inside: host for host, inside in placed.items()}
+        super().add_paths(host_paths)
+        placed = {host: _swap(inside, theirs, own) for host, inside in self.input_path_map.items()}
+        self.input_path_map = placed
+        self.input_path_map_rev = {inside: host for host, inside in placed.items()}
 
     def process_runtime(self, logger: logging.Logger, runtime_eval: dict[str, Value.Base]) -> None:
         super().process_runtime(logger, runtime_eval)
@@ -81,13 +111,23 @@ class ExternalContainer(TaskContainer):
 
     def host_path(self, container_path: str, inputs_only: bool = False) -> str | None:
         """miniwdl's rule (outputs only from the working directory), except that an output may
-        be a symlink to one of the task's own inputs: inputs are linked, not copied, here."""
+        be a symlink to one of the task's own inputs: inputs are linked, not copied, here. A
+        retry's path under its own ``work{k+1}/`` (or under ``work/`` as miniwdl's ``glob``
+        names it) is its working directory's."""
+        own, theirs = self.host_work_dir(), self._miniwdl_work()
+        if own != theirs and os.path.isabs(container_path) and not inputs_only:
+            container_path = _swap(container_path, theirs, own)
+            inputs_dir = os.path.join(own, call_files.INPUTS_DIR)
+            if _under(container_path, own) and not _under(container_path, inputs_dir):
+                container_path = os.path.relpath(container_path, own) + (
+                    "/" if container_path.endswith("/") else ""
+                )  # relative: in the attempt's working directory
         try:
             return super().host_path(container_path, inputs_only)  # type: ignore[no-any-return]
         except WDL.runtime.error.OutputError:
             relative = container_path
             if os.path.isabs(container_path):
-                relative = os.path.relpath(container_path, os.path.join(self.container_dir, "work"))
+                relative = os.path.relpath(container_path, self.host_work_dir())
             candidate = os.path.join(self.host_work_dir(), relative)
             inputs = {os.path.realpath(host.rstrip("/")) for host in self.input_path_map}
             if not relative.startswith("../") and os.path.realpath(candidate) in inputs:
@@ -96,6 +136,15 @@ class ExternalContainer(TaskContainer):
 
     def _run(self, logger: logging.Logger, terminating: Any, command: str) -> int:
         raise NotImplementedError("task commands run as AWS Batch jobs")
+
+
+def _under(path: str, folder: str) -> bool:
+    return path.startswith(folder + "/")
+
+
+def _swap(path: str, old: str, new: str) -> str:
+    """``path`` under ``new`` instead of ``old`` (unchanged if not under ``old``)."""
+    return new + path[len(old) :] if path == old or _under(path, old) else path
 
 
 @dataclass
@@ -130,7 +179,7 @@ def prepare(  # noqa: PLR0913 - what miniwdl's task evaluation takes
     logger: logging.Logger,
 ) -> PreparedCall:
     """Evaluate a task's inputs, runtime and command (the call directory is not touched)."""
-    container = ExternalContainer(cfg, run_id, call_dir)
+    container = ExternalContainer(cfg, run_id, call_dir, attempt)
     add_paths = CallCacheAddPaths()
     with guarded_reads.reading(cfg):  # read_* here run in Lambda (core/guarded_reads.py)
         env = _eval_task_inputs(logger, task, inputs, container, add_paths)
@@ -143,7 +192,6 @@ def prepare(  # noqa: PLR0913 - what miniwdl's task evaluation takes
         )
         _eval_task_runtime(cfg, logger, run_id, task, inputs, container, env, stdlib)
         if wdl_version_geq(task.effective_wdl_version, WDLVersion.V1_2):
-            container.try_counter = attempt + 1
             container.build_task_runtime_info_struct(logger, run_id, task)
             env = env.bind("task", container.task_runtime_info_struct)  # type: ignore[arg-type]
         command = _eval_task_command(cfg, task, logger, container, env, attempt, add_paths)
@@ -156,18 +204,19 @@ def prepare(  # noqa: PLR0913 - what miniwdl's task evaluation takes
     return PreparedCall(
         command=command,
         inputs=dict(container.input_path_map),
-        script=job_script(cfg, call_dir),
+        script=job_script(cfg, call_dir, attempt),
         runtime=dict(container.runtime_values),
         raw_runtime=container.raw_runtime,
         state=state,
     )
 
 
-def job_script(cfg: WDL.runtime.config.Loader, call_dir: str) -> str:
-    """The Batch job's bash script: only bash is needed in the image (docs/architecture.md)."""
+def job_script(cfg: WDL.runtime.config.Loader, call_dir: str, attempt: int = 0) -> str:
+    """The Batch job's bash script: only bash is needed in the image (docs/architecture.md).
+    It runs in the attempt's working directory (``work``, a retry's ``work2``…)."""
     shell = cfg.get("task_runtime", "command_shell") or "/bin/bash"
-    work = shlex.quote(os.path.join(call_dir, "work"))
-    return f"cd {work}\n{arrays.run_command(shell)}"
+    work = shlex.quote(os.path.join(call_dir, call_files.work_dir(attempt)))
+    return f"cd {work}\n{arrays.run_command(shell, attempt)}"
 
 
 def collect(  # noqa: PLR0913 - the same, plus the files port and the exit code
@@ -184,10 +233,11 @@ def collect(  # noqa: PLR0913 - the same, plus the files port and the exit code
 
     Raises ``WDL.runtime.CommandFailed`` for an exit code the task does not accept.
     """
-    for name in ("stdout.txt", "stderr.txt"):  # the task may not swap these for links
+    attempt = int(state["attempt"])
+    for name in call_files.streams(attempt):  # the task may not swap these for links
         if not files.is_own_file(os.path.join(call_dir, name), call_dir):
             raise WDL.runtime.error.OutputError(f"task replaced its {name} with a link or non-file")
-    container = ExternalContainer(cfg, run_id, call_dir)
+    container = ExternalContainer(cfg, run_id, call_dir, attempt)
     container.input_path_map = state["input_path_map"]
     container.input_path_map_rev = {v: k for k, v in state["input_path_map"].items()}
     container.runtime_values = state["runtime_values"]
@@ -198,7 +248,6 @@ def collect(  # noqa: PLR0913 - the same, plus the files port and the exit code
         )
     env = WDL.values_from_json(state["env"], _decls(task))
     if wdl_version_geq(task.effective_wdl_version, WDLVersion.V1_2):
-        container.try_counter = int(state["attempt"]) + 1
         container.build_task_runtime_info_struct(logger, run_id, task)
         container.update_task_runtime_info_struct(
             task,

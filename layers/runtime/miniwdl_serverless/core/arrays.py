@@ -35,6 +35,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from miniwdl_serverless.core import call_files
 from miniwdl_serverless.core.decisions import EventKind, after_failed_attempt, queue_for
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.ids import (
@@ -57,16 +58,19 @@ SAFE_JOB_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-
 CHILD_MARKER = "array-index"
 
 
-def run_command(shell: str) -> str:
+def run_command(shell: str, attempt: int = 0) -> str:
     """The end of every job script: the task's command with its stdout and stderr kept (stderr
     also on the job's log), then its exit status. A pipeline, not a process substitution:
     bash waits for the ``tee`` too, which must have written the last lines of stderr.txt before
     the script exits and the container (or the local sandbox) ends and kills what is left.
     stderr.txt is opened before the command starts: the ``tee`` runs beside the command, and
-    one that opened the path itself could find a FIFO the command put there and wait forever."""
+    one that opened the path itself could find a FIFO the command put there and wait forever.
+    A retry writes its own ``stdout2.txt``/``stderr2.txt``… (``core/call_files.py``); array
+    children are first attempts."""
+    stdout, stderr = call_files.streams(attempt)
     return (
-        "exec 3>> ../stderr.txt\n"
-        f"{shell} ../command 2>&1 >> ../stdout.txt 3>&- | tee -a /dev/fd/3 >&2\n"
+        f"exec 3>> ../{stderr}\n"
+        f"{shell} ../{call_files.COMMAND} 2>&1 >> ../{stdout} 3>&- | tee -a /dev/fd/3 >&2\n"
         'exit "${PIPESTATUS[0]}"\n'
     )
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import WDL
 
+from miniwdl_serverless.core import call_files
+
 OUT_DIR = "out"
 DIRECTORY_MARK = ".WDL_Directory"  # beside a Directory output's link, as miniwdl drops it
 PATH_NAME = re.compile(r"[-_a-zA-Z0-9][-_a-zA-Z0-9.]*")
@@ -136,12 +138,15 @@ def _indices(count: int) -> list[str]:
 
 def relative_link(real_target: str, run_dir: str) -> str:
     """use_relative_output_paths: the path relative to the working directory of the call that
-    made it (``.../call-x/work/REL`` → REL), else the file's name."""
+    made it (``.../call-x/work/REL``, a retry's ``.../call-x/work2/REL`` → REL), else the
+    file's name."""
     parts = real_target.strip("/").split("/")
     base = run_dir.strip("/").split("/")
     if parts[: len(base)] == base:
         for index in range(len(parts) - 2, len(base) - 1, -1):
-            if parts[index] == "work" and parts[index - 1].startswith("call-"):
+            if call_files.attempt_of_work_dir(parts[index]) is not None and parts[
+                index - 1
+            ].startswith("call-"):
                 return "/".join(parts[index + 1 :])
     return os.path.basename(real_target)
 

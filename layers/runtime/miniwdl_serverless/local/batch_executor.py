@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from miniwdl_serverless.core import containers, sandbox
+from miniwdl_serverless.core import call_files, containers, sandbox
 from miniwdl_serverless.core.decisions import MOCK_INTERRUPTION_TAG, SPOT_RECLAIMED
 from miniwdl_serverless.core.resources import DEFAULT_IMAGE
 
@@ -64,12 +64,13 @@ def sandboxed() -> bool:
     return bwrap_usable()
 
 
-def _input_links(call_dir: str) -> dict[str, str]:
-    """The links ``prepare_call`` made under ``work/_miniwdl_inputs`` → their targets. Read
-    before the task starts: earlier attempts were moved aside and other tasks are confined to
-    their own call directories, so these are the controller's."""
+def _input_links(work_dir: str) -> dict[str, str]:
+    """The links ``prepare_call`` made under the attempt's ``work…/_miniwdl_inputs`` → their
+    targets. Read before the task starts: ``prepare_call`` made that folder afresh (whatever an
+    earlier attempt's task put there is gone) and other tasks are confined to their own call
+    directories, so these are the controller's."""
     links: dict[str, str] = {}
-    for parent, dirs, files in os.walk(os.path.join(call_dir, sandbox.INPUTS_DIR)):
+    for parent, dirs, files in os.walk(os.path.join(work_dir, call_files.INPUTS_DIR)):
         for name in dirs + files:
             path = os.path.join(parent, name)
             if os.path.islink(path):
@@ -90,10 +91,10 @@ def _system_folders() -> dict[str, str | None]:
 def confined(command: list[str], script: str, array_index: str | None) -> list[str]:
     """``command`` under bubblewrap, confined to its call (core/sandbox.py); unchanged when
     sandboxing is off or the script names no call directory."""
-    call_dir = sandbox.call_dir_of(script, array_index)
-    if call_dir is None or not sandboxed():
+    work_dir = sandbox.work_dir_of(script, array_index)
+    if work_dir is None or not sandboxed():
         return command
-    return sandbox.bwrap_argv(call_dir, _input_links(call_dir), _system_folders(), command)
+    return sandbox.bwrap_argv(work_dir, _input_links(work_dir), _system_folders(), command)
 
 
 def _job_environment(job: Any, parent: Any) -> tuple[dict[str, str], str | None]:
@@ -150,12 +151,15 @@ def container_job(job: Any, parent: Any) -> containers.ContainerJob:
     properties = job.job_definition.container_properties or {}
     env, index = _job_environment(job, parent)
     argv = _job_command(job)
-    call_dir = run_dir = None
+    call_dir = run_dir = work_dir = None
     if len(argv) == 3 and argv[:2] == ["/bin/bash", "-ec"]:  # the adapter's job script
         call_dir, run_dir = containers.job_mounts(argv[2], index, _index_record)
+        work_dir = sandbox.work_dir_of(argv[2], index)
+    if call_dir is not None and work_dir is None:  # an array child's, from its index file
+        work_dir = os.path.join(call_dir, call_files.work_dir(0))
     mounts: list[containers.Mount] = []
-    if call_dir is not None and os.path.isdir(call_dir):
-        mounts = containers.mounts_for(call_dir, _input_links(call_dir), [run_dir or call_dir])
+    if call_dir is not None and work_dir is not None and os.path.isdir(call_dir):
+        mounts = containers.mounts_for(call_dir, _input_links(work_dir), [run_dir or call_dir])
     elif run_dir is not None:
         mounts = containers.mounts_for(run_dir, {})
     requirements = properties.get("resourceRequirements", []) + job.container_overrides.get(
@@ -166,7 +170,7 @@ def container_job(job: Any, parent: Any) -> containers.ContainerJob:
         image=str(properties.get("image") or DEFAULT_IMAGE),
         name=containers.container_name(job.job_name, job.job_id, index),
         command=argv,
-        workdir=os.path.join(call_dir, "work") if call_dir else run_dir,
+        workdir=work_dir or run_dir,
         environment=env,
         mounts=mounts,
         vcpus=vcpus,
