@@ -175,6 +175,8 @@ def compare(miniwdl: Outcome, ours: Outcome) -> tuple[bool, str]:
     if miniwdl.ok != ours.ok:
         return False, "one succeeded, the other failed"
     if miniwdl.ok:
+        if not (isinstance(miniwdl.result, dict) and isinstance(ours.result, dict)):
+            return False, "no outputs printed"
         if miniwdl.result == ours.result:
             return True, ""
         return False, "outputs differ"

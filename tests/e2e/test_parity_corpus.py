@@ -47,6 +47,7 @@ def outcome(code: int, result: object) -> parity.Outcome:
         (outcome(0, {"w.x": 1}), outcome(0, {"w.x": 1}), True),
         (outcome(0, {"w.x": 1}), outcome(0, {"w.x": 2}), False),
         (outcome(0, {"w.x": 1}), outcome(2, "InputError"), False),
+        (outcome(0, None), outcome(0, None), False),  # success printing no outputs: suspect
         (outcome(2, "InputError"), outcome(2, "InputError"), True),
         (outcome(2, "InputError"), outcome(2, "RunFailed<CommandFailed>"), False),
         (outcome(3, "RunFailed<CommandFailed>"), outcome(2, "RunFailed<CommandFailed>"), False),
