@@ -16,7 +16,7 @@ CFN_JSON := build/template.cfn.json
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv demo test test-full unit chaos hostile hostile-full conformance big-upload lint lint-python lint-template typecheck bench clean
+.PHONY: venv demo test test-full unit chaos hostile hostile-full conformance big-upload lint lint-python lint-template typecheck bench parity clean
 
 venv: $(STAMP)
 
@@ -112,6 +112,11 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_cost
 	$(BIN)/python bench/bench_scatter.py
 	$(BIN)/python -m bench.bench_local
+
+# Every program of bench/parity_corpus/ through stock `miniwdl run` and ours, outcomes compared
+# (~2-3 minutes; its quick mode: tests/e2e/test_parity_corpus.py). Figures: bench/results.json.
+parity: $(STAMP)
+	$(BIN)/python -m bench.parity
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) build .aws-sam .pytest_cache .ruff_cache .mypy_cache

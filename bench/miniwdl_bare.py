@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -23,7 +24,8 @@ from WDL.runtime import config, task_container
 
 
 class BareContainer(task_container.TaskContainer):
-    """Task commands run by bash on the host; inputs linked where miniwdl mounts them."""
+    """Task commands run by bash on the host; inputs linked where miniwdl mounts them, and the
+    task's environment variables (``--env``, WDL 1.2 ``env`` inputs) exported first."""
 
     @classmethod
     def global_init(cls, cfg: config.Loader, logger: logging.Logger) -> None:  # noqa: ARG003
@@ -53,7 +55,9 @@ class BareContainer(task_container.TaskContainer):
             if not os.path.lexists(link):
                 os.symlink(host.rstrip("/"), link)
         script = os.path.join(self.host_dir, "command")
-        with open(script, "w") as outfile:
+        with open(script, "w") as outfile:  # the task's environment first, as miniwdl's backends
+            for name, value in self.runtime_values.get("env", {}).items():  # --env, `env` inputs
+                outfile.write(f"export {name}={shlex.quote(value)}\n")
             outfile.write(command)
         with (
             open(self.host_stdout_txt(), "wb") as stdout,

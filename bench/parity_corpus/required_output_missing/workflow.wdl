@@ -1,0 +1,5 @@
+version 1.0
+task t {
+  command <<< echo nothing >>>
+  output { File f = "never_written.txt" }
+}

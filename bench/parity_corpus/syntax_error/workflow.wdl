@@ -1,0 +1,4 @@
+version 1.0
+workflow w {
+  output { Int x = }
+}

@@ -1,0 +1,5 @@
+version 1.0
+workflow w {
+  Int x = "string"
+  output { Int y = x }
+}
