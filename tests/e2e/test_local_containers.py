@@ -215,7 +215,8 @@ def test_a_cancelled_task_stops_its_container(tmp_path, engine_on_path, in_engin
     assert code != 0
     (run,) = _calls(engine_on_path, "run")
     removed = _calls(engine_on_path, "rm")
-    assert removed == [["rm", "-f", _option(run, "--name")[0]]]
+    # the cancel and the job's own end may both remove it (rm -f: the second is harmless)
+    assert removed and all(r == ["rm", "-f", _option(run, "--name")[0]] for r in removed)
 
 
 def test_auto_runs_with_bash_when_docker_info_fails(
