@@ -1,4 +1,4 @@
-"""What one task completion costs the controller, by the scatter's width (issue 11; design
+"""What one task completion costs the controller, by the scatter's width (design
 rule 2: an event touches only the jobs it changes).
 
 For each width N, a run of a scatter of N trivial task calls is started on the in-memory ports
@@ -269,7 +269,7 @@ def lifecycle_counts(n: int, arrays: bool) -> tuple[dict[str, float], dict[str, 
 
 
 LIFECYCLE_N = 1_000
-DYNAMODB_PER_TASK, BATCH_PER_TASK = 6, 1  # the targets (issue 11)
+DYNAMODB_PER_TASK, BATCH_PER_TASK = 6, 1  # the targets (README, Performance)
 
 
 def lifecycles(n: int) -> dict[str, Any]:
