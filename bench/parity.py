@@ -237,6 +237,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("program", nargs="*", help="only these programs (not merged)")
     args = parser.parse_args(argv)
+    if not args.corpus.is_dir():
+        parser.error(f"--corpus {args.corpus}: no such directory")
+    unknown = [name for name in args.program if not (args.corpus / name / "workflow.wdl").is_file()]
+    if unknown:
+        parser.error(f"no program {', '.join(unknown)} in {args.corpus} (a workflow.wdl in each)")
     names = args.program or (list(QUICK) if args.quick else programs(args.corpus))
     results = {"mode": "quick" if args.quick else "full", **measure(names, args.corpus)}
     print(table(results))

@@ -68,3 +68,17 @@ def test_files_compare_by_basename_and_content_not_path(tmp_path: Path):
     (b / "run" / "out" / "f.txt").write_text("different\n")
     assert parity.normalise({"w.f": f"{b}/run/out/f.txt"}, (b,)) != {"w.f": first["w.f"]}
     assert parity.normalise({"w.s": "/etc/hostname"}, (a,)) == {"w.s": "/etc/hostname"}
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["no_such_program"], "no program no_such_program in"),
+        (["--corpus", "/nonexistent"], "--corpus /nonexistent: no such directory"),
+    ],
+)
+def test_a_bad_program_or_corpus_is_a_usage_error(args, says, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exited:
+        parity.main([*args, "--results", str(tmp_path / "r.json")])
+    assert exited.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
