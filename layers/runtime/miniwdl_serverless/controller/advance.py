@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import WDL
 
@@ -78,7 +79,7 @@ def _child_as_call(detail: BatchJobDetail, ports: Ports) -> BatchJobDetail | Non
 
 
 _arrays: dict[str, tuple[str, list[str]]] = {}  # an array's run and children never change
-MAX_ARRAYS = 1024
+MAX_CACHED = 1024  # entries a cache of this module holds
 
 
 def _array_children(ports: Ports, name: str) -> tuple[str, list[str]] | None:
@@ -86,9 +87,7 @@ def _array_children(ports: Ports, name: str) -> tuple[str, list[str]] | None:
         item = ports.work.get(array_key(name))
         if item is None or item.kind != ARRAY:
             return None
-        if len(_arrays) >= MAX_ARRAYS:
-            _arrays.clear()
-        _arrays[name] = (item.run_id, [str(c) for c in item.body.get("children", [])])
+        _keep(_arrays, name, (item.run_id, [str(c) for c in item.body.get("children", [])]))
     return _arrays[name]
 
 
@@ -147,7 +146,6 @@ def _noted_start(detail: BatchJobDetail, ports: Ports) -> bool:
 
 
 _run_names: dict[str, RunNames] = {}  # a run's never change once it is planned
-MAX_RUNS = 1024
 
 
 def _names_of(ports: Ports, run_id: str) -> RunNames | None:
@@ -161,9 +159,14 @@ def _names_of(ports: Ports, run_id: str) -> RunNames | None:
 
 def _remember_names(run: Run) -> None:
     if run.run_dir:
-        if len(_run_names) >= MAX_RUNS:
-            _run_names.clear()
-        _run_names[run.run_id] = RunNames.of(run)
+        _keep(_run_names, run.run_id, RunNames.of(run))
+
+
+def _keep(cache: dict[str, Any], key: str, value: Any) -> None:
+    """Into a per-container cache of values that never change, emptied when it is full."""
+    if len(cache) >= MAX_CACHED:
+        cache.clear()
+    cache[key] = value
 
 
 def _run_and_job(detail: BatchJobDetail, ports: Ports) -> tuple[Run | None, Job | None]:

@@ -187,9 +187,10 @@ class RunStore(Protocol):
     def tally_shard(self, job: Job, counts: Mapping[str, int]) -> bool:
         """Count the completed shard ``job`` (``job.tally``) in its bucket, without a
         transaction and idempotently (a shard is counted once however often this is called:
-        call it only once ``job`` is done), with its share of the run's counters (``counts``:
-        ``BUCKET_COUNTERS`` only), which the bucket keeps instead of the run item: one write
-        a shard, not two. True if its bucket now holds all its shards."""
+        call it only once ``job`` is done), with its share of the run's counters (those of
+        ``counts`` in ``BUCKET_COUNTERS``; ``store_rules.bucket_counts``), which the bucket
+        keeps instead of the run item: one write a shard, not two. True if its bucket now
+        holds all its shards."""
 
     def tallied(self, run_id: str) -> dict[str, int]:
         """The run's counters its buckets hold (``tally_shard``'s ``counts``), summed: added

@@ -41,7 +41,7 @@ from miniwdl_serverless.core.records import (
     is_shard,
     tally_of,
 )
-from miniwdl_serverless.core.store_rules import bucket_counts, completion_counts, run_counts
+from miniwdl_serverless.core.store_rules import completion_counts, run_counts
 
 if TYPE_CHECKING:
     from miniwdl_serverless.controller.drive import Driver
@@ -279,7 +279,7 @@ def _tallied(ctx: RunContext, shard: Job, counts: Mapping[str, int]) -> list[Job
     is counted by someone even when its last shards complete together; a redelivery after a
     crash between the steps repeats them, changing nothing twice. The gather, if counted."""
     store = ctx.ports.store
-    if not store.tally_shard(shard, bucket_counts(counts)):
+    if not store.tally_shard(shard, counts):
         return []
     gather = store.tally_bucket(shard)
     return [gather] if gather is not None else []

@@ -97,11 +97,13 @@ class ExternalContainer(TaskContainer):
         if own == theirs:
             super().add_paths(host_paths)
             return
-        placed = {host: _swap(inside, own, theirs) for host, inside in self.input_path_map.items()}
-        self.input_path_map = placed
-        self.input_path_map_rev = {inside: host for host, inside in placed.items()}
+        self._move_inputs(own, theirs)
         super().add_paths(host_paths)
-        placed = {host: _swap(inside, theirs, own) for host, inside in self.input_path_map.items()}
+        self._move_inputs(theirs, own)
+
+    def _move_inputs(self, old: str, new: str) -> None:
+        """The inputs placed so far, under ``new`` instead of ``old`` (both maps)."""
+        placed = {host: _swap(inside, old, new) for host, inside in self.input_path_map.items()}
         self.input_path_map = placed
         self.input_path_map_rev = {inside: host for host, inside in placed.items()}
 

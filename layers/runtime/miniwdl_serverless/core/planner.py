@@ -422,15 +422,7 @@ def _workflow_stdlib(
     keeps its last instance and gives it the next evaluation's, for the same configuration (the
     same object), WDL version and run directory (its ``write_*`` directory)."""
     last = getattr(_stdlibs, "last", None)
-    if (
-        last is not None
-        and last.cfg is cfg
-        and (last.wdl_version, last.run_dir)
-        == (
-            version,
-            machine.run_dir,
-        )
-    ):
+    if last is not None and last.serves(cfg, version, machine.run_dir):
         stdlib: Any = last.stdlib
         stdlib.state, stdlib.cache = machine, _NoCache(cfg)
         stdlib.eval_context = StdLib.EvalContext()
@@ -446,6 +438,9 @@ class _LastStdLib:
     wdl_version: str
     run_dir: str
     stdlib: WorkflowStdLib
+
+    def serves(self, cfg: Any, wdl_version: str, run_dir: str) -> bool:
+        return self.cfg is cfg and (self.wdl_version, self.run_dir) == (wdl_version, run_dir)
 
 
 class _NoCache:
