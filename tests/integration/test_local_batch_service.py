@@ -15,7 +15,7 @@ from moto import mock_aws
 from miniwdl_serverless.adapters.batch import BatchAdapter, EfsVolume
 from miniwdl_serverless.core.events import BatchJobDetail
 from miniwdl_serverless.core.resources import Resources, TaskSubmission
-from miniwdl_serverless.local import batch_service
+from miniwdl_serverless.local import batch_service, in_process
 from miniwdl_serverless.local.resources import LOCAL_QUEUE, LOCAL_QUEUE_ARN
 
 
@@ -34,13 +34,13 @@ def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorded]:
     service = batch_service.LocalBatchService(
         recorded.jobs.append, lambda parent, kids: recorded.arrays.append((parent, kids))
     )
-    saved = list(batch_service._served)
+    saved = in_process.serving(batch_service.SERVICE)
     with mock_aws():  # nothing reaches AWS even if the hook did not answer
         batch_service.serve(service)
         try:
             yield recorded
         finally:
-            batch_service._served[:] = saved
+            batch_service.serve(saved)
 
 
 def submission(name: str, **extra: Any) -> TaskSubmission:

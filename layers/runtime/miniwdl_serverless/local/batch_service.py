@@ -2,8 +2,7 @@
 DescribeJobDefinitions, SubmitJob, ListJobs, DescribeJobs, TerminateJob) served in process,
 their jobs handed straight to the local Batch executor (batch_executor.py).
 
-Every boto3 Batch client of the process reaches it, as botocore's own Stubber does: a handler
-on ``before-call.batch.*`` answers with the parsed response (AWS's shapes), so neither moto's
+Every boto3 Batch client of the process reaches it (local/in_process.py), so neither moto's
 Batch (and its EC2, which importing it imports) nor an HTTP request and its serializer is in
 the way (~10 ms a call in moto). ``--embedded-aws full`` and server mode keep moto's Batch.
 """
@@ -13,16 +12,19 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from miniwdl_serverless.local import in_process
+from miniwdl_serverless.local.in_process import ServiceError
 from miniwdl_serverless.local.resources import ACCOUNT, LOCAL_QUEUE, LOCAL_QUEUE_ARN, REGION
 
 BATCH_ARN = f"arn:aws:batch:{REGION}:{ACCOUNT}"
 QUEUE_ARN = LOCAL_QUEUE_ARN
 DESCRIBE_LIMIT = 100  # DescribeJobs' ids a call
 LIST_PAGE = 100  # ListJobs' default page size
+SERVICE = "batch"  # botocore's event name of the service
 CHILD_STATUSES = ("STARTING", "FAILED", "RUNNING", "SUCCEEDED", "RUNNABLE", "SUBMITTED", "PENDING")
 
 
@@ -30,8 +32,11 @@ def _millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-class BatchClientError(Exception):
+class BatchClientError(ServiceError):
     """Batch's ClientException (HTTP 400): the request was refused."""
+
+    def __init__(self, message: str):
+        super().__init__("ClientException", message)
 
 
 class Definition:
@@ -328,78 +333,12 @@ class LocalBatchService:
         return {}
 
 
-# -- every boto3 Batch client of the process, while a service is served (see the module's doc) --
-OPERATIONS = {
-    "RegisterJobDefinition": "register_job_definition",
-    "DescribeJobDefinitions": "describe_job_definitions",
-    "SubmitJob": "submit_job",
-    "ListJobs": "list_jobs",
-    "DescribeJobs": "describe_jobs",
-    "TerminateJob": "terminate_job",
-}
-PARAMS = "msls_local_batch_params"
-_served: list[LocalBatchService] = []  # the one served, if any
-_hooked = False
+def serve(service: LocalBatchService | None) -> None:
+    """Batch calls of every boto3 client go to ``service`` (None: to moto again)."""
+    in_process.serve(SERVICE, service)
 
 
-class _Http:
-    """What botocore reads of the HTTP response an answer stands for."""
-
-    def __init__(self, status_code: int):
-        self.status_code = status_code
-        self.headers: dict[str, str] = {}
-        self.content = b""
-
-
-def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    """before-parameter-build: the call's own parameters (before-call sees them serialized)."""
-    context[PARAMS] = params
-
-
-def _answer(model: Any, context: dict[str, Any], **_: Any) -> tuple[_Http, dict[str, Any]] | None:
-    """before-call: the served service's answer (None: the request goes on, to moto)."""
-    method = OPERATIONS.get(model.name)
-    if not _served or method is None or PARAMS not in context:
-        return None
-    metadata = {"RequestId": uuid.uuid4().hex, "HTTPHeaders": {}, "RetryAttempts": 0}
-    try:
-        parsed = getattr(_served[-1], method)(context[PARAMS])
-    except BatchClientError as exn:
-        error = {"Code": "ClientException", "Message": str(exn)}
-        return _Http(400), {"Error": error, "ResponseMetadata": {**metadata, "HTTPStatusCode": 400}}
-    parsed["ResponseMetadata"] = {**metadata, "HTTPStatusCode": 200}
-    return _Http(200), parsed
-
-
-HOOKS = (("before-parameter-build.batch", _keep_params), ("before-call.batch", _answer))
-
-
-@contextlib.contextmanager
-def suspended() -> Iterator[None]:
+def suspended() -> contextlib.AbstractContextManager[None]:
     """moto's Batch for every client meanwhile (tests of moto's Batch, in a process that holds
     an embedded AWS), then the served service again."""
-    saved = list(_served)
-    _served.clear()
-    try:
-        yield
-    finally:
-        _served[:] = saved
-
-
-def serve(service: LocalBatchService | None) -> None:
-    """Batch calls of every boto3 client made from now on go to ``service`` (None: to moto
-    again). The hooks go where botocore's sessions take their handlers from, and onto boto3's
-    default session if it exists already."""
-    global _hooked
-    _served[:] = [service] if service is not None else []
-    if service is None or _hooked:
-        return
-    import boto3
-    from botocore import handlers
-
-    handlers.BUILTIN_HANDLERS.extend(HOOKS)
-    if boto3.DEFAULT_SESSION is not None:
-        events = boto3.DEFAULT_SESSION._session.get_component("event_emitter")
-        for name, hook in HOOKS:
-            events.register(name, hook, unique_id=f"msls-{name}")
-    _hooked = True
+    return in_process.suspended(SERVICE)

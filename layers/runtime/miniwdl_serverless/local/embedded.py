@@ -21,7 +21,8 @@ from typing import Any
 
 from miniwdl_serverless.adapters.efs import EfsRunFiles
 from miniwdl_serverless.core.containers import Engine
-from miniwdl_serverless.local import batch_service, moto_patches
+from miniwdl_serverless.local import batch_service, in_process, moto_patches
+from miniwdl_serverless.local.asl import StatesError
 from miniwdl_serverless.local.batch_executor import BATCH_LOG_GROUP, JobLogs, LocalBatch
 from miniwdl_serverless.local.event_bus import TERMINAL, EventBus
 from miniwdl_serverless.local.memory_tables import MemoryTables, MotoTables, Tables, TableSpec
@@ -36,11 +37,14 @@ from miniwdl_serverless.local.resources import (
     REGION,
     Handler,
     create_batch_queue,
+    create_functions,
     create_resources,
     create_stack,
+    create_state_machine,
     table_name,
 )
 from miniwdl_serverless.local.state import StateDir, deferred_signals
+from miniwdl_serverless.local.step_functions import LocalStepFunctions
 from miniwdl_serverless.local.work_stream import LocalWorkStream
 
 # miniwdl's [download_cache] dir: STATE_DIR/downloads for the functions, unless the user set it
@@ -51,6 +55,7 @@ LAMBDA_DOWNLOAD_LIMIT_ENV = "MINIWDL__SERVERLESS__LAMBDA_DOWNLOAD_LIMIT"
 # costs ~10 ms a request, most of a local run's time), or moto's DynamoDB ("full").
 MODES = ("memory", "full")
 STATUS_POLL_SECONDS = 0.01  # how often `wait` reads the execution's status
+STEP_FUNCTIONS = "sfn"  # botocore's event name of the service
 TABLE_ROLES = {"runs": "RUNS_TABLE", "jobs": "JOBS_TABLE", "cache": "CACHE_TABLE"}
 
 __all__ = [
@@ -153,6 +158,7 @@ class EmbeddedAWS:
         self.events = EventBus(event_workers, self._call)
         self.handlers: dict[str, Handler] = {}
         self.batch_service: batch_service.LocalBatchService | None = None
+        self.step_functions: LocalStepFunctions | None = None  # None: moto's
         self._saved_env: dict[str, str | None] = {}
         self._restore: list[moto_patches.Undo] = []
         self.state_machine_arn = ""
@@ -243,6 +249,7 @@ class EmbeddedAWS:
 
         local_ports.use_work(None)
         batch_service.serve(None)
+        in_process.serve(STEP_FUNCTIONS, None)
         if self.mode == "memory":
             local_ports.use_stores(None)
         self.mock.stop()
@@ -280,20 +287,35 @@ class EmbeddedAWS:
             moto_patches.shared_model_loader,
             moto_patches.shared_session,
             moto_patches.lazy_batch_package,
-            moto_patches.patch_callback_delay,
-            moto_patches.patch_stopped_executions,
-            moto_patches.patch_stop_is_immediate,
             lambda: moto_patches.patch_s3_notifications(
                 lambda name, bucket, key: events.put_event(
                     events.s3_object_created_event(name, bucket, key)
                 )
             ),
-            lambda: moto_patches.patch_lambda_invoke(self._invoke),
         ):
             self._restore.append(patch())
         if self.mode == "full":  # (importing moto's DynamoDB takes time the default saves)
             self._restore.append(moto_patches.patch_transaction_snapshots())
             self._restore.append(moto_patches.patch_dynamodb_lock())
+
+    def _step_functions_in_moto(self) -> None:
+        """moto's Step Functions (full mode, and server mode, where CLIs in other processes
+        call it over HTTP): it runs the ASL with moto's interpreter and invokes the functions
+        through moto's Lambda, whose invocations reach the handlers here."""
+        for patch in (
+            moto_patches.patch_callback_delay,
+            moto_patches.patch_stopped_executions,
+            moto_patches.patch_stop_is_immediate,
+            lambda: moto_patches.patch_lambda_invoke(self._invoke),
+        ):
+            self._restore.append(patch())
+        self.step_functions = None
+        in_process.serve(STEP_FUNCTIONS, None)
+
+    def _step_functions_in_process(self) -> None:
+        """The in-process Step Functions (the default mode): every boto3 client reaches it."""
+        self.step_functions = LocalStepFunctions(ACCOUNT, REGION, self._invoke_in_process)
+        in_process.serve(STEP_FUNCTIONS, self.step_functions)
 
     def _batch_in_moto(self) -> None:
         """moto's Batch, its jobs on the local queue run by the local executor (full mode, and
@@ -320,10 +342,12 @@ class EmbeddedAWS:
         batch_in_moto = self.mode == "full" or self.serve_http
         if batch_in_moto:
             self._batch_in_moto()
+            self._step_functions_in_moto()
         else:
             self._batch_in_process()
+            self._step_functions_in_process()
         resources = create_resources(
-            self.project, self.efs_root, self.mode == "full", batch_in_moto
+            self.project, self.efs_root, self.mode == "full", batch_in_moto, batch_in_moto
         )
         for key, value in resources.environment.items():
             self._saved_env.setdefault(key, value)
@@ -400,6 +424,16 @@ class EmbeddedAWS:
         return MemoryTables(roles, self.store, self.cache, moto_tables)
 
     # -- the functions --
+    def _invoke_in_process(self, function_name: str, payload: Any) -> tuple[bytes, str | None]:
+        """The in-process Step Functions' Lambda invocation: (its payload, its function error)."""
+        if function_name not in self.handlers:
+            raise StatesError(
+                "Lambda.ResourceNotFoundException", f"Function not found: {function_name}"
+            )
+        headers: dict[str, str] = {}
+        body = self._invoke(function_name, json.dumps(payload), headers)
+        return body, headers.get("x-amz-function-error")
+
     def _invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
         """A Lambda invocation (the state machine's tasks): the response payload."""
         handler = self.handlers[function_name]
@@ -473,6 +507,10 @@ class EmbeddedAWS:
         if self.batch_service is not None:  # and call Batch: new jobs go to moto's from now on
             self._batch_in_moto()
             self.queue_arn = create_batch_queue()
+        if self.step_functions is not None:  # and Step Functions: new executions go to moto's
+            self._step_functions_in_moto()
+            create_functions(self.project, self.efs_root)
+            self.state_machine_arn = create_state_machine(self.project, self.sfn)
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -526,7 +564,7 @@ class EmbeddedAWS:
         execution; ``progress`` and the reconciler's turn come every ``poll`` seconds."""
         ticked = 0.0
         while True:
-            if _execution_status(execution_arn) != "RUNNING":
+            if self._execution_status(execution_arn) != "RUNNING":
                 description = self.sfn.describe_execution(executionArn=execution_arn)
                 if description["status"] != "RUNNING":
                     self.events.announce_end(description)
@@ -539,13 +577,14 @@ class EmbeddedAWS:
                 self._reconcile_when_due()
             time.sleep(min(STATUS_POLL_SECONDS, poll))
 
+    def _execution_status(self, execution_arn: str) -> str | None:
+        """The execution's status in the Step Functions backend (None: not found there)."""
+        try:
+            if self.step_functions is not None:
+                return self.step_functions.execution(execution_arn).status
+            from moto.stepfunctions.responses import get_backend
 
-def _execution_status(execution_arn: str) -> str | None:
-    """The execution's status in moto's Step Functions backend (None: not found there)."""
-    from moto.stepfunctions.responses import get_backend
-
-    try:
-        execution = get_backend(ACCOUNT, REGION).describe_execution(execution_arn)
-    except Exception:  # (the caller asks DescribeExecution, which says what is wrong)
-        return None
-    return getattr(execution, "status", None)
+            execution = get_backend(ACCOUNT, REGION).describe_execution(execution_arn)
+        except Exception:  # (the caller asks DescribeExecution, which says what is wrong)
+            return None
+        return getattr(execution, "status", None)

@@ -26,6 +26,7 @@ LOCAL_QUEUE = "miniwdl-serverless-local"
 LOCAL_BUCKET = "miniwdl-serverless-local"
 LOCAL_STACK = "miniwdl-serverless-local"
 LOCAL_ACCESS_POINT = "fsap-0123456789abcdef0"
+STATE_MACHINE_NAME = "RunWorkflow"
 LOCAL_QUEUE_ARN = f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/{LOCAL_QUEUE}"
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -92,6 +93,55 @@ def create_tables(project: Project, in_moto: bool) -> dict[str, str]:
     return names
 
 
+# The bucket, the log group and the queue are put into moto's backends directly, not through
+# boto3: a first request to moto imports its IAM backend (and cryptography's X.509) to note the
+# caller's access key, and a first client of each service reads its botocore model, ~0.3 s of
+# a run's start in all; a run that uses S3, Logs or SQS through boto3 pays for that then.
+def create_bucket(project: Project) -> dict[str, str]:
+    """The local bucket, with the versioning and EventBridge notifications of the template's
+    buckets (all of them are the local bucket): their logical ids → its name."""
+    from moto.s3.models import s3_backends
+
+    s3 = s3_backends[ACCOUNT]["aws"]
+    s3.create_bucket(LOCAL_BUCKET, REGION)
+    refs: dict[str, str] = {}
+    for logical_id, props in project.buckets().items():
+        refs[logical_id] = LOCAL_BUCKET
+        if (props.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
+            s3.put_bucket_versioning(LOCAL_BUCKET, "Enabled")
+        notification = props.get("NotificationConfiguration") or {}
+        if (notification.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled"):
+            s3.put_bucket_notification_configuration(LOCAL_BUCKET, {"EventBridgeConfiguration": {}})
+    return refs
+
+
+def create_log_group() -> None:
+    """The jobs' log group (what the local executor writes, as the awslogs driver does)."""
+    from moto.logs.models import logs_backends
+
+    logs_backends[ACCOUNT][REGION].create_log_group(BATCH_LOG_GROUP, tags={})
+
+
+def create_queue(name: str) -> str:
+    """An SQS queue: its URL, as SQS gives it."""
+    from moto.sqs.models import sqs_backends
+
+    sqs_backends[ACCOUNT][REGION].create_queue(name)
+    return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"
+
+
+def local_role() -> str:
+    """The IAM role that moto's Batch and Lambda ask for (made once): its ARN."""
+    from miniwdl_serverless.adapters import clients
+
+    iam = clients.client("iam")
+    try:
+        return str(iam.get_role(RoleName="local")["Role"]["Arn"])
+    except iam.exceptions.NoSuchEntityException:
+        pass
+    return str(iam.create_role(RoleName="local", AssumeRolePolicyDocument="{}")["Role"]["Arn"])
+
+
 def create_batch_queue() -> str:
     """The local queue in moto's Batch (on an unmanaged compute environment): its ARN."""
     from miniwdl_serverless.adapters import clients
@@ -101,7 +151,7 @@ def create_batch_queue() -> str:
         computeEnvironmentName="local",
         type="UNMANAGED",
         state="ENABLED",
-        serviceRole=f"arn:aws:iam::{ACCOUNT}:role/local",
+        serviceRole=local_role(),
     )
     batch.create_job_queue(
         jobQueueName=LOCAL_QUEUE,
@@ -115,12 +165,18 @@ def create_batch_queue() -> str:
 
 
 def create_resources(
-    project: Project, efs_root: str, tables_in_moto: bool = True, batch_in_moto: bool = True
+    project: Project,
+    efs_root: str,
+    tables_in_moto: bool = True,
+    batch_in_moto: bool = True,
+    functions_in_moto: bool = True,
 ) -> Resources:
     """Everything template.yaml declares, in the embedded account (its tables only if
     ``tables_in_moto``: else the in-memory store holds them; its Batch queue only if
-    ``batch_in_moto``: else the in-process Batch serves it). Sets in this process the
-    variables the handlers read for them (RUNS_TABLE, JOBS_TABLE, STATE_MACHINE_ARN)."""
+    ``batch_in_moto``: else the in-process Batch serves it; its functions in moto's Lambda only
+    if ``functions_in_moto``: else the in-process Step Functions invokes their handlers). Sets
+    in this process the variables the handlers read for them (RUNS_TABLE, JOBS_TABLE,
+    STATE_MACHINE_ARN)."""
     from miniwdl_serverless.adapters import clients
     from miniwdl_serverless.handlers import local_ports
 
@@ -133,33 +189,13 @@ def create_resources(
         os.environ[variable] = names[project.table_for_env(variable)]
     local_ports.forget_clients()  # the handlers' ports read the tables' names from there
 
-    iam = clients.client("iam")
-    role = iam.create_role(RoleName="local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     queue_arn = create_batch_queue() if batch_in_moto else LOCAL_QUEUE_ARN
-    s3 = clients.client("s3")
-    s3.create_bucket(Bucket=LOCAL_BUCKET)
     tables = {"runs": runs, "jobs": jobs}
-    clients.client("logs").create_log_group(logGroupName=BATCH_LOG_GROUP)
-    queue_url = clients.client("sqs").create_queue(QueueName="local-DeadLetterQueue")["QueueUrl"]
+    refs = create_bucket(project)
+    create_log_group()
     environment["DEAD_LETTER_QUEUE_URL"] = os.environ.get("DEAD_LETTER_QUEUE_URL")
-    os.environ["DEAD_LETTER_QUEUE_URL"] = queue_url  # the reconcile function reads it
-    refs: dict[str, str] = {}
-    for logical_id, props in project.buckets().items():  # all of them are the local bucket
-        refs[logical_id] = LOCAL_BUCKET
-        if (props.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
-            s3.put_bucket_versioning(
-                Bucket=LOCAL_BUCKET, VersioningConfiguration={"Status": "Enabled"}
-            )
-        notification = props.get("NotificationConfiguration") or {}
-        if (notification.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled"):
-            s3.put_bucket_notification_configuration(
-                Bucket=LOCAL_BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
-            )
+    os.environ["DEAD_LETTER_QUEUE_URL"] = create_queue("local-DeadLetterQueue")  # (reconcile's)
 
-    awslambda = clients.client("lambda")
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("app.py", "def handler(event, context):\n    return event\n")
     handlers: dict[str, Handler] = {}
     rules: dict[str, list[dict[str, Any]]] = {}
     streams: dict[str, list[dict[str, Any]]] = {}
@@ -170,30 +206,10 @@ def create_resources(
         rules[function.logical_id] = function.event_patterns
         if function.stream_patterns:
             streams[function.logical_id] = function.stream_patterns
-        variables = {"MSLS_EFS_ROOT": efs_root, "EFS_ACCESS_POINT_ID": LOCAL_ACCESS_POINT}
-        awslambda.create_function(
-            FunctionName=function.logical_id,
-            Runtime="python3.11",
-            Role=role,
-            Handler=function.handler,
-            Code={"ZipFile": archive.getvalue()},
-            Environment={"Variables": variables},
-        )
-
-    def resolve(value: Any) -> Any:
-        if isinstance(value, dict) and "GetAtt" in value:
-            logical_id = value["GetAtt"].split(".")[0]
-            return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}"
-        if isinstance(value, dict) and "Ref" in value:
-            return project.parameter_default(value["Ref"])
-        return value
-
+    if functions_in_moto:
+        create_functions(project, efs_root)
     sfn = clients.client("stepfunctions")
-    state_machine_arn = sfn.create_state_machine(
-        name="RunWorkflow",
-        definition=json.dumps(project.definition(resolve)),
-        roleArn=f"arn:aws:iam::{ACCOUNT}:role/local",
-    )["stateMachineArn"]
+    state_machine_arn = create_state_machine(project, sfn)
     environment["STATE_MACHINE_ARN"] = os.environ.get("STATE_MACHINE_ARN")
     os.environ["STATE_MACHINE_ARN"] = state_machine_arn  # the submit function starts executions
     return Resources(
@@ -206,6 +222,48 @@ def create_resources(
         streams=streams,
         refs=refs,
         environment=environment,
+    )
+
+
+def create_functions(project: Project, efs_root: str) -> None:
+    """The template's functions in moto's Lambda (what moto's Step Functions invokes; the
+    invocations reach the handlers through moto_patches.patch_lambda_invoke)."""
+    from miniwdl_serverless.adapters import clients
+
+    role = local_role()
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("app.py", "def handler(event, context):\n    return event\n")
+    awslambda = clients.client("lambda")
+    for function in project.functions():
+        variables = {"MSLS_EFS_ROOT": efs_root, "EFS_ACCESS_POINT_ID": LOCAL_ACCESS_POINT}
+        awslambda.create_function(
+            FunctionName=function.logical_id,
+            Runtime="python3.11",
+            Role=role,
+            Handler=function.handler,
+            Code={"ZipFile": archive.getvalue()},
+            Environment={"Variables": variables},
+        )
+
+
+def create_state_machine(project: Project, sfn: Any) -> str:
+    """The template's state machine (its substitutions resolved here): its ARN."""
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, dict) and "GetAtt" in value:
+            logical_id = value["GetAtt"].split(".")[0]
+            return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}"
+        if isinstance(value, dict) and "Ref" in value:
+            return project.parameter_default(value["Ref"])
+        return value
+
+    return str(
+        sfn.create_state_machine(
+            name=STATE_MACHINE_NAME,
+            definition=json.dumps(project.definition(resolve)),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/local",
+        )["stateMachineArn"]
     )
 
 
