@@ -459,7 +459,7 @@ class _Run:
         retried = [0] * len(retriers)
         while True:
             try:
-                result = self.attempt(name, state, effective, data, entered, sum(retried))
+                result = self.attempt(name, state, effective, entered, sum(retried))
             except asl.StatesError as exn:
                 self.raise_if_stopped()
                 delay = asl.retry_delay(retriers, exn.name, retried)
@@ -480,14 +480,8 @@ class _Run:
         if self.execution.status != "RUNNING":
             raise asl.StatesError(ABORTED, "the execution was stopped")
 
-    def attempt(  # noqa: PLR0913 - the state, its input and where the execution is
-        self,
-        name: str,
-        state: Json,
-        effective: Json,
-        data: Json,
-        entered: datetime.datetime,
-        retries: int,
+    def attempt(
+        self, name: str, state: Json, effective: Json, entered: datetime.datetime, retries: int
     ) -> Json:
         """One attempt of a Lambda task: its result, or raises its StatesError."""
         execution, service = self.execution, self.service
