@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,7 +24,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from miniwdl_serverless.local import in_process, moto_patches
-from miniwdl_serverless.local.resources import ACCOUNT, REGION
+from miniwdl_serverless.local.resources import ACCOUNT, REGION, local_role
 from miniwdl_serverless.local.step_functions import LocalStepFunctions
 
 pytestmark = pytest.mark.xdist_group("step-functions")
@@ -37,6 +38,9 @@ class World:
 
     def __init__(self, kind: str):
         self.kind = kind
+        # a name of its own for each machine and function: a test process's moto state is
+        # shared with the session's embedded AWS, not reset for each test
+        self.suffix = uuid.uuid4().hex[:8]
         self.functions: dict[str, Function] = {}
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
 
@@ -51,6 +55,7 @@ class World:
         return json.dumps(result).encode()
 
     def function(self, name: str, body: Function) -> str:
+        name = f"{name}-{self.suffix}"
         self.functions[name] = body
         if self.kind == "moto":
             archive = io.BytesIO()
@@ -68,7 +73,7 @@ class World:
     def machine(self, definition: dict[str, Any], name: str = "Machine") -> str:
         return str(
             self.sfn.create_state_machine(
-                name=name, definition=json.dumps(definition), roleArn=ROLE
+                name=f"{name}-{self.suffix}", definition=json.dumps(definition), roleArn=ROLE
             )["stateMachineArn"]
         )
 
@@ -123,16 +128,16 @@ def motos() -> Iterator[World]:
     config = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
     with in_process.suspended(SERVICE), mock_aws(config=config):  # type: ignore[arg-type]
         world = World("moto")
-        undos = [
-            moto_patches.patch_callback_delay(),
-            moto_patches.patch_stopped_executions(),
-            moto_patches.patch_stop_is_immediate(),
-            moto_patches.patch_lambda_invoke(world.invoke),
-        ]
-        boto3.client("iam", region_name=REGION).create_role(
-            RoleName="local", AssumeRolePolicyDocument="{}"
-        )
+        undos = []
         try:
+            for patch in (
+                moto_patches.patch_callback_delay,
+                moto_patches.patch_stopped_executions,
+                moto_patches.patch_stop_is_immediate,
+                lambda: moto_patches.patch_lambda_invoke(world.invoke),
+            ):
+                undos.append(patch())
+            local_role()  # (the session's embedded AWS may have made it: moto's state is shared)
             yield world
         finally:
             for undo in reversed(undos):
