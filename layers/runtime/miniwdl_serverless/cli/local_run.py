@@ -270,8 +270,8 @@ def started_frozen(manager: contextlib.AbstractContextManager[Entered]) -> Itera
     with contextlib.ExitStack() as stack:
         with paused_gc():
             entered = stack.enter_context(manager)
-        gc.freeze()
-        stack.callback(gc.unfreeze)  # before the manager's exit
+            stack.callback(gc.unfreeze)  # before the manager's exit
+            gc.freeze()  # before the collector is back: its first collection would walk them all
         yield entered
 
 
