@@ -5,7 +5,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from miniwdl_serverless.controller.advance import on_batch_event
 from miniwdl_serverless.core.events import BatchJobDetail
-from miniwdl_serverless.handlers.wiring import EventBridgeDetail, lambda_handler, logger, ports
+from miniwdl_serverless.handlers.events import EventBridgeDetail
+from miniwdl_serverless.handlers.wiring import lambda_handler, logger, ports
 
 
 @lambda_handler(BatchJobDetail, envelope=EventBridgeDetail)

@@ -13,7 +13,12 @@ from pydantic import ValidationError
 
 from miniwdl_serverless.core.events import INTERRUPTION, BatchJobDetail
 from miniwdl_serverless.core.ids import TAG_ATTEMPT, TAG_JOB, TAG_RUN
-from miniwdl_serverless.handlers.events import BatchJobStateChange, FinishEvent, StartEvent
+from miniwdl_serverless.handlers.events import (
+    BatchJobStateChange,
+    EventBridgeDetail,
+    FinishEvent,
+    StartEvent,
+)
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 RUN = "6f1c2b7e-3d4a-4c59-9e8f-2a7b0c1d5e93"
@@ -154,6 +159,45 @@ def test_malformed_event_is_rejected(path: tuple[str, ...], value: Any) -> None:
         target[path[-1]] = value
     with pytest.raises(ValidationError):
         BatchJobStateChange.model_validate(raw)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_the_eventbridge_envelope_gives_what_powertools_gives(name: str) -> None:
+    """handlers/events.py:EventBridgeDetail stands in for powertools' EventBridgeEnvelope (whose
+    package is not imported by the handlers): the same detail from the same event."""
+    from aws_lambda_powertools.utilities.parser.envelopes import EventBridgeEnvelope
+
+    raw = load(name)
+    ours = EventBridgeDetail().parse(data=raw, model=BatchJobDetail)
+    assert ours == EventBridgeEnvelope().parse(data=raw, model=BatchJobDetail)
+    assert isinstance(ours, BatchJobDetail) and ours.jobId == raw["detail"]["jobId"]
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("detail", "jobId"), None),  # a bad detail
+        (("detail", "status"), "DONE"),
+        (("detail-type",), None),  # a bad envelope
+        (("time",), "not a time"),
+    ],
+)
+def test_the_eventbridge_envelope_refuses_what_powertools_refuses(
+    path: tuple[str, ...], value: Any
+) -> None:
+    from aws_lambda_powertools.utilities.parser.envelopes import EventBridgeEnvelope
+
+    raw = copy.deepcopy(load("batch_job_succeeded.json"))
+    target = raw
+    for key in path[:-1]:
+        target = target[key]
+    if value is None:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    for envelope in (EventBridgeDetail, EventBridgeEnvelope):
+        with pytest.raises(ValidationError):
+            envelope().parse(data=raw, model=BatchJobDetail)
 
 
 def test_attempt_tag_that_is_not_a_number() -> None:

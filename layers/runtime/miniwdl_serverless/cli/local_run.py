@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import glob
 import json
 import logging
@@ -18,7 +19,7 @@ import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from miniwdl_serverless.core.call_files import stream_attempt
 from miniwdl_serverless.core.ids import run_id_of
@@ -30,6 +31,7 @@ EXIT_USAGE = 2
 # build_execution_input's keys that are for this command only (-j's JSON, error paths)
 LOCAL_ONLY_KEYS = ("input_json", "user_paths")
 EXIT_TERMINATED = 2  # what `miniwdl run` exits with when a signal stops it
+Entered = TypeVar("Entered")
 
 
 def build_execution_input(args: argparse.Namespace, scratch: str | None = None) -> dict[str, Any]:
@@ -250,9 +252,30 @@ def run_parsed(
         execution_input = _with_engine(args, execution_input)
     except Exception as exn:
         return _input_error(exn, args)
-    with embedded(getattr(args, "engine", None)) as aws:
+    with started_frozen(embedded(getattr(args, "engine", None))) as aws:
         command_line = getattr(args, "command_line", None)
         return execute(aws, execution_input, not args.no_progress, command_line, output)
+
+
+@contextlib.contextmanager
+def started_frozen(manager: contextlib.AbstractContextManager[Entered]) -> Iterator[Entered]:
+    """``manager`` (the embedded AWS) entered with the cyclic garbage collector paused, and
+    what exists once it has started frozen out of the collections (``gc.freeze``) until it is
+    left. Its start (moto's and botocore's modules and service models, miniwdl) makes a few
+    hundred thousand objects that live as long as the run; every full collection walked them
+    all again (60-140 ms each, a few a run: two during the start, one in the first handler's
+    imports). Left, they are collected as usual again (for callers in process: the tests).
+    The price: what the start made and dropped in cycles is kept until then (a demo run's peak
+    RSS: ~+2 MB in the default mode, ~+65 MB with ``--embedded-aws full``, whose start makes
+    moto's DynamoDB and Batch; there the collections it spares were ~1.5 s of CPU)."""
+    from miniwdl_serverless.local.state import paused_gc
+
+    with contextlib.ExitStack() as stack:
+        with paused_gc():
+            entered = stack.enter_context(manager)
+            stack.callback(gc.unfreeze)  # before the manager's exit
+            gc.freeze()  # before the collector is back: its first collection would walk them all
+        yield entered
 
 
 def _with_engine(args: argparse.Namespace, execution_input: dict[str, Any]) -> dict[str, Any]:

@@ -14,18 +14,16 @@ import sys
 import warnings
 from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import envelopes, event_parser
+from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel
 from pydantic import BaseModel
 
 from miniwdl_serverless.adapters import aws_errors, clients
 from miniwdl_serverless.adapters.batch import adapter_from_environment
-from miniwdl_serverless.adapters.cache_table import DynamoCache
-from miniwdl_serverless.adapters.dynamodb import DynamoStore
 from miniwdl_serverless.adapters.efs import EfsRunFiles
 from miniwdl_serverless.adapters.handed_on import HandedOnBatch, HandedOnOrchestrator
 from miniwdl_serverless.adapters.remotes import UriRemotes
@@ -38,7 +36,6 @@ from miniwdl_serverless.adapters.stepfunctions import (
     StepFunctionsOrchestrator,
     StepFunctionsRuns,
 )
-from miniwdl_serverless.adapters.work_table import DynamoWork
 from miniwdl_serverless.controller.ports import CacheStore, Ports, RunStore, WorkQueue
 from miniwdl_serverless.controller.submit import SubmissionPorts
 from miniwdl_serverless.controller.submitter import SubmitterPorts
@@ -47,7 +44,7 @@ from miniwdl_serverless.core.reconciling import Rules
 from miniwdl_serverless.core.uploads import MAX_CONCURRENCY, Deadline, UploadSettings
 from miniwdl_serverless.core.work import Budget, Pacer, WorkItem, remaining_seconds, submit_pace
 from miniwdl_serverless.handlers import local_ports
-from miniwdl_serverless.handlers.events import stream_items
+from miniwdl_serverless.handlers.events import EventBridgeDetail, stream_items
 
 if TYPE_CHECKING:  # the reconciler's controller needs miniwdl: imported where it is wired
     from miniwdl_serverless.controller.reconcile import ReconcilePorts
@@ -66,18 +63,19 @@ else:
     tracer = Tracer(service=SERVICE)
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MiniwdlServerless")
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-EventBridgeDetail = envelopes.EventBridgeEnvelope  # the handler gets the event's detail
 
 
 def lambda_handler(
-    model: type[BaseModel], envelope: type[envelopes.BaseEnvelope] | None = None
+    model: type[BaseModel], envelope: type[EventBridgeDetail] | None = None
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The cross-cutting concerns of every handler: logging context, metrics, tracing, and
     parsing the event into ``model`` — inside ``envelope`` if given (a bad event fails with a
     pydantic ValidationError)."""
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
-        parsed = event_parser(model=model, envelope=envelope)(function)
+        # powertools calls the envelope's parse (typed as its own BaseEnvelope, which ours is
+        # not: see handlers/events.py:EventBridgeDetail)
+        parsed = event_parser(model=model, envelope=cast(Any, envelope))(function)
         traced = logger.inject_lambda_context(clear_state=True)(
             metrics.log_metrics(tracer.capture_lambda_handler(parsed))
         )
@@ -178,6 +176,8 @@ def use_work(work: WorkQueue | None) -> None:
 def work_queue() -> WorkQueue:
     if local_ports.work is not None:
         return local_ports.work
+    from miniwdl_serverless.adapters.work_table import DynamoWork  # (see run_store)
+
     return Retrying(DynamoWork.from_environment(), aws_errors.classify)  # type: ignore[return-value]
 
 
@@ -220,6 +220,10 @@ def submit_pacer() -> Pacer:
 def run_store() -> RunStore:
     if local_ports.stores is not None:
         return local_ports.stores[0]
+    # imported here: the embedded AWS's default mode holds the tables in memory, and the
+    # DynamoDB adapters' pynamodb models would be imports a local run never uses
+    from miniwdl_serverless.adapters.dynamodb import DynamoStore
+
     return DynamoStore.from_environment()
 
 
@@ -227,6 +231,8 @@ def run_store() -> RunStore:
 def cache_store() -> Any:
     if local_ports.stores is not None:
         return local_ports.stores[1]
+    from miniwdl_serverless.adapters.cache_table import DynamoCache  # (see run_store)
+
     cache = DynamoCache.from_environment()
     return Retrying(cache, aws_errors.classify) if cache is not None else None
 

@@ -4,7 +4,9 @@
 made through boto3 in the default mode). ``MemoryTables``: the template's runs, jobs and cache
 tables held by the in-memory store (adapters/memory.py, the default mode), converted to and
 from DynamoDB JSON with the DynamoDB adapter's own item models, so a state directory is the
-same whichever mode wrote it; the tables it does not hold go to ``MotoTables``.
+same whichever mode wrote it; the tables it does not hold go to ``MotoTables``. Those models
+(pynamodb: ~20 ms of imports) are imported by the conversions, when a state directory is
+loaded or saved: the default mode uses no DynamoDB otherwise.
 """
 
 from __future__ import annotations
@@ -12,21 +14,17 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from miniwdl_serverless.adapters.dynamodb_items import (
-    CacheItem,
-    JobItem,
-    RunItem,
-    cache_entry,
-    run_record,
-)
 from miniwdl_serverless.adapters.memory import Bucket, MemoryCache, MemoryStore
-from miniwdl_serverless.controller.ports import CacheEntry
 from miniwdl_serverless.core.records import JOB_FIELDS, Job, Run
 from miniwdl_serverless.core.store_rules import BUCKET_COUNTERS, FINISHED_RUN_TTL_SECONDS
 from miniwdl_serverless.local import moto_patches
 from miniwdl_serverless.local.state import Collection, Item
+
+if TYPE_CHECKING:  # the item models (pynamodb) are imported where items are converted
+    from miniwdl_serverless.adapters.dynamodb_items import JobItem, RunItem
+    from miniwdl_serverless.controller.ports import CacheEntry
 
 
 class Tables(Protocol):
@@ -136,6 +134,8 @@ class MemoryTables:
         return self.others.items(table)
 
     def _job_items(self) -> list[Item]:
+        from miniwdl_serverless.adapters.dynamodb_items import JobItem
+
         items = [job_item(job).serialize() for job in self.store.all_jobs()]
         expires = int(time.time()) + FINISHED_RUN_TTL_SECONDS  # a stub in memory has none
         for (run_id, job_id), (waiters, version) in self.store.all_stubs().items():
@@ -151,6 +151,14 @@ class MemoryTables:
         return items
 
     def put_items(self, table: str, items: list[Item]) -> None:
+        from miniwdl_serverless.adapters.dynamodb_items import (
+            CacheItem,
+            JobItem,
+            RunItem,
+            cache_entry,
+            run_record,
+        )
+
         role = self.by_name.get(table)
         if role == "runs":
             for item in items:
@@ -174,11 +182,15 @@ class MemoryTables:
 
 def run_item(run: Run) -> RunItem:
     """The runs table's item for a run, as the DynamoDB adapter writes it."""
+    from miniwdl_serverless.adapters.dynamodb_items import RunItem
+
     return RunItem(**_present(run.as_dict()))
 
 
 def job_item(job: Job) -> JobItem:
     """The jobs table's item for a job, as the DynamoDB adapter writes it."""
+    from miniwdl_serverless.adapters.dynamodb_items import JobItem
+
     return JobItem(**_present(_job_values(job)))
 
 
@@ -206,6 +218,8 @@ def _bucket(values: dict[str, Any]) -> Bucket:
 
 
 def _cache_item(entry: CacheEntry) -> Item:
+    from miniwdl_serverless.adapters.dynamodb_items import CacheItem
+
     item = CacheItem(
         entry.key,
         status=entry.status,
