@@ -149,7 +149,14 @@ def test_invalid_status_is_rejected(status: str) -> None:
     ],
 )
 def test_malformed_event_is_rejected(path: tuple[str, ...], value: Any) -> None:
-    raw = copy.deepcopy(load("batch_job_succeeded.json"))
+    raw = changed(load("batch_job_succeeded.json"), path, value)
+    with pytest.raises(ValidationError):
+        BatchJobStateChange.model_validate(raw)
+
+
+def changed(event: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """A copy of the event with the field at ``path`` set to ``value`` (None: removed)."""
+    raw = copy.deepcopy(event)
     target = raw
     for key in path[:-1]:
         target = target[key]
@@ -157,8 +164,7 @@ def test_malformed_event_is_rejected(path: tuple[str, ...], value: Any) -> None:
         del target[path[-1]]
     else:
         target[path[-1]] = value
-    with pytest.raises(ValidationError):
-        BatchJobStateChange.model_validate(raw)
+    return raw
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -187,14 +193,7 @@ def test_the_eventbridge_envelope_refuses_what_powertools_refuses(
 ) -> None:
     from aws_lambda_powertools.utilities.parser.envelopes import EventBridgeEnvelope
 
-    raw = copy.deepcopy(load("batch_job_succeeded.json"))
-    target = raw
-    for key in path[:-1]:
-        target = target[key]
-    if value is None:
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
+    raw = changed(load("batch_job_succeeded.json"), path, value)
     for envelope in (EventBridgeDetail, EventBridgeEnvelope):
         with pytest.raises(ValidationError):
             envelope().parse(data=raw, model=BatchJobDetail)

@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from miniwdl_serverless.local import asl
 from miniwdl_serverless.local.in_process import ServiceError
@@ -173,12 +173,13 @@ class LocalStepFunctions:
         return {"stateMachineArn": arn, "creationDate": machine.created}
 
     def _machine(self, arn: str) -> Machine:
-        if not arn.startswith(f"arn:aws:states:{self.region}:{self.account}:stateMachine:"):
-            raise ServiceError("InvalidArn", f"Invalid Arn: '{arn}'")
-        machine = self.machines.get(arn)
-        if machine is None:
-            raise ServiceError("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'")
-        return machine
+        return _lookup(
+            self.machines,
+            arn,
+            f"arn:aws:states:{self.region}:{self.account}:stateMachine:",
+            "StateMachineDoesNotExist",
+            "State Machine",
+        )
 
     def describe_state_machine(self, request: dict[str, Any]) -> dict[str, Any]:
         return self._machine(request["stateMachineArn"]).describe()
@@ -236,12 +237,13 @@ class LocalStepFunctions:
         return {"executionArn": execution.arn, "startDate": execution.started}
 
     def execution(self, arn: str) -> Execution:
-        if not arn.startswith(f"arn:aws:states:{self.region}:{self.account}:execution:"):
-            raise ServiceError("InvalidArn", f"Invalid Arn: '{arn}'")
-        execution = self.executions.get(arn)
-        if execution is None:
-            raise ServiceError("ExecutionDoesNotExist", f"Execution Does Not Exist: '{arn}'")
-        return execution
+        return _lookup(
+            self.executions,
+            arn,
+            f"arn:aws:states:{self.region}:{self.account}:execution:",
+            "ExecutionDoesNotExist",
+            "Execution",
+        )
 
     def describe_execution(self, request: dict[str, Any]) -> dict[str, Any]:
         return self.execution(request["executionArn"]).describe()
@@ -312,6 +314,20 @@ class LocalStepFunctions:
             with execution.changed:
                 task.answer = answer
                 execution.changed.notify_all()
+
+
+Known = TypeVar("Known")
+
+
+def _lookup(known: dict[str, Known], arn: str, prefix: str, missing: str, kind: str) -> Known:
+    """A state machine or execution by ARN, or AWS's error: InvalidArn for an ARN of another
+    kind, account or region, ``missing`` for one that names nothing."""
+    if not arn.startswith(prefix):
+        raise ServiceError("InvalidArn", f"Invalid Arn: '{arn}'")
+    found = known.get(arn)
+    if found is None:
+        raise ServiceError(missing, f"{kind} Does Not Exist: '{arn}'")
+    return found
 
 
 def _page(items: list[Any], request: dict[str, Any]) -> tuple[list[Any], str | None]:
