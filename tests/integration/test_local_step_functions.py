@@ -25,7 +25,7 @@ from moto import mock_aws
 
 from miniwdl_serverless.local import in_process, moto_patches
 from miniwdl_serverless.local.resources import ACCOUNT, REGION, local_role
-from miniwdl_serverless.local.step_functions import LocalStepFunctions
+from miniwdl_serverless.local.step_functions import HandedOver, LocalStepFunctions
 
 pytestmark = pytest.mark.xdist_group("step-functions")
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/local"
@@ -542,3 +542,23 @@ def test_a_state_output_over_256_kib_fails_the_execution(own: World) -> None:
     function = own.function("Big", lambda event: {"blob": "x" * 300_000})
     status, _, error, _ = outcome(own.run(task_machine(function), {}))
     assert (status, error) == ("FAILED", "States.DataLimitExceeded")
+
+
+def test_handed_over_to_moto_its_own_executions_end_in_process(own: World) -> None:
+    """Server mode entered after the in-process Step Functions started runs: those runs' task
+    tokens, descriptions and stops stay in process (they end there), the rest goes to moto."""
+    tokens: list[str] = []
+    function = own.function("Keeps", lambda event: tokens.append(event["token"]) or {})
+    machine = own.machine(callback_machine(function, ResultPath="$.result"))
+    arn = own.start(machine, {"a": 1})
+    deadline = time.monotonic() + 10
+    while not tokens and time.monotonic() < deadline:
+        time.sleep(0.02)
+    service = in_process.serving(SERVICE)
+    in_process.serve(SERVICE, HandedOver(service))
+    with pytest.raises(own.sfn.exceptions.StateMachineDoesNotExist):  # moto's: not created there
+        own.start(machine, {"a": 2}, "after")
+    own.sfn.send_task_success(taskToken=tokens[0], output=json.dumps({"done": True}))
+    assert outcome(own.ended(arn)) == ("SUCCEEDED", {"a": 1, "result": {"done": True}}, None, None)
+    with pytest.raises(own.sfn.exceptions.ExecutionDoesNotExist):  # moto's answer
+        own.sfn.describe_execution(executionArn=arn + "-other")

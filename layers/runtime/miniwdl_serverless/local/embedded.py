@@ -44,7 +44,7 @@ from miniwdl_serverless.local.resources import (
     table_name,
 )
 from miniwdl_serverless.local.state import StateDir, deferred_signals
-from miniwdl_serverless.local.step_functions import LocalStepFunctions
+from miniwdl_serverless.local.step_functions import HandedOver, LocalStepFunctions
 from miniwdl_serverless.local.work_stream import LocalWorkStream
 
 # miniwdl's [download_cache] dir: STATE_DIR/downloads for the functions, unless the user set it
@@ -309,8 +309,9 @@ class EmbeddedAWS:
             lambda: moto_patches.patch_lambda_invoke(self._invoke),
         ):
             self._restore.append(patch())
+        handed_over = HandedOver(self.step_functions) if self.step_functions else None
         self.step_functions = None
-        in_process.serve(STEP_FUNCTIONS, None)
+        in_process.serve(STEP_FUNCTIONS, handed_over)  # (None: moto's for everything)
 
     def _step_functions_in_process(self) -> None:
         """The in-process Step Functions (the default mode): every boto3 client reaches it."""
@@ -580,8 +581,11 @@ class EmbeddedAWS:
     def _execution_status(self, execution_arn: str) -> str | None:
         """The execution's status in the Step Functions backend (None: not found there)."""
         try:
-            if self.step_functions is not None:
-                return self.step_functions.execution(execution_arn).status
+            served = in_process.serving(STEP_FUNCTIONS)
+            if isinstance(served, HandedOver) and execution_arn in served.service.executions:
+                served = served.service  # (a run started before server mode ends there)
+            if isinstance(served, LocalStepFunctions):
+                return served.execution(execution_arn).status
             from moto.stepfunctions.responses import get_backend
 
             execution = get_backend(ACCOUNT, REGION).describe_execution(execution_arn)

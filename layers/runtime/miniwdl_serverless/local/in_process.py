@@ -27,6 +27,10 @@ class ServiceError(Exception):
         self.code = code
 
 
+class PassOn(Exception):
+    """The server does not take this request: it goes on to moto's service."""
+
+
 class _Http:
     """What botocore reads of the HTTP response an answer stands for."""
 
@@ -53,6 +57,8 @@ def _answer(
     metadata = {"RequestId": uuid.uuid4().hex, "HTTPHeaders": {}, "RetryAttempts": 0}
     try:
         parsed = method(context[PARAMS])
+    except PassOn:
+        return None
     except ServiceError as exn:
         error = {"Code": exn.code, "Message": str(exn)}
         return _Http(400), {"Error": error, "ResponseMetadata": {**metadata, "HTTPStatusCode": 400}}

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from miniwdl_serverless.local import asl
+from miniwdl_serverless.local import asl, in_process
 from miniwdl_serverless.local.in_process import ServiceError
 
 log = logging.getLogger(__name__)
@@ -317,6 +317,29 @@ class LocalStepFunctions:
 
 
 Known = TypeVar("Known")
+
+
+class HandedOver:
+    """What serves Step Functions once it is moto's (server mode, entered with the in-process
+    one): the in-process service's own executions and task tokens stay its own, so that runs
+    it started end there (their answers, stops and descriptions); everything else, new
+    executions among it, goes on to moto."""
+
+    OWN_KEYS = (("executionArn", "executions"), ("taskToken", "tokens"))
+
+    def __init__(self, service: LocalStepFunctions):
+        self.service = service
+
+    def __getattr__(self, operation: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        method = getattr(self.service, operation)
+
+        def served(request: dict[str, Any]) -> dict[str, Any]:
+            for key, held in self.OWN_KEYS:
+                if key in request and request[key] in getattr(self.service, held):
+                    return dict(method(request))
+            raise in_process.PassOn
+
+        return served
 
 
 def _lookup(known: dict[str, Known], arn: str, prefix: str, missing: str, kind: str) -> Known:
