@@ -1,11 +1,13 @@
-"""An embedded AWS in process: moto runs the real ASL, our handlers serve the Lambda invocations,
-and a local Batch executor runs each job's command with bash and emits the EventBridge
+"""An embedded AWS in process: the real ASL runs (on the in-process Step Functions by default,
+on moto's in full and server mode), our handlers serve the Lambda invocations, and a local
+Batch executor runs each job's command with bash and emits the EventBridge
 "Batch Job State Change" events that AWS would send.
 
 ``EmbeddedAWS`` wires the pieces together: ``moto_patches`` (every patch of moto internals),
-``resources`` (what template.yaml declares, created in moto), ``batch_executor`` (the local
-Batch queue) and ``event_bus`` (EventBridge); with a state directory, ``persistence`` loads
-its tables at the start and saves them at the end.
+``resources`` (what template.yaml declares), ``batch_service`` and ``step_functions`` (the
+default mode's Batch and Step Functions, in process), ``batch_executor`` (the local Batch
+queue) and ``event_bus`` (EventBridge); with a state directory, ``persistence`` loads its
+tables at the start and saves them at the end.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from miniwdl_serverless.local.resources import (
     table_name,
 )
 from miniwdl_serverless.local.state import StateDir, deferred_signals
+from miniwdl_serverless.local.step_functions import SERVICE as STEP_FUNCTIONS
 from miniwdl_serverless.local.step_functions import HandedOver, LocalStepFunctions
 from miniwdl_serverless.local.work_stream import LocalWorkStream
 
@@ -55,7 +58,6 @@ LAMBDA_DOWNLOAD_LIMIT_ENV = "MINIWDL__SERVERLESS__LAMBDA_DOWNLOAD_LIMIT"
 # costs ~10 ms a request, most of a local run's time), or moto's DynamoDB ("full").
 MODES = ("memory", "full")
 STATUS_POLL_SECONDS = 0.01  # how often `wait` reads the execution's status
-STEP_FUNCTIONS = "sfn"  # botocore's event name of the service
 TABLE_ROLES = {"runs": "RUNS_TABLE", "jobs": "JOBS_TABLE", "cache": "CACHE_TABLE"}
 
 __all__ = [

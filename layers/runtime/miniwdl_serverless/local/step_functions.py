@@ -35,6 +35,7 @@ PAGE = 100  # ListExecutions' and GetExecutionHistory's default page size
 # the special characters below, or control characters
 _BAD_NAME = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]")
 LAMBDA = "lambda"
+SERVICE = "sfn"  # botocore's event name of the service (local/in_process.py)
 ABORTED = "States.Aborted"  # what a stopped execution's thread raises to leave (not recorded)
 
 
